@@ -1,0 +1,201 @@
+//! Building the app graph from a loaded, validated manifest.
+
+use std::collections::BTreeMap;
+
+use nimbus_diagnostic::Span;
+use nimbus_manifest::{
+    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, Loaded, Resource, ResourceKind, Runtime, Spanned,
+    Trigger,
+};
+
+use crate::{AppGraph, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpec, TriggerNode, TriggerSpec, hash};
+
+/// Queue visibility timeout when the manifest sets none.
+const DEFAULT_VISIBILITY_MS: u64 = 30_000;
+/// Queue retention when the manifest sets none (4 days).
+const DEFAULT_RETENTION_MS: u64 = 4 * 86_400_000;
+
+/// Resolves `loaded` into the app graph. The manifest must have passed validation.
+pub fn build(loaded: &Loaded) -> AppGraph {
+    let m = &loaded.manifest;
+    let defaults = &m.defaults;
+
+    let resources: BTreeMap<String, ResourceNode> =
+        m.resources.iter().map(|(name, r)| (name.to_string(), resource(name, r))).collect();
+
+    let mut edges = Vec::new();
+    let mut functions = BTreeMap::new();
+    for (name, f) in &m.functions {
+        let id = format!("function:{name}");
+        let runtime = f
+            .runtime
+            .as_ref()
+            .or(defaults.runtime.as_ref())
+            .map(|r| **r)
+            .unwrap_or_else(|| Runtime::default_for(f.handler.language()));
+        let memory = f.memory.as_ref().or(defaults.memory.as_ref());
+        let timeout = f.timeout.as_ref().or(defaults.timeout.as_ref());
+        let concurrency = f
+            .concurrency
+            .as_ref()
+            .and_then(|c| c.max.as_ref())
+            .or(defaults.concurrency.as_ref().and_then(|c| c.max.as_ref()))
+            .map(|m| **m)
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        let mut env: BTreeMap<String, String> =
+            defaults.env.iter().map(|(k, v)| (k.to_string(), v.0.clone())).collect();
+        env.extend(f.env.iter().map(|(k, v)| (k.to_string(), v.0.clone())));
+
+        let triggers: Vec<TriggerNode> =
+            f.triggers.iter().enumerate().map(|(i, t)| trigger(name.as_str(), i, t)).collect();
+        for t in &triggers {
+            if let Some(resource) = t.spec.resource() {
+                edges.push(Edge {
+                    from: id.clone(),
+                    to: format!("resource:{resource}"),
+                    link: Link::Trigger { trigger: t.id.clone() },
+                });
+            }
+        }
+        for grant in &f.uses {
+            edges.push(Edge {
+                from: id.clone(),
+                to: format!("resource:{}", *grant.resource),
+                link: Link::Uses { access: *grant.access },
+            });
+        }
+        let package = f.package.clone().unwrap_or_default();
+        let mut node = FunctionNode {
+            id,
+            name: name.to_string(),
+            handler_file: f.handler.file.clone(),
+            handler_export: f.handler.export.clone(),
+            source_dir: f.handler.dir().to_string(),
+            runtime,
+            language: runtime.language(),
+            memory_mb: memory.map(|m| m.get()).unwrap_or(DEFAULT_MEMORY.get()),
+            timeout_ms: timeout.map(|t| t.as_millis()).unwrap_or(DEFAULT_TIMEOUT.as_millis()),
+            concurrency,
+            env,
+            include: package.include,
+            exclude: package.exclude,
+            description: f.description.clone(),
+            triggers,
+            hash: String::new(),
+            spans: FunctionSpans {
+                name: name.span,
+                handler: f.handler.span,
+                runtime: span_or(f.runtime.as_ref().or(defaults.runtime.as_ref()), f.handler.span),
+                memory: span_or(memory, name.span),
+                timeout: span_or(timeout, name.span),
+            },
+        };
+        node.hash = hash::of(&node);
+        functions.insert(name.to_string(), node);
+    }
+    edges.sort();
+
+    let settings = provider_settings(loaded);
+    let hash = hash::combine(
+        functions
+            .values()
+            .map(|f| f.hash.as_str())
+            .chain(resources.values().map(|r| r.hash.as_str()))
+            .chain(std::iter::once(hash::of(&(&edges, &settings)).as_str()))
+            .collect::<Vec<_>>(),
+    );
+    AppGraph {
+        service: m.service.to_string(),
+        stage: loaded.stage.to_string(),
+        provider: loaded.provider.clone(),
+        settings,
+        functions,
+        resources,
+        edges,
+        hash,
+    }
+}
+
+fn span_or<T>(value: Option<&Spanned<T>>, fallback: Span) -> Span {
+    value.map(|v| v.span).filter(|s| !s.is_unknown()).unwrap_or(fallback)
+}
+
+fn provider_settings(loaded: &Loaded) -> BTreeMap<String, serde_json::Value> {
+    let p = &loaded.manifest.providers;
+    let mut out = BTreeMap::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        if !value.is_null() {
+            out.insert(key.to_string(), value);
+        }
+    };
+    put("aws", serde_json::to_value(&p.aws).unwrap_or_default());
+    put("gcp", serde_json::to_value(&p.gcp).unwrap_or_default());
+    put("azure", serde_json::to_value(&p.azure).unwrap_or_default());
+    put("local", serde_json::to_value(&p.local).unwrap_or_default());
+    out
+}
+
+fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode {
+    let first = |key: &Option<Spanned<BTreeMap<Spanned<String>, nimbus_manifest::KeyType>>>| {
+        key.as_ref().and_then(|k| k.iter().next().map(|(n, t)| (n.to_string(), *t)))
+    };
+    let spec = match *r.kind {
+        ResourceKind::Table => ResourceSpec::Table {
+            key: first(&r.key).expect("validated: tables have a key"),
+            sort_key: first(&r.sort_key),
+        },
+        ResourceKind::Queue => ResourceSpec::Queue {
+            visibility_timeout_ms: r.visibility_timeout.as_ref().map(|d| d.as_millis()).unwrap_or(DEFAULT_VISIBILITY_MS),
+            retention_ms: r.retention.as_ref().map(|d| d.as_millis()).unwrap_or(DEFAULT_RETENTION_MS),
+            max_receives: r.dead_letter.as_ref().map(|d| *d.max_receives),
+        },
+        ResourceKind::Topic => ResourceSpec::Topic {},
+        ResourceKind::Bucket => ResourceSpec::Bucket { versioning: r.versioning.as_ref().is_some_and(|v| **v) },
+    };
+    let mut node = ResourceNode {
+        id: format!("resource:{name}"),
+        name: name.to_string(),
+        kind: *r.kind,
+        spec,
+        hash: String::new(),
+        span: name.span,
+    };
+    node.hash = hash::of(&node);
+    node
+}
+
+fn trigger(function: &str, index: usize, t: &Spanned<Trigger>) -> TriggerNode {
+    let spec = match &t.value {
+        Trigger::Http(h) => TriggerSpec::Http {
+            method: *h.method,
+            path: h.path.to_string(),
+            auth: h.auth.clone().unwrap_or(Auth::None),
+        },
+        Trigger::Schedule(s) => TriggerSpec::Schedule {
+            expression: nimbus_schedule::parse(&s.expression)
+                .map(|e| e.to_string())
+                .unwrap_or_else(|_| s.expression.to_string()),
+            timezone: s.timezone.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "UTC".into()),
+        },
+        Trigger::Queue(q) => TriggerSpec::Queue {
+            resource: q.name.to_string(),
+            batch_size: q.batch_size.as_ref().map(|b| **b).unwrap_or(1),
+        },
+        Trigger::Topic(tp) => TriggerSpec::Topic { resource: tp.name.to_string() },
+        Trigger::Bucket(b) => {
+            let mut events = b.events.value.clone();
+            events.sort();
+            TriggerSpec::Bucket { resource: b.name.to_string(), events, prefix: b.prefix.clone(), suffix: b.suffix.clone() }
+        }
+        Trigger::Table(tb) => {
+            let mut events = tb.events.value.clone();
+            events.sort();
+            TriggerSpec::Table {
+                resource: tb.name.to_string(),
+                events,
+                batch_size: tb.batch_size.as_ref().map(|b| **b).unwrap_or(1),
+            }
+        }
+    };
+    TriggerNode { id: format!("trigger:{function}/{}/{index}", spec.kind()), spec, span: t.span }
+}

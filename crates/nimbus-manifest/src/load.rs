@@ -1,0 +1,309 @@
+//! Loading a manifest: parse, render templates, decode section by section, merge the stage.
+//!
+//! Decoding is done per top-level key and per function, resource and stage, so a manifest with
+//! mistakes in three functions reports all three. Whatever decoded cleanly is still validated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use marked_yaml::Node;
+use marked_yaml::types::MarkedMappingNode;
+use nimbus_diagnostic::{Diagnostic, Report, Span, did_you_mean};
+use serde::Deserialize;
+
+use crate::de::{DeError, from_key, from_node, node_span, scalar_span};
+use crate::model::{Defaults, Manifest, Providers, TOP_LEVEL_KEYS};
+use crate::template::{self, Context};
+use crate::types::Name;
+use crate::{Spanned, validate, yaml};
+
+/// What the manifest is resolved for.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The stage (`dev` when unset).
+    pub stage: Option<String>,
+    /// The target provider, as templates see it (`{{ provider }}`).
+    pub provider: String,
+    /// Environment variables templates may read (`{{ env.NAME }}`).
+    pub env: BTreeMap<String, String>,
+    /// Check that handler files exist (off for in-memory tests and fuzzing).
+    pub check_files: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { stage: None, provider: "local".into(), env: BTreeMap::new(), check_files: true }
+    }
+}
+
+/// The stage used when none is given.
+pub const DEFAULT_STAGE: &str = "dev";
+
+/// A manifest resolved for one stage and provider, and checked.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The manifest with templates rendered and the stage's overrides merged.
+    pub manifest: Manifest,
+    /// The stage it was resolved for.
+    pub stage: Name,
+    /// The provider it was resolved for.
+    pub provider: String,
+    /// The manifest file as the user named it.
+    pub path: PathBuf,
+    /// The directory handler paths are relative to.
+    pub dir: PathBuf,
+    /// The manifest's text.
+    pub source: String,
+    /// Problems that do not stop the manifest from being used.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// The warnings as a renderable report.
+    pub fn warning_report(&self) -> Report {
+        Report::new(&self.path, &self.source, self.warnings.clone())
+    }
+}
+
+/// Errors from loading a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read manifest `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest has errors; the report renders them.
+    #[error("{} has {} error{}", .0.path.display(), .0.error_count(), if .0.error_count() == 1 { "" } else { "s" })]
+    Invalid(Report),
+}
+
+/// Reads and loads the manifest at `path`.
+pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    load_str(path, source, options)
+}
+
+/// Loads a manifest from text; `path` names it in messages and anchors relative handler paths.
+pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    match resolve(&source, &dir, options) {
+        Ok((manifest, stage, warnings)) => Ok(Loaded {
+            manifest,
+            stage,
+            provider: options.provider.clone(),
+            path: path.to_path_buf(),
+            dir,
+            source,
+            warnings,
+        }),
+        Err(diagnostics) => Err(LoadError::Invalid(Report::new(path, source, diagnostics))),
+    }
+}
+
+/// Everything but I/O: text in, resolved manifest or diagnostics out.
+fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<(Manifest, Name, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut root = yaml::parse(source).map_err(|d| vec![d])?;
+    let mut diags = Vec::new();
+
+    let stage_text = options.stage.clone().unwrap_or_else(|| DEFAULT_STAGE.to_string());
+    let stage: Name = stage_text.parse().map_err(|e: String| {
+        vec![Diagnostic::error(None, format!("invalid stage: {e}")).with_hint("stages are names such as `dev` or `prod`")]
+    })?;
+
+    let Node::Mapping(map) = &mut root else {
+        return Err(vec![Diagnostic::error(node_span(&root), "the manifest must be a mapping of keys to values")]);
+    };
+
+    // `service` is read first: templates may use it, so it cannot be templated itself.
+    let service = map.get_scalar("service").map(|s| s.as_str().to_string()).unwrap_or_default();
+    let mut ctx = Context {
+        stage: stage.to_string(),
+        provider: options.provider.clone(),
+        service,
+        env: options.env.clone(),
+        vars: None,
+    };
+    let vars = render_vars(map, &stage, &ctx, &mut diags);
+    ctx.vars = Some(vars.clone());
+    for (key, value) in map.iter_mut() {
+        if key.as_str() != "vars" {
+            template::render_tree(value, &ctx, &mut diags);
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+
+    let manifest = decode(map, vars, &mut diags);
+    let Some(mut manifest) = manifest else {
+        return Err(diags);
+    };
+    apply_stage(&mut manifest, &stage);
+    let mut findings = validate::validate(&manifest, dir, options.check_files);
+    diags.append(&mut findings);
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(diags);
+    }
+    Ok((manifest, stage, diags))
+}
+
+/// Renders and merges the base `vars` with the stage's `vars`.
+fn render_vars(
+    map: &mut MarkedMappingNode,
+    stage: &Name,
+    ctx: &Context,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut vars = BTreeMap::new();
+    if let Some(node) = child_mut(map, "vars") {
+        template::render_tree(node, ctx, diags);
+        collect(from_node::<BTreeMap<String, serde_json::Value>>(node), diags).map(|v| vars.extend(v));
+    }
+    let stage_vars = child_mut(map, "stages")
+        .and_then(Node::as_mapping_mut)
+        .and_then(|stages| child_mut(stages, stage.as_str()))
+        .and_then(Node::as_mapping_mut)
+        .and_then(|s| child_mut(s, "vars"));
+    if let Some(node) = stage_vars {
+        template::render_tree(node, ctx, diags);
+        // Errors here are reported when the stage itself is decoded.
+        if let Ok(v) = from_node::<BTreeMap<String, serde_json::Value>>(node) {
+            vars.extend(v);
+        }
+    }
+    vars
+}
+
+fn child_mut<'a>(map: &'a mut MarkedMappingNode, key: &str) -> Option<&'a mut Node> {
+    map.iter_mut().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+}
+
+fn collect<T>(result: Result<T, DeError>, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    result.map_err(|e| diags.push(e.into_diagnostic())).ok()
+}
+
+/// Decodes the top level key by key, and the named sections entry by entry.
+fn decode(map: &MarkedMappingNode, vars: BTreeMap<String, serde_json::Value>, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
+    let errors_before = diags.len();
+    let mut version = None;
+    let mut service = None;
+    let mut functions = None;
+    let mut defaults = Defaults::default();
+    let mut providers = Providers::default();
+    let mut stages = BTreeMap::new();
+    let mut resources = BTreeMap::new();
+    for (key, value) in map.iter() {
+        match key.as_str() {
+            "version" => version = collect(from_node::<Spanned<u32>>(value), diags),
+            "service" => service = collect(from_node::<Spanned<Name>>(value), diags),
+            "defaults" => defaults = collect(from_node(value), diags).unwrap_or_default(),
+            "vars" => {
+                // Already decoded for templating; decode again only to report its errors.
+                collect(from_node::<BTreeMap<String, serde_json::Value>>(value), diags);
+            }
+            "stages" => stages = entries(value, "stages", diags),
+            "resources" => resources = entries(value, "resources", diags),
+            "functions" => functions = Some(entries(value, "functions", diags)),
+            "providers" => providers = collect(from_node(value), diags).unwrap_or_default(),
+            other => diags.push(
+                Diagnostic::error(scalar_span(key), format!("unknown key `{other}`"))
+                    .with_label("not a top-level key")
+                    .with_hint(match did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("the top-level keys are {}", TOP_LEVEL_KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                    }),
+            ),
+        }
+    }
+    let top = Span::at(1, 1, 1);
+    if version.is_none() && map.get_node("version").is_none() {
+        diags.push(Diagnostic::error(top, "missing required key `version`").with_hint("add `version: 1` at the top"));
+    }
+    if service.is_none() && map.get_node("service").is_none() {
+        diags.push(Diagnostic::error(top, "missing required key `service`").with_hint("add `service: <name>`, e.g. `service: shop`"));
+    }
+    if functions.is_none() && map.get_node("functions").is_none() {
+        diags.push(Diagnostic::error(top, "missing required key `functions`").with_hint("add at least one function under `functions:`"));
+    }
+    if diags.len() > errors_before && (version.is_none() || service.is_none() || functions.is_none()) {
+        return None;
+    }
+    Some(Manifest {
+        version: version?,
+        service: service?,
+        defaults,
+        vars,
+        stages,
+        resources,
+        functions: functions?,
+        providers,
+    })
+}
+
+/// Decodes a `name: settings` mapping entry by entry.
+fn entries<T: for<'de> Deserialize<'de>>(node: &Node, section: &str, diags: &mut Vec<Diagnostic>) -> BTreeMap<Spanned<Name>, T> {
+    let mut out = BTreeMap::new();
+    let Node::Mapping(map) = node else {
+        if !matches!(node, Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" || s.as_str() == "null") {
+            diags.push(
+                Diagnostic::error(node_span(node), format!("`{section}` must be a mapping of names to settings"))
+                    .with_hint(format!("write `{section}:` followed by indented `name: {{ ... }}` entries")),
+            );
+        }
+        return out;
+    };
+    for (key, value) in map.iter() {
+        let name = collect(from_key::<Spanned<Name>>(key), diags);
+        let item = collect(from_node::<T>(value), diags);
+        if let (Some(name), Some(item)) = (name, item) {
+            out.insert(name, item);
+        }
+    }
+    out
+}
+
+/// Merges the chosen stage's `defaults` and `providers` over the base ones.
+fn apply_stage(manifest: &mut Manifest, stage: &Name) {
+    let Some(overrides) = manifest.stages.get(stage.as_str()).cloned() else {
+        return;
+    };
+    if let Some(d) = overrides.defaults {
+        let base = &mut manifest.defaults;
+        base.runtime = d.runtime.or(base.runtime.take());
+        base.memory = d.memory.or(base.memory.take());
+        base.timeout = d.timeout.or(base.timeout.take());
+        base.concurrency = d.concurrency.or(base.concurrency.take());
+        base.env.extend(d.env);
+    }
+    if let Some(p) = overrides.providers {
+        let base = &mut manifest.providers;
+        if let Some(aws) = p.aws {
+            let b = base.aws.get_or_insert_with(Default::default);
+            b.region = aws.region.or(b.region.take());
+            b.profile = aws.profile.or(b.profile.take());
+            b.tags.extend(aws.tags);
+        }
+        if let Some(gcp) = p.gcp {
+            let b = base.gcp.get_or_insert_with(Default::default);
+            b.project = gcp.project.or(b.project.take());
+            b.region = gcp.region.or(b.region.take());
+        }
+        if let Some(azure) = p.azure {
+            let b = base.azure.get_or_insert_with(Default::default);
+            b.location = azure.location.or(b.location.take());
+            b.resource_group = azure.resource_group.or(b.resource_group.take());
+            b.subscription = azure.subscription.or(b.subscription.take());
+        }
+        if let Some(local) = p.local {
+            let b = base.local.get_or_insert_with(Default::default);
+            b.port = local.port.or(b.port.take());
+            b.idle_timeout = local.idle_timeout.or(b.idle_timeout.take());
+        }
+    }
+}

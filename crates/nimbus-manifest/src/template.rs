@@ -1,0 +1,116 @@
+//! Template rendering: `{{ stage }}`, `{{ provider }}`, `{{ service }}`, `{{ vars.x }}` and
+//! `{{ env.NAME | default('x') }}` in any string value, with minijinja in strict mode.
+//!
+//! Templates are rendered in the YAML node tree before values are decoded, so a rendered
+//! `"{{ vars.memory }}"` is checked as a memory size. An undefined name is an error at the exact
+//! column of the expression, never an empty string.
+
+use std::collections::BTreeMap;
+
+use marked_yaml::Node;
+use marked_yaml::types::MarkedScalarNode;
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+use nimbus_diagnostic::{Diagnostic, Span, did_you_mean};
+
+use crate::de::scalar_span;
+
+/// The names templates can use.
+pub(crate) struct Context {
+    pub stage: String,
+    pub provider: String,
+    pub service: String,
+    pub env: BTreeMap<String, String>,
+    pub vars: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl Context {
+    fn value(&self) -> Value {
+        let mut root = BTreeMap::new();
+        root.insert("stage", Value::from(self.stage.clone()));
+        root.insert("provider", Value::from(self.provider.clone()));
+        root.insert("service", Value::from(self.service.clone()));
+        root.insert("env", Value::from_serialize(&self.env));
+        if let Some(vars) = &self.vars {
+            root.insert("vars", Value::from_serialize(vars));
+        }
+        Value::from_serialize(&root)
+    }
+}
+
+/// Renders every templated scalar below `node`, in place.
+pub(crate) fn render_tree(node: &mut Node, ctx: &Context, diags: &mut Vec<Diagnostic>) {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let value = ctx.value();
+    walk(node, &mut |scalar| render_scalar(&env, &value, ctx, scalar, diags));
+}
+
+fn walk(node: &mut Node, f: &mut dyn FnMut(&mut MarkedScalarNode)) {
+    match node {
+        Node::Scalar(s) => f(s),
+        Node::Sequence(seq) => seq.iter_mut().for_each(|n| walk(n, f)),
+        Node::Mapping(map) => map.values_mut().for_each(|n| walk(n, f)),
+    }
+}
+
+fn render_scalar(env: &Environment, value: &Value, ctx: &Context, scalar: &mut MarkedScalarNode, diags: &mut Vec<Diagnostic>) {
+    let text = scalar.as_str();
+    if !text.contains("{{") && !text.contains("{%") {
+        return;
+    }
+    match env.render_str(text, value) {
+        Ok(rendered) => {
+            let span = *scalar.span();
+            *scalar = MarkedScalarNode::new(span, rendered);
+            scalar.set_coerce(true);
+        }
+        Err(error) => diags.push(template_error(text, ctx, scalar, &error)),
+    }
+}
+
+fn template_error(text: &str, ctx: &Context, scalar: &MarkedScalarNode, error: &minijinja::Error) -> Diagnostic {
+    let base = scalar_span(scalar);
+    let quote = u32::from(!scalar.may_coerce());
+    let range = error.range().filter(|r| r.end <= text.len() && !text.contains('\n'));
+    let span = match &range {
+        Some(r) => {
+            let start = text[..r.start].chars().count() as u32;
+            let len = text[r.clone()].chars().count() as u32;
+            Span::at(base.line, base.column + quote + start, len)
+        }
+        None => base,
+    };
+    let expr = range.map(|r| text[r].trim().to_string());
+    match error.kind() {
+        ErrorKind::UndefinedError => {
+            let expr = expr.unwrap_or_else(|| text.trim().to_string());
+            let name = expr.trim_start_matches("{{").trim_end_matches("}}").trim().to_string();
+            let name = name.split('|').next().unwrap_or("").trim().to_string();
+            Diagnostic::error(span, format!("undefined template variable `{name}`"))
+                .with_label("not defined")
+                .with_hint(undefined_hint(&name, ctx))
+        }
+        _ => Diagnostic::error(span, format!("invalid template: {}", error.detail().unwrap_or("syntax error")))
+            .with_hint("templates look like `{{ vars.name }}`, `{{ stage }}` or `{{ env.NAME | default('x') }}`"),
+    }
+}
+
+fn undefined_hint(name: &str, ctx: &Context) -> String {
+    if let Some(var) = name.strip_prefix("vars.") {
+        let Some(vars) = &ctx.vars else {
+            return "`vars` cannot refer to other vars; use `stage`, `provider`, `service` or `env`".into();
+        };
+        return match did_you_mean(var, vars.keys().map(String::as_str)) {
+            Some(best) => format!("did you mean `vars.{best}`?"),
+            None => format!("define `{var}` under `vars:` (or under the stage's `vars:`)"),
+        };
+    }
+    if let Some(var) = name.strip_prefix("env.") {
+        return format!("set the environment variable `{var}`, or give a fallback: `{{{{ env.{var} | default('...') }}}}`");
+    }
+    let roots = ["stage", "provider", "service", "vars", "env"];
+    match did_you_mean(name, roots) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => "templates can use `stage`, `provider`, `service`, `vars.<name>` and `env.<NAME>`".into(),
+    }
+}

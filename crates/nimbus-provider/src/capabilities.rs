@@ -1,0 +1,190 @@
+//! The capability data model and the embedded `providers/<id>/capabilities.toml` files.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use nimbus_graph::TriggerKind;
+use nimbus_manifest::{ResourceKind, Runtime};
+use serde::Deserialize;
+
+use crate::ProviderId;
+
+/// What one provider can do, and its documented limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// `aws`, `gcp`, `azure` or `local`.
+    pub id: String,
+    /// A human name (`AWS Lambda`).
+    pub name: String,
+    /// Which schedule syntax the provider speaks (`aws`, `gcp`, `azure`, `local`).
+    pub schedule_format: String,
+    /// Neutral runtime id → the provider's runtime id. A missing row means unsupported.
+    pub runtimes: BTreeMap<String, String>,
+    /// Memory limits.
+    pub memory: MemoryLimits,
+    /// Longest timeout in seconds per trigger kind (`http`, `queue`, ...), and `default`.
+    pub timeout: BTreeMap<String, u64>,
+    /// Concurrency limits.
+    pub concurrency: ConcurrencyLimits,
+    /// Supported trigger kinds; a missing row means unsupported.
+    pub triggers: BTreeMap<String, TriggerCapability>,
+    /// Supported resource kinds; a missing row means unsupported.
+    pub resources: BTreeMap<String, ResourceCapability>,
+}
+
+/// Memory a function may ask for, in MiB.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryLimits {
+    /// Smallest.
+    pub min: u32,
+    /// Largest.
+    pub max: u32,
+    /// Discrete instance sizes; a function gets the smallest one that holds its memory.
+    #[serde(default)]
+    pub sizes: Vec<u32>,
+}
+
+/// Concurrency limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyLimits {
+    /// Most concurrent invocations (instances) of one function.
+    pub max: u32,
+}
+
+/// How the provider implements a trigger kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerCapability {
+    /// The native mechanism.
+    pub native: String,
+    /// Largest batch per invocation, for batched triggers.
+    pub max_batch: Option<u32>,
+    /// Why batches are limited, when a larger `batch_size` is accepted but has no effect.
+    pub batch_note: Option<String>,
+    /// Supported events (bucket, table triggers); all when unset.
+    pub events: Option<Vec<String>>,
+    /// Supported HTTP auth modes.
+    pub auth: Option<Vec<String>>,
+}
+
+/// How the provider implements a resource kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceCapability {
+    /// The native service.
+    pub native: String,
+}
+
+impl Capabilities {
+    /// The provider's id for a neutral runtime, if supported.
+    pub fn runtime(&self, runtime: Runtime) -> Option<&str> {
+        self.runtimes.get(runtime.id()).map(String::as_str)
+    }
+
+    /// Longest timeout, in seconds, for a trigger kind (`None`: the function has no trigger).
+    pub fn max_timeout_secs(&self, kind: Option<TriggerKind>) -> u64 {
+        let key = kind.map(|k| k.as_str()).unwrap_or("default");
+        self.timeout.get(key).or_else(|| self.timeout.get("default")).copied().unwrap_or(u64::MAX)
+    }
+
+    /// How the provider implements a trigger kind, if it does.
+    pub fn trigger(&self, kind: TriggerKind) -> Option<&TriggerCapability> {
+        self.triggers.get(kind.as_str())
+    }
+
+    /// How the provider implements a resource kind, if it does.
+    pub fn resource(&self, kind: ResourceKind) -> Option<&ResourceCapability> {
+        self.resources.get(kind.as_str())
+    }
+
+    /// The memory a function asking for `mb` actually gets (the instance size on providers
+    /// with discrete sizes), or `None` when it is out of range.
+    pub fn effective_memory(&self, mb: u32) -> Option<u32> {
+        if mb < self.memory.min || mb > self.memory.max {
+            return None;
+        }
+        if self.memory.sizes.is_empty() {
+            return Some(mb);
+        }
+        self.memory.sizes.iter().copied().find(|&s| s >= mb)
+    }
+}
+
+fn source(id: ProviderId) -> &'static str {
+    match id {
+        ProviderId::Local => include_str!("../../../providers/local/capabilities.toml"),
+        ProviderId::Aws => include_str!("../../../providers/aws/capabilities.toml"),
+        ProviderId::Gcp => include_str!("../../../providers/gcp/capabilities.toml"),
+        ProviderId::Azure => include_str!("../../../providers/azure/capabilities.toml"),
+    }
+}
+
+/// The embedded capabilities of `id`, parsed once.
+pub(crate) fn get(id: ProviderId) -> &'static Capabilities {
+    static CACHE: OnceLock<Vec<Capabilities>> = OnceLock::new();
+    let all = CACHE.get_or_init(|| {
+        ProviderId::ALL
+            .iter()
+            .map(|p| {
+                toml::from_str(source(*p))
+                    .unwrap_or_else(|e| panic!("embedded providers/{p}/capabilities.toml is invalid: {e}"))
+            })
+            .collect()
+    });
+    &all[ProviderId::ALL.iter().position(|p| *p == id).expect("listed")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_row_for_every_provider() {
+        for p in ProviderId::ALL {
+            let caps = p.capabilities();
+            assert_eq!(caps.id, p.as_str());
+            for kind in TriggerKind::ALL {
+                assert!(caps.trigger(kind).is_some(), "{p}: no row for trigger `{kind}`");
+                assert!(caps.timeout.contains_key(kind.as_str()), "{p}: no timeout for trigger `{kind}`");
+            }
+            assert!(caps.timeout.contains_key("default"), "{p}: no default timeout");
+            for kind in ResourceKind::ALL {
+                assert!(caps.resource(kind).is_some(), "{p}: no row for resource `{kind}`");
+            }
+            for runtime in Runtime::ALL {
+                assert!(caps.runtime(runtime).is_some(), "{p}: no row for runtime `{runtime}`");
+            }
+            for id in caps.runtimes.keys() {
+                assert!(Runtime::ALL.iter().any(|r| r.id() == id), "{p}: unknown neutral runtime `{id}`");
+            }
+            for (kind, t) in &caps.triggers {
+                assert!(TriggerKind::ALL.iter().any(|k| k.as_str() == kind), "{p}: unknown trigger `{kind}`");
+                for e in t.events.iter().flatten() {
+                    let known = ["created", "deleted"].contains(&e.as_str()) || ["insert", "modify", "remove"].contains(&e.as_str());
+                    assert!(known, "{p}: unknown event `{e}`");
+                }
+            }
+            assert!(caps.memory.min <= caps.memory.max);
+        }
+    }
+
+    #[test]
+    fn documented_limits() {
+        let aws = ProviderId::Aws.capabilities();
+        assert_eq!((aws.memory.min, aws.memory.max), (128, 10240));
+        assert_eq!(aws.max_timeout_secs(Some(TriggerKind::Queue)), 900);
+        assert_eq!(aws.runtime(Runtime::Nodejs20), Some("nodejs20.x"));
+        let gcp = ProviderId::Gcp.capabilities();
+        assert_eq!(gcp.max_timeout_secs(Some(TriggerKind::Topic)), 540);
+        assert_eq!(gcp.max_timeout_secs(Some(TriggerKind::Http)), 3600);
+        let azure = ProviderId::Azure.capabilities();
+        assert_eq!(azure.max_timeout_secs(Some(TriggerKind::Http)), 230);
+        assert_eq!(azure.effective_memory(256), Some(512));
+        assert_eq!(azure.effective_memory(2048), Some(2048));
+        assert_eq!(azure.effective_memory(3000), Some(4096));
+        assert_eq!(azure.effective_memory(8192), None);
+    }
+}

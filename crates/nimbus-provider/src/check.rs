@@ -1,0 +1,161 @@
+//! Holding an app graph against one provider's capabilities.
+
+use nimbus_diagnostic::Diagnostic;
+use nimbus_graph::{AppGraph, FunctionNode, TriggerKind, TriggerNode, TriggerSpec};
+use nimbus_manifest::{Auth, Runtime};
+use nimbus_schedule::ScheduleExpr;
+
+use crate::Capabilities;
+
+/// Everything in `graph` that the provider described by `caps` cannot do, at the manifest line.
+pub fn check(graph: &AppGraph, caps: &Capabilities) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for resource in graph.resources.values() {
+        if caps.resource(resource.kind).is_none() {
+            diags.push(Diagnostic::error(resource.span, format!("{} has no {} resources", caps.name, resource.kind)));
+        }
+    }
+    for f in graph.functions.values() {
+        function(f, caps, &mut diags);
+    }
+    diags
+}
+
+fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
+    let provider = caps.id.as_str();
+    if caps.runtime(f.runtime).is_none() {
+        let supported: Vec<String> = Runtime::ALL
+            .iter()
+            .filter(|r| caps.runtime(**r).is_some())
+            .map(|r| format!("`{r}`"))
+            .collect();
+        diags.push(
+            Diagnostic::error(f.spans.runtime, format!("{} does not support runtime `{}`", caps.name, f.runtime))
+                .with_hint(format!("{provider} supports {}", supported.join(", "))),
+        );
+    }
+    if caps.effective_memory(f.memory_mb).is_none() {
+        let m = &caps.memory;
+        let range = if m.sizes.is_empty() {
+            format!("{} to {} MiB", m.min, m.max)
+        } else {
+            format!("up to {} MiB (instance sizes {})", m.max, m.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "))
+        };
+        diags.push(
+            Diagnostic::error(f.spans.memory, format!("function `{}` asks for {} MiB; {} allows {range}", f.name, f.memory_mb, caps.name))
+                .with_label(format!("too {} for {provider}", if f.memory_mb < m.min { "small" } else { "large" }))
+                .with_hint(format!("set `memory` between {} and {}, or override it for this provider's stage", m.min, m.max)),
+        );
+    }
+    if f.concurrency > caps.concurrency.max {
+        diags.push(Diagnostic::error(
+            f.spans.name,
+            format!("function `{}` allows {} concurrent invocations; {} allows at most {}", f.name, f.concurrency, caps.name, caps.concurrency.max),
+        ));
+    }
+    timeout(f, caps, diags);
+    for t in &f.triggers {
+        trigger(f, t, caps, diags);
+    }
+}
+
+fn timeout(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
+    let secs = f.timeout_ms.div_ceil(1000);
+    let kinds: Vec<Option<TriggerKind>> = if f.triggers.is_empty() {
+        vec![None]
+    } else {
+        f.triggers.iter().map(|t| Some(t.spec.kind())).collect()
+    };
+    let Some((kind, limit)) = kinds
+        .into_iter()
+        .map(|k| (k, caps.max_timeout_secs(k)))
+        .filter(|(_, limit)| secs > *limit)
+        .min_by_key(|(_, limit)| *limit)
+    else {
+        return;
+    };
+    let why = match kind {
+        Some(TriggerKind::Http) => format!("HTTP functions on {} time out after at most {limit} s", caps.name),
+        Some(k) => format!("{} limits {k}-triggered functions to {limit} s", caps.name),
+        None => format!("{} limits functions to {limit} s", caps.name),
+    };
+    diags.push(
+        Diagnostic::error(f.spans.timeout, format!("function `{}` has a timeout of {secs} s; {why}", f.name))
+            .with_label(format!("over the {provider} limit", provider = caps.id))
+            .with_hint(format!("lower `timeout` to at most {limit}s for this function")),
+    );
+}
+
+fn trigger(f: &FunctionNode, t: &TriggerNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
+    let kind = t.spec.kind();
+    let Some(cap) = caps.trigger(kind) else {
+        diags.push(Diagnostic::error(t.span, format!("{} cannot run a function from a `{kind}` trigger", caps.name)));
+        return;
+    };
+    match &t.spec {
+        TriggerSpec::Http { auth, .. } => {
+            let mode = match auth {
+                Auth::None => "none",
+                Auth::ApiKey(_) => "api_key",
+                Auth::Jwt(_) => "jwt",
+            };
+            if let Some(modes) = &cap.auth
+                && !modes.iter().any(|m| m == mode)
+            {
+                diags.push(Diagnostic::error(t.span, format!("{} does not support `{mode}` auth on HTTP routes", caps.name)));
+            }
+        }
+        TriggerSpec::Schedule { expression, .. } => {
+            let Ok(expr) = nimbus_schedule::parse(expression) else { return };
+            if let Err(e) = translate(&expr, &caps.schedule_format) {
+                diags.push(
+                    Diagnostic::error(t.span, format!("schedule `{expression}` cannot be expressed for {}: {}", e.target, e.reason))
+                        .with_hint_opt(e.hint.clone()),
+                );
+            }
+        }
+        TriggerSpec::Queue { batch_size, .. } | TriggerSpec::Table { batch_size, .. } => {
+            if let Some(max) = cap.max_batch
+                && *batch_size > max
+            {
+                let message = format!("`batch_size: {batch_size}` of function `{}` exceeds {}'s {max}", f.name, caps.name);
+                diags.push(match &cap.batch_note {
+                    Some(note) => Diagnostic::warning(t.span, format!("{message}; {note}"))
+                        .with_hint("the handler still receives a list of messages; it will hold one"),
+                    None => Diagnostic::error(t.span, message).with_hint(format!("set `batch_size` to at most {max}")),
+                });
+            }
+            if let TriggerSpec::Table { events, .. } = &t.spec {
+                unsupported_events(t, caps, cap.events.as_deref(), events.iter().map(|e| format!("{e:?}").to_lowercase()), diags);
+            }
+        }
+        TriggerSpec::Bucket { events, .. } => {
+            unsupported_events(t, caps, cap.events.as_deref(), events.iter().map(|e| format!("{e:?}").to_lowercase()), diags);
+        }
+        TriggerSpec::Topic { .. } => {}
+    }
+}
+
+fn unsupported_events(
+    t: &TriggerNode,
+    caps: &Capabilities,
+    supported: Option<&[String]>,
+    events: impl Iterator<Item = String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(supported) = supported else { return };
+    for e in events {
+        if !supported.contains(&e) {
+            diags.push(Diagnostic::error(t.span, format!("{} cannot deliver `{e}` events of a `{}` trigger", caps.name, t.spec.kind())));
+        }
+    }
+}
+
+fn translate(expr: &ScheduleExpr, format: &str) -> Result<String, nimbus_schedule::Unsupported> {
+    match format {
+        "aws" => nimbus_schedule::to_aws(expr),
+        "gcp" => nimbus_schedule::to_gcp(expr),
+        "azure" => nimbus_schedule::to_azure(expr),
+        _ => Ok(expr.to_string()),
+    }
+}

@@ -1,0 +1,120 @@
+//! Providers: the [`Provider`] trait every target implements, and each target's
+//! [`Capabilities`] — neutral runtime → native id, memory and timeout limits, which triggers and
+//! resources it can map — read from `providers/<id>/capabilities.toml` and embedded in the binary.
+//!
+//! [`check`] holds an app graph against a provider's capabilities and reports, at the manifest
+//! line, whatever that provider cannot do. No cloud SDK appears here; adapters live in their own
+//! crates and only consume the app graph.
+
+#![deny(missing_docs)]
+
+mod capabilities;
+mod check;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use capabilities::{Capabilities, MemoryLimits, ResourceCapability, TriggerCapability};
+pub use check::check;
+use nimbus_diagnostic::Diagnostic;
+use nimbus_graph::AppGraph;
+
+/// A deployment target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProviderId {
+    /// The local runtime (the default).
+    Local,
+    /// Amazon Web Services.
+    Aws,
+    /// Google Cloud.
+    Gcp,
+    /// Microsoft Azure.
+    Azure,
+}
+
+impl ProviderId {
+    /// Every provider.
+    pub const ALL: [ProviderId; 4] = [ProviderId::Local, ProviderId::Aws, ProviderId::Gcp, ProviderId::Azure];
+
+    /// The id as typed on the command line.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderId::Local => "local",
+            ProviderId::Aws => "aws",
+            ProviderId::Gcp => "gcp",
+            ProviderId::Azure => "azure",
+        }
+    }
+
+    /// This provider's capabilities.
+    pub fn capabilities(&self) -> &'static Capabilities {
+        capabilities::get(*self)
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown provider name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider `{0}`; expected one of `local`, `aws`, `gcp`, `azure`")]
+pub struct UnknownProvider(pub String);
+
+impl FromStr for ProviderId {
+    type Err = UnknownProvider;
+    fn from_str(s: &str) -> Result<Self, UnknownProvider> {
+        ProviderId::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s.to_ascii_lowercase())
+            .ok_or_else(|| UnknownProvider(s.to_string()))
+    }
+}
+
+/// A deployment target. Later stages (packaging, synth, plan, apply) add their operations here;
+/// today every provider can say what it supports and check an app against it.
+pub trait Provider {
+    /// Which provider this is.
+    fn id(&self) -> ProviderId;
+
+    /// What it supports and its limits.
+    fn capabilities(&self) -> &'static Capabilities {
+        self.id().capabilities()
+    }
+
+    /// Everything in `graph` this provider cannot do, pointing at the manifest.
+    fn check(&self, graph: &AppGraph) -> Vec<Diagnostic> {
+        check(graph, self.capabilities())
+    }
+}
+
+impl Provider for ProviderId {
+    fn id(&self) -> ProviderId {
+        *self
+    }
+}
+
+/// A manifest compiled for one provider: the app graph and the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The loaded manifest (its path and text render diagnostics).
+    pub loaded: nimbus_manifest::Loaded,
+    /// The resolved app graph.
+    pub graph: AppGraph,
+    /// Warnings from validation and from the provider check.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Builds the app graph of `loaded` and holds it against `provider`'s capabilities.
+/// Errors come back as a report that points into the manifest.
+pub fn compile(loaded: nimbus_manifest::Loaded, provider: ProviderId) -> Result<Compiled, nimbus_diagnostic::Report> {
+    let graph = nimbus_graph::build(&loaded);
+    let mut diags = loaded.warnings.clone();
+    diags.extend(provider.check(&graph));
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(nimbus_diagnostic::Report::new(&loaded.path, &loaded.source, diags));
+    }
+    Ok(Compiled { loaded, graph, warnings: diags })
+}

@@ -1,0 +1,79 @@
+//! One module per command, and the compile step they share.
+
+mod graph;
+mod init;
+mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use nimbus_manifest::{LoadError, LoadOptions};
+use nimbus_provider::{Compiled, ProviderId};
+
+use crate::cli::{Cli, Command, Global};
+use crate::output::{Failure, Out, diagnostics_json};
+
+/// Runs the parsed command.
+pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
+    match cli.command {
+        Command::Init(args) => init::run(&args, out),
+        Command::Validate => validate::run(&cli.global, out),
+        Command::Graph(args) => graph::run(&cli.global, &args, out),
+        Command::Schema => schema::run(),
+    }
+}
+
+/// The provider named by `-p`, or a user error.
+fn provider(global: &Global) -> Result<ProviderId, Failure> {
+    global.provider.parse::<ProviderId>().map_err(Failure::user)
+}
+
+/// Loads the manifest, builds the graph and checks it against the provider. Problems are
+/// rendered here (as a report on stderr, or as JSON on stdout with `--output json`).
+fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
+    let provider = provider(global)?;
+    let started = Instant::now();
+    let options = LoadOptions {
+        stage: global.stage.clone(),
+        provider: provider.to_string(),
+        env: std::env::vars().collect::<BTreeMap<_, _>>(),
+        check_files: true,
+    };
+    let report = match nimbus_manifest::load_file(&global.file, &options) {
+        Ok(loaded) => match nimbus_provider::compile(loaded, provider) {
+            Ok(compiled) => {
+                out.detail(format_args!("compiled {} in {:.1?}", global.file.display(), started.elapsed()));
+                let warnings = nimbus_diagnostic::Report::new(&compiled.loaded.path, &compiled.loaded.source, compiled.warnings.clone());
+                if !out.json {
+                    out.report(&warnings);
+                }
+                return Ok(compiled);
+            }
+            Err(report) => report,
+        },
+        Err(LoadError::Invalid(report)) => report,
+        Err(e @ LoadError::Read { .. }) => {
+            let hint = if global.file.as_os_str() == "nimbus.yaml" {
+                "\n  hint: run `nimbus init` to create one, or point at a manifest with `-f PATH`"
+            } else {
+                ""
+            };
+            return Err(Failure::User(anyhow::Error::new(e).context(format!("no manifest to read{hint}"))));
+        }
+    };
+    if out.json {
+        let json = serde_json::json!({
+            "valid": false,
+            "file": global.file.display().to_string(),
+            "provider": provider.as_str(),
+            "errors": report.error_count(),
+            "diagnostics": diagnostics_json(&report.path, &report.diagnostics),
+        });
+        println!("{}", serde_json::to_string_pretty(&json).context("writing JSON").map_err(Failure::Internal)?);
+    } else {
+        out.report(&report);
+    }
+    Err(Failure::Reported)
+}
