@@ -31,12 +31,22 @@ pub struct Span {
 impl Span {
     /// A span of `len` characters starting at `line:column`.
     pub fn at(line: u32, column: u32, len: u32) -> Self {
-        Span { line, column, end_line: line, end_column: column + len.max(1) }
+        Span {
+            line,
+            column,
+            end_line: line,
+            end_column: column + len.max(1),
+        }
     }
 
     /// A span from `line:column` to `end_line:end_column`.
     pub fn new(line: u32, column: u32, end_line: u32, end_column: u32) -> Self {
-        Span { line, column, end_line, end_column }
+        Span {
+            line,
+            column,
+            end_line,
+            end_column,
+        }
     }
 
     /// True for the placeholder span of values that did not come from a file.
@@ -93,7 +103,10 @@ impl Diagnostic {
 
     /// A warning at `span`.
     pub fn warning(span: impl Into<Option<Span>>, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(span, message)
+        }
     }
 
     /// Adds the text printed under the caret.
@@ -133,8 +146,16 @@ pub struct Report {
 
 impl Report {
     /// A report on `path` whose content is `source`.
-    pub fn new(path: impl Into<PathBuf>, source: impl Into<String>, diagnostics: Vec<Diagnostic>) -> Self {
-        Report { path: path.into(), source: source.into(), diagnostics }
+    pub fn new(
+        path: impl Into<PathBuf>,
+        source: impl Into<String>,
+        diagnostics: Vec<Diagnostic>,
+    ) -> Self {
+        Report {
+            path: path.into(),
+            source: source.into(),
+            diagnostics,
+        }
     }
 
     /// Number of errors (not warnings).
@@ -149,7 +170,13 @@ impl Report {
         let mut sorted: Vec<&Diagnostic> = self.diagnostics.iter().collect();
         sorted.sort_by_key(|d| d.span.map(|s| (s.line, s.column)).unwrap_or((u32::MAX, 0)));
         for diagnostic in sorted {
-            render_one(&mut out, &self.path.display().to_string(), &self.source, diagnostic, style);
+            render_one(
+                &mut out,
+                &self.path.display().to_string(),
+                &self.source,
+                diagnostic,
+                style,
+            );
             out.push('\n');
         }
         let errors = self.error_count();
@@ -164,7 +191,11 @@ impl Report {
                 if errors == 1 { "" } else { "s" }
             );
             if warnings > 0 {
-                let _ = write!(out, " and {warnings} warning{}", if warnings == 1 { "" } else { "s" });
+                let _ = write!(
+                    out,
+                    " and {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                );
             }
             out.push('\n');
         }
@@ -179,7 +210,11 @@ struct Style {
 
 impl Style {
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
     fn red(&self, text: &str) -> String {
         self.paint("1;31", text)
@@ -208,22 +243,43 @@ fn render_one(out: &mut String, path: &str, source: &str, d: &Diagnostic, style:
     let line_no = span.line.to_string();
     let gutter = " ".repeat(line_no.len());
     let bar = style.blue("|");
-    let _ = writeln!(out, "{gutter}{} {path}:{}:{}", style.blue("-->"), span.line, span.column);
+    let _ = writeln!(
+        out,
+        "{gutter}{} {path}:{}:{}",
+        style.blue("-->"),
+        span.line,
+        span.column
+    );
     let _ = writeln!(out, "{gutter} {bar}");
     let text = source.lines().nth(span.line as usize - 1).unwrap_or("");
     let text = text.replace('\t', " ");
     let _ = writeln!(out, "{} {bar} {text}", style.blue(&line_no));
     let line_chars = text.chars().count() as u32;
     let start = span.column.saturating_sub(1).min(line_chars);
-    let end = if span.end_line == span.line { span.end_column.saturating_sub(1) } else { line_chars };
-    let width = end.min(line_chars.max(start + 1)).saturating_sub(start).max(1);
+    let end = if span.end_line == span.line {
+        span.end_column.saturating_sub(1)
+    } else {
+        line_chars
+    };
+    let width = end
+        .min(line_chars.max(start + 1))
+        .saturating_sub(start)
+        .max(1);
     let carets = "^".repeat(width as usize);
     let marker = match d.severity {
         Severity::Error => style.red(&carets),
         Severity::Warning => style.yellow(&carets),
     };
-    let label = d.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
-    let _ = writeln!(out, "{gutter} {bar} {}{marker}{label}", " ".repeat(start as usize));
+    let label = d
+        .label
+        .as_deref()
+        .map(|l| format!(" {l}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{gutter} {bar} {}{marker}{label}",
+        " ".repeat(start as usize)
+    );
     if let Some(hint) = &d.hint {
         let _ = writeln!(out, "{gutter} {bar}");
         let _ = writeln!(out, "{gutter} = hint: {hint}");
@@ -266,7 +322,10 @@ mod tests {
         let out = Report::new(
             "f.yaml",
             src,
-            vec![Diagnostic::error(Span::at(2, 1, 1), "second"), Diagnostic::error(Span::at(1, 1, 1), "first")],
+            vec![
+                Diagnostic::error(Span::at(2, 1, 1), "second"),
+                Diagnostic::error(Span::at(1, 1, 1), "first"),
+            ],
         )
         .render(false);
         assert!(out.find("first").unwrap() < out.find("second").unwrap());
@@ -275,7 +334,12 @@ mod tests {
 
     #[test]
     fn span_past_line_end_is_clamped() {
-        let out = Report::new("f", "ab\n", vec![Diagnostic::error(Span::new(1, 2, 3, 1), "x")]).render(false);
+        let out = Report::new(
+            "f",
+            "ab\n",
+            vec![Diagnostic::error(Span::new(1, 2, 3, 1), "x")],
+        )
+        .render(false);
         assert!(out.contains("1 | ab\n  |  ^\n"), "{out}");
     }
 
@@ -288,8 +352,14 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("handlr", ["handler", "runtime"]), Some("handler"));
-        assert_eq!(did_you_mean("tiemout", ["timeout", "memory"]), Some("timeout"));
+        assert_eq!(
+            did_you_mean("handlr", ["handler", "runtime"]),
+            Some("handler")
+        );
+        assert_eq!(
+            did_you_mean("tiemout", ["timeout", "memory"]),
+            Some("timeout")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["handler", "runtime"]), None);
     }
 }

@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
 use nimbus_manifest::{
-    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, Loaded, Resource, ResourceKind, Runtime, Spanned,
-    Trigger,
+    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, Loaded, Resource, ResourceKind,
+    Runtime, Spanned, Trigger,
 };
 
-use crate::{AppGraph, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpec, TriggerNode, TriggerSpec, hash};
+use crate::{
+    AppGraph, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpec, TriggerNode,
+    TriggerSpec, hash,
+};
 
 /// Queue visibility timeout when the manifest sets none.
 const DEFAULT_VISIBILITY_MS: u64 = 30_000;
@@ -20,8 +23,11 @@ pub fn build(loaded: &Loaded) -> AppGraph {
     let m = &loaded.manifest;
     let defaults = &m.defaults;
 
-    let resources: BTreeMap<String, ResourceNode> =
-        m.resources.iter().map(|(name, r)| (name.to_string(), resource(name, r))).collect();
+    let resources: BTreeMap<String, ResourceNode> = m
+        .resources
+        .iter()
+        .map(|(name, r)| (name.to_string(), resource(name, r)))
+        .collect();
 
     let mut edges = Vec::new();
     let mut functions = BTreeMap::new();
@@ -42,18 +48,27 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             .or(defaults.concurrency.as_ref().and_then(|c| c.max.as_ref()))
             .map(|m| **m)
             .unwrap_or(DEFAULT_CONCURRENCY);
-        let mut env: BTreeMap<String, String> =
-            defaults.env.iter().map(|(k, v)| (k.to_string(), v.0.clone())).collect();
+        let mut env: BTreeMap<String, String> = defaults
+            .env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.0.clone()))
+            .collect();
         env.extend(f.env.iter().map(|(k, v)| (k.to_string(), v.0.clone())));
 
-        let triggers: Vec<TriggerNode> =
-            f.triggers.iter().enumerate().map(|(i, t)| trigger(name.as_str(), i, t)).collect();
+        let triggers: Vec<TriggerNode> = f
+            .triggers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| trigger(name.as_str(), i, t))
+            .collect();
         for t in &triggers {
             if let Some(resource) = t.spec.resource() {
                 edges.push(Edge {
                     from: id.clone(),
                     to: format!("resource:{resource}"),
-                    link: Link::Trigger { trigger: t.id.clone() },
+                    link: Link::Trigger {
+                        trigger: t.id.clone(),
+                    },
                 });
             }
         }
@@ -61,7 +76,9 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             edges.push(Edge {
                 from: id.clone(),
                 to: format!("resource:{}", *grant.resource),
-                link: Link::Uses { access: *grant.access },
+                link: Link::Uses {
+                    access: *grant.access,
+                },
             });
         }
         let package = f.package.clone().unwrap_or_default();
@@ -74,7 +91,9 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             runtime,
             language: runtime.language(),
             memory_mb: memory.map(|m| m.get()).unwrap_or(DEFAULT_MEMORY.get()),
-            timeout_ms: timeout.map(|t| t.as_millis()).unwrap_or(DEFAULT_TIMEOUT.as_millis()),
+            timeout_ms: timeout
+                .map(|t| t.as_millis())
+                .unwrap_or(DEFAULT_TIMEOUT.as_millis()),
             concurrency,
             env,
             include: package.include,
@@ -85,7 +104,10 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             spans: FunctionSpans {
                 name: name.span,
                 handler: f.handler.span,
-                runtime: span_or(f.runtime.as_ref().or(defaults.runtime.as_ref()), f.handler.span),
+                runtime: span_or(
+                    f.runtime.as_ref().or(defaults.runtime.as_ref()),
+                    f.handler.span,
+                ),
                 memory: span_or(memory, name.span),
                 timeout: span_or(timeout, name.span),
             },
@@ -117,7 +139,10 @@ pub fn build(loaded: &Loaded) -> AppGraph {
 }
 
 fn span_or<T>(value: Option<&Spanned<T>>, fallback: Span) -> Span {
-    value.map(|v| v.span).filter(|s| !s.is_unknown()).unwrap_or(fallback)
+    value
+        .map(|v| v.span)
+        .filter(|s| !s.is_unknown())
+        .unwrap_or(fallback)
 }
 
 fn provider_settings(loaded: &Loaded) -> BTreeMap<String, serde_json::Value> {
@@ -137,7 +162,8 @@ fn provider_settings(loaded: &Loaded) -> BTreeMap<String, serde_json::Value> {
 
 fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode {
     let first = |key: &Option<Spanned<BTreeMap<Spanned<String>, nimbus_manifest::KeyType>>>| {
-        key.as_ref().and_then(|k| k.iter().next().map(|(n, t)| (n.to_string(), *t)))
+        key.as_ref()
+            .and_then(|k| k.iter().next().map(|(n, t)| (n.to_string(), *t)))
     };
     let spec = match *r.kind {
         ResourceKind::Table => ResourceSpec::Table {
@@ -145,12 +171,22 @@ fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode
             sort_key: first(&r.sort_key),
         },
         ResourceKind::Queue => ResourceSpec::Queue {
-            visibility_timeout_ms: r.visibility_timeout.as_ref().map(|d| d.as_millis()).unwrap_or(DEFAULT_VISIBILITY_MS),
-            retention_ms: r.retention.as_ref().map(|d| d.as_millis()).unwrap_or(DEFAULT_RETENTION_MS),
+            visibility_timeout_ms: r
+                .visibility_timeout
+                .as_ref()
+                .map(|d| d.as_millis())
+                .unwrap_or(DEFAULT_VISIBILITY_MS),
+            retention_ms: r
+                .retention
+                .as_ref()
+                .map(|d| d.as_millis())
+                .unwrap_or(DEFAULT_RETENTION_MS),
             max_receives: r.dead_letter.as_ref().map(|d| *d.max_receives),
         },
         ResourceKind::Topic => ResourceSpec::Topic {},
-        ResourceKind::Bucket => ResourceSpec::Bucket { versioning: r.versioning.as_ref().is_some_and(|v| **v) },
+        ResourceKind::Bucket => ResourceSpec::Bucket {
+            versioning: r.versioning.as_ref().is_some_and(|v| **v),
+        },
     };
     let mut node = ResourceNode {
         id: format!("resource:{name}"),
@@ -175,17 +211,28 @@ fn trigger(function: &str, index: usize, t: &Spanned<Trigger>) -> TriggerNode {
             expression: nimbus_schedule::parse(&s.expression)
                 .map(|e| e.to_string())
                 .unwrap_or_else(|_| s.expression.to_string()),
-            timezone: s.timezone.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "UTC".into()),
+            timezone: s
+                .timezone
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "UTC".into()),
         },
         Trigger::Queue(q) => TriggerSpec::Queue {
             resource: q.name.to_string(),
             batch_size: q.batch_size.as_ref().map(|b| **b).unwrap_or(1),
         },
-        Trigger::Topic(tp) => TriggerSpec::Topic { resource: tp.name.to_string() },
+        Trigger::Topic(tp) => TriggerSpec::Topic {
+            resource: tp.name.to_string(),
+        },
         Trigger::Bucket(b) => {
             let mut events = b.events.value.clone();
             events.sort();
-            TriggerSpec::Bucket { resource: b.name.to_string(), events, prefix: b.prefix.clone(), suffix: b.suffix.clone() }
+            TriggerSpec::Bucket {
+                resource: b.name.to_string(),
+                events,
+                prefix: b.prefix.clone(),
+                suffix: b.suffix.clone(),
+            }
         }
         Trigger::Table(tb) => {
             let mut events = tb.events.value.clone();
@@ -197,5 +244,15 @@ fn trigger(function: &str, index: usize, t: &Spanned<Trigger>) -> TriggerNode {
             }
         }
     };
-    TriggerNode { id: format!("trigger:{function}/{}/{index}", spec.kind()), spec, span: t.span }
+    let value_span = match &t.value {
+        Trigger::Http(h) => h.path.span,
+        Trigger::Schedule(s) => s.expression.span,
+        other => other.resource().map(|r| r.span).unwrap_or(t.span),
+    };
+    TriggerNode {
+        id: format!("trigger:{function}/{}/{index}", spec.kind()),
+        spec,
+        span: t.span,
+        value_span,
+    }
 }

@@ -15,7 +15,9 @@ mod hash;
 use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
-use nimbus_manifest::{Access, Auth, BucketEvent, HttpMethod, KeyType, Language, ResourceKind, Runtime, TableEvent};
+use nimbus_manifest::{
+    Access, Auth, BucketEvent, HttpMethod, KeyType, Language, ResourceKind, Runtime, TableEvent,
+};
 use serde::Serialize;
 
 pub use build::build;
@@ -108,6 +110,9 @@ pub struct TriggerNode {
     /// Where it was written.
     #[serde(skip)]
     pub span: Span,
+    /// Where its main value was written: the schedule expression, the resource name, the path.
+    #[serde(skip)]
+    pub value_span: Span,
 }
 
 /// The kinds of trigger, normalized.
@@ -211,8 +216,14 @@ pub enum TriggerKind {
 
 impl TriggerKind {
     /// Every trigger kind.
-    pub const ALL: [TriggerKind; 6] =
-        [TriggerKind::Http, TriggerKind::Schedule, TriggerKind::Queue, TriggerKind::Topic, TriggerKind::Bucket, TriggerKind::Table];
+    pub const ALL: [TriggerKind; 6] = [
+        TriggerKind::Http,
+        TriggerKind::Schedule,
+        TriggerKind::Queue,
+        TriggerKind::Topic,
+        TriggerKind::Bucket,
+        TriggerKind::Table,
+    ];
 
     /// The kind as written in the manifest.
     pub fn as_str(&self) -> &'static str {

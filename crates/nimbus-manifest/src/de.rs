@@ -25,7 +25,11 @@ pub(crate) struct DeError {
 
 impl DeError {
     fn new(message: impl Into<String>) -> Self {
-        DeError { message: message.into(), span: None, hint: None }
+        DeError {
+            message: message.into(),
+            span: None,
+            hint: None,
+        }
     }
 
     /// Sets the span unless an inner node already did.
@@ -59,6 +63,9 @@ fn one_of(expected: &[&str]) -> String {
 }
 
 fn suggestion(word: &str, expected: &'static [&'static str]) -> String {
+    if let Some(same) = expected.iter().find(|e| e.eq_ignore_ascii_case(word)) {
+        return format!("did you mean `{same}`? (case matters)");
+    }
     match did_you_mean(word, expected.iter().copied()) {
         Some(best) => format!("did you mean `{best}`?"),
         None => one_of(expected),
@@ -75,15 +82,24 @@ impl de::Error for DeError {
     }
 
     fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        DeError::new(format!("invalid value {}, expected {exp}", describe(&unexp)))
+        DeError::new(format!(
+            "invalid value {}, expected {exp}",
+            describe(&unexp)
+        ))
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        DeError { hint: Some(suggestion(field, expected)), ..DeError::new(format!("unknown key `{field}`")) }
+        DeError {
+            hint: Some(suggestion(field, expected)),
+            ..DeError::new(format!("unknown key `{field}`"))
+        }
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        DeError { hint: Some(suggestion(variant, expected)), ..DeError::new(format!("unknown value `{variant}`")) }
+        DeError {
+            hint: Some(suggestion(variant, expected)),
+            ..DeError::new(format!("unknown value `{variant}`"))
+        }
     }
 
     fn missing_field(field: &'static str) -> Self {
@@ -121,7 +137,7 @@ pub(crate) fn node_span(node: &Node) -> Span {
 pub(crate) fn scalar_span(scalar: &MarkedScalarNode) -> Span {
     let mut span = marked_span(scalar.span());
     let text = scalar.as_str();
-    if !text.contains('\n') {
+    if scalar.span().end().is_none() && !text.contains('\n') {
         let quotes = if scalar.may_coerce() { 0 } else { 2 };
         span.end_line = span.line;
         span.end_column = span.column + text.chars().count() as u32 + quotes;
@@ -133,8 +149,14 @@ pub(crate) fn scalar_span(scalar: &MarkedScalarNode) -> Span {
 }
 
 fn marked_span(span: &marked_yaml::Span) -> Span {
-    let start = span.start().map(|m| (m.line() as u32, m.column() as u32)).unwrap_or((0, 0));
-    let end = span.end().map(|m| (m.line() as u32, m.column() as u32)).unwrap_or((start.0, start.1 + 1));
+    let start = span
+        .start()
+        .map(|m| (m.line() as u32, m.column() as u32))
+        .unwrap_or((0, 0));
+    let end = span
+        .end()
+        .map(|m| (m.line() as u32, m.column() as u32))
+        .unwrap_or((start.0, start.1 + 1));
     // A mapping or list ends on the line after its last value; clamp to one line in that case.
     if end.0 > start.0 && end.1 <= 1 {
         return Span::new(start.0, start.1, start.0, u32::MAX);
@@ -148,7 +170,9 @@ pub(crate) fn from_node<'de, T: serde::Deserialize<'de>>(node: &'de Node) -> Res
 }
 
 /// Deserializes `T` from a mapping key.
-pub(crate) fn from_key<'de, T: serde::Deserialize<'de>>(key: &'de MarkedScalarNode) -> Result<T, DeError> {
+pub(crate) fn from_key<'de, T: serde::Deserialize<'de>>(
+    key: &'de MarkedScalarNode,
+) -> Result<T, DeError> {
     T::deserialize(De::Key(key))
 }
 
@@ -156,6 +180,8 @@ pub(crate) fn from_key<'de, T: serde::Deserialize<'de>>(key: &'de MarkedScalarNo
 enum De<'a> {
     Node(&'a Node),
     Key(&'a MarkedScalarNode),
+    /// An empty (null) value, pointed at through its key.
+    Null(&'a Node, Span),
 }
 
 impl<'a> De<'a> {
@@ -163,12 +189,13 @@ impl<'a> De<'a> {
         match self {
             De::Node(n) => node_span(n),
             De::Key(k) => scalar_span(k),
+            De::Null(_, span) => *span,
         }
     }
 
     fn scalar(&self) -> Option<&'a MarkedScalarNode> {
         match *self {
-            De::Node(Node::Scalar(s)) => Some(s),
+            De::Node(Node::Scalar(s)) | De::Null(Node::Scalar(s), _) => Some(s),
             De::Key(k) => Some(k),
             _ => None,
         }
@@ -176,6 +203,7 @@ impl<'a> De<'a> {
 
     fn unexpected(&self) -> Unexpected<'a> {
         match *self {
+            De::Null(..) => Unexpected::Unit,
             De::Node(Node::Mapping(_)) => Unexpected::Map,
             De::Node(Node::Sequence(_)) => Unexpected::Seq,
             De::Node(Node::Scalar(s)) | De::Key(s) => Unexpected::Str(s.as_str()),
@@ -183,7 +211,9 @@ impl<'a> De<'a> {
     }
 
     fn is_null(&self) -> bool {
-        self.scalar().is_some_and(|s| s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+        self.scalar().is_some_and(|s| {
+            s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
+        })
     }
 
     fn invalid<T>(&self, exp: &dyn de::Expected) -> Result<T, DeError> {
@@ -192,7 +222,10 @@ impl<'a> De<'a> {
 
     fn integer(&self) -> Result<i128, DeError> {
         let Some(s) = self.scalar() else {
-            return Err(DeError::new(format!("expected a whole number, found {}", describe(&self.unexpected()))));
+            return Err(DeError::new(format!(
+                "expected a whole number, found {}",
+                describe(&self.unexpected())
+            )));
         };
         let text = s.as_str().trim().replace('_', "");
         text.parse::<i128>()
@@ -206,9 +239,16 @@ macro_rules! integer_method {
             let span = self.span();
             let n = self.integer().map_err(|e| e.at(span))?;
             let n = <$ty>::try_from(n).map_err(|_| {
-                DeError::new(format!("the number `{n}` is out of range ({} to {})", <$ty>::MIN, <$ty>::MAX)).at(span)
+                DeError::new(format!(
+                    "the number `{n}` is out of range ({} to {})",
+                    <$ty>::MIN,
+                    <$ty>::MAX
+                ))
+                .at(span)
             })?;
-            visitor.$visit::<DeError>(n as $wide).map_err(|e| e.at(span))
+            visitor
+                .$visit::<DeError>(n as $wide)
+                .map_err(|e| e.at(span))
         }
     };
 }
@@ -221,6 +261,7 @@ impl<'de> de::Deserializer<'de> for De<'de> {
         let result = match self {
             De::Node(Node::Mapping(m)) => visitor.visit_map(MapDe::new(m)),
             De::Node(Node::Sequence(s)) => visitor.visit_seq(SeqDe::new(s)),
+            De::Null(..) => visitor.visit_unit(),
             De::Node(Node::Scalar(s)) | De::Key(s) => {
                 let text = s.as_str();
                 if !s.may_coerce() {
@@ -233,7 +274,11 @@ impl<'de> de::Deserializer<'de> for De<'de> {
                     visitor.visit_u64(n)
                 } else if let Ok(n) = text.parse::<i64>() {
                     visitor.visit_i64(n)
-                } else if let Some(f) = text.parse::<f64>().ok().filter(|_| text.contains(['.', 'e', 'E'])) {
+                } else if let Some(f) = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|_| text.contains(['.', 'e', 'E']))
+                {
                     visitor.visit_f64(f)
                 } else {
                     visitor.visit_borrowed_str(text)
@@ -267,7 +312,10 @@ impl<'de> de::Deserializer<'de> for De<'de> {
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let span = self.span();
-        match self.scalar().and_then(|s| s.as_str().trim().parse::<f64>().ok()) {
+        match self
+            .scalar()
+            .and_then(|s| s.as_str().trim().parse::<f64>().ok())
+        {
             Some(f) => visitor.visit_f64(f),
             None => self.invalid(&"a number"),
         }
@@ -300,19 +348,36 @@ impl<'de> de::Deserializer<'de> for De<'de> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.is_null() { visitor.visit_none() } else { visitor.visit_some(self) }
+        if self.is_null() {
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let span = self.span();
-        if self.is_null() { visitor.visit_unit() } else { self.invalid(&"nothing (null)") }.map_err(|e| e.at(span))
+        if self.is_null() {
+            visitor.visit_unit()
+        } else {
+            self.invalid(&"nothing (null)")
+        }
+        .map_err(|e| e.at(span))
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -325,7 +390,11 @@ impl<'de> de::Deserializer<'de> for De<'de> {
         .map_err(|e| e.at(span))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -343,7 +412,9 @@ impl<'de> de::Deserializer<'de> for De<'de> {
         match self {
             De::Node(Node::Mapping(m)) => visitor.visit_map(MapDe::new(m)),
             // `key:` with nothing after it is an empty mapping.
-            _ if self.is_null() => visitor.visit_map(de::value::MapDeserializer::new(std::iter::empty::<((), ())>())),
+            _ if self.is_null() => visitor.visit_map(de::value::MapDeserializer::new(
+                std::iter::empty::<((), ())>(),
+            )),
             _ => self.invalid(&visitor),
         }
         .map_err(|e| e.at(span))
@@ -356,12 +427,18 @@ impl<'de> de::Deserializer<'de> for De<'de> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         if name == spanned::MAGIC {
-            return visitor.visit_map(SpannedDe { span: self.span(), inner: self, field: 0 });
+            return visitor.visit_map(SpannedDe {
+                span: self.span(),
+                inner: self,
+                field: 0,
+            });
         }
         let span = self.span();
         match self {
             De::Node(Node::Mapping(m)) => visitor.visit_map(MapDe::new(m)),
-            _ if self.is_null() => visitor.visit_map(de::value::MapDeserializer::new(std::iter::empty::<((), ())>())),
+            _ if self.is_null() => visitor.visit_map(de::value::MapDeserializer::new(
+                std::iter::empty::<((), ())>(),
+            )),
             _ => Err(DeError::new(format!(
                 "expected a mapping, found {}",
                 describe(&self.unexpected())
@@ -380,18 +457,40 @@ impl<'de> de::Deserializer<'de> for De<'de> {
     ) -> Result<V::Value, DeError> {
         let span = self.span();
         match self {
-            De::Node(Node::Scalar(s)) | De::Key(s) => visitor.visit_enum(EnumDe { tag: s, value: None }),
+            De::Node(Node::Scalar(s)) | De::Key(s) | De::Null(Node::Scalar(s), _) => visitor
+                .visit_enum(EnumDe {
+                    tag: s,
+                    value: None,
+                }),
             De::Node(Node::Mapping(m)) if m.len() == 1 => {
                 let (k, v) = m.iter().next().expect("one entry");
-                visitor.visit_enum(EnumDe { tag: k, value: Some(v) })
+                visitor.visit_enum(EnumDe {
+                    tag: k,
+                    value: Some(v),
+                })
             }
-            De::Node(Node::Mapping(m)) => Err(DeError {
+            De::Node(Node::Mapping(m)) if m.is_empty() => Err(DeError {
                 hint: Some(one_of(variants)),
-                ..DeError::new(format!("expected exactly one key, found {}", m.len()))
+                ..DeError::new("expected one key, found an empty mapping")
             }),
-            De::Node(Node::Sequence(_)) => Err(DeError {
+            De::Node(Node::Mapping(m)) => {
+                let keys: Vec<String> = m.keys().map(|k| format!("`{}`", k.as_str())).collect();
+                let second = m.keys().nth(1).map(scalar_span);
+                Err(DeError {
+                    span: second,
+                    hint: Some("write each as its own `- ` list item".into()),
+                    ..DeError::new(format!(
+                        "expected one key here, found {}",
+                        keys.join(" and ")
+                    ))
+                })
+            }
+            De::Node(Node::Sequence(_)) | De::Null(..) => Err(DeError {
                 hint: Some(one_of(variants)),
-                ..DeError::new("expected a single value or a one-key mapping, found a list")
+                ..DeError::new(format!(
+                    "expected one of the keys below, found {}",
+                    describe(&self.unexpected())
+                ))
             }),
         }
         .map_err(|e| e.at(span))
@@ -429,9 +528,15 @@ impl<'a> SeqDe<'a> {
 impl<'de> de::SeqAccess<'de> for SeqDe<'de> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
-            Some(node) => seed.deserialize(De::Node(node)).map(Some).map_err(|e| e.at(node_span(node))),
+            Some(node) => seed
+                .deserialize(De::Node(node))
+                .map(Some)
+                .map_err(|e| e.at(node_span(node))),
             None => Ok(None),
         }
     }
@@ -444,23 +549,34 @@ impl<'de> de::SeqAccess<'de> for SeqDe<'de> {
 struct MapDe<'a> {
     entries: Box<dyn Iterator<Item = (&'a MarkedScalarNode, &'a Node)> + 'a>,
     value: Option<&'a Node>,
+    key_span: Span,
 }
 
 impl<'a> MapDe<'a> {
     fn new(map: &'a MarkedMappingNode) -> Self {
-        MapDe { entries: Box::new(map.iter()), value: None }
+        MapDe {
+            entries: Box::new(map.iter()),
+            value: None,
+            key_span: Span::default(),
+        }
     }
 }
 
 impl<'de> de::MapAccess<'de> for MapDe<'de> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             Some((key, value)) => {
                 self.value = Some(value);
                 let span = scalar_span(key);
-                seed.deserialize(De::Key(key)).map(Some).map_err(|e| e.at(span))
+                self.key_span = span;
+                seed.deserialize(De::Key(key))
+                    .map(Some)
+                    .map_err(|e| e.at(span))
             }
             None => Ok(None),
         }
@@ -468,7 +584,18 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let node = self.value.take().expect("next_value after next_key");
-        seed.deserialize(De::Node(node)).map_err(|e| e.at(node_span(node)))
+        // An empty value has no text of its own to point at; point at its key.
+        let span = if De::Node(node).is_null() {
+            self.key_span
+        } else {
+            node_span(node)
+        };
+        let de = if De::Node(node).is_null() {
+            De::Null(node, span)
+        } else {
+            De::Node(node)
+        };
+        seed.deserialize(de).map_err(|e| e.at(span))
     }
 }
 
@@ -482,7 +609,10 @@ struct SpannedDe<'a> {
 impl<'de> de::MapAccess<'de> for SpannedDe<'de> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match spanned::FIELDS.get(self.field) {
             Some(name) => seed.deserialize(name.into_deserializer()).map(Some),
             None => Ok(None),
@@ -512,10 +642,21 @@ impl<'de> de::EnumAccess<'de> for EnumDe<'de> {
     type Error = DeError;
     type Variant = VariantDe<'de>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, VariantDe<'de>), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, VariantDe<'de>), DeError> {
         let span = scalar_span(self.tag);
-        let variant = seed.deserialize(De::Key(self.tag)).map_err(|e| e.at(span))?;
-        Ok((variant, VariantDe { tag: self.tag, value: self.value }))
+        let variant = seed
+            .deserialize(De::Key(self.tag))
+            .map_err(|e| e.at(span))?;
+        Ok((
+            variant,
+            VariantDe {
+                tag: self.tag,
+                value: self.value,
+            },
+        ))
     }
 }
 
@@ -548,9 +689,11 @@ impl<'de> de::VariantAccess<'de> for VariantDe<'de> {
         match self.value {
             None => Ok(()),
             Some(node) if De::Node(node).is_null() => Ok(()),
-            Some(node) => Err(DeError::new(format!("`{}` takes no settings", self.tag.as_str()))
-                .at(node_span(node))
-                .with_hint(format!("write just `{}`", self.tag.as_str()))),
+            Some(node) => Err(
+                DeError::new(format!("`{}` takes no settings", self.tag.as_str()))
+                    .at(node_span(node))
+                    .with_hint(format!("write just `{}`", self.tag.as_str())),
+            ),
         }
     }
 
@@ -565,7 +708,11 @@ impl<'de> de::VariantAccess<'de> for VariantDe<'de> {
         de::Deserializer::deserialize_seq(de, visitor)
     }
 
-    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         let de = self.value("settings")?;
         de::Deserializer::deserialize_struct(de, "", fields, visitor)
     }

@@ -3,7 +3,7 @@
 //! Decoding is done per top-level key and per function, resource and stage, so a manifest with
 //! mistakes in three functions reports all three. Whatever decoded cleanly is still validated.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use marked_yaml::Node;
@@ -32,7 +32,12 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { stage: None, provider: "local".into(), env: BTreeMap::new(), check_files: true }
+        LoadOptions {
+            stage: None,
+            provider: "local".into(),
+            env: BTreeMap::new(),
+            check_files: true,
+        }
     }
 }
 
@@ -84,14 +89,21 @@ pub enum LoadError {
 
 /// Reads and loads the manifest at `path`.
 pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     load_str(path, source, options)
 }
 
 /// Loads a manifest from text; `path` names it in messages and anchors relative handler paths.
 pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Loaded, LoadError> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
     match resolve(&source, &dir, options) {
         Ok((manifest, stage, warnings)) => Ok(Loaded {
             manifest,
@@ -107,21 +119,45 @@ pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Lo
 }
 
 /// Everything but I/O: text in, resolved manifest or diagnostics out.
-fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<(Manifest, Name, Vec<Diagnostic>), Vec<Diagnostic>> {
+fn resolve(
+    source: &str,
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(Manifest, Name, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut root = yaml::parse(source).map_err(|d| vec![d])?;
     let mut diags = Vec::new();
 
-    let stage_text = options.stage.clone().unwrap_or_else(|| DEFAULT_STAGE.to_string());
+    let stage_text = options
+        .stage
+        .clone()
+        .unwrap_or_else(|| DEFAULT_STAGE.to_string());
     let stage: Name = stage_text.parse().map_err(|e: String| {
-        vec![Diagnostic::error(None, format!("invalid stage: {e}")).with_hint("stages are names such as `dev` or `prod`")]
+        vec![
+            Diagnostic::error(None, format!("invalid stage: {e}"))
+                .with_hint("stages are names such as `dev` or `prod`"),
+        ]
     })?;
 
     let Node::Mapping(map) = &mut root else {
-        return Err(vec![Diagnostic::error(node_span(&root), "the manifest must be a mapping of keys to values")]);
+        return Err(vec![Diagnostic::error(
+            node_span(&root),
+            "the manifest must be a mapping of keys to values",
+        )]);
     };
 
     // `service` is read first: templates may use it, so it cannot be templated itself.
-    let service = map.get_scalar("service").map(|s| s.as_str().to_string()).unwrap_or_default();
+    let service = map
+        .get_scalar("service")
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    if service.contains("{{") || service.contains("{%") {
+        let span = map.get_scalar("service").map(scalar_span);
+        return Err(vec![
+            Diagnostic::error(span, "`service` cannot use templates")
+                .with_label("a literal name is needed")
+                .with_hint("name the service literally; stages already keep deployments apart"),
+        ]);
+    }
     let mut ctx = Context {
         stage: stage.to_string(),
         provider: options.provider.clone(),
@@ -140,12 +176,30 @@ fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<(Manifest,
         return Err(diags);
     }
 
-    let manifest = decode(map, vars, &mut diags);
+    let mut broken = Broken::default();
+    let manifest = decode(map, vars, &mut diags, &mut broken);
     let Some(mut manifest) = manifest else {
         return Err(diags);
     };
+    if !manifest.stages.is_empty() && !manifest.stages.contains_key(stage.as_str()) {
+        let declared = manifest.stages.keys().map(|s| s.as_str());
+        let hint = match did_you_mean(stage.as_str(), declared) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!("declare it (`stages: {{ {stage}: {{}} }}`) to silence this"),
+        };
+        diags.push(
+            Diagnostic::warning(
+                None,
+                format!(
+                    "stage `{stage}` is not declared under `stages:`; only the base settings apply"
+                ),
+            )
+            .with_hint(hint),
+        );
+    }
     apply_stage(&mut manifest, &stage);
-    let mut findings = validate::validate(&manifest, dir, options.check_files);
+    broken.had_errors = diags.iter().any(Diagnostic::is_error);
+    let mut findings = validate::validate(&manifest, dir, options.check_files, &broken);
     diags.append(&mut findings);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
@@ -163,7 +217,12 @@ fn render_vars(
     let mut vars = BTreeMap::new();
     if let Some(node) = child_mut(map, "vars") {
         template::render_tree(node, ctx, diags);
-        collect(from_node::<BTreeMap<String, serde_json::Value>>(node), diags).map(|v| vars.extend(v));
+        if let Some(v) = collect(
+            from_node::<BTreeMap<String, serde_json::Value>>(node),
+            diags,
+        ) {
+            vars.extend(v);
+        }
     }
     let stage_vars = child_mut(map, "stages")
         .and_then(Node::as_mapping_mut)
@@ -181,16 +240,32 @@ fn render_vars(
 }
 
 fn child_mut<'a>(map: &'a mut MarkedMappingNode, key: &str) -> Option<&'a mut Node> {
-    map.iter_mut().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    map.iter_mut()
+        .find(|(k, _)| k.as_str() == key)
+        .map(|(_, v)| v)
 }
 
 fn collect<T>(result: Result<T, DeError>, diags: &mut Vec<Diagnostic>) -> Option<T> {
     result.map_err(|e| diags.push(e.into_diagnostic())).ok()
 }
 
+/// Entries that failed to decode: references to them are not reported again.
+#[derive(Debug, Default)]
+pub(crate) struct Broken {
+    pub functions: BTreeSet<String>,
+    pub resources: BTreeSet<String>,
+    pub had_errors: bool,
+}
+
 /// Decodes the top level key by key, and the named sections entry by entry.
-fn decode(map: &MarkedMappingNode, vars: BTreeMap<String, serde_json::Value>, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
+fn decode(
+    map: &MarkedMappingNode,
+    vars: BTreeMap<String, serde_json::Value>,
+    diags: &mut Vec<Diagnostic>,
+    broken: &mut Broken,
+) -> Option<Manifest> {
     let errors_before = diags.len();
+    let mut suggested = Vec::new();
     let mut version = None;
     let mut service = None;
     let mut functions = None;
@@ -205,33 +280,77 @@ fn decode(map: &MarkedMappingNode, vars: BTreeMap<String, serde_json::Value>, di
             "defaults" => defaults = collect(from_node(value), diags).unwrap_or_default(),
             "vars" => {
                 // Already decoded for templating; decode again only to report its errors.
-                collect(from_node::<BTreeMap<String, serde_json::Value>>(value), diags);
+                collect(
+                    from_node::<BTreeMap<String, serde_json::Value>>(value),
+                    diags,
+                );
             }
-            "stages" => stages = entries(value, "stages", diags),
-            "resources" => resources = entries(value, "resources", diags),
-            "functions" => functions = Some(entries(value, "functions", diags)),
+            "stages" => stages = entries(value, "stages", diags, &mut BTreeSet::new()),
+            "resources" => resources = entries(value, "resources", diags, &mut broken.resources),
+            "functions" => {
+                let decoded = entries(value, "functions", diags, &mut broken.functions);
+                let wrong_shape = matches!(value, Node::Sequence(_))
+                    || matches!(value, Node::Scalar(s) if !matches!(s.as_str(), "" | "~" | "null"));
+                if decoded.is_empty() && broken.functions.is_empty() && !wrong_shape {
+                    let span = match value {
+                        Node::Mapping(_) => node_span(value),
+                        _ => scalar_span(key),
+                    };
+                    diags.push(
+                        Diagnostic::error(span, "the manifest has no functions").with_hint(
+                            "add one under `functions:`, e.g. `hello: { handler: app.py:handler }`",
+                        ),
+                    );
+                }
+                functions = Some(decoded);
+            }
             "providers" => providers = collect(from_node(value), diags).unwrap_or_default(),
-            other => diags.push(
-                Diagnostic::error(scalar_span(key), format!("unknown key `{other}`"))
-                    .with_label("not a top-level key")
-                    .with_hint(match did_you_mean(other, TOP_LEVEL_KEYS.iter().copied()) {
-                        Some(best) => format!("did you mean `{best}`?"),
-                        None => format!("the top-level keys are {}", TOP_LEVEL_KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
-                    }),
-            ),
+            other => {
+                let best = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied());
+                suggested.extend(best);
+                diags.push(
+                    Diagnostic::error(scalar_span(key), format!("unknown key `{other}`"))
+                        .with_label("not a top-level key")
+                        .with_hint(match best {
+                            Some(best) => format!("did you mean `{best}`?"),
+                            None => format!(
+                                "the top-level keys are {}",
+                                TOP_LEVEL_KEYS
+                                    .iter()
+                                    .map(|k| format!("`{k}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        }),
+                );
+            }
         }
     }
     let top = Span::at(1, 1, 1);
-    if version.is_none() && map.get_node("version").is_none() {
-        diags.push(Diagnostic::error(top, "missing required key `version`").with_hint("add `version: 1` at the top"));
+    if version.is_none() && map.get_node("version").is_none() && !suggested.contains(&"version") {
+        diags.push(
+            Diagnostic::error(top, "missing required key `version`")
+                .with_hint("add `version: 1` at the top"),
+        );
     }
-    if service.is_none() && map.get_node("service").is_none() {
-        diags.push(Diagnostic::error(top, "missing required key `service`").with_hint("add `service: <name>`, e.g. `service: shop`"));
+    if service.is_none() && map.get_node("service").is_none() && !suggested.contains(&"service") {
+        diags.push(
+            Diagnostic::error(top, "missing required key `service`")
+                .with_hint("add `service: <name>`, e.g. `service: shop`"),
+        );
     }
-    if functions.is_none() && map.get_node("functions").is_none() {
-        diags.push(Diagnostic::error(top, "missing required key `functions`").with_hint("add at least one function under `functions:`"));
+    if functions.is_none()
+        && map.get_node("functions").is_none()
+        && !suggested.contains(&"functions")
+    {
+        diags.push(
+            Diagnostic::error(top, "missing required key `functions`")
+                .with_hint("add at least one function under `functions:`"),
+        );
     }
-    if diags.len() > errors_before && (version.is_none() || service.is_none() || functions.is_none()) {
+    if diags.len() > errors_before
+        && (version.is_none() || service.is_none() || functions.is_none())
+    {
         return None;
     }
     Some(Manifest {
@@ -247,13 +366,24 @@ fn decode(map: &MarkedMappingNode, vars: BTreeMap<String, serde_json::Value>, di
 }
 
 /// Decodes a `name: settings` mapping entry by entry.
-fn entries<T: for<'de> Deserialize<'de>>(node: &Node, section: &str, diags: &mut Vec<Diagnostic>) -> BTreeMap<Spanned<Name>, T> {
+fn entries<T: for<'de> Deserialize<'de>>(
+    node: &Node,
+    section: &str,
+    diags: &mut Vec<Diagnostic>,
+    broken: &mut BTreeSet<String>,
+) -> BTreeMap<Spanned<Name>, T> {
     let mut out = BTreeMap::new();
     let Node::Mapping(map) = node else {
-        if !matches!(node, Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" || s.as_str() == "null") {
+        if !matches!(node, Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" || s.as_str() == "null")
+        {
             diags.push(
-                Diagnostic::error(node_span(node), format!("`{section}` must be a mapping of names to settings"))
-                    .with_hint(format!("write `{section}:` followed by indented `name: {{ ... }}` entries")),
+                Diagnostic::error(
+                    node_span(node),
+                    format!("`{section}` must be a mapping of names to settings"),
+                )
+                .with_hint(format!(
+                    "write `{section}:` followed by indented `name: {{ ... }}` entries"
+                )),
             );
         }
         return out;
@@ -261,8 +391,13 @@ fn entries<T: for<'de> Deserialize<'de>>(node: &Node, section: &str, diags: &mut
     for (key, value) in map.iter() {
         let name = collect(from_key::<Spanned<Name>>(key), diags);
         let item = collect(from_node::<T>(value), diags);
-        if let (Some(name), Some(item)) = (name, item) {
-            out.insert(name, item);
+        match (name, item) {
+            (Some(name), Some(item)) => {
+                out.insert(name, item);
+            }
+            _ => {
+                broken.insert(key.as_str().to_string());
+            }
         }
     }
     out

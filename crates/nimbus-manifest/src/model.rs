@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Spanned;
 use crate::types::{
-    Access, BucketEvent, Duration, EnvName, Handler, HttpMethod, KeyType, MemoryMb, Name, ResourceKind, RoutePath,
-    Runtime, TableEvent,
+    Access, BucketEvent, Duration, EnvName, Handler, HttpMethod, KeyType, MemoryMb, Name,
+    ResourceKind, RoutePath, Runtime, TableEvent,
 };
 
 /// A Nimbus manifest: one serverless service, described once for every provider.
@@ -47,8 +47,16 @@ pub struct Manifest {
 }
 
 /// The top-level keys of a manifest, in the order they are documented.
-pub const TOP_LEVEL_KEYS: &[&str] =
-    &["version", "service", "defaults", "vars", "stages", "resources", "functions", "providers"];
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "service",
+    "defaults",
+    "vars",
+    "stages",
+    "resources",
+    "functions",
+    "providers",
+];
 
 /// Settings every function inherits.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -138,7 +146,9 @@ impl<'de> Deserialize<'de> for EnvValue {
                 Ok(EnvValue(v.to_string()))
             }
             fn visit_unit<E: de::Error>(self) -> Result<EnvValue, E> {
-                Err(E::custom("an environment variable needs a value; write `\"\"` for an empty one"))
+                Err(E::custom(
+                    "an environment variable needs a value; write `\"\"` for an empty one",
+                ))
             }
         }
         d.deserialize_any(V)
@@ -181,16 +191,36 @@ pub struct PackageSpec {
 pub enum Trigger {
     /// An HTTP route.
     Http(HttpTrigger),
-    /// A schedule: `cron(m h dom mon dow)` or `rate(N unit)`, optionally with a time zone.
-    Schedule(ScheduleTrigger),
-    /// Messages on a queue resource, delivered in batches.
-    Queue(QueueTrigger),
-    /// Messages published to a topic resource.
-    Topic(TopicTrigger),
-    /// Objects created or deleted in a bucket resource.
-    Bucket(BucketTrigger),
-    /// Inserts, updates and deletes in a table resource.
-    Table(TableTrigger),
+    /// A schedule: `cron(m h dom mon dow)` or `rate(N unit)`, or a mapping with a time zone.
+    Schedule(
+        #[serde(deserialize_with = "string_or_map")]
+        #[schemars(schema_with = "string_or_map_schema::<ScheduleTrigger>")]
+        ScheduleTrigger,
+    ),
+    /// Messages on a queue resource, delivered in batches: the queue's name, or a mapping.
+    Queue(
+        #[serde(deserialize_with = "string_or_map")]
+        #[schemars(schema_with = "string_or_map_schema::<QueueTrigger>")]
+        QueueTrigger,
+    ),
+    /// Messages published to a topic resource: the topic's name, or a mapping.
+    Topic(
+        #[serde(deserialize_with = "string_or_map")]
+        #[schemars(schema_with = "string_or_map_schema::<TopicTrigger>")]
+        TopicTrigger,
+    ),
+    /// Objects created or deleted in a bucket resource: the bucket's name, or a mapping.
+    Bucket(
+        #[serde(deserialize_with = "string_or_map")]
+        #[schemars(schema_with = "string_or_map_schema::<BucketTrigger>")]
+        BucketTrigger,
+    ),
+    /// Inserts, updates and deletes in a table resource: the table's name, or a mapping.
+    Table(
+        #[serde(deserialize_with = "string_or_map")]
+        #[schemars(schema_with = "string_or_map_schema::<TableTrigger>")]
+        TableTrigger,
+    ),
 }
 
 impl Trigger {
@@ -265,57 +295,35 @@ pub struct JwtAuth {
     pub audience: String,
 }
 
-/// A schedule: a string (`cron(0 3 * * *)`, `rate(5 minutes)`) or a mapping with a time zone.
-#[derive(Debug, Clone, Serialize)]
+/// A schedule, with an optional time zone.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduleTrigger {
     /// `cron(m h dom mon dow)` (standard 5-field cron) or `rate(N minutes|hours|days)`.
     pub expression: Spanned<String>,
-    /// IANA time zone the cron is evaluated in (`UTC` when unset).
+    /// IANA time zone the cron is evaluated in, such as `Europe/Paris` (`UTC` when unset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+/// Messages on a queue.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ScheduleTriggerMap {
-    /// `cron(m h dom mon dow)` (standard 5-field cron) or `rate(N minutes|hours|days)`.
-    expression: Spanned<String>,
-    /// IANA time zone the cron is evaluated in, such as `Europe/Paris` (`UTC` when unset).
-    timezone: Option<Spanned<String>>,
-}
-
-/// Messages on a queue: the queue's name, or a mapping with the batch size.
-#[derive(Debug, Clone, Serialize)]
 pub struct QueueTrigger {
     /// The queue resource.
     pub name: Spanned<Name>,
     /// Most messages per invocation (1 when unset).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
     pub batch_size: Option<Spanned<u32>>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+/// Messages on a topic.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct QueueTriggerMap {
-    /// The queue resource.
-    name: Spanned<Name>,
-    /// Most messages per invocation (1 when unset).
-    #[schemars(range(min = 1, max = 10000))]
-    batch_size: Option<Spanned<u32>>,
-}
-
-/// Messages on a topic: the topic's name, or a mapping.
-#[derive(Debug, Clone, Serialize)]
 pub struct TopicTrigger {
     /// The topic resource.
     pub name: Spanned<Name>,
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct TopicTriggerMap {
-    /// The topic resource.
-    name: Spanned<Name>,
 }
 
 /// Objects created or deleted in a bucket.
@@ -352,7 +360,11 @@ pub struct TableTrigger {
 }
 
 fn default_table_events() -> Spanned<Vec<TableEvent>> {
-    Spanned::unspanned(vec![TableEvent::Insert, TableEvent::Modify, TableEvent::Remove])
+    Spanned::unspanned(vec![
+        TableEvent::Insert,
+        TableEvent::Modify,
+        TableEvent::Remove,
+    ])
 }
 
 /// A grant: the function may use `resource` with `access`.
@@ -463,110 +475,112 @@ pub struct LocalSettings {
     pub idle_timeout: Option<Spanned<Duration>>,
 }
 
-/// A value written either as a plain string or as a mapping.
+/// A trigger setting that can be written as one string: the resource's name, or the schedule.
+trait Shorthand: Sized {
+    /// What the string means, for the schema.
+    const SHORTHAND: &'static str;
+    /// The setting the string stands for.
+    fn from_shorthand(text: Spanned<String>) -> Result<Self, String>;
+}
+
+fn named(text: Spanned<String>) -> Result<Spanned<Name>, String> {
+    text.value.parse().map(|n| Spanned::new(text.span, n))
+}
+
+impl Shorthand for ScheduleTrigger {
+    const SHORTHAND: &'static str = "`cron(m h dom mon dow)` or `rate(N unit)`";
+    fn from_shorthand(expression: Spanned<String>) -> Result<Self, String> {
+        Ok(ScheduleTrigger {
+            expression,
+            timezone: None,
+        })
+    }
+}
+
+impl Shorthand for QueueTrigger {
+    const SHORTHAND: &'static str = "the queue's name";
+    fn from_shorthand(text: Spanned<String>) -> Result<Self, String> {
+        Ok(QueueTrigger {
+            name: named(text)?,
+            batch_size: None,
+        })
+    }
+}
+
+impl Shorthand for TopicTrigger {
+    const SHORTHAND: &'static str = "the topic's name";
+    fn from_shorthand(text: Spanned<String>) -> Result<Self, String> {
+        Ok(TopicTrigger { name: named(text)? })
+    }
+}
+
+impl Shorthand for BucketTrigger {
+    const SHORTHAND: &'static str = "the bucket's name (object created events)";
+    fn from_shorthand(text: Spanned<String>) -> Result<Self, String> {
+        Ok(BucketTrigger {
+            name: named(text)?,
+            events: default_bucket_events(),
+            prefix: None,
+            suffix: None,
+        })
+    }
+}
+
+impl Shorthand for TableTrigger {
+    const SHORTHAND: &'static str = "the table's name (all changes)";
+    fn from_shorthand(text: Spanned<String>) -> Result<Self, String> {
+        Ok(TableTrigger {
+            name: named(text)?,
+            events: default_table_events(),
+            batch_size: None,
+        })
+    }
+}
+
+/// Either the shorthand string or the full mapping.
 enum StringOrMap<T> {
-    String(Spanned<String>),
+    String(String),
     Map(T),
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for StringOrMap<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<Inner<T>>::deserialize(d)?;
-        Ok(match spanned.value.0 {
-            StringOrMap::String(s) => StringOrMap::String(Spanned::new(spanned.span, s.value)),
-            map => map,
-        })
-    }
-}
-
-/// Adapter so that `Spanned` can wrap the string-or-map visitor.
-struct Inner<T>(StringOrMap<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Inner<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<T>(std::marker::PhantomData<T>);
         impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Inner<T>;
+            type Value = StringOrMap<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a name or a mapping")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Inner(StringOrMap::String(Spanned::unspanned(v.to_string()))))
+                Ok(StringOrMap::String(v.to_string()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
                 self.visit_str(&v.to_string())
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| Inner(StringOrMap::Map(t)))
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(StringOrMap::Map)
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
-fn parse_name<E: de::Error>(s: Spanned<String>) -> Result<Spanned<Name>, E> {
-    s.value.parse().map(|n| Spanned::new(s.span, n)).map_err(E::custom)
-}
-
-impl<'de> Deserialize<'de> for ScheduleTrigger {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match StringOrMap::<ScheduleTriggerMap>::deserialize(d)? {
-            StringOrMap::String(expression) => ScheduleTrigger { expression, timezone: None },
-            StringOrMap::Map(m) => ScheduleTrigger { expression: m.expression, timezone: m.timezone },
-        })
+/// Deserializes a trigger setting written either as its shorthand string or as a mapping.
+fn string_or_map<'de, D: Deserializer<'de>, T: Deserialize<'de> + Shorthand>(
+    d: D,
+) -> Result<T, D::Error> {
+    let value = Spanned::<StringOrMap<T>>::deserialize(d)?;
+    match value.value {
+        StringOrMap::String(text) => {
+            T::from_shorthand(Spanned::new(value.span, text)).map_err(de::Error::custom)
+        }
+        StringOrMap::Map(t) => Ok(t),
     }
 }
 
-impl<'de> Deserialize<'de> for QueueTrigger {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match StringOrMap::<QueueTriggerMap>::deserialize(d)? {
-            StringOrMap::String(name) => QueueTrigger { name: parse_name(name)?, batch_size: None },
-            StringOrMap::Map(m) => QueueTrigger { name: m.name, batch_size: m.batch_size },
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for TopicTrigger {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match StringOrMap::<TopicTriggerMap>::deserialize(d)? {
-            StringOrMap::String(name) => TopicTrigger { name: parse_name(name)?, },
-            StringOrMap::Map(m) => TopicTrigger { name: m.name },
-        })
-    }
-}
-
-/// JSON Schema for a "string or mapping" value: `anyOf [string, M]`.
-fn string_or_schema<M: JsonSchema>(generator: &mut SchemaGenerator, string: Schema, description: &str) -> Schema {
-    let map = generator.subschema_for::<M>();
-    json_schema!({ "description": description, "anyOf": [string, map] })
-}
-
-impl JsonSchema for ScheduleTrigger {
-    fn schema_name() -> Cow<'static, str> {
-        "ScheduleTrigger".into()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let string = json_schema!({ "type": "string", "pattern": "^(cron|rate)\\(.*\\)$" });
-        string_or_schema::<ScheduleTriggerMap>(generator, string, "`cron(m h dom mon dow)` or `rate(N unit)`, or a mapping with `expression` and `timezone`")
-    }
-}
-
-impl JsonSchema for QueueTrigger {
-    fn schema_name() -> Cow<'static, str> {
-        "QueueTrigger".into()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let string = generator.subschema_for::<Name>();
-        string_or_schema::<QueueTriggerMap>(generator, string, "the queue's name, or a mapping with `name` and `batch_size`")
-    }
-}
-
-impl JsonSchema for TopicTrigger {
-    fn schema_name() -> Cow<'static, str> {
-        "TopicTrigger".into()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let string = generator.subschema_for::<Name>();
-        string_or_schema::<TopicTriggerMap>(generator, string, "the topic's name, or a mapping with `name`")
-    }
+/// JSON Schema of a shorthand-or-mapping setting: `anyOf [string, T]`.
+fn string_or_map_schema<T: JsonSchema + Shorthand>(generator: &mut SchemaGenerator) -> Schema {
+    let map = generator.subschema_for::<T>();
+    let description = format!("{}, or a mapping", T::SHORTHAND);
+    json_schema!({ "description": description, "anyOf": [{ "type": "string" }, map] })
 }

@@ -37,7 +37,10 @@ impl<T> Spanned<T> {
 
     /// Wraps a value that has no source position (defaults, generated values).
     pub fn unspanned(value: T) -> Self {
-        Spanned { span: Span::default(), value }
+        Spanned {
+            span: Span::default(),
+            value,
+        }
     }
 
     /// The inner value.
@@ -129,16 +132,27 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
                 for (i, slot) in numbers.iter_mut().enumerate() {
                     match map.next_key::<String>()? {
                         Some(key) if key == FIELDS[i] => *slot = map.next_value()?,
-                        _ => return Err(de::Error::custom("spanned value read by a foreign deserializer")),
+                        _ => {
+                            return Err(de::Error::custom(
+                                "spanned value read by a foreign deserializer",
+                            ));
+                        }
                     }
                 }
                 match map.next_key::<String>()? {
                     Some(key) if key == FIELDS[4] => {}
-                    _ => return Err(de::Error::custom("spanned value read by a foreign deserializer")),
+                    _ => {
+                        return Err(de::Error::custom(
+                            "spanned value read by a foreign deserializer",
+                        ));
+                    }
                 }
                 let value = map.next_value()?;
                 let [line, column, end_line, end_column] = numbers;
-                Ok(Spanned::new(Span::new(line, column, end_line, end_column), value))
+                Ok(Spanned::new(
+                    Span::new(line, column, end_line, end_column),
+                    value,
+                ))
             }
         }
 

@@ -42,7 +42,9 @@ pub(crate) fn render_tree(node: &mut Node, ctx: &Context, diags: &mut Vec<Diagno
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let value = ctx.value();
-    walk(node, &mut |scalar| render_scalar(&env, &value, ctx, scalar, diags));
+    walk(node, &mut |scalar| {
+        render_scalar(&env, &value, ctx, scalar, diags)
+    });
 }
 
 fn walk(node: &mut Node, f: &mut dyn FnMut(&mut MarkedScalarNode)) {
@@ -53,14 +55,32 @@ fn walk(node: &mut Node, f: &mut dyn FnMut(&mut MarkedScalarNode)) {
     }
 }
 
-fn render_scalar(env: &Environment, value: &Value, ctx: &Context, scalar: &mut MarkedScalarNode, diags: &mut Vec<Diagnostic>) {
+fn render_scalar(
+    env: &Environment,
+    value: &Value,
+    ctx: &Context,
+    scalar: &mut MarkedScalarNode,
+    diags: &mut Vec<Diagnostic>,
+) {
     let text = scalar.as_str();
     if !text.contains("{{") && !text.contains("{%") {
         return;
     }
     match env.render_str(text, value) {
         Ok(rendered) => {
-            let span = *scalar.span();
+            // Keep pointing at the whole original value, not at the width of the rendered text.
+            let original = scalar_span(scalar);
+            let mut span = *scalar.span();
+            if let Some(start) = span.start().copied() {
+                let width = original.end_column.saturating_sub(original.column) as usize;
+                let end = marked_yaml::Marker::new(
+                    start.source(),
+                    start.character() + width,
+                    start.line(),
+                    start.column() + width,
+                );
+                span.set_end(Some(end));
+            }
             *scalar = MarkedScalarNode::new(span, rendered);
             scalar.set_coerce(true);
         }
@@ -68,10 +88,20 @@ fn render_scalar(env: &Environment, value: &Value, ctx: &Context, scalar: &mut M
     }
 }
 
-fn template_error(text: &str, ctx: &Context, scalar: &MarkedScalarNode, error: &minijinja::Error) -> Diagnostic {
+fn template_error(
+    text: &str,
+    ctx: &Context,
+    scalar: &MarkedScalarNode,
+    error: &minijinja::Error,
+) -> Diagnostic {
     let base = scalar_span(scalar);
     let quote = u32::from(!scalar.may_coerce());
-    let range = error.range().filter(|r| r.end <= text.len() && !text.contains('\n'));
+    let range = error
+        .range()
+        .filter(|r| {
+            r.start <= r.end && text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
+        })
+        .filter(|r| r.end <= text.len() && !text.contains('\n'));
     let span = match &range {
         Some(r) => {
             let start = text[..r.start].chars().count() as u32;
@@ -86,6 +116,11 @@ fn template_error(text: &str, ctx: &Context, scalar: &MarkedScalarNode, error: &
             let expr = expr.unwrap_or_else(|| text.trim().to_string());
             let name = expr.trim_start_matches("{{").trim_end_matches("}}").trim().to_string();
             let name = name.split('|').next().unwrap_or("").trim().to_string();
+            if ctx.vars.is_none() && name.starts_with("vars") {
+                return Diagnostic::error(span, format!("`vars` cannot refer to other vars (`{name}`)"))
+                    .with_label("vars are rendered before they exist")
+                    .with_hint("use `stage`, `provider`, `service` or `env` in vars, or repeat the value");
+            }
             Diagnostic::error(span, format!("undefined template variable `{name}`"))
                 .with_label("not defined")
                 .with_hint(undefined_hint(&name, ctx))
@@ -106,11 +141,14 @@ fn undefined_hint(name: &str, ctx: &Context) -> String {
         };
     }
     if let Some(var) = name.strip_prefix("env.") {
-        return format!("set the environment variable `{var}`, or give a fallback: `{{{{ env.{var} | default('...') }}}}`");
+        return format!(
+            "set the environment variable `{var}`, or give a fallback: `{{{{ env.{var} | default('...') }}}}`"
+        );
     }
     let roots = ["stage", "provider", "service", "vars", "env"];
     match did_you_mean(name, roots) {
         Some(best) => format!("did you mean `{best}`?"),
-        None => "templates can use `stage`, `provider`, `service`, `vars.<name>` and `env.<NAME>`".into(),
+        None => "templates can use `stage`, `provider`, `service`, `vars.<name>` and `env.<NAME>`"
+            .into(),
     }
 }

@@ -22,8 +22,8 @@ macro_rules! string_newtype {
         }
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                d.deserialize_any(TextVisitor($desc))
+                    .and_then(|s| s.parse().map_err(serde::de::Error::custom))
             }
         }
         impl JsonSchema for $ty {
@@ -37,6 +37,43 @@ macro_rules! string_newtype {
             }
         }
     };
+}
+
+/// Accepts only text; a bare `true`, `12` or `null` is an error that says how to quote it.
+struct TextVisitor(&'static str);
+
+impl TextVisitor {
+    fn not_text<E: serde::de::Error>(&self, what: String) -> E {
+        E::custom(format!(
+            "expected text ({}), found {what}; put it in quotes if you mean the text",
+            self.0
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for TextVisitor {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+        Err(self.not_text(format!("the boolean `{v}`")))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        Err(self.not_text(format!("the number `{v}`")))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        Err(self.not_text(format!("the number `{v}`")))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+        Err(self.not_text(format!("the number `{v}`")))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
+        Err(E::custom(format!("expected {}, found nothing", self.0)))
+    }
 }
 
 /// A name of a service, stage, function or resource: lowercase letters, digits and `-`,
@@ -62,25 +99,51 @@ impl FromStr for Name {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let hint = || {
-            let fixed: String = s
+            let mut spaced = String::new();
+            let mut prev: Option<char> = None;
+            for c in s.chars() {
+                if c.is_ascii_uppercase()
+                    && prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
+                {
+                    spaced.push('-');
+                }
+                spaced.push(c);
+                prev = Some(c);
+            }
+            let fixed: String = spaced
                 .to_lowercase()
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                 .collect::<String>()
-                .trim_matches('-')
-                .to_string();
-            if fixed.is_empty() || fixed == s { String::new() } else { format!(" (for example `{fixed}`)") }
+                .split('-')
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("-");
+            if fixed.is_empty() || fixed == s {
+                String::new()
+            } else {
+                format!(" (for example `{fixed}`)")
+            }
         };
         if s.is_empty() {
             return Err("a name cannot be empty".into());
         }
         if s.len() > 63 {
-            return Err(format!("name `{s}` is {} characters long; the limit is 63", s.len()));
+            return Err(format!(
+                "name `{s}` is {} characters long; the limit is 63",
+                s.len()
+            ));
         }
         if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return Err(format!("name `{s}` must start with a lowercase letter{}", hint()));
+            return Err(format!(
+                "name `{s}` must start with a lowercase letter{}",
+                hint()
+            ));
         }
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
             return Err(format!(
                 "name `{s}` contains `{c}`; use lowercase letters, digits and `-`{}",
                 hint()
@@ -108,7 +171,9 @@ pub struct Duration {
 impl Duration {
     /// A duration of `secs` seconds.
     pub const fn from_secs(secs: u64) -> Self {
-        Duration { millis: secs * 1000 }
+        Duration {
+            millis: secs * 1000,
+        }
     }
 
     /// Milliseconds.
@@ -125,11 +190,11 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.millis;
-        if ms % 3_600_000 == 0 && ms > 0 {
+        if ms.is_multiple_of(3_600_000) && ms > 0 {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -144,19 +209,46 @@ impl FromStr for Duration {
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (digits, unit) = t.split_at(split);
         let example = "write a whole number with a unit: `500ms`, `10s`, `5m` or `1h`";
+        if unit.starts_with('.') {
+            let exact = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let suffix = &t[exact.len()..];
+            let hint = exact
+                .parse::<f64>()
+                .ok()
+                .filter(|_| matches!(suffix, "s" | "m" | "h"))
+                .map(|v| {
+                    v * match suffix {
+                        "s" => 1000.0,
+                        "m" => 60_000.0,
+                        _ => 3_600_000.0,
+                    }
+                })
+                .filter(|ms| ms.fract() == 0.0)
+                .map(|ms| format!("; write `{ms}ms`"))
+                .unwrap_or_default();
+            return Err(format!("durations are whole numbers, `{s}` is not{hint}"));
+        }
         if digits.is_empty() {
             return Err(format!("`{s}` is not a duration; {example}"));
         }
-        let n: u64 = digits.parse().map_err(|_| format!("`{s}` is too large a duration"))?;
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{s}` is too large a duration"))?;
         let factor = match unit.trim() {
             "ms" => 1,
             "s" | "sec" | "secs" | "second" | "seconds" => 1000,
             "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
             "h" | "hour" | "hours" => 3_600_000,
             "" => return Err(format!("duration `{s}` has no unit; {example}")),
-            other => return Err(format!("unknown duration unit `{other}` in `{s}`; {example}")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` in `{s}`; {example}"
+                ));
+            }
         };
-        let millis = n.checked_mul(factor).ok_or_else(|| format!("`{s}` is too large a duration"))?;
+        let millis = n
+            .checked_mul(factor)
+            .ok_or_else(|| format!("`{s}` is too large a duration"))?;
         if millis == 0 {
             return Err(format!("duration `{s}` must be greater than zero"));
         }
@@ -182,10 +274,14 @@ impl<'de> Deserialize<'de> for Duration {
                 v.parse().map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-                Err(E::custom(format!("duration `{v}` has no unit; write `{v}s` for seconds or `{v}ms` for milliseconds")))
+                Err(E::custom(format!(
+                    "duration `{v}` has no unit; write `{v}s` for seconds or `{v}ms` for milliseconds"
+                )))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-                Err(E::custom(format!("duration `{v}` must be a positive number with a unit, such as `10s`")))
+                Err(E::custom(format!(
+                    "duration `{v}` must be a positive number with a unit, such as `10s`"
+                )))
             }
         }
         d.deserialize_any(V)
@@ -246,7 +342,9 @@ impl<'de> Deserialize<'de> for MemoryMb {
                 Ok(MemoryMb(v as u32))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<MemoryMb, E> {
-                Err(E::custom(format!("memory `{v}` must be a positive number of MiB")))
+                Err(E::custom(format!(
+                    "memory `{v}` must be a positive number of MiB"
+                )))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MemoryMb, E> {
                 let t = v.trim();
@@ -286,7 +384,11 @@ pub struct Handler {
 impl Handler {
     /// The language the file is written in, from its extension.
     pub fn language(&self) -> Language {
-        if self.file.ends_with(".py") { Language::Python } else { Language::Node }
+        if self.file.ends_with(".py") {
+            Language::Python
+        } else {
+            Language::Node
+        }
     }
 
     /// The directory that holds the handler file (`""` for the manifest's own directory).
@@ -304,29 +406,52 @@ impl fmt::Display for Handler {
 impl FromStr for Handler {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let form = "write `path/to/file.py:function` (or `.js`, `.mjs`, `.cjs`), relative to the manifest";
+        let form =
+            "write `path/to/file.py:function` (or `.js`, `.mjs`, `.cjs`), relative to the manifest";
         let Some((file, export)) = s.rsplit_once(':') else {
             return Err(format!("handler `{s}` names no function; {form}"));
         };
         if file.is_empty() {
             return Err(format!("handler `{s}` names no file; {form}"));
         }
-        if file.starts_with('/') || file.contains('\\') || (file.len() > 1 && file.as_bytes()[1] == b':') {
-            return Err(format!("handler file `{file}` must be a relative path with `/` separators"));
+        if file.starts_with('/')
+            || file.contains('\\')
+            || (file.len() > 1 && file.as_bytes()[1] == b':')
+        {
+            return Err(format!(
+                "handler file `{file}` must be a relative path with `/` separators"
+            ));
         }
         if file.split('/').any(|part| part == "..") {
-            return Err(format!("handler file `{file}` must not leave the manifest's directory (`..`)"));
+            return Err(format!(
+                "handler file `{file}` must not leave the manifest's directory (`..`)"
+            ));
         }
         let file = file.trim_start_matches("./");
-        if ![".py", ".js", ".mjs", ".cjs"].iter().any(|ext| file.ends_with(ext)) {
-            return Err(format!("handler file `{file}` must end in `.py`, `.js`, `.mjs` or `.cjs`"));
+        if ![".py", ".js", ".mjs", ".cjs"]
+            .iter()
+            .any(|ext| file.ends_with(ext))
+        {
+            return Err(format!(
+                "handler file `{file}` must end in `.py`, `.js`, `.mjs` or `.cjs`"
+            ));
         }
-        let ident_ok = export.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
-            && export.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        let ident_ok = export
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+            && export
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
         if !ident_ok {
-            return Err(format!("`{export}` is not a valid function name in handler `{s}`"));
+            return Err(format!(
+                "`{export}` is not a valid function name in handler `{s}`"
+            ));
         }
-        Ok(Handler { file: file.to_string(), export: export.to_string() })
+        Ok(Handler {
+            file: file.to_string(),
+            export: export.to_string(),
+        })
     }
 }
 
@@ -356,7 +481,13 @@ impl RoutePath {
     /// The path with parameter names erased (`/orders/{}`): two routes with the same shape clash.
     pub fn shape(&self) -> String {
         self.segments()
-            .map(|s| if s.starts_with('{') { if s.ends_with("+}") { "{+}" } else { "{}" } } else { s })
+            .map(|s| {
+                if s.starts_with('{') {
+                    if s.ends_with("+}") { "{+}" } else { "{}" }
+                } else {
+                    s
+                }
+            })
             .collect::<Vec<_>>()
             .join("/")
     }
@@ -385,10 +516,16 @@ impl FromStr for RoutePath {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if !s.starts_with('/') {
-            return Err(format!("route path `{s}` must start with `/` (for example `/{}`)", s.trim_start_matches('/')));
+            return Err(format!(
+                "route path `{s}` must start with `/` (for example `/{}`)",
+                s.trim_start_matches('/')
+            ));
         }
         if s.len() > 1 && s.ends_with('/') {
-            return Err(format!("route path `{s}` must not end with `/`; write `{}`", s.trim_end_matches('/')));
+            return Err(format!(
+                "route path `{s}` must not end with `/`; write `{}`",
+                s.trim_end_matches('/')
+            ));
         }
         if s.contains("//") {
             return Err(format!("route path `{s}` has an empty segment (`//`)"));
@@ -398,24 +535,38 @@ impl FromStr for RoutePath {
         for (i, seg) in segments.iter().enumerate() {
             if let Some(inner) = seg.strip_prefix('{') {
                 let Some(inner) = inner.strip_suffix('}') else {
-                    return Err(format!("route segment `{seg}` must be a whole `{{name}}` parameter"));
+                    return Err(format!(
+                        "route segment `{seg}` must be a whole `{{name}}` parameter"
+                    ));
                 };
                 let greedy = inner.ends_with('+');
                 let name = inner.trim_end_matches('+');
                 if greedy && i + 1 != segments.len() {
-                    return Err(format!("greedy parameter `{seg}` must be the last segment of `{s}`"));
+                    return Err(format!(
+                        "greedy parameter `{seg}` must be the last segment of `{s}`"
+                    ));
                 }
-                let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                let ok = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !ok {
-                    return Err(format!("path parameter `{seg}` needs a name of letters, digits and `_`"));
+                    return Err(format!(
+                        "path parameter `{seg}` needs a name of letters, digits and `_`"
+                    ));
                 }
                 if seen.contains(&name) {
                     return Err(format!("path parameter `{name}` appears twice in `{s}`"));
                 }
                 seen.push(name);
-            } else if let Some(c) = seg.chars().find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c))) {
-                return Err(format!("route path `{s}` contains `{c}`; use letters, digits, `-`, `.`, `_`, `~` and `{{param}}`"));
+            } else if let Some(c) = seg
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+            {
+                return Err(format!(
+                    "route path `{s}` contains `{c}`; use letters, digits, `-`, `.`, `_`, `~` and `{{param}}`"
+                ));
             }
         }
         Ok(RoutePath(s.to_string()))
@@ -449,14 +600,28 @@ impl fmt::Display for EnvName {
 impl FromStr for EnvName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let ok = s
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            return Err(format!("`{s}` is not a valid environment variable name; use letters, digits and `_`"));
+            return Err(format!(
+                "`{s}` is not a valid environment variable name; use letters, digits and `_`"
+            ));
         }
-        for reserved in ["AWS_", "NIMBUS_", "FUNCTIONS_", "AzureWebJobs", "K_", "X_GOOGLE_"] {
+        for reserved in [
+            "AWS_",
+            "NIMBUS_",
+            "FUNCTIONS_",
+            "AzureWebJobs",
+            "K_",
+            "X_GOOGLE_",
+        ] {
             if s.starts_with(reserved) {
-                return Err(format!("environment variable `{s}` uses the reserved prefix `{reserved}`"));
+                return Err(format!(
+                    "environment variable `{s}` uses the reserved prefix `{reserved}`"
+                ));
             }
         }
         Ok(EnvName(s.to_string()))
@@ -480,7 +645,7 @@ pub enum Language {
 }
 
 /// A neutral runtime; each provider maps it to its own identifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 pub enum Runtime {
     /// Python 3.11.
     #[serde(rename = "python3.11")]
@@ -501,8 +666,13 @@ pub enum Runtime {
 
 impl Runtime {
     /// Every neutral runtime.
-    pub const ALL: [Runtime; 5] =
-        [Runtime::Python311, Runtime::Python312, Runtime::Python313, Runtime::Nodejs20, Runtime::Nodejs22];
+    pub const ALL: [Runtime; 5] = [
+        Runtime::Python311,
+        Runtime::Python312,
+        Runtime::Python313,
+        Runtime::Nodejs20,
+        Runtime::Nodejs22,
+    ];
 
     /// The neutral identifier (`python3.12`).
     pub fn id(&self) -> &'static str {
@@ -532,6 +702,22 @@ impl Runtime {
     }
 }
 
+impl<'de> Deserialize<'de> for Runtime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = d.deserialize_any(TextVisitor("a runtime such as `python3.12`"))?;
+        Runtime::ALL
+            .into_iter()
+            .find(|r| r.id() == text)
+            .ok_or_else(|| {
+                let list: Vec<String> = Runtime::ALL.iter().map(|r| format!("`{r}`")).collect();
+                serde::de::Error::custom(format!(
+                    "unsupported runtime `{text}`; the runtimes are {}",
+                    list.join(", ")
+                ))
+            })
+    }
+}
+
 impl fmt::Display for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.id())
@@ -539,7 +725,9 @@ impl fmt::Display for Runtime {
 }
 
 /// An HTTP method; `ANY` matches every method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 #[allow(missing_docs)]
 pub enum HttpMethod {
@@ -570,7 +758,9 @@ impl fmt::Display for HttpMethod {
 }
 
 /// The kind of a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceKind {
     /// A key-value table (DynamoDB, Firestore, Table storage).
@@ -585,7 +775,12 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every resource kind.
-    pub const ALL: [ResourceKind; 4] = [ResourceKind::Table, ResourceKind::Queue, ResourceKind::Topic, ResourceKind::Bucket];
+    pub const ALL: [ResourceKind; 4] = [
+        ResourceKind::Table,
+        ResourceKind::Queue,
+        ResourceKind::Topic,
+        ResourceKind::Bucket,
+    ];
 
     /// The kind's name as written in the manifest.
     pub fn as_str(&self) -> &'static str {
@@ -600,7 +795,9 @@ impl ResourceKind {
     /// The access levels a function may be granted on this kind.
     pub fn access_levels(&self) -> &'static [Access] {
         match self {
-            ResourceKind::Table | ResourceKind::Bucket => &[Access::Read, Access::Write, Access::ReadWrite],
+            ResourceKind::Table | ResourceKind::Bucket => {
+                &[Access::Read, Access::Write, Access::ReadWrite]
+            }
             ResourceKind::Queue => &[Access::Send],
             ResourceKind::Topic => &[Access::Publish],
         }
@@ -614,7 +811,9 @@ impl fmt::Display for ResourceKind {
 }
 
 /// What a function may do with a resource it uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     /// Read items or objects.
@@ -649,7 +848,9 @@ impl fmt::Display for Access {
 }
 
 /// A bucket event that can trigger a function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BucketEvent {
     /// An object was written (created or overwritten).
@@ -659,7 +860,9 @@ pub enum BucketEvent {
 }
 
 /// A table change that can trigger a function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TableEvent {
     /// A new item.
@@ -671,7 +874,9 @@ pub enum TableEvent {
 }
 
 /// The type of a table key attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     /// Text.
@@ -691,10 +896,31 @@ mod tests {
         assert!("place-order".parse::<Name>().is_ok());
         assert!("a".parse::<Name>().is_ok());
         assert!("a1-b2".parse::<Name>().is_ok());
-        for bad in ["", "Place", "1abc", "a_b", "a-", "-a", "a.b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "Place",
+            "1abc",
+            "a_b",
+            "a-",
+            "-a",
+            "a.b",
+            &"x".repeat(64),
+        ] {
             assert!(bad.parse::<Name>().is_err(), "{bad}");
         }
-        assert!("Place_Order".parse::<Name>().unwrap_err().contains("`place-order`"));
+        assert!(
+            "Place_Order"
+                .parse::<Name>()
+                .unwrap_err()
+                .contains("`place-order`")
+        );
+        assert!(
+            "PlaceOrder"
+                .parse::<Name>()
+                .unwrap_err()
+                .contains("`place-order`")
+        );
+        assert!("1.5s".parse::<Duration>().unwrap_err().contains("`1500ms`"));
     }
 
     #[test]
@@ -705,7 +931,16 @@ mod tests {
         assert_eq!("1h".parse::<Duration>().unwrap().to_string(), "1h");
         assert_eq!("90s".parse::<Duration>().unwrap().to_string(), "90s");
         assert_eq!("1500ms".parse::<Duration>().unwrap().as_secs_ceil(), 2);
-        for bad in ["", "10", "s", "10x", "0s", "-5s", "1.5s", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "0s",
+            "-5s",
+            "1.5s",
+            "99999999999999999999h",
+        ] {
             assert!(bad.parse::<Duration>().is_err(), "{bad}");
         }
     }
@@ -713,11 +948,25 @@ mod tests {
     #[test]
     fn handlers() {
         let h: Handler = "orders/place.py:handler".parse().unwrap();
-        assert_eq!((h.file.as_str(), h.export.as_str(), h.dir()), ("orders/place.py", "handler", "orders"));
+        assert_eq!(
+            (h.file.as_str(), h.export.as_str(), h.dir()),
+            ("orders/place.py", "handler", "orders")
+        );
         assert_eq!(h.language(), Language::Python);
         let h: Handler = "./index.mjs:main".parse().unwrap();
-        assert_eq!((h.file.as_str(), h.dir(), h.language()), ("index.mjs", "", Language::Node));
-        for bad in ["orders/place.py", "place.rb:handler", "../x.py:h", "/abs/x.py:h", "x.py:1h", ":h", "a\\b.py:h"] {
+        assert_eq!(
+            (h.file.as_str(), h.dir(), h.language()),
+            ("index.mjs", "", Language::Node)
+        );
+        for bad in [
+            "orders/place.py",
+            "place.rb:handler",
+            "../x.py:h",
+            "/abs/x.py:h",
+            "x.py:1h",
+            ":h",
+            "a\\b.py:h",
+        ] {
             assert!(bad.parse::<Handler>().is_err(), "{bad}");
         }
     }
@@ -727,9 +976,14 @@ mod tests {
         let r: RoutePath = "/orders/{id}".parse().unwrap();
         assert_eq!(r.params(), vec!["id"]);
         assert_eq!(r.shape(), "orders/{}");
-        assert_eq!("/files/{path+}".parse::<RoutePath>().unwrap().shape(), "files/{+}");
+        assert_eq!(
+            "/files/{path+}".parse::<RoutePath>().unwrap().shape(),
+            "files/{+}"
+        );
         assert!("/".parse::<RoutePath>().is_ok());
-        for bad in ["orders", "/orders/", "/a//b", "/{a}/{a}", "/{a+}/b", "/a b", "/x{y}", "/{}"] {
+        for bad in [
+            "orders", "/orders/", "/a//b", "/{a}/{a}", "/{a+}/b", "/a b", "/x{y}", "/{}",
+        ] {
             assert!(bad.parse::<RoutePath>().is_err(), "{bad}");
         }
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 use nimbus_diagnostic::{Diagnostic, Span, did_you_mean};
 
 use crate::Spanned;
+use crate::load::Broken;
 use crate::model::{Function, Manifest, Resource, ScheduleTrigger, Trigger};
 use crate::types::{HttpMethod, Name, ResourceKind};
 
@@ -17,16 +18,25 @@ use crate::types::{HttpMethod, Name, ResourceKind};
 pub const SUPPORTED_VERSION: u32 = 1;
 
 /// Runs every check; returns errors and warnings.
-pub fn validate(manifest: &Manifest, dir: &Path, check_files: bool) -> Vec<Diagnostic> {
-    let mut v = Validator { manifest, diags: Vec::new() };
+pub(crate) fn validate(
+    manifest: &Manifest,
+    dir: &Path,
+    check_files: bool,
+    broken: &Broken,
+) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        manifest,
+        broken,
+        diags: Vec::new(),
+    };
     if *manifest.version != SUPPORTED_VERSION {
         v.diags.push(
-            Diagnostic::error(manifest.version.span, format!("unsupported manifest version `{}`", *manifest.version))
-                .with_hint(format!("this nimbus reads `version: {SUPPORTED_VERSION}`")),
+            Diagnostic::error(
+                manifest.version.span,
+                format!("unsupported manifest version `{}`", *manifest.version),
+            )
+            .with_hint(format!("this nimbus reads `version: {SUPPORTED_VERSION}`")),
         );
-    }
-    if manifest.functions.is_empty() {
-        v.diags.push(Diagnostic::warning(Span::at(1, 1, 1), "the manifest has no functions"));
     }
     for (name, resource) in &manifest.resources {
         v.resource(name, resource);
@@ -36,12 +46,19 @@ pub fn validate(manifest: &Manifest, dir: &Path, check_files: bool) -> Vec<Diagn
     }
     v.routes();
     v.queue_consumers();
-    v.unused_resources();
+    // Unused-resource warnings would only echo errors already shown.
+    if !broken.had_errors
+        && broken.functions.is_empty()
+        && !v.diags.iter().any(Diagnostic::is_error)
+    {
+        v.unused_resources();
+    }
     v.diags
 }
 
 struct Validator<'a> {
     manifest: &'a Manifest,
+    broken: &'a Broken,
     diags: Vec<Diagnostic>,
 }
 
@@ -68,7 +85,8 @@ impl Validator<'_> {
         }
         if kind != ResourceKind::Queue {
             if let Some(x) = &r.visibility_timeout {
-                self.diags.push(only("visibility_timeout", x.span, "queues"));
+                self.diags
+                    .push(only("visibility_timeout", x.span, "queues"));
             }
             if let Some(x) = &r.retention {
                 self.diags.push(only("retention", x.span, "queues"));
@@ -86,7 +104,9 @@ impl Validator<'_> {
             ResourceKind::Table => match &r.key {
                 None => {
                     self.error(name.span, format!("table `{name}` has no `key`"))
-                        .hint = Some("give the partition key and its type, e.g. `key: { id: string }`".into());
+                        .hint = Some(
+                        "give the partition key and its type, e.g. `key: { id: string }`".into(),
+                    );
                 }
                 Some(key) => {
                     self.key_attributes(key, "key");
@@ -94,7 +114,10 @@ impl Validator<'_> {
                         self.key_attributes(sort, "sort_key");
                         let both = key.keys().any(|k| sort.contains_key(k));
                         if both {
-                            self.error(sort.span, "the sort key must differ from the partition key");
+                            self.error(
+                                sort.span,
+                                "the sort key must differ from the partition key",
+                            );
                         }
                     }
                 }
@@ -103,34 +126,70 @@ impl Validator<'_> {
                 if let Some(vt) = &r.visibility_timeout
                     && vt.as_millis() > 12 * 3_600_000
                 {
-                    self.error(vt.span, format!("visibility timeout `{}` is longer than the 12h maximum", **vt));
+                    self.error(
+                        vt.span,
+                        format!(
+                            "visibility timeout `{}` is longer than the 12h maximum",
+                            **vt
+                        ),
+                    );
                 }
                 if let Some(ret) = &r.retention
                     && !(60_000..=14 * 86_400_000).contains(&ret.as_millis())
                 {
-                    self.error(ret.span, format!("retention `{}` must be between 1m and 14 days (336h)", **ret));
+                    self.error(
+                        ret.span,
+                        format!(
+                            "retention `{}` must be between 1m and 14 days (336h)",
+                            **ret
+                        ),
+                    );
                 }
                 if let Some(dl) = &r.dead_letter
                     && !(1..=1000).contains(&*dl.max_receives)
                 {
-                    self.error(dl.max_receives.span, "`max_receives` must be between 1 and 1000");
+                    self.error(
+                        dl.max_receives.span,
+                        "`max_receives` must be between 1 and 1000",
+                    );
                 }
             }
             ResourceKind::Topic | ResourceKind::Bucket => {}
         }
     }
 
-    fn key_attributes(&mut self, key: &Spanned<BTreeMap<Spanned<String>, crate::types::KeyType>>, what: &str) {
+    fn key_attributes(
+        &mut self,
+        key: &Spanned<BTreeMap<Spanned<String>, crate::types::KeyType>>,
+        what: &str,
+    ) {
         if key.len() != 1 {
-            self.error(key.span, format!("`{what}` must name exactly one attribute, found {}", key.len()))
-                .hint = Some(format!("write `{what}: {{ id: string }}`; use `sort_key` for a second attribute"));
+            self.error(
+                key.span,
+                format!(
+                    "`{what}` must name exactly one attribute, found {}",
+                    key.len()
+                ),
+            )
+            .hint = Some(format!(
+                "write `{what}: {{ id: string }}`; use `sort_key` for a second attribute"
+            ));
         }
         for attr in key.keys() {
-            let ok = attr.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let ok = attr
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && attr.len() <= 255;
             if !ok {
-                self.error(attr.span, format!("key attribute `{}` must use letters, digits and `_`", **attr));
+                self.error(
+                    attr.span,
+                    format!(
+                        "key attribute `{}` must use letters, digits and `_`",
+                        **attr
+                    ),
+                );
             }
         }
     }
@@ -140,13 +199,29 @@ impl Validator<'_> {
         if check_files {
             self.handler_file(handler, dir);
         }
-        let runtime = f.runtime.as_ref().or(self.manifest.defaults.runtime.as_ref());
+        let runtime = f
+            .runtime
+            .as_ref()
+            .or(self.manifest.defaults.runtime.as_ref());
         if let Some(rt) = runtime
             && rt.language() != handler.language()
         {
-            let span = if f.runtime.is_some() { rt.span } else { handler.span };
-            self.error(span, format!("runtime `{}` cannot run handler `{}`", **rt, handler.file))
-                .hint = Some(format!(
+            let span = if f.runtime.is_some() {
+                rt.span
+            } else {
+                handler.span
+            };
+            let d = self.error(
+                span,
+                format!("runtime `{}` cannot run handler `{}`", **rt, handler.file),
+            );
+            if f.runtime.is_none() {
+                d.label = Some(format!(
+                    "`{}` comes from `defaults.runtime` on line {}",
+                    **rt, rt.span.line
+                ));
+            }
+            d.hint = Some(format!(
                 "use a {} runtime for this file, or set `runtime:` on function `{name}`",
                 match handler.language() {
                     crate::types::Language::Python => "Python (`python3.12`)",
@@ -154,11 +229,18 @@ impl Validator<'_> {
                 }
             ));
         }
-        if let Some(c) = f.concurrency.as_ref().or(self.manifest.defaults.concurrency.as_ref())
+        if let Some(c) = f
+            .concurrency
+            .as_ref()
+            .or(self.manifest.defaults.concurrency.as_ref())
             && let Some(max) = &c.max
             && !(1..=1000).contains(&**max)
         {
-            self.error(max.span, "`concurrency.max` must be between 1 and 1000");
+            self.error(max.span, "`concurrency.max` must be between 1 and 1000")
+                .hint = Some(
+                "it is the most invocations that run at once; leave it out for the default of 10"
+                    .into(),
+            );
         }
         for trigger in &f.triggers {
             self.trigger(name, f, trigger);
@@ -166,15 +248,33 @@ impl Validator<'_> {
         let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
         for grant in &f.uses {
             if let Some(first) = seen.insert(grant.resource.as_str(), grant.resource.span) {
-                self.error(grant.resource.span, format!("function `{name}` lists resource `{}` twice in `uses`", *grant.resource))
-                    .label = Some(format!("first listed on line {}", first.line));
+                self.error(
+                    grant.resource.span,
+                    format!(
+                        "function `{name}` lists resource `{}` twice in `uses`",
+                        *grant.resource
+                    ),
+                )
+                .label = Some(format!("first listed on line {}", first.line));
                 continue;
             }
-            let Some(kind) = self.resource_kind(&grant.resource, None) else { continue };
+            let Some(kind) = self.resource_kind(&grant.resource, None) else {
+                continue;
+            };
             if !kind.access_levels().contains(&grant.access) {
-                let allowed: Vec<String> = kind.access_levels().iter().map(|a| format!("`{a}`")).collect();
-                self.error(grant.access.span, format!("`{}` access does not apply to {kind} `{}`", *grant.access, *grant.resource))
-                    .hint = Some(format!("a {kind} allows {}", allowed.join(", ")));
+                let allowed: Vec<String> = kind
+                    .access_levels()
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect();
+                self.error(
+                    grant.access.span,
+                    format!(
+                        "`{}` access does not apply to {kind} `{}`",
+                        *grant.access, *grant.resource
+                    ),
+                )
+                .hint = Some(format!("a {kind} allows {}", allowed.join(", ")));
             }
         }
     }
@@ -187,20 +287,40 @@ impl Validator<'_> {
         let parent = path.parent().unwrap_or(dir);
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let siblings: Vec<String> = std::fs::read_dir(parent)
-            .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         let hint = match did_you_mean(file_name, siblings.iter().map(String::as_str)) {
             Some(best) => format!("did you mean `{}`?", handler.file.replace(file_name, best)),
             None if path.exists() => "the handler must be a file, not a directory".into(),
-            None => format!("paths are relative to the manifest's directory `{}`", dir.display()),
+            None if !parent.is_dir() => {
+                format!(
+                    "directory `{}/` does not exist next to the manifest",
+                    handler.dir()
+                )
+            }
+            None => "handler paths are relative to the directory that holds the manifest".into(),
         };
-        self.error(handler.span, format!("handler file `{}` does not exist", handler.file)).hint = Some(hint);
+        self.error(
+            handler.span,
+            format!("handler file `{}` does not exist", handler.file),
+        )
+        .hint = Some(hint);
     }
 
     /// The kind of the resource `name`, or an error pointing at the reference.
-    fn resource_kind(&mut self, name: &Spanned<Name>, wanted: Option<ResourceKind>) -> Option<ResourceKind> {
+    fn resource_kind(
+        &mut self,
+        name: &Spanned<Name>,
+        wanted: Option<ResourceKind>,
+    ) -> Option<ResourceKind> {
         if let Some(r) = self.manifest.resources.get(name.as_str()) {
             return Some(*r.kind);
+        }
+        if self.broken.resources.contains(name.as_str()) {
+            return None; // its own error was reported where it is declared
         }
         let candidates: Vec<&str> = self
             .manifest
@@ -212,12 +332,24 @@ impl Validator<'_> {
         let hint = match did_you_mean(name.as_str(), candidates.iter().copied()) {
             Some(best) => format!("did you mean `{best}`?"),
             None if candidates.is_empty() => match wanted {
-                Some(kind) => format!("declare it under `resources:` as `{name}: {{ type: {kind} }}`"),
-                None => format!("declare it under `resources:`, e.g. `{name}: {{ type: table, key: {{ id: string }} }}`"),
+                Some(kind) => {
+                    format!("declare it under `resources:` as `{name}: {{ type: {kind} }}`")
+                }
+                None => format!(
+                    "declare it under `resources:`, e.g. `{name}: {{ type: table, key: {{ id: string }} }}`"
+                ),
             },
-            None => format!("declared resources: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "declared resources: {}",
+                candidates
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
-        self.error(name.span, format!("unknown resource `{name}`")).hint = Some(hint);
+        self.error(name.span, format!("unknown resource `{name}`"))
+            .hint = Some(hint);
         None
     }
 
@@ -232,7 +364,11 @@ impl Validator<'_> {
                 if let Some(b) = &q.batch_size
                     && !(1..=10_000).contains(&**b)
                 {
-                    self.error(b.span, "`batch_size` must be between 1 and 10000");
+                    self.error(b.span, "`batch_size` must be between 1 and 10000")
+                        .hint = Some(
+                        "it is the most messages per invocation; leave it out for one at a time"
+                            .into(),
+                    );
                 }
                 Some(ResourceKind::Queue)
             }
@@ -251,8 +387,12 @@ impl Validator<'_> {
                 Some(ResourceKind::Table)
             }
         };
-        let (Some(wanted), Some(target)) = (wanted, trigger.resource()) else { return };
-        let Some(kind) = self.resource_kind(target, Some(wanted)) else { return };
+        let (Some(wanted), Some(target)) = (wanted, trigger.resource()) else {
+            return;
+        };
+        let Some(kind) = self.resource_kind(target, Some(wanted)) else {
+            return;
+        };
         if kind != wanted {
             let same_kind: Vec<String> = self
                 .manifest
@@ -264,14 +404,26 @@ impl Validator<'_> {
             let hint = if same_kind.is_empty() {
                 format!("declare a {wanted} resource, or use a `{kind}` trigger for a {kind}")
             } else {
-                format!("{wanted} resources: {}; or use a `{kind}` trigger for a {kind}", same_kind.join(", "))
+                format!(
+                    "{wanted} resources: {}; or use a `{kind}` trigger for a {kind}",
+                    same_kind.join(", ")
+                )
             };
-            self.error(target.span, format!("a `{wanted}` trigger needs a {wanted}, but `{target}` is a {kind}"))
-                .hint = Some(hint);
+            self.error(
+                target.span,
+                format!("a `{wanted}` trigger needs a {wanted}, but `{target}` is a {kind}"),
+            )
+            .hint = Some(hint);
             return;
         }
-        if let (Trigger::Queue(_), Some(queue)) = (&trigger.value, self.manifest.resources.get(target.as_str())) {
-            let visibility = queue.visibility_timeout.as_ref().map(|v| v.as_millis()).unwrap_or(30_000);
+        if let (Trigger::Queue(_), Some(queue)) =
+            (&trigger.value, self.manifest.resources.get(target.as_str()))
+        {
+            let visibility = queue
+                .visibility_timeout
+                .as_ref()
+                .map(|v| v.as_millis())
+                .unwrap_or(30_000);
             let timeout = f
                 .timeout
                 .as_ref()
@@ -291,11 +443,17 @@ impl Validator<'_> {
 
     fn event_list<T: PartialEq + std::fmt::Debug>(&mut self, events: &Spanned<Vec<T>>, what: &str) {
         if events.is_empty() {
-            self.error(events.span, format!("`events` of a {what} trigger cannot be empty"));
+            self.error(
+                events.span,
+                format!("`events` of a {what} trigger cannot be empty"),
+            );
         }
         for (i, e) in events.iter().enumerate() {
             if events[..i].contains(e) {
-                self.error(events.span, format!("`events` lists `{}` twice", format!("{e:?}").to_lowercase()));
+                self.error(
+                    events.span,
+                    format!("`events` lists `{}` twice", format!("{e:?}").to_lowercase()),
+                );
             }
         }
     }
@@ -315,20 +473,43 @@ impl Validator<'_> {
         }
     }
 
+    /// Functions in the order they are written in the file.
+    fn in_file_order(&self) -> Vec<(&'_ Spanned<Name>, &'_ Function)> {
+        let mut functions: Vec<_> = self.manifest.functions.iter().collect();
+        functions.sort_by_key(|(name, _)| (name.span.line, name.span.column));
+        functions
+    }
+
     fn routes(&mut self) {
         let mut seen: Vec<(HttpMethod, String, &Name, Span)> = Vec::new();
         let mut found = Vec::new();
-        for (name, f) in &self.manifest.functions {
+        for (name, f) in self.in_file_order() {
             for trigger in &f.triggers {
-                let Trigger::Http(http) = &trigger.value else { continue };
+                let Trigger::Http(http) = &trigger.value else {
+                    continue;
+                };
                 let shape = http.path.shape();
                 let clash = seen.iter().find(|(m, s, _, _)| {
-                    *s == shape && (*m == *http.method || *m == HttpMethod::Any || *http.method == HttpMethod::Any)
+                    *s == shape
+                        && (*m == *http.method
+                            || *m == HttpMethod::Any
+                            || *http.method == HttpMethod::Any)
                 });
                 if let Some((m, _, other, span)) = clash {
+                    let message = if *m == *http.method {
+                        format!(
+                            "route `{} {}` is already taken by function `{other}` (line {})",
+                            *http.method, *http.path, span.line
+                        )
+                    } else {
+                        format!(
+                            "route `{} {}` overlaps `{m}` on the same path of function `{other}` (line {})",
+                            *http.method, *http.path, span.line
+                        )
+                    };
                     found.push(
-                        Diagnostic::error(http.path.span, format!("route `{} {}` is already taken by function `{other}` (`{m}`)", *http.method, *http.path))
-                            .with_label(format!("clashes with line {}", span.line))
+                        Diagnostic::error(http.path.span, message)
+                            .with_label("second route for the same method and path")
                             .with_hint("give each method and path to one function; paths differing only in parameter names are the same route"),
                     );
                 } else {
@@ -340,18 +521,25 @@ impl Validator<'_> {
     }
 
     fn queue_consumers(&mut self) {
-        let mut consumers: BTreeMap<&str, &Name> = BTreeMap::new();
+        let mut consumers: BTreeMap<&str, (&Name, Span)> = BTreeMap::new();
         let mut found = Vec::new();
-        for (name, f) in &self.manifest.functions {
+        for (name, f) in self.in_file_order() {
             for trigger in &f.triggers {
-                let Trigger::Queue(q) = &trigger.value else { continue };
-                if let Some(first) = consumers.insert(q.name.as_str(), name)
+                let Trigger::Queue(q) = &trigger.value else {
+                    continue;
+                };
+                if let Some((first, span)) = consumers.get(q.name.as_str()).copied()
                     && first != &name.value
                 {
                     found.push(
                         Diagnostic::error(q.name.span, format!("queue `{}` is already consumed by function `{first}`", *q.name))
+                            .with_label(format!("first consumed on line {}", span.line))
                             .with_hint("a queue delivers each message to one consumer; publish to a `topic` to fan out to several functions"),
                     );
+                } else {
+                    consumers
+                        .entry(q.name.as_str())
+                        .or_insert((name, q.name.span));
                 }
             }
         }
@@ -359,15 +547,20 @@ impl Validator<'_> {
     }
 
     fn unused_resources(&mut self) {
-        for (name, _) in &self.manifest.resources {
+        for name in self.manifest.resources.keys() {
             let used = self.manifest.functions.values().any(|f| {
                 f.uses.iter().any(|u| u.resource.as_str() == name.as_str())
-                    || f.triggers.iter().any(|t| t.resource().is_some_and(|r| r.as_str() == name.as_str()))
+                    || f.triggers
+                        .iter()
+                        .any(|t| t.resource().is_some_and(|r| r.as_str() == name.as_str()))
             });
             if !used {
                 self.diags.push(
-                    Diagnostic::warning(name.span, format!("resource `{name}` is not used by any function"))
-                        .with_hint("reference it in a function's `uses` or `triggers`, or remove it"),
+                    Diagnostic::warning(
+                        name.span,
+                        format!("resource `{name}` is not used by any function"),
+                    )
+                    .with_hint("reference it in a function's `uses` or `triggers`, or remove it"),
                 );
             }
         }

@@ -14,7 +14,9 @@ pub(crate) fn parse(source: &str) -> Result<Node, Diagnostic> {
         return Err(Diagnostic::error(Span::at(1, 1, 1), "the manifest is empty")
             .with_hint("start with `version: 1`, `service: <name>` and `functions:`; `nimbus init` writes a starter"));
     }
-    let options = LoaderOptions::default().error_on_duplicate_keys(true).prevent_coercion(true);
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     marked_yaml::parse_yaml_with_options(0, source, options).map_err(|e| load_error(source, e))
 }
 
@@ -24,14 +26,25 @@ fn at(marker: &marked_yaml::Marker) -> Span {
 
 fn load_error(source: &str, error: LoadError) -> Diagnostic {
     match error {
-        LoadError::TopLevelMustBeMapping(m) => Diagnostic::error(at(&m), "the manifest must be a mapping of keys to values")
-            .with_hint("start with `version: 1` and `service: <name>`"),
-        LoadError::TopLevelMustBeSequence(m) => Diagnostic::error(at(&m), "expected a list at the top level"),
-        LoadError::UnexpectedAnchor(m) => Diagnostic::error(at(&m), "YAML anchors and aliases are not supported")
-            .with_hint("repeat the value, or move shared settings into `defaults`"),
-        LoadError::MappingKeyMustBeScalar(m) => Diagnostic::error(at(&m), "a mapping key must be a plain value, not a list or mapping"),
-        LoadError::UnexpectedTag(m) => Diagnostic::error(at(&m), "YAML tags (`!tag`) are not supported")
-            .with_hint("remove the tag; write templates as `{{ ... }}` instead"),
+        LoadError::TopLevelMustBeMapping(m) => {
+            Diagnostic::error(at(&m), "the manifest must be a mapping of keys to values")
+                .with_hint("start with `version: 1` and `service: <name>`")
+        }
+        LoadError::TopLevelMustBeSequence(m) => {
+            Diagnostic::error(at(&m), "expected a list at the top level")
+        }
+        LoadError::UnexpectedAnchor(m) => {
+            Diagnostic::error(at(&m), "YAML anchors and aliases are not supported")
+                .with_hint("repeat the value, or move shared settings into `defaults`")
+        }
+        LoadError::MappingKeyMustBeScalar(m) => Diagnostic::error(
+            at(&m),
+            "a mapping key must be a plain value, not a list or mapping",
+        ),
+        LoadError::UnexpectedTag(m) => {
+            Diagnostic::error(at(&m), "YAML tags (`!tag`) are not supported")
+                .with_hint("remove the tag; write templates as `{{ ... }}` instead")
+        }
         LoadError::ScanError(m, e) => {
             let info = e.info().to_string();
             let mut span = at(&m);
@@ -40,15 +53,42 @@ fn load_error(source: &str, error: LoadError) -> Diagnostic {
             if span.line > lines.max(1) {
                 span = Span::at(lines.max(1), 1, 1);
             }
+            let line = source.lines().nth(span.line as usize - 1).unwrap_or("");
+            if info.contains("tab")
+                || (line.starts_with(|c: char| c.is_whitespace()) && line.contains('\t'))
+            {
+                if let Some(col) = line.chars().position(|c| c == '\t') {
+                    span = Span::at(span.line, col as u32 + 1, 1);
+                }
+                return Diagnostic::error(span, "tab character in indentation")
+                    .with_label("tab")
+                    .with_hint("indent with spaces; YAML does not allow tabs");
+            }
+            if info.contains("quoted scalar") {
+                return Diagnostic::error(span, "unclosed quote: this string has no closing quote")
+                    .with_hint("add the closing quote, or escape quotes inside the string");
+            }
             Diagnostic::error(span, format!("invalid YAML: {info}")).with_hint(scan_hint(&info))
         }
         LoadError::DuplicateKey(inner) => {
             let key = inner.key.as_str().to_string();
             let first = inner.prev_key.span().start().map(|m| m.line()).unwrap_or(0);
-            let m = inner.key.span().start().copied().unwrap_or_else(|| marked_yaml::Marker::new(0, 0, 1, 1));
-            Diagnostic::error(Span::at(m.line() as u32, m.column() as u32, key.chars().count() as u32), format!("key `{key}` is given twice"))
-                .with_label(format!("first given on line {first}"))
-                .with_hint("remove one of them, or merge their settings")
+            let m = inner
+                .key
+                .span()
+                .start()
+                .copied()
+                .unwrap_or_else(|| marked_yaml::Marker::new(0, 0, 1, 1));
+            Diagnostic::error(
+                Span::at(
+                    m.line() as u32,
+                    m.column() as u32,
+                    key.chars().count() as u32,
+                ),
+                format!("key `{key}` is given twice"),
+            )
+            .with_label(format!("first given on line {first}"))
+            .with_hint("remove one of them, or merge their settings")
         }
     }
 }
@@ -57,7 +97,8 @@ fn scan_hint(info: &str) -> String {
     if info.contains("tab") {
         "indent with spaces; YAML does not allow tabs".into()
     } else if info.contains("mapping values") {
-        "a value containing `: ` must be quoted, and nested keys must be indented consistently".into()
+        "a value containing `: ` must be quoted, and nested keys must be indented consistently"
+            .into()
     } else if info.contains("did not find expected") || info.contains("flow") {
         "check for an unclosed `[`, `{` or quote".into()
     } else {
@@ -150,9 +191,29 @@ fn scalar_text(s: &str) -> String {
         && !s.contains(": ")
         && !s.contains(" #")
         && !s.contains('\n')
-        && !matches!(s, "true" | "false" | "null" | "~" | "True" | "False" | "Null" | "NULL" | "TRUE" | "FALSE" | "yes" | "no" | "on" | "off")
+        && !matches!(
+            s,
+            "true"
+                | "false"
+                | "null"
+                | "~"
+                | "True"
+                | "False"
+                | "Null"
+                | "NULL"
+                | "TRUE"
+                | "FALSE"
+                | "yes"
+                | "no"
+                | "on"
+                | "off"
+        )
         && s.parse::<f64>().is_err();
-    if plain_ok { s.to_string() } else { serde_json::to_string(s).expect("strings serialize") }
+    if plain_ok {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("strings serialize")
+    }
 }
 
 #[cfg(test)]

@@ -87,7 +87,11 @@ impl Capabilities {
     /// Longest timeout, in seconds, for a trigger kind (`None`: the function has no trigger).
     pub fn max_timeout_secs(&self, kind: Option<TriggerKind>) -> u64 {
         let key = kind.map(|k| k.as_str()).unwrap_or("default");
-        self.timeout.get(key).or_else(|| self.timeout.get("default")).copied().unwrap_or(u64::MAX)
+        self.timeout
+            .get(key)
+            .or_else(|| self.timeout.get("default"))
+            .copied()
+            .unwrap_or(u64::MAX)
     }
 
     /// How the provider implements a trigger kind, if it does.
@@ -129,12 +133,16 @@ pub(crate) fn get(id: ProviderId) -> &'static Capabilities {
         ProviderId::ALL
             .iter()
             .map(|p| {
-                toml::from_str(source(*p))
-                    .unwrap_or_else(|e| panic!("embedded providers/{p}/capabilities.toml is invalid: {e}"))
+                toml::from_str(source(*p)).unwrap_or_else(|e| {
+                    panic!("embedded providers/{p}/capabilities.toml is invalid: {e}")
+                })
             })
             .collect()
     });
-    &all[ProviderId::ALL.iter().position(|p| *p == id).expect("listed")]
+    &all[ProviderId::ALL
+        .iter()
+        .position(|p| *p == id)
+        .expect("listed")]
 }
 
 #[cfg(test)]
@@ -147,23 +155,45 @@ mod tests {
             let caps = p.capabilities();
             assert_eq!(caps.id, p.as_str());
             for kind in TriggerKind::ALL {
-                assert!(caps.trigger(kind).is_some(), "{p}: no row for trigger `{kind}`");
-                assert!(caps.timeout.contains_key(kind.as_str()), "{p}: no timeout for trigger `{kind}`");
+                assert!(
+                    caps.trigger(kind).is_some(),
+                    "{p}: no row for trigger `{kind}`"
+                );
+                assert!(
+                    caps.timeout.contains_key(kind.as_str()),
+                    "{p}: no timeout for trigger `{kind}`"
+                );
             }
-            assert!(caps.timeout.contains_key("default"), "{p}: no default timeout");
+            assert!(
+                caps.timeout.contains_key("default"),
+                "{p}: no default timeout"
+            );
             for kind in ResourceKind::ALL {
-                assert!(caps.resource(kind).is_some(), "{p}: no row for resource `{kind}`");
+                assert!(
+                    caps.resource(kind).is_some(),
+                    "{p}: no row for resource `{kind}`"
+                );
             }
             for runtime in Runtime::ALL {
-                assert!(caps.runtime(runtime).is_some(), "{p}: no row for runtime `{runtime}`");
+                assert!(
+                    caps.runtime(runtime).is_some(),
+                    "{p}: no row for runtime `{runtime}`"
+                );
             }
             for id in caps.runtimes.keys() {
-                assert!(Runtime::ALL.iter().any(|r| r.id() == id), "{p}: unknown neutral runtime `{id}`");
+                assert!(
+                    Runtime::ALL.iter().any(|r| r.id() == id),
+                    "{p}: unknown neutral runtime `{id}`"
+                );
             }
             for (kind, t) in &caps.triggers {
-                assert!(TriggerKind::ALL.iter().any(|k| k.as_str() == kind), "{p}: unknown trigger `{kind}`");
+                assert!(
+                    TriggerKind::ALL.iter().any(|k| k.as_str() == kind),
+                    "{p}: unknown trigger `{kind}`"
+                );
                 for e in t.events.iter().flatten() {
-                    let known = ["created", "deleted"].contains(&e.as_str()) || ["insert", "modify", "remove"].contains(&e.as_str());
+                    let known = ["created", "deleted"].contains(&e.as_str())
+                        || ["insert", "modify", "remove"].contains(&e.as_str());
                     assert!(known, "{p}: unknown event `{e}`");
                 }
             }

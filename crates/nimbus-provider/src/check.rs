@@ -12,7 +12,10 @@ pub fn check(graph: &AppGraph, caps: &Capabilities) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     for resource in graph.resources.values() {
         if caps.resource(resource.kind).is_none() {
-            diags.push(Diagnostic::error(resource.span, format!("{} has no {} resources", caps.name, resource.kind)));
+            diags.push(Diagnostic::error(
+                resource.span,
+                format!("{} has no {} resources", caps.name, resource.kind),
+            ));
         }
     }
     for f in graph.functions.values() {
@@ -30,8 +33,11 @@ fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) 
             .map(|r| format!("`{r}`"))
             .collect();
         diags.push(
-            Diagnostic::error(f.spans.runtime, format!("{} does not support runtime `{}`", caps.name, f.runtime))
-                .with_hint(format!("{provider} supports {}", supported.join(", "))),
+            Diagnostic::error(
+                f.spans.runtime,
+                format!("{} does not support runtime `{}`", caps.name, f.runtime),
+            )
+            .with_hint(format!("{provider} supports {}", supported.join(", "))),
         );
     }
     if caps.effective_memory(f.memory_mb).is_none() {
@@ -39,18 +45,45 @@ fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) 
         let range = if m.sizes.is_empty() {
             format!("{} to {} MiB", m.min, m.max)
         } else {
-            format!("up to {} MiB (instance sizes {})", m.max, m.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                "up to {} MiB (instance sizes {})",
+                m.max,
+                m.sizes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         diags.push(
-            Diagnostic::error(f.spans.memory, format!("function `{}` asks for {} MiB; {} allows {range}", f.name, f.memory_mb, caps.name))
-                .with_label(format!("too {} for {provider}", if f.memory_mb < m.min { "small" } else { "large" }))
-                .with_hint(format!("set `memory` between {} and {}, or override it for this provider's stage", m.min, m.max)),
+            Diagnostic::error(
+                f.spans.memory,
+                format!(
+                    "function `{}` asks for {} MiB; {} allows {range}",
+                    f.name, f.memory_mb, caps.name
+                ),
+            )
+            .with_label(format!(
+                "too {} for {provider}",
+                if f.memory_mb < m.min {
+                    "small"
+                } else {
+                    "large"
+                }
+            ))
+            .with_hint(format!(
+                "set `memory` on function `{}` to a value between {} and {}",
+                f.name, m.min, m.max
+            )),
         );
     }
     if f.concurrency > caps.concurrency.max {
         diags.push(Diagnostic::error(
             f.spans.name,
-            format!("function `{}` allows {} concurrent invocations; {} allows at most {}", f.name, f.concurrency, caps.name, caps.concurrency.max),
+            format!(
+                "function `{}` allows {} concurrent invocations; {} allows at most {}",
+                f.name, f.concurrency, caps.name, caps.concurrency.max
+            ),
         ));
     }
     timeout(f, caps, diags);
@@ -75,21 +108,36 @@ fn timeout(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
         return;
     };
     let why = match kind {
-        Some(TriggerKind::Http) => format!("HTTP functions on {} time out after at most {limit} s", caps.name),
+        Some(TriggerKind::Http) => format!(
+            "HTTP functions on {} time out after at most {limit} s",
+            caps.name
+        ),
         Some(k) => format!("{} limits {k}-triggered functions to {limit} s", caps.name),
         None => format!("{} limits functions to {limit} s", caps.name),
     };
     diags.push(
-        Diagnostic::error(f.spans.timeout, format!("function `{}` has a timeout of {secs} s; {why}", f.name))
-            .with_label(format!("over the {provider} limit", provider = caps.id))
-            .with_hint(format!("lower `timeout` to at most {limit}s for this function")),
+        Diagnostic::error(
+            f.spans.timeout,
+            format!("function `{}` has a timeout of {secs} s; {why}", f.name),
+        )
+        .with_label(format!("over the {provider} limit", provider = caps.id))
+        .with_hint(format!(
+            "set `timeout: {limit}s` (or less) on function `{}`",
+            f.name
+        )),
     );
 }
 
 fn trigger(f: &FunctionNode, t: &TriggerNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
     let kind = t.spec.kind();
     let Some(cap) = caps.trigger(kind) else {
-        diags.push(Diagnostic::error(t.span, format!("{} cannot run a function from a `{kind}` trigger", caps.name)));
+        diags.push(Diagnostic::error(
+            t.span,
+            format!(
+                "{} cannot run a function from a `{kind}` trigger",
+                caps.name
+            ),
+        ));
         return;
     };
     match &t.spec {
@@ -102,15 +150,29 @@ fn trigger(f: &FunctionNode, t: &TriggerNode, caps: &Capabilities, diags: &mut V
             if let Some(modes) = &cap.auth
                 && !modes.iter().any(|m| m == mode)
             {
-                diags.push(Diagnostic::error(t.span, format!("{} does not support `{mode}` auth on HTTP routes", caps.name)));
+                diags.push(Diagnostic::error(
+                    t.span,
+                    format!(
+                        "{} does not support `{mode}` auth on HTTP routes",
+                        caps.name
+                    ),
+                ));
             }
         }
         TriggerSpec::Schedule { expression, .. } => {
-            let Ok(expr) = nimbus_schedule::parse(expression) else { return };
+            let Ok(expr) = nimbus_schedule::parse(expression) else {
+                return;
+            };
             if let Err(e) = translate(&expr, &caps.schedule_format) {
                 diags.push(
-                    Diagnostic::error(t.span, format!("schedule `{expression}` cannot be expressed for {}: {}", e.target, e.reason))
-                        .with_hint_opt(e.hint.clone()),
+                    Diagnostic::error(
+                        t.value_span,
+                        format!(
+                            "schedule `{expression}` cannot be expressed for {}: {}",
+                            e.target, e.reason
+                        ),
+                    )
+                    .with_hint_opt(e.hint.clone()),
                 );
             }
         }
@@ -118,19 +180,37 @@ fn trigger(f: &FunctionNode, t: &TriggerNode, caps: &Capabilities, diags: &mut V
             if let Some(max) = cap.max_batch
                 && *batch_size > max
             {
-                let message = format!("`batch_size: {batch_size}` of function `{}` exceeds {}'s {max}", f.name, caps.name);
+                let message = format!(
+                    "`batch_size: {batch_size}` of function `{}` exceeds {}'s {max}",
+                    f.name, caps.name
+                );
                 diags.push(match &cap.batch_note {
                     Some(note) => Diagnostic::warning(t.span, format!("{message}; {note}"))
-                        .with_hint("the handler still receives a list of messages; it will hold one"),
-                    None => Diagnostic::error(t.span, message).with_hint(format!("set `batch_size` to at most {max}")),
+                        .with_hint(
+                            "the handler still receives a list of messages; it will hold one",
+                        ),
+                    None => Diagnostic::error(t.span, message)
+                        .with_hint(format!("set `batch_size` to at most {max}")),
                 });
             }
             if let TriggerSpec::Table { events, .. } = &t.spec {
-                unsupported_events(t, caps, cap.events.as_deref(), events.iter().map(|e| format!("{e:?}").to_lowercase()), diags);
+                unsupported_events(
+                    t,
+                    caps,
+                    cap.events.as_deref(),
+                    events.iter().map(|e| format!("{e:?}").to_lowercase()),
+                    diags,
+                );
             }
         }
         TriggerSpec::Bucket { events, .. } => {
-            unsupported_events(t, caps, cap.events.as_deref(), events.iter().map(|e| format!("{e:?}").to_lowercase()), diags);
+            unsupported_events(
+                t,
+                caps,
+                cap.events.as_deref(),
+                events.iter().map(|e| format!("{e:?}").to_lowercase()),
+                diags,
+            );
         }
         TriggerSpec::Topic { .. } => {}
     }
@@ -146,7 +226,14 @@ fn unsupported_events(
     let Some(supported) = supported else { return };
     for e in events {
         if !supported.contains(&e) {
-            diags.push(Diagnostic::error(t.span, format!("{} cannot deliver `{e}` events of a `{}` trigger", caps.name, t.spec.kind())));
+            diags.push(Diagnostic::error(
+                t.span,
+                format!(
+                    "{} cannot deliver `{e}` events of a `{}` trigger",
+                    caps.name,
+                    t.spec.kind()
+                ),
+            ));
         }
     }
 }

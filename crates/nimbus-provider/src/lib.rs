@@ -34,7 +34,12 @@ pub enum ProviderId {
 
 impl ProviderId {
     /// Every provider.
-    pub const ALL: [ProviderId; 4] = [ProviderId::Local, ProviderId::Aws, ProviderId::Gcp, ProviderId::Azure];
+    pub const ALL: [ProviderId; 4] = [
+        ProviderId::Local,
+        ProviderId::Aws,
+        ProviderId::Gcp,
+        ProviderId::Azure,
+    ];
 
     /// The id as typed on the command line.
     pub fn as_str(&self) -> &'static str {
@@ -109,12 +114,23 @@ pub struct Compiled {
 
 /// Builds the app graph of `loaded` and holds it against `provider`'s capabilities.
 /// Errors come back as a report that points into the manifest.
-pub fn compile(loaded: nimbus_manifest::Loaded, provider: ProviderId) -> Result<Compiled, nimbus_diagnostic::Report> {
+pub fn compile(
+    loaded: nimbus_manifest::Loaded,
+    provider: ProviderId,
+) -> Result<Compiled, nimbus_diagnostic::Report> {
     let graph = nimbus_graph::build(&loaded);
     let mut diags = loaded.warnings.clone();
     diags.extend(provider.check(&graph));
     if diags.iter().any(Diagnostic::is_error) {
-        return Err(nimbus_diagnostic::Report::new(&loaded.path, &loaded.source, diags));
+        return Err(nimbus_diagnostic::Report::new(
+            &loaded.path,
+            &loaded.source,
+            diags,
+        ));
     }
-    Ok(Compiled { loaded, graph, warnings: diags })
+    Ok(Compiled {
+        loaded,
+        graph,
+        warnings: diags,
+    })
 }

@@ -7,8 +7,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Nimbus: one provider-neutral manifest for serverless apps, deployed to AWS, GCP, Azure or a
 /// local runtime by switching one flag.
 #[derive(Debug, Parser)]
-#[command(name = "nimbus", version, about, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Examples:\n  nimbus init my-app && cd my-app\n  nimbus validate -p aws\n  nimbus graph -f examples/shop/nimbus.yaml -s prod --format json")]
+#[command(
+    name = "nimbus",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Examples:\n  nimbus init my-app && cd my-app\n  nimbus validate -p aws\n  nimbus graph -f examples/shop/nimbus.yaml -s prod --format json"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -20,15 +28,34 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The manifest file
-    #[arg(short = 'f', long = "file", global = true, default_value = "nimbus.yaml", value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "nimbus.yaml",
+        value_name = "PATH"
+    )]
     pub file: PathBuf,
 
     /// Target provider: local, aws, gcp or azure
-    #[arg(short = 'p', long, global = true, env = "NIMBUS_PROVIDER", default_value = "local", value_name = "PROVIDER")]
+    #[arg(
+        short = 'p',
+        long,
+        global = true,
+        env = "NIMBUS_PROVIDER",
+        default_value = "local",
+        value_name = "PROVIDER"
+    )]
     pub provider: String,
 
     /// Stage to resolve (`dev` when unset); picks the manifest's `stages.<name>` overrides
-    #[arg(short = 's', long, global = true, env = "NIMBUS_STAGE", value_name = "STAGE")]
+    #[arg(
+        short = 's',
+        long,
+        global = true,
+        env = "NIMBUS_STAGE",
+        value_name = "STAGE"
+    )]
     pub stage: Option<String>,
 
     /// Output format: human-readable text, or JSON on stdout for scripts and CI
@@ -53,19 +80,27 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a working starter project (manifest + handler) into a directory
-    #[command(after_help = "Examples:\n  nimbus init                 # in the current directory\n  nimbus init my-app --template node\n\nExisting files are never overwritten.")]
+    #[command(
+        after_help = "Examples:\n  nimbus init                 # in the current directory\n  nimbus init my-app --template node\n\nExisting files are never overwritten."
+    )]
     Init(InitArgs),
 
     /// Check the manifest: syntax, types, references, and the provider's limits
-    #[command(after_help = "Examples:\n  nimbus validate\n  nimbus validate -f examples/shop/nimbus.yaml -p gcp -s prod\n  nimbus validate --output json   # machine-readable diagnostics\n\nExit codes: 0 valid, 1 invalid, 2 internal error.")]
+    #[command(
+        after_help = "Examples:\n  nimbus validate\n  nimbus validate -f examples/shop/nimbus.yaml -p gcp -s prod\n  nimbus validate --output json   # machine-readable diagnostics\n\nExit codes: 0 valid, 1 invalid, 2 internal error."
+    )]
     Validate,
 
     /// Print the resolved app graph (functions, triggers, resources, access edges)
-    #[command(after_help = "Examples:\n  nimbus graph\n  nimbus graph -p aws -s prod --format json > graph.json")]
+    #[command(
+        after_help = "Examples:\n  nimbus graph\n  nimbus graph -p aws -s prod --format json > graph.json"
+    )]
     Graph(GraphArgs),
 
     /// Print the manifest's JSON Schema (for editors and CI linters)
-    #[command(after_help = "Examples:\n  nimbus schema > nimbus.schema.json\n\nEditors pick it up from a first line such as:\n  # yaml-language-server: $schema=./nimbus.schema.json")]
+    #[command(
+        after_help = "Examples:\n  nimbus schema > nimbus.schema.json\n\nEditors pick it up from a first line such as:\n  # yaml-language-server: $schema=./nimbus.schema.json"
+    )]
     Schema,
 }
 

@@ -34,13 +34,23 @@ pub struct Out {
 
 impl Out {
     pub fn new(global: &Global) -> Self {
-        let color = !global.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
-        Out { color, json: global.output == OutputFormat::Json, verbose: global.verbose }
+        let color = !global.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stderr().is_terminal();
+        Out {
+            color,
+            json: global.output == OutputFormat::Json,
+            verbose: global.verbose,
+        }
     }
 
     /// An error and its chain of causes, on stderr.
     pub fn error(&self, e: &anyhow::Error) {
-        let label = if self.color { "\x1b[1;31merror\x1b[0m" } else { "error" };
+        let label = if self.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
         eprintln!("{label}: {e}");
         for cause in e.chain().skip(1) {
             eprintln!("  caused by: {cause}");

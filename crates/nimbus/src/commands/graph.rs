@@ -1,6 +1,6 @@
 //! `nimbus graph`: print the resolved app graph.
 
-use crate::cli::{GraphArgs, GraphFormat, Global};
+use crate::cli::{Global, GraphArgs, GraphFormat};
 use crate::output::{Failure, Out};
 
 pub fn run(global: &Global, args: &GraphArgs, out: &Out) -> Result<(), Failure> {
@@ -8,7 +8,8 @@ pub fn run(global: &Global, args: &GraphArgs, out: &Out) -> Result<(), Failure> 
     if out.json || args.format == GraphFormat::Json {
         print!("{}", compiled.graph.to_json());
     } else {
-        let value = serde_json::to_value(&compiled.graph).map_err(|e| Failure::Internal(e.into()))?;
+        let value =
+            serde_json::to_value(&compiled.graph).map_err(|e| Failure::Internal(e.into()))?;
         print!("{}", nimbus_manifest::to_yaml(&value));
     }
     Ok(())

@@ -19,17 +19,27 @@ pub fn run(args: &InitArgs, out: &Out) -> Result<(), Failure> {
         Some(n) => n.clone(),
         None => service_name(dir),
     };
-    name.parse::<nimbus_manifest::Name>()
-        .map_err(|e| Failure::user(format!("cannot use `{name}` as the service name: {e}\n  hint: pass a valid one with `--name`")))?;
+    name.parse::<nimbus_manifest::Name>().map_err(|e| {
+        Failure::user(format!(
+            "cannot use `{name}` as the service name: {e}\n  hint: pass a valid one with `--name`"
+        ))
+    })?;
     let (manifest, handler_name, handler) = match args.template {
         Template::Python => (PYTHON_MANIFEST, "handler.py", PYTHON_HANDLER),
         Template::Node => (NODE_MANIFEST, "handler.js", NODE_HANDLER),
     };
     let files: Vec<(PathBuf, String)> = vec![
-        (dir.join("nimbus.yaml"), manifest.replace("service: hello", &format!("service: {name}"))),
+        (
+            dir.join("nimbus.yaml"),
+            manifest.replace("service: hello", &format!("service: {name}")),
+        ),
         (dir.join(handler_name), handler.to_string()),
     ];
-    let existing: Vec<String> = files.iter().filter(|(p, _)| p.exists()).map(|(p, _)| format!("`{}`", p.display())).collect();
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|(p, _)| p.exists())
+        .map(|(p, _)| format!("`{}`", p.display()))
+        .collect();
     if !existing.is_empty() {
         return Err(Failure::user(format!(
             "{} already exist{}; nothing was written\n  hint: run `nimbus init` in an empty directory, or pass one: `nimbus init my-app`",
@@ -37,15 +47,26 @@ pub fn run(args: &InitArgs, out: &Out) -> Result<(), Failure> {
             if existing.len() == 1 { "s" } else { "" }
         )));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display())).map_err(Failure::User)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating `{}`", dir.display()))
+        .map_err(Failure::User)?;
     for (path, text) in &files {
-        std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display())).map_err(Failure::User)?;
+        std::fs::write(path, text)
+            .with_context(|| format!("writing `{}`", path.display()))
+            .map_err(Failure::User)?;
         out.detail(format_args!("wrote {}", path.display()));
     }
-    let cd = if dir == Path::new(".") { String::new() } else { format!("cd {} && ", dir.display()) };
+    let cd = if dir == Path::new(".") {
+        String::new()
+    } else {
+        format!("cd {} && ", dir.display())
+    };
     if out.json {
         let written: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
-        println!("{}", serde_json::json!({ "service": name, "files": written }));
+        println!(
+            "{}",
+            serde_json::json!({ "service": name, "files": written })
+        );
     } else {
         println!("created service `{name}` in {}", dir.display());
         println!("next: {cd}nimbus validate && nimbus deploy");
@@ -60,7 +81,15 @@ fn service_name(dir: &Path) -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "app".into());
-    let cleaned: String = base.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let cleaned: String = base
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     let cleaned = cleaned.trim_matches('-').to_string();
-    if cleaned.starts_with(|c: char| c.is_ascii_lowercase()) { cleaned } else { format!("app-{cleaned}").trim_end_matches('-').to_string() }
+    if cleaned.starts_with(|c: char| c.is_ascii_lowercase()) {
+        cleaned
+    } else {
+        format!("app-{cleaned}").trim_end_matches('-').to_string()
+    }
 }

@@ -44,8 +44,16 @@ fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
     let report = match nimbus_manifest::load_file(&global.file, &options) {
         Ok(loaded) => match nimbus_provider::compile(loaded, provider) {
             Ok(compiled) => {
-                out.detail(format_args!("compiled {} in {:.1?}", global.file.display(), started.elapsed()));
-                let warnings = nimbus_diagnostic::Report::new(&compiled.loaded.path, &compiled.loaded.source, compiled.warnings.clone());
+                out.detail(format_args!(
+                    "compiled {} in {:.1?}",
+                    global.file.display(),
+                    started.elapsed()
+                ));
+                let warnings = nimbus_diagnostic::Report::new(
+                    &compiled.loaded.path,
+                    &compiled.loaded.source,
+                    compiled.warnings.clone(),
+                );
                 if !out.json {
                     out.report(&warnings);
                 }
@@ -60,7 +68,9 @@ fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
             } else {
                 ""
             };
-            return Err(Failure::User(anyhow::Error::new(e).context(format!("no manifest to read{hint}"))));
+            return Err(Failure::User(
+                anyhow::Error::new(e).context(format!("no manifest to read{hint}")),
+            ));
         }
     };
     if out.json {
@@ -71,7 +81,12 @@ fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
             "errors": report.error_count(),
             "diagnostics": diagnostics_json(&report.path, &report.diagnostics),
         });
-        println!("{}", serde_json::to_string_pretty(&json).context("writing JSON").map_err(Failure::Internal)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json)
+                .context("writing JSON")
+                .map_err(Failure::Internal)?
+        );
     } else {
         out.report(&report);
     }

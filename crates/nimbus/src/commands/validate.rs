@@ -31,7 +31,14 @@ pub fn run(global: &Global, out: &Out) -> Result<(), Failure> {
             if g.functions.len() == 1 { "" } else { "s" },
             g.resources.len(),
             if g.resources.len() == 1 { "" } else { "s" },
-            if warnings > 0 { format!(", {warnings} warning{}", if warnings == 1 { "" } else { "s" }) } else { String::new() },
+            if warnings > 0 {
+                format!(
+                    ", {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            },
         );
     }
     Ok(())

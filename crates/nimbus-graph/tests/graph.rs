@@ -1,0 +1,107 @@
+//! The app graph built from real manifests: defaults, edges, ids and content hashes.
+
+use std::path::Path;
+
+use nimbus_graph::{Link, ResourceSpec, TriggerSpec, build};
+use nimbus_manifest::{Access, LoadOptions, load_file, load_str};
+
+fn shop(stage: Option<&str>) -> nimbus_graph::AppGraph {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop/nimbus.yaml");
+    let options = LoadOptions {
+        stage: stage.map(str::to_string),
+        provider: "aws".into(),
+        ..LoadOptions::default()
+    };
+    build(&load_file(&path, &options).expect("the shop loads"))
+}
+
+#[test]
+fn shop_graph_resolves_defaults_triggers_and_edges() {
+    let g = shop(None);
+    assert_eq!(
+        (g.service.as_str(), g.stage.as_str(), g.provider.as_str()),
+        ("shop", "dev", "aws")
+    );
+    assert_eq!(g.functions.len(), 7);
+    let place = &g.functions["place-order"];
+    assert_eq!(
+        (place.memory_mb, place.timeout_ms, place.concurrency),
+        (256, 10_000, 10)
+    );
+    assert_eq!(place.source_dir, "orders");
+    assert_eq!(place.env["LOG_LEVEL"], "debug");
+    assert_eq!(place.triggers[0].id, "trigger:place-order/http/0");
+    assert_eq!(g.access("place-order", "orders"), Some(Access::Write));
+    assert_eq!(g.access("place-order", "payments"), Some(Access::Send));
+    assert_eq!(g.access("get-order", "payments"), None);
+    let charge = &g.functions["charge-payment"];
+    assert_eq!(
+        charge.triggers[0].spec,
+        TriggerSpec::Queue {
+            resource: "payments".into(),
+            batch_size: 10
+        }
+    );
+    assert!(g.edges.iter().any(|e| e.from == "function:audit-orders"
+        && e.to == "resource:orders"
+        && matches!(&e.link, Link::Trigger { trigger } if trigger == "trigger:audit-orders/table/0")));
+    match &g.resources["payments"].spec {
+        ResourceSpec::Queue {
+            visibility_timeout_ms,
+            max_receives,
+            ..
+        } => {
+            assert_eq!((*visibility_timeout_ms, *max_receives), (60_000, Some(5)));
+        }
+        other => panic!("{other:?}"),
+    }
+    let nightly = &g.functions["nightly-report"];
+    assert_eq!(
+        nightly.triggers[0].spec,
+        TriggerSpec::Schedule {
+            expression: "cron(0 3 * * *)".into(),
+            timezone: "UTC".into()
+        }
+    );
+    let mut sorted = g.edges.clone();
+    sorted.sort();
+    assert_eq!(sorted, g.edges, "edges are sorted");
+}
+
+#[test]
+fn graphs_are_deterministic_and_hashes_follow_content() {
+    let a = shop(None);
+    assert_eq!(a.to_json(), shop(None).to_json());
+    let prod = shop(Some("prod"));
+    assert_ne!(a.hash, prod.hash);
+    // prod raises the default memory: every function inheriting it changes, the others do not.
+    assert_ne!(
+        a.functions["get-order"].hash,
+        prod.functions["get-order"].hash
+    );
+    assert_eq!(
+        a.functions["make-thumbnail"].hash, prod.functions["make-thumbnail"].hash,
+        "sets its own memory"
+    );
+    assert_eq!(a.resources["orders"].hash, prod.resources["orders"].hash);
+}
+
+#[test]
+fn one_changed_function_changes_only_its_hash() {
+    let base = "version: 1\nservice: s\nfunctions:\n  a: { handler: a.py:h }\n  b: { handler: b.py:h, memory: 128 }\n";
+    let changed = base.replace("memory: 128", "memory: 256");
+    let options = LoadOptions {
+        check_files: false,
+        ..LoadOptions::default()
+    };
+    let g1 = build(&load_str(Path::new("nimbus.yaml"), base.to_string(), &options).unwrap());
+    let g2 = build(&load_str(Path::new("nimbus.yaml"), changed, &options).unwrap());
+    assert_eq!(g1.functions["a"].hash, g2.functions["a"].hash);
+    assert_ne!(g1.functions["b"].hash, g2.functions["b"].hash);
+    assert_ne!(g1.hash, g2.hash);
+    assert_eq!(
+        g1.functions["a"].runtime.id(),
+        "python3.12",
+        "runtime inferred from the handler"
+    );
+}

@@ -1,0 +1,268 @@
+//! The `nimbus` binary end to end: commands, exit codes, stdout/stderr, JSON output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn nimbus(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nimbus"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NIMBUS_PROVIDER")
+        .env_remove("NIMBUS_STAGE")
+        .output()
+        .expect("nimbus runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const SHOP: &str = "examples/shop/nimbus.yaml";
+
+#[test]
+fn shop_validates_for_every_provider() {
+    for provider in ["local", "aws", "gcp", "azure"] {
+        let out = nimbus(&["validate", "-f", SHOP, "-p", provider], &repo());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{provider}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("is valid for {provider}")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn invalid_manifest_exits_1_with_location_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("nimbus.yaml"),
+        "version: 1\nservice: s\nfunctions:\n  f:\n    handlr: app.py:handler\n  g:\n    handler: app.py:handler\n    memory: lots\n",
+    )
+    .unwrap();
+    let out = nimbus(&["validate"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "data only on stdout: {}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("nimbus.yaml:5:5"), "{err}");
+    assert!(err.contains("did you mean `handler`?"), "{err}");
+    assert!(
+        err.contains("nimbus.yaml:8:13"),
+        "both errors are reported: {err}"
+    );
+    assert!(err.contains("found 2 errors"), "{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "no colour when stderr is not a terminal"
+    );
+
+    let out = nimbus(&["validate", "--output", "json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["errors"], 2);
+    assert_eq!(json["diagnostics"][0]["span"]["line"], 5);
+    assert_eq!(json["diagnostics"][0]["file"], "nimbus.yaml");
+}
+
+#[test]
+fn provider_limits_fail_only_for_that_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("nimbus.yaml"),
+        "version: 1\nservice: s\nresources:\n  t: { type: topic }\nfunctions:\n  f:\n    handler: app.py:handler\n    timeout: 10m\n    triggers: [ { topic: t } ]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        nimbus(&["validate", "-p", "aws"], dir.path()).status.code(),
+        Some(0)
+    );
+    let out = nimbus(&["validate", "-p", "gcp"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("nimbus.yaml:8:14") && err.contains("540 s"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_nimbus"))
+        .args(["validate"])
+        .current_dir(dir.path())
+        .env("NIMBUS_PROVIDER", "gcp")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "NIMBUS_PROVIDER selects the provider"
+    );
+}
+
+#[test]
+fn graph_is_deterministic_and_follows_the_stage() {
+    let a = nimbus(
+        &["graph", "-f", SHOP, "-p", "aws", "--format", "json"],
+        &repo(),
+    );
+    let b = nimbus(
+        &["graph", "-f", SHOP, "-p", "aws", "--output", "json"],
+        &repo(),
+    );
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a.stderr));
+    assert_eq!(
+        a.stdout, b.stdout,
+        "the same manifest gives byte-identical graphs"
+    );
+    let graph: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(graph["functions"].as_object().unwrap().len(), 7);
+    assert_eq!(
+        graph["functions"]["place-order"]["env"]["LOG_LEVEL"], "debug",
+        "dev stage var"
+    );
+    assert_eq!(graph["functions"]["place-order"]["memory_mb"], 256);
+    let prod = nimbus(
+        &[
+            "graph", "-f", SHOP, "-p", "aws", "-s", "prod", "--format", "json",
+        ],
+        &repo(),
+    );
+    let prod: serde_json::Value = serde_json::from_slice(&prod.stdout).unwrap();
+    assert_eq!(
+        prod["functions"]["place-order"]["memory_mb"], 512,
+        "prod stage defaults"
+    );
+    assert_eq!(prod["functions"]["place-order"]["env"]["LOG_LEVEL"], "info");
+    assert_ne!(prod["hash"], graph["hash"]);
+    assert_eq!(
+        prod["functions"]["get-order"]["triggers"][0]["path"],
+        "/orders/{id}"
+    );
+
+    let yaml = nimbus(&["graph", "-f", SHOP], &repo());
+    assert_eq!(yaml.status.code(), Some(0));
+    assert!(
+        text(&yaml.stdout).starts_with("service: shop\nstage: dev\nprovider: local\n"),
+        "{}",
+        text(&yaml.stdout)
+    );
+}
+
+#[test]
+fn schema_matches_the_checked_in_file() {
+    let out = nimbus(&["schema"], &repo());
+    assert_eq!(out.status.code(), Some(0));
+    let checked_in = std::fs::read_to_string(repo().join("schemas/nimbus.schema.json")).unwrap();
+    assert!(
+        text(&out.stdout) == checked_in,
+        "`nimbus schema` differs from schemas/nimbus.schema.json"
+    );
+}
+
+#[test]
+fn init_writes_a_valid_project_and_never_overwrites() {
+    for template in ["python", "node"] {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("My_App");
+        let out = nimbus(
+            &["init", project.to_str().unwrap(), "--template", template],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let manifest = std::fs::read_to_string(project.join("nimbus.yaml")).unwrap();
+        assert!(manifest.contains("service: my-app"), "{manifest}");
+        for provider in ["local", "aws", "gcp", "azure"] {
+            let v = nimbus(&["validate", "-p", provider], &project);
+            assert_eq!(
+                v.status.code(),
+                Some(0),
+                "{template}/{provider}: {}",
+                text(&v.stderr)
+            );
+        }
+        std::fs::write(project.join("nimbus.yaml"), "mine").unwrap();
+        let again = nimbus(
+            &["init", project.to_str().unwrap(), "--template", template],
+            dir.path(),
+        );
+        assert_eq!(again.status.code(), Some(1));
+        assert!(
+            text(&again.stderr).contains("nothing was written"),
+            "{}",
+            text(&again.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(project.join("nimbus.yaml")).unwrap(),
+            "mine"
+        );
+    }
+}
+
+#[test]
+fn user_mistakes_exit_1_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = nimbus(&["validate"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("nimbus init"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = nimbus(&["validate", "-f", SHOP, "-p", "oracle"], &repo());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown provider `oracle`"));
+
+    let out = nimbus(&["validate", "--frobnicate"], &repo());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "usage errors are user errors, not internal ones"
+    );
+
+    let out = nimbus(&["validate", "-f", SHOP, "-s", "Prod"], &repo());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("invalid stage"));
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    for cmd in [
+        vec!["--help"],
+        vec!["validate", "--help"],
+        vec!["graph", "--help"],
+        vec!["init", "--help"],
+        vec!["schema", "--help"],
+    ] {
+        let out = nimbus(&cmd, &repo());
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            text(&out.stdout).contains("Example"),
+            "{cmd:?} has no example"
+        );
+    }
+}
