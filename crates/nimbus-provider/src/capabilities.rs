@@ -31,6 +31,18 @@ pub struct Capabilities {
     pub triggers: BTreeMap<String, TriggerCapability>,
     /// Supported resource kinds; a missing row means unsupported.
     pub resources: BTreeMap<String, ResourceCapability>,
+    /// Package size limits, when the provider documents them.
+    pub package: Option<PackageLimits>,
+}
+
+/// Largest deployment package the provider accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageLimits {
+    /// Zipped size, in MB (10^6 bytes).
+    pub max_zipped_mb: Option<u64>,
+    /// Unzipped size, in MB (10^6 bytes).
+    pub max_unzipped_mb: Option<u64>,
 }
 
 /// Memory a function may ask for, in MiB.

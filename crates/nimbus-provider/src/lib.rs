@@ -14,7 +14,9 @@ mod check;
 use std::fmt;
 use std::str::FromStr;
 
-pub use capabilities::{Capabilities, MemoryLimits, ResourceCapability, TriggerCapability};
+pub use capabilities::{
+    Capabilities, MemoryLimits, PackageLimits, ResourceCapability, TriggerCapability,
+};
 pub use check::check;
 use nimbus_diagnostic::Diagnostic;
 use nimbus_graph::AppGraph;

@@ -91,6 +91,12 @@ pub enum Command {
     )]
     Validate,
 
+    /// Package every function: one reproducible zip each, with its dependencies and the provider shim
+    #[command(
+        after_help = "Examples:\n  nimbus build                      # for the local runtime\n  nimbus build -p aws -s prod\n  nimbus build -p gcp --output json # build.json on stdout\n\nZips go to .nimbus/build/<provider>/<stage>/ next to the manifest, with build.json.\nUnchanged functions are not rebuilt; --force rebuilds them all."
+    )]
+    Build(BuildArgs),
+
     /// Print the resolved app graph (functions, triggers, resources, access edges)
     #[command(
         after_help = "Examples:\n  nimbus graph\n  nimbus graph -p aws -s prod --format json > graph.json"
@@ -125,6 +131,13 @@ pub enum Template {
     Python,
     /// One Node.js HTTP function
     Node,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Rebuild every function, even those the cache says are unchanged
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One module per command, and the compile step they share.
 
+mod build;
 mod graph;
 mod init;
 mod schema;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
     match cli.command {
         Command::Init(args) => init::run(&args, out),
         Command::Validate => validate::run(&cli.global, out),
+        Command::Build(args) => build::run(&cli.global, &args, out),
         Command::Graph(args) => graph::run(&cli.global, &args, out),
         Command::Schema => schema::run(),
     }

@@ -1,0 +1,412 @@
+//! Packaging: one deterministic zip per function, holding the user's code (the handler's
+//! directory, filtered), its dependencies and the provider shim — the very bytes that get
+//! deployed, and that the local runtime runs.
+//!
+//! A build writes `<out>/<function>.zip` and `<out>/build.json`. Each function's *input hash*
+//! covers everything that goes into its zip (file paths, modes and contents, the dependency
+//! files, the shim, the generated `function.json`); when it matches the last build and the zip
+//! is still there untouched, the function is not rebuilt. Functions are packaged in parallel.
+//! This crate knows the app graph and the providers' capabilities, not the manifest's YAML.
+
+#![deny(missing_docs)]
+
+mod archive;
+mod deps;
+mod error;
+mod hash;
+mod select;
+mod shims;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use nimbus_graph::{AppGraph, FunctionNode};
+use nimbus_manifest::Language;
+use nimbus_provider::ProviderId;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use error::PackageError;
+
+use crate::archive::{Data, Entry};
+
+/// Bumped whenever the package layout changes, so old caches are not reused.
+const FORMAT: &str = "nimbus-package-v1";
+
+/// Where and for what to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The directory handler paths are relative to (the manifest's).
+    pub manifest_dir: PathBuf,
+    /// Where zips and `build.json` go (`.nimbus/build/<provider>/<stage>`).
+    pub out_dir: PathBuf,
+    /// Where installed dependencies are cached (`.nimbus/cache`).
+    pub cache_dir: PathBuf,
+    /// The target.
+    pub provider: ProviderId,
+    /// Rebuild even when the cache says nothing changed.
+    pub force: bool,
+}
+
+impl BuildOptions {
+    /// The conventional layout under `<manifest dir>/.nimbus/`.
+    pub fn conventional(manifest_dir: &Path, provider: ProviderId, stage: &str) -> Self {
+        let nimbus = manifest_dir.join(".nimbus");
+        BuildOptions {
+            manifest_dir: manifest_dir.to_path_buf(),
+            out_dir: nimbus.join("build").join(provider.as_str()).join(stage),
+            cache_dir: nimbus.join("cache"),
+            provider,
+            force: false,
+        }
+    }
+}
+
+/// One function's package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The zip's file name in the output directory.
+    pub file: String,
+    /// Hex SHA-256 of the zip.
+    pub sha256: String,
+    /// Zip size in bytes.
+    pub size: u64,
+    /// Total size of the files inside, in bytes.
+    pub unzipped_size: u64,
+    /// Number of files inside.
+    pub files: usize,
+    /// Hash of everything that went in; equal inputs give an equal zip.
+    pub input_hash: String,
+    /// Cache key of the installed dependencies, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deps: Option<String>,
+}
+
+/// The build manifest, `build.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildManifest {
+    /// Always `nimbus-package-v1` for this layout.
+    pub format: String,
+    /// The service.
+    pub service: String,
+    /// The stage.
+    pub stage: String,
+    /// The provider.
+    pub provider: String,
+    /// The packages, by function.
+    pub functions: BTreeMap<String, Artifact>,
+}
+
+/// What happened to one function in a build.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Its package was written.
+    Built {
+        /// The function.
+        function: String,
+        /// The package.
+        artifact: Artifact,
+        /// How long it took.
+        millis: u128,
+    },
+    /// Nothing changed; the previous package stands.
+    Cached {
+        /// The function.
+        function: String,
+    },
+    /// Its dependencies are being installed (this can take a while).
+    InstallingDeps {
+        /// The function.
+        function: String,
+        /// `requirements.txt` or `package.json`.
+        manifest: String,
+    },
+    /// Secret-looking files were left out.
+    SkippedSecrets {
+        /// The function.
+        function: String,
+        /// The files, as package paths.
+        files: Vec<String>,
+    },
+}
+
+/// The outcome of a build.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// What was written to `build.json`.
+    pub manifest: BuildManifest,
+    /// The functions that were (re)built.
+    pub built: Vec<String>,
+    /// The functions whose previous package was reused.
+    pub cached: Vec<String>,
+    /// Where `build.json` is.
+    pub manifest_path: PathBuf,
+}
+
+/// Packages every function of `graph`.
+pub fn build(
+    graph: &AppGraph,
+    options: &BuildOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<BuildReport, PackageError> {
+    std::fs::create_dir_all(&options.out_dir)
+        .map_err(PackageError::io("creating", &options.out_dir))?;
+    let manifest_path = options.out_dir.join("build.json");
+    let previous: Option<BuildManifest> = std::fs::read(&manifest_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|m: &BuildManifest| m.format == FORMAT && m.provider == options.provider.as_str());
+    let previous = previous.map(|m| m.functions).unwrap_or_default();
+    let limits = options.provider.capabilities().package.clone();
+
+    let results: Vec<(String, Outcome)> = graph
+        .functions
+        .par_iter()
+        .map(|(name, f)| {
+            let result = package_one(graph, f, options, previous.get(name), progress).and_then(
+                |(artifact, built)| {
+                    if let Some(limits) = &limits {
+                        check_size(&artifact, limits, &options.provider.capabilities().name)?;
+                    }
+                    Ok((artifact, built))
+                },
+            );
+            (name.clone(), result)
+        })
+        .collect();
+
+    let mut functions = BTreeMap::new();
+    let (mut built, mut cached, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, result) in results {
+        match result {
+            Ok((artifact, true)) => {
+                built.push(name.clone());
+                functions.insert(name, artifact);
+            }
+            Ok((artifact, false)) => {
+                cached.push(name.clone());
+                functions.insert(name, artifact);
+            }
+            Err(e) => errors.push(PackageError::Function {
+                function: name,
+                source: Box::new(e),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            PackageError::Many(errors)
+        });
+    }
+    // Packages of functions that no longer exist are ours to remove.
+    for (name, old) in &previous {
+        if !functions.contains_key(name) {
+            let _ = std::fs::remove_file(options.out_dir.join(&old.file));
+        }
+    }
+    let manifest = BuildManifest {
+        format: FORMAT.into(),
+        service: graph.service.clone(),
+        stage: graph.stage.clone(),
+        provider: options.provider.as_str().into(),
+        functions,
+    };
+    let mut text = serde_json::to_vec_pretty(&manifest).expect("json");
+    text.push(b'\n');
+    let tmp = manifest_path.with_extension("json.tmp");
+    std::fs::write(&tmp, &text).map_err(PackageError::io("writing", &tmp))?;
+    std::fs::rename(&tmp, &manifest_path).map_err(PackageError::io("writing", &manifest_path))?;
+    Ok(BuildReport {
+        manifest,
+        built,
+        cached,
+        manifest_path,
+    })
+}
+
+fn check_size(
+    a: &Artifact,
+    limits: &nimbus_provider::PackageLimits,
+    provider: &str,
+) -> Result<(), PackageError> {
+    const MB: u64 = 1_000_000;
+    if let Some(max) = limits.max_zipped_mb
+        && a.size > max * MB
+    {
+        return Err(PackageError::TooLarge {
+            what: "zipped",
+            actual: a.size.div_ceil(MB),
+            limit: max,
+            provider: provider.into(),
+        });
+    }
+    if let Some(max) = limits.max_unzipped_mb
+        && a.unzipped_size > max * MB
+    {
+        return Err(PackageError::TooLarge {
+            what: "unzipped",
+            actual: a.unzipped_size.div_ceil(MB),
+            limit: max,
+            provider: provider.into(),
+        });
+    }
+    Ok(())
+}
+
+/// A function's package, and whether it was built (`true`) or reused.
+type Outcome = Result<(Artifact, bool), PackageError>;
+
+/// Packages one function, or reuses its previous package; `true` when it was built.
+fn package_one(
+    graph: &AppGraph,
+    f: &FunctionNode,
+    options: &BuildOptions,
+    previous: Option<&Artifact>,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(Artifact, bool), PackageError> {
+    let started = Instant::now();
+    let root = if f.source_dir.is_empty() {
+        options.manifest_dir.clone()
+    } else {
+        options.manifest_dir.join(&f.source_dir)
+    };
+    let deps = deps::plan(&root, f.runtime, options.provider)?;
+    let skip_node_modules = f.language == Language::Node && deps.is_some();
+    let selection = select::select(
+        &root,
+        &f.source_dir,
+        &f.include,
+        &f.exclude,
+        skip_node_modules,
+    )?;
+    if !selection.files.iter().any(|s| s.zip_path == f.handler_file) {
+        return Err(PackageError::HandlerExcluded {
+            file: f.handler_file.clone(),
+        });
+    }
+    if !selection.skipped_secrets.is_empty() {
+        progress(Progress::SkippedSecrets {
+            function: f.name.clone(),
+            files: selection.skipped_secrets.clone(),
+        });
+    }
+
+    let mut entries: Vec<Entry> = shims::files(options.provider, f.language);
+    let function_json = shims::function_json(graph, f);
+    entries.push(Entry {
+        path: "_nimbus/function.json".into(),
+        mode: 0o644,
+        data: Data::Bytes(Arc::from(function_json)),
+    });
+    let generated: std::collections::BTreeSet<String> =
+        entries.iter().map(|e| e.path.clone()).collect();
+
+    // The input hash: every path, mode and content hash that will be in the zip.
+    let mut hasher = Sha256::new();
+    hasher.update(FORMAT);
+    hasher.update(options.provider.as_str());
+    for e in &entries {
+        let Data::Bytes(b) = &e.data else { continue };
+        hasher.update(format!("\n{} {:o} {}", e.path, e.mode, hash::bytes(b)));
+    }
+    for s in &selection.files {
+        if generated.contains(&s.zip_path) {
+            return Err(PackageError::Clash {
+                path: s.zip_path.clone(),
+                provider: options.provider.to_string(),
+            });
+        }
+        hasher.update(format!(
+            "\n{} {:o} {}",
+            s.zip_path,
+            s.mode,
+            hash::file(&s.disk_path)?
+        ));
+    }
+    if let Some(d) = &deps {
+        hasher.update(format!("\ndeps {}", d.key));
+    }
+    let input_hash = hash::hex(&hasher.finalize());
+
+    let file = format!("{}.zip", f.name);
+    let dest = options.out_dir.join(&file);
+    if !options.force
+        && let Some(prev) = previous
+        && prev.input_hash == input_hash
+        && std::fs::metadata(&dest).is_ok_and(|m| m.len() == prev.size)
+    {
+        progress(Progress::Cached {
+            function: f.name.clone(),
+        });
+        return Ok((prev.clone(), false));
+    }
+
+    let mut deps_key = None;
+    if let Some(d) = &deps {
+        let installed_before = options
+            .cache_dir
+            .join("deps")
+            .join(&d.key)
+            .join(".complete")
+            .is_file();
+        if !installed_before {
+            progress(Progress::InstallingDeps {
+                function: f.name.clone(),
+                manifest: format!("{}/{}", f.source_dir, d.manifest_name()),
+            });
+        }
+        let tree = d.ensure(&options.cache_dir, f.runtime, options.provider)?;
+        let prefix = match f.language {
+            Language::Python => String::new(),
+            Language::Node if f.source_dir.is_empty() => "node_modules".to_string(),
+            Language::Node => format!("{}/node_modules", f.source_dir),
+        };
+        let installed = select::select(&tree, &prefix, &[], &[], false)?;
+        let taken: std::collections::BTreeSet<String> = entries
+            .iter()
+            .map(|e| e.path.clone())
+            .chain(selection.files.iter().map(|s| s.zip_path.clone()))
+            .collect();
+        for s in installed
+            .files
+            .into_iter()
+            .filter(|s| !taken.contains(&s.zip_path))
+        {
+            entries.push(Entry {
+                path: s.zip_path,
+                mode: s.mode,
+                data: Data::File(s.disk_path),
+            });
+        }
+        deps_key = Some(d.key.clone());
+    }
+    for s in selection.files {
+        entries.push(Entry {
+            path: s.zip_path,
+            mode: s.mode,
+            data: Data::File(s.disk_path),
+        });
+    }
+    let count = entries.len();
+    let (written, sha256) = archive::write(&mut entries, &dest)?;
+    let artifact = Artifact {
+        file,
+        sha256,
+        size: written.zipped,
+        unzipped_size: written.unzipped,
+        files: count,
+        input_hash,
+        deps: deps_key,
+    };
+    progress(Progress::Built {
+        function: f.name.clone(),
+        artifact: artifact.clone(),
+        millis: started.elapsed().as_millis(),
+    });
+    Ok((artifact, true))
+}

@@ -1,0 +1,493 @@
+//! Packaging against real files: reproducibility across directories, the build cache, the
+//! safety rules, dependency installs with the real pip and npm, and the zip layout per provider.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nimbus_package::{BuildOptions, BuildReport, PackageError, build};
+use nimbus_provider::ProviderId;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".nimbus" || name == "__pycache__" || name == ".pytest_cache" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+fn graph(manifest: &Path, provider: ProviderId) -> nimbus_graph::AppGraph {
+    let options = nimbus_manifest::LoadOptions {
+        provider: provider.to_string(),
+        ..Default::default()
+    };
+    let loaded = nimbus_manifest::load_file(manifest, &options).unwrap_or_else(|e| match e {
+        nimbus_manifest::LoadError::Invalid(r) => panic!("{}", r.render(false)),
+        e => panic!("{e}"),
+    });
+    nimbus_graph::build(&loaded)
+}
+
+fn build_dir(
+    dir: &Path,
+    provider: ProviderId,
+    cache: Option<&Path>,
+) -> Result<BuildReport, PackageError> {
+    let g = graph(&dir.join("nimbus.yaml"), provider);
+    let mut options = BuildOptions::conventional(dir, provider, "dev");
+    if let Some(c) = cache {
+        options.cache_dir = c.to_path_buf();
+    }
+    build(&g, &options, &|_| {})
+}
+
+fn hashes(report: &BuildReport) -> BTreeMap<String, String> {
+    report
+        .manifest
+        .functions
+        .iter()
+        .map(|(k, a)| (k.clone(), a.sha256.clone()))
+        .collect()
+}
+
+/// A one-function project in a temp dir; `files` are (path, content) under it.
+fn project(manifest: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nimbus.yaml"), manifest).unwrap();
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+const ONE_FN: &str = "version: 1\nservice: t\nfunctions:\n  f:\n    handler: fn/app.py:handler\n";
+
+fn zip_names(path: &Path) -> Vec<String> {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..z.len())
+        .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn shop_builds_byte_identically_in_two_directories() {
+    // Different paths, separate dependency caches (so pip really runs twice), and different
+    // file timestamps and permission bits: the zips must not differ by a byte.
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (a.path().join("shop"), b.path().join("elsewhere/shop-copy"));
+    copy_dir(&repo().join("examples/shop"), &a_dir);
+    copy_dir(&repo().join("examples/shop"), &b_dir);
+    let handler = b_dir.join("orders/get.py");
+    std::fs::set_permissions(&handler, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&handler)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+
+    let ra = build_dir(&a_dir, ProviderId::Aws, None).unwrap();
+    let rb = build_dir(&b_dir, ProviderId::Aws, None).unwrap();
+    assert_eq!(ra.built.len(), 7);
+    assert_eq!(hashes(&ra), hashes(&rb));
+    let thumb = &ra.manifest.functions["make-thumbnail"];
+    assert!(
+        thumb.deps.is_some(),
+        "Pillow is installed for make-thumbnail"
+    );
+    let names = zip_names(&a_dir.join(".nimbus/build/aws/dev/make-thumbnail.zip"));
+    assert!(
+        names.iter().any(|n| n.starts_with("PIL/")),
+        "the Linux Pillow wheel is in the package"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("bin/") && !n.ends_with(".pyc"))
+    );
+
+    // Every other provider: the same inputs give the same zips too.
+    let shared = tempfile::tempdir().unwrap();
+    for provider in [ProviderId::Local, ProviderId::Gcp, ProviderId::Azure] {
+        let x = build_dir(&a_dir, provider, Some(shared.path())).unwrap();
+        let y = build_dir(&b_dir, provider, Some(shared.path())).unwrap();
+        assert_eq!(hashes(&x), hashes(&y), "{provider}");
+    }
+}
+
+#[test]
+fn zips_are_normalized_and_carry_the_provider_shim() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = dir.path().join("shop");
+    copy_dir(&repo().join("examples/shop"), &shop);
+    std::fs::remove_file(shop.join("images/requirements.txt")).unwrap(); // keep this test offline
+    let expected: [(ProviderId, &str, &[&str]); 4] = [
+        (
+            ProviderId::Aws,
+            "get-order",
+            &["_nimbus_aws.py", "_nimbus/aws.py", "_nimbus/core.py"],
+        ),
+        (ProviderId::Gcp, "get-order", &["main.py", "_nimbus/gcp.py"]),
+        (
+            ProviderId::Gcp,
+            "charge-payment",
+            &["package.json", "_nimbus_gcp.js", "_nimbus/gcp.js"],
+        ),
+        (
+            ProviderId::Local,
+            "charge-payment",
+            &["_nimbus/local_worker.js", "_nimbus/core.js"],
+        ),
+    ];
+    for (provider, function, files) in expected {
+        build_dir(&shop, provider, None).unwrap();
+        let path = shop.join(format!(".nimbus/build/{provider}/dev/{function}.zip"));
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let names: Vec<String> = (0..z.len())
+            .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "entries are sorted");
+        for f in files.iter().chain(["_nimbus/function.json"].iter()) {
+            assert!(
+                names.iter().any(|n| n == f),
+                "{provider}/{function}: missing {f} in {names:?}"
+            );
+        }
+        for i in 0..z.len() {
+            let entry = z.by_index(i).unwrap();
+            let t = entry.last_modified().unwrap();
+            assert_eq!(
+                (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+                (1980, 1, 1, 0, 0)
+            );
+            assert!(
+                matches!(
+                    entry.unix_mode().map(|m| m & 0o777),
+                    Some(0o644) | Some(0o755)
+                ),
+                "{}",
+                entry.name().unwrap()
+            );
+            let name = entry.name().unwrap().to_string();
+            assert!(!name.starts_with('/') && !name.contains(".."));
+        }
+        let mut json = String::new();
+        z.by_name("_nimbus/function.json")
+            .unwrap()
+            .read_to_string(&mut json)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["function"], function);
+        assert_eq!(v["provider"], provider.as_str());
+        assert!(
+            !json.contains(&shop.display().to_string()),
+            "no absolute paths"
+        );
+        if provider == ProviderId::Gcp {
+            let sig = if function == "get-order" {
+                "http"
+            } else {
+                "cloudevent"
+            };
+            assert_eq!(v["gcp"]["signature"], sig);
+        }
+    }
+    // Tests, caches and other functions' directories are not in the package.
+    let names = zip_names(&shop.join(".nimbus/build/aws/dev/get-order.zip"));
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("tests/") && !n.starts_with("payments/")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn only_the_changed_function_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = dir.path().join("shop");
+    copy_dir(&repo().join("examples/shop"), &shop);
+    std::fs::remove_file(shop.join("images/requirements.txt")).unwrap();
+    let first = build_dir(&shop, ProviderId::Local, None).unwrap();
+    assert_eq!(first.built.len(), 7);
+    let again = build_dir(&shop, ProviderId::Local, None).unwrap();
+    assert!(again.built.is_empty(), "nothing changed: {:?}", again.built);
+    assert_eq!(again.cached.len(), 7);
+    assert_eq!(hashes(&first), hashes(&again));
+
+    let charge = shop.join("payments/charge.js");
+    let text = std::fs::read_to_string(&charge).unwrap();
+    std::fs::write(&charge, format!("{text}\n// changed\n")).unwrap();
+    let third = build_dir(&shop, ProviderId::Local, None).unwrap();
+    assert_eq!(third.built, vec!["charge-payment".to_string()]);
+    assert_ne!(
+        third.manifest.functions["charge-payment"].sha256,
+        first.manifest.functions["charge-payment"].sha256
+    );
+
+    // A package deleted behind the cache's back is rebuilt, not trusted.
+    std::fs::remove_file(shop.join(".nimbus/build/local/dev/get-order.zip")).unwrap();
+    let fourth = build_dir(&shop, ProviderId::Local, None).unwrap();
+    assert_eq!(fourth.built, vec!["get-order".to_string()]);
+    assert_eq!(
+        fourth.manifest.functions["get-order"].sha256,
+        first.manifest.functions["get-order"].sha256
+    );
+}
+
+#[test]
+fn removed_functions_lose_their_package() {
+    let dir = project(
+        "version: 1\nservice: t\nfunctions:\n  a: { handler: a/app.py:handler }\n  b: { handler: b/app.py:handler }\n",
+        &[
+            ("a/app.py", "def handler(e, c): pass\n"),
+            ("b/app.py", "def handler(e, c): pass\n"),
+        ],
+    );
+    build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    assert!(dir.path().join(".nimbus/build/aws/dev/b.zip").exists());
+    std::fs::write(
+        dir.path().join("nimbus.yaml"),
+        "version: 1\nservice: t\nfunctions:\n  a: { handler: a/app.py:handler }\n",
+    )
+    .unwrap();
+    let report = build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    assert_eq!(report.cached, vec!["a".to_string()]);
+    assert!(!dir.path().join(".nimbus/build/aws/dev/b.zip").exists());
+}
+
+fn failure(dir: &Path) -> String {
+    match build_dir(dir, ProviderId::Aws, None) {
+        Ok(_) => panic!("the build should fail"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_symlink_out_of_the_function_directory_is_refused() {
+    let dir = project(
+        ONE_FN,
+        &[
+            ("fn/app.py", "def handler(e, c): pass\n"),
+            ("secret.txt", "top secret\n"),
+        ],
+    );
+    std::os::unix::fs::symlink(
+        dir.path().join("secret.txt"),
+        dir.path().join("fn/leak.txt"),
+    )
+    .unwrap();
+    let err = failure(dir.path());
+    assert!(
+        err.contains("fn/leak.txt") && err.contains("outside the function's directory"),
+        "{err}"
+    );
+
+    // A link that stays inside is followed and packaged as a file.
+    std::fs::remove_file(dir.path().join("fn/leak.txt")).unwrap();
+    std::fs::write(dir.path().join("fn/data.txt"), "inside\n").unwrap();
+    std::os::unix::fs::symlink("data.txt", dir.path().join("fn/alias.txt")).unwrap();
+    build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    let names = zip_names(&dir.path().join(".nimbus/build/aws/dev/f.zip"));
+    assert!(
+        names.contains(&"fn/alias.txt".to_string()) && names.contains(&"fn/data.txt".to_string())
+    );
+
+    // A dangling link is an error too.
+    std::os::unix::fs::symlink("missing.txt", dir.path().join("fn/dangling.txt")).unwrap();
+    assert!(failure(dir.path()).contains("does not exist"));
+}
+
+#[test]
+fn globs_that_leave_the_directory_are_refused() {
+    let manifest = format!("{ONE_FN}    package: {{ include: [\"../*.py\"] }}\n");
+    let dir = project(&manifest, &[("fn/app.py", "def handler(e, c): pass\n")]);
+    let err = failure(dir.path());
+    assert!(
+        err.contains("`../*.py`") && err.contains("cannot leave it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_files_are_reported() {
+    let dir = project(
+        ONE_FN,
+        &[
+            ("fn/app.py", "def handler(e, c): pass\n"),
+            ("fn/locked.dat", "x"),
+        ],
+    );
+    std::fs::set_permissions(
+        dir.path().join("fn/locked.dat"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let err = failure(dir.path());
+    assert!(
+        err.contains("fn/locked.dat") && err.contains("no read permission"),
+        "{err}"
+    );
+    // Excluding it is the documented way out.
+    let manifest = format!("{ONE_FN}    package: {{ exclude: [locked.dat] }}\n");
+    std::fs::write(dir.path().join("nimbus.yaml"), manifest).unwrap();
+    build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+}
+
+#[test]
+fn special_files_are_refused() {
+    let dir = project(ONE_FN, &[("fn/app.py", "def handler(e, c): pass\n")]);
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("fn/pipe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(failure(dir.path()).contains("not a regular file"));
+}
+
+#[test]
+fn secrets_are_left_out_unless_included_explicitly() {
+    let files = [
+        ("fn/app.py", "def handler(e, c): pass\n"),
+        ("fn/.env", "TOKEN=1\n"),
+        ("fn/.env.production", "TOKEN=2\n"),
+        ("fn/.env.example", "TOKEN=\n"),
+        ("fn/server.pem", "key\n"),
+        ("fn/conf/credentials.json", "{}\n"),
+    ];
+    let dir = project(ONE_FN, &files);
+    let mut skipped = Vec::new();
+    let g = graph(&dir.path().join("nimbus.yaml"), ProviderId::Aws);
+    let options = BuildOptions::conventional(dir.path(), ProviderId::Aws, "dev");
+    let collected = std::sync::Mutex::new(Vec::new());
+    build(&g, &options, &|p| {
+        if let nimbus_package::Progress::SkippedSecrets { files, .. } = p {
+            collected.lock().unwrap().extend(files);
+        }
+    })
+    .unwrap();
+    skipped.extend(collected.into_inner().unwrap());
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            "fn/.env",
+            "fn/.env.production",
+            "fn/conf/credentials.json",
+            "fn/server.pem"
+        ]
+    );
+    let names = zip_names(&dir.path().join(".nimbus/build/aws/dev/f.zip"));
+    assert!(names.contains(&"fn/.env.example".to_string()));
+    assert!(!names.iter().any(|n| n.ends_with(".pem") || n == "fn/.env"));
+
+    let manifest = format!("{ONE_FN}    package: {{ include: [\"*.py\", server.pem] }}\n");
+    std::fs::write(dir.path().join("nimbus.yaml"), manifest).unwrap();
+    build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    let names = zip_names(&dir.path().join(".nimbus/build/aws/dev/f.zip"));
+    assert!(
+        names.contains(&"fn/server.pem".to_string()),
+        "listed explicitly: {names:?}"
+    );
+    assert!(!names.contains(&"fn/.env".to_string()));
+}
+
+#[test]
+fn excluding_the_handler_is_an_error() {
+    let manifest = format!("{ONE_FN}    package: {{ exclude: [\"*.py\"] }}\n");
+    let dir = project(&manifest, &[("fn/app.py", "def handler(e, c): pass\n")]);
+    assert!(failure(dir.path()).contains("handler file `fn/app.py` is not in the package"));
+}
+
+#[test]
+fn a_user_file_may_not_replace_the_entry_point() {
+    let manifest = "version: 1\nservice: t\nfunctions:\n  f:\n    handler: app.py:handler\n";
+    let dir = project(
+        manifest,
+        &[
+            ("app.py", "def handler(e, c): pass\n"),
+            ("_nimbus_aws.py", "evil = 1\n"),
+        ],
+    );
+    let err = failure(dir.path());
+    assert!(
+        err.contains("`_nimbus_aws.py`") && err.contains("clashes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn packages_over_the_provider_limit_are_refused() {
+    let dir = project(ONE_FN, &[("fn/app.py", "def handler(e, c): pass\n")]);
+    // 51 MB that deflate cannot shrink.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..51_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(dir.path().join("fn/blob.bin"), noise).unwrap();
+    let err = failure(dir.path());
+    assert!(
+        err.contains("MB zipped") && err.contains("at most 50 MB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn node_dependencies_are_installed_with_npm_into_the_function_directory() {
+    let manifest = "version: 1\nservice: t\nfunctions:\n  f:\n    handler: fn/index.js:handler\n";
+    let dir = project(
+        manifest,
+        &[
+            (
+                "fn/index.js",
+                "const isNumber = require('is-number');\nexports.handler = async () => ({ status: 200, body: String(isNumber(5)) });\n",
+            ),
+            (
+                "fn/package.json",
+                "{ \"name\": \"f\", \"version\": \"1.0.0\", \"dependencies\": { \"is-number\": \"7.0.0\" } }\n",
+            ),
+            (
+                "fn/node_modules/stale/index.js",
+                "// a local install that must not be shipped\n",
+            ),
+        ],
+    );
+    let report = build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    assert!(report.manifest.functions["f"].deps.is_some());
+    let names = zip_names(&dir.path().join(".nimbus/build/aws/dev/f.zip"));
+    assert!(
+        names.contains(&"fn/node_modules/is-number/index.js".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("stale")));
+    let again = build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    assert_eq!(again.cached, vec!["f".to_string()]);
+}

@@ -1,0 +1,67 @@
+//! `nimbus build`: package every function for a provider and stage.
+
+use std::time::Instant;
+
+use nimbus_package::{BuildOptions, Progress};
+
+use crate::cli::{BuildArgs, Global};
+use crate::output::{Failure, Out};
+
+pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> {
+    let compiled = super::compile(global, out)?;
+    let provider = super::provider(global)?;
+    let mut options =
+        BuildOptions::conventional(&compiled.loaded.dir, provider, &compiled.graph.stage);
+    options.force = args.force;
+    let started = Instant::now();
+    let quiet = out.json;
+    let report = nimbus_package::build(&compiled.graph, &options, &|event| {
+        if quiet {
+            return;
+        }
+        match event {
+            Progress::Built { function, artifact, millis } => eprintln!(
+                "  built     {function:<24} {:>5} files {:>10}  {millis} ms",
+                artifact.files,
+                human_bytes(artifact.size)
+            ),
+            Progress::Cached { function } => eprintln!("  cached    {function}"),
+            Progress::InstallingDeps { function, manifest } => {
+                eprintln!("  deps      {function:<24} installing {manifest} (cached for next time)")
+            }
+            Progress::SkippedSecrets { function, files } => eprintln!(
+                "  note      {function}: left out secret-looking files {} (list them in `package.include` to ship them)",
+                files.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    })
+    .map_err(|e| Failure::User(e.into()))?;
+    if out.json {
+        let json = serde_json::json!({
+            "build": report.manifest,
+            "built": report.built,
+            "cached": report.cached,
+            "path": report.manifest_path.display().to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+    } else {
+        println!(
+            "built {} and reused {} package{} for {} in {:.2?} -> {}",
+            report.built.len(),
+            report.cached.len(),
+            if report.cached.len() == 1 { "" } else { "s" },
+            provider,
+            started.elapsed(),
+            report.manifest_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
