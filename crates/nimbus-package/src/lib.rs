@@ -235,25 +235,20 @@ fn check_size(
     provider: &str,
 ) -> Result<(), PackageError> {
     const MB: u64 = 1_000_000;
-    if let Some(max) = limits.max_zipped_mb
-        && a.size > max * MB
-    {
-        return Err(PackageError::TooLarge {
-            what: "zipped",
-            actual: a.size.div_ceil(MB),
-            limit: max,
-            provider: provider.into(),
-        });
-    }
-    if let Some(max) = limits.max_unzipped_mb
-        && a.unzipped_size > max * MB
-    {
-        return Err(PackageError::TooLarge {
-            what: "unzipped",
-            actual: a.unzipped_size.div_ceil(MB),
-            limit: max,
-            provider: provider.into(),
-        });
+    for (what, actual, limit) in [
+        ("zipped", a.size, limits.max_zipped_mb),
+        ("unzipped", a.unzipped_size, limits.max_unzipped_mb),
+    ] {
+        if let Some(limit) = limit
+            && actual > limit * MB
+        {
+            return Err(PackageError::TooLarge {
+                what,
+                actual: actual.div_ceil(MB),
+                limit,
+                provider: provider.into(),
+            });
+        }
     }
     Ok(())
 }

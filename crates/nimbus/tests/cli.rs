@@ -26,6 +26,18 @@ fn text(bytes: &[u8]) -> String {
 
 const SHOP: &str = "examples/shop/nimbus.yaml";
 
+/// A temp project with `manifest` as its `nimbus.yaml` and a Python handler `app.py`.
+fn project(manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("nimbus.yaml"), manifest).unwrap();
+    dir
+}
+
 #[test]
 fn shop_validates_for_every_provider() {
     for provider in ["local", "aws", "gcp", "azure"] {
@@ -46,17 +58,9 @@ fn shop_validates_for_every_provider() {
 
 #[test]
 fn invalid_manifest_exits_1_with_location_on_stderr() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("app.py"),
-        "def handler(e, c):\n    return 1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("nimbus.yaml"),
+    let dir = project(
         "version: 1\nservice: s\nfunctions:\n  f:\n    handlr: app.py:handler\n  g:\n    handler: app.py:handler\n    memory: lots\n",
-    )
-    .unwrap();
+    );
     let out = nimbus(&["validate"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -88,17 +92,9 @@ fn invalid_manifest_exits_1_with_location_on_stderr() {
 
 #[test]
 fn provider_limits_fail_only_for_that_provider() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("app.py"),
-        "def handler(e, c):\n    return 1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("nimbus.yaml"),
+    let dir = project(
         "version: 1\nservice: s\nresources:\n  t: { type: topic }\nfunctions:\n  f:\n    handler: app.py:handler\n    timeout: 10m\n    triggers: [ { topic: t } ]\n",
-    )
-    .unwrap();
+    );
     assert_eq!(
         nimbus(&["validate", "-p", "aws"], dir.path()).status.code(),
         Some(0)
@@ -265,4 +261,30 @@ fn help_teaches_with_examples() {
             "{cmd:?} has no example"
         );
     }
+}
+
+#[test]
+fn build_reports_built_then_cached_and_fails_cleanly() {
+    let dir = project("version: 1\nservice: s\nfunctions:\n  f:\n    handler: app.py:handler\n");
+    let out = nimbus(&["build", "-p", "aws", "--output", "json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["built"], serde_json::json!(["f"]));
+    assert!(dir.path().join(".nimbus/build/aws/dev/f.zip").is_file());
+    let sha = json["build"]["functions"]["f"]["sha256"].clone();
+
+    let out = nimbus(&["build", "-p", "aws"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("cached    f"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("built 0 and reused 1 package"), "{}", text(&out.stdout));
+
+    let out = nimbus(&["build", "-p", "aws", "--force", "--output", "json"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["built"], serde_json::json!(["f"]));
+    assert_eq!(json["build"]["functions"]["f"]["sha256"], sha, "a forced rebuild gives the same bytes");
+
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("passwd")).unwrap();
+    let out = nimbus(&["build", "-p", "aws"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("outside the function's directory"), "{}", text(&out.stderr));
 }
