@@ -1,0 +1,143 @@
+'use strict';
+// Nimbus local worker (Node.js): runs one function for the local runtime.
+//
+// Started by the local runtime as `node _nimbus/local_worker.js` with cwd = the unpacked package
+// root and two inherited pipes: fd 3 (runtime -> worker) and fd 4 (worker -> runtime); stdout and
+// stderr stay the handler's own (logs). Frames: 4-byte big-endian length + UTF-8 JSON.
+// First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
+// time, {"id", "event", "deadline_ms", "request_id"} -> {"id", "ok": true, "result", "duration_ms"}
+// or {"id", "ok": false, "error": {"type", "message", "stack"}, "duration_ms"}. Exit 0 on EOF of fd 3.
+// See docs/function-contract.md, "Local worker protocol".
+
+const fs = require('node:fs');
+const net = require('node:net');
+const core = require('./core.js');
+
+const IN_FD = 3;
+const OUT_FD = 4;
+const MAX_FRAME = 64 * 1024 * 1024;
+const PROVIDER = 'local';
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function writeFrame(obj) {
+  const data = Buffer.from(core.dumps(obj), 'utf8');
+  const buf = Buffer.allocUnsafe(4 + data.length);
+  buf.writeUInt32BE(data.length, 0);
+  data.copy(buf, 4);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(OUT_FD, buf, off, buf.length - off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN') throw e;
+      Atomics.wait(sleeper, 0, 0, 1); // the runtime is slow to read: wait 1 ms
+    }
+  }
+}
+
+function openInput() {
+  try {
+    return new net.Socket({ fd: IN_FD, readable: true, writable: false });
+  } catch {
+    return fs.createReadStream(null, { fd: IN_FD });
+  }
+}
+
+async function handle(fn, msg) {
+  const id = msg && typeof msg === 'object' && 'id' in msg ? msg.id : null;
+  const t0 = process.hrtime.bigint();
+  let resp;
+  try {
+    if (msg && msg.__invalid) throw Object.assign(new Error(msg.__invalid), { name: 'ProtocolError' });
+    if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw Object.assign(new Error('frame is not an object'), { name: 'ProtocolError' });
+    const event = msg.event;
+    if (!event || typeof event !== 'object' || !core.EVENT_TYPES.includes(event.type)) {
+      throw Object.assign(new Error(`invocation ${JSON.stringify(id)} has no neutral event (event.type one of ${core.EVENT_TYPES.join(', ')})`),
+        { name: 'ProtocolError' });
+    }
+    const ctx = fn.context(msg.request_id, msg.deadline_ms);
+    const result = core.normalizeResult(event, await fn.invoke(event, ctx));
+    resp = { id, ok: true, result };
+    core.dumps(resp); // surface unserializable results as handler errors
+  } catch (err) {
+    resp = { id, ok: false, error: core.errorInfo(err) };
+  }
+  resp.duration_ms = Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
+  writeFrame(resp);
+}
+
+async function main() {
+  let fn;
+  try {
+    fn = await core.getFunction({ provider: PROVIDER });
+  } catch (err) {
+    writeFrame({ ready: false, error: core.errorInfo(err) });
+    process.exit(1);
+  }
+  process.on('unhandledRejection', (reason) => {
+    console.error('nimbus: unhandled promise rejection in the handler:', reason);
+  });
+  writeFrame({ ready: true, load_ms: Math.round(fn.loadMs * 1000) / 1000, pid: process.pid, runtime: `node${process.versions.node}` });
+
+  const input = openInput();
+  let pending = Buffer.alloc(0);
+  const queue = [];
+  let busy = false;
+  let ended = false;
+
+  const finish = (code) => process.exit(code);
+
+  async function pump() {
+    if (busy) return;
+    busy = true;
+    while (queue.length) await handle(fn, queue.shift());
+    busy = false;
+    if (ended) finish(0);
+  }
+
+  input.on('data', (chunk) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 4) {
+      const n = pending.readUInt32BE(0);
+      if (n > MAX_FRAME) {
+        writeFrame({ id: null, ok: false, error: { type: 'ProtocolError', message: `frame of ${n} bytes exceeds the ${MAX_FRAME}-byte limit`, stack: '' } });
+        finish(2);
+        return;
+      }
+      if (pending.length < 4 + n) break;
+      const body = pending.subarray(4, 4 + n);
+      pending = pending.subarray(4 + n);
+      let msg;
+      try {
+        msg = JSON.parse(body.toString('utf8'));
+      } catch (e) {
+        msg = { __invalid: `frame is not UTF-8 JSON: ${e.message}` };
+      }
+      queue.push(msg);
+    }
+    pump();
+  });
+  input.on('end', () => {
+    ended = true;
+    if (pending.length) {
+      writeFrame({ id: null, ok: false, error: { type: 'ProtocolError', message: 'unexpected EOF inside a frame', stack: '' } });
+      if (!busy && !queue.length) finish(2);
+      return;
+    }
+    if (!busy && !queue.length) finish(0);
+  });
+  input.on('error', (e) => {
+    console.error(`nimbus local worker: fd ${IN_FD}: ${e.message}`);
+    finish(2);
+  });
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(2);
+  });
+}
+
+module.exports = { writeFrame, MAX_FRAME };

@@ -1,0 +1,226 @@
+"""AWS Lambda shim (Python): real fixtures through `_nimbus_aws.handler`, as Lambda calls it."""
+
+import base64
+import json
+
+import pytest
+
+from conftest import build_package, config, expected, fixture, in_process
+
+AWS_FIXTURES = ["apigw-v2-request-multi-value-parameters", "apigw-v2-request-no-authorizer", "apigw-request",
+                "sqs-event", "sns-event", "eventbridge-schedule", "s3-event", "dynamodb-event"]
+
+
+class LambdaContext:
+    """The attributes Lambda's Python runtime gives a handler's context."""
+
+    function_name = "shop-dev-probe"
+    aws_request_id = "lambda-req-1"
+
+    def __init__(self, remaining=7000):
+        self._remaining = remaining
+
+    def get_remaining_time_in_millis(self):
+        return self._remaining
+
+
+@pytest.fixture
+def lam(tmp_path, recorder):
+    """Import the package's Lambda entry module, like Lambda does with `_nimbus_aws.handler`."""
+    made = []
+
+    def make(cfg=None):
+        root = build_package(tmp_path / ("pkg%d" % len(made)), "aws", cfg or config("aws"))
+        cm = in_process(root)
+        cm.__enter__()
+        made.append(cm)
+        import _nimbus_aws
+        return _nimbus_aws
+    yield make
+    for cm in reversed(made):
+        cm.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("name", AWS_FIXTURES)
+def test_native_to_neutral(lam, name):
+    mod = lam()
+    from _nimbus import aws, core
+    assert aws.to_neutral(fixture("aws/%s.json" % name), core.load_config()) == expected("aws", name)
+    assert mod.handler is aws.handler
+
+
+def test_http_v2_end_to_end(lam, recorder):
+    mod = lam()
+    out = mod.handler(fixture("aws/apigw-v2-request-multi-value-parameters.json"), LambdaContext())
+    assert out["statusCode"] == 200 and out["isBase64Encoded"] is False
+    assert out["headers"] == {"x-handler": "probe", "content-type": "application/json"}
+    body = json.loads(out["body"])
+    assert body["event"] == expected("aws", "apigw-v2-request-multi-value-parameters")
+    assert body["context"] == {
+        "function_name": "probe", "request_id": "lambda-req-1", "service": "shop", "stage": "dev",
+        "provider": "aws", "deadline_ms": body["context"]["deadline_ms"], "remaining_ok": True,
+        "resources": ["images", "order-events", "orders", "refunds"]}
+    assert recorder.last()["context"]["request_id"] == "lambda-req-1"
+
+
+def test_http_v1_end_to_end(lam):
+    mod = lam()
+    ev = fixture("aws/apigw-request.json")
+    out = mod.handler(ev, LambdaContext())
+    assert out["statusCode"] == 200
+    assert out["multiValueHeaders"] == {"x-handler": ["probe"], "content-type": ["application/json"]}
+    assert json.loads(out["body"])["event"] == expected("aws", "apigw-request")
+    ev["path"] = "/hello/cookies"
+    out = mod.handler(ev, LambdaContext())
+    assert out["statusCode"] == 201 and out["multiValueHeaders"]["set-cookie"] == ["a=1", "b=2"]
+
+
+def _v2(path, method="GET", body=None, b64=False):
+    ev = fixture("aws/apigw-v2-request-no-authorizer.json")
+    ev["rawPath"] = path
+    ev["requestContext"]["http"]["method"] = method
+    ev["requestContext"]["http"]["path"] = path
+    if body is not None:
+        ev["body"] = body
+        ev["isBase64Encoded"] = b64
+    return ev
+
+
+def test_http_result_shapes(lam):
+    mod = lam()
+    h = mod.handler
+    assert h(_v2("/x/text"), LambdaContext()) == {
+        "statusCode": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": "hello text",
+        "isBase64Encoded": False}
+    out = h(_v2("/x/bytes"), LambdaContext())
+    assert out["isBase64Encoded"] is True and base64.b64decode(out["body"]) == b"\x00\x01\xffbin"
+    assert out["headers"]["content-type"] == "application/octet-stream"
+    assert h(_v2("/x/none"), LambdaContext()) == {"statusCode": 204, "headers": {}, "body": "",
+                                                  "isBase64Encoded": False}
+    assert h(_v2("/x/list"), LambdaContext())["body"] == "[1,2,3]"
+    out = h(_v2("/x/cookies"), LambdaContext())
+    assert out["statusCode"] == 201 and out["cookies"] == ["a=1", "b=2"] and out["headers"] == {
+        "x-multi": "v", "content-type": "text/plain; charset=utf-8"}
+    with pytest.raises(RuntimeError, match="boom from handler"):
+        h(_v2("/x/error"), LambdaContext())
+
+
+def test_http_binary_request_body(lam):
+    mod = lam()
+    out = mod.handler(_v2("/upload", "POST", base64.b64encode(b"\xff\x00").decode(), True), LambdaContext())
+    ev = json.loads(out["body"])["event"]
+    assert ev["is_base64"] is True and base64.b64decode(ev["body"]) == b"\xff\x00" and ev["method"] == "POST"
+
+
+def _sqs(bodies):
+    base = fixture("aws/sqs-event.json")["Records"][0]
+    recs = []
+    for i, b in enumerate(bodies):
+        r = json.loads(json.dumps(base))
+        r["messageId"] = "m%d" % i
+        r["body"] = b
+        recs.append(r)
+    return {"Records": recs}
+
+
+def test_sqs_batch_item_failures(lam, recorder):
+    mod = lam()
+    assert mod.handler(fixture("aws/sqs-event.json"), LambdaContext()) == {"batchItemFailures": []}
+    assert recorder.last()["event"] == expected("aws", "sqs-event")
+    out = mod.handler(_sqs(["ok", "please fail", "ok too", "fail again"]), LambdaContext())
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m3"}]}
+    with pytest.raises(RuntimeError, match="batch boom"):  # whole batch retried
+        mod.handler(_sqs(["ok", "boom"]), LambdaContext())
+
+
+def test_sns(lam, recorder):
+    mod = lam()
+    assert mod.handler(fixture("aws/sns-event.json"), LambdaContext()) is None
+    assert recorder.last()["event"] == expected("aws", "sns-event")
+    ev = fixture("aws/sns-event.json")
+    ev["Records"][0]["Sns"]["Message"] = "fail"
+    ev["Records"][0]["Sns"]["MessageAttributes"] = {"kind": {"Type": "String", "Value": "x"}}
+    from _nimbus import core
+    with pytest.raises(core.BatchItemFailure, match="82833b5c"):
+        mod.handler(ev, LambdaContext())
+    assert recorder.last()["event"]["messages"][0]["attributes"] == {"kind": "x"}
+
+
+def test_schedule_s3_dynamodb(lam, recorder):
+    mod = lam()
+    assert mod.handler(fixture("aws/eventbridge-schedule.json"), LambdaContext()) is None
+    assert recorder.last()["event"] == expected("aws", "eventbridge-schedule")
+    recorder.clear()
+    assert mod.handler(fixture("aws/s3-event.json"), LambdaContext()) is None
+    assert [r["event"] for r in recorder.all()] == expected("aws", "s3-event")
+    recorder.clear()
+    assert mod.handler(fixture("aws/dynamodb-event.json"), LambdaContext()) == {"batchItemFailures": []}
+    assert [r["event"] for r in recorder.all()] == expected("aws", "dynamodb-event")
+
+
+def test_s3_removed_and_encoded_key(lam, recorder):
+    mod = lam()
+    ev = fixture("aws/s3-event.json")
+    ev["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    ev["Records"][0]["s3"]["object"] = {"key": "uploads/a+b%2Bc.png", "sequencer": "x"}
+    mod.handler(ev, LambdaContext())
+    assert recorder.last()["event"] == {"type": "bucket", "bucket": "images", "key": "uploads/a b+c.png",
+                                        "size": None, "action": "deleted"}
+    ev["Records"][0]["s3"]["object"]["key"] = "boom.png"
+    with pytest.raises(RuntimeError, match="bucket boom"):
+        mod.handler(ev, LambdaContext())
+
+
+def test_dynamodb_partial_failure(lam, recorder):
+    mod = lam()
+    ev = fixture("aws/dynamodb-event.json")
+    ev["Records"][0]["dynamodb"]["SequenceNumber"] = "111"
+    ev["Records"][1]["dynamodb"]["SequenceNumber"] = "222"
+    ev["Records"][1]["eventName"] = "MODIFY"
+    ev["Records"][1]["dynamodb"]["OldImage"] = {"key": {"S": "binary"}, "n": {"N": "-7"}}
+    ev["Records"][1]["dynamodb"]["NewImage"]["boom"] = {"BOOL": True}
+    assert mod.handler(ev, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": "222"}]}
+    last = recorder.last()["event"]
+    assert last["action"] == "modify" and last["old"] == {"key": "binary", "n": -7}
+
+
+def test_fallback_to_native_names(lam, recorder):
+    mod = lam(config("aws", resources={}, triggers=[]))
+    mod.handler(fixture("aws/sqs-event.json"), LambdaContext())
+    assert recorder.last()["event"]["source"] == "SQSQueue"
+    mod.handler(fixture("aws/sns-event.json"), LambdaContext())
+    assert recorder.last()["event"]["source"] == "snsNetTest"
+    mod.handler(fixture("aws/eventbridge-schedule.json"), LambdaContext())
+    assert recorder.last()["event"]["name"] == "my-scheduled-rule"
+    mod.handler(fixture("aws/s3-event.json"), LambdaContext())
+    assert recorder.last()["event"]["bucket"] == "sourcebucket"
+    mod.handler(fixture("aws/dynamodb-event.json"), LambdaContext())
+    assert recorder.last()["event"]["table"] == "Example-Table"
+
+
+def test_resources_in_handler(lam):
+    mod = lam()
+    out = mod.handler(_v2("/x/resources"), LambdaContext())
+    r = json.loads(out["body"])
+    assert r["granted"] == ["images", "order-events", "orders", "refunds"]
+    assert r["has_orders"] is True and r["has_secrets"] is False
+    assert r["not_granted"]["type"] == "ResourceAccessError"
+    assert "'secrets' is not granted to function 'probe'" in r["not_granted"]["message"]
+    assert "'payments' is not granted" in r["trigger_only"]["message"]
+    assert r["no_client"]["type"] == "ResourceUnavailableError"
+    assert "'orders' (table)" in r["no_client"]["message"] and "'aws'" in r["no_client"]["message"]
+
+
+def test_unsupported_event(lam):
+    mod = lam()
+    from _nimbus import core
+    with pytest.raises(core.EventError, match="unsupported AWS event"):
+        mod.handler({"hello": "world"}, LambdaContext())
+
+
+def test_load_error_is_an_init_error(tmp_path):
+    root = build_package(tmp_path / "broken", "aws", config("aws", "handlers/broken.py"))
+    with in_process(root):
+        with pytest.raises(Exception) as e:
+            import _nimbus_aws  # noqa: F401
+        assert type(e.value).__name__ == "HandlerLoadError" and "broken on purpose" in str(e.value)
