@@ -275,16 +275,34 @@ fn build_reports_built_then_cached_and_fails_cleanly() {
 
     let out = nimbus(&["build", "-p", "aws"], dir.path());
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("cached    f"), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("built 0 and reused 1 package"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("cached    f"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("built 0 and reused 1 package"),
+        "{}",
+        text(&out.stdout)
+    );
 
-    let out = nimbus(&["build", "-p", "aws", "--force", "--output", "json"], dir.path());
+    let out = nimbus(
+        &["build", "-p", "aws", "--force", "--output", "json"],
+        dir.path(),
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["built"], serde_json::json!(["f"]));
-    assert_eq!(json["build"]["functions"]["f"]["sha256"], sha, "a forced rebuild gives the same bytes");
+    assert_eq!(
+        json["build"]["functions"]["f"]["sha256"], sha,
+        "a forced rebuild gives the same bytes"
+    );
 
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("passwd")).unwrap();
     let out = nimbus(&["build", "-p", "aws"], dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("outside the function's directory"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("outside the function's directory"),
+        "{}",
+        text(&out.stderr)
+    );
 }
