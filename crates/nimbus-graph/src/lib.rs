@@ -18,7 +18,7 @@ use nimbus_diagnostic::Span;
 use nimbus_manifest::{
     Access, Auth, BucketEvent, HttpMethod, KeyType, Language, ResourceKind, Runtime, TableEvent,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use build::build;
 
@@ -116,7 +116,7 @@ pub struct TriggerNode {
 }
 
 /// The kinds of trigger, normalized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TriggerSpec {
     /// An HTTP route.
@@ -268,7 +268,7 @@ pub struct ResourceNode {
 }
 
 /// Kind-specific resource settings, with defaults applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", untagged)]
 pub enum ResourceSpec {
     /// A table.
@@ -289,13 +289,13 @@ pub enum ResourceSpec {
         #[serde(skip_serializing_if = "Option::is_none")]
         max_receives: Option<u32>,
     },
-    /// A topic.
-    Topic {},
     /// A bucket.
     Bucket {
         /// Keep old versions.
         versioning: bool,
     },
+    /// A topic. Last: with no fields of its own, it would match any other kind's settings.
+    Topic {},
 }
 
 /// A link from a function to a resource.

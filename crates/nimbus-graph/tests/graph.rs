@@ -105,3 +105,17 @@ fn one_changed_function_changes_only_its_hash() {
         "runtime inferred from the handler"
     );
 }
+
+#[test]
+fn resource_specs_read_back_as_their_own_kind() {
+    let g = shop(None);
+    for (name, r) in &g.resources {
+        let text = serde_json::to_string(&r.spec).unwrap();
+        let back: ResourceSpec = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back, r.spec,
+            "{name} ({:?}) came back as another kind",
+            r.kind
+        );
+    }
+}

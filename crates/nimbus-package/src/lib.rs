@@ -29,6 +29,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use deps::find_python;
 pub use error::PackageError;
 
 use crate::archive::{Data, Entry};

@@ -97,6 +97,44 @@ pub enum Command {
     )]
     Build(BuildArgs),
 
+    /// Deploy: build the packages and start (or update) the local runtime in the background
+    #[command(
+        after_help = "Examples:\n  nimbus deploy                        # the local runtime (the default provider)\n  nimbus deploy -f examples/shop/nimbus.yaml --output json\n\nRedeploying replaces only changed functions; in-flight requests finish first.\nStop it with `nimbus remove`."
+    )]
+    Deploy(DeployArgs),
+
+    /// Run the app in the local runtime in the foreground, reloading changed functions
+    #[command(
+        after_help = "Examples:\n  nimbus dev\n  nimbus dev --port 8080\n\nEdit a handler or the manifest and the changed functions reload within a second.\nCtrl-C stops it, letting in-flight requests finish."
+    )]
+    Dev(DevArgs),
+
+    /// Stop the local runtime and delete its data (tables, queues, buckets, logs)
+    #[command(
+        after_help = "Examples:\n  nimbus remove --yes\n  nimbus remove --keep-data   # stop it, keep tables, queues and buckets\n\nWithout a terminal, deleting data needs --yes."
+    )]
+    Remove(RemoveArgs),
+
+    /// Show the deployed app: endpoints, functions and their instances, queue depths
+    #[command(after_help = "Examples:\n  nimbus info\n  nimbus info --output json")]
+    Info,
+
+    /// Invoke a deployed function with an event
+    #[command(
+        after_help = "Examples:\n  nimbus invoke get-order --data '{\"id\": \"42\"}'          # as its HTTP route, data = path params/body\n  nimbus invoke charge-payment --data @payment.json\n  nimbus invoke nightly-report --event-type schedule\n  nimbus invoke audit-orders --data '{\"type\": \"table\", \"table\": \"orders\", \"action\": \"insert\", \"key\": {\"id\": \"1\"}, \"new\": {\"id\": \"1\"}}'\n\nData with a `type` field is used as the neutral event as is."
+    )]
+    Invoke(InvokeArgs),
+
+    /// Show a function's logs: invocations and what the handler printed
+    #[command(
+        after_help = "Examples:\n  nimbus logs place-order\n  nimbus logs --since 10m --follow     # every function\n  nimbus logs charge-payment --output json"
+    )]
+    Logs(LogsArgs),
+
+    /// Runs the local runtime process (started by `nimbus deploy`)
+    #[command(name = "__runtime", hide = true)]
+    Runtime(RuntimeArgs),
+
     /// Print the resolved app graph (functions, triggers, resources, access edges)
     #[command(
         after_help = "Examples:\n  nimbus graph\n  nimbus graph -p aws -s prod --format json > graph.json"
@@ -138,6 +176,74 @@ pub struct BuildArgs {
     /// Rebuild every function, even those the cache says are unchanged
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Gateway port (3000, or the next free one, when unset)
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Gateway port (3000, or the next free one, when unset)
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Stop the runtime but keep its tables, queues, buckets and logs
+    #[arg(long)]
+    pub keep_data: bool,
+    /// Do not ask before deleting data
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The function
+    pub function: String,
+    /// The event data: JSON, or @file with JSON
+    #[arg(long, short = 'd')]
+    pub data: Option<String>,
+    /// Which trigger to simulate (the function's first trigger when unset)
+    #[arg(long, value_enum)]
+    pub event_type: Option<EventType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventType {
+    Http,
+    Queue,
+    Topic,
+    Schedule,
+    Bucket,
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only this function (every function when unset)
+    pub function: Option<String>,
+    /// Keep printing new lines as they come
+    #[arg(long, short = 't')]
+    pub follow: bool,
+    /// Only lines newer than this: `30s`, `5m`, `2h`
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// The state folder of the deployment
+    #[arg(long)]
+    pub state: std::path::PathBuf,
+    /// Gateway port
+    #[arg(long)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]

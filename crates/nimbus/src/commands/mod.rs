@@ -3,6 +3,7 @@
 mod build;
 mod graph;
 mod init;
+mod local;
 mod schema;
 mod validate;
 
@@ -22,19 +23,26 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Init(args) => init::run(&args, out),
         Command::Validate => validate::run(&cli.global, out),
         Command::Build(args) => build::run(&cli.global, &args, out),
+        Command::Deploy(args) => local::deploy(&cli.global, &args, out),
+        Command::Dev(args) => local::dev(&cli.global, &args, out),
+        Command::Remove(args) => local::remove(&cli.global, &args, out),
+        Command::Info => local::info(&cli.global, out),
+        Command::Invoke(args) => local::invoke(&cli.global, &args, out),
+        Command::Logs(args) => local::logs(&cli.global, &args, out),
+        Command::Runtime(args) => local::runtime(&args),
         Command::Graph(args) => graph::run(&cli.global, &args, out),
         Command::Schema => schema::run(),
     }
 }
 
 /// The provider named by `-p`, or a user error.
-fn provider(global: &Global) -> Result<ProviderId, Failure> {
+pub(crate) fn provider(global: &Global) -> Result<ProviderId, Failure> {
     global.provider.parse::<ProviderId>().map_err(Failure::user)
 }
 
 /// Loads the manifest, builds the graph and checks it against the provider. Problems are
 /// rendered here (as a report on stderr, or as JSON on stdout with `--output json`).
-fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
+pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
     let provider = provider(global)?;
     let started = Instant::now();
     let options = LoadOptions {

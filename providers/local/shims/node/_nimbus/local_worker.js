@@ -7,11 +7,16 @@
 // First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
 // time, {"id", "event", "deadline_ms", "request_id"} -> {"id", "ok": true, "result", "duration_ms"}
 // or {"id", "ok": false, "error": {"type", "message", "stack"}, "duration_ms"}. Exit 0 on EOF of fd 3.
+// During an invocation the handler (through the resource clients) may call `rpc(resource, op, args)`:
+// it sends {"rpc": n, "resource", "op", "args"} and its Promise settles when the runtime answers
+// {"rpc": n, "ok": true, "result"} or {"rpc": n, "ok": false, "error": {"type", "message"}}.
+// The runtime starts node with --max-old-space-size=<memory_mb>.
 // See docs/function-contract.md, "Local worker protocol".
 
 const fs = require('node:fs');
 const net = require('node:net');
 const core = require('./core.js');
+require('./local_resources.js'); // registers the "local" resource clients
 
 const IN_FD = 3;
 const OUT_FD = 4;
@@ -19,6 +24,62 @@ const MAX_FRAME = 64 * 1024 * 1024;
 const PROVIDER = 'local';
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** A resource call through the local runtime failed (an `ok: false` RPC reply). */
+class ResourceError extends core.NimbusError {
+  constructor(type, message) {
+    super(message);
+    this.type = type; // the runtime's error type (NotFound, ValidationError, ...)
+  }
+}
+
+// RPC state: whether the worker is serving and an invocation is running (RPC frames are only valid
+// then), the last RPC number, and the calls waiting for their reply.
+let serving = false;
+let invoking = 0;
+let rpcSeq = 0;
+const rpcPending = new Map();
+
+function resourceError(error) {
+  const e = error && typeof error === 'object' ? error : {};
+  const type = String(e.type || 'ResourceError');
+  const message = String(e.message || 'resource call failed');
+  const Cls = core[type];
+  if (typeof Cls === 'function' && Cls.prototype instanceof core.NimbusError) {
+    return Object.assign(new Cls(message), { type }); // the shim's own class, e.g. ResourceAccessError
+  }
+  return new ResourceError(type, message);
+}
+
+/**
+ * Make one resource call through the local runtime. Resolves with the result; rejects with a
+ * ResourceError (or the shim's own class when the runtime names one, e.g. ResourceAccessError).
+ * Only possible while an invocation runs; several calls may be in flight at once.
+ */
+function rpc(resource, op, args) {
+  if (!serving || !invoking) {
+    return Promise.reject(new core.ResourceUnavailableError(
+      `resource '${resource}': resource calls are only possible while the local runtime is invoking the handler`));
+  }
+  const n = ++rpcSeq;
+  return new Promise((resolve, reject) => {
+    rpcPending.set(n, { resolve, reject });
+    try {
+      writeFrame({ rpc: n, resource, op, args: args === undefined ? {} : args });
+    } catch (err) {
+      rpcPending.delete(n);
+      reject(err);
+    }
+  });
+}
+
+function settleRpc(msg) {
+  const call = rpcPending.get(msg.rpc);
+  if (!call) return; // a reply nobody waits for (cannot happen with a well-behaved runtime)
+  rpcPending.delete(msg.rpc);
+  if (msg.ok === true) call.resolve(msg.result === undefined ? null : msg.result);
+  else call.reject(resourceError(msg.error));
+}
 
 function writeFrame(obj) {
   const data = Buffer.from(core.dumps(obj), 'utf8');
@@ -57,7 +118,14 @@ async function handle(fn, msg) {
         { name: 'ProtocolError' });
     }
     const ctx = fn.context(msg.request_id, msg.deadline_ms);
-    const result = core.normalizeResult(event, await fn.invoke(event, ctx));
+    let raw;
+    invoking += 1;
+    try {
+      raw = await fn.invoke(event, ctx);
+    } finally {
+      invoking -= 1;
+    }
+    const result = core.normalizeResult(event, raw);
     resp = { id, ok: true, result };
     core.dumps(resp); // surface unserializable results as handler errors
   } catch (err) {
@@ -79,6 +147,7 @@ async function main() {
     console.error('nimbus: unhandled promise rejection in the handler:', reason);
   });
   writeFrame({ ready: true, load_ms: Math.round(fn.loadMs * 1000) / 1000, pid: process.pid, runtime: `node${process.versions.node}` });
+  serving = true;
 
   const input = openInput();
   let pending = Buffer.alloc(0);
@@ -114,7 +183,9 @@ async function main() {
       } catch (e) {
         msg = { __invalid: `frame is not UTF-8 JSON: ${e.message}` };
       }
-      queue.push(msg);
+      // RPC replies are settled at once: the invocation that waits for them is still running.
+      if (msg && typeof msg === 'object' && !Array.isArray(msg) && 'rpc' in msg && !('id' in msg)) settleRpc(msg);
+      else queue.push(msg);
     }
     pump();
   });
@@ -133,11 +204,13 @@ async function main() {
   });
 }
 
+// Exported before main() runs: the handler, loaded by main(), may require this module (the resource
+// clients do, for `rpc`) and gets this very module from require's cache.
+module.exports = { writeFrame, MAX_FRAME, rpc, ResourceError };
+
 if (require.main === module) {
   main().catch((e) => {
     console.error(e);
     process.exit(2);
   });
 }
-
-module.exports = { writeFrame, MAX_FRAME };

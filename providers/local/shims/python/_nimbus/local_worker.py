@@ -12,11 +12,22 @@ worker sends ``{"ready": true, "load_ms": ...}`` (or ``{"ready": false,
 "result", "duration_ms"}`` or ``{"id", "ok": false, "error": {"type",
 "message", "stack"}, "duration_ms"}``. It exits 0 on EOF of fd 3. See
 docs/function-contract.md, "Local worker protocol".
+
+During an invocation the handler (through the resource clients) may call
+``rpc(resource, op, args)``: it sends ``{"rpc": n, "resource", "op", "args"}``
+and blocks until the runtime answers ``{"rpc": n, "ok": true, "result"}`` or
+``{"rpc": n, "ok": false, "error": {"type", "message"}}`` (then it raises).
+
+Memory: when ``NIMBUS_MEMORY_LIMIT_MB`` is set, the worker caps its own
+address space (``RLIMIT_AS``) before loading the handler, to the address space
+it already uses (interpreter + shim, ~30 MiB) + the limit + 64 MiB of headroom,
+so that a handler allocating past its memory gets ``MemoryError``.
 """
 
 import os
 import struct
 import sys
+import threading
 import time
 
 if __package__ in (None, ""):  # run as a file: make the package root importable, not _nimbus/
@@ -28,13 +39,113 @@ if __package__ in (None, ""):  # run as a file: make the package root importable
 else:
     from . import core
 
+if __name__ == "__main__":
+    # `python -m _nimbus.local_worker` runs this file as `__main__`: make `_nimbus.local_worker`
+    # (imported by the resource clients for `rpc`) this very module, not a second copy whose
+    # channel to the runtime was never opened.
+    sys.modules["_nimbus.local_worker"] = sys.modules[__name__]
+    setattr(sys.modules["_nimbus"], "local_worker", sys.modules[__name__])
+
+from _nimbus import local_resources  # noqa: E402,F401 - registers the "local" resource clients
+
 IN_FD, OUT_FD = 3, 4
 MAX_FRAME = 64 * 1024 * 1024
 PROVIDER = "local"
+MEMORY_HEADROOM_MB = 64
+_MIB = 1024 * 1024
 
 
 class ProtocolError(Exception):
     pass
+
+
+class ResourceError(core.NimbusError):
+    """A resource call through the local runtime failed (an ``ok: false`` RPC reply).
+
+    ``type`` is the runtime's error type (``NotFound``, ``ValidationError``, ...), ``message``
+    its message."""
+
+    def __init__(self, type, message):  # noqa: A002 - the protocol's field name
+        super().__init__(message)
+        self.type = type
+        self.message = message
+
+
+# The channel to the runtime while serving (fds in, out), and whether an invocation is running:
+# RPC frames are only valid then (the runtime reads them while it waits for the reply).
+_channel = None
+_invoking = False
+_rpc_lock = threading.Lock()
+_rpc_seq = 0
+
+
+def _resource_error(error):
+    error = error if isinstance(error, dict) else {}
+    etype = str(error.get("type") or "ResourceError")
+    message = str(error.get("message") or "resource call failed")
+    cls = getattr(core, etype, None)
+    if isinstance(cls, type) and issubclass(cls, core.NimbusError) and cls is not core.NimbusError:
+        err = cls(message)  # the shim's own class, e.g. ResourceAccessError
+        err.type, err.message = etype, message
+        return err
+    return ResourceError(etype, message)
+
+
+def rpc(resource, op, args=None):
+    """Make one resource call through the local runtime and return its result.
+
+    Only possible during an invocation (from the handler or a thread it started; calls are
+    serialized). Raises ``ResourceError`` (or the shim's own class when the runtime names one,
+    e.g. ``core.ResourceAccessError``) when the runtime answers ``ok: false``."""
+    global _rpc_seq
+    if _channel is None or not _invoking:
+        raise core.ResourceUnavailableError(
+            "resource %r: resource calls are only possible while the local runtime is invoking the handler"
+            % (resource,))
+    in_fd, out_fd = _channel
+    with _rpc_lock:
+        _rpc_seq += 1
+        n = _rpc_seq
+        write_frame(out_fd, {"rpc": n, "resource": resource, "op": op, "args": {} if args is None else args})
+        msg = read_frame(in_fd)
+        if msg is None:
+            raise ResourceError("ProtocolError", "the local runtime closed the connection during a resource call")
+        if not isinstance(msg, dict) or msg.get("rpc") != n:
+            raise ResourceError("ProtocolError", "expected the reply to resource call %d, got %.200r" % (n, msg))
+    if msg.get("ok") is True:
+        return msg.get("result")
+    raise _resource_error(msg.get("error"))
+
+
+def _vm_size():
+    """Bytes of address space mapped now (Linux ``VmSize``), 0 when unknown."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def apply_memory_limit():
+    """Cap the address space from ``NIMBUS_MEMORY_LIMIT_MB`` (see the module docstring)."""
+    raw = os.environ.get("NIMBUS_MEMORY_LIMIT_MB")
+    if not raw:
+        return
+    try:
+        mb = int(raw)
+        import resource
+
+        limit = _vm_size() + (mb + MEMORY_HEADROOM_MB) * _MIB
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if mb > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError, ImportError) as e:
+        sys.stderr.write("nimbus local worker: memory limit %r not applied: %s\n" % (raw, e))
 
 
 def _read_exact(fd, n, at_boundary):
@@ -84,6 +195,8 @@ def _flush_std():
 
 
 def serve(in_fd, out_fd):
+    global _channel, _invoking
+    apply_memory_limit()
     try:
         fn = core.get_function(provider=PROVIDER)
     except BaseException as e:  # noqa: BLE001 - any load failure is reported, then exit 1
@@ -95,6 +208,7 @@ def serve(in_fd, out_fd):
     _flush_std()
     write_frame(out_fd, {"ready": True, "load_ms": round(fn.load_ms, 3), "pid": os.getpid(),
                          "runtime": "python%d.%d" % sys.version_info[:2]})
+    _channel = (in_fd, out_fd)
     while True:
         try:
             msg = read_frame(in_fd)
@@ -114,7 +228,12 @@ def serve(in_fd, out_fd):
                 raise ProtocolError("invocation %r has no neutral event (event.type one of %s)"
                                     % (mid, ", ".join(core.EVENT_TYPES)))
             ctx = fn.context(request_id=msg.get("request_id"), deadline_ms=msg.get("deadline_ms"))
-            result = core.normalize_result(event, fn.invoke(event, ctx))
+            _invoking = True
+            try:
+                raw = fn.invoke(event, ctx)
+            finally:
+                _invoking = False
+            result = core.normalize_result(event, raw)
             resp = {"id": mid, "ok": True, "result": result}
             core.dumps(resp)  # surface unserializable results as handler errors
         except BaseException as e:  # noqa: BLE001 - a handler's SystemExit is an error, not an exit

@@ -1,0 +1,597 @@
+//! The pool of one function: hands invocations to idle workers, starts workers up to the limit,
+//! queues the rest, retires workers that failed, and stops idle ones.
+//!
+//! **Invariant:** `instances` counts every process that is starting, idle, busy or being
+//! stopped; a slot is released only once its process has been reaped, so there are never more
+//! than `max_concurrency` worker processes.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::mem;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::worker::{Ctx, Outcome, Worker};
+use crate::{ErrorInfo, FunctionSpec, Hooks, InvokeError, PoolEvent, StopReason};
+
+/// How long a stopped worker gets to exit after fd 3 is closed, before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+/// How long [`Pool::shutdown`] lets in-flight invocations finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// A worker gets at least this long (or the function's timeout, if longer) to load the handler.
+const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool of worker processes for one function. Cheap to clone: clones share the pool.
+///
+/// Needs a tokio runtime (with time and IO enabled) from the first invocation on. When the last
+/// clone is dropped, the remaining workers are killed.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+/// The result of one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// The handler's normalized result.
+    pub result: Value,
+    /// Whether this was the worker's first invocation (it was started for this load).
+    pub cold: bool,
+    /// From handing the invocation to the worker to its reply (queueing and start not included).
+    pub duration: Duration,
+    /// When `cold`: the worker's start, from spawn to ready (interpreter start + handler load).
+    pub init: Option<Duration>,
+    /// The process that served it.
+    pub worker_pid: u32,
+}
+
+/// A snapshot of a pool's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Worker processes: starting, idle, busy or being stopped.
+    pub instances: usize,
+    /// Workers serving an invocation.
+    pub busy: usize,
+    /// Invocations waiting for a worker (to start or to free up).
+    pub queued: usize,
+    /// Workers started (cold starts), since the pool was created.
+    pub cold_starts: u64,
+    /// Invocations served or failed (not those turned away), since the pool was created.
+    pub invocations: u64,
+    /// Of those, the ones that failed.
+    pub errors: u64,
+    /// Invocations turned away: `Overloaded` or `Draining`.
+    pub rejected: u64,
+}
+
+struct Inner {
+    spec: FunctionSpec,
+    ctx: Ctx,
+    state: Mutex<State>,
+    /// Woken on every state change (for `drain`, `shutdown`).
+    changed: Notify,
+    /// Wakes the reaper: a worker became idle, or the pool is gone.
+    reaper: Arc<Notify>,
+    /// The sequence number of the last `InstancesChanged` event passed to the hooks.
+    announced: Mutex<u64>,
+}
+
+/// What an invocation waiting for a worker gets.
+type Handoff = Result<Worker, InvokeError>;
+
+struct Waiter {
+    id: u64,
+    tx: oneshot::Sender<Handoff>,
+}
+
+/// What an invocation found.
+enum Acquired {
+    /// An idle worker.
+    Worker(Box<Worker>),
+    /// A place in line.
+    Wait(u64, oneshot::Receiver<Handoff>),
+}
+
+/// How to stop a worker.
+enum Stop {
+    /// Close fd 3, wait a little, then kill.
+    Graceful(StopReason),
+    /// Kill at once.
+    Kill(StopReason),
+    /// It died by itself while idle.
+    Dead,
+}
+
+#[derive(Default)]
+struct State {
+    /// Idle workers, the most recently used last.
+    idle: Vec<Worker>,
+    instances: usize,
+    starting: usize,
+    busy: usize,
+    waiters: VecDeque<Waiter>,
+    pids: BTreeSet<u32>,
+    draining: bool,
+    shut_down: bool,
+    reaper_running: bool,
+    next_waiter: u64,
+    instances_seq: u64,
+    cold_starts: u64,
+    invocations: u64,
+    errors: u64,
+    rejected: u64,
+    /// What to do once the lock is released.
+    work: Work,
+}
+
+#[derive(Default)]
+struct Work {
+    starts: usize,
+    stops: Vec<(Worker, Stop)>,
+    events: Vec<PoolEvent>,
+    wake_reaper: bool,
+}
+
+impl Pool {
+    /// A pool for `spec`, without workers yet.
+    pub fn new(spec: FunctionSpec, hooks: Arc<dyn Hooks>) -> Pool {
+        let ctx = Ctx {
+            function: Arc::from(spec.name.as_str()),
+            hooks,
+            memory_mb: spec.memory_mb,
+            shutdown: watch::Sender::new(false),
+        };
+        Pool {
+            inner: Arc::new(Inner {
+                spec,
+                ctx,
+                state: Mutex::new(State::default()),
+                changed: Notify::new(),
+                reaper: Arc::new(Notify::new()),
+                announced: Mutex::new(0),
+            }),
+        }
+    }
+
+    /// The function this pool runs.
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.inner.spec
+    }
+
+    /// Runs one invocation: on an idle worker, else on a new one (up to `max_concurrency`) or
+    /// the first to free up, else after waiting in line (up to `max_queued`).
+    ///
+    /// Once a worker has it, the invocation runs to its end even if this future is dropped.
+    pub async fn invoke(&self, request_id: &str, event: Value) -> Result<Invocation, InvokeError> {
+        let worker = self.inner.acquire().await?;
+        let inner = Arc::clone(&self.inner);
+        let request_id = request_id.to_owned();
+        tokio::spawn(async move { inner.run(worker, request_id, event).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(InvokeError::Crashed {
+                    detail: format!("the invocation task failed: {e}"),
+                })
+            })
+    }
+
+    /// The pool's counters now.
+    pub fn stats(&self) -> PoolStats {
+        let st = self.inner.lock();
+        PoolStats {
+            instances: st.instances,
+            busy: st.busy,
+            queued: st.waiters.len(),
+            cold_starts: st.cold_starts,
+            invocations: st.invocations,
+            errors: st.errors,
+            rejected: st.rejected,
+        }
+    }
+
+    /// The process ids of the pool's workers now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.inner.lock().pids.iter().copied().collect()
+    }
+
+    /// Takes no new invocations (they get [`InvokeError::Draining`]), lets the running and
+    /// queued ones finish, then stops every worker. Returns when no worker process is left.
+    pub async fn drain(&self) {
+        let inner = &self.inner;
+        inner.update(|st| st.draining = true);
+        inner
+            .wait_until(|st| st.busy == 0 && st.waiters.is_empty() && st.starting == 0)
+            .await;
+        inner.update(|st| {
+            for w in mem::take(&mut st.idle) {
+                st.work.stops.push((w, Stop::Graceful(StopReason::Drained)));
+            }
+        });
+        inner.wait_until(|st| st.instances == 0).await;
+    }
+
+    /// Like [`Pool::drain`], but queued invocations get [`InvokeError::Draining`] at once and
+    /// workers still busy after a grace period (2 s) are killed (their invocations get
+    /// [`InvokeError::Crashed`]). Returns when no worker process is left.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.update(|st| {
+            st.draining = true;
+            for waiter in mem::take(&mut st.waiters) {
+                st.rejected += 1;
+                let _ = waiter.tx.send(Err(InvokeError::Draining));
+            }
+        });
+        let settled = inner.wait_until(|st| st.busy == 0 && st.starting == 0);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, settled).await;
+        inner.update(|st| {
+            st.shut_down = true;
+            for w in mem::take(&mut st.idle) {
+                st.work.stops.push((w, Stop::Kill(StopReason::Shutdown)));
+            }
+        });
+        inner.ctx.shutdown.send_replace(true);
+        inner.wait_until(|st| st.instances == 0).await;
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("function", &self.inner.spec.name)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the state under the lock, then (unlocked) starts and stops workers, wakes the
+    /// reaper, passes events to the hooks and wakes whoever waits for a change.
+    fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> R) -> R {
+        let (out, work, instances, spawn_reaper) = {
+            let mut st = self.lock();
+            let before = st.instances;
+            let out = f(&mut st);
+            st.replenish(self.spec.capacity());
+            let instances = (st.instances != before).then(|| {
+                st.instances_seq += 1;
+                (st.instances_seq, st.instances)
+            });
+            let spawn_reaper = st.work.wake_reaper && !st.reaper_running;
+            st.reaper_running |= spawn_reaper;
+            (out, mem::take(&mut st.work), instances, spawn_reaper)
+        };
+        if spawn_reaper {
+            tokio::spawn(reaper(Arc::downgrade(self), Arc::clone(&self.reaper)));
+        }
+        if work.wake_reaper {
+            self.reaper.notify_one();
+        }
+        for _ in 0..work.starts {
+            tokio::spawn(Arc::clone(self).start());
+        }
+        for (worker, stop) in work.stops {
+            tokio::spawn(Arc::clone(self).stop(worker, stop));
+        }
+        let hooks = &self.ctx.hooks;
+        for event in work.events {
+            hooks.event(&self.ctx.function, event);
+        }
+        if let Some((seq, instances)) = instances {
+            // Racing updates announce in order: a count older than the last one announced is
+            // skipped, so the last event always carries the current count.
+            let mut announced = self
+                .announced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if seq > *announced {
+                *announced = seq;
+                hooks.event(
+                    &self.ctx.function,
+                    PoolEvent::InstancesChanged { instances },
+                );
+            }
+        }
+        self.changed.notify_waiters();
+        out
+    }
+
+    async fn wait_until(&self, done: impl Fn(&State) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            if done(&self.lock()) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// A worker for one invocation: an idle one, or one handed over while waiting.
+    async fn acquire(self: &Arc<Self>) -> Result<Worker, InvokeError> {
+        let capacity = self.spec.capacity();
+        let max_queued = self.spec.max_queued;
+        let acquired = self.update(|st| {
+            if st.draining {
+                st.rejected += 1;
+                return Err(InvokeError::Draining);
+            }
+            while let Some(mut worker) = st.idle.pop() {
+                if worker.is_gone() {
+                    st.work.stops.push((worker, Stop::Dead));
+                    continue;
+                }
+                st.busy += 1;
+                return Ok(Acquired::Worker(Box::new(worker)));
+            }
+            // Waiters beyond the workers being started wait for a busy worker to free up.
+            let queued = st.waiters.len().saturating_sub(st.starting);
+            if st.instances >= capacity && queued >= max_queued {
+                st.rejected += 1;
+                return Err(InvokeError::Overloaded);
+            }
+            let id = st.next_waiter;
+            st.next_waiter += 1;
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push_back(Waiter { id, tx });
+            Ok(Acquired::Wait(id, rx)) // `update` starts a worker for it if the pool may grow
+        })?;
+        match acquired {
+            Acquired::Worker(worker) => Ok(*worker),
+            Acquired::Wait(id, rx) => {
+                let mut wait = Wait {
+                    inner: self,
+                    id,
+                    rx,
+                    done: false,
+                };
+                let handoff = (&mut wait.rx).await;
+                wait.done = true;
+                handoff.unwrap_or(Err(InvokeError::Draining))
+            }
+        }
+    }
+
+    /// Runs one invocation on `worker`, then returns it to the pool or retires it.
+    async fn run(
+        self: Arc<Self>,
+        mut worker: Worker,
+        request_id: String,
+        event: Value,
+    ) -> Result<Invocation, InvokeError> {
+        let cold = worker.served == 0;
+        let init = cold.then_some(worker.init);
+        let worker_pid = worker.pid();
+        let outcome = worker
+            .invoke(&self.ctx, &request_id, &event, self.spec.timeout)
+            .await;
+        worker.served += 1;
+        match outcome {
+            Outcome::Ok { result, duration } => {
+                self.update(|st| {
+                    st.invocations += 1;
+                    st.busy -= 1;
+                    st.hand_over(worker);
+                });
+                Ok(Invocation {
+                    result,
+                    cold,
+                    duration,
+                    init,
+                    worker_pid,
+                })
+            }
+            Outcome::Handler { error } => {
+                self.update(|st| {
+                    st.invocations += 1;
+                    st.errors += 1;
+                    st.busy -= 1;
+                    st.hand_over(worker);
+                });
+                Err(InvokeError::Handler { error })
+            }
+            Outcome::Fatal { error, reason } => {
+                self.update(|st| {
+                    st.invocations += 1;
+                    st.errors += 1;
+                    st.busy -= 1;
+                    st.gone(worker_pid, reason);
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts one worker (its slot is already counted) and hands it over when it is ready.
+    async fn start(self: Arc<Self>) {
+        let mut worker = match Worker::spawn(&self.spec, &self.ctx) {
+            Ok(worker) => worker,
+            Err(error) => {
+                self.update(|st| st.start_failed(None, error));
+                return;
+            }
+        };
+        let pid = worker.pid();
+        self.update(|st| st.pids.insert(pid));
+        let limit = self.spec.timeout.max(MIN_INIT_TIMEOUT);
+        match worker.ready(&self.ctx, limit).await {
+            Ok(load) => {
+                let init = worker.init;
+                self.update(|st| {
+                    st.starting -= 1;
+                    st.cold_starts += 1;
+                    st.work
+                        .events
+                        .push(PoolEvent::WorkerStarted { pid, init, load });
+                    st.hand_over(worker);
+                });
+            }
+            Err(error) => self.update(|st| {
+                st.pids.remove(&pid);
+                st.start_failed(Some(pid), error);
+            }),
+        }
+    }
+
+    /// Stops `worker` (its slot is still counted) and releases its slot.
+    async fn stop(self: Arc<Self>, mut worker: Worker, stop: Stop) {
+        let pid = worker.pid();
+        let reason = match stop {
+            Stop::Graceful(reason) => {
+                worker.stop(STOP_GRACE).await;
+                reason
+            }
+            Stop::Kill(reason) => {
+                worker.kill().await;
+                reason
+            }
+            Stop::Dead => {
+                let status = worker.kill().await;
+                StopReason::Crashed {
+                    detail: worker.crash_detail(status, "exited while idle"),
+                }
+            }
+        };
+        drop(worker);
+        self.update(|st| st.gone(pid, reason));
+    }
+
+    /// Stops the workers idle longer than the idle timeout; returns when the next one expires.
+    fn reap(self: &Arc<Self>) -> Option<Instant> {
+        let idle_timeout = self.spec.idle_timeout;
+        self.update(|st| {
+            let now = Instant::now();
+            let (expired, kept): (Vec<Worker>, Vec<Worker>) = mem::take(&mut st.idle)
+                .into_iter()
+                .partition(|w| w.idle_since + idle_timeout <= now);
+            st.idle = kept;
+            for worker in expired {
+                st.work
+                    .stops
+                    .push((worker, Stop::Graceful(StopReason::Idle)));
+            }
+            st.idle.iter().map(|w| w.idle_since + idle_timeout).min()
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.reaper.notify_one(); // the reaper finds the pool gone and ends
+    }
+}
+
+/// Stops idle workers when their idle timeout passes; ends when the pool is gone.
+async fn reaper(pool: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let next = match pool.upgrade() {
+            Some(inner) => inner.reap(),
+            None => return,
+        };
+        match next {
+            Some(at) => {
+                let at = tokio::time::Instant::from_std(at);
+                let _ = tokio::time::timeout_at(at, wake.notified()).await;
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// An invocation waiting for a worker. If the waiting is abandoned (the `invoke` future dropped),
+/// it leaves the line, and a worker handed over meanwhile goes back to the pool.
+struct Wait<'a> {
+    inner: &'a Arc<Inner>,
+    id: u64,
+    rx: oneshot::Receiver<Handoff>,
+    done: bool,
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.rx.close();
+        let handed = self.rx.try_recv().ok();
+        let id = self.id;
+        self.inner.update(|st| {
+            st.waiters.retain(|w| w.id != id);
+            if let Some(Ok(worker)) = handed {
+                st.busy -= 1;
+                st.hand_over(worker);
+            }
+        });
+    }
+}
+
+impl State {
+    /// Gives a free worker to the first waiter still waiting, or makes it idle.
+    fn hand_over(&mut self, mut worker: Worker) {
+        if self.shut_down {
+            self.work
+                .stops
+                .push((worker, Stop::Kill(StopReason::Shutdown)));
+            return;
+        }
+        while let Some(waiter) = self.waiters.pop_front() {
+            match waiter.tx.send(Ok(worker)) {
+                Ok(()) => {
+                    self.busy += 1;
+                    return;
+                }
+                Err(Ok(back)) => worker = back,
+                Err(Err(_)) => return, // only workers are sent here
+            }
+        }
+        worker.idle_since = Instant::now();
+        self.idle.push(worker);
+        self.work.wake_reaper = true;
+    }
+
+    /// A worker process is gone (reaped): its slot is free.
+    fn gone(&mut self, pid: u32, reason: StopReason) {
+        self.instances -= 1;
+        self.pids.remove(&pid);
+        self.work
+            .events
+            .push(PoolEvent::WorkerStopped { pid, reason });
+    }
+
+    /// A worker could not start: the first waiter gets the error (each waiter then gets its own
+    /// attempt, through `replenish`).
+    fn start_failed(&mut self, pid: Option<u32>, error: ErrorInfo) {
+        self.starting -= 1;
+        self.instances -= 1;
+        self.work.events.push(PoolEvent::WorkerFailed {
+            pid,
+            error: error.clone(),
+        });
+        while let Some(waiter) = self.waiters.pop_front() {
+            let failed = InvokeError::LoadFailed {
+                error: error.clone(),
+            };
+            if waiter.tx.send(Err(failed)).is_ok() {
+                self.invocations += 1;
+                self.errors += 1;
+                break;
+            }
+        }
+    }
+
+    /// Starts a worker for every waiter that no starting worker will take, while the pool may
+    /// grow.
+    fn replenish(&mut self, capacity: usize) {
+        while !self.shut_down && self.waiters.len() > self.starting && self.instances < capacity {
+            self.instances += 1;
+            self.starting += 1;
+            self.work.starts += 1;
+        }
+    }
+}

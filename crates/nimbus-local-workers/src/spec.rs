@@ -1,0 +1,171 @@
+//! What a pool runs: one function's package, interpreter and limits, and the worker command
+//! line and environment derived from them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// Variables of the runtime's own environment that workers inherit; everything else comes from
+/// the function's `env` and the pool.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// One function, as a pool runs it.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// The function's neutral name (used in hooks and events).
+    pub name: String,
+    /// The unpacked package root: the worker's working directory.
+    pub package_dir: PathBuf,
+    /// The handler's language.
+    pub language: Language,
+    /// The real path of `python3.X` or `node` (resolved by the caller: never a pyenv shim).
+    pub interpreter: PathBuf,
+    /// The memory limit (0: none). Python: `RLIMIT_AS` set by the worker from
+    /// `NIMBUS_MEMORY_LIMIT_MB`; Node: `--max-old-space-size`.
+    pub memory_mb: u32,
+    /// The timeout of one invocation, from the moment a worker takes it.
+    pub timeout: Duration,
+    /// The most worker processes (0 is taken as 1).
+    pub max_concurrency: usize,
+    /// A worker idle this long is stopped.
+    pub idle_timeout: Duration,
+    /// How many invocations may wait for a busy worker when the pool is at `max_concurrency`;
+    /// beyond that, invocations fail with `Overloaded`.
+    pub max_queued: usize,
+    /// The function's environment variables.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The language of a function's handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Language {
+    /// Python 3.11+: `<interpreter> -m _nimbus.local_worker`.
+    Python,
+    /// Node.js 20+: `<interpreter> --max-old-space-size=<memory_mb> _nimbus/local_worker.js`.
+    Node,
+}
+
+impl FunctionSpec {
+    /// The pool size limit, at least 1.
+    pub(crate) fn capacity(&self) -> usize {
+        self.max_concurrency.max(1)
+    }
+
+    /// The worker's arguments after the interpreter.
+    pub(crate) fn worker_args(&self) -> Vec<String> {
+        match self.language {
+            Language::Python => vec!["-m".into(), "_nimbus.local_worker".into()],
+            Language::Node => {
+                let mut args = Vec::new();
+                if self.memory_mb > 0 {
+                    args.push(format!("--max-old-space-size={}", self.memory_mb));
+                }
+                args.push("_nimbus/local_worker.js".into());
+                args
+            }
+        }
+    }
+
+    /// The worker's whole environment: a few inherited variables ([`INHERITED_ENV`]), then the
+    /// function's `env`, then what the shims need (these win over the function's).
+    pub(crate) fn worker_env(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = INHERITED_ENV
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+            .collect();
+        if self.language == Language::Python {
+            // One malloc arena for the main thread and one shared by the others: with
+            // RLIMIT_AS, each thread's own 64 MiB arena reservation would eat the limit.
+            env.insert("MALLOC_ARENA_MAX".into(), "2".into());
+        }
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.insert("NIMBUS_PROVIDER".into(), "local".into());
+        if self.memory_mb > 0 {
+            env.insert("NIMBUS_MEMORY_LIMIT_MB".into(), self.memory_mb.to_string());
+        } else {
+            env.remove("NIMBUS_MEMORY_LIMIT_MB");
+        }
+        if self.language == Language::Python {
+            env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+            env.insert("PYTHONUNBUFFERED".into(), "1".into());
+        }
+        env
+    }
+
+    /// The worker command: cwd = package root, stdin = null, its own process group. The caller
+    /// adds stdout, stderr and the protocol fds.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.interpreter);
+        cmd.args(self.worker_args())
+            .current_dir(&self.package_dir)
+            .env_clear()
+            .envs(self.worker_env())
+            .stdin(Stdio::null())
+            .process_group(0);
+        cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(language: Language, memory_mb: u32) -> FunctionSpec {
+        FunctionSpec {
+            name: "f".into(),
+            package_dir: "/pkg".into(),
+            language,
+            interpreter: "/usr/bin/x".into(),
+            memory_mb,
+            timeout: Duration::from_secs(3),
+            max_concurrency: 0,
+            idle_timeout: Duration::from_secs(60),
+            max_queued: 10,
+            env: BTreeMap::from([
+                ("A".into(), "1".into()),
+                ("NIMBUS_PROVIDER".into(), "aws".into()),
+                ("MALLOC_ARENA_MAX".into(), "8".into()),
+            ]),
+        }
+    }
+
+    #[test]
+    fn python_command_and_environment() {
+        let s = spec(Language::Python, 128);
+        assert_eq!(s.worker_args(), ["-m", "_nimbus.local_worker"]);
+        let env = s.worker_env();
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["NIMBUS_PROVIDER"], "local");
+        assert_eq!(env["NIMBUS_MEMORY_LIMIT_MB"], "128");
+        assert_eq!(env["PYTHONUNBUFFERED"], "1");
+        assert_eq!(env["PYTHONDONTWRITEBYTECODE"], "1");
+        assert_eq!(
+            env["MALLOC_ARENA_MAX"], "8",
+            "the function's own value wins"
+        );
+        assert_eq!(s.capacity(), 1);
+    }
+
+    #[test]
+    fn node_command_and_environment() {
+        let s = spec(Language::Node, 256);
+        assert_eq!(
+            s.worker_args(),
+            ["--max-old-space-size=256", "_nimbus/local_worker.js"]
+        );
+        let env = s.worker_env();
+        assert!(!env.contains_key("PYTHONUNBUFFERED"));
+        let unlimited = spec(Language::Node, 0);
+        assert_eq!(unlimited.worker_args(), ["_nimbus/local_worker.js"]);
+        assert!(
+            !unlimited
+                .worker_env()
+                .contains_key("NIMBUS_MEMORY_LIMIT_MB")
+        );
+    }
+}

@@ -1,0 +1,489 @@
+//! One worker process: spawn and ready handshake, invocations (answering the handler's resource
+//! calls while they run), graceful stop and kill.
+//!
+//! **Invariant:** a worker that returns [`Outcome::Fatal`] (or whose `ready`/`stop`/`kill` has
+//! returned) is dead and reaped, and so is every process left in its process group.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use command_fds::{CommandFdExt, FdMapping};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::process::Child;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::frame::{FrameError, FrameReader, encode};
+use crate::logs::LogPipe;
+use crate::{ErrorInfo, FunctionSpec, Hooks, InvokeError, StopReason, Stream};
+
+/// Stderr lines quoted in a crash report.
+const CRASH_LINES: usize = 10;
+
+/// What every worker of a pool shares.
+pub(crate) struct Ctx {
+    /// The function's name, for hooks.
+    pub(crate) function: Arc<str>,
+    /// The runtime's callbacks.
+    pub(crate) hooks: Arc<dyn Hooks>,
+    /// The memory limit, for `OutOfMemory`.
+    pub(crate) memory_mb: u32,
+    /// Becomes true when the pool shuts down: starting and busy workers are killed.
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+/// A running worker process and its pipes.
+pub(crate) struct Worker {
+    pid: u32,
+    child: Child,
+    to_worker: Option<pipe::Sender>,
+    from_worker: FrameReader,
+    stdout: Arc<LogPipe>,
+    stderr: Arc<LogPipe>,
+    spawned: Instant,
+    seq: u64,
+    reaped: bool,
+    /// Invocations it has served.
+    pub(crate) served: u64,
+    /// Spawn to ready.
+    pub(crate) init: Duration,
+    /// When it last became idle.
+    pub(crate) idle_since: Instant,
+}
+
+/// How one invocation went.
+pub(crate) enum Outcome {
+    /// The handler returned.
+    Ok {
+        /// Its normalized result.
+        result: Value,
+        /// From sending the invocation to its reply.
+        duration: Duration,
+    },
+    /// The handler raised; the worker goes on serving.
+    Handler {
+        /// What it raised.
+        error: ErrorInfo,
+    },
+    /// The worker is gone (killed and reaped).
+    Fatal {
+        /// What the caller gets.
+        error: InvokeError,
+        /// Why the worker stopped.
+        reason: StopReason,
+    },
+}
+
+/// The invocation frame.
+#[derive(Serialize)]
+struct Request<'a> {
+    id: u64,
+    event: &'a Value,
+    deadline_ms: u64,
+    request_id: &'a str,
+}
+
+/// How the frame exchange of one invocation ended.
+enum Exchanged {
+    Reply(serde_json::Map<String, Value>),
+    Exited,
+    Protocol(String),
+}
+
+impl Worker {
+    /// Starts a worker process (it then loads the handler: see [`Worker::ready`]).
+    pub(crate) fn spawn(spec: &FunctionSpec, ctx: &Ctx) -> Result<Worker, ErrorInfo> {
+        let failed =
+            |what: &str, e: io::Error| ErrorInfo::new("SpawnError", format!("{what}: {e}"));
+        let pipes = || std::io::pipe().map_err(|e| failed("cannot create a pipe", e));
+        let (req_r, req_w) = pipes()?;
+        let (rep_r, rep_w) = pipes()?;
+        let (out_r, out_w) = pipes()?;
+        let (err_r, err_w) = pipes()?;
+        // Our ends first, so that nothing can fail once the process exists.
+        let setup = |e| failed("cannot set up the worker's pipes", e);
+        let to_worker = pipe::Sender::from_owned_fd(req_w.into()).map_err(setup)?;
+        let from_worker = FrameReader::new(rep_r.into()).map_err(setup)?;
+        let hooks = || Arc::clone(&ctx.hooks);
+        let function = || Arc::clone(&ctx.function);
+        let stdout =
+            LogPipe::spawn(out_r.into(), Stream::Stdout, function(), hooks()).map_err(setup)?;
+        let stderr =
+            LogPipe::spawn(err_r.into(), Stream::Stderr, function(), hooks()).map_err(setup)?;
+
+        let mut cmd = spec.command();
+        cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+        cmd.fd_mappings(vec![
+            FdMapping {
+                parent_fd: req_r.into(),
+                child_fd: 3,
+            },
+            FdMapping {
+                parent_fd: rep_w.into(),
+                child_fd: 4,
+            },
+        ])
+        .map_err(|e| failed("cannot map fds 3 and 4", io::Error::other(e)))?;
+        let spawned = Instant::now();
+        let child = cmd
+            .spawn()
+            .map_err(|e| failed(&format!("cannot start `{}`", spec.interpreter.display()), e))?;
+        // Dropping the command closes the worker's ends of the pipes here: they end with it.
+        drop(cmd);
+        let pid = child.id().unwrap_or(0);
+        Ok(Worker {
+            pid,
+            child,
+            to_worker: Some(to_worker),
+            from_worker,
+            stdout,
+            stderr,
+            spawned,
+            seq: 0,
+            reaped: false,
+            served: 0,
+            init: Duration::ZERO,
+            idle_since: spawned,
+        })
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the ready frame. On success returns the handler's load time (as the worker
+    /// measured it) and sets [`Worker::init`]; on failure the worker is dead.
+    pub(crate) async fn ready(
+        &mut self,
+        ctx: &Ctx,
+        limit: Duration,
+    ) -> Result<Duration, ErrorInfo> {
+        let mut shutdown = ctx.shutdown.subscribe();
+        let frame = tokio::select! {
+            frame = tokio::time::timeout(limit, self.from_worker.next()) => frame.map_err(|_| Cut::Timeout),
+            _ = shutdown.wait_for(|down| *down) => Err(Cut::Shutdown),
+        };
+        let failure = match frame {
+            Err(Cut::Shutdown) => ErrorInfo::new("Shutdown", "the pool was shut down"),
+            Err(Cut::Timeout) => ErrorInfo::new(
+                "InitTimeout",
+                format!(
+                    "the worker did not load the handler within {} ms",
+                    limit.as_millis()
+                ),
+            ),
+            Ok(Ok(Some(frame))) => match frame.get("ready") {
+                Some(Value::Bool(true)) => {
+                    self.init = self.spawned.elapsed();
+                    let load_ms = frame.get("load_ms").and_then(Value::as_f64).unwrap_or(0.0);
+                    return Ok(Duration::from_secs_f64(load_ms.max(0.0) / 1000.0));
+                }
+                Some(Value::Bool(false)) => ErrorInfo::from_wire(frame.get("error")),
+                _ => ErrorInfo::new(
+                    "ProtocolError",
+                    format!("expected the ready frame, got {}", excerpt(&frame)),
+                ),
+            },
+            Ok(Ok(None) | Err(_)) => {
+                let status = self.kill().await;
+                self.stderr.end();
+                let detail = self.crash_detail(status, "exited before it was ready");
+                return Err(ErrorInfo::new("WorkerExited", detail));
+            }
+        };
+        self.kill().await;
+        Err(failure)
+    }
+
+    /// Runs one invocation. `timeout` bounds everything from sending it to its reply,
+    /// resource calls included.
+    pub(crate) async fn invoke(
+        &mut self,
+        ctx: &Ctx,
+        request_id: &str,
+        event: &Value,
+        timeout: Duration,
+    ) -> Outcome {
+        self.seq += 1;
+        let id = self.seq;
+        let deadline_ms = (SystemTime::now() + timeout)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let request = Request {
+            id,
+            event,
+            deadline_ms,
+            request_id,
+        };
+        let frame = match encode(&request) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let message = format!("the event cannot be sent to the worker: {e}");
+                return Outcome::Handler {
+                    error: ErrorInfo::new("ProtocolError", message),
+                };
+            }
+        };
+        let tag: Arc<str> = Arc::from(request_id);
+        self.stdout.begin(Arc::clone(&tag));
+        self.stderr.begin(Arc::clone(&tag));
+        let started = Instant::now();
+        let mut shutdown = ctx.shutdown.subscribe();
+        let exchanged = tokio::select! {
+            exchanged = tokio::time::timeout(timeout, self.exchange(ctx, &tag, id, &frame)) => {
+                exchanged.map_err(|_| Cut::Timeout)
+            }
+            _ = shutdown.wait_for(|down| *down) => Err(Cut::Shutdown),
+        };
+        let duration = started.elapsed();
+        let outcome = match exchanged {
+            Ok(Exchanged::Reply(reply)) => self.reply_outcome(ctx, reply, duration).await,
+            Err(Cut::Timeout) => {
+                self.kill().await;
+                Outcome::Fatal {
+                    error: InvokeError::Timeout { after: timeout },
+                    reason: StopReason::Timeout,
+                }
+            }
+            Err(Cut::Shutdown) => {
+                self.kill().await;
+                let detail = format!("worker {} was killed: the pool was shut down", self.pid);
+                Outcome::Fatal {
+                    error: InvokeError::Crashed { detail },
+                    reason: StopReason::Shutdown,
+                }
+            }
+            Ok(Exchanged::Protocol(problem)) => {
+                self.kill().await;
+                let detail = format!("worker {} broke the protocol: {problem}", self.pid);
+                Outcome::Fatal {
+                    error: InvokeError::Crashed {
+                        detail: detail.clone(),
+                    },
+                    reason: StopReason::Crashed { detail },
+                }
+            }
+            Ok(Exchanged::Exited) => {
+                let status = self.kill().await;
+                // Everything it wrote is in the pipes now: pass it on, tagged, and read it.
+                self.stdout.end();
+                self.stderr.end();
+                let (_, oom) = self.stderr.evidence();
+                if oom {
+                    Outcome::Fatal {
+                        error: InvokeError::OutOfMemory {
+                            limit_mb: ctx.memory_mb,
+                        },
+                        reason: StopReason::OutOfMemory,
+                    }
+                } else {
+                    let detail = self.crash_detail(status, "exited mid-invocation");
+                    Outcome::Fatal {
+                        error: InvokeError::Crashed {
+                            detail: detail.clone(),
+                        },
+                        reason: StopReason::Crashed { detail },
+                    }
+                }
+            }
+        };
+        self.stdout.end();
+        self.stderr.end();
+        outcome
+    }
+
+    /// Whether the process is gone (checked before an idle worker is handed out).
+    pub(crate) fn is_gone(&mut self) -> bool {
+        self.reaped || self.from_worker.is_closed()
+    }
+
+    /// Stops the worker: closes fd 3 (the worker exits on EOF), waits up to `grace`, then kills
+    /// what is left of its process group.
+    pub(crate) async fn stop(&mut self, grace: Duration) {
+        self.to_worker = None;
+        let reader = &mut self.from_worker;
+        let _ = tokio::time::timeout(grace, async {
+            while let Ok(Some(_)) = reader.next().await {}
+        })
+        .await;
+        self.kill().await;
+    }
+
+    /// Kills the process group and reaps the worker; returns how it ended.
+    pub(crate) async fn kill(&mut self) -> Option<ExitStatus> {
+        self.to_worker = None;
+        if !self.reaped {
+            // The worker is not reaped yet, so its pid (= process group id) cannot be reused.
+            kill_group(self.pid);
+        }
+        let status = self.child.wait().await.ok();
+        self.reaped = true;
+        status
+    }
+
+    async fn exchange(&mut self, ctx: &Ctx, tag: &Arc<str>, id: u64, frame: &[u8]) -> Exchanged {
+        let Some(tx) = self.to_worker.as_mut() else {
+            return Exchanged::Exited;
+        };
+        if tx.write_all(frame).await.is_err() {
+            return Exchanged::Exited;
+        }
+        let mut calls = JoinSet::new();
+        let mut numbers = HashMap::new();
+        loop {
+            let step = tokio::select! {
+                frame = self.from_worker.next() => Step::Frame(frame),
+                Some(done) = calls.join_next_with_id(), if !calls.is_empty() => Step::Rpc(done),
+            };
+            let reply = match step {
+                Step::Frame(Ok(Some(frame))) => {
+                    if frame.get("id").is_none()
+                        && let Some(number) = frame.get("rpc").cloned()
+                    {
+                        let hooks = Arc::clone(&ctx.hooks);
+                        let function = Arc::clone(&ctx.function);
+                        let tag = Arc::clone(tag);
+                        let task =
+                            calls.spawn(async move { hooks.rpc(&function, &tag, frame).await });
+                        numbers.insert(task.id(), number);
+                        continue;
+                    }
+                    let is_reply = frame.get("id").and_then(Value::as_u64) == Some(id);
+                    return match frame {
+                        Value::Object(reply) if is_reply => Exchanged::Reply(reply),
+                        other => {
+                            Exchanged::Protocol(format!("unexpected frame {}", excerpt(&other)))
+                        }
+                    };
+                }
+                Step::Frame(Ok(None) | Err(FrameError::Io(_) | FrameError::Truncated)) => {
+                    return Exchanged::Exited;
+                }
+                Step::Frame(Err(e)) => return Exchanged::Protocol(e.to_string()),
+                Step::Rpc(Ok((task, result))) => {
+                    let number = numbers.remove(&task).unwrap_or(Value::Null);
+                    rpc_reply(number, result)
+                }
+                Step::Rpc(Err(e)) => {
+                    let number = numbers.remove(&e.id()).unwrap_or(Value::Null);
+                    rpc_reply(
+                        number,
+                        Err(ErrorInfo::new(
+                            "InternalError",
+                            "the resource call failed inside the runtime",
+                        )),
+                    )
+                }
+            };
+            if tx.write_all(&reply).await.is_err() {
+                return Exchanged::Exited;
+            }
+        }
+    }
+
+    async fn reply_outcome(
+        &mut self,
+        ctx: &Ctx,
+        mut reply: serde_json::Map<String, Value>,
+        duration: Duration,
+    ) -> Outcome {
+        if reply.get("ok") == Some(&Value::Bool(true)) {
+            let result = reply.remove("result").unwrap_or(Value::Null);
+            return Outcome::Ok { result, duration };
+        }
+        let error = ErrorInfo::from_wire(reply.get("error"));
+        if error.kind == "MemoryError" {
+            // The handler may hold on to what it allocated: start afresh, as clouds do.
+            self.kill().await;
+            return Outcome::Fatal {
+                error: InvokeError::OutOfMemory {
+                    limit_mb: ctx.memory_mb,
+                },
+                reason: StopReason::OutOfMemory,
+            };
+        }
+        Outcome::Handler { error }
+    }
+
+    /// "worker <pid> <what> (<exit status or signal>)" and the last lines of its stderr.
+    pub(crate) fn crash_detail(&self, status: Option<ExitStatus>, what: &str) -> String {
+        let status = match status {
+            Some(s) if s.code().is_some() => format!("exit status {}", s.code().unwrap_or(0)),
+            Some(s) => match s.signal().and_then(|n| Signal::try_from(n).ok()) {
+                Some(signal) => format!("killed by {signal}"),
+                None => s.to_string(),
+            },
+            None => "exit status unknown".to_owned(),
+        };
+        let mut detail = format!("worker {} {what} ({status})", self.pid);
+        let (tail, _) = self.stderr.evidence();
+        if !tail.is_empty() {
+            detail.push_str("; last stderr lines:\n");
+            detail.push_str(&tail[tail.len().saturating_sub(CRASH_LINES)..].join("\n"));
+        }
+        detail
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if !self.reaped {
+            kill_group(self.pid); // tokio reaps the orphaned child
+        }
+    }
+}
+
+/// Why a wait was cut short.
+enum Cut {
+    Timeout,
+    Shutdown,
+}
+
+/// One step of an invocation's frame exchange.
+enum Step {
+    Frame(Result<Option<Value>, FrameError>),
+    Rpc(Result<(tokio::task::Id, Result<Value, ErrorInfo>), tokio::task::JoinError>),
+}
+
+/// SIGKILL to the process group `pid` leads (never to group 0, which would be ours).
+pub(crate) fn kill_group(pid: u32) {
+    if let Ok(raw) = i32::try_from(pid)
+        && raw > 0
+    {
+        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+    }
+}
+
+/// The reply frame to resource call `number`.
+fn rpc_reply(number: Value, result: Result<Value, ErrorInfo>) -> Vec<u8> {
+    let reply = match result {
+        Ok(result) => json!({"rpc": number.clone(), "ok": true, "result": result}),
+        Err(e) => {
+            json!({"rpc": number.clone(), "ok": false, "error": {"type": e.kind, "message": e.message}})
+        }
+    };
+    encode(&reply).unwrap_or_else(|e| {
+        let error = json!({"type": "ResultTooLarge", "message": format!("the resource call's result cannot be sent: {e}")});
+        encode(&json!({"rpc": number, "ok": false, "error": error}))
+            .expect("a small frame always encodes")
+    })
+}
+
+/// The start of a frame, for error messages.
+fn excerpt(frame: &Value) -> String {
+    let text = frame.to_string();
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
+}

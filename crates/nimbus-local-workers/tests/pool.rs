@@ -1,0 +1,607 @@
+//! Worker pools with real Python and Node processes: warm reuse, scaling up and down, queueing,
+//! timeouts, crashes, load failures, handler errors, memory limits, logs, resource calls,
+//! drain and shutdown.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nimbus_local_workers::{InvokeError, Language, Pool, PoolEvent, StopReason, Stream};
+use support::{Recorder, alive, body, http, probe_package, spec};
+
+/// Runs `case` for Python and for Node.
+macro_rules! both {
+    ($case:ident: $python:ident, $node:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $python() {
+            $case(Language::Python).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $node() {
+            $case(Language::Node).await;
+        }
+    };
+}
+
+fn pool(language: Language, dir: &std::path::Path, hooks: &Arc<Recorder>) -> Pool {
+    Pool::new(spec(language, dir), hooks.clone())
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+both!(echo: echo_python, echo_node);
+async fn echo(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    let first = pool.invoke("req-1", http("echo:hello")).await.unwrap();
+    assert!(first.cold);
+    assert!(first.init.is_some_and(|d| d > Duration::ZERO));
+    let b = body(&first.result);
+    assert_eq!(b["echo"], "hello");
+    assert_eq!(b["request_id"], "req-1");
+    assert_eq!(b["pid"], first.worker_pid);
+    let second = pool.invoke("req-2", http("echo:again")).await.unwrap();
+    assert!(!second.cold);
+    assert_eq!(second.init, None);
+    assert_eq!(second.worker_pid, first.worker_pid, "the same warm worker");
+    assert_eq!(body(&second.result)["echo"], "again");
+    let stats = pool.stats();
+    assert_eq!((stats.instances, stats.busy, stats.queued), (1, 0, 0));
+    assert_eq!(
+        (stats.cold_starts, stats.invocations, stats.errors),
+        (1, 2, 0)
+    );
+    assert_eq!(pool.pids(), [first.worker_pid]);
+    let events = hooks.events();
+    assert!(events.iter().any(|e| matches!(e,
+        PoolEvent::WorkerStarted { pid, .. } if *pid == first.worker_pid)));
+    assert!(events.contains(&PoolEvent::InstancesChanged { instances: 1 }));
+    pool.drain().await;
+    assert!(!alive(first.worker_pid));
+}
+
+both!(scaling: scaling_python, scaling_node);
+async fn scaling(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let mut s = spec(language, dir.path());
+    s.max_concurrency = 4;
+    s.idle_timeout = Duration::from_secs(1);
+    let pool = Pool::new(s, hooks.clone());
+
+    // Watch the pool while it works: instances and live worker processes never exceed 4.
+    let stop = Arc::new(AtomicBool::new(false));
+    let most_instances = Arc::new(AtomicUsize::new(0));
+    let most_alive = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let sampler = {
+        let (pool, stop, most_instances, most_alive, seen) = (
+            pool.clone(),
+            stop.clone(),
+            most_instances.clone(),
+            most_alive.clone(),
+            seen.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                most_instances.fetch_max(pool.stats().instances, Ordering::Relaxed);
+                let pids = pool.pids();
+                seen.lock().unwrap().extend(pids.iter().copied());
+                let live = seen.lock().unwrap().iter().filter(|p| alive(**p)).count();
+                most_alive.fetch_max(live, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let pool = pool.clone();
+        tasks.spawn(async move { pool.invoke(&format!("req-{i}"), http("sleep:300")).await });
+    }
+    let mut pids = BTreeSet::new();
+    while let Some(done) = tasks.join_next().await {
+        let invocation = done.unwrap().expect("every invocation succeeds");
+        assert_eq!(body(&invocation.result)["slept"], 300);
+        pids.insert(invocation.worker_pid);
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    sampler.await.unwrap();
+    let stats = pool.stats();
+    assert!(pids.len() <= 4, "served by {pids:?}");
+    assert!(most_instances.load(Ordering::Relaxed) <= 4);
+    assert!(most_alive.load(Ordering::Relaxed) <= 4);
+    assert_eq!(stats.invocations, 32);
+    assert!(stats.cold_starts <= 4);
+    // 32 × 300 ms on 4 workers: 8 rounds, not 32.
+    assert!(
+        elapsed < Duration::from_millis(300 * 16),
+        "took {elapsed:?}"
+    );
+
+    // Idle for 1 s: every worker stops, down to zero processes.
+    wait_for("the pool to scale to zero", Duration::from_secs(4), || {
+        pool.stats().instances == 0
+    })
+    .await;
+    assert!(pool.pids().is_empty());
+    for pid in &pids {
+        assert!(!alive(*pid), "worker {pid} still alive");
+    }
+    let idle_stops = hooks
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                PoolEvent::WorkerStopped {
+                    reason: StopReason::Idle,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(idle_stops as u64, stats.cold_starts);
+    assert_eq!(
+        hooks.events().last(),
+        Some(&PoolEvent::InstancesChanged { instances: 0 })
+    );
+    // And it scales up again.
+    let again = pool.invoke("req-again", http("echo:x")).await.unwrap();
+    assert!(again.cold);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overloaded_beyond_the_queue() {
+    let dir = probe_package(Language::Python);
+    let hooks = Recorder::new();
+    let mut s = spec(Language::Python, dir.path());
+    s.max_concurrency = 2;
+    s.max_queued = 3;
+    let pool = Pool::new(s, hooks);
+    // All ten arrive before any worker is ready: 2 start workers, 3 wait, 5 are turned away.
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let pool = pool.clone();
+            async move { pool.invoke(&format!("req-{i}"), http("sleep:200")).await }
+        })
+        .collect();
+    let mut set = tokio::task::JoinSet::new();
+    for call in calls {
+        set.spawn(call);
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (mut ok, mut overloaded) = (0, 0);
+    while let Some(done) = set.join_next().await {
+        match done.unwrap() {
+            Ok(_) => ok += 1,
+            Err(InvokeError::Overloaded) => overloaded += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((ok, overloaded), (5, 5));
+    let stats = pool.stats();
+    assert_eq!((stats.invocations, stats.rejected, stats.errors), (5, 5, 0));
+    assert!(stats.instances <= 2);
+}
+
+both!(timeout: timeout_python, timeout_node);
+async fn timeout(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let mut s = spec(language, dir.path());
+    s.timeout = Duration::from_millis(500);
+    let pool = Pool::new(s, hooks.clone());
+    let warm = pool.invoke("req-1", http("echo:")).await.unwrap();
+    let started = Instant::now();
+    let err = pool.invoke("req-2", http("hang")).await.unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::Timeout {
+            after: Duration::from_millis(500)
+        }
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(!alive(warm.worker_pid), "the timed-out worker is killed");
+    assert!(pool.pids().is_empty());
+    let next = pool.invoke("req-3", http("echo:after")).await.unwrap();
+    assert!(next.cold);
+    assert_ne!(next.worker_pid, warm.worker_pid);
+    assert!(hooks.events().contains(&PoolEvent::WorkerStopped {
+        pid: warm.worker_pid,
+        reason: StopReason::Timeout
+    }));
+}
+
+both!(crash: crash_python, crash_node);
+async fn crash(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    let err = pool.invoke("req-1", http("exit:3")).await.unwrap_err();
+    let InvokeError::Crashed { detail } = err else {
+        panic!("expected Crashed, got {err:?}")
+    };
+    assert!(detail.contains("exit status 3"), "{detail}");
+    let next = pool.invoke("req-2", http("echo:fine")).await.unwrap();
+    assert!(next.cold);
+    assert_eq!(body(&next.result)["echo"], "fine");
+    assert_eq!(pool.stats().errors, 1);
+}
+
+both!(exit_while_idle: exit_while_idle_python, exit_while_idle_node);
+async fn exit_while_idle(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    let first = pool.invoke("req-1", http("exit-later")).await.unwrap();
+    wait_for("the worker to exit", Duration::from_secs(3), || {
+        !alive(first.worker_pid)
+    })
+    .await;
+    // The dead idle worker is noticed and replaced: the invocation does not fail.
+    let next = pool.invoke("req-2", http("echo:")).await.unwrap();
+    assert!(next.cold);
+    assert_ne!(next.worker_pid, first.worker_pid);
+    assert!(hooks.events().iter().any(|e| matches!(e,
+        PoolEvent::WorkerStopped { pid, reason: StopReason::Crashed { detail } }
+            if *pid == first.worker_pid && detail.contains("exit status 5"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_failure_python() {
+    let dir = support::package(
+        Language::Python,
+        "def handler(event, context:\n    return 1\n",
+    );
+    let hooks = Recorder::new();
+    let pool = pool(Language::Python, dir.path(), &hooks);
+    for request in ["req-1", "req-2"] {
+        let err = pool.invoke(request, http("echo:")).await.unwrap_err();
+        let InvokeError::LoadFailed { error } = err else {
+            panic!("expected LoadFailed, got {err:?}")
+        };
+        assert_eq!(error.kind, "HandlerLoadError");
+        assert!(error.message.contains("SyntaxError"), "{}", error.message);
+    }
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.instances, stats.errors, stats.cold_starts),
+        (0, 2, 0)
+    );
+    assert!(pool.pids().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_failure_node() {
+    let dir = support::package(Language::Node, "exports.handler = async (event => 1;\n");
+    let hooks = Recorder::new();
+    let pool = pool(Language::Node, dir.path(), &hooks);
+    let err = pool.invoke("req-1", http("echo:")).await.unwrap_err();
+    let InvokeError::LoadFailed { error } = err else {
+        panic!("expected LoadFailed, got {err:?}")
+    };
+    assert_eq!(error.kind, "HandlerLoadError");
+    assert!(error.message.contains("SyntaxError"), "{}", error.message);
+    assert!(
+        hooks
+            .events()
+            .iter()
+            .any(|e| matches!(e, PoolEvent::WorkerFailed { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_interpreter_is_a_load_failure() {
+    let dir = probe_package(Language::Python);
+    let mut s = spec(Language::Python, dir.path());
+    s.interpreter = "/nonexistent/python3.99".into();
+    let pool = Pool::new(s, Recorder::new());
+    let err = pool.invoke("req-1", http("echo:")).await.unwrap_err();
+    let InvokeError::LoadFailed { error } = err else {
+        panic!("expected LoadFailed, got {err:?}")
+    };
+    assert_eq!(error.kind, "SpawnError");
+    assert!(
+        error.message.contains("/nonexistent/python3.99"),
+        "{}",
+        error.message
+    );
+    assert_eq!(pool.stats().instances, 0);
+}
+
+both!(handler_error: handler_error_python, handler_error_node);
+async fn handler_error(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    let first = pool.invoke("req-0", http("echo:")).await.unwrap();
+    let err = pool.invoke("req-1", http("raise:nope")).await.unwrap_err();
+    let InvokeError::Handler { error } = err else {
+        panic!("expected Handler, got {err:?}")
+    };
+    let (kind, file) = match language {
+        Language::Python => ("ValueError", "handler.py"),
+        Language::Node => ("TypeError", "handler.js"),
+    };
+    assert_eq!(error.kind, kind);
+    assert_eq!(error.message, "bad input: nope");
+    let stack = error.stack.expect("a stack trace");
+    assert!(stack.contains(file), "{stack}");
+    // The worker goes on serving.
+    let next = pool.invoke("req-2", http("echo:")).await.unwrap();
+    assert_eq!(next.worker_pid, first.worker_pid);
+    assert_eq!(pool.stats().errors, 1);
+}
+
+both!(memory: memory_python, memory_node);
+async fn memory(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let mut s = spec(language, dir.path());
+    s.memory_mb = 128;
+    let pool = Pool::new(s, hooks.clone());
+    // Within the limit is fine.
+    let ok = pool.invoke("req-1", http("alloc:48")).await.unwrap();
+    assert_eq!(body(&ok.result)["allocated_mb"], 48);
+    // Twice the limit is not.
+    let err = pool.invoke("req-2", http("alloc:256")).await.unwrap_err();
+    assert_eq!(err, InvokeError::OutOfMemory { limit_mb: 128 });
+    assert!(!alive(ok.worker_pid), "the worker is replaced");
+    assert!(hooks.events().contains(&PoolEvent::WorkerStopped {
+        pid: ok.worker_pid,
+        reason: StopReason::OutOfMemory
+    }));
+    // The pool keeps serving.
+    let next = pool.invoke("req-3", http("echo:after")).await.unwrap();
+    assert!(next.cold);
+    assert_eq!(body(&next.result)["echo"], "after");
+}
+
+both!(logs: logs_python, logs_node);
+async fn logs(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    pool.invoke("req-echo", http("echo:")).await.unwrap();
+    for i in 0..20 {
+        let id = format!("req-print-{i}");
+        pool.invoke(&id, http("print")).await.unwrap();
+        // Every line of the invocation has arrived, tagged, when `invoke` returns.
+        let lines = hooks.lines_of(Some(&id));
+        let of = |stream| {
+            lines
+                .iter()
+                .filter(|(s, _)| *s == stream)
+                .map(|(_, text)| text.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of(Stream::Stdout), ["out line 1", "out line 2", "partial"]);
+        assert_eq!(of(Stream::Stderr), ["err line"]);
+    }
+    assert!(hooks.lines_of(Some("req-echo")).is_empty());
+    // Output while loading belongs to no invocation.
+    assert_eq!(
+        hooks.lines_of(None),
+        [(Stream::Stdout, "loading handler".to_owned())]
+    );
+}
+
+both!(rpc: rpc_python, rpc_node);
+async fn rpc(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    let got = pool.invoke("req-rpc", http("rpc:42")).await.unwrap();
+    assert_eq!(
+        body(&got.result)["got"],
+        serde_json::json!({"id": "42", "total": 12})
+    );
+    let calls = hooks.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].function, "probe");
+    assert_eq!(calls[0].request_id, "req-rpc");
+    assert_eq!(calls[0].call["resource"], "orders");
+    assert_eq!(calls[0].call["op"], "get");
+    assert_eq!(calls[0].call["args"], serde_json::json!({"id": "42"}));
+    assert!(calls[0].call["rpc"].is_u64());
+
+    let failed = pool.invoke("req-fail", http("rpc-fail:7")).await.unwrap();
+    let b = body(&failed.result);
+    assert_eq!(b["type"], "NotFound");
+    assert_eq!(b["message"], "no such order");
+    assert_eq!(b["class"], "ResourceError");
+
+    let err = pool
+        .invoke("req-uncaught", http("rpc-uncaught:7"))
+        .await
+        .unwrap_err();
+    let InvokeError::Handler { error } = err else {
+        panic!("expected Handler, got {err:?}")
+    };
+    assert_eq!(
+        (error.kind.as_str(), error.message.as_str()),
+        ("ResourceError", "no such order")
+    );
+    // Same worker throughout.
+    assert_eq!(pool.stats().cold_starts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_calls_run_concurrently_node() {
+    let dir = probe_package(Language::Node);
+    let hooks = Arc::new(Recorder {
+        rpc_delay: Duration::from_millis(200),
+        ..Recorder::default()
+    });
+    let pool = Pool::new(spec(Language::Node, dir.path()), hooks.clone());
+    pool.invoke("warm", http("echo:")).await.unwrap();
+    let got = pool
+        .invoke("req-many", http("rpc-many:a,b,c,d"))
+        .await
+        .unwrap();
+    let ids: Vec<_> = body(&got.result)["got"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c", "d"]);
+    assert!(
+        got.duration < Duration::from_millis(600),
+        "{:?}",
+        got.duration
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_outside_an_invocation_is_refused_python() {
+    let dir = support::package(
+        Language::Python,
+        "from _nimbus import local_worker\n\
+         try:\n    local_worker.rpc('orders', 'get', {})\n    AT_LOAD = 'allowed'\n\
+         except Exception as e:\n    AT_LOAD = type(e).__name__\n\
+         def handler(event, context):\n    return {'at_load': AT_LOAD}\n",
+    );
+    let pool = Pool::new(spec(Language::Python, dir.path()), Recorder::new());
+    let got = pool.invoke("req-1", http("")).await.unwrap();
+    assert_eq!(body(&got.result)["at_load"], "ResourceUnavailableError");
+}
+
+both!(drain: drain_python, drain_node);
+async fn drain(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    let in_flight = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.invoke("req-slow", http("sleep:500")).await })
+    };
+    wait_for("the invocation to start", Duration::from_secs(5), || {
+        pool.stats().busy == 1
+    })
+    .await;
+    let pids = pool.pids();
+    let draining = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.drain().await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        pool.invoke("req-late", http("echo:")).await.unwrap_err(),
+        InvokeError::Draining
+    );
+    let done = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight invocation completes");
+    assert_eq!(body(&done.result)["slept"], 500);
+    draining.await.unwrap();
+    assert_eq!(pool.stats().instances, 0);
+    for pid in pids {
+        assert!(!alive(pid));
+    }
+    assert!(hooks.events().iter().any(|e| matches!(
+        e,
+        PoolEvent::WorkerStopped {
+            reason: StopReason::Drained,
+            ..
+        }
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_kills_what_is_still_running() {
+    let dir = probe_package(Language::Python);
+    let hooks = Recorder::new();
+    let mut s = spec(Language::Python, dir.path());
+    s.max_concurrency = 1;
+    let pool = Pool::new(s, hooks.clone());
+    let hung = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.invoke("req-hang", http("hang")).await })
+    };
+    wait_for("the invocation to start", Duration::from_secs(5), || {
+        pool.stats().busy == 1
+    })
+    .await;
+    let queued = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.invoke("req-queued", http("echo:")).await })
+    };
+    wait_for("the second to queue", Duration::from_secs(1), || {
+        pool.stats().queued == 1
+    })
+    .await;
+    let pid = pool.pids()[0];
+    let started = Instant::now();
+    pool.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(queued.await.unwrap().unwrap_err(), InvokeError::Draining);
+    let err = hung.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, InvokeError::Crashed { detail } if detail.contains("shut down")),
+        "{err:?}"
+    );
+    assert!(!alive(pid));
+    assert_eq!(pool.stats().instances, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_wait_leaves_the_queue() {
+    let dir = probe_package(Language::Python);
+    let mut s = spec(Language::Python, dir.path());
+    s.max_concurrency = 1;
+    let pool = Pool::new(s, Recorder::new());
+    let slow = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.invoke("req-slow", http("sleep:300")).await })
+    };
+    wait_for("the invocation to start", Duration::from_secs(5), || {
+        pool.stats().busy == 1
+    })
+    .await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        pool.invoke("req-impatient", http("echo:")),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    assert_eq!(pool.stats().queued, 0);
+    slow.await.unwrap().unwrap();
+    let next = pool.invoke("req-next", http("echo:")).await.unwrap();
+    assert!(!next.cold);
+    let stats = pool.stats();
+    assert_eq!((stats.busy, stats.instances, stats.invocations), (0, 1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_and_working_directory() {
+    let dir = support::package(
+        Language::Python,
+        "import os\n\
+         def handler(event, context):\n    return {k: os.environ.get(k) for k in \
+         ('GREETING', 'NIMBUS_PROVIDER', 'NIMBUS_MEMORY_LIMIT_MB', 'PYTHONUNBUFFERED')} | \
+         {'cwd': os.getcwd(), 'stdin': os.read(0, 10).decode()}\n",
+    );
+    let pool = Pool::new(spec(Language::Python, dir.path()), Recorder::new());
+    let got = body(&pool.invoke("req-1", http("")).await.unwrap().result);
+    assert_eq!(got["GREETING"], "hi");
+    assert_eq!(got["NIMBUS_PROVIDER"], "local");
+    assert_eq!(got["NIMBUS_MEMORY_LIMIT_MB"], "256");
+    assert_eq!(got["PYTHONUNBUFFERED"], "1");
+    assert_eq!(got["stdin"], "", "stdin is /dev/null");
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(got["cwd"], cwd.to_str().unwrap());
+}

@@ -1,0 +1,196 @@
+//! The admin API on its own loopback port, used by the CLI (`deploy`, `invoke`, `info`,
+//! `remove`) and by Prometheus: `GET /health`, `GET /metrics`, `GET /info`, `POST /invoke`,
+//! `POST /deploy`, `POST /shutdown`. Everything but `/health` and `/metrics` needs the token
+//! from `runtime.json` (mode 0600) in `x-nimbus-admin-token`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::deployment::Deployment;
+use crate::invoke::{invoke, request_id, status_of};
+use crate::runtime::Runtime;
+use crate::state::RuntimeInfo;
+
+/// Serves the admin API until `shutdown` turns true; `POST /shutdown` turns it true.
+pub async fn serve(
+    rt: Arc<Runtime>,
+    info: RuntimeInfo,
+    listener: TcpListener,
+    shutdown: watch::Sender<bool>,
+) {
+    let mut stop = shutdown.subscribe();
+    let shutdown = Arc::new(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+            _ = stop.changed() => return,
+        };
+        let (rt, info, shutdown) = (rt.clone(), info.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let (rt, info, shutdown) = (rt.clone(), info.clone(), shutdown.clone());
+                async move { Ok::<_, Infallible>(handle(&rt, &info, &shutdown, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}
+
+async fn handle(
+    rt: &Runtime,
+    info: &RuntimeInfo,
+    shutdown: &watch::Sender<bool>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/health") => {
+            return reply(
+                StatusCode::OK,
+                json!({ "ok": true, "pid": info.pid, "service": info.service, "stage": info.stage }),
+            );
+        }
+        (&Method::GET, "/metrics") => {
+            let queues = rt.store().queues().unwrap_or_default();
+            let now = crate::now_ms();
+            let depths: Vec<(String, u64, u64)> = queues
+                .into_iter()
+                .filter_map(|q| {
+                    rt.store()
+                        .depth(&q, now)
+                        .ok()
+                        .map(|d| (q, d.visible as u64, d.in_flight as u64))
+                })
+                .collect();
+            return Response::builder()
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(rt.metrics.render(&depths))))
+                .expect("a valid response");
+        }
+        _ => {}
+    }
+    let token_ok = req
+        .headers()
+        .get("x-nimbus-admin-token")
+        .and_then(|v| v.to_str().ok())
+        == Some(info.admin_token.as_str());
+    if !token_ok {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({ "error": "missing or wrong x-nimbus-admin-token (see runtime.json)" }),
+        );
+    }
+    let method = req.method().clone();
+    let body = match Limited::new(req.into_body(), 64 * 1024 * 1024)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": "request too large" }),
+            );
+        }
+    };
+    let input: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": format!("the request is not JSON: {e}") }),
+                );
+            }
+        }
+    };
+    match (method, path.as_str()) {
+        (Method::GET, "/info") => reply(StatusCode::OK, crate::info(rt, info)),
+        (Method::POST, "/invoke") => {
+            let Some(function) = input.get("function").and_then(Value::as_str) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": "missing `function`" }),
+                );
+            };
+            let Some(live) = rt.live() else {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "error": "nothing is deployed" }),
+                );
+            };
+            if !live.pools.contains_key(function) {
+                let known: Vec<&String> = live.pools.keys().collect();
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    json!({ "error": format!("no function `{function}`"), "functions": known }),
+                );
+            }
+            let event = input.get("event").cloned().unwrap_or(Value::Null);
+            let rid = request_id();
+            let started = std::time::Instant::now();
+            let trigger = event
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("invoke")
+                .to_string();
+            match invoke(rt, &live, function, &trigger, &rid, event).await {
+                Ok(inv) => reply(
+                    StatusCode::OK,
+                    json!({ "ok": true, "request_id": rid, "result": inv.result, "cold": inv.cold, "duration_ms": started.elapsed().as_millis() as u64 }),
+                ),
+                Err(e) => reply(
+                    StatusCode::OK,
+                    json!({ "ok": false, "request_id": rid, "status": status_of(&e), "error": e.to_string(), "duration_ms": started.elapsed().as_millis() as u64 }),
+                ),
+            }
+        }
+        (Method::POST, "/deploy") => {
+            let Some(path) = input.get("deployment").and_then(Value::as_str) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": "missing `deployment`" }),
+                );
+            };
+            let deployment = match Deployment::read(std::path::Path::new(path)) {
+                Ok(d) => d,
+                Err(e) => return reply(StatusCode::BAD_REQUEST, json!({ "error": e.to_string() })),
+            };
+            match rt.deploy(deployment).await {
+                Ok(changed) => reply(StatusCode::OK, json!({ "ok": true, "changed": changed })),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": e.to_string() }),
+                ),
+            }
+        }
+        (Method::POST, "/shutdown") => {
+            let _ = shutdown.send(true);
+            reply(StatusCode::OK, json!({ "ok": true }))
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no admin endpoint {path}") }),
+        ),
+    }
+}

@@ -1,0 +1,364 @@
+//! Event delivery: a consumer per queue-backed trigger (queue, topic, bucket and table
+//! triggers), a timer per schedule, and the bucket scanner. Started per deployed generation and
+//! stopped when it is replaced.
+//!
+//! Delivery is at least once: a message is acknowledged only after the handler succeeded;
+//! failures are retried with exponential backoff (1 s, 2 s, 4 s … up to 60 s), the messages a
+//! handler reports in `{"failed": [...]}` are retried alone, and after the queue's
+//! `max_receives` a message moves to its dead-letter queue. Unacknowledged messages survive a
+//! crash: after a restart they are delivered again once their visibility timeout has passed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nimbus_graph::TriggerSpec;
+use nimbus_local_store::{NewMessage, Received};
+use nimbus_local_workers::InvokeError;
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, watch};
+
+use crate::buckets::Snapshot;
+use crate::deployment::{DeployedFunction, DeployedTrigger};
+use crate::invoke::{invoke, request_id};
+use crate::runtime::{Live, Runtime};
+use crate::{names, now_ms};
+
+/// Starts the consumers and schedules of `live`, and the bucket scanner.
+pub fn start(rt: &Arc<Runtime>, live: &Arc<Live>) {
+    for f in live.deployment.functions.values() {
+        for t in &f.triggers {
+            match &t.spec {
+                TriggerSpec::Http { .. } => {}
+                TriggerSpec::Schedule { .. } => {
+                    tokio::spawn(schedule(
+                        rt.clone(),
+                        live.clone(),
+                        f.name.clone(),
+                        t.clone(),
+                    ));
+                }
+                spec => {
+                    let queue = names::consumed_queue(spec, &f.name)
+                        .expect("event triggers consume a queue");
+                    tokio::spawn(consume(
+                        rt.clone(),
+                        live.clone(),
+                        f.clone(),
+                        t.clone(),
+                        queue,
+                    ));
+                }
+            }
+        }
+    }
+    if live.deployment.functions.values().any(|f| {
+        f.triggers
+            .iter()
+            .any(|t| matches!(t.spec, TriggerSpec::Bucket { .. }))
+    }) {
+        tokio::spawn(scan_buckets(rt.clone(), live.clone()));
+    }
+}
+
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Retry delay after `receive_count` deliveries.
+fn backoff(receive_count: u32) -> u64 {
+    1000u64
+        .saturating_mul(1 << receive_count.saturating_sub(1).min(6))
+        .min(60_000)
+}
+
+async fn consume(
+    rt: Arc<Runtime>,
+    live: Arc<Live>,
+    f: DeployedFunction,
+    trigger: DeployedTrigger,
+    queue: String,
+) {
+    let mut stop = live.stopped();
+    let batch = match &trigger.spec {
+        TriggerSpec::Queue { batch_size, .. } => (*batch_size).max(1) as usize,
+        _ => 1,
+    };
+    let kind = trigger.spec.kind().as_str();
+    let permits = Arc::new(Semaphore::new(f.concurrency.max(1) as usize));
+    let wake = rt.wakeup(&queue);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = stopped(&mut stop) => return,
+        };
+        let messages = match rt.store.receive(&queue, batch, now_ms()) {
+            Ok(m) => m,
+            Err(e) => {
+                rt.log(
+                    "error",
+                    Some(&f.name),
+                    format!("receiving from `{queue}`: {e}"),
+                );
+                Vec::new()
+            }
+        };
+        if messages.is_empty() {
+            drop(permit);
+            let sleep = match rt.store.next_visible_at(&queue) {
+                Ok(Some(at)) => Duration::from_millis(at.saturating_sub(now_ms()).clamp(5, 1000)),
+                _ => Duration::from_millis(1000),
+            };
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = stopped(&mut stop) => return,
+            }
+            continue;
+        }
+        let (rt2, live2, name, queue2, kind2) = (
+            rt.clone(),
+            live.clone(),
+            f.name.clone(),
+            queue.clone(),
+            kind.to_string(),
+        );
+        let trigger = trigger.clone();
+        tokio::spawn(async move {
+            deliver(&rt2, &live2, &name, &trigger, &queue2, &kind2, messages).await;
+            drop(permit);
+        });
+    }
+}
+
+/// The neutral event for messages of a queue-backed trigger.
+fn event_for(trigger: &TriggerSpec, messages: &[Received]) -> Value {
+    let as_messages = |with_count: bool| -> Vec<Value> {
+        messages
+            .iter()
+            .map(|m| {
+                let mut v = json!({ "id": m.id, "body": m.body, "attributes": m.attributes });
+                if with_count {
+                    v["receive_count"] = json!(m.receive_count);
+                }
+                v
+            })
+            .collect()
+    };
+    match trigger {
+        TriggerSpec::Queue { resource, .. } => {
+            json!({ "type": "queue", "source": resource, "messages": as_messages(true) })
+        }
+        TriggerSpec::Topic { resource } => {
+            json!({ "type": "topic", "source": resource, "messages": as_messages(false) })
+        }
+        TriggerSpec::Bucket { .. } | TriggerSpec::Table { .. } => {
+            // One change per event; the stored body is the event without its type.
+            let mut event: Value = serde_json::from_str(&messages[0].body).unwrap_or(Value::Null);
+            event["type"] = json!(trigger.kind().as_str());
+            event
+        }
+        TriggerSpec::Http { .. } | TriggerSpec::Schedule { .. } => Value::Null,
+    }
+}
+
+async fn deliver(
+    rt: &Runtime,
+    live: &Live,
+    function: &str,
+    trigger: &DeployedTrigger,
+    queue: &str,
+    kind: &str,
+    messages: Vec<Received>,
+) {
+    let event = event_for(&trigger.spec, &messages);
+    let result = invoke(rt, live, function, kind, &request_id(), event).await;
+    let failed: BTreeSet<String> = match &result {
+        Ok(inv) => inv
+            .result
+            .get("failed")
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(InvokeError::Overloaded | InvokeError::Draining) => {
+            // Not the handler's fault: put them back soon without waiting out the backoff.
+            for m in &messages {
+                let _ = rt.store.retry(queue, &m.receipt, 200, now_ms());
+            }
+            return;
+        }
+        Err(_) => messages.iter().map(|m| m.id.clone()).collect(),
+    };
+    let (retry, done): (Vec<&Received>, Vec<&Received>) =
+        messages.iter().partition(|m| failed.contains(&m.id));
+    let receipts: Vec<_> = done.iter().map(|m| m.receipt.clone()).collect();
+    if let Err(e) = rt.store.ack(queue, &receipts) {
+        rt.log(
+            "error",
+            Some(function),
+            format!("acknowledging on `{queue}`: {e}"),
+        );
+    }
+    for m in retry {
+        let delay = backoff(m.receive_count);
+        if let Err(e) = rt.store.retry(queue, &m.receipt, delay, now_ms()) {
+            rt.log(
+                "error",
+                Some(function),
+                format!("scheduling a retry on `{queue}`: {e}"),
+            );
+        }
+    }
+}
+
+async fn schedule(rt: Arc<Runtime>, live: Arc<Live>, function: String, trigger: DeployedTrigger) {
+    let TriggerSpec::Schedule {
+        expression,
+        timezone,
+    } = &trigger.spec
+    else {
+        return;
+    };
+    let (Ok(expr), Ok(tz)) = (
+        nimbus_schedule::parse(expression),
+        timezone.parse::<chrono_tz::Tz>(),
+    ) else {
+        rt.log(
+            "error",
+            Some(&function),
+            format!("schedule `{expression}` ({timezone}) cannot run"),
+        );
+        return;
+    };
+    let name = trigger.id.trim_start_matches("trigger:").replace('/', "-");
+    let mut stop = live.stopped();
+    let mut after = rt.clock.now();
+    loop {
+        let Some(next) = nimbus_schedule::next_after(&expr, after, tz) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(rt.clock.real_until(next)) => {}
+            _ = stopped(&mut stop) => return,
+        }
+        after = next;
+        let event = json!({ "type": "schedule", "name": name, "time": next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) });
+        // Two retries, as EventBridge would, then give up on this run.
+        for attempt in 0..3u32 {
+            if invoke(
+                &rt,
+                &live,
+                &function,
+                "schedule",
+                &request_id(),
+                event.clone(),
+            )
+            .await
+            .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(backoff(attempt + 1))).await;
+        }
+    }
+}
+
+async fn scan_buckets(rt: Arc<Runtime>, live: Arc<Live>) {
+    let mut stop = live.stopped();
+    let path = rt.state.bucket_snapshot();
+    let mut snapshots: std::collections::BTreeMap<String, Snapshot> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    loop {
+        let mut changed = false;
+        for (name, bucket) in &live.buckets {
+            let snap = snapshots.entry(name.clone()).or_default();
+            let events = match bucket.scan(snap) {
+                Ok(e) => e,
+                Err(e) => {
+                    rt.log("error", None, format!("scanning bucket `{name}`: {e}"));
+                    continue;
+                }
+            };
+            if events.is_empty() {
+                continue;
+            }
+            changed = true;
+            let mut sends = Vec::new();
+            for (f, t) in live.deployment.subscribers(name, "bucket") {
+                let TriggerSpec::Bucket {
+                    events: wanted,
+                    prefix,
+                    suffix,
+                    ..
+                } = &t.spec
+                else {
+                    continue;
+                };
+                let queue =
+                    names::subscription(&t.spec, &f.name).expect("bucket triggers have a queue");
+                for e in &events {
+                    let action_ok = wanted
+                        .iter()
+                        .any(|w| format!("{w:?}").eq_ignore_ascii_case(e.action));
+                    let filter_ok = prefix.as_deref().is_none_or(|p| e.key.starts_with(p))
+                        && suffix.as_deref().is_none_or(|s| e.key.ends_with(s));
+                    if action_ok && filter_ok {
+                        let body = json!({ "bucket": name, "key": e.key, "size": e.size, "action": e.action }).to_string();
+                        sends.push((
+                            queue.clone(),
+                            NewMessage {
+                                body,
+                                attributes: Default::default(),
+                                delay_ms: 0,
+                            },
+                        ));
+                    }
+                }
+            }
+            if !sends.is_empty() {
+                match rt.store.send_batch(&sends, now_ms()) {
+                    Ok(_) => sends.iter().for_each(|(q, _)| rt.wakeup(q).notify_one()),
+                    Err(e) => rt.log(
+                        "error",
+                        None,
+                        format!("queueing bucket events of `{name}`: {e}"),
+                    ),
+                }
+            }
+        }
+        if changed && let Ok(bytes) = serde_json::to_vec(&snapshots) {
+            let _ = crate::state::write_atomic(&path, &bytes);
+        }
+        tokio::select! {
+            _ = rt.bucket_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        assert_eq!(
+            [backoff(1), backoff(2), backoff(3), backoff(7), backoff(40)],
+            [1000, 2000, 4000, 60_000, 60_000]
+        );
+    }
+}

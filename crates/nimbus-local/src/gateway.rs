@@ -1,0 +1,279 @@
+//! The HTTP gateway on 127.0.0.1: routes requests to functions as the neutral `http` event and
+//! turns the neutral response back into HTTP.
+//!
+//! Errors are JSON bodies with a status a cloud gateway would give: 404 (no route), 405 (wrong
+//! method, with `Allow`), 413 (body over the limit), 401/403 (auth), 429 (every worker busy and
+//! the wait queue full), 500 (the handler raised), 502 (the worker crashed, ran out of memory or
+//! could not load), 503 (redeploying), 504 (timeout). Every response carries
+//! `x-nimbus-request-id`, the id in the logs.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use nimbus_local_workers::InvokeError;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::auth::{self, Denied};
+use crate::invoke::{invoke, request_id};
+use crate::router::{Routed, percent_decode};
+use crate::runtime::Runtime;
+
+/// Serves HTTP on `listener` until `shutdown` turns true.
+pub async fn serve(
+    rt: Arc<Runtime>,
+    listener: TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let rt = rt.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let rt = rt.clone();
+                async move { Ok::<_, Infallible>(handle(&rt, req, peer).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn json_response(status: StatusCode, rid: &str, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-nimbus-request-id", rid)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}
+
+async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let rid = request_id();
+    let Some(live) = rt.live() else {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &rid,
+            json!({ "error": "nothing is deployed" }),
+        );
+    };
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let matched = match live.router.route(&method, &path) {
+        Routed::Found(m) => m,
+        Routed::NotFound => {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &rid,
+                json!({ "error": format!("no route for {method} {path}") }),
+            );
+        }
+        Routed::MethodNotAllowed(allowed) => {
+            let mut r = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &rid,
+                json!({ "error": format!("{method} is not allowed on {path}"), "allowed": allowed }),
+            );
+            r.headers_mut().insert(
+                "allow",
+                allowed
+                    .join(", ")
+                    .parse()
+                    .expect("method names are valid header text"),
+            );
+            return r;
+        }
+    };
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if let Err(denied) = auth::check(&matched.route.auth, &header, &rt.keys) {
+        let (status, message) = match denied {
+            Denied::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
+            Denied::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+        };
+        return json_response(status, &rid, json!({ "error": message }));
+    }
+    let too_large = || {
+        json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &rid,
+            json!({ "error": format!("the request body is over the {} byte limit", rt.max_body_bytes) }),
+        )
+    };
+    if header("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|l| l > rt.max_body_bytes)
+    {
+        return too_large();
+    }
+    let function = matched.route.function.clone();
+    let route = matched.route.pattern.clone();
+    let params = matched.params.clone();
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in req.headers() {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|e| *e = format!("{e}, {v}"))
+            .or_insert(v);
+    }
+    let body = match Limited::new(req.into_body(), rt.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return too_large(),
+    };
+    let (body, is_base64) = if body.is_empty() {
+        (Value::Null, false)
+    } else {
+        match std::str::from_utf8(&body) {
+            Ok(text) => (json!(text), false),
+            Err(_) => (json!(B64.encode(&body)), true),
+        }
+    };
+    let event = json!({
+        "type": "http",
+        "method": method,
+        "path": path,
+        "route": route,
+        "path_params": params,
+        "query": query,
+        "headers": headers,
+        "body": body,
+        "is_base64": is_base64,
+        "source_ip": peer.ip().to_string(),
+    });
+    match invoke(rt, &live, &function, "http", &rid, event).await {
+        Ok(inv) => http_response(&inv.result, &rid),
+        Err(e) => {
+            let (status, message) = match &e {
+                InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+                InvokeError::Overloaded => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("function `{function}` is at its concurrency limit; retry later"),
+                ),
+                InvokeError::Draining => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the function is being redeployed; retry".to_string(),
+                ),
+                InvokeError::Handler { .. } => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                _ => (StatusCode::BAD_GATEWAY, e.to_string()),
+            };
+            let mut r = json_response(status, &rid, json!({ "error": message, "request_id": rid }));
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                r.headers_mut()
+                    .insert("retry-after", "1".parse().expect("valid"));
+            }
+            r
+        }
+    }
+}
+
+/// Query parameters, repeated keys joined with `,`.
+fn parse_query(q: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| percent_decode(&s.replace('+', " "));
+        let (k, v) = (decode(k), decode(v));
+        out.entry(k)
+            .and_modify(|e| *e = format!("{e},{v}"))
+            .or_insert(v);
+    }
+    out
+}
+
+/// The neutral response (`{status, headers, body, is_base64}`, as the worker normalized it) as HTTP.
+fn http_response(result: &Value, rid: &str) -> Response<Full<Bytes>> {
+    let status = result
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut builder = Response::builder()
+        .status(status)
+        .header("x-nimbus-request-id", rid);
+    if let Some(headers) = result.get("headers").and_then(Value::as_object) {
+        for (k, v) in headers {
+            let value = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if let (Ok(name), Ok(value)) = (
+                hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                hyper::header::HeaderValue::from_str(&value),
+            ) {
+                builder = builder.header(name, value);
+            }
+        }
+    }
+    let body = match result.get("body") {
+        None | Some(Value::Null) => Bytes::new(),
+        Some(Value::String(s))
+            if result.get("is_base64").and_then(Value::as_bool) == Some(true) =>
+        {
+            Bytes::from(B64.decode(s).unwrap_or_default())
+        }
+        Some(Value::String(s)) => Bytes::from(s.clone()),
+        Some(other) => Bytes::from(other.to_string()),
+    };
+    builder.body(Full::new(body)).unwrap_or_else(|_| {
+        json_response(
+            StatusCode::BAD_GATEWAY,
+            rid,
+            json!({ "error": "the handler returned an invalid response" }),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings() {
+        let q = parse_query("a=1&a=2&b=x+y&c&d=%2F");
+        assert_eq!(q["a"], "1,2");
+        assert_eq!(q["b"], "x y");
+        assert_eq!(q["c"], "");
+        assert_eq!(q["d"], "/");
+    }
+
+    #[test]
+    fn neutral_responses_become_http() {
+        let r = http_response(
+            &json!({ "status": 201, "headers": { "x-a": "1" }, "body": "{\"ok\":true}" }),
+            "rid",
+        );
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.headers()["x-a"], "1");
+        let r = http_response(
+            &json!({ "status": 200, "body": "aGk=", "is_base64": true }),
+            "rid",
+        );
+        assert_eq!(r.into_body(), Full::new(Bytes::from_static(b"hi")));
+    }
+}

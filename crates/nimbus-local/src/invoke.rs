@@ -1,0 +1,76 @@
+//! One invocation through a function's pool, with its structured log record and metrics.
+//! The gateway, the consumers, the scheduler and `nimbus invoke` all come through here.
+
+use std::time::Instant;
+
+use nimbus_local_workers::{Invocation, InvokeError};
+use serde_json::{Value, json};
+
+use crate::runtime::{Live, Runtime};
+
+/// Invokes `function` of `live` with `event`; `trigger` names what fired it in the log.
+pub async fn invoke(
+    rt: &Runtime,
+    live: &Live,
+    function: &str,
+    trigger: &str,
+    request_id: &str,
+    event: Value,
+) -> Result<Invocation, InvokeError> {
+    let started = Instant::now();
+    let Some(pool) = live.pools.get(function) else {
+        return Err(InvokeError::Draining);
+    };
+    let result = pool.invoke(request_id, event).await;
+    let elapsed = started.elapsed();
+    let memory_mb = live.deployment.functions.get(function).map(|f| f.memory_mb);
+    let mut record = json!({
+        "kind": "invocation",
+        "function": function,
+        "request_id": request_id,
+        "trigger": trigger,
+        "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        "memory_mb": memory_mb,
+    });
+    match &result {
+        Ok(inv) => {
+            record["status"] = json!("ok");
+            record["cold"] = json!(inv.cold);
+            if let Some(init) = inv.init {
+                record["init_ms"] = json!(init.as_millis() as u64);
+            }
+            rt.metrics.function(function).invocation(
+                elapsed.as_secs_f64() * 1000.0,
+                true,
+                inv.cold,
+            );
+        }
+        Err(e) => {
+            record["status"] = json!(status_of(e));
+            record["error"] = json!(e.to_string());
+            rt.metrics
+                .function(function)
+                .invocation(elapsed.as_secs_f64() * 1000.0, false, false);
+        }
+    }
+    rt.logs.write(record);
+    result
+}
+
+/// The log status word of an error.
+pub fn status_of(e: &InvokeError) -> &'static str {
+    match e {
+        InvokeError::Timeout { .. } => "timeout",
+        InvokeError::OutOfMemory { .. } => "out_of_memory",
+        InvokeError::Crashed { .. } => "crashed",
+        InvokeError::LoadFailed { .. } => "load_failed",
+        InvokeError::Handler { .. } => "error",
+        InvokeError::Overloaded => "throttled",
+        InvokeError::Draining => "unavailable",
+    }
+}
+
+/// A fresh request id.
+pub fn request_id() -> String {
+    crate::state::random_token(12)
+}

@@ -1,0 +1,265 @@
+//! The local runtime: a serverless cloud on one machine that runs the very zips
+//! `nimbus build -p local` produces, through the same shims.
+//!
+//! An HTTP gateway on 127.0.0.1 routes requests to functions; durable queues (SQLite) deliver
+//! queue, topic, bucket and table events at least once with retries and dead-letter queues;
+//! schedules fire on cron or rate in their time zone; buckets are folders; each function has a
+//! pool of warm Python or Node workers that grows with load and shrinks to zero when idle.
+//! Everything is logged as JSON lines and counted in Prometheus metrics.
+//!
+//! This crate knows the app graph and the build output, not the manifest's YAML or the CLI.
+
+#![deny(missing_docs)]
+
+mod admin;
+pub mod auth;
+pub mod buckets;
+mod clock;
+pub mod control;
+pub mod deployment;
+mod dispatch;
+mod gateway;
+mod invoke;
+pub mod logs;
+mod metrics;
+mod names;
+mod resources;
+pub mod router;
+mod runtime;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use deployment::{Deployment, from_build};
+pub use runtime::{Runtime, RuntimeOptions};
+pub use state::{RuntimeInfo, StateDir};
+
+/// Errors of the local runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// A file operation failed.
+    #[error("{action} `{path}`")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The durable store failed.
+    #[error("local store: {0}")]
+    Store(String),
+    /// `deployment.json` is unreadable.
+    #[error("invalid deployment `{path}`: {reason}")]
+    BadDeployment {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A package zip is unreadable.
+    #[error("invalid package `{path}`: {reason}; rebuild it with `nimbus build -p local`")]
+    BadPackage {
+        /// The zip.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A language runtime is not installed.
+    #[error("runtime `{runtime}` is not installed on this machine; {hint}")]
+    MissingRuntime {
+        /// The neutral runtime id.
+        runtime: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// No port could be bound.
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind {
+        /// The port.
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Epoch milliseconds now.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A started runtime: its address, and the handle to deploy to it and stop it.
+pub struct Server {
+    /// The runtime.
+    pub runtime: Arc<Runtime>,
+    /// Where it listens.
+    pub info: RuntimeInfo,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The first free port from `start` on (up to 100 tries), or any free port with `start` 0.
+async fn bind(start: u16) -> Result<TcpListener, LocalError> {
+    let last = if start == 0 {
+        0
+    } else {
+        start.saturating_add(99)
+    };
+    let mut error = None;
+    for port in start..=last {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => return Ok(l),
+            Err(e) => error = Some(e),
+        }
+    }
+    Err(LocalError::Bind {
+        port: start,
+        source: error.unwrap_or_else(|| std::io::Error::other("no port")),
+    })
+}
+
+impl Server {
+    /// Opens the state, deploys `deployment`, and starts the gateway and the admin API.
+    /// `port` overrides the deployment's port; the admin API takes any free port.
+    pub async fn start(
+        state: StateDir,
+        options: RuntimeOptions,
+        deployment: Deployment,
+        port: Option<u16>,
+    ) -> Result<Server, LocalError> {
+        let api_key = options.keys.api_key.clone();
+        let runtime = Runtime::open(state.clone(), options)?;
+        let gateway = bind(port.or(deployment.port).unwrap_or(3000)).await?;
+        let admin = bind(0).await?;
+        let info = RuntimeInfo {
+            pid: std::process::id(),
+            gateway_port: gateway.local_addr().map(|a| a.port()).unwrap_or(0),
+            admin_port: admin.local_addr().map(|a| a.port()).unwrap_or(0),
+            admin_token: state::random_token(16),
+            api_key,
+            service: deployment.service.clone(),
+            stage: deployment.stage.clone(),
+        };
+        runtime.deploy(deployment).await?;
+        let (shutdown, rx) = watch::channel(false);
+        let flusher = {
+            let (rt, mut rx) = (runtime.clone(), rx.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => rt.logs.flush(),
+                        _ = rx.changed() => return,
+                    }
+                }
+            }
+        };
+        let tasks = vec![
+            tokio::spawn(gateway::serve(runtime.clone(), gateway, rx.clone())),
+            tokio::spawn(admin::serve(
+                runtime.clone(),
+                info.clone(),
+                admin,
+                shutdown.clone(),
+            )),
+            tokio::spawn(flusher),
+        ];
+        state::write_atomic(
+            &state.runtime(),
+            &serde_json::to_vec_pretty(&info).expect("json"),
+        )?;
+        runtime.log(
+            "info",
+            None,
+            format!(
+                "listening on {} (admin {})",
+                info.gateway_url(),
+                info.admin_url()
+            ),
+        );
+        Ok(Server {
+            runtime,
+            info,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// A receiver that turns `true` when the runtime is asked to stop (`POST /shutdown`).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Asks the runtime to stop.
+    pub fn request_stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Stops: no new requests, in-flight invocations finish, workers stop, `runtime.json` goes.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.runtime.shutdown().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(self.runtime.state.runtime());
+    }
+}
+
+/// What `nimbus info` shows: endpoints, routes, functions with their instances, queue depths.
+pub(crate) fn info(rt: &Runtime, info: &RuntimeInfo) -> Value {
+    let Some(live) = rt.live() else {
+        return json!({ "deployed": false });
+    };
+    let routes: Vec<Value> = live
+        .router
+        .routes()
+        .iter()
+        .map(|r| json!({ "method": r.method.to_string(), "path": r.pattern, "function": r.function, "url": format!("{}{}", info.gateway_url(), r.pattern) }))
+        .collect();
+    let functions: serde_json::Map<String, Value> = live
+        .pools
+        .iter()
+        .map(|(name, pool)| {
+            let s = pool.stats();
+            (name.clone(), json!({ "instances": s.instances, "busy": s.busy, "invocations": s.invocations, "errors": s.errors, "cold_starts": s.cold_starts }))
+        })
+        .collect();
+    let now = now_ms();
+    let queues: serde_json::Map<String, Value> = rt
+        .store()
+        .queues()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|q| {
+            rt.store().depth(&q, now).ok().map(|d| {
+                (
+                    q,
+                    json!({ "visible": d.visible, "in_flight": d.in_flight, "delayed": d.delayed }),
+                )
+            })
+        })
+        .collect();
+    json!({
+        "deployed": true,
+        "service": info.service,
+        "stage": info.stage,
+        "pid": info.pid,
+        "url": info.gateway_url(),
+        "admin_url": info.admin_url(),
+        "api_key": info.api_key,
+        "routes": routes,
+        "functions": functions,
+        "queues": queues,
+    })
+}

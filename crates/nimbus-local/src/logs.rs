@@ -1,0 +1,265 @@
+//! Structured logs: one JSON line per invocation, per line a handler printed (tagged with its
+//! request id) and per runtime event, in `<state>/logs/runtime.log`, rotated at a size limit
+//! (`runtime.log.1` … `.3`). [`read`] and [`Follower`] serve `nimbus logs`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+/// The current log file's name.
+pub const FILE: &str = "runtime.log";
+/// Rotated files kept.
+const KEEP: usize = 3;
+
+/// Appends JSON lines, rotating the file when it passes `max_bytes`.
+pub struct LogWriter {
+    dir: PathBuf,
+    max_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    out: BufWriter<File>,
+    written: u64,
+}
+
+impl LogWriter {
+    /// Opens (appends to) `<dir>/runtime.log`.
+    pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<LogWriter> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(FILE);
+        let file = File::options().create(true).append(true).open(&path)?;
+        let written = file.metadata()?.len();
+        Ok(LogWriter {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            inner: Mutex::new(Inner {
+                out: BufWriter::new(file),
+                written,
+            }),
+        })
+    }
+
+    /// Writes one record; `ts` is added.
+    pub fn write(&self, mut record: Value) {
+        if let Some(obj) = record.as_object_mut() {
+            obj.insert("ts".into(), json!(now_text()));
+        }
+        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        line.push(b'\n');
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.written + line.len() as u64 > self.max_bytes {
+            let _ = inner.out.flush();
+            if self.rotate().is_ok()
+                && let Ok(file) = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(FILE))
+            {
+                inner.out = BufWriter::new(file);
+                inner.written = 0;
+            }
+        }
+        if inner.out.write_all(&line).is_ok() {
+            inner.written += line.len() as u64;
+        }
+    }
+
+    /// Writes buffered lines to the file.
+    pub fn flush(&self) {
+        let _ = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .out
+            .flush();
+    }
+
+    fn rotate(&self) -> std::io::Result<()> {
+        for i in (1..KEEP).rev() {
+            let from = self.dir.join(format!("{FILE}.{i}"));
+            if from.exists() {
+                std::fs::rename(&from, self.dir.join(format!("{FILE}.{}", i + 1)))?;
+            }
+        }
+        std::fs::rename(self.dir.join(FILE), self.dir.join(format!("{FILE}.1")))
+    }
+}
+
+/// The current time as RFC 3339 with milliseconds.
+pub fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Which records to show.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this function's records.
+    pub function: Option<String>,
+    /// Only records at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Filter {
+    /// Whether `record` passes.
+    pub fn accepts(&self, record: &Value) -> bool {
+        if let Some(f) = &self.function
+            && record.get("function").and_then(Value::as_str) != Some(f.as_str())
+        {
+            return false;
+        }
+        if let Some(since) = self.since {
+            let ts = record
+                .get("ts")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            if ts.is_none_or(|t| t.with_timezone(&Utc) < since) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Every record in the log files of `dir` (oldest first) that passes `filter`.
+pub fn read(dir: &Path, filter: &Filter) -> std::io::Result<Vec<Value>> {
+    let mut files: Vec<PathBuf> = (1..=KEEP)
+        .rev()
+        .map(|i| dir.join(format!("{FILE}.{i}")))
+        .collect();
+    files.push(dir.join(FILE));
+    let mut out = Vec::new();
+    for path in files.into_iter().filter(|p| p.exists()) {
+        for line in BufReader::new(File::open(&path)?).lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(&line?)
+                && filter.accepts(&v)
+            {
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads records appended to `runtime.log` after it was created, across rotations.
+pub struct Follower {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl Follower {
+    /// Starts at the current end of the log.
+    pub fn at_end(dir: &Path) -> Follower {
+        let path = dir.join(FILE);
+        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Follower { path, offset }
+    }
+
+    /// Records appended since the last call.
+    pub fn poll(&mut self) -> std::io::Result<Vec<Value>> {
+        let Ok(mut file) = File::open(&self.path) else {
+            return Ok(Vec::new());
+        };
+        let len = file.metadata()?.len();
+        if len < self.offset {
+            self.offset = 0; // rotated: the new file starts from the beginning
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut reader = BufReader::new(file);
+        let mut out = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line)?;
+            if n == 0 || !line.ends_with('\n') {
+                break; // wait for the rest of a partly written line
+            }
+            self.offset += n as u64;
+            if let Ok(v) = serde_json::from_str(&line) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One record as a human-readable line.
+pub fn render(record: &Value) -> String {
+    let s = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or("");
+    let ts = s("ts");
+    let function = s("function");
+    let rid = s("request_id");
+    let short = &rid[..rid.len().min(8)];
+    match s("kind") {
+        "invocation" => {
+            let mut line = format!(
+                "{ts} {function} {short} {} {} {}ms",
+                s("trigger"),
+                record.get("status").and_then(Value::as_str).unwrap_or("?"),
+                record
+                    .get("duration_ms")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+                    .round()
+            );
+            if record.get("cold").and_then(Value::as_bool) == Some(true) {
+                line.push_str(" (cold)");
+            }
+            if let Some(e) = record.get("error").and_then(Value::as_str) {
+                line.push_str(&format!(" error: {e}"));
+            }
+            line
+        }
+        "output" => format!("{ts} {function} {short} {}: {}", s("stream"), s("message")),
+        _ => format!(
+            "{ts} {} {}{}",
+            s("level"),
+            if function.is_empty() {
+                String::new()
+            } else {
+                format!("{function}: ")
+            },
+            s("message")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_rotates_reads_and_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = LogWriter::open(dir.path(), 400).unwrap();
+        let mut follow = Follower::at_end(dir.path());
+        for i in 0..20 {
+            w.write(json!({ "kind": "output", "function": if i % 2 == 0 { "a" } else { "b" }, "request_id": "r", "stream": "stdout", "message": format!("line {i}") }));
+        }
+        w.flush();
+        assert!(dir.path().join("runtime.log.1").exists(), "rotated");
+        assert!(!dir.path().join("runtime.log.4").exists(), "keeps three");
+        let a = read(
+            dir.path(),
+            &Filter {
+                function: Some("a".into()),
+                since: None,
+            },
+        )
+        .unwrap();
+        assert!(a.iter().all(|r| r["function"] == "a"));
+        assert_eq!(a.last().unwrap()["message"], "line 18");
+        let polled = follow.poll().unwrap();
+        assert!(!polled.is_empty());
+        let future = Filter {
+            function: None,
+            since: Some(Utc::now() + chrono::Duration::hours(1)),
+        };
+        assert!(read(dir.path(), &future).unwrap().is_empty());
+        assert!(render(&a[0]).contains("a r stdout: line"));
+    }
+}

@@ -1,0 +1,479 @@
+//! The running local runtime: the durable store, the live deployment (router, worker pools,
+//! buckets) and everything started from it (gateway, consumers, schedules, bucket scanner).
+//!
+//! A redeploy builds a new [`Live`] next to the old one: unchanged functions keep their worker
+//! pool, changed ones get a new pool on their new package, routes switch atomically, and the
+//! old pools finish their in-flight invocations before they stop. No request is dropped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use nimbus_graph::{ResourceSpec, TriggerSpec};
+use nimbus_local_store::{QueueConfig, Store};
+use nimbus_local_workers::{ErrorInfo, FunctionSpec, Hooks, Pool, PoolEvent, Stream};
+use nimbus_manifest::{Language, ResourceKind};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use crate::auth::AuthKeys;
+use crate::buckets::Bucket;
+use crate::clock::Clock;
+use crate::deployment::{DeployedFunction, Deployment};
+use crate::logs::LogWriter;
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::state::StateDir;
+use crate::{LocalError, dispatch, names};
+
+/// One deployed generation: what requests and events are served by right now.
+pub struct Live {
+    /// The deployment.
+    pub deployment: Deployment,
+    /// HTTP routes.
+    pub router: Router,
+    /// Worker pools by function.
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    /// Bucket folders by resource name.
+    pub buckets: BTreeMap<String, Bucket>,
+    /// Stops this generation's consumers and schedules.
+    stop: watch::Sender<bool>,
+}
+
+impl Live {
+    /// A receiver that turns `true` when this generation is replaced or the runtime stops.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}
+
+/// The local runtime.
+pub struct Runtime {
+    pub(crate) state: StateDir,
+    pub(crate) store: Arc<Store>,
+    pub(crate) logs: Arc<LogWriter>,
+    pub(crate) metrics: Metrics,
+    pub(crate) keys: AuthKeys,
+    pub(crate) clock: Clock,
+    pub(crate) max_body_bytes: usize,
+    live: RwLock<Option<Arc<Live>>>,
+    wakeups: Mutex<BTreeMap<String, Arc<Notify>>>,
+    pub(crate) bucket_wake: Notify,
+    interpreters: Mutex<BTreeMap<String, PathBuf>>,
+    deploy_lock: tokio::sync::Mutex<()>,
+    this: Weak<Runtime>,
+}
+
+/// Settings of a runtime that do not come from the deployment.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Log rotation size.
+    pub max_log_bytes: u64,
+    /// Credentials routes are checked against.
+    pub keys: AuthKeys,
+    /// How fast schedule time runs (1 = real time); a testing aid.
+    pub clock_scale: f64,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            max_body_bytes: 6 * 1024 * 1024,
+            max_log_bytes: 16 * 1024 * 1024,
+            keys: AuthKeys::default(),
+            clock_scale: 1.0,
+        }
+    }
+}
+
+impl Runtime {
+    /// Opens the state in `state` (creating it).
+    pub fn open(state: StateDir, options: RuntimeOptions) -> Result<Arc<Runtime>, LocalError> {
+        for dir in [
+            state.root().to_path_buf(),
+            state.buckets(),
+            state.tmp(),
+            state.functions(),
+            state.logs(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|source| LocalError::Io {
+                action: "creating",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let store = Store::open(&state.store()).map_err(|e| LocalError::Store(e.to_string()))?;
+        let logs = LogWriter::open(&state.logs(), options.max_log_bytes).map_err(|source| {
+            LocalError::Io {
+                action: "opening the log in",
+                path: state.logs(),
+                source,
+            }
+        })?;
+        Ok(Arc::new_cyclic(|this| Runtime {
+            state,
+            store: Arc::new(store),
+            logs: Arc::new(logs),
+            metrics: Metrics::default(),
+            keys: options.keys,
+            clock: Clock::new(options.clock_scale),
+            max_body_bytes: options.max_body_bytes,
+            live: RwLock::new(None),
+            wakeups: Mutex::new(BTreeMap::new()),
+            bucket_wake: Notify::new(),
+            interpreters: Mutex::new(BTreeMap::new()),
+            deploy_lock: tokio::sync::Mutex::new(()),
+            this: this.clone(),
+        }))
+    }
+
+    /// The live generation, if anything is deployed.
+    pub fn live(&self) -> Option<Arc<Live>> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The wake-up signal of a queue's consumers.
+    pub(crate) fn wakeup(&self, queue: &str) -> Arc<Notify> {
+        self.wakeups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(queue.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Writes a runtime log record.
+    pub(crate) fn log(&self, level: &str, function: Option<&str>, message: impl Into<String>) {
+        let mut record = json!({ "kind": "runtime", "level": level, "message": message.into() });
+        if let Some(f) = function {
+            record["function"] = json!(f);
+        }
+        self.logs.write(record);
+    }
+
+    /// Deploys `deployment`, replacing the live generation; returns the functions that changed.
+    pub async fn deploy(&self, deployment: Deployment) -> Result<Vec<String>, LocalError> {
+        let _guard = self.deploy_lock.lock().await;
+        let old = self.live();
+        self.ensure_queues(&deployment)?;
+        let mut pools = BTreeMap::new();
+        let mut changed = Vec::new();
+        for f in deployment.functions.values() {
+            let reuse = old.as_ref().and_then(|o| {
+                let before = o.deployment.functions.get(&f.name)?;
+                (before == f)
+                    .then(|| o.pools.get(&f.name).cloned())
+                    .flatten()
+            });
+            let pool = match reuse {
+                Some(p) => p,
+                None => {
+                    changed.push(f.name.clone());
+                    Arc::new(self.new_pool(f, deployment.idle_timeout_ms)?)
+                }
+            };
+            pools.insert(f.name.clone(), pool);
+        }
+        let mut buckets = BTreeMap::new();
+        for (name, r) in &deployment.resources {
+            if r.kind == ResourceKind::Bucket {
+                let bucket = Bucket::open(self.state.buckets().join(name), self.state.tmp())
+                    .map_err(|source| LocalError::Io {
+                        action: "creating bucket",
+                        path: self.state.buckets().join(name),
+                        source,
+                    })?;
+                buckets.insert(name.clone(), bucket);
+            }
+        }
+        let mut router = Router::default();
+        for f in deployment.functions.values() {
+            for t in &f.triggers {
+                if let TriggerSpec::Http { method, path, auth } = &t.spec {
+                    router.add(*method, path, &f.name, auth.clone());
+                }
+            }
+        }
+        let (stop, _) = watch::channel(false);
+        let live = Arc::new(Live {
+            deployment,
+            router,
+            pools,
+            buckets,
+            stop,
+        });
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Some(live.clone());
+        let this = self
+            .this
+            .upgrade()
+            .expect("the runtime is alive while it deploys");
+        dispatch::start(&this, &live);
+        if let Some(old) = old {
+            let _ = old.stop.send(true);
+            for (name, pool) in &old.pools {
+                let kept = live.pools.get(name).is_some_and(|p| Arc::ptr_eq(p, pool));
+                if !kept {
+                    let pool = pool.clone();
+                    tokio::spawn(async move { pool.drain().await });
+                }
+            }
+        }
+        self.log(
+            "info",
+            None,
+            format!(
+                "deployed {} functions ({} changed)",
+                live.pools.len(),
+                changed.len()
+            ),
+        );
+        Ok(changed)
+    }
+
+    /// Stops everything: consumers, then pools after their in-flight invocations.
+    pub async fn shutdown(&self) {
+        let live = self.live.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(live) = live {
+            let _ = live.stop.send(true);
+            for pool in live.pools.values() {
+                pool.drain().await;
+            }
+        }
+        self.log("info", None, "stopped");
+        self.logs.flush();
+    }
+
+    fn ensure_queues(&self, d: &Deployment) -> Result<(), LocalError> {
+        let store_err = |e: nimbus_local_store::StoreError| LocalError::Store(e.to_string());
+        for (name, r) in &d.resources {
+            if let ResourceSpec::Queue {
+                visibility_timeout_ms,
+                retention_ms,
+                max_receives,
+            } = &r.spec
+            {
+                let dlq = max_receives.map(|_| names::dead_letter(name));
+                if let Some(dlq) = &dlq {
+                    self.store
+                        .ensure_queue(
+                            dlq,
+                            &QueueConfig {
+                                visibility_timeout_ms: 30_000,
+                                max_receives: None,
+                                dead_letter: None,
+                                retention_ms: 14 * 86_400_000,
+                            },
+                        )
+                        .map_err(store_err)?;
+                }
+                let config = QueueConfig {
+                    visibility_timeout_ms: *visibility_timeout_ms,
+                    max_receives: *max_receives,
+                    dead_letter: dlq,
+                    retention_ms: *retention_ms,
+                };
+                self.store.ensure_queue(name, &config).map_err(store_err)?;
+            }
+        }
+        for f in d.functions.values() {
+            for t in &f.triggers {
+                let Some(queue) = names::subscription(&t.spec, &f.name) else {
+                    continue;
+                };
+                let dlq = names::dead_letter(&queue);
+                let retries = names::subscription_receives(&t.spec);
+                self.store
+                    .ensure_queue(
+                        &dlq,
+                        &QueueConfig {
+                            visibility_timeout_ms: 30_000,
+                            max_receives: None,
+                            dead_letter: None,
+                            retention_ms: 14 * 86_400_000,
+                        },
+                    )
+                    .map_err(store_err)?;
+                let config = QueueConfig {
+                    visibility_timeout_ms: f.timeout_ms + 5_000,
+                    max_receives: Some(retries),
+                    dead_letter: Some(dlq),
+                    retention_ms: 4 * 86_400_000,
+                };
+                self.store
+                    .ensure_queue(&queue, &config)
+                    .map_err(store_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn new_pool(&self, f: &DeployedFunction, idle_timeout_ms: u64) -> Result<Pool, LocalError> {
+        let package_dir = self.unpack(f)?;
+        let interpreter = self.interpreter(f)?;
+        let env = f.env.clone();
+        let spec = FunctionSpec {
+            name: f.name.clone(),
+            package_dir,
+            language: match f.language {
+                Language::Python => nimbus_local_workers::Language::Python,
+                Language::Node => nimbus_local_workers::Language::Node,
+            },
+            interpreter,
+            memory_mb: f.memory_mb,
+            timeout: Duration::from_millis(f.timeout_ms),
+            max_concurrency: f.concurrency as usize,
+            idle_timeout: Duration::from_millis(idle_timeout_ms),
+            max_queued: (f.concurrency as usize * 10).max(100),
+            env,
+        };
+        let hooks: Arc<dyn Hooks> = Arc::new(RuntimeHooks {
+            runtime: self.this.clone(),
+        });
+        Ok(Pool::new(spec, hooks))
+    }
+
+    /// Unpacks a function's zip into `functions/<name>-<sha>/` (once per package).
+    fn unpack(&self, f: &DeployedFunction) -> Result<PathBuf, LocalError> {
+        let dir = self.state.functions().join(format!(
+            "{}-{}",
+            f.name,
+            &f.sha256[..16.min(f.sha256.len())]
+        ));
+        if dir.join(".complete").exists() {
+            return Ok(dir);
+        }
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LocalError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let tmp = self.state.tmp().join(format!(
+            "unpack-{}-{}",
+            f.name,
+            crate::state::random_token(4)
+        ));
+        let file = std::fs::File::open(&f.artifact).map_err(io("opening package", &f.artifact))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| LocalError::BadPackage {
+            path: f.artifact.clone(),
+            reason: e.to_string(),
+        })?;
+        zip.extract(&tmp).map_err(|e| LocalError::BadPackage {
+            path: f.artifact.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(tmp.join(".complete"), b"").map_err(io("writing", &tmp))?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp); // unpacked concurrently; theirs is identical
+        }
+        Ok(dir)
+    }
+
+    fn interpreter(&self, f: &DeployedFunction) -> Result<PathBuf, LocalError> {
+        let mut cache = self.interpreters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&f.runtime) {
+            return Ok(p.clone());
+        }
+        let found = match f.language {
+            Language::Python => {
+                let version = f.runtime.trim_start_matches("python");
+                nimbus_package::find_python(version)
+                    .ok_or_else(|| LocalError::MissingRuntime { runtime: f.runtime.clone(), hint: format!("install Python {version} (e.g. `pyenv install {version}`) or set `runtime:` to one you have") })?
+            }
+            Language::Node => which("node").ok_or_else(|| LocalError::MissingRuntime {
+                runtime: f.runtime.clone(),
+                hint: "install Node.js 20 or newer".into(),
+            })?,
+        };
+        cache.insert(f.runtime.clone(), found.clone());
+        Ok(found)
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Connects worker pools back to the runtime: resource calls, handler output, lifecycle events.
+struct RuntimeHooks {
+    runtime: Weak<Runtime>,
+}
+
+impl Hooks for RuntimeHooks {
+    fn rpc(
+        &self,
+        function: &str,
+        request_id: &str,
+        call: Value,
+    ) -> nimbus_local_workers::RpcFuture<'_> {
+        let function = function.to_string();
+        let request_id = request_id.to_string();
+        Box::pin(async move {
+            let Some(runtime) = self.runtime.upgrade() else {
+                return Err(ErrorInfo {
+                    kind: "Unavailable".into(),
+                    message: "the runtime is stopping".into(),
+                    stack: None,
+                });
+            };
+            crate::resources::call(&runtime, &function, &request_id, call).await
+        })
+    }
+
+    fn log(&self, function: &str, request_id: Option<&str>, stream: Stream, line: &str) {
+        if let Some(rt) = self.runtime.upgrade() {
+            let stream = match stream {
+                Stream::Stdout => "stdout",
+                Stream::Stderr => "stderr",
+            };
+            rt.logs.write(json!({ "kind": "output", "function": function, "request_id": request_id, "stream": stream, "message": line }));
+        }
+    }
+
+    fn event(&self, function: &str, event: PoolEvent) {
+        let Some(rt) = self.runtime.upgrade() else {
+            return;
+        };
+        match &event {
+            PoolEvent::InstancesChanged { instances } => rt
+                .metrics
+                .function(function)
+                .set_instances(*instances as u64),
+            PoolEvent::WorkerStarted { pid, init, load } => {
+                rt.log(
+                    "info",
+                    Some(function),
+                    format!(
+                        "cold start: worker {pid} ready in {} ms (handler load {} ms)",
+                        init.as_millis(),
+                        load.as_millis()
+                    ),
+                );
+            }
+            PoolEvent::WorkerFailed { error, .. } => rt.log(
+                "error",
+                Some(function),
+                format!("worker failed to start: {}: {}", error.kind, error.message),
+            ),
+            PoolEvent::WorkerStopped { pid, reason } => rt.log(
+                "debug",
+                Some(function),
+                format!("worker {pid} stopped: {reason:?}"),
+            ),
+            other => rt.log("debug", Some(function), format!("{other:?}")),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `nimbus dev`: the local runtime in the foreground. It watches the manifest and every
+//! function's directory and, within a second of a change, rebuilds and replaces just the
+//! changed functions (in-flight requests finish on the old version). Ctrl-C stops it cleanly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{build, compile_local, runtime_options, state_of};
+use crate::cli::{DevArgs, Global};
+use crate::output::{Failure, Out};
+
+pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
+    let compiled = compile_local(global, out)?;
+    let deployment = build(&compiled, out)?;
+    let state = state_of(&compiled);
+    if let Some(info) = nimbus_local::control::running(&state) {
+        return Err(Failure::user(format!(
+            "a background runtime (pid {}) already serves `{}` (stage `{}`) on {}\n  hint: stop it with `nimbus remove --keep-data`, or use it instead",
+            info.pid,
+            compiled.graph.service,
+            compiled.graph.stage,
+            info.gateway_url()
+        )));
+    }
+    deployment
+        .write(&state.deployment())
+        .map_err(|e| Failure::Internal(e.into()))?;
+    let watch_roots = roots(&compiled);
+    let tokio = tokio::runtime::Runtime::new().map_err(|e| Failure::Internal(e.into()))?;
+    tokio.block_on(async {
+        let server = nimbus_local::Server::start(state.clone(), runtime_options(None), deployment, args.port)
+            .await
+            .map_err(|e| Failure::User(e.into()))?;
+        eprintln!("serving `{}` (stage `{}`) on {} — watching for changes, Ctrl-C to stop", compiled.graph.service, compiled.graph.stage, server.info.gateway_url());
+        for r in server.runtime.live().iter().flat_map(|l| l.router.routes().to_vec()) {
+            eprintln!("  {:<7} {}{:<36} -> {}", r.method.to_string(), server.info.gateway_url(), r.pattern, r.function);
+        }
+        let mut fingerprint = fingerprint(&global.file, &watch_roots);
+        let mut stopping = server.stopping();
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = stopping.changed() => break,
+                _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            }
+            let now = fingerprint_blocking(&global.file, &watch_roots).await;
+            if now == fingerprint {
+                continue;
+            }
+            fingerprint = now;
+            let started = Instant::now();
+            let (global_file, stage, provider, out_json) = (global.file.clone(), global.stage.clone(), global.provider.clone(), out.json);
+            let rebuilt = tokio::task::spawn_blocking(move || {
+                let global = crate::cli::Global { file: global_file, provider, stage, output: if out_json { crate::cli::OutputFormat::Json } else { crate::cli::OutputFormat::Human }, no_color: true, verbose: false };
+                let out = Out { color: false, json: true, verbose: false };
+                let compiled = compile_local(&global, &out)?;
+                build(&compiled, &out)
+            })
+            .await;
+            match rebuilt {
+                Ok(Ok(deployment)) => {
+                    let _ = deployment.write(&state.deployment());
+                    match server.runtime.deploy(deployment).await {
+                        Ok(changed) if changed.is_empty() => {}
+                        Ok(changed) => eprintln!("reloaded {} in {:.0?}", changed.join(", "), started.elapsed()),
+                        Err(e) => eprintln!("error: reload failed: {e}"),
+                    }
+                }
+                Ok(Err(_)) => eprintln!("the manifest or a package has errors; still serving the previous version (run `nimbus validate` for details)"),
+                Err(e) => eprintln!("error: reload failed: {e}"),
+            }
+        }
+        eprintln!("stopping: letting in-flight requests finish");
+        server.stop().await;
+        Ok(())
+    })
+}
+
+/// Directories to watch: every function's source directory.
+fn roots(compiled: &nimbus_provider::Compiled) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = compiled
+        .graph
+        .functions
+        .values()
+        .map(|f| compiled.loaded.dir.join(&f.source_dir))
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+type Fingerprint = BTreeMap<PathBuf, (u64, SystemTime)>;
+
+async fn fingerprint_blocking(manifest: &Path, roots: &[PathBuf]) -> Fingerprint {
+    let (manifest, roots) = (manifest.to_path_buf(), roots.to_vec());
+    tokio::task::spawn_blocking(move || fingerprint(&manifest, &roots))
+        .await
+        .unwrap_or_default()
+}
+
+/// Size and modification time of the manifest and every file below the roots.
+fn fingerprint(manifest: &Path, roots: &[PathBuf]) -> Fingerprint {
+    let mut out = Fingerprint::new();
+    let mut add = |p: &Path| {
+        if let Ok(m) = std::fs::metadata(p) {
+            out.insert(
+                p.to_path_buf(),
+                (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)),
+            );
+        }
+    };
+    add(manifest);
+    let mut stack: Vec<PathBuf> = roots.to_vec();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if matches!(
+                name.as_ref(),
+                ".nimbus" | ".git" | "__pycache__" | "node_modules" | ".pytest_cache"
+            ) {
+                continue;
+            }
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(_) => add(&path),
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
