@@ -269,16 +269,16 @@ impl Inner {
             (out, mem::take(&mut st.work), instances, spawn_reaper)
         };
         if spawn_reaper {
-            tokio::spawn(reaper(Arc::downgrade(self), Arc::clone(&self.reaper)));
+            spawn(reaper(Arc::downgrade(self), Arc::clone(&self.reaper)));
         }
         if work.wake_reaper {
             self.reaper.notify_one();
         }
         for _ in 0..work.starts {
-            tokio::spawn(Arc::clone(self).start());
+            spawn(Arc::clone(self).start());
         }
         for (worker, stop) in work.stops {
-            tokio::spawn(Arc::clone(self).stop(worker, stop));
+            spawn(Arc::clone(self).stop(worker, stop));
         }
         let hooks = &self.ctx.hooks;
         for event in work.events {
@@ -484,6 +484,14 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.reaper.notify_one(); // the reaper finds the pool gone and ends
+    }
+}
+
+/// Spawns `task` on the current tokio runtime. Without one (it is shutting down) the task is
+/// dropped, and with it any worker it owns, whose process is then killed.
+fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(task);
     }
 }
 

@@ -8,10 +8,28 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-/// Variables of the runtime's own environment that workers inherit; everything else comes from
-/// the function's `env` and the pool.
+/// Variables of the runtime's own environment that workers inherit (the machine's locale, paths,
+/// and outbound network setup: proxies and extra CA certificates); everything else comes from the
+/// function's `env` and the pool.
 const INHERITED_ENV: &[&str] = &[
-    "PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
 ];
 
 /// One function, as a pool runs it.

@@ -36,6 +36,7 @@ async fn perf_warm_and_cold() {
         let pool = Pool::new(s.clone(), Recorder::new());
         pool.invoke("warm-up", http("echo:x")).await.unwrap();
         let mut latencies = Vec::with_capacity(WARM);
+        let mut round_trips = Vec::with_capacity(WARM);
         let started = Instant::now();
         for i in 0..WARM {
             let t = Instant::now();
@@ -44,6 +45,7 @@ async fn perf_warm_and_cold() {
                 .await
                 .unwrap();
             latencies.push(t.elapsed());
+            round_trips.push(invocation.duration);
             assert!(!invocation.cold);
             assert_eq!(body(&invocation.result)["echo"], "x");
         }
@@ -55,8 +57,15 @@ async fn perf_warm_and_cold() {
         pool.drain().await;
 
         // Cold: a fresh pool per sample; `init` is spawn to ready, `first` the whole first call.
+        // Against the floor: the bare interpreter, started by its real path, doing nothing.
+        // The two alternate, so that a busy machine weighs on both alike.
+        let bare_args: &[&str] = match language {
+            Language::Python => &["-c", "pass"],
+            Language::Node => &["-e", "0"],
+        };
         let mut inits = Vec::new();
         let mut firsts = Vec::new();
+        let mut bare = Vec::new();
         for i in 0..COLD {
             let pool = Pool::new(s.clone(), Recorder::new());
             let t = Instant::now();
@@ -68,14 +77,7 @@ async fn perf_warm_and_cold() {
             assert!(invocation.cold);
             inits.push(invocation.init.unwrap());
             pool.shutdown().await;
-        }
-        // The floor: the bare interpreter, started by its real path, doing nothing.
-        let bare_args: &[&str] = match language {
-            Language::Python => &["-c", "pass"],
-            Language::Node => &["-e", "0"],
-        };
-        let mut bare = Vec::new();
-        for _ in 0..COLD {
+
             let t = Instant::now();
             let status = Command::new(&interpreter)
                 .args(bare_args)
@@ -86,14 +88,16 @@ async fn perf_warm_and_cold() {
             assert!(status.success());
         }
 
+        round_trips.sort();
         println!(
             "{language:?} warm: {WARM} sequential invocations in {:.2} s = {:.0} invocations/s; \
-             latency p50 {} p99 {} max {}",
+             latency p50 {} p99 {} max {} (of which worker round trip p50 {})",
             total.as_secs_f64(),
             WARM as f64 / total.as_secs_f64(),
             ms(percentile(&latencies, 50.0)),
             ms(percentile(&latencies, 99.0)),
             ms(*latencies.last().unwrap()),
+            ms(percentile(&round_trips, 50.0)),
         );
         println!(
             "{language:?} cold (median of {COLD}): spawn to ready {}, first invocation {}; \

@@ -77,7 +77,7 @@ async fn handle(
                     rt.store()
                         .depth(&q, now)
                         .ok()
-                        .map(|d| (q, d.visible as u64, d.in_flight as u64))
+                        .map(|d| (q, d.visible, d.in_flight))
                 })
                 .collect();
             return Response::builder()

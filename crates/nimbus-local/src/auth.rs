@@ -142,7 +142,7 @@ mod tests {
         }
     }
 
-    fn headers(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + '_ {
+    fn headers<'a>(pairs: &'a [(&'a str, String)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {
             pairs
                 .iter()

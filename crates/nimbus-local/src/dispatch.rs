@@ -69,10 +69,9 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Retry delay after `receive_count` deliveries.
-fn backoff(receive_count: u32) -> u64 {
-    1000u64
-        .saturating_mul(1 << receive_count.saturating_sub(1).min(6))
+/// Retry delay after `receive_count` deliveries: `base`, doubling, at most 60 s.
+fn backoff(base: u64, receive_count: u32) -> u64 {
+    base.saturating_mul(1 << receive_count.saturating_sub(1).min(6))
         .min(60_000)
 }
 
@@ -211,7 +210,7 @@ async fn deliver(
         );
     }
     for m in retry {
-        let delay = backoff(m.receive_count);
+        let delay = backoff(rt.retry_base_ms, m.receive_count);
         if let Err(e) = rt.store.retry(queue, &m.receipt, delay, now_ms()) {
             rt.log(
                 "error",
@@ -269,7 +268,11 @@ async fn schedule(rt: Arc<Runtime>, live: Arc<Live>, function: String, trigger: 
             {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(backoff(attempt + 1))).await;
+            tokio::time::sleep(Duration::from_millis(backoff(
+                rt.retry_base_ms,
+                attempt + 1,
+            )))
+            .await;
         }
     }
 }
@@ -357,7 +360,13 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_a_minute() {
         assert_eq!(
-            [backoff(1), backoff(2), backoff(3), backoff(7), backoff(40)],
+            [
+                backoff(1000, 1),
+                backoff(1000, 2),
+                backoff(1000, 3),
+                backoff(1000, 7),
+                backoff(1000, 40)
+            ],
             [1000, 2000, 4000, 60_000, 60_000]
         );
     }

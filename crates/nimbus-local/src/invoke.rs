@@ -21,7 +21,16 @@ pub async fn invoke(
     let Some(pool) = live.pools.get(function) else {
         return Err(InvokeError::Draining);
     };
-    let result = pool.invoke(request_id, event).await;
+    let mut result = pool.invoke(request_id, event.clone()).await;
+    if matches!(result, Err(InvokeError::Draining)) {
+        // Redeployed between routing and invoking: the new generation serves it instead.
+        if let Some(current) = rt.live()
+            && let Some(newer) = current.pools.get(function)
+            && !std::sync::Arc::ptr_eq(newer, pool)
+        {
+            result = newer.invoke(request_id, event).await;
+        }
+    }
     let elapsed = started.elapsed();
     let memory_mb = live.deployment.functions.get(function).map(|f| f.memory_mb);
     let mut record = json!({

@@ -6,10 +6,9 @@ use nimbus_graph::TriggerSpec;
 
 /// The dead-letter queue of `queue`.
 pub fn dead_letter(queue: &str) -> String {
-    if queue.starts_with("sub:") {
-        format!("dlq:{}", &queue[4..])
-    } else {
-        format!("{queue}-dlq")
+    match queue.strip_prefix("sub:") {
+        Some(rest) => format!("dlq:{rest}"),
+        None => format!("{queue}-dlq"),
     }
 }
 

@@ -57,6 +57,7 @@ pub struct Runtime {
     pub(crate) keys: AuthKeys,
     pub(crate) clock: Clock,
     pub(crate) max_body_bytes: usize,
+    pub(crate) retry_base_ms: u64,
     live: RwLock<Option<Arc<Live>>>,
     wakeups: Mutex<BTreeMap<String, Arc<Notify>>>,
     pub(crate) bucket_wake: Notify,
@@ -76,6 +77,8 @@ pub struct RuntimeOptions {
     pub keys: AuthKeys,
     /// How fast schedule time runs (1 = real time); a testing aid.
     pub clock_scale: f64,
+    /// The first retry delay of a failed event; later ones double (up to 60 s).
+    pub retry_base_ms: u64,
 }
 
 impl Default for RuntimeOptions {
@@ -85,6 +88,7 @@ impl Default for RuntimeOptions {
             max_log_bytes: 16 * 1024 * 1024,
             keys: AuthKeys::default(),
             clock_scale: 1.0,
+            retry_base_ms: 1000,
         }
     }
 }
@@ -121,6 +125,7 @@ impl Runtime {
             keys: options.keys,
             clock: Clock::new(options.clock_scale),
             max_body_bytes: options.max_body_bytes,
+            retry_base_ms: options.retry_base_ms,
             live: RwLock::new(None),
             wakeups: Mutex::new(BTreeMap::new()),
             bucket_wake: Notify::new(),

@@ -90,6 +90,9 @@ fn runtime_options(api_key: Option<String>) -> RuntimeOptions {
     if let Some(scale) = env("NIMBUS_LOCAL_CLOCK_SCALE").and_then(|s| s.parse().ok()) {
         options.clock_scale = scale;
     }
+    if let Some(base) = env("NIMBUS_LOCAL_RETRY_BASE_MS").and_then(|s| s.parse().ok()) {
+        options.retry_base_ms = base;
+    }
     if let Some(max) = env("NIMBUS_LOCAL_MAX_BODY").and_then(|s| s.parse().ok()) {
         options.max_body_bytes = max;
     }
