@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use nimbus_local_workers::{Language, Pool};
 use support::{Recorder, body, http, percentile, probe_package, spec};
 
-/// Sequential warm invocations per language.
-const WARM: usize = 5000;
+/// Sequential warm invocations per language (fewer on debug builds, which only check it works).
+const WARM: usize = if cfg!(debug_assertions) { 500 } else { 5000 };
 /// Cold starts (and bare interpreter spawns) measured per language.
-const COLD: usize = 15;
+const COLD: usize = if cfg!(debug_assertions) { 3 } else { 15 };
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

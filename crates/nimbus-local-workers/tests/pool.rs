@@ -398,6 +398,41 @@ async fn logs(language: Language) {
     );
 }
 
+both!(many_logs: many_logs_python, many_logs_node);
+async fn many_logs(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = pool(language, dir.path(), &hooks);
+    // About 1 MB: many times what a pipe holds.
+    pool.invoke("req-spam", http("spam:10000")).await.unwrap();
+    let lines = hooks.lines_of(Some("req-spam"));
+    assert_eq!(lines.len(), 10_000);
+    assert!(lines.iter().enumerate().all(|(i, (stream, text))| {
+        *stream == Stream::Stdout && text.starts_with(&format!("line {i:06} "))
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_during_a_resource_call() {
+    let dir = probe_package(Language::Python);
+    let hooks = Arc::new(Recorder {
+        rpc_delay: Duration::from_secs(30),
+        ..Recorder::default()
+    });
+    let mut s = spec(Language::Python, dir.path());
+    s.timeout = Duration::from_millis(300);
+    let pool = Pool::new(s, hooks.clone());
+    let err = pool.invoke("req-1", http("rpc:1")).await.unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::Timeout {
+            after: Duration::from_millis(300)
+        }
+    );
+    assert_eq!(hooks.calls.lock().unwrap().len(), 1);
+    assert!(pool.invoke("req-2", http("echo:")).await.is_ok());
+}
+
 both!(rpc: rpc_python, rpc_node);
 async fn rpc(language: Language) {
     let dir = probe_package(language);

@@ -90,6 +90,10 @@ def handler(event, context):
         sys.stderr.write("err line\n")
         sys.stdout.write("partial")
         return {"printed": True}
+    if mode == "spam":
+        for i in range(int(arg)):
+            print("line %06d %s" % (i, "x" * 90))
+        return {"printed": int(arg)}
     if mode == "rpc":
         from _nimbus.local_worker import rpc
         return {"got": rpc("orders", "get", {"id": arg})}
@@ -143,6 +147,9 @@ exports.handler = async (event, context) => {
       console.error('err line');
       process.stdout.write('partial');
       return { printed: true };
+    case 'spam':
+      for (let i = 0; i < Number(arg); i++) console.log(`line ${String(i).padStart(6, '0')} ${'x'.repeat(90)}`);
+      return { printed: Number(arg) };
     case 'rpc':
       return { got: await worker().rpc('orders', 'get', { id: arg }) };
     case 'rpc-many': {

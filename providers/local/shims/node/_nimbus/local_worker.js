@@ -105,6 +105,13 @@ function openInput() {
   }
 }
 
+// Output the handler wrote is written out before the reply, so that the reply marks the end of the
+// invocation's output. (Writes to a full pipe are queued by Node: wait until they are flushed.)
+function flushStdio() {
+  const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0 && !s.destroyed);
+  return Promise.all(pending.map((s) => new Promise((resolve) => s.write('', resolve))));
+}
+
 async function handle(fn, msg) {
   const id = msg && typeof msg === 'object' && 'id' in msg ? msg.id : null;
   const t0 = process.hrtime.bigint();
@@ -132,6 +139,7 @@ async function handle(fn, msg) {
     resp = { id, ok: false, error: core.errorInfo(err) };
   }
   resp.duration_ms = Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
+  await flushStdio();
   writeFrame(resp);
 }
 
@@ -146,6 +154,7 @@ async function main() {
   process.on('unhandledRejection', (reason) => {
     console.error('nimbus: unhandled promise rejection in the handler:', reason);
   });
+  await flushStdio();
   writeFrame({ ready: true, load_ms: Math.round(fn.loadMs * 1000) / 1000, pid: process.pid, runtime: `node${process.versions.node}` });
   serving = true;
 
