@@ -296,9 +296,8 @@ async fn load_failure_node() {
     assert!(error.message.contains("SyntaxError"), "{}", error.message);
     assert!(
         hooks
-            .events()
-            .iter()
-            .any(|e| matches!(e, PoolEvent::WorkerFailed { .. }))
+            .wait_for_event(|e| matches!(e, PoolEvent::WorkerFailed { .. }))
+            .await
     );
 }
 

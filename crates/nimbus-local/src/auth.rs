@@ -238,4 +238,73 @@ mod tests {
             Err(Denied::Unauthorized(_))
         ));
     }
+
+    #[test]
+    fn jwt_rs256_with_a_fresh_key_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private.pem");
+        let public = dir.path().join("public.pem");
+        let ok = std::process::Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&private)
+            .arg("2048")
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let ok = std::process::Command::new("openssl")
+            .arg("rsa")
+            .arg("-in")
+            .arg(&private)
+            .arg("-pubout")
+            .arg("-out")
+            .arg(&public)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let keys = AuthKeys {
+            jwt_public_key_pem: Some(std::fs::read_to_string(&public).unwrap()),
+            ..keys()
+        };
+        let signing = EncodingKey::from_rsa_pem(&std::fs::read(&private).unwrap()).unwrap();
+        let claims = serde_json::json!({ "iss": "https://issuer", "aud": "shop", "exp": chrono::Utc::now().timestamp() + 600 });
+        let token = encode(&Header::new(Algorithm::RS256), &claims, &signing).unwrap();
+        let auth = Auth::Jwt(JwtAuth {
+            issuer: "https://issuer".into(),
+            audience: "shop".into(),
+        });
+        let bearer = vec![("authorization", format!("Bearer {token}"))];
+        assert_eq!(check(&auth, &headers(&bearer), &keys), Ok(()));
+        // Without the public key configured, RS256 tokens are refused with a hint.
+        match check(
+            &auth,
+            &headers(&bearer),
+            &AuthKeys {
+                jwt_public_key_pem: None,
+                ..keys.clone()
+            },
+        ) {
+            Err(Denied::Unauthorized(m)) => assert!(m.contains("NIMBUS_JWT_PUBLIC_KEY"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A token signed by another key fails.
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(matches!(
+            check(
+                &auth,
+                &headers(&[("authorization", format!("Bearer {tampered}"))]),
+                &keys
+            ),
+            Err(Denied::Unauthorized(_))
+        ));
+    }
 }

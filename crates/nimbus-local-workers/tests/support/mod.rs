@@ -294,6 +294,21 @@ impl Recorder {
     pub fn events(&self) -> Vec<PoolEvent> {
         self.events.lock().unwrap().clone()
     }
+
+    /// Waits up to 5 s for an event matching `pred` (events may be recorded just after the
+    /// invocation that caused them returned).
+    pub async fn wait_for_event(&self, pred: impl Fn(&PoolEvent) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if self.events().iter().any(&pred) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Hooks for Recorder {
