@@ -99,15 +99,15 @@ def main():
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     ensure_wrk()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "nimbus", "-p", "nimbus-local", "--example", "bench_hello_server"],
-                   cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "nimbus"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "nimbus-local", "--example", "bench_hello_server"], cwd=ROOT, check=True)
     results = {"load": [], "cold_start": {}, "idle": {}}
     base = subprocess.Popen([os.path.join(ROOT, "target", "release", "examples", "bench_hello_server"), "0"],
                             stdout=subprocess.PIPE, text=True)
     base_url = "http://127.0.0.1:%s/hello" % base.stdout.readline().strip()
     projects = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
             idle = 3
             for template in ("python", "node"):
                 d = project(tmp, template, idle)
@@ -147,10 +147,10 @@ def main():
                     time.sleep(0.2)
                 children = subprocess.run(["pgrep", "-P", str(i["pid"])], capture_output=True, text=True).stdout.split()
                 results["idle"][template] = {"worker_processes": len(children), "runtime_rss_mb": round(rss_kb(i["pid"]) / 1024, 1)}
-    finally:
-        for d in projects:
-            subprocess.run([NIMBUS, "remove", "--yes"], cwd=d, capture_output=True)
-        base.terminate()
+        finally:
+            for d in projects:
+                subprocess.run([NIMBUS, "remove", "--yes"], cwd=d, capture_output=True)
+            base.terminate()
     if args.json:
         print(json.dumps(results, indent=2))
         return

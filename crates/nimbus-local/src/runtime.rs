@@ -27,6 +27,14 @@ use crate::router::Router;
 use crate::state::StateDir;
 use crate::{LocalError, dispatch, names};
 
+/// Settings of every dead-letter queue: messages stay 14 days for inspection, never moved on.
+const DEAD_LETTER: QueueConfig = QueueConfig {
+    visibility_timeout_ms: 30_000,
+    max_receives: None,
+    dead_letter: None,
+    retention_ms: 14 * 86_400_000,
+};
+
 /// One deployed generation: what requests and events are served by right now.
 pub struct Live {
     /// The deployment.
@@ -268,15 +276,7 @@ impl Runtime {
                 let dlq = max_receives.map(|_| names::dead_letter(name));
                 if let Some(dlq) = &dlq {
                     self.store
-                        .ensure_queue(
-                            dlq,
-                            &QueueConfig {
-                                visibility_timeout_ms: 30_000,
-                                max_receives: None,
-                                dead_letter: None,
-                                retention_ms: 14 * 86_400_000,
-                            },
-                        )
+                        .ensure_queue(dlq, &DEAD_LETTER)
                         .map_err(store_err)?;
                 }
                 let config = QueueConfig {
@@ -296,15 +296,7 @@ impl Runtime {
                 let dlq = names::dead_letter(&queue);
                 let retries = names::subscription_receives(&t.spec);
                 self.store
-                    .ensure_queue(
-                        &dlq,
-                        &QueueConfig {
-                            visibility_timeout_ms: 30_000,
-                            max_receives: None,
-                            dead_letter: None,
-                            retention_ms: 14 * 86_400_000,
-                        },
-                    )
+                    .ensure_queue(&dlq, &DEAD_LETTER)
                     .map_err(store_err)?;
                 let config = QueueConfig {
                     visibility_timeout_ms: f.timeout_ms + 5_000,

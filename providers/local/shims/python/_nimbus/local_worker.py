@@ -178,7 +178,11 @@ def read_frame(fd):
 
 
 def write_frame(fd, obj):
-    data = core.dumps(obj).encode("utf-8")
+    write_encoded(fd, core.dumps(obj).encode("utf-8"))
+
+
+def write_encoded(fd, data):
+    """Writes one frame whose JSON is already encoded."""
     buf = struct.pack(">I", len(data)) + data
     view = memoryview(buf)
     while view:
@@ -234,15 +238,17 @@ def serve(in_fd, out_fd):
             finally:
                 _invoking = False
             result = core.normalize_result(event, raw)
-            resp = {"id": mid, "ok": True, "result": result}
-            core.dumps(resp)  # surface unserializable results as handler errors
+            resp = {"id": mid, "ok": True, "result": result,
+                    "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3)}
+            data = core.dumps(resp)  # serialized once; an unserializable result is a handler error
         except BaseException as e:  # noqa: BLE001 - a handler's SystemExit is an error, not an exit
             if isinstance(e, KeyboardInterrupt):
                 raise
-            resp = {"id": mid, "ok": False, "error": core.error_info(e)}
-        resp["duration_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
+            resp = {"id": mid, "ok": False, "error": core.error_info(e),
+                    "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3)}
+            data = core.dumps(resp)
         _flush_std()
-        write_frame(out_fd, resp)
+        write_encoded(out_fd, data.encode("utf-8"))
 
 
 def main():
