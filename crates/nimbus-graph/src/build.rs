@@ -41,13 +41,13 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             .unwrap_or_else(|| Runtime::default_for(f.handler.language()));
         let memory = f.memory.as_ref().or(defaults.memory.as_ref());
         let timeout = f.timeout.as_ref().or(defaults.timeout.as_ref());
-        let concurrency = f
+        let concurrency_max = f
             .concurrency
             .as_ref()
             .and_then(|c| c.max.as_ref())
             .or(defaults.concurrency.as_ref().and_then(|c| c.max.as_ref()))
-            .map(|m| **m)
-            .unwrap_or(DEFAULT_CONCURRENCY);
+            .map(|m| **m);
+        let concurrency = concurrency_max.unwrap_or(DEFAULT_CONCURRENCY);
         let mut env: BTreeMap<String, String> = defaults
             .env
             .iter()
@@ -95,6 +95,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 .map(|t| t.as_millis())
                 .unwrap_or(DEFAULT_TIMEOUT.as_millis()),
             concurrency,
+            concurrency_set: concurrency_max.is_some(),
             env,
             include: package.include,
             exclude: package.exclude,

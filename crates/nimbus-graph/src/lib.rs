@@ -64,8 +64,11 @@ pub struct FunctionNode {
     pub memory_mb: u32,
     /// Timeout in milliseconds.
     pub timeout_ms: u64,
-    /// Most concurrent invocations.
+    /// Most concurrent invocations (the default when unset).
     pub concurrency: u32,
+    /// Whether the manifest set `concurrency.max` (a cloud then reserves it; otherwise the
+    /// function shares the account's pool).
+    pub concurrency_set: bool,
     /// Environment variables (defaults merged under the function's own).
     pub env: BTreeMap<String, String>,
     /// Package globs.

@@ -150,13 +150,21 @@ fn trigger(f: &FunctionNode, t: &TriggerNode, caps: &Capabilities, diags: &mut V
             if let Some(modes) = &cap.auth
                 && !modes.iter().any(|m| m == mode)
             {
-                diags.push(Diagnostic::error(
-                    t.span,
-                    format!(
-                        "{} does not support `{mode}` auth on HTTP routes",
-                        caps.name
-                    ),
-                ));
+                let others = modes
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                diags.push(
+                    Diagnostic::error(
+                        t.span,
+                        format!(
+                            "{} does not support `{mode}` auth on HTTP routes",
+                            caps.name
+                        ),
+                    )
+                    .with_hint(format!("{} routes can use {others}", caps.id)),
+                );
             }
         }
         TriggerSpec::Schedule { expression, .. } => {

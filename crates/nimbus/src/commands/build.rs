@@ -1,8 +1,12 @@
 //! `nimbus build`: package every function for a provider and stage.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use nimbus_package::{BuildOptions, Progress};
+use anyhow::Context as _;
+use nimbus_graph::AppGraph;
+use nimbus_package::{BuildManifest, BuildOptions, Progress};
+use nimbus_provider::ProviderId;
 
 use crate::cli::{BuildArgs, Global};
 use crate::output::{Failure, Out};
@@ -36,13 +40,24 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
         }
     })
     .map_err(|e| Failure::User(e.into()))?;
+    let template = match provider {
+        ProviderId::Aws => Some(write_aws_template(
+            &compiled.graph,
+            &report.manifest,
+            &report.manifest_path,
+        )?),
+        _ => None,
+    };
     if out.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "build": report.manifest,
             "built": report.built,
             "cached": report.cached,
             "path": report.manifest_path.display().to_string(),
         });
+        if let Some(t) = &template {
+            json["template"] = serde_json::json!(t.display().to_string());
+        }
         println!("{}", serde_json::to_string_pretty(&json).expect("json"));
     } else {
         println!(
@@ -54,8 +69,35 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
             started.elapsed(),
             report.manifest_path.display()
         );
+        if let Some(t) = &template {
+            println!("wrote the CloudFormation template -> {}", t.display());
+        }
     }
     Ok(())
+}
+
+/// Writes the app's CloudFormation template as `template.json` next to `build.json`.
+fn write_aws_template(
+    graph: &AppGraph,
+    build: &BuildManifest,
+    build_json: &std::path::Path,
+) -> Result<PathBuf, Failure> {
+    // The template uses the pseudo parameters for the account and region; only the package
+    // key prefix comes from the settings.
+    let region = graph
+        .settings
+        .get("aws")
+        .and_then(|a| a.get("region"))
+        .and_then(|r| r.as_str())
+        .unwrap_or_default();
+    let settings = nimbus_aws::AwsSettings::conventional(graph, region, "");
+    let text =
+        nimbus_aws::template(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
+    let path = build_json.with_file_name("template.json");
+    std::fs::write(&path, text)
+        .with_context(|| format!("writing {}", path.display()))
+        .map_err(Failure::Internal)?;
+    Ok(path)
 }
 
 fn human_bytes(n: u64) -> String {

@@ -1,0 +1,116 @@
+//! What can go wrong when lowering an app to AWS.
+
+use thiserror::Error;
+
+/// An app that cannot be lowered to AWS as it is.
+#[derive(Debug, Error)]
+pub enum AwsError {
+    /// The graph or the build is for another provider.
+    #[error("the {what} is for provider `{provider}`, not `aws`")]
+    WrongProvider {
+        /// `app graph` or `build`.
+        what: &'static str,
+        /// The provider it is for.
+        provider: String,
+    },
+    /// A function has no package in the build.
+    #[error("function `{function}` has no package in the build; run `nimbus build -p aws`")]
+    MissingArtifact {
+        /// The function.
+        function: String,
+    },
+    /// AWS has no runtime for the function's neutral runtime.
+    #[error("function `{function}`: AWS Lambda has no runtime for `{runtime}`")]
+    UnsupportedRuntime {
+        /// The function.
+        function: String,
+        /// The neutral runtime.
+        runtime: String,
+    },
+    /// Something the AWS provider does not implement.
+    #[error("function `{function}`: {what} is not supported on AWS yet")]
+    Unsupported {
+        /// The function.
+        function: String,
+        /// What, e.g. "`api_key` auth on HTTP APIs".
+        what: String,
+    },
+    /// A schedule that EventBridge Scheduler cannot express.
+    #[error("function `{function}`: schedule `{expression}`")]
+    Schedule {
+        /// The function.
+        function: String,
+        /// The neutral expression.
+        expression: String,
+        /// Why.
+        #[source]
+        source: ScheduleProblem,
+    },
+    /// A queue whose visibility timeout is shorter than its consumer's timeout.
+    #[error(
+        "queue `{queue}` hides a received message for {visibility_s} s, less than the {timeout_s} s timeout of function `{function}` that consumes it (AWS rejects this)"
+    )]
+    VisibilityTimeout {
+        /// The queue.
+        queue: String,
+        /// The consumer.
+        function: String,
+        /// The queue's visibility timeout, seconds.
+        visibility_s: u64,
+        /// The function's timeout, seconds.
+        timeout_s: u64,
+    },
+    /// Two bucket triggers whose events and key filters overlap: S3 rejects the configuration.
+    #[error(
+        "bucket `{bucket}`: the triggers of `{first}` and `{second}` overlap (same event, overlapping prefix and suffix); S3 rejects overlapping notifications"
+    )]
+    OverlappingNotifications {
+        /// The bucket.
+        bucket: String,
+        /// One function.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A physical name AWS would reject.
+    #[error("invalid AWS name `{name}`: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two objects of one kind got the same physical name.
+    #[error("{kind} name `{name}` is given to both `{first}` and `{second}`; rename one of them")]
+    NameClash {
+        /// The resource kind.
+        kind: String,
+        /// The physical name.
+        name: String,
+        /// One logical id.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// The function's environment would exceed Lambda's 4 KB limit.
+    #[error(
+        "function `{function}`: its environment would be about {bytes} bytes; Lambda allows 4096 (user variables plus the NIMBUS_* names of the resources it uses)"
+    )]
+    EnvironmentTooLarge {
+        /// The function.
+        function: String,
+        /// The estimated size.
+        bytes: usize,
+    },
+}
+
+/// Why a schedule cannot be used.
+#[derive(Debug, Error)]
+pub enum ScheduleProblem {
+    /// It does not parse (the manifest crate validates schedules, so this is unexpected).
+    #[error(transparent)]
+    Invalid(#[from] nimbus_schedule::ScheduleError),
+    /// EventBridge Scheduler cannot express it.
+    #[error(transparent)]
+    Unsupported(#[from] nimbus_schedule::Unsupported),
+}

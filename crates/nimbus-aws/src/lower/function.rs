@@ -1,0 +1,246 @@
+//! A function: its log group, role and policy, and the Lambda function itself.
+
+use std::collections::BTreeMap;
+
+use nimbus_graph::{FunctionNode, Link, TriggerSpec};
+use nimbus_manifest::ResourceKind;
+use nimbus_provider::ProviderId;
+use serde_json::{Map, Value, json};
+
+use super::{Cx, LOG_RETENTION_DAYS, iam, out};
+use crate::env::{self, LAMBDA_ENV_LIMIT};
+use crate::error::AwsError;
+use crate::kinds;
+use crate::names;
+
+/// Lowers one function (not its triggers).
+pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), AwsError> {
+    let artifact = cx
+        .build
+        .functions
+        .get(&f.name)
+        .ok_or_else(|| AwsError::MissingArtifact {
+            function: f.name.clone(),
+        })?;
+    let runtime = ProviderId::Aws
+        .capabilities()
+        .runtimes
+        .get(f.runtime.id())
+        .ok_or_else(|| AwsError::UnsupportedRuntime {
+            function: f.name.clone(),
+            runtime: f.runtime.id().to_string(),
+        })?
+        .clone();
+    let name = cx.function_name(&f.name);
+
+    let log_group = names::log_group(&name);
+    let log_props = json!({
+        "logGroupName": log_group,
+        "retentionInDays": LOG_RETENTION_DAYS,
+        "tags": cx.tag_map(),
+    });
+    let log_id = cx.push(kinds::LOG_GROUP, &f.name, Some(log_group), log_props);
+
+    let role_name = names::function_role(cx.service(), cx.stage(), &f.name, &cx.scope);
+    let role_props = json!({
+        "RoleName": role_name,
+        "AssumeRolePolicyDocument": iam::trust("lambda.amazonaws.com", None),
+        "Description": format!("Nimbus: runs function {} of {} ({})", f.name, cx.service(), cx.stage()),
+        "Tags": cx.tag_list(),
+    });
+    cx.push(kinds::ROLE, &f.name, Some(role_name), role_props);
+    let policy_props = json!({
+        "RoleName": out(kinds::ROLE, &f.name, "name"),
+        "PolicyName": "nimbus",
+        "PolicyDocument": iam::document(statements(cx, f)?),
+    });
+    let policy_id = cx.push(kinds::ROLE_POLICY, &f.name, None, policy_props);
+
+    let key = match cx.settings.artifact_prefix.trim_matches('/') {
+        "" => format!("{}/{}.zip", f.name, artifact.sha256),
+        prefix => format!("{prefix}/{}/{}.zip", f.name, artifact.sha256),
+    };
+    let variables = environment(cx, f)?;
+    let description = f
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("{} {} ({}), by Nimbus", cx.service(), f.name, cx.stage()));
+    let mut props = json!({
+        "FunctionName": name,
+        "Description": description,
+        "Runtime": runtime,
+        "Handler": crate::HANDLER,
+        "Role": out(kinds::ROLE, &f.name, "arn"),
+        "Code": {
+            "S3Bucket": out(kinds::DEPLOYMENT_BUCKET, "deployment", "name"),
+            "S3Key": key,
+        },
+        "PackageType": "Zip",
+        "Architectures": ["x86_64"],
+        "MemorySize": f.memory_mb,
+        "Timeout": timeout_s(f),
+        "Environment": { "Variables": variables },
+        "Tags": cx.tag_map(),
+    });
+    // Reserve concurrency only when the manifest asks: reservations come out of the account's
+    // pool, and new accounts have too little to reserve the default for every function.
+    if f.concurrency_set {
+        props["ReservedConcurrentExecutions"] = json!(f.concurrency);
+    }
+    let fid = cx.push(kinds::FUNCTION, &f.name, Some(name), props);
+    cx.depend(&fid, &log_id);
+    cx.depend(&fid, &policy_id);
+    Ok(())
+}
+
+/// The function's timeout in whole seconds (Lambda's unit), rounded up.
+pub(super) fn timeout_s(f: &FunctionNode) -> u64 {
+    f.timeout_ms.div_ceil(1000).max(1)
+}
+
+/// The ARN of a table resource (deterministic: needed inside strings).
+fn table_arn(cx: &Cx, table: &str) -> String {
+    cx.scope.arn(
+        "dynamodb",
+        &format!("table/{}", names::table(cx.service(), cx.stage(), table)),
+    )
+}
+
+/// The role's statements: logs, then every `uses` grant, then what its triggers need.
+fn statements(cx: &Cx, f: &FunctionNode) -> Result<Vec<Value>, AwsError> {
+    let mut out_statements = vec![iam::allow(
+        "Logs",
+        &["logs:CreateLogStream", "logs:PutLogEvents"],
+        vec![out(kinds::LOG_GROUP, &f.name, "arn")],
+    )];
+    for edge in cx.graph.edges.iter().filter(|e| e.from == f.id) {
+        let Link::Uses { access } = &edge.link else {
+            continue;
+        };
+        let name = edge.to.trim_start_matches("resource:");
+        let r = &cx.graph.resources[name];
+        let (arn, objects) = match r.kind {
+            ResourceKind::Table => (out(kinds::TABLE, name, "arn"), None),
+            ResourceKind::Queue => (out(kinds::QUEUE, name, "arn"), None),
+            ResourceKind::Topic => (out(kinds::TOPIC, name, "arn"), None),
+            ResourceKind::Bucket => {
+                let arn = cx.scope.bucket_arn(&cx.bucket_name(name)?);
+                (json!(arn), Some(format!("{arn}/*")))
+            }
+        };
+        out_statements.extend(iam::uses(r.kind, name, *access, arn, objects));
+    }
+    for t in &f.triggers {
+        match &t.spec {
+            TriggerSpec::Queue { resource, .. } => out_statements.push(iam::allow(
+                &format!("Consume{}", iam::pascal(resource)),
+                &[
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                ],
+                vec![out(kinds::QUEUE, resource, "arn")],
+            )),
+            TriggerSpec::Table { resource, .. } => {
+                out_statements.push(iam::allow(
+                    &format!("ReadStream{}", iam::pascal(resource)),
+                    &[
+                        "dynamodb:DescribeStream",
+                        "dynamodb:GetRecords",
+                        "dynamodb:GetShardIterator",
+                    ],
+                    vec![out(kinds::TABLE, resource, "stream_arn")],
+                ));
+                out_statements.push(iam::allow(
+                    &format!("ListStreams{}", iam::pascal(resource)),
+                    &["dynamodb:ListStreams"],
+                    vec![json!(format!("{}/stream/*", table_arn(cx, resource)))],
+                ));
+            }
+            _ => {}
+        }
+    }
+    // Two triggers on one source would repeat a statement: keep the first.
+    let mut seen = std::collections::BTreeSet::new();
+    out_statements.retain(|s| seen.insert(s["Sid"].as_str().unwrap_or_default().to_string()));
+    Ok(out_statements)
+}
+
+/// The user's variables plus the `NIMBUS_*` variables of [`crate::env`].
+fn environment(cx: &Cx, f: &FunctionNode) -> Result<Value, AwsError> {
+    let mut vars: BTreeMap<String, Value> =
+        f.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut triggered_tables = Vec::new();
+    for t in &f.triggers {
+        if let TriggerSpec::Table { resource, .. } = &t.spec {
+            triggered_tables.push(resource.as_str());
+        }
+        if matches!(t.spec, TriggerSpec::Schedule { .. }) {
+            let schedule = names::schedule(cx.service(), cx.stage(), &t.id);
+            vars.insert(
+                env::schedule_var(&names::schedule_trigger(&t.id)),
+                json!(cx.scope.schedule_arn(&schedule)),
+            );
+        }
+    }
+    for edge in cx.graph.edges.iter().filter(|e| e.from == f.id) {
+        let name = edge.to.trim_start_matches("resource:");
+        let r = &cx.graph.resources[name];
+        let (physical, arn) = match r.kind {
+            ResourceKind::Table => (
+                names::table(cx.service(), cx.stage(), name),
+                out(kinds::TABLE, name, "arn"),
+            ),
+            ResourceKind::Queue => (
+                names::queue(cx.service(), cx.stage(), name),
+                out(kinds::QUEUE, name, "arn"),
+            ),
+            ResourceKind::Topic => (
+                names::topic(cx.service(), cx.stage(), name),
+                out(kinds::TOPIC, name, "arn"),
+            ),
+            ResourceKind::Bucket => {
+                let b = cx.bucket_name(name)?;
+                let arn = json!(cx.scope.bucket_arn(&b));
+                (b, arn)
+            }
+        };
+        vars.insert(env::resource_var(name, "NAME"), json!(physical));
+        vars.insert(env::resource_var(name, "ARN"), arn);
+        if r.kind == ResourceKind::Queue {
+            vars.insert(
+                env::resource_var(name, "URL"),
+                out(kinds::QUEUE, name, "url"),
+            );
+        }
+        if r.kind == ResourceKind::Table && triggered_tables.contains(&name) {
+            vars.insert(
+                env::resource_var(name, "STREAM_ARN"),
+                out(kinds::TABLE, name, "stream_arn"),
+            );
+        }
+    }
+    let bytes = estimated_size(&vars);
+    if bytes > LAMBDA_ENV_LIMIT {
+        return Err(AwsError::EnvironmentTooLarge {
+            function: f.name.clone(),
+            bytes,
+        });
+    }
+    Ok(Value::Object(vars.into_iter().collect::<Map<_, _>>()))
+}
+
+/// About how many bytes the environment takes once references are resolved (Lambda counts
+/// names and values): references count as long ARNs or URLs.
+fn estimated_size(vars: &BTreeMap<String, Value>) -> usize {
+    vars.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match nimbus_engine::resource::as_reference(v) {
+                    Some((_, "stream_arn")) => 160,
+                    Some(_) => 120,
+                    None => v.as_str().map_or(0, str::len),
+                }
+        })
+        .sum()
+}

@@ -1,0 +1,307 @@
+//! Lowering small apps: the cases the shop does not cover, and the errors.
+
+mod common;
+
+use nimbus_aws::{AwsError, AwsSettings};
+use nimbus_engine::NativeResource;
+use serde_json::json;
+
+fn lower(manifest: &str) -> Result<Vec<NativeResource>, AwsError> {
+    let g = common::graph_str(manifest);
+    nimbus_aws::lower(&g, &common::build_of(&g), &common::settings(&g))
+}
+
+fn find<'a>(rs: &'a [NativeResource], id: &str) -> &'a NativeResource {
+    rs.iter().find(|r| r.id == id).unwrap_or_else(|| {
+        panic!(
+            "no {id} in {:?}",
+            rs.iter().map(|r| &r.id).collect::<Vec<_>>()
+        )
+    })
+}
+
+const JWT: &str = r#"
+version: 1
+service: api
+functions:
+  a:
+    handler: a.py:handler
+    triggers:
+      - http: { method: GET, path: "/files/{path+}", auth: { jwt: { issuer: "https://issuer.example", audience: app } } }
+      - http: { method: ANY, path: /any, auth: { jwt: { issuer: "https://issuer.example", audience: app } } }
+  b:
+    handler: b.py:handler
+    triggers:
+      - http: { method: POST, path: /b, auth: { jwt: { issuer: "https://other.example", audience: app } } }
+"#;
+
+#[test]
+fn jwt_routes_share_an_authorizer_per_issuer_and_audience() {
+    let rs = lower(JWT).unwrap();
+    let authorizers: Vec<&NativeResource> = rs
+        .iter()
+        .filter(|r| r.kind == "aws.apigatewayv2.authorizer")
+        .collect();
+    assert_eq!(authorizers.len(), 2);
+    let route = find(&rs, "aws.apigatewayv2.route/a/http/0");
+    assert_eq!(route.properties["RouteKey"], "GET /files/{path+}");
+    assert_eq!(route.properties["AuthorizationType"], "JWT");
+    let any = find(&rs, "aws.apigatewayv2.route/a/http/1");
+    assert_eq!(any.properties["RouteKey"], "ANY /any");
+    assert_eq!(
+        route.properties["AuthorizerId"],
+        any.properties["AuthorizerId"]
+    );
+    let authorizer_id = route.properties["AuthorizerId"]["$ref"].as_str().unwrap();
+    assert_eq!(
+        find(&rs, authorizer_id).properties["JwtConfiguration"],
+        json!({ "Issuer": "https://issuer.example", "Audience": ["app"] })
+    );
+    // The template turns the route's execute-api ARN into the same pattern.
+    let g = common::graph_str(JWT);
+    let t = nimbus_aws::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    assert!(t.contains(r#":${HttpApi}/*/GET/files/*""#), "{t}");
+    assert!(t.contains(r#":${HttpApi}/*/*/any""#), "{t}");
+}
+
+#[test]
+fn api_key_auth_is_rejected_with_the_alternative() {
+    let err = lower(
+        r#"
+version: 1
+service: api
+functions:
+  a:
+    handler: a.py:handler
+    triggers: [ { http: { method: GET, path: /a, auth: { api_key: {} } } } ]
+"#,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AwsError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("use `jwt`"), "{err}");
+}
+
+#[test]
+fn a_queue_must_hide_messages_longer_than_its_consumer_runs() {
+    // The manifest's validation says so first; lowering keeps AWS's rule on its own graph.
+    let mut g = common::graph_str(
+        r#"
+version: 1
+service: q
+resources:
+  jobs: { type: queue, visibility_timeout: 60s }
+functions:
+  work:
+    handler: w.py:handler
+    timeout: 60s
+    triggers: [ { queue: jobs } ]
+"#,
+    );
+    let build = common::build_of(&g);
+    assert!(nimbus_aws::lower(&g, &build, &common::settings(&g)).is_ok());
+    g.functions.get_mut("work").unwrap().timeout_ms = 61_000;
+    let err = nimbus_aws::lower(&g, &build, &common::settings(&g)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "queue `jobs` hides a received message for 60 s, less than the 61 s timeout of function `work` that consumes it (AWS rejects this)"
+    );
+}
+
+#[test]
+fn large_batches_get_a_batching_window_and_partial_table_events_a_filter() {
+    let rs = lower(
+        r#"
+version: 1
+service: q
+resources:
+  jobs: { type: queue, visibility_timeout: 60s }
+  items: { type: table, key: { pk: string }, sort_key: { n: number } }
+functions:
+  work:
+    handler: w.py:handler
+    triggers:
+      - { queue: { name: jobs, batch_size: 100 } }
+      - { table: { name: items, events: [insert, remove], batch_size: 50 } }
+"#,
+    )
+    .unwrap();
+    let q = find(&rs, "aws.lambda.event_source_mapping/work/queue/0");
+    assert_eq!(q.properties["BatchSize"], 100);
+    assert_eq!(q.properties["MaximumBatchingWindowInSeconds"], 1);
+    let t = find(&rs, "aws.lambda.event_source_mapping/work/table/1");
+    assert_eq!(t.properties["BatchSize"], 50);
+    assert_eq!(
+        t.properties["FilterCriteria"],
+        json!({ "Filters": [{ "Pattern": { "eventName": ["INSERT", "REMOVE"] } }] })
+    );
+    let table = find(&rs, "aws.dynamodb.table/items");
+    assert_eq!(
+        table.properties["KeySchema"],
+        json!([{ "AttributeName": "pk", "KeyType": "HASH" }, { "AttributeName": "n", "KeyType": "RANGE" }])
+    );
+    assert_eq!(
+        table.properties["AttributeDefinitions"],
+        json!([{ "AttributeName": "pk", "AttributeType": "S" }, { "AttributeName": "n", "AttributeType": "N" }])
+    );
+    // The template gives the pattern as a string, as CloudFormation wants.
+    let g = common::graph_str(
+        r#"
+version: 1
+service: q
+resources:
+  items: { type: table, key: { pk: string } }
+functions:
+  work:
+    handler: w.py:handler
+    triggers: [ { table: { name: items, events: [modify] } } ]
+"#,
+    );
+    let t = nimbus_aws::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    assert!(
+        t.contains(r#""Pattern": "{\"eventName\":[\"MODIFY\"]}""#),
+        "{t}"
+    );
+}
+
+#[test]
+fn overlapping_bucket_triggers_are_rejected_and_disjoint_ones_share_a_configuration() {
+    let manifest = |b_prefix: &str| {
+        format!(
+            r#"
+version: 1
+service: s
+resources:
+  files: {{ type: bucket }}
+functions:
+  a:
+    handler: a.py:handler
+    triggers: [ {{ bucket: {{ name: files, events: [created, deleted], prefix: in/ }} }} ]
+  b:
+    handler: b.py:handler
+    triggers: [ {{ bucket: {{ name: files, prefix: {b_prefix}, suffix: .png }} }} ]
+"#
+        )
+    };
+    let err = lower(&manifest("in/img/")).unwrap_err();
+    assert!(
+        matches!(err, AwsError::OverlappingNotifications { .. }),
+        "{err}"
+    );
+    let rs = lower(&manifest("out/")).unwrap();
+    let n = find(&rs, "aws.s3.bucket_notification/files");
+    let configs = n.properties["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(configs.len(), 2);
+    assert_eq!(
+        configs[0]["Events"],
+        json!(["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
+    );
+    assert_eq!(
+        configs[1]["Filter"],
+        json!({ "Key": { "FilterRules": [{ "Name": "prefix", "Value": "out/" }, { "Name": "suffix", "Value": ".png" }] } })
+    );
+    assert_eq!(n.depends_on.len(), 2);
+}
+
+#[test]
+fn physical_name_clashes_are_reported() {
+    let err = lower(
+        r#"
+version: 1
+service: s
+resources:
+  jobs: { type: queue, dead_letter: { max_receives: 3 } }
+  jobs-dlq: { type: queue }
+functions:
+  a:
+    handler: a.py:handler
+    uses: [ { resource: jobs, access: send } ]
+"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "aws.sqs.queue name `s-dev-jobs-dlq` is given to both `aws.sqs.queue/jobs/dlq` and `aws.sqs.queue/jobs-dlq`; rename one of them"
+    );
+}
+
+const ONE: &str = r#"
+version: 1
+service: s
+resources:
+  files: { type: bucket, versioning: true }
+functions:
+  a:
+    handler: a.py:handler
+    uses: [ { resource: files, access: read } ]
+providers:
+  aws: { region: eu-west-1, tags: { team: shop } }
+"#;
+
+#[test]
+fn builds_and_settings_are_checked_and_used() {
+    let g = common::graph_str(ONE);
+    let build = common::build_of(&g);
+    let settings = AwsSettings {
+        region: "eu-west-1".into(),
+        account_id: "210987654321".into(),
+        artifact_bucket: "my-artifacts".into(),
+        artifact_prefix: String::new(),
+    };
+    let rs = nimbus_aws::lower(&g, &build, &settings).unwrap();
+    let bucket = find(&rs, "aws.s3.bucket/files");
+    assert_eq!(
+        bucket.physical_name.as_deref(),
+        Some("s-dev-files-210987654321-eu-west-1")
+    );
+    assert_eq!(
+        bucket.properties["CreateBucketConfiguration"],
+        json!({ "LocationConstraint": "eu-west-1" })
+    );
+    assert_eq!(
+        bucket.properties["VersioningConfiguration"],
+        json!({ "Status": "Enabled" })
+    );
+    assert_eq!(
+        bucket.properties["Tagging"]["TagSet"],
+        json!([{ "Key": "nimbus:service", "Value": "s" }, { "Key": "nimbus:stage", "Value": "dev" }, { "Key": "team", "Value": "shop" }])
+    );
+    let deploy = find(&rs, "aws.s3.deployment_bucket/deployment");
+    assert_eq!(deploy.physical_name.as_deref(), Some("my-artifacts"));
+    let f = find(&rs, "aws.lambda.function/a");
+    assert_eq!(
+        f.properties["Code"]["S3Key"],
+        format!("a/{}.zip", build.functions["a"].sha256)
+    );
+    assert_eq!(f.properties["Tags"]["team"], "shop");
+
+    let mut missing = build.clone();
+    missing.functions.clear();
+    let err = nimbus_aws::lower(&g, &missing, &settings).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "function `a` has no package in the build; run `nimbus build -p aws`"
+    );
+    let mut local = build.clone();
+    local.provider = "local".into();
+    let err = nimbus_aws::lower(&g, &local, &settings).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the build is for provider `local`, not `aws`"
+    );
+
+    // The template's parameter defaults to a given artifact bucket.
+    let t = nimbus_aws::template(&g, &build, &settings).unwrap();
+    assert!(t.contains(r#""Default": "my-artifacts""#), "{t}");
+}
+
+#[test]
+fn only_an_explicit_concurrency_is_reserved() {
+    let manifest = "version: 1\nservice: conc\nfunctions:\n  capped:\n    handler: app.py:handler\n    concurrency: { max: 3 }\n  shared:\n    handler: app.py:handler\n";
+    let rs = lower(manifest).unwrap();
+    let capped = &find(&rs, "aws.lambda.function/capped").properties;
+    assert_eq!(capped["ReservedConcurrentExecutions"], json!(3));
+    let shared = &find(&rs, "aws.lambda.function/shared").properties;
+    assert!(shared.get("ReservedConcurrentExecutions").is_none());
+}

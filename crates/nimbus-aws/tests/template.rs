@@ -1,0 +1,152 @@
+//! The CloudFormation export of the shop: golden snapshot, determinism, and agreement with
+//! what lowering deploys directly. (`validators.rs` runs cfn-lint and checkov on it.)
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use nimbus_aws::{cloudformation, kinds};
+use serde_json::Value;
+
+fn shop_template() -> String {
+    let g = common::shop();
+    nimbus_aws::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap()
+}
+
+#[test]
+fn shop_template_matches_the_snapshot() {
+    let path = common::repo().join("crates/nimbus-aws/tests/snapshots/shop.template.json");
+    let got = shop_template();
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (BLESS=1 writes it)", path.display()));
+    assert!(
+        got == want,
+        "the shop's template differs from {} (BLESS=1 rewrites it); first difference at line {}",
+        path.display(),
+        got.lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .map_or(got.lines().count().min(want.lines().count()) + 1, |i| i + 1)
+    );
+}
+
+#[test]
+fn the_template_is_byte_identical_for_the_same_input() {
+    assert_eq!(shop_template(), shop_template());
+}
+
+/// `v` with `Fn::Sub` of pseudo parameters and `Ref` of pseudo parameters evaluated.
+fn eval(v: &Value) -> Value {
+    if let Some(s) = v.get("Fn::Sub").and_then(Value::as_str) {
+        return Value::String(
+            s.replace("${AWS::Partition}", "aws")
+                .replace("${AWS::Region}", "us-east-1")
+                .replace("${AWS::AccountId}", "123456789012")
+                .replace("${!", "${"),
+        );
+    }
+    match v.get("Ref").and_then(Value::as_str) {
+        Some("AWS::AccountId") => return "123456789012".into(),
+        Some("AWS::Region") => return "us-east-1".into(),
+        _ => {}
+    }
+    v.clone()
+}
+
+#[test]
+fn the_template_names_and_grants_what_lowering_does() {
+    let g = common::shop();
+    let native = nimbus_aws::lower(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&shop_template()).unwrap();
+    let resources = doc["Resources"].as_object().unwrap();
+
+    // Names: every named native object has a template resource with the same name.
+    let name_property = |t: &str| match t {
+        "AWS::IAM::Role" => "RoleName",
+        "AWS::Logs::LogGroup" => "LogGroupName",
+        "AWS::Lambda::Function" => "FunctionName",
+        "AWS::SQS::Queue" => "QueueName",
+        "AWS::SNS::Topic" => "TopicName",
+        "AWS::S3::Bucket" => "BucketName",
+        "AWS::DynamoDB::Table" => "TableName",
+        _ => "Name",
+    };
+    let mut template_names: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in resources.values() {
+        let t = r["Type"].as_str().unwrap();
+        if let Some(n) = r["Properties"].get(name_property(t)) {
+            *template_names
+                .entry((t.into(), eval(n).as_str().unwrap().into()))
+                .or_default() += 1;
+        }
+    }
+    let mut named = 0;
+    for r in &native {
+        let (Some(name), Some(t)) = (&r.physical_name, cloudformation::cfn_type(&r.kind)) else {
+            continue;
+        };
+        named += 1;
+        assert_eq!(
+            template_names.get(&(t.to_string(), name.clone())),
+            Some(&1),
+            "{} ({name}) is not named alike in the template",
+            r.id
+        );
+    }
+    assert_eq!(
+        named,
+        template_names.len(),
+        "the template names nothing else"
+    );
+    assert_eq!(
+        resources.len(),
+        native
+            .iter()
+            .filter(|r| cloudformation::cfn_type(&r.kind).is_some())
+            .count()
+    );
+
+    // Policies: the same statements (ids, actions, number of resources) on the same roles.
+    let mut native_policies = BTreeMap::new();
+    for r in native.iter().filter(|r| r.kind == kinds::ROLE_POLICY) {
+        let role_id = r.properties["RoleName"]["$ref"].as_str().unwrap();
+        let role = native.iter().find(|x| x.id == role_id).unwrap();
+        native_policies.insert(
+            role.physical_name.clone().unwrap(),
+            summary(&r.properties["PolicyDocument"]),
+        );
+    }
+    let mut template_policies = BTreeMap::new();
+    for r in resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::IAM::RolePolicy")
+    {
+        let role = &resources[r["Properties"]["RoleName"]["Ref"].as_str().unwrap()];
+        let name = eval(&role["Properties"]["RoleName"])
+            .as_str()
+            .unwrap()
+            .to_string();
+        template_policies.insert(name, summary(&r["Properties"]["PolicyDocument"]));
+    }
+    assert_eq!(native_policies, template_policies);
+    assert_eq!(native_policies.len(), 8);
+}
+
+fn summary(doc: &Value) -> Vec<(String, Value, usize)> {
+    doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["Sid"].as_str().unwrap().to_string(),
+                s["Action"].clone(),
+                s["Resource"].as_array().unwrap().len(),
+            )
+        })
+        .collect()
+}
