@@ -306,3 +306,38 @@ fn build_reports_built_then_cached_and_fails_cleanly() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_cloudformation_template_follows_the_manifest() {
+    let dir = project(
+        "version: 1\nservice: s\nfunctions:\n  f:\n    handler: app.py:handler\n    memory: 256\n",
+    );
+    let template = dir.path().join(".nimbus/build/aws/dev/template.json");
+    assert_eq!(
+        nimbus(&["build", "-p", "aws"], dir.path()).status.code(),
+        Some(0)
+    );
+    let first = std::fs::read_to_string(&template).unwrap();
+    assert!(first.contains("\"MemorySize\": 256"), "{first}");
+    // Unchanged: the template is reused byte for byte.
+    assert_eq!(
+        nimbus(&["build", "-p", "aws"], dir.path()).status.code(),
+        Some(0)
+    );
+    assert_eq!(std::fs::read_to_string(&template).unwrap(), first);
+    // Changed: it is written again.
+    std::fs::write(
+        dir.path().join("nimbus.yaml"),
+        "version: 1\nservice: s\nfunctions:\n  f:\n    handler: app.py:handler\n    memory: 512\n",
+    )
+    .unwrap();
+    assert_eq!(
+        nimbus(&["build", "-p", "aws"], dir.path()).status.code(),
+        Some(0)
+    );
+    assert!(
+        std::fs::read_to_string(&template)
+            .unwrap()
+            .contains("\"MemorySize\": 512")
+    );
+}

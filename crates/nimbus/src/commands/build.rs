@@ -90,14 +90,37 @@ fn write_aws_template(
         .and_then(|a| a.get("region"))
         .and_then(|r| r.as_str())
         .unwrap_or_default();
+    let path = build_json.with_file_name("template.json");
+    // The template is a pure function of the graph and the packages: when neither changed
+    // since it was written, it is not generated again (this keeps an unchanged build fast).
+    let key = format!(
+        "{}:{}:{}:{region}",
+        env!("CARGO_PKG_VERSION"),
+        graph.hash,
+        build_key(build)
+    );
+    let key_path = build_json.with_file_name("template.key");
+    if path.is_file() && std::fs::read_to_string(&key_path).is_ok_and(|k| k == key) {
+        return Ok(path);
+    }
     let settings = nimbus_aws::AwsSettings::conventional(graph, region, "");
     let text =
         nimbus_aws::template(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
-    let path = build_json.with_file_name("template.json");
     std::fs::write(&path, text)
+        .and_then(|()| std::fs::write(&key_path, &key))
         .with_context(|| format!("writing {}", path.display()))
         .map_err(Failure::Internal)?;
     Ok(path)
+}
+
+/// A digest of the packages a template refers to.
+fn build_key(build: &BuildManifest) -> String {
+    build
+        .functions
+        .values()
+        .map(|a| &a.sha256[..12.min(a.sha256.len())])
+        .collect::<Vec<_>>()
+        .join("")
 }
 
 fn human_bytes(n: u64) -> String {
