@@ -207,8 +207,9 @@ def test_resources_in_handler(lam):
     assert r["not_granted"]["type"] == "ResourceAccessError"
     assert "'secrets' is not granted to function 'probe'" in r["not_granted"]["message"]
     assert "'payments' is not granted" in r["trigger_only"]["message"]
-    assert r["no_client"]["type"] == "ResourceUnavailableError"
-    assert "'orders' (table)" in r["no_client"]["message"] and "'aws'" in r["no_client"]["message"]
+    # the AWS clients exist (_nimbus/aws_resources.py): 'orders' is write-only, so get() is refused
+    assert r["no_client"]["type"] == "ResourceAccessError"
+    assert "'write' access to table 'orders'" in r["no_client"]["message"] and "get()" in r["no_client"]["message"]
 
 
 def test_unsupported_event(lam):

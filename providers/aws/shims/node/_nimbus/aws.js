@@ -4,6 +4,7 @@
 // SQS, SNS, EventBridge scheduled events / EventBridge Scheduler, S3 and DynamoDB Streams.
 
 const core = require('./core.js');
+require('./aws_resources.js'); // registers the "aws" resource client factory
 
 const PROVIDER = 'aws';
 

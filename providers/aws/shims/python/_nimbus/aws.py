@@ -15,6 +15,7 @@ import traceback
 from urllib.parse import unquote, unquote_plus
 
 from . import core
+from . import aws_resources  # noqa: F401 - registers the "aws" resource client factory
 
 PROVIDER = "aws"
 
