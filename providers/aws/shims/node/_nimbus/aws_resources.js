@@ -13,13 +13,15 @@
 //   table: NAME (DynamoDB table name)   queue: URL (SQS queue URL)
 //   topic: ARN (SNS topic ARN)          bucket: NAME (S3 bucket name)
 //
-// Same API and argument validation as the local clients (_nimbus/local_resources.js). Failures
-// reported by AWS become ResourceError with `type` one of AccessDenied, NotFound, BadRequest,
-// Conflict, Throttled, Unavailable, Internal (NotConfigured for a missing environment variable),
+// Same API as the local clients (_nimbus/local_resources.js), with the same argument checks
+// (_nimbus/args.js). Failures reported by AWS become ResourceError with `type` one of AccessDenied,
+// NotFound, BadRequest, Conflict, Throttled, Unavailable, Internal (NotConfigured for a missing environment variable),
 // `detail` AWS's message and `awsCode` AWS's error code. On require this module registers the
 // factory of provider "aws". See docs/function-contract.md, "Resource clients".
 
 const core = require('./core.js');
+// argument checks shared by every provider's clients
+const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
 
 const PROVIDER = 'aws';
 
@@ -155,71 +157,12 @@ function envVar(resource, field) {
   return `NIMBUS_RESOURCE_${String(resource).toUpperCase().replace(/-/g, '_')}_${field}`;
 }
 
-// ---------------------------------------------------------------------------- validation (as the local clients)
-
-function typeName(v) {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (Buffer.isBuffer(v)) return 'Buffer';
-  return typeof v === 'object' ? (v.constructor && v.constructor.name) || 'object' : typeof v;
-}
-
-function isPlainObject(v) {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function checkKey(what, key, fields) {
-  if (!isPlainObject(key)) throw new TypeError(`${what} must be a plain object, got ${typeName(key)}`);
-  if (!Object.keys(key).length) throw new RangeError(`${what} must not be empty`);
-  const missing = fields.filter((f) => !(f in key) || key[f] === undefined);
-  if (missing.length) {
-    throw new RangeError(`${what} lacks the table's key field(s) ${missing.map((f) => JSON.stringify(f)).join(', ')} ` +
-      `(key: ${fields.join(', ')})`);
-  }
-  return key;
-}
-
-function checkLimit(limit) {
-  if (limit === undefined || limit === null) return null;
-  if (typeof limit !== 'number' || !Number.isInteger(limit)) {
-    throw new TypeError(`limit must be a positive integer or null, got ${typeName(limit)}`);
-  }
-  if (limit < 1) throw new RangeError(`limit must be a positive integer or null, got ${limit}`);
-  return limit;
-}
-
-function checkBody(body) {
-  if (typeof body === 'string') return body;
-  if (Array.isArray(body) || isPlainObject(body)) return core.dumps(body);
-  throw new TypeError(`body must be a string, or a plain object/array (sent as JSON), got ${typeName(body)}`);
-}
-
-function checkAttributes(attributes) {
-  if (attributes === undefined || attributes === null) return {};
-  if (!isPlainObject(attributes)) throw new TypeError(`attributes must be an object of string -> string, got ${typeName(attributes)}`);
-  const out = {};
-  for (const [k, v] of Object.entries(attributes)) {
-    if (!k) throw new TypeError('attribute names must be non-empty strings');
-    if (typeof v !== 'string') {
-      throw new TypeError(`attribute ${JSON.stringify(k)} must be a string, got ${typeName(v)} (convert it with String())`);
-    }
-    out[k] = v;
-  }
-  return out;
-}
+// ---------------------------------------------------------------------------- message attributes
 
 function messageAttributes(attrs) {
   const out = {};
   for (const [k, v] of Object.entries(attrs)) out[k] = { DataType: 'String', StringValue: v };
   return out;
-}
-
-function checkBucketKey(key) {
-  if (typeof key !== 'string') throw new TypeError(`bucket key must be a string, got ${typeName(key)}`);
-  if (!key) throw new RangeError('bucket key must be a non-empty string');
-  return key;
 }
 
 // ---------------------------------------------------------------------------- clients
@@ -332,11 +275,7 @@ class QueueClient extends Client {
   async send(body, attributes = null, delaySeconds = 0) {
     const b = checkBody(body);
     const attrs = checkAttributes(attributes);
-    if (delaySeconds === undefined || delaySeconds === null) delaySeconds = 0;
-    if (typeof delaySeconds !== 'number' || !Number.isInteger(delaySeconds)) {
-      throw new TypeError(`delay_seconds must be an integer, got ${typeName(delaySeconds)}`);
-    }
-    if (delaySeconds < 0) throw new RangeError(`delay_seconds must be >= 0, got ${delaySeconds}`);
+    delaySeconds = checkDelaySeconds(delaySeconds);
     const input = { QueueUrl: this.native('send'), MessageBody: b, DelaySeconds: delaySeconds };
     if (Object.keys(attrs).length) input.MessageAttributes = messageAttributes(attrs);
     const out = await this.awsSend('send', 'SendMessageCommand', input);
@@ -376,14 +315,8 @@ class BucketClient extends Client {
 
   async put(key, data, contentType = null) {
     checkBucketKey(key);
-    let raw;
-    if (typeof data === 'string') raw = Buffer.from(data, 'utf8');
-    else if (core.isBytes(data)) raw = core.toBuffer(data);
-    else throw new TypeError(`bucket data must be a Buffer/Uint8Array or a string, got ${typeName(data)}`);
-    if (contentType === undefined) contentType = null;
-    if (contentType !== null && typeof contentType !== 'string') {
-      throw new TypeError(`content_type must be a string or null, got ${typeName(contentType)}`);
-    }
+    const raw = checkBucketData(data);
+    contentType = checkContentType(contentType);
     const input = { Bucket: this.native('put'), Key: key, Body: raw };
     if (contentType) input.ContentType = contentType;
     await this.awsSend('put', 'PutObjectCommand', input);
@@ -397,8 +330,7 @@ class BucketClient extends Client {
   }
 
   async list(prefix = '') {
-    if (prefix === undefined || prefix === null) prefix = '';
-    if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typeName(prefix)}`);
+    prefix = checkPrefix(prefix);
     const keys = [];
     let token;
     for (;;) {

@@ -13,7 +13,8 @@ Native names come from the function's environment, set by lowering (crates/nimbu
   table:  NAME (DynamoDB table name)     queue: URL (SQS queue URL)
   topic:  ARN (SNS topic ARN)            bucket: NAME (S3 bucket name)
 
-Same API and argument validation as the local clients (``_nimbus/local_resources.py``).
+Same API as the local clients (``_nimbus/local_resources.py``), with the same argument checks
+(``_nimbus/args.py``).
 Failures reported by AWS become ``ResourceError`` with ``type`` one of ``AccessDenied``,
 ``NotFound``, ``BadRequest``, ``Conflict``, ``Throttled``, ``Unavailable``, ``Internal`` (and
 ``NotConfigured`` for a missing environment variable), ``message`` AWS's message and ``code``
@@ -29,6 +30,7 @@ import os
 import threading
 
 from . import core
+from . import args as _args  # argument checks shared by every provider's clients
 
 PROVIDER = "aws"
 
@@ -159,69 +161,11 @@ def env_var(resource: str, field: str) -> str:
     return "NIMBUS_RESOURCE_%s_%s" % (resource.upper().replace("-", "_"), field)
 
 
-# --------------------------------------------------------------------------- validation (as the local clients)
-
-
-def _type_name(v):
-    return "None" if v is None else type(v).__name__
-
-
-def _check_key(what, key, fields, need):
-    if not isinstance(key, dict):
-        raise TypeError("%s must be a dict, got %s" % (what, _type_name(key)))
-    if not key:
-        raise ValueError("%s must not be empty" % what)
-    for k in key:
-        if not isinstance(k, str):
-            raise TypeError("%s field names must be strings, got %r" % (what, k))
-    missing = [f for f in need(fields) if f not in key]
-    if missing:
-        raise ValueError("%s lacks the table's key field(s) %s (key: %s)"
-                         % (what, ", ".join(repr(f) for f in missing), ", ".join(fields)))
-    return key
-
-
-def _limit(limit):
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError("limit must be a positive int or None, got %s" % _type_name(limit))
-    if limit < 1:
-        raise ValueError("limit must be a positive int or None, got %d" % limit)
-    return limit
-
-
-def _body(body):
-    if isinstance(body, str):
-        return body
-    if isinstance(body, (dict, list)):
-        return core.dumps(body)
-    raise TypeError("body must be a str, or a dict/list (sent as JSON), got %s" % _type_name(body))
-
-
-def _attributes(attributes):
-    if attributes is None:
-        return {}
-    if not isinstance(attributes, dict):
-        raise TypeError("attributes must be a dict of str -> str, got %s" % _type_name(attributes))
-    for k, v in attributes.items():
-        if not isinstance(k, str) or not k:
-            raise TypeError("attribute names must be non-empty strings, got %r" % (k,))
-        if not isinstance(v, str):
-            raise TypeError("attribute %r must be a str, got %s (convert it with str())" % (k, _type_name(v)))
-    return dict(attributes)
+# --------------------------------------------------------------------------- message attributes
 
 
 def _message_attributes(attrs):
     return {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
-
-
-def _bucket_key(key):
-    if not isinstance(key, str):
-        raise TypeError("bucket key must be a str, got %s" % _type_name(key))
-    if not key:
-        raise ValueError("bucket key must be a non-empty str")
-    return key
 
 
 # --------------------------------------------------------------------------- DynamoDB values <-> plain JSON
@@ -248,7 +192,7 @@ def _to_dynamo(v, path="item"):
         return [_to_dynamo(x, "%s[%d]" % (path, i)) for i, x in enumerate(v)]
     if isinstance(v, (set, frozenset)):
         return {_to_dynamo(x, path) for x in v}
-    raise TypeError("%s: cannot store a %s in a table (use JSON values)" % (path, _type_name(v)))
+    raise TypeError("%s: cannot store a %s in a table (use JSON values)" % (path, _args.type_name(v)))
 
 
 def _from_dynamo(v):
@@ -353,18 +297,18 @@ class TableClient(_Client):
         return []
 
     def get(self, key):
-        key = _check_key("table key", key, self._fields(), lambda f: f)
+        key = _args.check_key("table key", key, self._fields(), lambda f: f)
         out = self._call("get", "get_item", TableName=self.native("get"), Key=marshal(key), ConsistentRead=True)
         item = out.get("Item")
         return unmarshal(item) if item else None
 
     def put(self, item):
-        item = _check_key("table item", item, self._fields(), lambda f: f)
+        item = _args.check_key("table item", item, self._fields(), lambda f: f)
         self._call("put", "put_item", TableName=self.native("put"), Item=marshal(item))
         return None
 
     def delete(self, key):
-        key = _check_key("table key", key, self._fields(), lambda f: f)
+        key = _args.check_key("table key", key, self._fields(), lambda f: f)
         self._call("delete", "delete_item", TableName=self.native("delete"), Key=marshal(key))
         return None
 
@@ -384,8 +328,8 @@ class TableClient(_Client):
 
     def query(self, key, limit=None):
         fields = self._fields()
-        key = _check_key("query key", key, fields, lambda f: f[:1])
-        limit = _limit(limit)
+        key = _args.check_key("query key", key, fields, lambda f: f[:1])
+        limit = _args.limit(limit)
         if fields:
             pk = fields[0]
         elif len(key) == 1:
@@ -398,7 +342,7 @@ class TableClient(_Client):
                            ExpressionAttributeValues={":pk": value})
 
     def scan(self, limit=None):
-        limit = _limit(limit)
+        limit = _args.limit(limit)
         return self._pages("scan", "scan", limit, TableName=self.native("scan"))
 
 
@@ -408,12 +352,9 @@ class QueueClient(_Client):
     _field = "URL"
 
     def send(self, body, attributes=None, delay_seconds=0):
-        body = _body(body)
-        attrs = _attributes(attributes)
-        if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int):
-            raise TypeError("delay_seconds must be an int, got %s" % _type_name(delay_seconds))
-        if delay_seconds < 0:
-            raise ValueError("delay_seconds must be >= 0, got %d" % delay_seconds)
+        body = _args.body(body)
+        attrs = _args.attributes(attributes)
+        delay_seconds = _args.delay_seconds(delay_seconds)
         args = {"QueueUrl": self.native("send"), "MessageBody": body, "DelaySeconds": delay_seconds}
         if attrs:
             args["MessageAttributes"] = _message_attributes(attrs)
@@ -426,8 +367,8 @@ class TopicClient(_Client):
     _field = "ARN"
 
     def publish(self, body, attributes=None):
-        body = _body(body)
-        attrs = _attributes(attributes)
+        body = _args.body(body)
+        attrs = _args.attributes(attributes)
         args = {"TopicArn": self.native("publish"), "Message": body}
         if attrs:
             args["MessageAttributes"] = _message_attributes(attrs)
@@ -439,7 +380,7 @@ class BucketClient(_Client):
     _service = "s3"
 
     def get(self, key):
-        key = _bucket_key(key)
+        key = _args.bucket_key(key)
         try:
             out = self._call("get", "get_object", Bucket=self.native("get"), Key=key)
         except ResourceError as e:
@@ -453,15 +394,9 @@ class BucketClient(_Client):
             body.close()
 
     def put(self, key, data, content_type=None):
-        key = _bucket_key(key)
-        if isinstance(data, str):
-            raw = data.encode("utf-8")
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            raw = bytes(data)
-        else:
-            raise TypeError("bucket data must be bytes or str, got %s" % _type_name(data))
-        if content_type is not None and not isinstance(content_type, str):
-            raise TypeError("content_type must be a str or None, got %s" % _type_name(content_type))
+        key = _args.bucket_key(key)
+        raw = _args.bucket_data(data)
+        content_type = _args.content_type(content_type)
         args = {"Bucket": self.native("put"), "Key": key, "Body": raw}
         if content_type:
             args["ContentType"] = content_type
@@ -469,15 +404,12 @@ class BucketClient(_Client):
         return None
 
     def delete(self, key):
-        key = _bucket_key(key)
+        key = _args.bucket_key(key)
         self._call("delete", "delete_object", Bucket=self.native("delete"), Key=key)
         return None
 
     def list(self, prefix=""):
-        if prefix is None:
-            prefix = ""
-        if not isinstance(prefix, str):
-            raise TypeError("prefix must be a str, got %s" % _type_name(prefix))
+        prefix = _args.prefix(prefix)
         keys, token = [], None
         while True:
             args = {"Bucket": self.native("list"), "Prefix": prefix}

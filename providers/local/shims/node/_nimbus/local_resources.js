@@ -21,6 +21,8 @@
 // See docs/function-contract.md, "Resource clients".
 
 const core = require('./core.js');
+// argument checks shared by every provider's clients
+const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
 
 const PROVIDER = 'local';
 
@@ -70,68 +72,6 @@ function asResourceError(e, resource, op) {
     return new ResourceError(e.message, e.type, resource, op, { cause: e });
   }
   return null;
-}
-
-// ---------------------------------------------------------------------------- validation
-
-function typeName(v) {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (Buffer.isBuffer(v)) return 'Buffer';
-  return typeof v === 'object' ? (v.constructor && v.constructor.name) || 'object' : typeof v;
-}
-
-function isPlainObject(v) {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-// A table key/item: a plain object holding the declared key fields.
-function checkKey(what, key, fields) {
-  if (!isPlainObject(key)) throw new TypeError(`${what} must be a plain object, got ${typeName(key)}`);
-  if (!Object.keys(key).length) throw new RangeError(`${what} must not be empty`);
-  const missing = fields.filter((f) => !(f in key) || key[f] === undefined);
-  if (missing.length) {
-    throw new RangeError(`${what} lacks the table's key field(s) ${missing.map((f) => JSON.stringify(f)).join(', ')} ` +
-      `(key: ${fields.join(', ')})`);
-  }
-  return key;
-}
-
-function checkLimit(limit) {
-  if (limit === undefined || limit === null) return null;
-  if (typeof limit !== 'number' || !Number.isInteger(limit)) {
-    throw new TypeError(`limit must be a positive integer or null, got ${typeName(limit)}`);
-  }
-  if (limit < 1) throw new RangeError(`limit must be a positive integer or null, got ${limit}`);
-  return limit;
-}
-
-function checkBody(body) {
-  if (typeof body === 'string') return body;
-  if (Array.isArray(body) || isPlainObject(body)) return core.dumps(body);
-  throw new TypeError(`body must be a string, or a plain object/array (sent as JSON), got ${typeName(body)}`);
-}
-
-function checkAttributes(attributes) {
-  if (attributes === undefined || attributes === null) return {};
-  if (!isPlainObject(attributes)) throw new TypeError(`attributes must be an object of string -> string, got ${typeName(attributes)}`);
-  const out = {};
-  for (const [k, v] of Object.entries(attributes)) {
-    if (!k) throw new TypeError('attribute names must be non-empty strings');
-    if (typeof v !== 'string') {
-      throw new TypeError(`attribute ${JSON.stringify(k)} must be a string, got ${typeName(v)} (convert it with String())`);
-    }
-    out[k] = v;
-  }
-  return out;
-}
-
-function checkBucketKey(key) {
-  if (typeof key !== 'string') throw new TypeError(`bucket key must be a string, got ${typeName(key)}`);
-  if (!key) throw new RangeError('bucket key must be a non-empty string');
-  return key;
 }
 
 // ---------------------------------------------------------------------------- clients
@@ -192,11 +132,7 @@ class QueueClient extends Client {
   async send(body, attributes = null, delaySeconds = 0) {
     const b = checkBody(body);
     const attrs = checkAttributes(attributes);
-    if (delaySeconds === undefined || delaySeconds === null) delaySeconds = 0;
-    if (typeof delaySeconds !== 'number' || !Number.isInteger(delaySeconds)) {
-      throw new TypeError(`delay_seconds must be an integer, got ${typeName(delaySeconds)}`);
-    }
-    if (delaySeconds < 0) throw new RangeError(`delay_seconds must be >= 0, got ${delaySeconds}`);
+    delaySeconds = checkDelaySeconds(delaySeconds);
     return this.rpc('send', { body: b, attributes: attrs, delay_seconds: delaySeconds });
   }
 }
@@ -225,14 +161,8 @@ class BucketClient extends Client {
 
   async put(key, data, contentType = null) {
     checkBucketKey(key);
-    let raw;
-    if (typeof data === 'string') raw = Buffer.from(data, 'utf8');
-    else if (core.isBytes(data)) raw = core.toBuffer(data);
-    else throw new TypeError(`bucket data must be a Buffer/Uint8Array or a string, got ${typeName(data)}`);
-    if (contentType === undefined) contentType = null;
-    if (contentType !== null && typeof contentType !== 'string') {
-      throw new TypeError(`content_type must be a string or null, got ${typeName(contentType)}`);
-    }
+    const raw = checkBucketData(data);
+    contentType = checkContentType(contentType);
     await this.rpc('put', { key, data_b64: raw.toString('base64'), content_type: contentType });
     return null;
   }
@@ -244,8 +174,7 @@ class BucketClient extends Client {
   }
 
   async list(prefix = '') {
-    if (prefix === undefined || prefix === null) prefix = '';
-    if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typeName(prefix)}`);
+    prefix = checkPrefix(prefix);
     return (await this.rpc('list', { prefix })) || [];
   }
 }

@@ -32,6 +32,7 @@ import os
 import sys
 
 from . import core
+from . import args as _args  # argument checks shared by every provider's clients
 
 PROVIDER = "local"
 
@@ -90,68 +91,6 @@ def _as_resource_error(exc, resource, op):
     return None
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _type_name(v):
-    return "None" if v is None else type(v).__name__
-
-
-def _check_key(what, key, fields, need):
-    """A table key/item: a dict with string keys holding the declared key fields."""
-    if not isinstance(key, dict):
-        raise TypeError("%s must be a dict, got %s" % (what, _type_name(key)))
-    if not key:
-        raise ValueError("%s must not be empty" % what)
-    for k in key:
-        if not isinstance(k, str):
-            raise TypeError("%s field names must be strings, got %r" % (what, k))
-    missing = [f for f in need(fields) if f not in key]
-    if missing:
-        raise ValueError("%s lacks the table's key field(s) %s (key: %s)"
-                         % (what, ", ".join(repr(f) for f in missing), ", ".join(fields)))
-    return key
-
-
-def _limit(limit):
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError("limit must be a positive int or None, got %s" % _type_name(limit))
-    if limit < 1:
-        raise ValueError("limit must be a positive int or None, got %d" % limit)
-    return limit
-
-
-def _body(body):
-    if isinstance(body, str):
-        return body
-    if isinstance(body, (dict, list)):
-        return core.dumps(body)
-    raise TypeError("body must be a str, or a dict/list (sent as JSON), got %s" % _type_name(body))
-
-
-def _attributes(attributes):
-    if attributes is None:
-        return {}
-    if not isinstance(attributes, dict):
-        raise TypeError("attributes must be a dict of str -> str, got %s" % _type_name(attributes))
-    for k, v in attributes.items():
-        if not isinstance(k, str) or not k:
-            raise TypeError("attribute names must be non-empty strings, got %r" % (k,))
-        if not isinstance(v, str):
-            raise TypeError("attribute %r must be a str, got %s (convert it with str())" % (k, _type_name(v)))
-    return dict(attributes)
-
-
-def _bucket_key(key):
-    if not isinstance(key, str):
-        raise TypeError("bucket key must be a str, got %s" % _type_name(key))
-    if not key:
-        raise ValueError("bucket key must be a non-empty str")
-    return key
-
-
 # --------------------------------------------------------------------------- clients
 
 
@@ -188,26 +127,26 @@ class TableClient(_Client):
         return []
 
     def get(self, key):
-        key = _check_key("table key", key, self._fields(), lambda f: f)
+        key = _args.check_key("table key", key, self._fields(), lambda f: f)
         return self._rpc("get", {"key": key})
 
     def put(self, item):
-        item = _check_key("table item", item, self._fields(), lambda f: f)
+        item = _args.check_key("table item", item, self._fields(), lambda f: f)
         self._rpc("put", {"item": item})
         return None
 
     def delete(self, key):
-        key = _check_key("table key", key, self._fields(), lambda f: f)
+        key = _args.check_key("table key", key, self._fields(), lambda f: f)
         self._rpc("delete", {"key": key})
         return None
 
     def query(self, key, limit=None):
-        key = _check_key("query key", key, self._fields(), lambda f: f[:1])
-        items = self._rpc("query", {"key": key, "limit": _limit(limit)})
+        key = _args.check_key("query key", key, self._fields(), lambda f: f[:1])
+        items = self._rpc("query", {"key": key, "limit": _args.limit(limit)})
         return list(items or [])
 
     def scan(self, limit=None):
-        items = self._rpc("scan", {"limit": _limit(limit)})
+        items = self._rpc("scan", {"limit": _args.limit(limit)})
         return list(items or [])
 
 
@@ -215,12 +154,9 @@ class QueueClient(_Client):
     _type = "queue"
 
     def send(self, body, attributes=None, delay_seconds=0):
-        body = _body(body)
-        attrs = _attributes(attributes)
-        if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int):
-            raise TypeError("delay_seconds must be an int, got %s" % _type_name(delay_seconds))
-        if delay_seconds < 0:
-            raise ValueError("delay_seconds must be >= 0, got %d" % delay_seconds)
+        body = _args.body(body)
+        attrs = _args.attributes(attributes)
+        delay_seconds = _args.delay_seconds(delay_seconds)
         return self._rpc("send", {"body": body, "attributes": attrs, "delay_seconds": delay_seconds})
 
 
@@ -228,14 +164,14 @@ class TopicClient(_Client):
     _type = "topic"
 
     def publish(self, body, attributes=None):
-        return self._rpc("publish", {"body": _body(body), "attributes": _attributes(attributes)})
+        return self._rpc("publish", {"body": _args.body(body), "attributes": _args.attributes(attributes)})
 
 
 class BucketClient(_Client):
     _type = "bucket"
 
     def get(self, key):
-        key = _bucket_key(key)
+        key = _args.bucket_key(key)
         obj = self._rpc("get", {"key": key})
         if obj is None:
             return None
@@ -250,28 +186,19 @@ class BucketClient(_Client):
                                 self._name, "get") from None
 
     def put(self, key, data, content_type=None):
-        key = _bucket_key(key)
-        if isinstance(data, str):
-            raw = data.encode("utf-8")
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            raw = bytes(data)
-        else:
-            raise TypeError("bucket data must be bytes or str, got %s" % _type_name(data))
-        if content_type is not None and not isinstance(content_type, str):
-            raise TypeError("content_type must be a str or None, got %s" % _type_name(content_type))
+        key = _args.bucket_key(key)
+        raw = _args.bucket_data(data)
+        content_type = _args.content_type(content_type)
         self._rpc("put", {"key": key, "data_b64": base64.b64encode(raw).decode("ascii"),
                           "content_type": content_type})
         return None
 
     def delete(self, key):
-        self._rpc("delete", {"key": _bucket_key(key)})
+        self._rpc("delete", {"key": _args.bucket_key(key)})
         return None
 
     def list(self, prefix=""):
-        if prefix is None:
-            prefix = ""
-        if not isinstance(prefix, str):
-            raise TypeError("prefix must be a str, got %s" % _type_name(prefix))
+        prefix = _args.prefix(prefix)
         keys = self._rpc("list", {"prefix": prefix})
         return list(keys or [])
 
