@@ -17,13 +17,14 @@
 //! names are lowercase letters, digits and `-`, so the mapping is one-to-one and the shim can
 //! compute each variable's name from function.json instead of parsing variable names.
 //!
-//! The shim is meant to merge them into function.json at cold start: `resources[R].native =
-//! {"name", "arn", "url", "stream_arn"}` and `triggers[i].native = {"arn"}` for schedules —
+//! The AWS shim (`aws.with_env_natives` / `withEnvNatives`) merges them into a copy of
+//! function.json when it converts an event: `resources[R].native` gains
+//! `{"name", "arn", "url", "stream_arn"}` and a schedule trigger's `native` gains `{"arn"}` —
 //! exactly the keys the contract suggests (docs/function-contract.md), which its matching
 //! (`core.resolve_resource`, `core.resolve_schedule`: any string in `native` equal to the
-//! event's ARN or its last segment; for DynamoDB the table ARN before `/stream/`) then uses.
-//! Until it does, the shim falls back to the function's only trigger of the event's type, which
-//! is right for every function with at most one trigger per type.
+//! event's ARN or its last segment; for DynamoDB the table ARN before `/stream/`) then uses, so
+//! two triggers of the same type map exactly. Without them the shim falls back to the function's
+//! only trigger of the event's type, then to the native name.
 
 /// `orders` → `ORDERS`, `order-events` → `ORDER_EVENTS`.
 pub fn var_part(name: &str) -> String {

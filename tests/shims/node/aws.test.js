@@ -196,3 +196,125 @@ test('load error surfaces on invoke', async () => {
   await assert.rejects(m.handler(fixture('aws/sqs-event.json'), lambdaContext()),
     (e) => e.name === 'HandlerLoadError' && e.message.includes('broken on purpose'));
 });
+
+// Two triggers of every type, `native` left empty as packaging does: only the deployment's
+// NIMBUS_RESOURCE_<R>_* / NIMBUS_SCHEDULE_<T>_ARN variables (crates/nimbus-aws/src/env.rs) tell them apart.
+const PAIRS_CONFIG = {
+  resources: {
+    payments: { type: 'queue', access: null, native: {} },
+    refunds: { type: 'queue', access: null, native: {} },
+    'order-events': { type: 'topic', access: null, native: {} },
+    'audit-events': { type: 'topic', access: null, native: {} },
+    images: { type: 'bucket', access: null, native: {} },
+    thumbs: { type: 'bucket', access: null, native: {} },
+    orders: { type: 'table', access: null, key: ['id'], native: {} },
+    audit: { type: 'table', access: null, key: ['id'], native: {} },
+  },
+  triggers: [
+    { type: 'queue', resource: 'payments', batch_size: 10 },
+    { type: 'queue', resource: 'refunds', batch_size: 10 },
+    { type: 'topic', resource: 'order-events' },
+    { type: 'topic', resource: 'audit-events' },
+    { type: 'schedule', name: 'probe-schedule-0', expression: 'cron(0 3 * * ? *)' },
+    { type: 'schedule', name: 'probe-schedule-1', expression: 'rate(1 hour)' },
+    { type: 'bucket', resource: 'images', events: ['created', 'deleted'] },
+    { type: 'bucket', resource: 'thumbs', events: ['created'] },
+    { type: 'table', resource: 'orders', events: ['insert', 'modify', 'remove'] },
+    { type: 'table', resource: 'audit', events: ['insert'] },
+  ],
+};
+const SCHEDULER_ARN = 'arn:aws:scheduler:us-east-1:123456789012:schedule/default/shop-dev-probe-schedule-1';
+const PAIRS_ENV = {
+  // the fixtures' own names for the first resource of each pair ...
+  NIMBUS_RESOURCE_PAYMENTS_ARN: 'arn:aws:sqs:us-west-2:123456789012:SQSQueue',
+  NIMBUS_RESOURCE_PAYMENTS_URL: 'https://sqs.us-west-2.amazonaws.com/123456789012/SQSQueue',
+  NIMBUS_RESOURCE_ORDER_EVENTS_ARN: 'arn:aws:sns:us-east-1:246796806071:snsNetTest',
+  NIMBUS_RESOURCE_ORDER_EVENTS_NAME: 'snsNetTest',
+  NIMBUS_RESOURCE_IMAGES_NAME: 'sourcebucket',
+  NIMBUS_RESOURCE_ORDERS_NAME: 'Example-Table',
+  NIMBUS_RESOURCE_ORDERS_ARN: 'arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table',
+  NIMBUS_RESOURCE_ORDERS_STREAM_ARN:
+    'arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000',
+  NIMBUS_SCHEDULE_PROBE_SCHEDULE_0_ARN: 'arn:aws:events:us-east-1:123456789012:rule/my-scheduled-rule',
+  // ... and different ones for the second, which the modified fixture copies below carry
+  NIMBUS_RESOURCE_REFUNDS_NAME: 'shop-dev-refunds',
+  NIMBUS_RESOURCE_REFUNDS_ARN: 'arn:aws:sqs:us-west-2:123456789012:shop-dev-refunds',
+  NIMBUS_RESOURCE_AUDIT_EVENTS_ARN: 'arn:aws:sns:us-east-1:246796806071:shop-dev-audit-events',
+  NIMBUS_RESOURCE_THUMBS_NAME: 'shop-dev-thumbs',
+  NIMBUS_RESOURCE_THUMBS_ARN: 'arn:aws:s3:::shop-dev-thumbs',
+  NIMBUS_RESOURCE_AUDIT_STREAM_ARN:
+    'arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-audit/stream/2024-01-01T00:00:00.000',
+  NIMBUS_SCHEDULE_PROBE_SCHEDULE_1_ARN: SCHEDULER_ARN,
+};
+const PAIR_FIXTURES = ['sqs-event', 'sns-event', 'eventbridge-schedule', 's3-event', 'dynamodb-event'];
+
+// copies of the real fixtures whose native names are those of the second resource of each pair
+function secondOfEach() {
+  const sqs = fixture('aws/sqs-event.json');
+  for (const r of sqs.Records) r.eventSourceARN = 'arn:aws:sqs:us-west-2:123456789012:shop-dev-refunds';
+  const sns = fixture('aws/sns-event.json');
+  for (const r of sns.Records) r.Sns.TopicArn = 'arn:aws:sns:us-east-1:246796806071:shop-dev-audit-events';
+  const sched = fixture('aws/eventbridge-schedule.json');
+  sched.source = 'aws.scheduler';
+  sched['detail-type'] = 'Scheduled Event';
+  sched.resources = [SCHEDULER_ARN];
+  const s3 = fixture('aws/s3-event.json');
+  for (const r of s3.Records) {
+    r.s3.bucket.name = 'shop-dev-thumbs';
+    r.s3.bucket.arn = 'arn:aws:s3:::shop-dev-thumbs';
+  }
+  const ddb = fixture('aws/dynamodb-event.json');
+  for (const r of ddb.Records) r.eventSourceARN = PAIRS_ENV.NIMBUS_RESOURCE_AUDIT_STREAM_ARN;
+  return [sqs, sns, sched, s3, ddb];
+}
+
+function pairNames(a, cfg, events) {
+  const [sqs, sns, sched, s3, ddb] = events.map((e) => a.toNeutral(e, cfg));
+  return [sqs.source, sns.source, sched.name, [...new Set(s3.map((e) => e.bucket))].sort(),
+    [...new Set(ddb.map((e) => e.table))].sort()];
+}
+
+function withEnv(vars, fn) {
+  const saved = {};
+  for (const k of Object.keys(PAIRS_ENV)) { saved[k] = process.env[k]; delete process.env[k]; }
+  Object.assign(process.env, vars);
+  const restore = () => {
+    for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
+  };
+  return Promise.resolve().then(fn).finally(restore);
+}
+
+test('two triggers per type: mapped through the NIMBUS_RESOURCE_/NIMBUS_SCHEDULE_ env vars', () => withEnv(PAIRS_ENV, async () => {
+  const { mod: m, aws: a } = lambda(config('aws', 'handlers/probe.js', PAIRS_CONFIG));
+  const fn = await a.init();
+  assert.deepEqual(pairNames(a, fn.config, PAIR_FIXTURES.map((n) => fixture(`aws/${n}.json`))),
+    ['payments', 'order-events', 'probe-schedule-0', ['images'], ['orders']]);
+  assert.deepEqual(pairNames(a, fn.config, secondOfEach()),
+    ['refunds', 'audit-events', 'probe-schedule-1', ['thumbs'], ['audit']]);
+  // function.json itself is left as packaged
+  assert.ok(Object.values(fn.config.resources).every((s) => Object.keys(s.native).length === 0));
+  // and through the Lambda entry point
+  const [sqs, , sched, , ddb] = secondOfEach();
+  await m.handler(sqs, lambdaContext());
+  assert.equal(rec.last().event.source, 'refunds');
+  await m.handler(sched, lambdaContext());
+  assert.equal(rec.last().event.name, 'probe-schedule-1');
+  rec.clear();
+  await m.handler(ddb, lambdaContext());
+  assert.deepEqual(rec.all().map((r) => r.event.table), ddb.Records.map(() => 'audit'));
+}));
+
+test('two triggers per type: without the env vars the fallback is unchanged', () => withEnv({}, async () => {
+  const { aws: a } = lambda(config('aws', 'handlers/probe.js', PAIRS_CONFIG));
+  const fn = await a.init();
+  // two triggers of the type and nothing to match: the native name, as before
+  assert.deepEqual(pairNames(a, fn.config, PAIR_FIXTURES.map((n) => fixture(`aws/${n}.json`))),
+    ['SQSQueue', 'snsNetTest', 'my-scheduled-rule', ['sourcebucket'], ['Example-Table']]);
+  assert.deepEqual(pairNames(a, fn.config, secondOfEach()),
+    ['shop-dev-refunds', 'shop-dev-audit-events', 'shop-dev-probe-schedule-1', ['shop-dev-thumbs'], ['shop-dev-audit']]);
+  // one trigger of the type: that trigger's resource, as before
+  const one = { ...PAIRS_CONFIG, triggers: PAIRS_CONFIG.triggers.filter((t) => t.resource !== 'refunds') };
+  const { aws: a1 } = lambda(config('aws', 'handlers/probe.js', one));
+  const fn1 = await a1.init();
+  assert.equal(a1.toNeutral(secondOfEach()[0], fn1.config).source, 'payments');
+}));

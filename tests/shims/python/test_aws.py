@@ -225,3 +225,128 @@ def test_load_error_is_an_init_error(tmp_path):
         with pytest.raises(Exception) as e:
             import _nimbus_aws  # noqa: F401
         assert type(e.value).__name__ == "HandlerLoadError" and "broken on purpose" in str(e.value)
+
+
+# Two triggers of every type, `native` left empty as packaging does: only the deployment's
+# NIMBUS_RESOURCE_<R>_* / NIMBUS_SCHEDULE_<T>_ARN variables (crates/nimbus-aws/src/env.rs) tell them apart.
+PAIRS_CONFIG = {
+    "resources": {
+        "payments": {"type": "queue", "access": None, "native": {}},
+        "refunds": {"type": "queue", "access": None, "native": {}},
+        "order-events": {"type": "topic", "access": None, "native": {}},
+        "audit-events": {"type": "topic", "access": None, "native": {}},
+        "images": {"type": "bucket", "access": None, "native": {}},
+        "thumbs": {"type": "bucket", "access": None, "native": {}},
+        "orders": {"type": "table", "access": None, "key": ["id"], "native": {}},
+        "audit": {"type": "table", "access": None, "key": ["id"], "native": {}},
+    },
+    "triggers": [
+        {"type": "queue", "resource": "payments", "batch_size": 10},
+        {"type": "queue", "resource": "refunds", "batch_size": 10},
+        {"type": "topic", "resource": "order-events"},
+        {"type": "topic", "resource": "audit-events"},
+        {"type": "schedule", "name": "probe-schedule-0", "expression": "cron(0 3 * * ? *)"},
+        {"type": "schedule", "name": "probe-schedule-1", "expression": "rate(1 hour)"},
+        {"type": "bucket", "resource": "images", "events": ["created", "deleted"]},
+        {"type": "bucket", "resource": "thumbs", "events": ["created"]},
+        {"type": "table", "resource": "orders", "events": ["insert", "modify", "remove"]},
+        {"type": "table", "resource": "audit", "events": ["insert"]},
+    ],
+}
+SCHEDULER_ARN = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/shop-dev-probe-schedule-1"
+PAIRS_ENV = {
+    # the fixtures' own names for the first resource of each pair ...
+    "NIMBUS_RESOURCE_PAYMENTS_ARN": "arn:aws:sqs:us-west-2:123456789012:SQSQueue",
+    "NIMBUS_RESOURCE_PAYMENTS_URL": "https://sqs.us-west-2.amazonaws.com/123456789012/SQSQueue",
+    "NIMBUS_RESOURCE_ORDER_EVENTS_ARN": "arn:aws:sns:us-east-1:246796806071:snsNetTest",
+    "NIMBUS_RESOURCE_ORDER_EVENTS_NAME": "snsNetTest",
+    "NIMBUS_RESOURCE_IMAGES_NAME": "sourcebucket",
+    "NIMBUS_RESOURCE_ORDERS_NAME": "Example-Table",
+    "NIMBUS_RESOURCE_ORDERS_ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table",
+    "NIMBUS_RESOURCE_ORDERS_STREAM_ARN":
+        "arn:aws:dynamodb:us-east-1:123456789012:table/Example-Table/stream/2016-12-01T00:00:00.000",
+    "NIMBUS_SCHEDULE_PROBE_SCHEDULE_0_ARN": "arn:aws:events:us-east-1:123456789012:rule/my-scheduled-rule",
+    # ... and different ones for the second, which the modified fixture copies below carry
+    "NIMBUS_RESOURCE_REFUNDS_NAME": "shop-dev-refunds",
+    "NIMBUS_RESOURCE_REFUNDS_ARN": "arn:aws:sqs:us-west-2:123456789012:shop-dev-refunds",
+    "NIMBUS_RESOURCE_AUDIT_EVENTS_ARN": "arn:aws:sns:us-east-1:246796806071:shop-dev-audit-events",
+    "NIMBUS_RESOURCE_THUMBS_NAME": "shop-dev-thumbs",
+    "NIMBUS_RESOURCE_THUMBS_ARN": "arn:aws:s3:::shop-dev-thumbs",
+    "NIMBUS_RESOURCE_AUDIT_STREAM_ARN":
+        "arn:aws:dynamodb:us-east-1:123456789012:table/shop-dev-audit/stream/2024-01-01T00:00:00.000",
+    "NIMBUS_SCHEDULE_PROBE_SCHEDULE_1_ARN": SCHEDULER_ARN,
+}
+
+
+def _second_of_each():
+    """Copies of the real fixtures whose native names are those of the second resource of each pair."""
+    sqs = fixture("aws/sqs-event.json")
+    for r in sqs["Records"]:
+        r["eventSourceARN"] = "arn:aws:sqs:us-west-2:123456789012:shop-dev-refunds"
+    sns = fixture("aws/sns-event.json")
+    for r in sns["Records"]:
+        r["Sns"]["TopicArn"] = "arn:aws:sns:us-east-1:246796806071:shop-dev-audit-events"
+    sched = fixture("aws/eventbridge-schedule.json")
+    sched["source"] = "aws.scheduler"
+    sched["detail-type"] = "Scheduled Event"
+    sched["resources"] = [SCHEDULER_ARN]
+    s3 = fixture("aws/s3-event.json")
+    for r in s3["Records"]:
+        r["s3"]["bucket"]["name"] = "shop-dev-thumbs"
+        r["s3"]["bucket"]["arn"] = "arn:aws:s3:::shop-dev-thumbs"
+    ddb = fixture("aws/dynamodb-event.json")
+    for r in ddb["Records"]:
+        r["eventSourceARN"] = PAIRS_ENV["NIMBUS_RESOURCE_AUDIT_STREAM_ARN"]
+    return sqs, sns, sched, s3, ddb
+
+
+def _names(aws, core, events):
+    cfg = core.load_config()
+    sqs, sns, sched, s3, ddb = (aws.to_neutral(e, cfg) for e in events)
+    return (sqs["source"], sns["source"], sched["name"],
+            sorted({e["bucket"] for e in s3}), sorted({e["table"] for e in ddb}))
+
+
+def test_two_triggers_per_type_mapped_through_env(lam, recorder, monkeypatch):
+    for k, v in PAIRS_ENV.items():
+        monkeypatch.setenv(k, v)
+    mod = lam(config("aws", **PAIRS_CONFIG))
+    from _nimbus import aws, core
+    originals = [fixture("aws/%s.json" % n)
+                 for n in ("sqs-event", "sns-event", "eventbridge-schedule", "s3-event", "dynamodb-event")]
+    assert _names(aws, core, originals) == ("payments", "order-events", "probe-schedule-0", ["images"], ["orders"])
+    assert _names(aws, core, _second_of_each()) == (
+        "refunds", "audit-events", "probe-schedule-1", ["thumbs"], ["audit"])
+    # function.json itself is left as packaged
+    assert all(spec["native"] == {} for spec in core.load_config()["resources"].values())
+    # and through the Lambda entry point
+    sqs, _, sched, _, ddb = _second_of_each()
+    mod.handler(sqs, LambdaContext())
+    assert recorder.last()["event"]["source"] == "refunds"
+    mod.handler(sched, LambdaContext())
+    assert recorder.last()["event"]["name"] == "probe-schedule-1"
+    recorder.clear()
+    mod.handler(ddb, LambdaContext())
+    assert [r["event"]["table"] for r in recorder.all()] == ["audit"] * len(ddb["Records"])
+
+
+def test_two_triggers_per_type_without_env_keep_the_fallback(lam, monkeypatch):
+    for k in PAIRS_ENV:
+        monkeypatch.delenv(k, raising=False)
+    lam(config("aws", **PAIRS_CONFIG))
+    from _nimbus import aws, core
+    originals = [fixture("aws/%s.json" % n)
+                 for n in ("sqs-event", "sns-event", "eventbridge-schedule", "s3-event", "dynamodb-event")]
+    # two triggers of the type and nothing to match: the native name, as before
+    assert _names(aws, core, originals) == (
+        "SQSQueue", "snsNetTest", "my-scheduled-rule", ["sourcebucket"], ["Example-Table"])
+    assert _names(aws, core, _second_of_each()) == (
+        "shop-dev-refunds", "shop-dev-audit-events", "shop-dev-probe-schedule-1", ["shop-dev-thumbs"],
+        ["shop-dev-audit"])
+    # one trigger of the type: that trigger's resource, as before
+    one = dict(PAIRS_CONFIG, triggers=[t for t in PAIRS_CONFIG["triggers"]
+                                       if t.get("resource") not in ("refunds",)])
+    lam(config("aws", **one))
+    from _nimbus import aws as aws2, core as core2
+    sqs = _second_of_each()[0]
+    assert aws2.to_neutral(sqs, core2.load_config())["source"] == "payments"
