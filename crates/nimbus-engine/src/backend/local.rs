@@ -190,18 +190,8 @@ impl Backend for LocalBackend {
     }
 
     async fn unlock(&self, id: &str) -> Result<(), Error> {
-        let Some(held) = self.read_lock_file().await? else {
-            return Err(Error::NotLocked {
-                scope: self.scope.clone(),
-            });
-        };
-        if held.id != id {
-            return Err(Error::LockIdMismatch {
-                scope: self.scope.clone(),
-                given: id.to_string(),
-                actual: held.id,
-            });
-        }
+        let held = self.read_lock_file().await?;
+        super::check_unlock(&self.scope, held.as_ref(), id)?;
         match fs::remove_file(&self.lock_path) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
                 Err(io(format!("remove {}", self.lock_location()), e))

@@ -46,3 +46,20 @@ pub trait Backend: Send + Sync {
     /// Removes the lock, but only when its id is `id`.
     fn unlock(&self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
 }
+
+/// Checks that `held` is a lock and has the `id` an unlock names; shared by every backend.
+fn check_unlock(scope: &str, held: Option<&LockInfo>, id: &str) -> Result<(), Error> {
+    let Some(held) = held else {
+        return Err(Error::NotLocked {
+            scope: scope.to_string(),
+        });
+    };
+    if held.id != id {
+        return Err(Error::LockIdMismatch {
+            scope: scope.to_string(),
+            given: id.to_string(),
+            actual: held.id.clone(),
+        });
+    }
+    Ok(())
+}

@@ -144,17 +144,9 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     async fn unlock(&self, id: &str) -> Result<(), Error> {
         for _ in 0..5 {
             let Some((held, token)) = self.get_lock().await? else {
-                return Err(Error::NotLocked {
-                    scope: self.scope.clone(),
-                });
+                return super::check_unlock(&self.scope, None, id);
             };
-            if held.id != id {
-                return Err(Error::LockIdMismatch {
-                    scope: self.scope.clone(),
-                    given: id.to_string(),
-                    actual: held.id,
-                });
-            }
+            super::check_unlock(&self.scope, Some(&held), id)?;
             match self
                 .store
                 .delete(&self.lock_key, Condition::IfMatch(token))

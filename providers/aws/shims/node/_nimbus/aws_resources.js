@@ -25,19 +25,11 @@ const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, che
 
 const PROVIDER = 'aws';
 
-// AWS refused or failed a resource operation. `type` (also `code`) is the neutral error type,
-// `detail` AWS's message, `awsCode` AWS's error code; `resource`, `op` name the call.
-class ResourceError extends core.NimbusError {
+// AWS refused or failed a resource operation: the shared core ResourceError (`type` the neutral
+// error type, `detail` AWS's message) plus `awsCode`, AWS's own error code.
+class ResourceError extends core.ResourceError {
   constructor(message, type = 'ResourceError', resource = null, op = null, options = undefined, awsCode = null) {
-    const t = String(type || 'ResourceError');
-    const m = message == null ? '' : String(message);
-    const where = resource != null && op != null ? `${resource}.${op}: ` : '';
-    super(t === 'ResourceError' ? `${where}${m}` : `${where}${t}: ${m}`, options);
-    this.type = t;
-    this.code = t;
-    this.resource = resource;
-    this.op = op;
-    this.detail = m;
+    super(message, type, resource, op, options);
     this.awsCode = awsCode;
   }
 }

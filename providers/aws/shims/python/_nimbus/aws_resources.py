@@ -35,21 +35,13 @@ from . import args as _args  # argument checks shared by every provider's client
 PROVIDER = "aws"
 
 
-class ResourceError(core.NimbusError):
-    """AWS refused or failed a resource operation.
-
-    ``type`` is the neutral error type (e.g. ``"NotFound"``), ``message`` AWS's message,
-    ``code`` AWS's error code; ``resource`` and ``op`` name the call."""
+class ResourceError(core.ResourceError):
+    """AWS refused or failed a resource operation: the shared ``core.ResourceError`` whose
+    ``type`` is the neutral error type, plus ``code``, AWS's own error code."""
 
     def __init__(self, message, type="ResourceError", resource=None, op=None, code=None):  # noqa: A002
-        self.type = str(type or "ResourceError")
-        self.message = str(message if message is not None else "")
-        self.resource = resource
-        self.op = op
+        super().__init__(message, type, resource, op)
         self.code = code
-        where = "%s.%s: " % (resource, op) if resource is not None and op is not None else ""
-        super().__init__("%s%s: %s" % (where, self.type, self.message) if self.type != "ResourceError"
-                         else "%s%s" % (where, self.message))
 
 
 # --------------------------------------------------------------------------- AWS errors -> neutral
@@ -291,10 +283,7 @@ class TableClient(_Client):
     _service = "dynamodb"
 
     def _fields(self):
-        key = self._spec.get("key")
-        if isinstance(key, list) and all(isinstance(k, str) for k in key):
-            return key
-        return []
+        return _args.key_fields(self._spec)
 
     def get(self, key):
         key = _args.check_key("table key", key, self._fields(), lambda f: f)

@@ -24,6 +24,23 @@ class NimbusError extends Error {
     this.name = new.target.name;
   }
 }
+// A provider refused or failed a resource operation of a handler. `type` (also `code`) is the
+// neutral error type, `detail` the provider's message; `resource`, `op` name the call. Every
+// provider's resource clients throw this class (the AWS clients a subclass that also keeps
+// AWS's error code).
+class ResourceError extends NimbusError {
+  constructor(message, type = 'ResourceError', resource = null, op = null, options = undefined) {
+    const t = String(type || 'ResourceError');
+    const m = message == null ? '' : String(message);
+    const where = resource != null && op != null ? `${resource}.${op}: ` : '';
+    super(t === 'ResourceError' ? `${where}${m}` : `${where}${t}: ${m}`, options);
+    this.type = t;
+    this.code = t;
+    this.resource = resource;
+    this.op = op;
+    this.detail = m;
+  }
+}
 class ConfigError extends NimbusError {}
 class HandlerLoadError extends NimbusError {}
 class EventError extends NimbusError {}
@@ -568,6 +585,7 @@ function errorInfo(err) {
 }
 
 module.exports = {
+  ResourceError,
   SHIM_VERSION, EVENT_TYPES, RESOURCE_TYPES, METHODS, ACCESS_LEVELS,
   NimbusError, ConfigError, HandlerLoadError, EventError, ResultError, ResourceAccessError,
   ResourceUnavailableError, BatchItemFailure,

@@ -109,3 +109,11 @@ def prefix(prefix):
     if not isinstance(prefix, str):
         raise TypeError("prefix must be a str, got %s" % type_name(prefix))
     return prefix
+
+
+def key_fields(spec):
+    """A table's key field names from its ``function.json`` resource spec (``[]`` when absent)."""
+    key = spec.get("key")
+    if isinstance(key, list) and all(isinstance(k, str) for k in key):
+        return key
+    return []

@@ -39,6 +39,23 @@ class NimbusError(Exception):
     """Base class of every error raised by the shim itself (not by the handler)."""
 
 
+class ResourceError(NimbusError):
+    """A provider refused or failed a resource operation of a handler.
+
+    ``type`` is the neutral error type (e.g. ``"NotFound"``, ``"AccessDenied"``), ``message``
+    the provider's message; ``resource`` and ``op`` name the call. Every provider's resource
+    clients raise this class (the AWS clients a subclass that also keeps AWS's error code)."""
+
+    def __init__(self, message, type="ResourceError", resource=None, op=None):  # noqa: A002 - contract name
+        self.type = str(type or "ResourceError")
+        self.message = str(message if message is not None else "")
+        self.resource = resource
+        self.op = op
+        where = "%s.%s: " % (resource, op) if resource is not None and op is not None else ""
+        super().__init__("%s%s: %s" % (where, self.type, self.message) if self.type != "ResourceError"
+                         else "%s%s" % (where, self.message))
+
+
 class ConfigError(NimbusError):
     """``_nimbus/function.json`` is missing or malformed."""
 

@@ -26,21 +26,8 @@ const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, che
 
 const PROVIDER = 'local';
 
-// The local runtime refused or failed a resource operation (an `ok: false` reply).
-// `type` (also `code`) is the runtime's error type, `message` its message; `resource`, `op` the call.
-class ResourceError extends core.NimbusError {
-  constructor(message, type = 'ResourceError', resource = null, op = null, options = undefined) {
-    const t = String(type || 'ResourceError');
-    const m = message == null ? '' : String(message);
-    const where = resource != null && op != null ? `${resource}.${op}: ` : '';
-    super(t === 'ResourceError' ? `${where}${m}` : `${where}${t}: ${m}`, options);
-    this.type = t;
-    this.code = t;
-    this.resource = resource;
-    this.op = op;
-    this.detail = m;
-  }
-}
+// The error every resource client throws; defined once in the shared core.
+const { ResourceError } = core;
 
 // A reply frame {"ok": true, "result"} -> the result; {"ok": false, "error"} -> throws ResourceError.
 function resultOf(reply, resource = null, op = null) {

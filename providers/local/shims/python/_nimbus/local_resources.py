@@ -37,20 +37,8 @@ from . import args as _args  # argument checks shared by every provider's client
 PROVIDER = "local"
 
 
-class ResourceError(core.NimbusError):
-    """The local runtime refused or failed a resource operation (an ``ok: false`` reply).
-
-    ``type`` is the runtime's error type (e.g. ``"NotFound"``), ``message`` its message;
-    ``resource`` and ``op`` name the call."""
-
-    def __init__(self, message, type="ResourceError", resource=None, op=None):  # noqa: A002 - contract name
-        self.type = str(type or "ResourceError")
-        self.message = str(message if message is not None else "")
-        self.resource = resource
-        self.op = op
-        where = "%s.%s: " % (resource, op) if resource is not None and op is not None else ""
-        super().__init__("%s%s: %s" % (where, self.type, self.message) if self.type != "ResourceError"
-                         else "%s%s" % (where, self.message))
+# The error every resource client raises; defined once in the shared core.
+ResourceError = core.ResourceError
 
 
 def result_of(reply, resource=None, op=None):
@@ -121,10 +109,7 @@ class TableClient(_Client):
     _type = "table"
 
     def _fields(self):
-        key = self._spec.get("key")
-        if isinstance(key, list) and all(isinstance(k, str) for k in key):
-            return key
-        return []
+        return _args.key_fields(self._spec)
 
     def get(self, key):
         key = _args.check_key("table key", key, self._fields(), lambda f: f)
