@@ -12,7 +12,7 @@ use crate::driver::Driver;
 use crate::graph::Graph;
 use crate::lock::{LockInfo, LockOptions, acquire};
 use crate::ops::Ctx;
-use crate::plan::{Plan, Summary};
+use crate::plan::{Action, Plan, Summary};
 use crate::progress::{Event, ProgressFn};
 use crate::report::{Failure, Report, Retained};
 use crate::retry::RetryPolicy;
@@ -30,6 +30,10 @@ pub struct Options {
     /// Whether apply reads every recorded resource from the cloud first, so that changes made
     /// outside nimbus are corrected.
     pub refresh: bool,
+    /// Whether apply may delete or replace a `retain_data` resource that still holds data.
+    /// Without it, such an apply is refused before anything changes
+    /// ([`Error::WouldLoseData`]).
+    pub allow_data_loss: bool,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             lock: LockOptions::default(),
             refresh: false,
+            allow_data_loss: false,
         }
     }
 }
@@ -137,8 +142,9 @@ impl<B: Backend, D: Driver> Engine<B, D> {
     /// in the journal, refreshes if asked, then creates, updates, replaces and deletes in
     /// dependency order, journaling each operation. On a failure nothing new starts, running
     /// operations finish, and [`Error::Failed`] names each failed resource with the cloud's
-    /// message. A resource removed from `desired` is deleted even when it has `retain_data`
-    /// (the plan shows it); retention applies to [`destroy`](Self::destroy).
+    /// message. A `retain_data` resource that the plan would delete or replace and that still
+    /// holds data (as the driver's `holds_data` says) stops the apply before anything changes
+    /// ([`Error::WouldLoseData`]), unless [`Options::allow_data_loss`].
     pub async fn apply(&self, desired: &[NativeResource]) -> Result<Report, Error> {
         let started = Instant::now();
         let graph = Graph::new(desired)?;
@@ -158,6 +164,9 @@ impl<B: Backend, D: Driver> Engine<B, D> {
                     .filter(|(id, d)| d.missing && graph.index_of(id).is_none())
                     .count();
             }
+            if !self.options.allow_data_loss {
+                self.guard_data(&ctx, &graph).await?;
+            }
             let recorded = ctx.state.lock().await.resources.clone();
             let nodes = ApplyGraph::new(&graph, &recorded);
             let (mut summary, failures) =
@@ -168,6 +177,32 @@ impl<B: Backend, D: Driver> Engine<B, D> {
         }
         .await;
         self.release(&lock, result).await
+    }
+
+    /// Refuses an apply that would delete or replace a recorded `retain_data` resource that
+    /// still holds data.
+    async fn guard_data(&self, ctx: &Ctx<'_, B, D>, graph: &Graph<'_>) -> Result<(), Error> {
+        let state = ctx.state.lock().await.clone();
+        let plan = plan::compute(&self.deployment, graph, &state, &BTreeMap::new(), false);
+        let mut at_risk = Vec::new();
+        for row in &plan.resources {
+            if !matches!(row.action, Action::Delete | Action::Replace) {
+                continue;
+            }
+            let Some(entry) = state.get(&row.id).filter(|e| e.retain_data) else {
+                continue;
+            };
+            if ctx.holds_data(entry).await? {
+                at_risk.push(format!("{} ({})", row.id, row.action));
+            }
+        }
+        match at_risk.is_empty() {
+            true => Ok(()),
+            false => Err(Error::WouldLoseData {
+                scope: self.deployment.to_string(),
+                resources: at_risk,
+            }),
+        }
     }
 
     /// Deletes every recorded resource, dependents first, under the lock. Resources with

@@ -167,6 +167,19 @@ pub enum Error {
         #[source]
         source: DriverError,
     },
+    /// Apply would delete or replace resources that still hold data (tables, buckets).
+    #[error(
+        "deploying {scope} would delete data: {} still hold{} data and would be {}",
+        .resources.join(", "),
+        if .resources.len() == 1 { "s" } else { "" },
+        "deleted or replaced"
+    )]
+    WouldLoseData {
+        /// The deployment.
+        scope: String,
+        /// `<id> (<action>)` of each resource at risk.
+        resources: Vec<String>,
+    },
     /// One or more resources failed; everything that finished is recorded in the state.
     #[error("{operation} of {scope} failed: {}", failures_text(.failures))]
     Failed {
@@ -189,6 +202,10 @@ impl Error {
                 "wait for that run to finish, use a lock timeout, or if that process is gone run `nimbus unlock {}`",
                 lock.id
             )),
+            Error::WouldLoseData { .. } => Some(
+                "keep the resource in the manifest (and its key unchanged), empty it first, or deploy with `--force` to delete it and its data"
+                    .into(),
+            ),
             Error::Failed { .. } => Some(
                 "fix the cause and run the same command again: it continues from what was recorded"
                     .into(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nimbus_engine::reference;
+use nimbus_engine::{Options, reference};
 use serde_json::json;
 
 use crate::support::{Call, FakeCloud, Fixture, after, id, position, res};
@@ -105,4 +105,60 @@ async fn resources_holding_data_are_kept_unless_forced() {
         position(&calls, &Call::Delete("table".into()))
             < position(&calls, &Call::Delete("key".into()))
     );
+}
+
+#[tokio::test]
+async fn apply_refuses_to_delete_or_replace_data_unless_allowed() {
+    let fixture = Fixture::local();
+    let cloud = FakeCloud::new();
+    let table = |key: &str| {
+        let mut t = res("table", json!({ "key": key }));
+        t.replace_on = vec!["key".into()];
+        t.retain_data = true;
+        t
+    };
+    let mut bucket = res("bucket", json!({}));
+    bucket.retain_data = true;
+    fixture
+        .engine(&cloud)
+        .apply(&[table("id"), bucket.clone()])
+        .await
+        .unwrap();
+    cloud.set_holds_data("table", true);
+    cloud.set_holds_data("bucket", false);
+    let writes = cloud.writes();
+
+    // A new key replaces the table: refused, nothing written, the state untouched.
+    let before = fixture.raw_state();
+    let err = fixture
+        .engine(&cloud)
+        .apply(&[table("sku"), bucket.clone()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, nimbus_engine::Error::WouldLoseData { resources, .. } if resources == &["fake.thing/table (replace)"]),
+        "{err}"
+    );
+    assert!(err.hint().unwrap().contains("--force"));
+    // Dropping the table from the manifest is refused too; an empty bucket may go.
+    let err = fixture.engine(&cloud).apply(&[]).await.unwrap_err();
+    assert!(
+        matches!(&err, nimbus_engine::Error::WouldLoseData { resources, .. } if resources == &["fake.thing/table (delete)"]),
+        "{err}"
+    );
+    assert_eq!(cloud.writes(), writes);
+    assert_eq!(fixture.raw_state(), before);
+    assert!(fixture.engine(&cloud).lock_info().await.unwrap().is_none());
+
+    // Allowed: the table is replaced and the empty bucket deleted.
+    let allow = Options {
+        allow_data_loss: true,
+        ..crate::support::options()
+    };
+    let report = fixture
+        .engine_with(&cloud, allow)
+        .apply(&[table("sku")])
+        .await
+        .unwrap();
+    assert_eq!((report.summary.replace, report.summary.delete), (1, 1));
 }
