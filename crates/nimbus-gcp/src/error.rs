@@ -95,6 +95,9 @@ pub enum GcpError {
         #[source]
         source: std::io::Error,
     },
+    /// A command the GCP provider does not implement yet.
+    #[error("{0} is not implemented for GCP yet")]
+    NotImplemented(&'static str),
     /// The deploy engine failed (its report is inside).
     #[error(transparent)]
     Engine(#[from] nimbus_engine::Error),

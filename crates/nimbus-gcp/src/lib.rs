@@ -15,13 +15,17 @@
 #![deny(missing_docs)]
 
 pub mod api;
+mod cloud;
+pub mod driver;
 pub mod env;
 mod error;
 pub mod kinds;
 mod lower;
 pub mod names;
+pub mod storage;
 pub mod terraform;
 
+pub use cloud::{Gcp, connect};
 pub use error::GcpError;
 pub use lower::{GcpSettings, lower};
 pub use terraform::main_tf_json;

@@ -74,7 +74,7 @@ fn queue(cx: &mut Cx, r: &ResourceNode) -> Result<(), GcpError> {
         "topic": out(kinds::TOPIC, &r.name, "name"),
         "ackDeadlineSeconds": visibility_timeout_ms.div_ceil(1000),
         "messageRetentionDuration": duration(*retention_ms),
-        "expirationPolicy": { "ttl": "" },
+        "expirationPolicy": {},
         "retryPolicy": { "minimumBackoff": "10s", "maximumBackoff": "600s" },
         "pushConfig": {},
         "labels": cx.label_map(),
@@ -89,7 +89,7 @@ fn queue(cx: &mut Cx, r: &ResourceNode) -> Result<(), GcpError> {
             "topic": out(kinds::TOPIC, &dlq, "name"),
             "ackDeadlineSeconds": 60,
             "messageRetentionDuration": DLQ_RETENTION,
-            "expirationPolicy": { "ttl": "" },
+            "expirationPolicy": {},
             "pushConfig": {},
             "labels": cx.label_map(),
         });
