@@ -1,5 +1,8 @@
 //! Embeds every shim source under `providers/<id>/shims/<language>/` into the crate, so the
-//! binary carries them and packaging never depends on the checkout it was built from.
+//! binary carries them and packaging never depends on the checkout it was built from. The
+//! dependency files at a shim's root (`python/requirements.txt`, `node/package.json`) are the
+//! client libraries the provider's shim needs: they are embedded apart (`PROVIDER_DEPS`) and are
+//! not copied into packages as shim files.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,7 @@ fn main() {
         .expect("providers/ exists");
     println!("cargo:rerun-if-changed={}", providers.display());
     let mut files = Vec::new();
+    let mut deps = Vec::new();
     for provider in ["common", "aws", "gcp", "azure", "local"] {
         for language in ["python", "node"] {
             let root = providers.join(provider).join("shims").join(language);
@@ -24,7 +28,11 @@ fn main() {
                     .unwrap()
                     .to_string_lossy()
                     .replace('\\', "/");
-                files.push((provider, language, rel, path));
+                if rel == dependency_file(language) {
+                    deps.push((provider, language, path));
+                } else {
+                    files.push((provider, language, rel, path));
+                }
             }
         }
     }
@@ -41,8 +49,29 @@ fn main() {
         .unwrap();
     }
     out.push_str("];\n");
+    out.push_str(
+        "/// Client libraries each provider's shim needs: (provider, language, dependency file bytes).\n",
+    );
+    out.push_str("pub(crate) static PROVIDER_DEPS: &[(&str, &str, &[u8])] = &[\n");
+    for (provider, language, path) in &deps {
+        writeln!(
+            out,
+            "    ({provider:?}, {language:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("shims.rs");
     std::fs::write(dest, out).unwrap();
+}
+
+/// The dependency file of a language, at a shim's root.
+fn dependency_file(language: &str) -> &'static str {
+    match language {
+        "python" => "requirements.txt",
+        _ => "package.json",
+    }
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

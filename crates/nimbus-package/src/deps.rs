@@ -48,6 +48,7 @@ pub(crate) fn plan(
             ));
         }
     }
+    merge_provider_deps(&mut files, language, provider);
     let Some((_, main)) = files.first() else {
         return Ok(None);
     };
@@ -87,6 +88,53 @@ pub(crate) fn plan(
         dir: dir.to_path_buf(),
         key,
     }))
+}
+
+/// In `vendor` mode, the provider's shim libraries join the user's dependency file (see
+/// [`crate::provider_deps`]), so they are installed and hashed with it. A lockfile no longer
+/// matches a `package.json` that gained dependencies: it is left out (npm then installs).
+fn merge_provider_deps(
+    files: &mut Vec<(&'static str, Vec<u8>)>,
+    language: Language,
+    provider: ProviderId,
+) {
+    let mode = provider
+        .capabilities()
+        .package
+        .as_ref()
+        .map(|p| p.shim_deps)
+        .unwrap_or_default();
+    let Some(declared) = crate::provider_deps::declared(provider, language) else {
+        return;
+    };
+    if mode != nimbus_provider::ShimDeps::Vendor {
+        return;
+    }
+    let (name, merged) = match language {
+        Language::Python => {
+            let user = files.first().map(|(_, b)| b.as_slice());
+            (
+                "requirements.txt",
+                crate::provider_deps::merge_requirements(user, declared),
+            )
+        }
+        Language::Node => {
+            let user = files
+                .iter()
+                .find(|(n, _)| *n == "package.json")
+                .map(|(_, b)| b.as_slice());
+            (
+                "package.json",
+                crate::provider_deps::merge_package_json(user, declared),
+            )
+        }
+    };
+    match files.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, bytes)) if *bytes == merged => return,
+        Some((_, bytes)) => *bytes = merged,
+        None => files.insert(0, (name, merged)),
+    }
+    files.retain(|(n, _)| *n != "package-lock.json");
 }
 
 /// The platform wheels are chosen for.
@@ -147,7 +195,11 @@ impl DepsPlan {
         provider: ProviderId,
     ) -> Result<(), PackageError> {
         let version = runtime.id().trim_start_matches("python");
-        let requirements = self.dir.join("requirements.txt");
+        // The requirements as planned (with the provider's libraries merged in), beside the
+        // target; pip runs in the function's directory so relative references resolve.
+        let requirements = target.with_extension("requirements.txt");
+        std::fs::write(&requirements, &self.files[0].1)
+            .map_err(PackageError::io("writing", &requirements))?;
         let mut args: Vec<String> = vec![
             "-m".into(),
             "pip".into(),
@@ -190,11 +242,13 @@ impl DepsPlan {
                 manifest: requirements.display().to_string(),
             })?
         };
-        run(
-            Command::new(&python).args(&args),
+        let result = run(
+            Command::new(&python).args(&args).current_dir(&self.dir),
             &format!("{} {}", python.display(), args.join(" ")),
-            &requirements,
-        )?;
+            &self.dir.join("requirements.txt"),
+        );
+        let _ = std::fs::remove_file(&requirements);
+        result?;
         // Console scripts carry the build machine's interpreter path: not portable, not needed.
         let _ = std::fs::remove_dir_all(target.join("bin"));
         Ok(())

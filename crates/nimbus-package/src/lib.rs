@@ -14,6 +14,7 @@ mod archive;
 mod deps;
 mod error;
 mod hash;
+mod provider_deps;
 mod select;
 mod shims;
 
@@ -254,6 +255,76 @@ fn check_size(
     Ok(())
 }
 
+/// In `list` mode (see [`provider_deps`]), writes the provider's shim libraries into the zip's
+/// root dependency file for the platform's build to install. Returns the zip path of a user file
+/// the generated one replaces (a root `requirements.txt` it was merged with).
+fn list_provider_deps(
+    entries: &mut Vec<Entry>,
+    root: &Path,
+    f: &FunctionNode,
+    provider: ProviderId,
+) -> Result<Option<String>, PackageError> {
+    let listed = provider
+        .capabilities()
+        .package
+        .as_ref()
+        .is_some_and(|p| p.shim_deps == nimbus_provider::ShimDeps::List);
+    let Some(declared) = provider_deps::declared(provider, f.language) else {
+        return Ok(None);
+    };
+    if !listed {
+        return Ok(None);
+    }
+    let file = match f.language {
+        Language::Python => "requirements.txt",
+        Language::Node => "package.json",
+    };
+    let user_path = root.join(file);
+    let user = match user_path.is_file() {
+        true => Some(std::fs::read(&user_path).map_err(PackageError::io("reading", &user_path))?),
+        false => None,
+    };
+    let at_root = f.source_dir.is_empty();
+    let (bytes, replaced) = match f.language {
+        Language::Python if at_root => (
+            provider_deps::merge_requirements(user.as_deref(), declared),
+            user.is_some().then(|| file.to_string()),
+        ),
+        Language::Python => {
+            let mut text = String::from("# client libraries of the nimbus shim\n");
+            for line in provider_deps::missing_requirements(user.as_deref(), declared) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            (text.into_bytes(), None)
+        }
+        Language::Node => {
+            // The root package.json is the provider's own when its shim generates one.
+            let generated = entries
+                .iter()
+                .find(|e| e.path == file)
+                .and_then(|e| match &e.data {
+                    Data::Bytes(b) => Some(b.to_vec()),
+                    Data::File(_) => None,
+                });
+            let missing = provider_deps::missing_dependencies(user.as_deref(), declared);
+            let provider_only =
+                serde_json::to_vec(&serde_json::json!({ "dependencies": missing })).expect("json");
+            (
+                provider_deps::merge_package_json(generated.as_deref(), &provider_only),
+                None,
+            )
+        }
+    };
+    entries.retain(|e| e.path != file);
+    entries.push(Entry {
+        path: file.to_string(),
+        mode: 0o644,
+        data: Data::Bytes(Arc::from(bytes)),
+    });
+    Ok(replaced)
+}
+
 /// A function's package, and whether it was built (`true`) or reused.
 type Outcome = Result<(Artifact, bool), PackageError>;
 
@@ -299,8 +370,13 @@ fn package_one(
         mode: 0o644,
         data: Data::Bytes(Arc::from(function_json)),
     });
+    let replaced = list_provider_deps(&mut entries, &root, f, options.provider)?;
     let generated: std::collections::BTreeSet<String> =
         entries.iter().map(|e| e.path.clone()).collect();
+    let mut selection = selection;
+    if let Some(path) = replaced {
+        selection.files.retain(|s| s.zip_path != path);
+    }
 
     // The input hash: every path, mode and content hash that will be in the zip.
     let mut hasher = Sha256::new();

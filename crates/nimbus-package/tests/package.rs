@@ -491,3 +491,59 @@ fn node_dependencies_are_installed_with_npm_into_the_function_directory() {
     let again = build_dir(dir.path(), ProviderId::Aws, None).unwrap();
     assert_eq!(again.cached, vec!["f".to_string()]);
 }
+
+fn zip_text(path: &Path, name: &str) -> String {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut f = z.by_name(name).unwrap();
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+    s
+}
+
+#[test]
+fn a_provider_lists_its_shim_libraries_in_the_root_dependency_file() {
+    // GCP declares `shim_deps = "list"`: its client libraries go into the zip's root
+    // requirements.txt / package.json for Cloud Functions' build; nothing is installed here.
+    let manifest = "version: 1\nservice: t\nfunctions:\n  f:\n    handler: app.py:handler\n  g:\n    handler: fn/app.py:handler\n  n:\n    runtime: nodejs20\n    handler: js/app.js:handler\n";
+    let dir = project(
+        manifest,
+        &[
+            ("app.py", "def handler(e, c): pass\n"),
+            // The user's own file at the root (nothing to install): merged into the root file.
+            ("requirements.txt", "# mine\n"),
+            ("fn/app.py", "def handler(e, c): pass\n"),
+            ("js/app.js", "exports.handler = async () => 1;\n"),
+        ],
+    );
+    let report = build_dir(dir.path(), ProviderId::Gcp, None).unwrap();
+    let out = dir.path().join(".nimbus/build/gcp/dev");
+    let root = zip_text(&out.join("f.zip"), "requirements.txt");
+    assert!(root.starts_with("# mine\n"), "{root}");
+    assert!(
+        root.contains("google-cloud-firestore==") && root.contains("google-cloud-storage=="),
+        "{root}"
+    );
+    // (That the user's own pin of a listed package wins is a unit test of provider_deps.)
+    let g = zip_text(&out.join("g.zip"), "requirements.txt");
+    assert!(
+        g.contains("google-cloud-pubsub==") && g.contains("google-cloud-firestore=="),
+        "{g}"
+    );
+    let pkg: serde_json::Value =
+        serde_json::from_str(&zip_text(&out.join("n.zip"), "package.json")).unwrap();
+    assert_eq!(pkg["main"], "_nimbus_gcp.js");
+    assert!(
+        pkg["dependencies"]["@google-cloud/firestore"].is_string(),
+        "{pkg}"
+    );
+    assert!(
+        report.manifest.functions.values().all(|a| a.deps.is_none()),
+        "nothing installed"
+    );
+    // The declared files are data, never copied as shim files.
+    assert!(!zip_names(&out.join("g.zip")).contains(&"fn/requirements.txt".to_string()));
+    // Other providers declare nothing: no root requirements.txt appears.
+    build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    let aws = dir.path().join(".nimbus/build/aws/dev/g.zip");
+    assert!(!zip_names(&aws).contains(&"requirements.txt".to_string()));
+}

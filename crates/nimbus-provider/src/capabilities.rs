@@ -43,6 +43,23 @@ pub struct PackageLimits {
     pub max_zipped_mb: Option<u64>,
     /// Unzipped size, in MB (10^6 bytes).
     pub max_unzipped_mb: Option<u64>,
+    /// How the client libraries the provider's shim declares (`providers/<id>/shims/python/
+    /// requirements.txt`, `.../node/package.json`) reach a package: `vendor` (the default:
+    /// installed into the zip with the function's own dependencies) or `list` (written into the
+    /// zip's root dependency file for the platform's build to install).
+    #[serde(default)]
+    pub shim_deps: ShimDeps,
+}
+
+/// How a provider's shim libraries reach a package.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShimDeps {
+    /// Installed into the zip, with the function's own dependencies.
+    #[default]
+    Vendor,
+    /// Listed in the zip's root dependency file; the platform's build installs them.
+    List,
 }
 
 /// Memory a function may ask for, in MiB.

@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use capabilities::{
-    Capabilities, MemoryLimits, PackageLimits, ResourceCapability, TriggerCapability,
+    Capabilities, MemoryLimits, PackageLimits, ResourceCapability, ShimDeps, TriggerCapability,
 };
 pub use check::check;
 use nimbus_diagnostic::Diagnostic;

@@ -341,3 +341,30 @@ fn the_cloudformation_template_follows_the_manifest() {
             .contains("\"MemorySize\": 512")
     );
 }
+
+#[test]
+fn build_for_gcp_writes_the_terraform_configuration() {
+    let dir = project(
+        "version: 1\nservice: s\nfunctions:\n  f:\n    handler: app.py:handler\n    memory: 512\n    triggers: [ { http: { method: GET, path: /f } } ]\nproviders:\n  gcp: { project: my-proj, region: us-central1 }\n",
+    );
+    let out = nimbus(&["build", "-p", "gcp"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("wrote the Terraform configuration"),
+        "{}",
+        text(&out.stdout)
+    );
+    let path = dir.path().join(".nimbus/build/gcp/dev/main.tf.json");
+    let tf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let f = &tf["resource"]["google_cloudfunctions2_function"]["f"];
+    assert_eq!(f["service_config"]["available_memory"], "512Mi");
+    assert_eq!(f["name"], "s-dev-f");
+    assert_eq!(tf["variable"]["project"]["default"], "my-proj");
+    assert!(
+        tf["resource"]["google_storage_bucket_object"]["package_f"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("/f.zip")
+    );
+}

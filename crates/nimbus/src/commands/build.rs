@@ -58,6 +58,11 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
             &report.manifest,
             &report.manifest_path,
         )?),
+        ProviderId::Gcp => Some(write_gcp_terraform(
+            &compiled.graph,
+            &report.manifest,
+            &report.manifest_path,
+        )?),
         _ => None,
     };
     if out.json {
@@ -82,7 +87,11 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
             report.manifest_path.display()
         );
         if let Some(t) = &template {
-            println!("wrote the CloudFormation template -> {}", t.display());
+            let what = match provider {
+                ProviderId::Gcp => "the Terraform configuration",
+                _ => "the CloudFormation template",
+            };
+            println!("wrote {what} -> {}", t.display());
         }
     }
     Ok(())
@@ -118,6 +127,35 @@ fn write_aws_template(
     let settings = nimbus_aws::AwsSettings::conventional(graph, region, "");
     let text =
         nimbus_aws::template(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
+    std::fs::write(&path, text)
+        .and_then(|()| std::fs::write(&key_path, &key))
+        .with_context(|| format!("writing {}", path.display()))
+        .map_err(Failure::Internal)?;
+    Ok(path)
+}
+
+/// Writes the app's Terraform JSON as `main.tf.json` next to `build.json` (and the zips it
+/// uploads), unless neither the graph nor the packages changed since it was written.
+fn write_gcp_terraform(
+    graph: &AppGraph,
+    build: &BuildManifest,
+    build_json: &std::path::Path,
+) -> Result<PathBuf, Failure> {
+    let path = build_json.with_file_name("main.tf.json");
+    let key = format!(
+        "{}:{}:{}",
+        env!("CARGO_PKG_VERSION"),
+        graph.hash,
+        build_key(build)
+    );
+    let key_path = build_json.with_file_name("main.tf.key");
+    if path.is_file() && std::fs::read_to_string(&key_path).is_ok_and(|k| k == key) {
+        return Ok(path);
+    }
+    let settings =
+        nimbus_gcp::terraform::export_settings(graph).map_err(|e| Failure::User(e.into()))?;
+    let text =
+        nimbus_gcp::main_tf_json(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
     std::fs::write(&path, text)
         .and_then(|()| std::fs::write(&key_path, &key))
         .with_context(|| format!("writing {}", path.display()))

@@ -69,7 +69,13 @@ pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
                     .map_err(failure::<nimbus_aws::Aws>)?;
                 execute(&aws, &compiled, target.as_ref(), &op, global, out).await
             }
-            ProviderId::Gcp | ProviderId::Azure => Err(Failure::user(format!(
+            ProviderId::Gcp => {
+                let gcp = nimbus_gcp::connect(&compiled.graph, options)
+                    .await
+                    .map_err(failure::<nimbus_gcp::Gcp>)?;
+                execute(&gcp, &compiled, target.as_ref(), &op, global, out).await
+            }
+            ProviderId::Azure => Err(Failure::user(format!(
                 "deploying to `{provider}` is not available in this version; `nimbus build -p {provider}` writes its packages and infrastructure code"
             ))),
             ProviderId::Local => Err(Failure::Internal(anyhow::anyhow!(

@@ -1,0 +1,104 @@
+//! What can go wrong on GCP: an app that cannot be lowered, settings that are missing, and the
+//! failures of deploying (credentials, API calls, the deploy engine).
+
+use thiserror::Error;
+
+/// An error of the GCP provider.
+#[derive(Debug, Error)]
+pub enum GcpError {
+    /// The graph or the build is for another provider.
+    #[error("the {what} is for provider `{provider}`, not `gcp`")]
+    WrongProvider {
+        /// `app graph` or `build`.
+        what: &'static str,
+        /// The provider it is for.
+        provider: String,
+    },
+    /// A setting the provider needs is missing or invalid.
+    #[error("`providers.gcp.{key}` {problem}")]
+    Setting {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A function has no package in the build.
+    #[error("function `{function}` has no package in the build; run `nimbus build -p gcp`")]
+    MissingArtifact {
+        /// The function.
+        function: String,
+    },
+    /// Cloud Functions has no runtime for the function's neutral runtime.
+    #[error("function `{function}`: Cloud Functions has no runtime for `{runtime}`")]
+    UnsupportedRuntime {
+        /// The function.
+        function: String,
+        /// The neutral runtime.
+        runtime: String,
+    },
+    /// Something the provider cannot do (the capability check normally reports it first).
+    #[error("function `{function}`: {what}")]
+    Unsupported {
+        /// The function.
+        function: String,
+        /// What, and why.
+        what: String,
+    },
+    /// A schedule that Cloud Scheduler cannot express.
+    #[error("function `{function}`: schedule `{expression}`: {reason}")]
+    Schedule {
+        /// The function.
+        function: String,
+        /// The neutral expression.
+        expression: String,
+        /// Why.
+        reason: String,
+    },
+    /// A physical name Google would reject.
+    #[error("invalid Google Cloud name `{name}`: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two objects of one kind got the same physical name.
+    #[error("{kind} name `{name}` is given to both `{first}` and `{second}`; rename one of them")]
+    NameClash {
+        /// The resource kind.
+        kind: String,
+        /// The physical name.
+        name: String,
+        /// One logical id.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// No credentials could be found or used.
+    #[error("Google Cloud credentials: {0}")]
+    Credentials(String),
+    /// A Google API call failed.
+    #[error("{action}")]
+    Api {
+        /// What was being done (`uploading package of \`place-order\``).
+        action: String,
+        /// The failure.
+        #[source]
+        source: crate::api::ApiError,
+    },
+    /// A local file could not be read.
+    #[error("reading `{path}`")]
+    Io {
+        /// The file.
+        path: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command the GCP provider does not implement yet.
+    #[error("{0} is not implemented for GCP yet")]
+    NotImplemented(&'static str),
+    /// The deploy engine failed (its report is inside).
+    #[error(transparent)]
+    Engine(#[from] nimbus_engine::Error),
+}

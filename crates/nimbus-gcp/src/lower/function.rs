@@ -1,0 +1,177 @@
+//! A function: its service account, its grants, the Cloud Functions (2nd gen) function, and the
+//! invoker binding that lets the triggers call it.
+//!
+//! The function: the runtime from `providers/gcp/capabilities.toml`, entry point `nimbus_entry`
+//! (the shim), source = its package in the deployment bucket
+//! (`packages/<service>/<stage>/<function>/<sha256>.zip`: content-addressed, so new code is a new
+//! object), memory (`<MiB>Mi`), timeout, `maxInstanceCount` = the manifest's `concurrency.max`
+//! (one request per instance), the user's environment plus the `NIMBUS_*` variables of
+//! [`crate::env`], its own service account, all traffic on the latest revision. Ingress: all
+//! traffic for functions behind the API gateway or Cloud Scheduler, internal only for functions
+//! reached by Pub/Sub and Eventarc alone; either way every call needs `roles/run.invoker`, which
+//! only the invoker account has.
+
+use std::collections::BTreeMap;
+
+use nimbus_graph::{FunctionNode, TriggerSpec};
+use nimbus_manifest::ResourceKind;
+use nimbus_provider::ProviderId;
+use serde_json::{Value, json};
+
+use super::{Cx, INVOKER, iam, out};
+use crate::env;
+use crate::error::GcpError;
+use crate::kinds;
+use crate::names;
+
+/// The functions-framework target every package exports.
+pub const ENTRY_POINT: &str = "nimbus_entry";
+
+pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
+    let artifact = cx
+        .build
+        .functions
+        .get(&f.name)
+        .ok_or_else(|| GcpError::MissingArtifact {
+            function: f.name.clone(),
+        })?;
+    let runtime = ProviderId::Gcp
+        .capabilities()
+        .runtime(f.runtime)
+        .ok_or_else(|| GcpError::UnsupportedRuntime {
+            function: f.name.clone(),
+            runtime: f.runtime.to_string(),
+        })?
+        .to_string();
+
+    let account = names::function_account(cx.service(), cx.stage(), &f.name);
+    let props = json!({
+        "project": cx.project(),
+        "accountId": account,
+        "displayName": format!("{} {} {}", cx.service(), cx.stage(), f.name),
+        "description": format!("Runs function {} of {}/{} (nimbus)", f.name, cx.service(), cx.stage()),
+    });
+    cx.push(kinds::SERVICE_ACCOUNT, &f.name, Some(account), props);
+    iam::uses(cx, f);
+
+    let name = names::function(cx.service(), cx.stage(), &f.name);
+    let http = f.triggers.iter().any(|t| {
+        matches!(
+            t.spec,
+            TriggerSpec::Http { .. } | TriggerSpec::Schedule { .. }
+        )
+    });
+    let object = cx
+        .settings
+        .package_key(cx.service(), cx.stage(), &f.name, &artifact.sha256);
+    let mut description = f
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("{} of {}/{}", f.name, cx.service(), cx.stage()));
+    description.truncate(1000);
+    let props = json!({
+        "name": format!("{}/functions/{name}", cx.settings.location()),
+        "description": description,
+        "environment": "GEN_2",
+        "labels": cx.label_map(),
+        "buildConfig": {
+            "runtime": runtime,
+            "entryPoint": ENTRY_POINT,
+            "source": { "storageSource": { "bucket": cx.settings.deploy_bucket, "object": object } },
+        },
+        "serviceConfig": {
+            "availableMemory": format!("{}Mi", f.memory_mb),
+            "timeoutSeconds": f.timeout_ms.div_ceil(1000),
+            "maxInstanceCount": f.concurrency,
+            "maxInstanceRequestConcurrency": 1,
+            "environmentVariables": environment(cx, f),
+            "serviceAccountEmail": out(kinds::SERVICE_ACCOUNT, &f.name, "email"),
+            "ingressSettings": if http { "ALLOW_ALL" } else { "ALLOW_INTERNAL_ONLY" },
+            "allTrafficOnLatestRevision": true,
+        },
+    });
+    let id = cx.push(kinds::FUNCTION, &f.name, Some(name), props);
+    // The grants are in place before the code first runs.
+    let grants: Vec<String> = cx
+        .out
+        .iter()
+        .filter(|r| {
+            r.id.starts_with(&format!("{}/{}/", r.kind, f.name))
+                && matches!(
+                    r.kind.as_str(),
+                    kinds::TOPIC_IAM_MEMBER | kinds::BUCKET_IAM_MEMBER | kinds::PROJECT_IAM_MEMBER
+                )
+        })
+        .map(|r| r.id.clone())
+        .collect();
+    for g in grants {
+        cx.depend(&id, &g);
+    }
+
+    if !f.triggers.is_empty() {
+        let props = json!({
+            "service": out(kinds::FUNCTION, &f.name, "service_path"),
+            "role": "roles/run.invoker",
+            "member": out(kinds::SERVICE_ACCOUNT, INVOKER, "member"),
+        });
+        cx.push(kinds::SERVICE_IAM_MEMBER, &f.name, None, props);
+    }
+    Ok(())
+}
+
+/// The user's environment, then the `NIMBUS_*` variables (which win).
+fn environment(cx: &Cx, f: &FunctionNode) -> Value {
+    let mut vars: BTreeMap<String, Value> =
+        f.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    vars.insert(env::PROJECT_VAR.into(), json!(cx.project()));
+    for edge in cx.graph.edges.iter().filter(|e| e.from == f.id) {
+        let name = edge.to.trim_start_matches("resource:");
+        let Some(r) = cx.graph.resources.get(name) else {
+            continue;
+        };
+        match r.kind {
+            ResourceKind::Table => {
+                vars.insert(
+                    env::resource_var(name, "COLLECTION"),
+                    out(kinds::COLLECTION, name, "collection"),
+                );
+                vars.insert(
+                    env::resource_var(name, "DATABASE"),
+                    json!(cx.database_path()),
+                );
+            }
+            ResourceKind::Topic => {
+                vars.insert(
+                    env::resource_var(name, "TOPIC"),
+                    out(kinds::TOPIC, name, "name"),
+                );
+            }
+            ResourceKind::Queue => {
+                vars.insert(
+                    env::resource_var(name, "TOPIC"),
+                    out(kinds::TOPIC, name, "name"),
+                );
+                let sub = names::pubsub(cx.service(), cx.stage(), name)
+                    .map(|s| cx.subscription_path(&s))
+                    .unwrap_or_default();
+                vars.insert(env::resource_var(name, "SUBSCRIPTION"), json!(sub));
+            }
+            ResourceKind::Bucket => {
+                vars.insert(
+                    env::resource_var(name, "NAME"),
+                    out(kinds::BUCKET, name, "name"),
+                );
+            }
+        }
+    }
+    for t in &f.triggers {
+        if matches!(t.spec, TriggerSpec::Schedule { .. }) {
+            let job = names::job(cx.service(), cx.stage(), &t.id);
+            vars.insert(
+                env::schedule_var(&names::trigger_part(&t.id)),
+                json!(format!("{}/jobs/{job}", cx.settings.location())),
+            );
+        }
+    }
+    Value::Object(vars.into_iter().collect())
+}

@@ -1,0 +1,212 @@
+//! IAM: service accounts and the least-privilege role bindings of each one, each on the exact
+//! resource it is for (never a project-wide editor or owner role).
+//!
+//! | grant | role | on |
+//! |---|---|---|
+//! | table `read` | `roles/datastore.viewer` | the project, with an IAM condition naming the Firestore database |
+//! | table `write`, `read_write` | `roles/datastore.user` | the project, with the same condition |
+//! | queue `send` | `roles/pubsub.publisher` | the queue's topic |
+//! | topic `publish` | `roles/pubsub.publisher` | the topic |
+//! | bucket `read` | `roles/storage.objectViewer` | the bucket |
+//! | bucket `write`, `read_write` | `roles/storage.objectUser` | the bucket |
+//! | any trigger (invoker account) | `roles/run.invoker` | each triggered function's Cloud Run service |
+//! | topic, bucket, table triggers (invoker account) | `roles/eventarc.eventReceiver` | the project |
+//! | dead letters (Pub/Sub service agent) | `roles/pubsub.publisher`; `roles/pubsub.subscriber` | the dead-letter topic; the queue's subscription |
+//! | bucket triggers (Cloud Storage service agent) | `roles/pubsub.publisher` | the project |
+//!
+//! Documented exceptions, where Google offers nothing narrower: Firestore has no per-collection
+//! IAM (the grant is limited to the database by a condition, and the shim only touches the
+//! function's own collections); `roles/storage.objectUser` is the smallest predefined role that
+//! can both create and delete objects (it can read them too); Eventarc's event receiver and the
+//! Cloud Storage agent's publisher role exist only at project level.
+
+use nimbus_graph::{FunctionNode, Link, TriggerSpec};
+use nimbus_manifest::{Access, ResourceKind};
+use serde_json::{Value, json};
+
+use super::{Cx, INVOKER, out};
+use crate::kinds;
+use crate::names;
+
+/// The member string of the Pub/Sub service agent.
+fn pubsub_agent(cx: &Cx) -> String {
+    format!(
+        "serviceAccount:service-{}@gcp-sa-pubsub.iam.gserviceaccount.com",
+        cx.settings.project_number
+    )
+}
+
+/// The member string of the Cloud Storage service agent.
+fn storage_agent(cx: &Cx) -> String {
+    format!(
+        "serviceAccount:service-{}@gs-project-accounts.iam.gserviceaccount.com",
+        cx.settings.project_number
+    )
+}
+
+/// The invoker account and the project-level grants events need.
+pub(super) fn project_grants(cx: &mut Cx) {
+    if !cx.has_triggers() {
+        return;
+    }
+    let account = names::invoker_account(cx.service(), cx.stage());
+    let props = json!({
+        "project": cx.project(),
+        "accountId": account,
+        "displayName": format!("{} {} invoker", cx.service(), cx.stage()),
+        "description": format!(
+            "Calls the functions of {}/{} for API Gateway, Eventarc, Pub/Sub and Cloud Scheduler (nimbus)",
+            cx.service(), cx.stage()
+        ),
+    });
+    cx.push(kinds::SERVICE_ACCOUNT, INVOKER, Some(account), props);
+    let triggers: Vec<&TriggerSpec> = cx
+        .graph
+        .functions
+        .values()
+        .flat_map(|f| f.triggers.iter().map(|t| &t.spec))
+        .collect();
+    let eventarc = triggers.iter().any(|t| {
+        matches!(
+            t,
+            TriggerSpec::Topic { .. } | TriggerSpec::Bucket { .. } | TriggerSpec::Table { .. }
+        )
+    });
+    if eventarc {
+        let props = json!({
+            "project": cx.project(),
+            "role": "roles/eventarc.eventReceiver",
+            "member": out(kinds::SERVICE_ACCOUNT, INVOKER, "member"),
+        });
+        cx.push(kinds::PROJECT_IAM_MEMBER, "invoker/eventarc", None, props);
+    }
+    if triggers
+        .iter()
+        .any(|t| matches!(t, TriggerSpec::Bucket { .. }))
+    {
+        let props = json!({
+            "project": cx.project(),
+            "role": "roles/pubsub.publisher",
+            "member": storage_agent(cx),
+        });
+        cx.push(
+            kinds::PROJECT_IAM_MEMBER,
+            "storage-agent/pubsub",
+            None,
+            props,
+        );
+    }
+}
+
+/// What the Pub/Sub service agent needs to dead-letter `queue`'s messages.
+pub(super) fn dead_letter_grants(cx: &mut Cx, queue: &str) {
+    let dlq = format!("{queue}/dlq");
+    let props = json!({
+        "topic": out(kinds::TOPIC, &dlq, "name"),
+        "role": "roles/pubsub.publisher",
+        "member": pubsub_agent(cx),
+    });
+    cx.push(
+        kinds::TOPIC_IAM_MEMBER,
+        &format!("{dlq}/agent"),
+        None,
+        props,
+    );
+    let props = json!({
+        "subscription": out(kinds::SUBSCRIPTION, queue, "name"),
+        "role": "roles/pubsub.subscriber",
+        "member": pubsub_agent(cx),
+    });
+    cx.push(
+        kinds::SUBSCRIPTION_IAM_MEMBER,
+        &format!("{queue}/dlq-agent"),
+        None,
+        props,
+    );
+}
+
+/// The role a grant of `access` on a `kind` resource needs.
+pub(crate) fn role(kind: ResourceKind, access: Access) -> &'static str {
+    let read_only = matches!(access, Access::Read);
+    match kind {
+        ResourceKind::Table if read_only => "roles/datastore.viewer",
+        ResourceKind::Table => "roles/datastore.user",
+        ResourceKind::Bucket if read_only => "roles/storage.objectViewer",
+        ResourceKind::Bucket => "roles/storage.objectUser",
+        ResourceKind::Queue | ResourceKind::Topic => "roles/pubsub.publisher",
+    }
+}
+
+/// The function's grants on what it `uses`.
+pub(super) fn uses(cx: &mut Cx, f: &FunctionNode) {
+    let member = out(kinds::SERVICE_ACCOUNT, &f.name, "member");
+    let from = f.id.clone();
+    let grants: Vec<(String, Access)> = cx
+        .graph
+        .edges
+        .iter()
+        .filter(|e| e.from == from)
+        .filter_map(|e| match &e.link {
+            Link::Uses { access } => {
+                Some((e.to.trim_start_matches("resource:").to_string(), *access))
+            }
+            Link::Trigger { .. } => None,
+        })
+        .collect();
+    // Firestore grants are per project: one binding per role, whatever the number of tables.
+    let mut datastore: Option<&'static str> = None;
+    for (name, access) in grants {
+        let Some(r) = cx.graph.resources.get(&name) else {
+            continue;
+        };
+        let role = role(r.kind, access);
+        let key = format!("{}/uses/{name}", f.name);
+        match r.kind {
+            ResourceKind::Table => {
+                datastore = match datastore {
+                    Some("roles/datastore.user") => Some("roles/datastore.user"),
+                    _ => Some(role),
+                };
+            }
+            ResourceKind::Queue | ResourceKind::Topic => {
+                let props = json!({
+                    "topic": out(kinds::TOPIC, &name, "name"),
+                    "role": role,
+                    "member": member.clone(),
+                });
+                cx.push(kinds::TOPIC_IAM_MEMBER, &key, None, props);
+            }
+            ResourceKind::Bucket => {
+                let props = json!({
+                    "bucket": out(kinds::BUCKET, &name, "name"),
+                    "role": role,
+                    "member": member.clone(),
+                });
+                cx.push(kinds::BUCKET_IAM_MEMBER, &key, None, props);
+            }
+        }
+    }
+    if let Some(role) = datastore {
+        let props = json!({
+            "project": cx.project(),
+            "role": role,
+            "member": member,
+            "condition": database_condition(cx),
+        });
+        cx.push(
+            kinds::PROJECT_IAM_MEMBER,
+            &format!("{}/firestore", f.name),
+            None,
+            props,
+        );
+    }
+}
+
+/// The IAM condition that limits a Firestore grant to the app's database.
+fn database_condition(cx: &Cx) -> Value {
+    json!({
+        "title": "nimbus-firestore-database",
+        "description": "Only the Firestore database the app's collections live in",
+        "expression": format!("resource.name == \"{}\"", cx.database_path()),
+    })
+}
