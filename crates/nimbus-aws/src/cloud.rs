@@ -486,15 +486,6 @@ impl Aws {
     }
 }
 
-fn engine_report(state: Option<&State>, plan: &Plan) -> Report {
-    Report {
-        summary: plan.summary,
-        outputs: state.map(State::outputs).unwrap_or_default(),
-        serial: state.map_or(0, |s| s.serial),
-        ..Report::default()
-    }
-}
-
 fn millis(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -524,16 +515,7 @@ impl Cloud for Aws {
             .await?;
         let uploads = self.upload(target, &settings).await?;
         let engine = self.engine(target.graph, how)?;
-        let started = std::time::Instant::now();
-        let plan = engine.plan(&desired, how.refresh).await?;
-        let report = if !plan.has_changes() && engine.lock_info().await?.is_none() {
-            let state = engine.state().await?;
-            let mut report = engine_report(state.as_ref(), &plan);
-            report.elapsed = started.elapsed();
-            report
-        } else {
-            engine.apply(&desired).await?
-        };
+        let report = engine.apply_if_changed(&desired).await?;
         let state = engine.state().await?;
         Ok(Deployed {
             report,

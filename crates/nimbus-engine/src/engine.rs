@@ -205,6 +205,26 @@ impl<B: Backend, D: Driver> Engine<B, D> {
         }
     }
 
+    /// [`apply`](Self::apply), unless a read-only plan finds nothing to do and no run holds the
+    /// lock: then it returns at once, without taking the lock or writing anything, so an
+    /// unchanged redeploy makes no write call at all. With [`Options::refresh`], the plan reads
+    /// the cloud first, so drift still leads to an apply.
+    pub async fn apply_if_changed(&self, desired: &[NativeResource]) -> Result<Report, Error> {
+        let started = Instant::now();
+        let plan = self.plan(desired, self.options.refresh).await?;
+        if plan.has_changes() || self.lock_info().await?.is_some() {
+            return self.apply(desired).await;
+        }
+        let state = self.state().await?;
+        Ok(Report {
+            summary: plan.summary,
+            outputs: state.as_ref().map(State::outputs).unwrap_or_default(),
+            serial: state.map_or(0, |s| s.serial),
+            elapsed: started.elapsed(),
+            ..Report::default()
+        })
+    }
+
     /// Deletes every recorded resource, dependents first, under the lock. Resources with
     /// `retain_data` that still hold data (as the driver's `holds_data` says) are kept with
     /// what they depend on, and reported, unless `force`.

@@ -191,7 +191,7 @@ impl Cloud for Gcp {
         options.allow_data_loss = how.force;
         options.refresh = how.refresh;
         engine = engine.with_options(options);
-        let report = engine.apply(&desired).await?;
+        let report = engine.apply_if_changed(&desired).await?;
         let info = self.info(target.graph).await?;
         Ok(Deployed {
             report,

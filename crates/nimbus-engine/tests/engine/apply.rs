@@ -181,6 +181,51 @@ async fn an_unchanged_redeploy_makes_zero_write_calls() {
     assert_eq!(cloud.writes(), writes);
 }
 
+#[tokio::test]
+async fn apply_if_changed_writes_nothing_when_nothing_changed() {
+    let fixture = Fixture::memory();
+    let cloud = FakeCloud::new();
+    let desired = app();
+    let report = fixture
+        .engine(&cloud)
+        .apply_if_changed(&desired)
+        .await
+        .unwrap();
+    assert_eq!(report.summary.create, desired.len());
+    let (cloud_writes, store_writes) = (cloud.writes(), fixture.store_writes());
+    // Unchanged: neither the cloud nor the store (state, lock) is written.
+    let report = fixture
+        .engine(&cloud)
+        .apply_if_changed(&desired)
+        .await
+        .unwrap();
+    assert_eq!(report.summary.same, desired.len());
+    assert!(!report.outputs.is_empty());
+    assert_eq!(cloud.writes(), cloud_writes);
+    assert_eq!(fixture.store_writes(), store_writes);
+    // Changed: applied under the lock, as `apply` does.
+    let mut changed = desired.clone();
+    changed[0].properties["extra"] = json!(1);
+    let report = fixture
+        .engine(&cloud)
+        .apply_if_changed(&changed)
+        .await
+        .unwrap();
+    assert_eq!(report.summary.update, 1);
+    assert!(fixture.store_writes() > store_writes);
+    // A lock held by someone else is never skipped over: the apply reports it.
+    let held = nimbus_engine::LockInfo::new("shop/dev", "apply", &Default::default());
+    nimbus_engine::Backend::try_lock(&fixture.backend(), &held)
+        .await
+        .unwrap();
+    let err = fixture
+        .engine(&cloud)
+        .apply_if_changed(&changed)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, nimbus_engine::Error::Locked { .. }), "{err}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failure_half_way_keeps_a_consistent_state_and_a_rerun_converges() {
     let fixture = Fixture::memory();

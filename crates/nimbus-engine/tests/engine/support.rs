@@ -396,6 +396,8 @@ impl Driver for FakeCloud {
 pub struct SlowStore {
     pub inner: InMemoryObjectStore,
     pub latency: Mutex<Duration>,
+    /// Puts and deletes so far.
+    pub writes: std::sync::atomic::AtomicU64,
 }
 
 impl SlowStore {
@@ -419,10 +421,14 @@ impl ObjectStore for SlowStore {
         condition: Condition,
     ) -> Result<VersionToken, StoreError> {
         self.pause().await;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.put(key, bytes, condition).await
     }
     async fn delete(&self, key: &str, condition: Condition) -> Result<(), StoreError> {
         self.pause().await;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.delete(key, condition).await
     }
 }
@@ -533,6 +539,14 @@ impl Fixture {
                 };
                 block(store.put(key, bytes.to_vec(), condition)).unwrap();
             }
+        }
+    }
+
+    /// Puts and deletes the store has seen (in-memory store only).
+    pub fn store_writes(&self) -> u64 {
+        match self {
+            Fixture::Memory(store) => store.writes.load(std::sync::atomic::Ordering::Relaxed),
+            Fixture::Local(_) => panic!("only the in-memory store counts writes"),
         }
     }
 
