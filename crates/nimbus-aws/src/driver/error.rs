@@ -125,9 +125,10 @@ impl CallError {
 
 impl From<CallError> for DriverError {
     fn from(e: CallError) -> Self {
-        let message = match &e.code {
-            Some(code) => format!("{}: {code}: {}", e.operation, e.message),
-            None => format!("{}: {}", e.operation, e.message),
+        let message = match (&e.code, e.status) {
+            (Some(code), _) => format!("{}: {code}: {}", e.operation, e.message),
+            (None, Some(status)) => format!("{}: HTTP {status}: {}", e.operation, e.message),
+            (None, None) => format!("{}: {}", e.operation, e.message),
         };
         DriverError {
             message,
