@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod azurite;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -130,4 +132,56 @@ pub fn venv_tool(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The shop (without `audit-orders`) copied into a temporary directory and really built for
+/// Azure with `nimbus_package::build` (dependencies cached under `target/nimbus-azure-test-cache`).
+pub struct BuiltShop {
+    /// The project directory (dropped with the value).
+    pub dir: tempfile::TempDir,
+    /// Its graph.
+    pub graph: AppGraph,
+    /// `build.json`.
+    pub build: BuildManifest,
+    /// Where the zips are.
+    pub out: PathBuf,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if [".nimbus", "node_modules", "__pycache__"].contains(&name.to_str().unwrap_or("")) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// See [`BuiltShop`].
+pub fn build_shop() -> BuiltShop {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("examples/shop"), dir.path());
+    std::fs::write(dir.path().join("nimbus.yaml"), shop_yaml()).unwrap();
+    let graph = graph_in(&shop_yaml(), Some(dir.path()));
+    let mut options = nimbus_package::BuildOptions::conventional(
+        dir.path(),
+        nimbus_provider::ProviderId::Azure,
+        &graph.stage,
+    );
+    options.cache_dir = repo().join("target/nimbus-azure-test-cache");
+    let report =
+        nimbus_package::build(&graph, &options, &|_| {}).unwrap_or_else(|e| panic!("build: {e}"));
+    BuiltShop {
+        out: options.out_dir.clone(),
+        dir,
+        graph,
+        build: report.manifest,
+    }
 }
