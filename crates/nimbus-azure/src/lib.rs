@@ -21,6 +21,8 @@ mod error;
 pub mod names;
 pub mod package;
 pub mod roles;
+pub mod sas;
+pub mod storage;
 pub mod template;
 
 pub use apps::{App, AzureSettings, apps};
