@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod apps;
+pub mod arm;
 pub mod credential;
 pub mod entry;
 pub mod env;
