@@ -39,13 +39,16 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl Credential {
-    /// The first source of the chain that is configured (see the module docs).
+    /// The first source of the chain that the process environment configures (see the module
+    /// docs).
     pub fn from_env() -> Result<Credential, AzureError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// [`Credential::from_env`] with variables from `lookup`.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Credential, AzureError> {
+        let env = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let failed = |what: &str, e: azure_core::Error| AzureError::Credential {
             message: format!("{what}: {e}"),
         };
@@ -67,7 +70,11 @@ impl Credential {
             .map_err(|e| failed("service principal (AZURE_CLIENT_SECRET)", e))?;
             return Ok(Credential::Identity(c, "service principal", cache));
         }
-        if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        if let (Some(_), Some(_), Some(_)) = (
+            env("AZURE_TENANT_ID"),
+            env("AZURE_CLIENT_ID"),
+            env("AZURE_FEDERATED_TOKEN_FILE"),
+        ) {
             let c = azure_identity::WorkloadIdentityCredential::new(None)
                 .map_err(|e| failed("workload identity (AZURE_FEDERATED_TOKEN_FILE)", e))?;
             return Ok(Credential::Identity(c, "workload identity", cache));

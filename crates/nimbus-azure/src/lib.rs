@@ -16,6 +16,7 @@
 
 pub mod apps;
 pub mod arm;
+mod cloud;
 pub mod credential;
 pub mod entry;
 pub mod env;
@@ -28,5 +29,6 @@ pub mod storage;
 pub mod template;
 
 pub use apps::{App, AzureSettings, apps};
+pub use cloud::{Azure, State, connect, connect_with};
 pub use error::AzureError;
 pub use template::template;

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod double;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
