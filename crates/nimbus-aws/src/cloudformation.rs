@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::AwsError;
 use crate::kinds;
-use crate::lower::{AwsSettings, lower_in};
+use crate::lower::{AwsSettings, Packages, lower_in};
 use crate::names::Scope;
 
 /// The parameter that names the bucket holding the packages.
@@ -63,7 +63,13 @@ pub fn template(
         artifact_bucket: String::new(),
         ..settings.clone()
     };
-    let resources = lower_in(graph, build, &conventional, &placeholder_scope())?;
+    let resources = lower_in(
+        graph,
+        build,
+        &conventional,
+        &placeholder_scope(),
+        Packages::Node,
+    )?;
     let doc = Converter::new(&resources).document(graph, settings);
     let mut text = serde_json::to_string_pretty(&doc).expect("a template serializes");
     text.push('\n');

@@ -1,8 +1,9 @@
-//! What can go wrong when lowering an app to AWS.
+//! What can go wrong with an app on AWS: lowering it, and deploying and running it.
 
 use thiserror::Error;
 
-/// An app that cannot be lowered to AWS as it is.
+/// What can go wrong on AWS: an app that cannot be lowered as it is, or a deploy, plan,
+/// remove or other command that failed.
 #[derive(Debug, Error)]
 pub enum AwsError {
     /// The graph or the build is for another provider.
@@ -102,6 +103,43 @@ pub enum AwsError {
         /// The estimated size.
         bytes: usize,
     },
+    /// The deploy engine stopped (a lock held, a failed resource, a state it will not
+    /// overwrite, …); its error says what and how to go on.
+    #[error(transparent)]
+    Engine(#[from] nimbus_engine::Error),
+    /// An AWS call outside the engine failed (the deployment bucket, a package upload, logs,
+    /// invoke).
+    #[error("{0}")]
+    Call(String),
+    /// No usable AWS configuration: credentials, region.
+    #[error("{message}")]
+    Config {
+        /// What is missing and how to provide it.
+        message: String,
+    },
+    /// A package file could not be read.
+    #[error("could not read the package `{path}`")]
+    Package {
+        /// The zip.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A function name that is not in the app.
+    #[error("no function `{function}` in the app; the functions are {known}")]
+    UnknownFunction {
+        /// The name given.
+        function: String,
+        /// The app's functions, listed.
+        known: String,
+    },
+}
+
+impl From<crate::driver::error::CallError> for AwsError {
+    fn from(e: crate::driver::error::CallError) -> Self {
+        AwsError::Call(nimbus_engine::DriverError::from(e).message)
+    }
 }
 
 /// Why a schedule cannot be used.

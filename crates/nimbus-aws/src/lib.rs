@@ -14,14 +14,21 @@
 
 #![deny(missing_docs)]
 
+pub mod clients;
+mod cloud;
 pub mod cloudformation;
+pub mod driver;
 pub mod env;
 mod error;
+pub mod events;
 pub mod kinds;
 mod lower;
 pub mod names;
+pub mod store;
 
+pub use cloud::{Aws, AwsEngine, STATE_PREFIX, connect};
 pub use cloudformation::template;
+pub use driver::{Artifacts, AwsDriver};
 pub use error::{AwsError, ScheduleProblem};
 pub use lower::{AwsSettings, LOG_RETENTION_DAYS, lower};
 

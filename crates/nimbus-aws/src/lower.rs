@@ -79,26 +79,49 @@ impl AwsSettings {
     }
 }
 
-/// Lowers `graph`, packaged as `build`, into the AWS objects that run it.
+/// Lowers `graph`, packaged as `build`, into the AWS objects that run it. The packages are in
+/// `settings.artifact_bucket` (the conventional deployment bucket when empty), which a deploy
+/// creates before the engine runs: it is not one of the resources.
 pub fn lower(
     graph: &AppGraph,
     build: &BuildManifest,
     settings: &AwsSettings,
 ) -> Result<Vec<NativeResource>, AwsError> {
-    lower_in(
-        graph,
-        build,
-        settings,
-        &Scope::new(&settings.region, &settings.account_id),
-    )
+    let scope = Scope::new(&settings.region, &settings.account_id);
+    let bucket = match settings.artifact_bucket.as_str() {
+        "" => names::deployment_bucket(&graph.service, &graph.stage, &scope)?,
+        name => name.to_string(),
+    };
+    lower_in(graph, build, settings, &scope, Packages::In(bucket))
 }
 
-/// [`lower`] with names and ARNs made in `scope` (the CloudFormation export passes placeholders).
+/// Where function code comes from.
+pub(crate) enum Packages {
+    /// A bucket of this name.
+    In(String),
+    /// The output `name` of an `aws.s3.deployment_bucket` node (the CloudFormation export makes
+    /// it a parameter).
+    Node,
+}
+
+impl Packages {
+    /// The value of a function's `Code.S3Bucket`.
+    pub fn bucket(&self) -> Value {
+        match self {
+            Packages::In(name) => json!(name),
+            Packages::Node => out(kinds::DEPLOYMENT_BUCKET, "deployment", "name"),
+        }
+    }
+}
+
+/// [`lower`] with names and ARNs made in `scope` (the CloudFormation export passes placeholders)
+/// and the packages where `packages` says.
 pub(crate) fn lower_in(
     graph: &AppGraph,
     build: &BuildManifest,
     settings: &AwsSettings,
     scope: &Scope,
+    packages: Packages,
 ) -> Result<Vec<NativeResource>, AwsError> {
     if graph.provider != "aws" {
         return Err(AwsError::WrongProvider {
@@ -112,8 +135,11 @@ pub(crate) fn lower_in(
             provider: build.provider.clone(),
         });
     }
-    let mut cx = Cx::new(graph, build, settings, scope.clone());
-    resources::deployment_bucket(&mut cx)?;
+    let node = matches!(packages, Packages::Node);
+    let mut cx = Cx::new(graph, build, settings, scope.clone(), packages);
+    if node {
+        resources::deployment_bucket(&mut cx)?;
+    }
     resources::all(&mut cx)?;
     for f in graph.functions.values() {
         function::function(&mut cx, f)?;
@@ -131,6 +157,8 @@ pub(crate) struct Cx<'a> {
     pub build: &'a BuildManifest,
     pub settings: &'a AwsSettings,
     pub scope: Scope,
+    /// Where function code comes from.
+    pub packages: Packages,
     /// Tags for every taggable object: the user's `providers.aws.tags`, then `nimbus:service`
     /// and `nimbus:stage`.
     pub tags: BTreeMap<String, String>,
@@ -143,6 +171,7 @@ impl<'a> Cx<'a> {
         build: &'a BuildManifest,
         settings: &'a AwsSettings,
         scope: Scope,
+        packages: Packages,
     ) -> Self {
         let mut tags: BTreeMap<String, String> = graph
             .settings
@@ -162,6 +191,7 @@ impl<'a> Cx<'a> {
             build,
             settings,
             scope,
+            packages,
             tags,
             out: Vec::new(),
         }

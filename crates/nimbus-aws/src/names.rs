@@ -208,6 +208,16 @@ fn scoped_bucket(base: &str, scope: &Scope) -> Result<String, AwsError> {
     Ok(name)
 }
 
+/// The key of a package in the deployment bucket: content-addressed, so equal zips share one
+/// object, an upload is skipped when the key exists, and a function's code (whose SHA-256
+/// Lambda reports) maps back to its key.
+pub fn package_key(prefix: &str, sha256: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => format!("{sha256}.zip"),
+        p => format!("{p}/{sha256}.zip"),
+    }
+}
+
 /// The name of a schedule trigger, as `_nimbus/function.json` gives it:
 /// `trigger:<function>/schedule/<index>` → `<function>-schedule-<index>`.
 pub fn schedule_trigger(trigger_id: &str) -> String {

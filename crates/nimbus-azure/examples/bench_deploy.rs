@@ -63,11 +63,17 @@ async fn main() {
             .await
             .unwrap();
         let t = Instant::now();
-        let d = azure.deploy(&target, false).await.unwrap();
+        let d = azure
+            .deploy(&target, nimbus_cloud::DeployOptions::default())
+            .await
+            .unwrap();
         fresh.push(t.elapsed());
         assert!(d.report.summary.create > 80);
         let t = Instant::now();
-        let d = azure.deploy(&target, false).await.unwrap();
+        let d = azure
+            .deploy(&target, nimbus_cloud::DeployOptions::default())
+            .await
+            .unwrap();
         unchanged.push(t.elapsed());
         assert_eq!(d.report.summary.changes(), 0);
     }

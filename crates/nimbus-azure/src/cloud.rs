@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use azure_core::http::Method;
 use nimbus_cloud::{
-    Cloud, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogLine, LogQuery, LogSink, Options,
-    Progress, ResourceInfo, Target, Upload,
+    Cloud, DeployOptions, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogLine, LogQuery,
+    LogSink, Options, Progress, ResourceInfo, Target, Upload,
 };
 use nimbus_engine::{
     Action, CallCounts, LockOptions, Plan, PropertyChange, Report, ResourcePlan, Retained, Summary,
@@ -707,6 +707,13 @@ fn summarize(before: &BTreeMap<String, String>, after: &[Planned], removed: usiz
 impl Cloud for Azure {
     type Error = AzureError;
 
+    fn engine_error(error: &AzureError) -> Option<&nimbus_engine::Error> {
+        match error {
+            AzureError::Engine(e) => Some(e),
+            _ => None,
+        }
+    }
+
     async fn plan(&self, target: &Target<'_>, _refresh: bool) -> Result<Plan, AzureError> {
         self.check(target.graph)?;
         let (doc, parameters) = self.template(target)?;
@@ -813,7 +820,13 @@ impl Cloud for Azure {
         })
     }
 
-    async fn deploy(&self, target: &Target<'_>, force: bool) -> Result<Deployed, AzureError> {
+    async fn deploy(
+        &self,
+        target: &Target<'_>,
+        how: DeployOptions,
+    ) -> Result<Deployed, AzureError> {
+        // ARM reads the cloud on every deployment, so `refresh` has nothing to add.
+        let force = how.force;
         self.check(target.graph)?;
         let started = Instant::now();
         let calls = self.calls();

@@ -19,6 +19,10 @@ use nimbus_cloud::{Cloud, Options, Progress, Target};
 use nimbus_engine::Action;
 use serde_json::Value;
 
+const FORCE: nimbus_cloud::DeployOptions = nimbus_cloud::DeployOptions {
+    force: true,
+    refresh: false,
+};
 const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
 
 /// Blobs of a container, as Azurite lists them (through azure-storage-blob, not nimbus).
@@ -101,7 +105,10 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     );
 
     // Deploy: resource group, deployment account, packages, the template.
-    let deployed = azure.deploy(&target, false).await.unwrap();
+    let deployed = azure
+        .deploy(&target, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap();
     assert_eq!(
         deployed.report.summary.create, total,
         "{:?}",
@@ -160,7 +167,10 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     );
 
     // An unchanged redeploy: no PUT, nothing uploaded, everything the same.
-    let again = azure.deploy(&target, false).await.unwrap();
+    let again = azure
+        .deploy(&target, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap();
     assert_eq!(
         deployment_puts(&double),
         1,
@@ -205,7 +215,10 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
             .any(|c| c.path.ends_with("instanceMemoryMB")),
         "{site:?}"
     );
-    let changed = azure.deploy(&target2, false).await.unwrap();
+    let changed = azure
+        .deploy(&target2, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap();
     assert!(
         changed.report.summary.update >= 1,
         "{:?}",
@@ -222,13 +235,16 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         graph: &fewer,
         ..target
     };
-    let err = azure.deploy(&target3, false).await.unwrap_err();
+    let err = azure
+        .deploy(&target3, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, AzureError::Engine(nimbus_engine::Error::WouldLoseData { resources, .. }) if resources.iter().any(|r| r.contains("/default/reports"))),
         "{err}"
     );
     assert_eq!(deployment_puts(&double), 2);
-    let forced = azure.deploy(&target3, true).await.unwrap();
+    let forced = azure.deploy(&target3, FORCE).await.unwrap();
     // The container, and nightly-report's role assignment on it.
     assert_eq!(
         forced.report.summary.delete, 2,
@@ -248,7 +264,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         ..target
     };
     double.fail_next_deployment("the plan's quota is exhausted");
-    let err = azure.deploy(&target4, true).await.unwrap_err();
+    let err = azure.deploy(&target4, FORCE).await.unwrap_err();
     assert!(
         err.to_string().contains("the plan's quota is exhausted"),
         "{err}"
@@ -271,13 +287,13 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     )
     .await
     .unwrap();
-    let err = azure.deploy(&target4, true).await.unwrap_err();
+    let err = azure.deploy(&target4, FORCE).await.unwrap_err();
     assert!(
         matches!(err, AzureError::Engine(nimbus_engine::Error::Locked { .. })),
         "{err}"
     );
     azure.unlock(&bigger, &held.info.id).await.unwrap();
-    let recovered = azure.deploy(&target4, true).await.unwrap();
+    let recovered = azure.deploy(&target4, FORCE).await.unwrap();
     assert!(recovered.info.deployed);
 
     // Remove: everything but the data account (and the state it needs) without force.

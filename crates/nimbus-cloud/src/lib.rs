@@ -117,6 +117,17 @@ pub struct Upload {
     pub skipped: bool,
 }
 
+/// How a deploy goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeployOptions {
+    /// Resources that hold data (tables, buckets) may be deleted or replaced; without it such a
+    /// deploy is refused before anything changes.
+    pub force: bool,
+    /// Read every deployed resource from the cloud first, so changes made outside nimbus
+    /// (drift) are put back.
+    pub refresh: bool,
+}
+
 /// The result of a deploy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deployed {
@@ -234,6 +245,11 @@ pub trait Cloud: Send + Sync {
     /// command can find [`nimbus_engine::Error`] in the chain and print its report.
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// The deploy engine's error inside `error`, if that is what it is, so the command can
+    /// print its report (what was done before a failure) and its hint. Providers that wrap
+    /// [`nimbus_engine::Error`] in a transparent variant return it from there.
+    fn engine_error(error: &Self::Error) -> Option<&nimbus_engine::Error>;
+
     /// What a deploy of `target` would change. With `refresh`, what the cloud really has is read
     /// first and differences are reported as drift. Read-only: writes nothing, takes no lock.
     fn plan(
@@ -242,13 +258,12 @@ pub trait Cloud: Send + Sync {
         refresh: bool,
     ) -> impl Future<Output = Result<Plan, Self::Error>> + Send;
 
-    /// Uploads the packages and makes the cloud match `target`, under the deployment's lock.
-    /// With `force`, resources that hold data (tables, buckets) may be deleted or replaced;
-    /// without it such a plan is refused before anything changes.
+    /// Uploads the packages and makes the cloud match `target`, under the deployment's lock
+    /// (see [`DeployOptions`] for `force` and `refresh`).
     fn deploy(
         &self,
         target: &Target<'_>,
-        force: bool,
+        how: DeployOptions,
     ) -> impl Future<Output = Result<Deployed, Self::Error>> + Send;
 
     /// Deletes everything deployed for the graph's service and stage. Tables and buckets that

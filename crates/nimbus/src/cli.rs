@@ -69,6 +69,16 @@ pub struct Global {
     /// Print more about what is happening (timings, resolved settings)
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
+
+    /// AWS: send every AWS API call to this URL (moto, LocalStack) instead of AWS
+    #[arg(
+        long,
+        global = true,
+        env = "NIMBUS_AWS_ENDPOINT_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,11 +107,23 @@ pub enum Command {
     )]
     Build(BuildArgs),
 
-    /// Deploy: build the packages and start (or update) the local runtime in the background
+    /// Deploy: build the packages, then update the cloud (or start the local runtime) to match
     #[command(
-        after_help = "Examples:\n  nimbus deploy                        # the local runtime (the default provider)\n  nimbus deploy -f examples/shop/nimbus.yaml --output json\n\nRedeploying replaces only changed functions; in-flight requests finish first.\nStop it with `nimbus remove`."
+        after_help = "Examples:\n  nimbus deploy                        # the local runtime (the default provider)\n  nimbus deploy -p aws -s prod         # AWS Lambda, through a plan and the deploy engine\n  nimbus deploy -p aws --output json   # endpoints and the report on stdout, for CI\n\nLocal: redeploying replaces only changed functions; in-flight requests finish first.\nClouds: only what changed is touched; an unchanged redeploy makes no write call. The state\nand a lock live in the deployment's own storage, so CI runners share them. A deploy that\nwould delete or replace a table or bucket holding data stops before changing anything,\nunless --force. Interrupted? Run it again: it continues from what was recorded."
     )]
     Deploy(DeployArgs),
+
+    /// Show what a deploy would change, without changing anything
+    #[command(
+        after_help = "Examples:\n  nimbus plan -p aws\n  nimbus plan -p aws --refresh                      # also read the cloud: report drift\n  nimbus plan -p aws --detailed-exitcode --output json  # for CI gates\n\nExit codes with --detailed-exitcode: 0 no changes, 1 error, 2 changes pending."
+    )]
+    Plan(PlanArgs),
+
+    /// Remove a lock left by a deploy that died (clouds)
+    #[command(
+        after_help = "Examples:\n  nimbus unlock -p aws 3f2a9c0e1b7d4a56\n\nThe id is in the error of the deploy that found the lock. Only remove a lock when\nno deploy of this service and stage is running."
+    )]
+    Unlock(UnlockArgs),
 
     /// Run the app in the local runtime in the foreground, reloading changed functions
     #[command(
@@ -109,9 +131,9 @@ pub enum Command {
     )]
     Dev(DevArgs),
 
-    /// Stop the local runtime and delete its data (tables, queues, buckets, logs)
+    /// Remove the deployed app: stop the local runtime, or delete its cloud resources
     #[command(
-        after_help = "Examples:\n  nimbus remove --yes\n  nimbus remove --keep-data   # stop it, keep tables, queues and buckets\n\nWithout a terminal, deleting data needs --yes."
+        after_help = "Examples:\n  nimbus remove --yes\n  nimbus remove --keep-data       # local: stop it, keep tables, queues and buckets\n  nimbus remove -p aws --yes      # clouds: tables and buckets holding data are kept\n  nimbus remove -p aws --yes --force   # ...and deleted too\n\nWithout a terminal, removing needs --yes."
     )]
     Remove(RemoveArgs),
 
@@ -180,9 +202,53 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// Gateway port (3000, or the next free one, when unset)
+    /// Local: gateway port (3000, or the next free one, when unset)
     #[arg(long)]
     pub port: Option<u16>,
+    /// Clouds: allow deleting or replacing tables and buckets that hold data
+    #[arg(long)]
+    pub force: bool,
+    /// Clouds: read every deployed resource first and put back changes made outside nimbus
+    #[arg(long)]
+    pub refresh: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// How a cloud deploy or remove runs.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Clouds: wait this long for a lock another run holds (`30s`, `5m`; 0 fails at once)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
+    /// Clouds: most cloud operations in flight at once
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+/// A duration as the manifest writes them: `500ms`, `30s`, `5m`, `2h` (or `0`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim_end_matches(['s', 'm', 'h']) == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let d: nimbus_manifest::Duration = text.parse()?;
+    Ok(std::time::Duration::from_millis(d.as_millis()))
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Read every deployed resource from the cloud first and report drift
+    #[arg(long)]
+    pub refresh: bool,
+    /// Exit 2 when there are changes, 0 when there are none (1 stays an error)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The lock's id, as the error that found it printed
+    pub lock_id: String,
 }
 
 #[derive(Debug, Args)]
@@ -194,12 +260,17 @@ pub struct DevArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
-    /// Stop the runtime but keep its tables, queues, buckets and logs
+    /// Local: stop the runtime but keep its tables, queues, buckets and logs
     #[arg(long)]
     pub keep_data: bool,
-    /// Do not ask before deleting data
+    /// Do not ask before deleting
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Clouds: also delete tables and buckets that hold data
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]

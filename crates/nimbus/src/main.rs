@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Reported) => ExitCode::from(1),
+        Err(Failure::Changes) => ExitCode::from(2),
         Err(Failure::Internal(e)) => {
             out.error(&e.context("internal error (please report it with the command you ran)"));
             ExitCode::from(2)

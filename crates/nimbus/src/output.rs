@@ -16,6 +16,8 @@ pub enum Failure {
     Reported,
     /// A bug or an environment failure (exit 2).
     Internal(anyhow::Error),
+    /// `plan --detailed-exitcode` found changes (exit 2, as Terraform does); not an error.
+    Changes,
 }
 
 impl Failure {

@@ -134,6 +134,9 @@ fn schedule(
                 "resources": ["<aws.scheduler.schedule-arn>"],
                 "detail": {},
             },
+            // EventBridge Scheduler's own defaults, written out so that what is deployed is
+            // what the state records: retry for a day, up to 185 times.
+            "RetryPolicy": { "MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185 },
         },
     });
     let schedule = cx.push(kinds::SCHEDULE, key, Some(name), props);

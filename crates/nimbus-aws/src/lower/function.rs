@@ -56,10 +56,7 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), AwsError> {
     });
     let policy_id = cx.push(kinds::ROLE_POLICY, &f.name, None, policy_props);
 
-    let key = match cx.settings.artifact_prefix.trim_matches('/') {
-        "" => format!("{}/{}.zip", f.name, artifact.sha256),
-        prefix => format!("{prefix}/{}/{}.zip", f.name, artifact.sha256),
-    };
+    let key = names::package_key(&cx.settings.artifact_prefix, &artifact.sha256);
     let variables = environment(cx, f)?;
     let description = f
         .description
@@ -72,7 +69,7 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), AwsError> {
         "Handler": crate::HANDLER,
         "Role": out(kinds::ROLE, &f.name, "arn"),
         "Code": {
-            "S3Bucket": out(kinds::DEPLOYMENT_BUCKET, "deployment", "name"),
+            "S3Bucket": cx.packages.bucket(),
             "S3Key": key,
         },
         "PackageType": "Zip",

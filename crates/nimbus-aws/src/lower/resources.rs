@@ -4,7 +4,8 @@
 //!   `NEW_AND_OLD_IMAGES` stream when a function has a `table` trigger on it; point-in-time
 //!   recovery on (tables hold the app's data, and are kept when the app is removed).
 //! - queue: SQS with SQS-managed encryption, the visibility timeout and retention of the
-//!   manifest; with `dead_letter`, a second queue `…-dlq` (14 days of retention) and a redrive
+//!   manifest; with `dead_letter`, a second queue `…-dlq` (14 days of retention, the same
+//!   visibility timeout) and a redrive
 //!   policy with `maxReceiveCount`.
 //! - topic: SNS encrypted with the AWS-managed key `alias/aws/sns` (its key policy lets SNS use
 //!   it for every principal of the account, so publishers need no KMS grant).
@@ -23,13 +24,10 @@ use crate::names;
 /// Retention of dead-lettered messages: the SQS maximum, 14 days.
 const DLQ_RETENTION_S: u64 = 1_209_600;
 
-/// The bucket the packages are uploaded to.
+/// The node the CloudFormation export turns into its artifact-bucket parameter (a deploy
+/// bootstraps the bucket itself, before the engine runs, since it also holds the state).
 pub(super) fn deployment_bucket(cx: &mut Cx) -> Result<(), AwsError> {
-    let name = if cx.settings.artifact_bucket.is_empty() {
-        names::deployment_bucket(cx.service(), cx.stage(), &cx.scope)?
-    } else {
-        cx.settings.artifact_bucket.clone()
-    };
+    let name = names::deployment_bucket(cx.service(), cx.stage(), &cx.scope)?;
     let props = bucket_properties(cx, &name, false);
     cx.push(kinds::DEPLOYMENT_BUCKET, "deployment", Some(name), props);
     Ok(())
@@ -118,6 +116,7 @@ fn queue(cx: &mut Cx, r: &ResourceNode) {
         let props = json!({
             "QueueName": dlq_name,
             "Attributes": {
+                "VisibilityTimeout": seconds(*visibility_timeout_ms).to_string(),
                 "MessageRetentionPeriod": DLQ_RETENTION_S.to_string(),
                 "SqsManagedSseEnabled": "true",
             },

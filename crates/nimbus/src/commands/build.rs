@@ -11,13 +11,17 @@ use nimbus_provider::ProviderId;
 use crate::cli::{BuildArgs, Global};
 use crate::output::{Failure, Out};
 
-pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> {
-    let compiled = super::compile(global, out)?;
-    let provider = super::provider(global)?;
+/// Builds every function's package for `provider`, printing progress on stderr (unless
+/// `--output json`); returns the report and the folder the packages are in.
+pub fn package(
+    compiled: &nimbus_provider::Compiled,
+    provider: ProviderId,
+    force: bool,
+    out: &Out,
+) -> Result<(nimbus_package::BuildReport, PathBuf), Failure> {
     let mut options =
         BuildOptions::conventional(&compiled.loaded.dir, provider, &compiled.graph.stage);
-    options.force = args.force;
-    let started = Instant::now();
+    options.force = force;
     let quiet = out.json;
     let report = nimbus_package::build(&compiled.graph, &options, &|event| {
         if quiet {
@@ -40,6 +44,14 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
         }
     })
     .map_err(|e| Failure::User(e.into()))?;
+    Ok((report, options.out_dir))
+}
+
+pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> {
+    let compiled = super::compile(global, out)?;
+    let provider = super::provider(global)?;
+    let started = Instant::now();
+    let (report, _) = package(&compiled, provider, args.force, out)?;
     let template = match provider {
         ProviderId::Aws => Some(write_aws_template(
             &compiled.graph,
@@ -165,7 +177,7 @@ fn build_key(build: &BuildManifest) -> String {
         .join("")
 }
 
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),

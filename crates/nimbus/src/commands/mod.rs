@@ -1,6 +1,8 @@
 //! One module per command, and the compile step they share.
 
 mod build;
+mod cloud;
+mod event;
 mod graph;
 mod init;
 mod local;
@@ -23,16 +25,35 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Init(args) => init::run(&args, out),
         Command::Validate => validate::run(&cli.global, out),
         Command::Build(args) => build::run(&cli.global, &args, out),
-        Command::Deploy(args) => local::deploy(&cli.global, &args, out),
+        Command::Deploy(args) if is_local(&cli.global)? => local::deploy(&cli.global, &args, out),
+        Command::Deploy(args) => cloud::run(&cli.global, cloud::Op::Deploy(&args), out),
+        Command::Plan(_) if is_local(&cli.global)? => Err(Failure::user(
+            "`nimbus plan` is for the clouds (`-p aws`, `-p gcp`, `-p azure`)\n  hint: `nimbus deploy` replaces only the changed functions of the local runtime; `nimbus graph` shows what the app is",
+        )),
+        Command::Plan(args) => cloud::run(&cli.global, cloud::Op::Plan(&args), out),
+        Command::Unlock(args) if is_local(&cli.global)? => Err(Failure::user(format!(
+            "the local runtime takes no deploy lock; `nimbus unlock {}` is for the clouds (`-p aws`, ...)",
+            args.lock_id
+        ))),
+        Command::Unlock(args) => cloud::run(&cli.global, cloud::Op::Unlock(&args.lock_id), out),
         Command::Dev(args) => local::dev(&cli.global, &args, out),
-        Command::Remove(args) => local::remove(&cli.global, &args, out),
-        Command::Info => local::info(&cli.global, out),
-        Command::Invoke(args) => local::invoke(&cli.global, &args, out),
-        Command::Logs(args) => local::logs(&cli.global, &args, out),
+        Command::Remove(args) if is_local(&cli.global)? => local::remove(&cli.global, &args, out),
+        Command::Remove(args) => cloud::run(&cli.global, cloud::Op::Remove(&args), out),
+        Command::Info if is_local(&cli.global)? => local::info(&cli.global, out),
+        Command::Info => cloud::run(&cli.global, cloud::Op::Info, out),
+        Command::Invoke(args) if is_local(&cli.global)? => local::invoke(&cli.global, &args, out),
+        Command::Invoke(args) => cloud::run(&cli.global, cloud::Op::Invoke(&args), out),
+        Command::Logs(args) if is_local(&cli.global)? => local::logs(&cli.global, &args, out),
+        Command::Logs(args) => cloud::run(&cli.global, cloud::Op::Logs(&args), out),
         Command::Runtime(args) => local::runtime(&args),
         Command::Graph(args) => graph::run(&cli.global, &args, out),
         Command::Schema => schema::run(),
     }
+}
+
+/// Whether `-p` names the local runtime.
+fn is_local(global: &Global) -> Result<bool, Failure> {
+    Ok(provider(global)? == ProviderId::Local)
 }
 
 /// The provider named by `-p`, or a user error.

@@ -52,7 +52,7 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
             let started = Instant::now();
             let (global_file, stage, provider, out_json) = (global.file.clone(), global.stage.clone(), global.provider.clone(), out.json);
             let rebuilt = tokio::task::spawn_blocking(move || {
-                let global = crate::cli::Global { file: global_file, provider, stage, output: if out_json { crate::cli::OutputFormat::Json } else { crate::cli::OutputFormat::Human }, no_color: true, verbose: false };
+                let global = crate::cli::Global { file: global_file, provider, stage, output: if out_json { crate::cli::OutputFormat::Json } else { crate::cli::OutputFormat::Human }, no_color: true, verbose: false, endpoint_url: None };
                 let out = Out { color: false, json: true, verbose: false };
                 let compiled = compile_local(&global, &out)?;
                 build(&compiled, &out)

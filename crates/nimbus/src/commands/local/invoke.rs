@@ -2,50 +2,15 @@
 
 use std::time::Duration;
 
-use nimbus_graph::TriggerSpec;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{admin, compile_local, running};
-use crate::cli::{EventType, Global, InvokeArgs};
+use crate::cli::{Global, InvokeArgs};
 use crate::output::{Failure, Out};
 
 pub fn invoke(global: &Global, args: &InvokeArgs, out: &Out) -> Result<(), Failure> {
     let compiled = compile_local(global, out)?;
-    let Some(function) = compiled.graph.functions.get(&args.function) else {
-        let names: Vec<&String> = compiled.graph.functions.keys().collect();
-        return Err(Failure::user(format!(
-            "no function `{}` in {}\n  hint: the functions are {}",
-            args.function,
-            global.file.display(),
-            names
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let data = match &args.data {
-        None => None,
-        Some(text) => {
-            let (source, text) = match text.strip_prefix('@') {
-                Some(path) => (
-                    path.to_string(),
-                    std::fs::read_to_string(path).map_err(|e| {
-                        Failure::User(anyhow::Error::new(e).context(format!("reading `{path}`")))
-                    })?,
-                ),
-                None => ("--data".to_string(), text.clone()),
-            };
-            Some(serde_json::from_str::<Value>(&text).map_err(|e| {
-                Failure::user(format!("{source} is not valid JSON: {e} (line {}, column {})\n  hint: quote the JSON in single quotes: --data '{{\"key\": \"value\"}}'", e.line(), e.column()))
-            })?)
-        }
-    };
-    let event = event(
-        function.triggers.first().map(|t| &t.spec),
-        args.event_type,
-        data,
-    );
+    let (function, event) = super::super::event::for_invoke(&compiled.graph, args, global)?;
     let info = running(&compiled)?;
     let timeout = Duration::from_millis(function.timeout_ms + 30_000);
     let reply = admin(
@@ -84,103 +49,4 @@ pub fn invoke(global: &Global, args: &InvokeArgs, out: &Out) -> Result<(), Failu
         )));
     }
     Ok(())
-}
-
-/// The neutral event for `data` as the given (or the function's first) trigger.
-fn event(trigger: Option<&TriggerSpec>, wanted: Option<EventType>, data: Option<Value>) -> Value {
-    if let Some(d) = &data
-        && d.get("type").and_then(Value::as_str).is_some()
-    {
-        return d.clone();
-    }
-    let kind = wanted.unwrap_or(match trigger {
-        Some(TriggerSpec::Http { .. }) | None => EventType::Http,
-        Some(TriggerSpec::Schedule { .. }) => EventType::Schedule,
-        Some(TriggerSpec::Queue { .. }) => EventType::Queue,
-        Some(TriggerSpec::Topic { .. }) => EventType::Topic,
-        Some(TriggerSpec::Bucket { .. }) => EventType::Bucket,
-        Some(TriggerSpec::Table { .. }) => EventType::Table,
-    });
-    let source = trigger
-        .and_then(|t| t.resource())
-        .unwrap_or("manual")
-        .to_string();
-    let body_text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    match kind {
-        EventType::Http => {
-            let (method, route) = match trigger {
-                Some(TriggerSpec::Http { method, path, .. }) => (
-                    if method.to_string() == "ANY" {
-                        "POST".to_string()
-                    } else {
-                        method.to_string()
-                    },
-                    path.clone(),
-                ),
-                _ => ("POST".to_string(), "/".to_string()),
-            };
-            // Path parameters are filled from the data's fields of the same name.
-            let mut params = serde_json::Map::new();
-            let path = route
-                .split('/')
-                .map(
-                    |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                        Some(name) => {
-                            let name = name.trim_end_matches('+');
-                            let value = data
-                                .as_ref()
-                                .and_then(|d| d.get(name))
-                                .map(body_text)
-                                .unwrap_or_default();
-                            params.insert(name.to_string(), json!(value));
-                            value
-                        }
-                        None => seg.to_string(),
-                    },
-                )
-                .collect::<Vec<_>>()
-                .join("/");
-            let body = if method == "GET" || method == "HEAD" {
-                Value::Null
-            } else {
-                data.as_ref()
-                    .map(|d| json!(body_text(d)))
-                    .unwrap_or(Value::Null)
-            };
-            json!({ "type": "http", "method": method, "path": path, "route": route, "path_params": params, "query": {}, "headers": { "content-type": "application/json" }, "body": body, "is_base64": false, "source_ip": "127.0.0.1" })
-        }
-        EventType::Queue | EventType::Topic => {
-            let items = match data {
-                Some(Value::Array(items)) => items,
-                Some(other) => vec![other],
-                None => vec![json!("")],
-            };
-            let messages: Vec<Value> = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let mut m = json!({ "id": format!("manual-{i}"), "body": body_text(item), "attributes": {} });
-                    if kind == EventType::Queue {
-                        m["receive_count"] = json!(1);
-                    }
-                    m
-                })
-                .collect();
-            json!({ "type": if kind == EventType::Queue { "queue" } else { "topic" }, "source": source, "messages": messages })
-        }
-        EventType::Schedule => {
-            json!({ "type": "schedule", "name": "manual", "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) })
-        }
-        EventType::Bucket => {
-            let d = data.unwrap_or(json!({}));
-            json!({ "type": "bucket", "bucket": source, "key": d.get("key").cloned().unwrap_or(json!("")), "size": d.get("size").cloned().unwrap_or(Value::Null), "action": d.get("action").cloned().unwrap_or(json!("created")) })
-        }
-        EventType::Table => {
-            let d = data.unwrap_or(json!({}));
-            json!({ "type": "table", "table": source, "action": d.get("action").cloned().unwrap_or(json!("insert")), "key": d.get("key").cloned().unwrap_or(json!({})), "old": d.get("old").cloned().unwrap_or(Value::Null), "new": d.get("new").cloned().unwrap_or(Value::Null) })
-        }
-    }
 }

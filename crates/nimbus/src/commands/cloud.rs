@@ -1,0 +1,440 @@
+//! The commands for the clouds (`-p aws|gcp|azure`): `deploy`, `plan`, `remove`, `info`,
+//! `logs`, `invoke`, `unlock`, the same for every cloud through [`nimbus_cloud::Cloud`].
+//!
+//! Each command compiles the manifest, builds the packages when the command needs them
+//! (`deploy`, `plan`), connects to the provider named by `-p`, runs, and prints: data on stdout
+//! (the plan, endpoints, `--output json`), progress and everything else on stderr.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nimbus_cloud::{Cloud, Info, LogLine, LogQuery, Options, Progress, Target};
+use nimbus_engine::{Action, Event};
+use nimbus_provider::{Compiled, ProviderId};
+use serde_json::json;
+
+use crate::cli::{DeployArgs, EngineArgs, Global, InvokeArgs, LogsArgs, PlanArgs, RemoveArgs};
+use crate::output::{Failure, Out};
+
+/// One cloud command with its arguments.
+pub enum Op<'a> {
+    Deploy(&'a DeployArgs),
+    Plan(&'a PlanArgs),
+    Remove(&'a RemoveArgs),
+    Info,
+    Logs(&'a LogsArgs),
+    Invoke(&'a InvokeArgs),
+    Unlock(&'a str),
+}
+
+impl Op<'_> {
+    fn engine_args(&self) -> Option<&EngineArgs> {
+        match self {
+            Op::Deploy(a) => Some(&a.engine),
+            Op::Remove(a) => Some(&a.engine),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `op` against the cloud named by `-p`.
+pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
+    let provider = super::provider(global)?;
+    let compiled = super::compile(global, out)?;
+    if let Op::Remove(args) = &op {
+        confirm_remove(&compiled, provider, args)?;
+    }
+    let packages = match &op {
+        Op::Deploy(_) | Op::Plan(_) => {
+            Some(super::build::package(&compiled, provider, false, out)?)
+        }
+        _ => None,
+    };
+    let options = options(op.engine_args(), out);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(e.into()))?;
+    let target = packages.as_ref().map(|(report, dir)| Target {
+        graph: &compiled.graph,
+        build: &report.manifest,
+        build_dir: dir,
+    });
+    runtime.block_on(async {
+        match provider {
+            ProviderId::Aws => {
+                let aws = nimbus_aws::connect(&compiled.graph, options, global.endpoint_url.clone())
+                    .await
+                    .map_err(failure::<nimbus_aws::Aws>)?;
+                execute(&aws, &compiled, target.as_ref(), &op, global, out).await
+            }
+            ProviderId::Azure => {
+                let azure = nimbus_azure::connect(&compiled.graph, options)
+                    .await
+                    .map_err(failure::<nimbus_azure::Azure>)?;
+                execute(&azure, &compiled, target.as_ref(), &op, global, out).await
+            }
+            ProviderId::Gcp => Err(Failure::user(format!(
+                "deploying to `{provider}` is not available in this version; `nimbus build -p {provider}` writes its packages and infrastructure code"
+            ))),
+            ProviderId::Local => Err(Failure::Internal(anyhow::anyhow!(
+                "the local provider has its own commands"
+            ))),
+        }
+    })
+}
+
+/// The provider options: parallelism, lock timeout, and progress printed on stderr.
+fn options(engine: Option<&EngineArgs>, out: &Out) -> Options {
+    let mut options = Options::default();
+    if let Some(e) = engine {
+        options.parallelism = usize::from(e.parallelism);
+        options.lock_timeout = e.lock_timeout.unwrap_or_default();
+    }
+    let color = out.color;
+    options.progress = Some(Arc::new(move |p: &Progress| print_progress(p, color)));
+    options
+}
+
+fn print_progress(p: &Progress, color: bool) {
+    let paint = |code: &str, text: &str| match color {
+        true => format!("\x1b[{code}m{text}\x1b[0m"),
+        false => text.to_string(),
+    };
+    match p {
+        Progress::Upload(u) if u.skipped => {
+            eprintln!("  present   {:<24} {}", u.function, u.location)
+        }
+        Progress::Upload(u) => eprintln!(
+            "  uploaded  {:<24} {:>10}  {}",
+            u.function,
+            super::build::human_bytes(u.bytes),
+            u.location
+        ),
+        Progress::Resource(Event::Done {
+            id,
+            action,
+            elapsed,
+        }) => {
+            let (code, word) = match action {
+                Action::Create => ("32", "created"),
+                Action::Update => ("33", "updated"),
+                Action::Replace => ("35", "replaced"),
+                Action::Delete => ("31", "deleted"),
+                Action::Same => ("0", "same"),
+            };
+            eprintln!(
+                "  {}  {id}  ({:.1?})",
+                paint(code, &format!("{word:<8}")),
+                elapsed
+            )
+        }
+        Progress::Resource(Event::Failed {
+            id,
+            action,
+            message,
+            ..
+        }) => eprintln!(
+            "  {}  {id} ({action}): {message}",
+            paint("1;31", "FAILED  ")
+        ),
+        Progress::Resource(Event::Retrying {
+            id,
+            attempt,
+            delay,
+            message,
+            ..
+        }) => eprintln!(
+            "  retry     {id}: attempt {attempt} failed ({message}); again in {delay:.1?}"
+        ),
+        Progress::Resource(Event::Started { .. } | Event::Finished { .. }) => {}
+        Progress::Waiting {
+            what,
+            status,
+            elapsed,
+        } => eprintln!("  waiting   {what}: {status} ({:.0?})", elapsed),
+        Progress::Note { message } => eprintln!("  note      {message}"),
+    }
+}
+
+/// A provider error as a user failure: its message, its causes, and the engine's hint and
+/// report when it is the engine that stopped.
+fn failure<C: Cloud>(e: C::Error) -> Failure {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    if let Some(engine) = C::engine_error(&e) {
+        if let nimbus_engine::Error::Failed { report, .. } = engine {
+            let s = report.summary;
+            text.push_str(&format!(
+                "\n  done before stopping: {} created, {} updated, {} replaced, {} deleted (all recorded in the state)",
+                s.create, s.update, s.replace, s.delete
+            ));
+        }
+        if let Some(hint) = engine.hint() {
+            text.push_str(&format!("\n  hint: {hint}"));
+        }
+    }
+    Failure::user(text)
+}
+
+async fn execute<C: Cloud>(
+    cloud: &C,
+    compiled: &Compiled,
+    target: Option<&Target<'_>>,
+    op: &Op<'_>,
+    global: &Global,
+    out: &Out,
+) -> Result<(), Failure> {
+    let graph = &compiled.graph;
+    let scope = format!("`{}` (stage `{}`)", graph.service, graph.stage);
+    let provider = global.provider.as_str();
+    match op {
+        Op::Deploy(args) => {
+            let target = target.expect("deploy builds first");
+            let started = Instant::now();
+            eprintln!("deploying {scope} to {provider}");
+            let deployed = cloud
+                .deploy(
+                    target,
+                    nimbus_cloud::DeployOptions {
+                        force: args.force,
+                        refresh: args.refresh,
+                    },
+                )
+                .await
+                .map_err(failure::<C>)?;
+            if out.json {
+                print_json(&deployed);
+                return Ok(());
+            }
+            let s = deployed.report.summary;
+            let calls = deployed.report.calls;
+            let uploaded = deployed.uploads.iter().filter(|u| !u.skipped).count();
+            eprintln!(
+                "deployed {scope} to {provider} in {:.1?}: {} created, {} updated, {} replaced, {} deleted, {} unchanged; {} package{} uploaded; {} cloud calls ({} writes)",
+                started.elapsed(),
+                s.create,
+                s.update,
+                s.replace,
+                s.delete,
+                s.same,
+                uploaded,
+                if uploaded == 1 { "" } else { "s" },
+                calls.reads + calls.writes(),
+                calls.writes()
+            );
+            for w in &deployed.report.warnings {
+                eprintln!("warning: {w}");
+            }
+            print_endpoints(&deployed.info);
+            Ok(())
+        }
+        Op::Plan(args) => {
+            let target = target.expect("plan builds first");
+            let plan = cloud
+                .plan(target, args.refresh)
+                .await
+                .map_err(failure::<C>)?;
+            match out.json {
+                true => println!("{}", plan.to_json()),
+                false => print!("{}", plan.render()),
+            }
+            if args.detailed_exitcode && plan.has_changes() {
+                return Err(Failure::Changes);
+            }
+            Ok(())
+        }
+        Op::Remove(args) => {
+            let started = Instant::now();
+            eprintln!("removing {scope} from {provider}");
+            let report = cloud
+                .remove(graph, args.force)
+                .await
+                .map_err(failure::<C>)?;
+            if out.json {
+                print_json(&report);
+                return Ok(());
+            }
+            println!(
+                "removed {scope} from {provider} in {:.1?}: {} deleted",
+                started.elapsed(),
+                report.summary.delete
+            );
+            for r in &report.retained {
+                eprintln!("  kept      {}: {}", r.id, r.reason);
+            }
+            if !report.retained.is_empty() {
+                eprintln!(
+                    "hint: `nimbus remove -p {provider} --force` deletes them and their data"
+                );
+            }
+            Ok(())
+        }
+        Op::Info => {
+            let info = cloud.info(graph).await.map_err(failure::<C>)?;
+            if out.json {
+                print_json(&info);
+                return Ok(());
+            }
+            if !info.deployed {
+                println!("{scope} is not deployed to {provider}");
+                return Ok(());
+            }
+            println!("{scope} on {provider}");
+            if let Some(state) = &info.state {
+                println!("state: {state}");
+            }
+            print_endpoints(&info);
+            println!("functions:");
+            for f in &info.functions {
+                println!(
+                    "  {:<24} {:<40} {:<10} {:>5} MB {:>4} s  {}",
+                    f.name,
+                    f.native,
+                    f.runtime,
+                    f.memory_mb,
+                    f.timeout_s,
+                    &f.package_sha256[..f.package_sha256.len().min(12)]
+                );
+            }
+            if !info.resources.is_empty() {
+                println!("resources:");
+                for r in &info.resources {
+                    println!("  {:<24} {:<7} {}", r.name, r.kind, r.native);
+                }
+            }
+            Ok(())
+        }
+        Op::Logs(args) => {
+            let since = match &args.since {
+                Some(text) => Some(
+                    crate::cli::parse_duration(text)
+                        .map_err(|e| Failure::user(format!("--since: {e}")))?,
+                ),
+                None => None,
+            };
+            let query = LogQuery {
+                function: args.function.clone(),
+                since,
+                follow: args.follow,
+            };
+            let json = out.json;
+            let sink = move |line: LogLine| {
+                if json {
+                    println!("{}", serde_json::to_string(&line).expect("json"));
+                } else {
+                    let time = chrono::DateTime::from_timestamp_millis(line.time_ms)
+                        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+                        .unwrap_or_default();
+                    println!("{time} {:<20} {}", line.function, line.message);
+                }
+                true
+            };
+            cloud.logs(graph, &query, &sink).await.map_err(failure::<C>)
+        }
+        Op::Invoke(args) => {
+            let (function, event) = super::event::for_invoke(graph, args, global)?;
+            let invoked = cloud
+                .invoke(graph, &function.name, &event)
+                .await
+                .map_err(failure::<C>)?;
+            if out.json {
+                print_json(&invoked);
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&invoked.result).expect("json")
+                );
+            }
+            if invoked.failed {
+                return Err(Failure::user(format!(
+                    "function `{}` failed on {provider}",
+                    function.name
+                )));
+            }
+            Ok(())
+        }
+        Op::Unlock(id) => {
+            cloud.unlock(graph, id).await.map_err(failure::<C>)?;
+            match out.json {
+                true => println!("{}", json!({ "unlocked": id })),
+                false => println!("removed lock `{id}` of {scope} on {provider}"),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+}
+
+/// The HTTP routes: the base URL on stdout (for scripts), the routes on stderr.
+fn print_endpoints(info: &Info) {
+    let Some(first) = info.endpoints.first() else {
+        return;
+    };
+    let base = info
+        .endpoints
+        .iter()
+        .map(|e| e.url.as_str())
+        .fold(first.url.as_str(), |acc, url| common_prefix(acc, url));
+    let base = base.trim_end_matches('/');
+    println!("{base}");
+    for e in &info.endpoints {
+        eprintln!("  {:<7} {:<56} -> {}", e.method, e.url, e.function);
+    }
+}
+
+/// The longest common prefix of two URLs, cut at a `/`.
+fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
+    let n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let cut = a[..n]
+        .rfind('/')
+        .map_or(n, |i| if n == a.len() && n == b.len() { n } else { i });
+    &a[..cut]
+}
+
+/// `remove` deletes resources: without a terminal it needs `--yes`.
+fn confirm_remove(
+    compiled: &Compiled,
+    provider: ProviderId,
+    args: &RemoveArgs,
+) -> Result<(), Failure> {
+    if args.yes {
+        return Ok(());
+    }
+    let what = format!(
+        "`{}` (stage `{}`) on {provider}",
+        compiled.graph.service, compiled.graph.stage
+    );
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::user(format!(
+            "removing {what} deletes its functions, routes, queues and topics{}; pass --yes to confirm",
+            if args.force {
+                ", and tables and buckets with their data"
+            } else {
+                ""
+            }
+        )));
+    }
+    eprint!(
+        "Delete every resource of {what}{}? [y/N] ",
+        if args.force {
+            ", data included"
+        } else {
+            " (tables and buckets holding data are kept)"
+        }
+    );
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    match answer.trim() {
+        "y" | "Y" | "yes" => Ok(()),
+        _ => Err(Failure::user("nothing was removed")),
+    }
+}
