@@ -126,7 +126,13 @@ impl Arm {
             Method::Delete => &self.calls.delete,
             _ => &self.calls.get,
         };
-        let scope = format!("{}/.default", DEFAULT_ENDPOINT);
+        // Tokens are per audience: the Application Insights query API has its own.
+        let scope = match url.host_str() {
+            Some(h) if h.ends_with("applicationinsights.io") => {
+                "https://api.applicationinsights.io/.default".to_string()
+            }
+            _ => format!("{DEFAULT_ENDPOINT}/.default"),
+        };
         let mut delay = Duration::from_millis(500);
         for attempt in 0.. {
             let token = self.credential.token(&scope).await?;

@@ -359,6 +359,7 @@ class Arm:
         self.operations = {}  # op id -> {polls, status, error, then}
         self.calls = []
         self.fail_next = None
+        self.traces = []  # Application Insights rows: {timestamp, cloud_RoleName, message}
 
     # ----------------------------------------------------------------- helpers
 
@@ -579,6 +580,9 @@ class Handler(BaseHTTPRequestHandler):
                 m = re.fullmatch(r"/_double/operations/(\w+)", path)
                 if m and method == "GET":
                     return self.poll(m.group(1))
+                m = re.fullmatch(r"/v1/apps/([^/]+)/query", path)
+                if m and method == "POST":
+                    return self.query(m.group(1), raw)
                 if "api-version" not in query:
                     raise Invalid("the api-version query parameter is required", "MissingApiVersionParameter")
                 body = None
@@ -599,6 +603,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, arm.calls)
         if path == "/_double/resources":
             return self.reply(200, sorted(r["id"] for r in arm.resources.values() if not r.get("internal")))
+        if path == "/_double/traces" and method == "POST":
+            arm.traces.extend(json.loads(raw or b"[]"))
+            return self.reply(204)
         if path == "/_double/fail-next-deployment" and method == "POST":
             arm.fail_next = json.loads(raw or b"{}").get("message", "injected failure")
             return self.reply(204)
@@ -724,6 +731,30 @@ class Handler(BaseHTTPRequestHandler):
                 result.append({"resourceId": rec["id"], "changeType": "Ignore", "before": rec["body"]})
         op = arm.new_operation(result={"status": "Succeeded", "properties": {"changes": result}})
         return self.reply(202, None, {"Location": "%s/_double/operations/%s" % (self.base(), op), "Retry-After": "0"})
+
+    def query(self, app_id, raw):
+        """The Application Insights query API (`POST /v1/apps/{app}/query`, body `{"query": KQL}`),
+        for the KQL nimbus sends: rows of `traces` newer than `datetime(...)` whose
+        `cloud_RoleName` is in the list, oldest first."""
+        arm = self.arm
+        known = {r["runtime"].get("AppId") for r in arm.resources.values()}
+        if app_id not in known:
+            raise Invalid("application `%s` not found" % app_id, "PathNotFoundError", 404)
+        body = json.loads(raw or b"{}")
+        kql = body.get("query")
+        if not isinstance(kql, str):
+            raise Invalid("the body needs a `query` string", "BadArgumentError")
+        since = re.search(r"timestamp > datetime\(([^)]+)\)", kql)
+        roles = re.search(r"cloud_RoleName in \(([^)]*)\)", kql)
+        if not since or not roles:
+            raise Invalid("the double answers nimbus's trace query only", "BadArgumentError")
+        names = set(re.findall(r"'([^']*)'", roles.group(1)))
+        rows = sorted((t for t in arm.traces if t["timestamp"] > since.group(1) and t["cloud_RoleName"] in names),
+                      key=lambda t: t["timestamp"])
+        return self.reply(200, {"tables": [{"name": "PrimaryResult", "columns": [
+            {"name": "timestamp", "type": "datetime"}, {"name": "cloud_RoleName", "type": "string"},
+            {"name": "message", "type": "string"}],
+            "rows": [[t["timestamp"], t["cloud_RoleName"], t["message"]] for t in rows]}]})
 
     def poll(self, op_id):
         op = self.arm.operations.get(op_id)

@@ -75,6 +75,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         ("NIMBUS_AZURE_ARM_ENDPOINT", double.url()),
         ("NIMBUS_AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint()),
         ("NIMBUS_AZURE_STORAGE_KEY", KEY.to_string()),
+        ("NIMBUS_AZURE_LOGS_ENDPOINT", double.url()),
     ]
     .into();
     let lookup = move |name: &str| env.get(name).cloned();
@@ -165,6 +166,51 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
             .iter()
             .any(|r| r.contains("/Microsoft.Web/sites/shop-dev-place-order-"))
     );
+
+    // Logs: Application Insights rows of the apps, by neutral function, oldest first.
+    let app = |f: &str| {
+        info.functions
+            .iter()
+            .find(|x| x.name == f)
+            .unwrap()
+            .native
+            .clone()
+    };
+    let now = chrono::Utc::now();
+    let at = |s: i64| {
+        (now - chrono::Duration::seconds(s))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    };
+    double.add_traces(&serde_json::json!([
+        { "timestamp": at(30), "cloud_RoleName": app("get-order"), "message": "order 42 read\n" },
+        { "timestamp": at(20), "cloud_RoleName": app("place-order"), "message": "order placed" },
+        { "timestamp": at(7200), "cloud_RoleName": app("get-order"), "message": "too old" },
+        { "timestamp": at(10), "cloud_RoleName": "someone-else", "message": "not ours" },
+    ]));
+    let lines = Mutex::new(Vec::new());
+    let sink = |l: nimbus_cloud::LogLine| {
+        lines.lock().unwrap().push((l.function, l.message));
+        true
+    };
+    azure
+        .logs(&shop.graph, &nimbus_cloud::LogQuery::default(), &sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        *lines.lock().unwrap(),
+        vec![
+            ("get-order".to_string(), "order 42 read".to_string()),
+            ("place-order".to_string(), "order placed".to_string())
+        ]
+    );
+    let only = nimbus_cloud::LogQuery {
+        function: Some("place-order".into()),
+        ..Default::default()
+    };
+    lines.lock().unwrap().clear();
+    azure.logs(&shop.graph, &only, &sink).await.unwrap();
+    assert_eq!(lines.lock().unwrap().len(), 1);
 
     // An unchanged redeploy: no PUT, nothing uploaded, everything the same.
     let again = azure

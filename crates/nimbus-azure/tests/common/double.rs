@@ -88,6 +88,11 @@ impl ArmDouble {
             .collect()
     }
 
+    /// Adds Application Insights trace rows (`timestamp`, `cloud_RoleName`, `message`).
+    pub fn add_traces(&self, rows: &Value) {
+        self.hook("POST", "/_double/traces", Some(&rows.to_string()));
+    }
+
     /// Makes the next deployment fail with `message`.
     pub fn fail_next_deployment(&self, message: &str) {
         self.hook(
