@@ -32,7 +32,7 @@ async fn main() {
         .unwrap_or(5)
         .max(1);
     let azurite = Azurite::start();
-    let double = ArmDouble::start(&format!("{}/", azurite.blob_endpoint()));
+    let double = ArmDouble::start(&azurite);
     let shop = common::build_shop();
     let env: std::collections::BTreeMap<&str, String> = [
         (

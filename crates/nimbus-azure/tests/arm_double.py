@@ -24,6 +24,14 @@ Long-running operations follow the documented protocol: PUT deployment -> 201 wi
 account PUT, what-if and DELETE -> 202 with `Location` (202 once, then 200 with the result) and
 `Retry-After: 0`.
 
+Functions host stand-in (for `nimbus invoke`): `/_apps/<app>/<path>` runs a deployed Python app's
+package — downloaded from the blob its `onedeploy` extension names (Azurite), unpacked, and
+run with `tests/apps/inspect_app.py`, i.e. Microsoft's `azure-functions` library — with the app's
+settings plus `NIMBUS_AZURE_STORAGE_CONNECTION_STRING` (local development storage instead of the
+app's managed identity). HTTP routes check the function key when the route's auth level is
+`function`; `POST /_apps/<app>/admin/functions/<name>` (master key, body `{"input"}`) runs a
+queue, Service Bus or timer function and answers 202, as the admin API does. Node apps: 501.
+
 Test hooks: `GET /_double/calls` (every request as `[method, path]`), `GET /_double/resources`
 (what the resource group holds), `POST /_double/fail-next-deployment` (the next deployment fails
 with the given body's message).
@@ -33,9 +41,14 @@ Usage: python arm_double.py --port N --token T --blob-endpoint URL
 
 import argparse
 import functools
+import io
 import json
+import os
 import re
+import subprocess
 import sys
+import tempfile
+import zipfile
 import threading
 import traceback
 import uuid
@@ -350,8 +363,10 @@ def id_of(scope_rg, rtype, name, scope=None):
 
 
 class Arm:
-    def __init__(self, token, blob_endpoint):
+    def __init__(self, token, blob_endpoint, storage_connection_string=""):
         self.token, self.blob_endpoint = token, blob_endpoint
+        self.storage = storage_connection_string
+        self.apps_dir = tempfile.mkdtemp(prefix="arm-double-apps-")
         self.lock = threading.Lock()
         self.groups = {}  # (sub, rg lower) -> {location}
         self.resources = {}  # id lower -> {id, type, body, runtime, keys}
@@ -360,6 +375,7 @@ class Arm:
         self.calls = []
         self.fail_next = None
         self.traces = []  # Application Insights rows: {timestamp, cloud_RoleName, message}
+        self.invocations = []  # admin API runs of the host stand-in
 
     # ----------------------------------------------------------------- helpers
 
@@ -574,6 +590,9 @@ class Handler(BaseHTTPRequestHandler):
             with arm.lock:
                 if path.startswith("/_double/") and not path.startswith("/_double/operations/"):
                     return self.hooks(method, path, raw)
+                m = re.fullmatch(r"/_apps/([^/]+)(/.*)?", path)
+                if m:
+                    return self.app_host(method, m.group(1), m.group(2) or "/", raw)
                 arm.calls.append([method, path])
                 if self.headers.get("authorization") != "Bearer " + arm.token:
                     raise Invalid("the access token is missing or invalid", "InvalidAuthenticationToken", 401)
@@ -603,6 +622,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, arm.calls)
         if path == "/_double/resources":
             return self.reply(200, sorted(r["id"] for r in arm.resources.values() if not r.get("internal")))
+        if path == "/_double/invocations":
+            return self.reply(200, arm.invocations)
         if path == "/_double/traces" and method == "POST":
             arm.traces.extend(json.loads(raw or b"[]"))
             return self.reply(204)
@@ -732,6 +753,68 @@ class Handler(BaseHTTPRequestHandler):
         op = arm.new_operation(result={"status": "Succeeded", "properties": {"changes": result}})
         return self.reply(202, None, {"Location": "%s/_double/operations/%s" % (self.base(), op), "Retry-After": "0"})
 
+    def app_package(self, app):
+        """The unpacked package of site `app` (downloaded from its onedeploy packageUri)."""
+        arm = self.arm
+        site = next((r for r in arm.resources.values() if r["type"] == "Microsoft.Web/sites" and r["name"] == app), None)
+        if site is None:
+            raise Invalid("app `%s` not found" % app, "NotFound", 404)
+        ext = arm.resources.get((site["id"] + "/extensions/onedeploy").lower())
+        if ext is None:
+            raise Invalid("app `%s` has no code deployed" % app, "NotFound", 404)
+        uri = ext["body"]["properties"]["packageUri"]
+        parts = urlsplit(uri).path.strip("/").split("/")
+        container, blob = parts[-2], parts[-1]
+        target = os.path.join(arm.apps_dir, app, blob)
+        if not os.path.isdir(target):
+            from azure.storage.blob import BlobServiceClient
+
+            data = BlobServiceClient.from_connection_string(arm.storage).get_blob_client(container, blob).download_blob().readall()
+            zipfile.ZipFile(io.BytesIO(data)).extractall(target)
+        settings = {s["name"]: s["value"] for s in site["body"]["properties"]["siteConfig"]["appSettings"]}
+        keys = arm.resources[(site["id"] + "/host/default").lower()]["keys"]
+        return target, settings, keys
+
+    def run_app(self, target, settings, args):
+        env = dict(os.environ)
+        env.update({k: str(v) for k, v in settings.items()})
+        env["NIMBUS_AZURE_STORAGE_CONNECTION_STRING"] = self.arm.storage
+        runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "inspect_app.py")
+        p = subprocess.run([sys.executable, runner, target] + args, env=env, capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise Invalid("the app failed to load: %s" % p.stderr[-2000:], "FunctionHostError", 500)
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    def app_host(self, method, app, path, raw):
+        target, settings, keys = self.app_package(app)
+        if os.path.exists(os.path.join(target, "package.json")):
+            raise Invalid("the Functions host stand-in runs Python apps only", "NotImplemented", 501)
+        key = self.headers.get("x-functions-key")
+        m = re.fullmatch(r"/admin/functions/([^/]+)", path)
+        if m and method == "POST":
+            if key != keys["masterKey"]:
+                return self.reply(401, None)
+            data = json.loads(raw or b"{}").get("input", "")
+            out = self.run_app(target, settings, ["--invoke", m.group(1), data])
+            self.arm.invocations.append({"app": app, "function": m.group(1), **out["invoked"]})
+            return self.reply(202, None)
+        url = "https://%s.azurewebsites.net%s" % (app, self.path.split("/_apps/" + app, 1)[1] or "/")
+        out = self.run_app(target, settings, ["--http", "-", method, url, raw.decode("utf-8", "replace")])
+        r = out["response"]
+        if r is None:
+            return self.reply(404, None)
+        if r["authLevel"].upper().endswith("FUNCTION") and key not in (keys["functionKeys"]["default"], keys["masterKey"]):
+            return self.reply(401, None)
+        data = r["body"].encode()
+        self.send_response(r["status"])
+        for k, v in r["headers"].items():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(k, v)
+        self.send_header("x-ms-invocation-id", "inv-1")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def query(self, app_id, raw):
         """The Application Insights query API (`POST /v1/apps/{app}/query`, body `{"query": KQL}`),
         for the KQL nimbus sends: rows of `traces` newer than `datetime(...)` whose
@@ -791,8 +874,9 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--token", required=True)
     p.add_argument("--blob-endpoint", default="")
+    p.add_argument("--storage-connection-string", default="")
     a = p.parse_args()
-    Handler.arm = Arm(a.token, a.blob_endpoint)
+    Handler.arm = Arm(a.token, a.blob_endpoint, a.storage_connection_string)
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     print("ready", flush=True)
     try:

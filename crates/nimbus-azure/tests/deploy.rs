@@ -68,7 +68,7 @@ fn options(events: &Arc<Mutex<Vec<Progress>>>, lock_timeout: Duration) -> Option
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     let azurite = Azurite::start();
-    let double = ArmDouble::start(&format!("{}/", azurite.blob_endpoint()));
+    let double = ArmDouble::start(&azurite);
     let env: std::collections::BTreeMap<&str, String> = [
         ("AZURE_SUBSCRIPTION_ID", SUB.to_string()),
         ("NIMBUS_AZURE_ACCESS_TOKEN", TOKEN.to_string()),
@@ -76,6 +76,10 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         ("NIMBUS_AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint()),
         ("NIMBUS_AZURE_STORAGE_KEY", KEY.to_string()),
         ("NIMBUS_AZURE_LOGS_ENDPOINT", double.url()),
+        (
+            "NIMBUS_AZURE_APP_ENDPOINT",
+            format!("{}/_apps/{{app}}", double.url()),
+        ),
     ]
     .into();
     let lookup = move |name: &str| env.get(name).cloned();
@@ -149,9 +153,12 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         .iter()
         .find(|e| e.function == "get-order")
         .unwrap();
+    // The app's base URL is NIMBUS_AZURE_APP_ENDPOINT here (the double's host stand-in);
+    // without it, `https://<app>.azurewebsites.net`.
     assert!(
-        get.url.starts_with("https://shop-dev-get-order-")
-            && get.url.ends_with(".azurewebsites.net/orders/{id}"),
+        get.url
+            .starts_with(&format!("{}/_apps/shop-dev-get-order-", double.url()))
+            && get.url.ends_with("/orders/{id}"),
         "{get:?}"
     );
     let thumb = info
@@ -211,6 +218,69 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     lines.lock().unwrap().clear();
     azure.logs(&shop.graph, &only, &sink).await.unwrap();
     assert_eq!(lines.lock().unwrap().len(), 1);
+
+    // Invoke, through the double's Functions host stand-in running the deployed packages with
+    // azure-functions against Azurite: get-order over HTTP, nightly-report through the admin API.
+    let seeded = Command::new(common::venv_tool("python"))
+        .arg("-c")
+        .arg(
+            "import sys, json\nfrom azure.data.tables import TableServiceClient\nfrom azure.storage.blob import BlobServiceClient\n\
+             t = TableServiceClient.from_connection_string(sys.argv[1]).create_table('orders')\n\
+             t.upsert_entity({'PartitionKey': '42', 'RowKey': '', 'item': json.dumps({'id': '42', 'status': 'paid', 'amount': 9.5})})\n\
+             BlobServiceClient.from_connection_string(sys.argv[1]).create_container('reports')\n",
+        )
+        .arg(azurite.connection_string())
+        .status()
+        .unwrap();
+    assert!(seeded.success());
+    let got = azure
+        .invoke(
+            &shop.graph,
+            "get-order",
+            &serde_json::json!({"type": "http", "method": "GET", "path": "/orders/42"}),
+        )
+        .await
+        .unwrap();
+    assert!(!got.failed, "{got:?}");
+    assert_eq!(got.result["status"], 200, "{got:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(got.result["body"].as_str().unwrap()).unwrap(),
+        serde_json::json!({"id": "42", "status": "paid", "amount": 9.5})
+    );
+    let missing = azure
+        .invoke(
+            &shop.graph,
+            "get-order",
+            &serde_json::json!({"type": "http", "method": "GET", "path": "/orders/7"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing.result["status"], 404, "{missing:?}");
+    let ran = azure
+        .invoke(
+            &shop.graph,
+            "nightly-report",
+            &serde_json::json!({"type": "schedule"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ran.result["accepted"], true, "{ran:?}");
+    assert_eq!(
+        double.invocations()[0]["ok"],
+        true,
+        "{}",
+        double.invocations()
+    );
+    let reports = azurite_blobs(&azurite, "reports");
+    assert!(
+        reports.len() == 1 && reports[0].starts_with("nightly/"),
+        "{reports:?}"
+    );
+    let err = azure
+        .invoke(&shop.graph, "nope", &serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AzureError::UnknownFunction { .. }), "{err}");
 
     // An unchanged redeploy: no PUT, nothing uploaded, everything the same.
     let again = azure

@@ -39,7 +39,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn deploy_plan_info_unlock_and_remove_with_p_azure() {
     let azurite = Azurite::start();
-    let double = ArmDouble::start(&format!("{}/", azurite.blob_endpoint()));
+    let double = ArmDouble::start(&azurite);
     // The shop (without `audit-orders`, which Azure refuses) in a temporary project.
     let shop = common::build_shop();
     let dir = shop.dir.path();

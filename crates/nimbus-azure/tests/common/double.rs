@@ -18,9 +18,11 @@ pub struct ArmDouble {
 }
 
 impl ArmDouble {
-    /// Starts the double; `blob_endpoint` is what storage accounts report as their blob
-    /// endpoint (Azurite's, so packages uploaded there are where the template points).
-    pub fn start(blob_endpoint: &str) -> ArmDouble {
+    /// Starts the double against `azurite`: storage accounts report its blob endpoint (so the
+    /// packages uploaded there are where the template points), and the Functions host stand-in
+    /// reads packages and runs apps with its connection string.
+    pub fn start(azurite: &super::azurite::Azurite) -> ArmDouble {
+        let blob_endpoint = format!("{}/", azurite.blob_endpoint());
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -32,7 +34,8 @@ impl ArmDouble {
         let mut child = Command::new(python)
             .arg(super::repo().join("crates/nimbus-azure/tests/arm_double.py"))
             .args(["--port", &port.to_string(), "--token", TOKEN])
-            .args(["--blob-endpoint", blob_endpoint])
+            .args(["--blob-endpoint", &blob_endpoint])
+            .args(["--storage-connection-string", &azurite.connection_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -91,6 +94,11 @@ impl ArmDouble {
     /// Adds Application Insights trace rows (`timestamp`, `cloud_RoleName`, `message`).
     pub fn add_traces(&self, rows: &Value) {
         self.hook("POST", "/_double/traces", Some(&rows.to_string()));
+    }
+
+    /// What the Functions host stand-in ran through the admin API.
+    pub fn invocations(&self) -> Value {
+        self.hook("GET", "/_double/invocations", None)
     }
 
     /// Makes the next deployment fail with `message`.
