@@ -514,11 +514,21 @@ impl Azure {
             .await
     }
 
-    fn lock_options(&self) -> LockOptions {
-        LockOptions {
+    /// Takes the deployment's lock (a lease on its lock blob) for `operation`.
+    async fn lock(&self, store: &BlobStore, operation: &str) -> Result<storage::Lease, AzureError> {
+        let options = LockOptions {
             timeout: self.options.lock_timeout,
             ..LockOptions::default()
-        }
+        };
+        storage::lock(
+            store,
+            names::STATE_CONTAINER,
+            &names::lock_blob(&self.service, &self.stage),
+            &self.scope(),
+            operation,
+            &options,
+        )
+        .await
     }
 
     /// The calls made since `start` (a snapshot of [`Azure::calls`]).
@@ -835,15 +845,7 @@ impl Cloud for Azure {
         self.ensure_resource_group().await?;
         self.ensure_deployment_account(&doc).await?;
         let store = self.store().await?;
-        let lease = storage::lock(
-            &store,
-            names::STATE_CONTAINER,
-            &names::lock_blob(&self.service, &self.stage),
-            &self.scope(),
-            "apply",
-            &self.lock_options(),
-        )
-        .await?;
+        let lease = self.lock(&store, "apply").await?;
         let result = self
             .deploy_locked(
                 target,
@@ -881,15 +883,7 @@ impl Cloud for Azure {
             });
         }
         let store = self.store().await?;
-        let lease = storage::lock(
-            &store,
-            names::STATE_CONTAINER,
-            &names::lock_blob(&self.service, &self.stage),
-            &self.scope(),
-            "destroy",
-            &self.lock_options(),
-        )
-        .await?;
+        let lease = self.lock(&store, "destroy").await?;
         let state = self.read_state(&store).await?.unwrap_or_default();
         let data = self.data_ids(state.created.iter());
         let deployment_account = self

@@ -25,27 +25,6 @@ const FORCE: nimbus_cloud::DeployOptions = nimbus_cloud::DeployOptions {
 };
 const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
 
-/// Blobs of a container, as Azurite lists them (through azure-storage-blob, not nimbus).
-fn azurite_blobs(azurite: &Azurite, container: &str) -> Vec<String> {
-    let out = Command::new(common::venv_tool("python"))
-        .arg("-c")
-        .arg(
-            "import sys, json\nfrom azure.storage.blob import BlobServiceClient\n\
-             c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\n\
-             print(json.dumps(sorted(b.name for b in c.list_blobs()) if c.exists() else []))",
-        )
-        .arg(azurite.connection_string())
-        .arg(container)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn deployment_puts(double: &ArmDouble) -> usize {
     double
         .calls()
@@ -125,13 +104,13 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         let container = names::app_container(&u.function);
         let blob = u.location.rsplit('/').next().unwrap();
         assert_eq!(
-            azurite_blobs(&azurite, &container),
+            azurite.blob_names(&container),
             vec![blob.to_string()],
             "{u:?}"
         );
     }
     assert_eq!(
-        azurite_blobs(&azurite, names::STATE_CONTAINER),
+        azurite.blob_names(names::STATE_CONTAINER),
         vec![
             "shop/dev/azure/state.json".to_string(),
             "shop/dev/lock".to_string()
@@ -271,7 +250,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         "{}",
         double.invocations()
     );
-    let reports = azurite_blobs(&azurite, "reports");
+    let reports = azurite.blob_names("reports");
     assert!(
         reports.len() == 1 && reports[0].starts_with("nightly/"),
         "{reports:?}"

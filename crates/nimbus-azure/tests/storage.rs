@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::azurite::{ACCOUNT, Azurite, KEY};
@@ -17,27 +16,6 @@ use serde_json::Value;
 fn store(azurite: &Azurite) -> BlobStore {
     let sas = sas::account_sas(ACCOUNT, KEY, "2099-01-01T00:00:00Z").unwrap();
     BlobStore::new(&azurite.blob_endpoint(), Access::Sas(sas))
-}
-
-/// What Azurite says about a container's blobs: name → {lease state, content}.
-fn azurite_view(azurite: &Azurite, container: &str) -> Value {
-    let out = Command::new(common::venv_tool("python"))
-        .arg("-c")
-        .arg(
-            "import sys, json\nfrom azure.storage.blob import BlobServiceClient\n\
-             c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\n\
-             print(json.dumps({b.name: {'lease': b.lease.state, 'content': c.download_blob(b.name).readall().decode('utf-8', 'replace')} for b in c.list_blobs()}))",
-        )
-        .arg(azurite.connection_string())
-        .arg(container)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn options(timeout_ms: u64, ttl_s: u64) -> LockOptions {
@@ -66,7 +44,7 @@ async fn uploads_are_content_addressed_and_state_round_trips() {
             .unwrap()
     );
     assert!(s.exists("app-get-order", "abc.zip").await.unwrap());
-    let view = azurite_view(&azurite, "app-get-order");
+    let view = azurite.blobs("app-get-order");
     assert_eq!(view["abc.zip"]["content"], "zip bytes", "{view}");
 
     s.ensure_container("nimbus-state").await.unwrap();
@@ -92,7 +70,7 @@ async fn uploads_are_content_addressed_and_state_round_trips() {
         Some(&b"{\"serial\": 1}"[..])
     );
     assert_eq!(
-        azurite_view(&azurite, "nimbus-state")["shop/dev/azure/state.json"]["content"],
+        azurite.blobs("nimbus-state")["shop/dev/azure/state.json"]["content"],
         "{\"serial\": 1}"
     );
 }
@@ -105,7 +83,7 @@ async fn the_lock_is_a_blob_lease() {
     let held = storage::lock(&s, c, b, "shop/dev", "apply", &options(0, 3600))
         .await
         .unwrap();
-    let view = azurite_view(&azurite, c);
+    let view = azurite.blobs(c);
     assert_eq!(view[b]["lease"], "leased", "{view}");
     let record: Value = serde_json::from_str(view[b]["content"].as_str().unwrap()).unwrap();
     assert_eq!(record["id"], held.info.id.as_str());
@@ -140,7 +118,7 @@ async fn the_lock_is_a_blob_lease() {
         "{wrong}"
     );
     storage::unlock_lease(&s, &held).await.unwrap();
-    assert_eq!(azurite_view(&azurite, c)[b]["lease"], "available");
+    assert_eq!(azurite.blobs(c)[b]["lease"], "available");
 
     // Taken again, then broken by `unlock <id>`.
     let again = storage::lock(&s, c, b, "shop/dev", "destroy", &options(0, 3600))
@@ -150,7 +128,7 @@ async fn the_lock_is_a_blob_lease() {
     storage::force_unlock(&s, c, b, "shop/dev", &again.info.id)
         .await
         .unwrap();
-    assert_ne!(azurite_view(&azurite, c)[b]["lease"], "leased");
+    assert_ne!(azurite.blobs(c)[b]["lease"], "leased");
     let none = storage::force_unlock(&s, c, b, "shop/dev", &again.info.id)
         .await
         .unwrap_err();
@@ -171,6 +149,6 @@ async fn the_lock_is_a_blob_lease() {
         .unwrap();
     assert_ne!(stale.info.id, fresh.info.id);
     let record: Value =
-        serde_json::from_str(azurite_view(&azurite, c)[b]["content"].as_str().unwrap()).unwrap();
+        serde_json::from_str(azurite.blobs(c)[b]["content"].as_str().unwrap()).unwrap();
     assert_eq!(record["id"], fresh.info.id.as_str());
 }

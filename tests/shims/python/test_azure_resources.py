@@ -135,6 +135,9 @@ def test_table_errors_are_neutral(world, clients):
     with pytest.raises(clients.ResourceError) as e:
         t.put({"id": "1"})
     assert e.value.type == "NotFound" and e.value.op == "put"
+    with pytest.raises(clients.ResourceError) as e:
+        t.get({"id": "1"})
+    assert e.value.type == "NotFound" and e.value.op == "get"
     unset = clients.make_client("orders", spec("table", ["id"]), environ={"NIMBUS_AZURE_STORAGE_CONNECTION_STRING": "x"})
     with pytest.raises(clients.ResourceError) as e:
         unset.get({"id": "1"})

@@ -108,6 +108,39 @@ impl Azurite {
     }
 }
 
+impl Azurite {
+    /// What Azurite holds in `container`, asked through Microsoft's `azure-storage-blob` (not
+    /// nimbus code): blob name → `{"lease": state, "content": text}`; empty when the container
+    /// does not exist.
+    pub fn blobs(&self, container: &str) -> serde_json::Value {
+        let out = Command::new(super::venv_tool("python"))
+            .arg("-c")
+            .arg(
+                "import sys, json\nfrom azure.storage.blob import BlobServiceClient\n\
+                 c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\n\
+                 print(json.dumps({b.name: {'lease': b.lease.state, 'content': c.download_blob(b.name).readall().decode('utf-8', 'replace')} for b in c.list_blobs()} if c.exists() else {}))",
+            )
+            .arg(self.connection_string())
+            .arg(container)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The names of the blobs in `container`, sorted.
+    pub fn blob_names(&self, container: &str) -> Vec<String> {
+        self.blobs(container)
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for Azurite {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -234,6 +234,23 @@ class _Client:
                 raise
             raise err from e
 
+    def _get(self, op, fn, *a, **kw):
+        """`_call` that gives None when Azure says the entity or blob does not exist."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return fn(*a, **kw)
+        except ResourceNotFoundError as e:
+            code = str(getattr(getattr(e, "error_code", None), "value", getattr(e, "error_code", "")) or "")
+            if code not in ("TableNotFound", "ContainerNotFound"):  # the item or blob, not its home
+                return None
+            raise _from_azure(e, self._name, op) from e
+        except Exception as e:  # noqa: BLE001
+            err = _from_azure(e, self._name, op)
+            if err is None:
+                raise
+            raise err from e
+
     def __repr__(self):
         return "<nimbus azure %s client %r>" % (self._type, self._name)
 
@@ -288,18 +305,8 @@ class TableClient(_Client):
     def get(self, key):
         key = _args.check_key("table key", key, self._fields(), lambda f: f)
         pk, rk = self._keys(key)
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            entity = self._table("get").get_entity(partition_key=pk, row_key=rk)
-        except ResourceNotFoundError:
-            return None
-        except Exception as e:  # noqa: BLE001
-            err = _from_azure(e, self._name, "get")
-            if err is None:
-                raise
-            raise err from e
-        return self._item(entity)
+        entity = self._get("get", self._table("get").get_entity, partition_key=pk, row_key=rk)
+        return None if entity is None else self._item(entity)
 
     def put(self, item):
         item = _args.check_key("table item", item, self._fields(), lambda f: f)
@@ -420,18 +427,8 @@ class BucketClient(_Client):
 
     def get(self, key):
         key = _args.bucket_key(key)
-        from azure.core.exceptions import ResourceNotFoundError
-
         blob = self._container("get").get_blob_client(key)
-        try:
-            return blob.download_blob().readall()
-        except ResourceNotFoundError:
-            return None
-        except Exception as e:  # noqa: BLE001
-            err = _from_azure(e, self._name, "get")
-            if err is None:
-                raise
-            raise err from e
+        return self._get("get", lambda: blob.download_blob().readall())
 
     def put(self, key, data, content_type=None):
         key = _args.bucket_key(key)
