@@ -97,6 +97,12 @@ pub struct TriggerCapability {
     pub events: Option<Vec<String>>,
     /// Supported HTTP auth modes.
     pub auth: Option<Vec<String>>,
+    /// The only header `api_key` auth can read the key from, when the provider fixes it.
+    pub api_key_header: Option<String>,
+    /// The only time zones schedules may use, when the provider limits them.
+    pub timezones: Option<Vec<String>>,
+    /// Why the provider cannot run this trigger kind at all (the row documents the gap).
+    pub unsupported: Option<String>,
 }
 
 /// How the provider implements a resource kind.

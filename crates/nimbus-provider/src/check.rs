@@ -140,8 +140,32 @@ fn trigger(f: &FunctionNode, t: &TriggerNode, caps: &Capabilities, diags: &mut V
         ));
         return;
     };
+    if let Some(reason) = &cap.unsupported {
+        diags.push(Diagnostic::error(
+            t.span,
+            format!(
+                "{} cannot run a function from a `{kind}` trigger: {reason}",
+                caps.name
+            ),
+        ));
+        return;
+    }
     match &t.spec {
         TriggerSpec::Http { auth, .. } => {
+            if let (Auth::ApiKey(key), Some(header)) = (auth, &cap.api_key_header)
+                && !key.header.eq_ignore_ascii_case(header)
+            {
+                diags.push(
+                    Diagnostic::error(
+                        t.span,
+                        format!(
+                            "{} reads API keys from the `{header}` header, not `{}`",
+                            caps.name, key.header
+                        ),
+                    )
+                    .with_hint(format!("set `auth: {{ api_key: {{ header: {header} }} }}`")),
+                );
+            }
             let mode = match auth {
                 Auth::None => "none",
                 Auth::ApiKey(_) => "api_key",
@@ -167,7 +191,29 @@ fn trigger(f: &FunctionNode, t: &TriggerNode, caps: &Capabilities, diags: &mut V
                 );
             }
         }
-        TriggerSpec::Schedule { expression, .. } => {
+        TriggerSpec::Schedule {
+            expression,
+            timezone,
+        } => {
+            if let Some(zones) = &cap.timezones
+                && !zones.iter().any(|z| z == timezone)
+            {
+                diags.push(
+                    Diagnostic::error(
+                        t.span,
+                        format!(
+                            "{} runs schedules in {} only, not `{timezone}`",
+                            caps.name,
+                            zones
+                                .iter()
+                                .map(|z| format!("`{z}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                    .with_hint("convert the expression to UTC and drop `timezone`"),
+                );
+            }
             let Ok(expr) = nimbus_schedule::parse(expression) else {
                 return;
             };

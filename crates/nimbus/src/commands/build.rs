@@ -63,6 +63,11 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
             &report.manifest,
             &report.manifest_path,
         )?),
+        ProviderId::Azure => Some(write_azure_outputs(
+            &compiled.graph,
+            &report.manifest,
+            &report.manifest_path,
+        )?),
         _ => None,
     };
     if out.json {
@@ -89,6 +94,7 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
         if let Some(t) = &template {
             let what = match provider {
                 ProviderId::Gcp => "the Terraform configuration",
+                ProviderId::Azure => "the ARM template and the app entry points",
                 _ => "the CloudFormation template",
             };
             println!("wrote {what} -> {}", t.display());
@@ -161,6 +167,39 @@ fn write_gcp_terraform(
         .with_context(|| format!("writing {}", path.display()))
         .map_err(Failure::Internal)?;
     Ok(path)
+}
+
+/// Writes the app's ARM template (`azuredeploy.json`) and each app's generated entry point and
+/// `host.json` (`azure/<function>/`) next to `build.json`. The subscription for global names
+/// comes from the manifest or `AZURE_SUBSCRIPTION_ID`; without either, the template's `suffix`
+/// parameter has no default.
+fn write_azure_outputs(
+    graph: &AppGraph,
+    build: &BuildManifest,
+    build_json: &std::path::Path,
+) -> Result<PathBuf, Failure> {
+    let mut settings = nimbus_azure::AzureSettings::of(graph);
+    if settings.subscription.is_none() {
+        settings.subscription = std::env::var("AZURE_SUBSCRIPTION_ID")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+    }
+    let files = nimbus_azure::template::build_outputs(graph, build, &settings)
+        .map_err(|e| Failure::User(e.into()))?;
+    let dir = build_json.parent().unwrap_or(std::path::Path::new("."));
+    let _ = std::fs::remove_dir_all(dir.join("azure"));
+    for (rel, bytes) in &files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))
+                .map_err(Failure::Internal)?;
+        }
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(Failure::Internal)?;
+    }
+    Ok(dir.join(nimbus_azure::template::TEMPLATE_FILE))
 }
 
 /// A digest of the packages a template refers to.

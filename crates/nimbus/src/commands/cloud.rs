@@ -64,9 +64,10 @@ pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
     runtime.block_on(async {
         match provider {
             ProviderId::Aws => {
-                let aws = nimbus_aws::connect(&compiled.graph, options, global.endpoint_url.clone())
-                    .await
-                    .map_err(failure::<nimbus_aws::Aws>)?;
+                let aws =
+                    nimbus_aws::connect(&compiled.graph, options, global.endpoint_url.clone())
+                        .await
+                        .map_err(failure::<nimbus_aws::Aws>)?;
                 execute(&aws, &compiled, target.as_ref(), &op, global, out).await
             }
             ProviderId::Gcp => {
@@ -75,9 +76,12 @@ pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
                     .map_err(failure::<nimbus_gcp::Gcp>)?;
                 execute(&gcp, &compiled, target.as_ref(), &op, global, out).await
             }
-            ProviderId::Azure => Err(Failure::user(format!(
-                "deploying to `{provider}` is not available in this version; `nimbus build -p {provider}` writes its packages and infrastructure code"
-            ))),
+            ProviderId::Azure => {
+                let azure = nimbus_azure::connect(&compiled.graph, options)
+                    .await
+                    .map_err(failure::<nimbus_azure::Azure>)?;
+                execute(&azure, &compiled, target.as_ref(), &op, global, out).await
+            }
             ProviderId::Local => Err(Failure::Internal(anyhow::anyhow!(
                 "the local provider has its own commands"
             ))),

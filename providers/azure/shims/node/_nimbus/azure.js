@@ -18,6 +18,7 @@
 // No dependency on @azure/functions: inputs are used through their documented properties.
 
 const core = require('./core.js');
+const azureResources = require('./azure_resources.js'); // registers the "azure" resource client factory
 
 const PROVIDER = 'azure';
 
@@ -113,7 +114,9 @@ function queueEvent(item, context, config, resource) {
   return {
     type: 'queue',
     source,
-    messages: [{ id: String(m.id || ''), body: core.textOf(item), attributes: {}, receive_count: Number.isNaN(rc) ? 1 : rc }],
+    // A message sent with attributes by the Nimbus queue client is an envelope (azure_resources.js).
+    messages: [(([body, attributes]) => ({ id: String(m.id || ''), body, attributes, receive_count: Number.isNaN(rc) ? 1 : rc }))(
+      azureResources.unwrapEnvelope(core.textOf(item)))],
   };
 }
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from . import azure_resources  # noqa: F401 - registers the "azure" resource client factory
 from . import core
 
 PROVIDER = "azure"
@@ -113,10 +114,12 @@ def _named(config, resource, types):
 
 def queue_event(msg, config: dict, resource: str | None = None) -> dict:
     source, _ = _named(config, resource, ("queue",)) or core.resolve_resource(config, ("queue",), [], resource)
+    # A message sent with attributes by the Nimbus queue client is an envelope (azure_resources.py).
+    body, attributes = azure_resources.unwrap_envelope(core.text_of(msg.get_body()))
     return {"type": "queue", "source": source, "messages": [{
         "id": msg.id,
-        "body": core.text_of(msg.get_body()),
-        "attributes": {},
+        "body": body,
+        "attributes": attributes,
         "receive_count": int(getattr(msg, "dequeue_count", None) or 1),
     }]}
 

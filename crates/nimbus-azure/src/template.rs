@@ -1,0 +1,1006 @@
+//! The ARM template: the whole app as one deterministic Azure Resource Manager template, which
+//! `nimbus build -p azure` writes (`azuredeploy.json`) and `nimbus deploy -p azure` hands to ARM.
+//!
+//! Parameters: `location` (default: the resource group's), `suffix` (the 8 hex digits that make
+//! global names unique, [`crate::names::suffix`]; its default is computed when the manifest
+//! names the subscription, otherwise it must be passed) and `packages` (an object: function →
+//! package blob name; defaults to this build's packages). Names are variables: the readable
+//! part is fixed when the template is made, global names end with the suffix.
+//!
+//! What it holds:
+//! - three storage accounts (Standard LRS, StorageV2, TLS 1.2 minimum, HTTPS only, no public
+//!   blob access, no anonymous containers, soft delete for blobs and containers): *deployment*
+//!   (`nimbus-state` for locks and state, and one package container `app-<function>` per app),
+//!   *host* (`AzureWebJobsStorage` of every app) and, when the manifest has buckets, queues or
+//!   tables, *data* with a blob container per bucket, a queue and its `-poison` queue per queue,
+//!   and a table per table;
+//! - a Service Bus namespace (Standard, TLS 1.2, local auth off) with a topic per topic and a
+//!   subscription per subscribing function, when the manifest has topics;
+//! - a Log Analytics workspace and a workspace-based Application Insights component (local auth
+//!   off: apps send telemetry with their identity);
+//! - per function ([`crate::apps`]): a user-assigned identity, a Flex Consumption plan (FC1), the
+//!   Function App (Linux, HTTPS only, TLS 1.2, FTPS off, identity-based connections), its code
+//!   (`Microsoft.Web/sites/extensions` `onedeploy` from its package blob), the role assignments
+//!   of [`crate::roles`], and for each bucket trigger an Event Grid subscription on the data
+//!   account's system topic that calls the blob trigger's webhook;
+//! - outputs: each app's name and host name, and the Application Insights app id.
+//!
+//! The same graph, build and settings always give the same bytes.
+
+use std::collections::BTreeMap;
+
+use nimbus_graph::{AppGraph, Link, ResourceSpec};
+use nimbus_manifest::ResourceKind;
+use nimbus_package::BuildManifest;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::apps::{self, App, AzureSettings, Trigger};
+use crate::entry;
+use crate::env;
+use crate::error::AzureError;
+use crate::names;
+use crate::roles::{self, Role};
+
+/// API versions, one per resource type.
+pub mod api {
+    /// `Microsoft.Storage/*`.
+    pub const STORAGE: &str = "2023-05-01";
+    /// `Microsoft.Web/*`.
+    pub const WEB: &str = "2024-04-01";
+    /// `Microsoft.ManagedIdentity/userAssignedIdentities`.
+    pub const IDENTITY: &str = "2023-01-31";
+    /// `Microsoft.Authorization/roleAssignments`.
+    pub const ROLES: &str = "2022-04-01";
+    /// `Microsoft.ServiceBus/*`.
+    pub const SERVICE_BUS: &str = "2021-11-01";
+    /// `Microsoft.OperationalInsights/workspaces`.
+    pub const WORKSPACE: &str = "2023-09-01";
+    /// `Microsoft.Insights/components`.
+    pub const INSIGHTS: &str = "2020-02-02";
+    /// `Microsoft.EventGrid/*`.
+    pub const EVENT_GRID: &str = "2022-06-15";
+}
+
+/// Days Log Analytics keeps the apps' logs.
+pub const LOG_RETENTION_DAYS: u32 = 30;
+
+/// The template's JSON Schema.
+pub const SCHEMA: &str =
+    "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#";
+
+/// The package blob (in the app's container) of `function`: content-addressed by everything
+/// that goes into the app package — the function's zip and the generated files.
+pub fn package_id(
+    graph: &AppGraph,
+    build: &BuildManifest,
+    app: &App,
+) -> Result<String, AzureError> {
+    let artifact =
+        build
+            .functions
+            .get(&app.function)
+            .ok_or_else(|| AzureError::MissingArtifact {
+                function: app.function.clone(),
+            })?;
+    let mut h = Sha256::new();
+    h.update(crate::package::FORMAT);
+    h.update(artifact.sha256.as_bytes());
+    for f in entry::files(graph, app) {
+        h.update(format!("\n{} {}", f.path, hex(&Sha256::digest(&f.bytes))));
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The ARM template of `graph` built as `build` (pretty JSON ending with a newline).
+pub fn template(
+    graph: &AppGraph,
+    build: &BuildManifest,
+    settings: &AzureSettings,
+) -> Result<String, AzureError> {
+    if build.provider != "azure" {
+        return Err(AzureError::WrongProvider {
+            what: "build",
+            provider: build.provider.clone(),
+        });
+    }
+    let apps = apps::apps(graph)?;
+    let mut t = Template::new(graph);
+    let doc = t.document(build, settings, &apps)?;
+    let mut text = serde_json::to_string_pretty(&doc).expect("a template serializes");
+    text.push('\n');
+    Ok(text)
+}
+
+/// An ARM expression: `[...]`.
+fn expr(inner: impl AsRef<str>) -> Value {
+    Value::String(format!("[{}]", inner.as_ref()))
+}
+
+/// A quoted ARM string literal.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn var(name: &str) -> String {
+    format!("variables({})", lit(name))
+}
+
+/// `resourceId('type', name parts…)` with each part an expression.
+fn rid(kind: &str, parts: &[String]) -> String {
+    let mut s = format!("resourceId({}", lit(kind));
+    for p in parts {
+        s.push_str(", ");
+        s.push_str(p);
+    }
+    s.push(')');
+    s
+}
+
+/// Builds the document.
+struct Template<'a> {
+    graph: &'a AppGraph,
+    variables: Map<String, Value>,
+    resources: Vec<Value>,
+    outputs: Map<String, Value>,
+    tags: Value,
+}
+
+/// Variable names.
+const DEPLOYMENT_ACCOUNT: &str = "deploymentAccount";
+const HOST_ACCOUNT: &str = "hostAccount";
+const DATA_ACCOUNT: &str = "dataAccount";
+const SERVICE_BUS: &str = "serviceBusNamespace";
+const MONITORING: &str = "monitoring";
+const SYSTEM_TOPIC: &str = "dataSystemTopic";
+
+impl<'a> Template<'a> {
+    fn new(graph: &'a AppGraph) -> Self {
+        Template {
+            graph,
+            variables: Map::new(),
+            resources: Vec::new(),
+            outputs: Map::new(),
+            tags: json!({ "nimbus-service": graph.service, "nimbus-stage": graph.stage }),
+        }
+    }
+
+    fn service(&self) -> &str {
+        &self.graph.service
+    }
+
+    fn stage(&self) -> &str {
+        &self.graph.stage
+    }
+
+    fn has(&self, kind: ResourceKind) -> bool {
+        self.graph.resources.values().any(|r| r.kind == kind)
+    }
+
+    fn has_data(&self) -> bool {
+        self.has(ResourceKind::Bucket)
+            || self.has(ResourceKind::Queue)
+            || self.has(ResourceKind::Table)
+    }
+
+    fn global(&mut self, variable: &str, prefix: String, dash: bool) {
+        let sep = if dash { "-" } else { "" };
+        self.variables.insert(
+            variable.into(),
+            expr(format!(
+                "concat({}, parameters('suffix'))",
+                lit(&format!("{prefix}{sep}"))
+            )),
+        );
+    }
+
+    fn account_id(account: &str) -> String {
+        rid("Microsoft.Storage/storageAccounts", &[var(account)])
+    }
+
+    fn document(
+        &mut self,
+        build: &BuildManifest,
+        settings: &AzureSettings,
+        apps: &[App],
+    ) -> Result<Value, AzureError> {
+        let (service, stage) = (self.service().to_string(), self.stage().to_string());
+        self.global(
+            DEPLOYMENT_ACCOUNT,
+            names::deployment_account_prefix(&service, &stage),
+            false,
+        );
+        self.global(
+            HOST_ACCOUNT,
+            names::host_account_prefix(&service, &stage),
+            false,
+        );
+        if self.has_data() {
+            self.global(
+                DATA_ACCOUNT,
+                names::data_account_prefix(&service, &stage),
+                false,
+            );
+        }
+        if self.has(ResourceKind::Topic) {
+            self.global(
+                SERVICE_BUS,
+                names::service_bus_prefix(&service, &stage),
+                true,
+            );
+        }
+        self.variables.insert(
+            MONITORING.into(),
+            json!(names::monitoring(&service, &stage)),
+        );
+        let bucket_triggers = apps.iter().any(|a| {
+            a.bindings
+                .iter()
+                .any(|b| matches!(b.trigger, Trigger::Blob { .. }))
+        });
+        if bucket_triggers {
+            self.variables.insert(
+                SYSTEM_TOPIC.into(),
+                json!(names::system_topic(&service, &stage)),
+            );
+        }
+        for a in apps {
+            self.global(
+                &format!("app-{}", a.function),
+                names::app_prefix(&service, &stage, &a.function),
+                true,
+            );
+        }
+
+        // Storage.
+        self.storage_account(DEPLOYMENT_ACCOUNT, false);
+        self.container(DEPLOYMENT_ACCOUNT, names::STATE_CONTAINER);
+        for a in apps {
+            self.container(DEPLOYMENT_ACCOUNT, &names::app_container(&a.function));
+        }
+        self.storage_account(HOST_ACCOUNT, false);
+        if self.has_data() {
+            let versioning = self
+                .graph
+                .resources
+                .values()
+                .any(|r| matches!(r.spec, ResourceSpec::Bucket { versioning: true }));
+            self.storage_account(DATA_ACCOUNT, versioning);
+            self.data_resources();
+        }
+        if self.has(ResourceKind::Topic) {
+            self.service_bus(apps);
+        }
+        self.monitoring();
+        if bucket_triggers {
+            self.resources.push(json!({
+                "type": "Microsoft.EventGrid/systemTopics",
+                "apiVersion": api::EVENT_GRID,
+                "name": expr(var(SYSTEM_TOPIC)),
+                "location": expr("parameters('location')"),
+                "tags": self.tags,
+                "dependsOn": [expr(Self::account_id(DATA_ACCOUNT))],
+                "properties": {
+                    "source": expr(Self::account_id(DATA_ACCOUNT)),
+                    "topicType": "Microsoft.Storage.StorageAccounts",
+                },
+            }));
+        }
+        let mut packages = Map::new();
+        for a in apps {
+            packages.insert(
+                a.function.clone(),
+                json!(names::package_blob(&package_id(self.graph, build, a)?)),
+            );
+            self.app(a);
+        }
+
+        let mut suffix = json!({
+            "type": "string",
+            "minLength": names::SUFFIX_LEN,
+            "maxLength": names::SUFFIX_LEN,
+            "metadata": { "description": "8 hex digits that make global names (storage accounts, function apps, the Service Bus namespace) unique: the first 8 hex digits of the SHA-256 of `<subscription id>/<resource group>/<service>/<stage>`, lower-cased" },
+        });
+        if let Some(sub) = &settings.subscription {
+            suffix["defaultValue"] = json!(names::suffix(
+                sub,
+                &settings.resource_group,
+                &service,
+                &stage
+            ));
+        }
+        let mut location = json!({
+            "type": "string",
+            "defaultValue": "[resourceGroup().location]",
+            "metadata": { "description": "The Azure region" },
+        });
+        if let Some(l) = &settings.location {
+            location["defaultValue"] = json!(l);
+        }
+        let mut doc = json!({
+            "$schema": SCHEMA,
+            "contentVersion": "1.0.0.0",
+            "metadata": {
+                "description": format!(
+                    "Nimbus app {service} (stage {stage}), generated by `nimbus build -p azure`; do not edit"
+                ),
+            },
+            "parameters": {
+                "location": location,
+                "suffix": suffix,
+                "packages": {
+                    "type": "object",
+                    "defaultValue": packages,
+                    "metadata": { "description": "Function → its package blob in its container `app-<function>` of the deployment storage account (uploaded before the deployment)" },
+                },
+            },
+        });
+        doc["variables"] = Value::Object(std::mem::take(&mut self.variables));
+        doc["resources"] = Value::Array(std::mem::take(&mut self.resources));
+        doc["outputs"] = Value::Object(std::mem::take(&mut self.outputs));
+        Ok(doc)
+    }
+
+    fn storage_account(&mut self, account: &str, versioning: bool) {
+        let name = expr(var(account));
+        self.resources.push(json!({
+            "type": "Microsoft.Storage/storageAccounts",
+            "apiVersion": api::STORAGE,
+            "name": name,
+            "location": expr("parameters('location')"),
+            "tags": self.tags,
+            "sku": { "name": "Standard_LRS" },
+            "kind": "StorageV2",
+            "properties": {
+                "minimumTlsVersion": "TLS1_2",
+                "supportsHttpsTrafficOnly": true,
+                "allowBlobPublicAccess": false,
+                "allowSharedKeyAccess": account == DEPLOYMENT_ACCOUNT,
+                "defaultToOAuthAuthentication": true,
+                "accessTier": "Hot",
+                "networkAcls": { "bypass": "AzureServices", "defaultAction": "Allow" },
+                "encryption": {
+                    "keySource": "Microsoft.Storage",
+                    "services": {
+                        "blob": { "enabled": true },
+                        "file": { "enabled": true },
+                        "queue": { "enabled": true, "keyType": "Account" },
+                        "table": { "enabled": true, "keyType": "Account" },
+                    },
+                },
+            },
+        }));
+        self.resources.push(json!({
+            "type": "Microsoft.Storage/storageAccounts/blobServices",
+            "apiVersion": api::STORAGE,
+            "name": expr(format!("concat({}, '/default')", var(account))),
+            "dependsOn": [expr(Self::account_id(account))],
+            "properties": {
+                "isVersioningEnabled": versioning,
+                "deleteRetentionPolicy": { "enabled": true, "days": 7 },
+                "containerDeleteRetentionPolicy": { "enabled": true, "days": 7 },
+            },
+        }));
+    }
+
+    fn child(account: &str, name: &str) -> Value {
+        expr(format!("concat({}, '/default/{}')", var(account), name))
+    }
+
+    fn child_id(account: &str, kind: &str, service: &str, name: &str) -> String {
+        rid(kind, &[var(account), lit(service), lit(name)])
+    }
+
+    fn container_id(account: &str, name: &str) -> String {
+        Self::child_id(
+            account,
+            "Microsoft.Storage/storageAccounts/blobServices/containers",
+            "default",
+            name,
+        )
+    }
+
+    fn queue_id(name: &str) -> String {
+        Self::child_id(
+            DATA_ACCOUNT,
+            "Microsoft.Storage/storageAccounts/queueServices/queues",
+            "default",
+            name,
+        )
+    }
+
+    fn table_id(name: &str) -> String {
+        Self::child_id(
+            DATA_ACCOUNT,
+            "Microsoft.Storage/storageAccounts/tableServices/tables",
+            "default",
+            name,
+        )
+    }
+
+    fn container(&mut self, account: &str, name: &str) {
+        self.resources.push(json!({
+            "type": "Microsoft.Storage/storageAccounts/blobServices/containers",
+            "apiVersion": api::STORAGE,
+            "name": Self::child(account, name),
+            "dependsOn": [expr(rid(
+                "Microsoft.Storage/storageAccounts/blobServices",
+                &[var(account), lit("default")],
+            ))],
+            "properties": { "publicAccess": "None" },
+        }));
+    }
+
+    fn data_resources(&mut self) {
+        let account = expr(Self::account_id(DATA_ACCOUNT));
+        let resources: Vec<_> = self.graph.resources.values().cloned().collect();
+        for r in &resources {
+            match r.kind {
+                ResourceKind::Bucket => self.container(DATA_ACCOUNT, &names::container(&r.name)),
+                ResourceKind::Queue => {
+                    for q in [names::queue(&r.name), names::poison_queue(&r.name)] {
+                        self.resources.push(json!({
+                            "type": "Microsoft.Storage/storageAccounts/queueServices/queues",
+                            "apiVersion": api::STORAGE,
+                            "name": Self::child(DATA_ACCOUNT, &q),
+                            "dependsOn": [account],
+                            "properties": { "metadata": { "nimbus-resource": r.name } },
+                        }));
+                    }
+                }
+                ResourceKind::Table => self.resources.push(json!({
+                    "type": "Microsoft.Storage/storageAccounts/tableServices/tables",
+                    "apiVersion": api::STORAGE,
+                    "name": Self::child(DATA_ACCOUNT, &names::table(&r.name)),
+                    "dependsOn": [account],
+                    "properties": {},
+                })),
+                ResourceKind::Topic => {}
+            }
+        }
+    }
+
+    fn namespace_id() -> String {
+        rid("Microsoft.ServiceBus/namespaces", &[var(SERVICE_BUS)])
+    }
+
+    fn topic_id(topic: &str) -> String {
+        rid(
+            "Microsoft.ServiceBus/namespaces/topics",
+            &[var(SERVICE_BUS), lit(&names::topic(topic))],
+        )
+    }
+
+    fn subscription_id(topic: &str, function: &str) -> String {
+        rid(
+            "Microsoft.ServiceBus/namespaces/topics/subscriptions",
+            &[
+                var(SERVICE_BUS),
+                lit(&names::topic(topic)),
+                lit(&names::subscription(function)),
+            ],
+        )
+    }
+
+    fn service_bus(&mut self, apps: &[App]) {
+        self.resources.push(json!({
+            "type": "Microsoft.ServiceBus/namespaces",
+            "apiVersion": api::SERVICE_BUS,
+            "name": expr(var(SERVICE_BUS)),
+            "location": expr("parameters('location')"),
+            "tags": self.tags,
+            "sku": { "name": "Standard", "tier": "Standard" },
+            "properties": { "minimumTlsVersion": "1.2", "disableLocalAuth": true, "publicNetworkAccess": "Enabled" },
+        }));
+        let topics: Vec<String> = self
+            .graph
+            .resources
+            .values()
+            .filter(|r| r.kind == ResourceKind::Topic)
+            .map(|r| r.name.clone())
+            .collect();
+        for topic in &topics {
+            self.resources.push(json!({
+                "type": "Microsoft.ServiceBus/namespaces/topics",
+                "apiVersion": api::SERVICE_BUS,
+                "name": expr(format!("concat({}, '/{}')", var(SERVICE_BUS), names::topic(topic))),
+                "dependsOn": [expr(Self::namespace_id())],
+                "properties": { "defaultMessageTimeToLive": "P14D", "enableBatchedOperations": true },
+            }));
+        }
+        for a in apps {
+            for b in &a.bindings {
+                let Trigger::Topic {
+                    resource,
+                    topic,
+                    subscription,
+                } = &b.trigger
+                else {
+                    continue;
+                };
+                self.resources.push(json!({
+                    "type": "Microsoft.ServiceBus/namespaces/topics/subscriptions",
+                    "apiVersion": api::SERVICE_BUS,
+                    "name": expr(format!("concat({}, '/{topic}/{subscription}')", var(SERVICE_BUS))),
+                    "dependsOn": [expr(Self::topic_id(resource))],
+                    "properties": {
+                        "maxDeliveryCount": 10,
+                        "lockDuration": "PT5M",
+                        "deadLetteringOnMessageExpiration": true,
+                    },
+                }));
+            }
+        }
+    }
+
+    fn workspace_id() -> String {
+        rid(
+            "Microsoft.OperationalInsights/workspaces",
+            &[var(MONITORING)],
+        )
+    }
+
+    fn component_id() -> String {
+        rid("Microsoft.Insights/components", &[var(MONITORING)])
+    }
+
+    fn monitoring(&mut self) {
+        self.resources.push(json!({
+            "type": "Microsoft.OperationalInsights/workspaces",
+            "apiVersion": api::WORKSPACE,
+            "name": expr(var(MONITORING)),
+            "location": expr("parameters('location')"),
+            "tags": self.tags,
+            "properties": { "sku": { "name": "PerGB2018" }, "retentionInDays": LOG_RETENTION_DAYS },
+        }));
+        self.resources.push(json!({
+            "type": "Microsoft.Insights/components",
+            "apiVersion": api::INSIGHTS,
+            "name": expr(var(MONITORING)),
+            "location": expr("parameters('location')"),
+            "tags": self.tags,
+            "kind": "web",
+            "dependsOn": [expr(Self::workspace_id())],
+            "properties": {
+                "Application_Type": "web",
+                "WorkspaceResourceId": expr(Self::workspace_id()),
+                "DisableLocalAuth": true,
+            },
+        }));
+        self.outputs.insert(
+            "appInsightsAppId".into(),
+            json!({ "type": "string", "value": expr(format!("reference({}, '{}').AppId", Self::component_id(), api::INSIGHTS)) }),
+        );
+    }
+
+    /// One function's app: identity, plan, site, code, roles, event subscriptions.
+    fn app(&mut self, a: &App) {
+        let (service, stage) = (self.service().to_string(), self.stage().to_string());
+        let f = a.function.as_str();
+        let site_var = format!("app-{f}");
+        let identity = names::identity(&service, &stage, f);
+        let identity_id = rid(
+            "Microsoft.ManagedIdentity/userAssignedIdentities",
+            &[lit(&identity)],
+        );
+        let plan = names::plan(&service, &stage, f);
+        let plan_id = rid("Microsoft.Web/serverfarms", &[lit(&plan)]);
+        let site_id = rid("Microsoft.Web/sites", &[var(&site_var)]);
+        let identity_ref =
+            |field: &str| format!("reference({identity_id}, '{}').{field}", api::IDENTITY);
+        let client_id = expr(identity_ref("clientId"));
+
+        self.resources.push(json!({
+            "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+            "apiVersion": api::IDENTITY,
+            "name": identity,
+            "location": expr("parameters('location')"),
+            "tags": self.tags,
+        }));
+        self.resources.push(json!({
+            "type": "Microsoft.Web/serverfarms",
+            "apiVersion": api::WEB,
+            "name": plan,
+            "location": expr("parameters('location')"),
+            "tags": self.tags,
+            "kind": "functionapp",
+            "sku": { "name": "FC1", "tier": "FlexConsumption" },
+            "properties": { "reserved": true },
+        }));
+
+        // Roles: what the host, the code and the triggers need.
+        let mut grants: Vec<(Role, String, String)> = Vec::new(); // (role, scope id, what)
+        let host = Self::account_id(HOST_ACCOUNT);
+        for role in [
+            roles::BLOB_OWNER,
+            roles::QUEUE_CONTRIBUTOR,
+            roles::TABLE_CONTRIBUTOR,
+        ] {
+            grants.push((role, host.clone(), "host storage".into()));
+        }
+        let package_container = names::app_container(f);
+        grants.push((
+            roles::BLOB_CONTRIBUTOR,
+            Self::container_id(DEPLOYMENT_ACCOUNT, &package_container),
+            "package".into(),
+        ));
+        grants.push((
+            roles::METRICS_PUBLISHER,
+            Self::component_id(),
+            "logs".into(),
+        ));
+        let fid = format!("function:{f}");
+        for e in self.graph.edges.iter().filter(|e| e.from == fid) {
+            let Link::Uses { access } = &e.link else {
+                continue;
+            };
+            let name = e.to.trim_start_matches("resource:");
+            let Some(r) = self.graph.resources.get(name) else {
+                continue;
+            };
+            grants.push((
+                roles::for_access(r.kind, *access),
+                self.resource_scope(r.kind, name),
+                format!("uses {name}"),
+            ));
+        }
+        for b in &a.bindings {
+            match &b.trigger {
+                Trigger::Queue { resource, .. } => {
+                    grants.push((
+                        roles::QUEUE_READER,
+                        Self::queue_id(&names::queue(resource)),
+                        format!("trigger {resource}"),
+                    ));
+                    grants.push((
+                        roles::QUEUE_PROCESSOR,
+                        Self::queue_id(&names::queue(resource)),
+                        format!("trigger {resource}"),
+                    ));
+                    grants.push((
+                        roles::QUEUE_SENDER,
+                        Self::queue_id(&names::poison_queue(resource)),
+                        format!("dead letters of {resource}"),
+                    ));
+                }
+                Trigger::Topic { resource, .. } => grants.push((
+                    roles::SERVICE_BUS_RECEIVER,
+                    Self::subscription_id(resource, f),
+                    format!("trigger {resource}"),
+                )),
+                Trigger::Blob { resource, .. } => grants.push((
+                    roles::BLOB_READER,
+                    Self::container_id(DATA_ACCOUNT, &names::container(resource)),
+                    format!("trigger {resource}"),
+                )),
+                Trigger::Http { .. } | Trigger::Timer { .. } => {}
+            }
+        }
+        grants.sort();
+        grants.dedup_by(|x, y| x.0 == y.0 && x.1 == y.1);
+        let mut role_ids = Vec::new();
+        for (role, scope, what) in &grants {
+            let name = format!("guid({scope}, {identity_id}, {})", lit(role.id));
+            let role_def = format!(
+                "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', {})",
+                lit(role.id)
+            );
+            self.resources.push(json!({
+                "type": "Microsoft.Authorization/roleAssignments",
+                "apiVersion": api::ROLES,
+                "name": expr(&name),
+                "scope": expr(scope_of(scope)),
+                "dependsOn": [expr(scope), expr(&identity_id)],
+                "properties": {
+                    "roleDefinitionId": expr(role_def),
+                    "principalId": expr(identity_ref("principalId")),
+                    "principalType": "ServicePrincipal",
+                    "description": format!("nimbus: {f} ({what}): {}", role.name),
+                },
+            }));
+            role_ids.push(expr(format!(
+                "extensionResourceId({scope}, 'Microsoft.Authorization/roleAssignments', {name})"
+            )));
+        }
+
+        // App settings.
+        let mut settings: BTreeMap<String, Value> = BTreeMap::new();
+        let mut set = |k: &str, v: Value| {
+            settings.insert(k.to_string(), v);
+        };
+        set("AzureWebJobsStorage__accountName", expr(var(HOST_ACCOUNT)));
+        set("AzureWebJobsStorage__credential", json!("managedidentity"));
+        set("AzureWebJobsStorage__clientId", client_id.clone());
+        set("AZURE_CLIENT_ID", client_id.clone());
+        set(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            expr(format!(
+                "reference({}, '{}').ConnectionString",
+                Self::component_id(),
+                api::INSIGHTS
+            )),
+        );
+        set(
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+            expr(format!(
+                "concat('ClientId=', {}, ';Authorization=AAD')",
+                identity_ref("clientId")
+            )),
+        );
+        let used: Vec<(&str, ResourceKind)> = self
+            .graph
+            .edges
+            .iter()
+            .filter(|e| e.from == fid)
+            .filter_map(|e| {
+                let n = e.to.trim_start_matches("resource:");
+                self.graph
+                    .resources
+                    .get(n)
+                    .map(|r| (r.name.as_str(), r.kind))
+            })
+            .collect();
+        let data_endpoint = |service: &str| {
+            expr(format!(
+                "reference({}, '{}').primaryEndpoints.{service}",
+                Self::account_id(DATA_ACCOUNT),
+                api::STORAGE
+            ))
+        };
+        if used.iter().any(|(_, k)| *k != ResourceKind::Topic) {
+            for (service, var_name) in [
+                ("blob", env::BLOB_ENDPOINT),
+                ("queue", env::QUEUE_ENDPOINT),
+                ("table", env::TABLE_ENDPOINT),
+            ] {
+                set(var_name, data_endpoint(service));
+                set(
+                    &format!("{}__{service}ServiceUri", entry::STORAGE_CONNECTION),
+                    data_endpoint(service),
+                );
+            }
+            set(
+                &format!("{}__credential", entry::STORAGE_CONNECTION),
+                json!("managedidentity"),
+            );
+            set(
+                &format!("{}__clientId", entry::STORAGE_CONNECTION),
+                client_id.clone(),
+            );
+        }
+        if used.iter().any(|(_, k)| *k == ResourceKind::Topic) {
+            let fqdn = expr(format!(
+                "concat({}, '.servicebus.windows.net')",
+                var(SERVICE_BUS)
+            ));
+            set(env::SERVICE_BUS_NAMESPACE, fqdn.clone());
+            set(
+                &format!("{}__fullyQualifiedNamespace", entry::SERVICE_BUS_CONNECTION),
+                fqdn,
+            );
+            set(
+                &format!("{}__credential", entry::SERVICE_BUS_CONNECTION),
+                json!("managedidentity"),
+            );
+            set(
+                &format!("{}__clientId", entry::SERVICE_BUS_CONNECTION),
+                client_id.clone(),
+            );
+        }
+        for (name, kind) in &used {
+            set(
+                &env::resource_var(name),
+                json!(env::native_name(*kind, name)),
+            );
+        }
+        if let Some(node) = self.graph.functions.get(f) {
+            for (k, v) in &node.env {
+                set(k, json!(v));
+            }
+        }
+        let app_settings: Vec<Value> = settings
+            .into_iter()
+            .map(|(name, value)| json!({ "name": name, "value": value }))
+            .collect();
+
+        let mut scale = json!({ "instanceMemoryMB": a.instance_memory_mb });
+        if let Some(max) = a.max_instances {
+            scale["maximumInstanceCount"] = json!(max);
+            if a.bindings
+                .iter()
+                .any(|b| matches!(b.trigger, Trigger::Http { .. }))
+            {
+                scale["triggers"] = json!({ "http": { "perInstanceConcurrency": 1 } });
+            }
+        }
+        let mut depends = vec![
+            expr(&plan_id),
+            expr(&identity_id),
+            expr(Self::component_id()),
+            expr(Self::container_id(DEPLOYMENT_ACCOUNT, &package_container)),
+            expr(Self::account_id(HOST_ACCOUNT)),
+        ];
+        if used.iter().any(|(_, k)| *k != ResourceKind::Topic) {
+            depends.push(expr(Self::account_id(DATA_ACCOUNT)));
+        }
+        self.resources.push(json!({
+            "type": "Microsoft.Web/sites",
+            "apiVersion": api::WEB,
+            "name": expr(var(&site_var)),
+            "location": expr("parameters('location')"),
+            "tags": self.tags,
+            "kind": "functionapp,linux",
+            "identity": {
+                "type": "UserAssigned",
+                "userAssignedIdentities": { format!("[{identity_id}]"): {} },
+            },
+            "dependsOn": depends,
+            "properties": {
+                "serverFarmId": expr(&plan_id),
+                "httpsOnly": true,
+                "clientCertMode": "Optional",
+                "siteConfig": {
+                    "minTlsVersion": "1.2",
+                    "scmMinTlsVersion": "1.2",
+                    "ftpsState": "Disabled",
+                    "http20Enabled": true,
+                    "appSettings": app_settings,
+                },
+                "functionAppConfig": {
+                    "deployment": {
+                        "storage": {
+                            "type": "blobContainer",
+                            "value": expr(format!(
+                                "concat(reference({}, '{}').primaryEndpoints.blob, '{package_container}')",
+                                Self::account_id(DEPLOYMENT_ACCOUNT),
+                                api::STORAGE
+                            )),
+                            "authentication": {
+                                "type": "UserAssignedIdentity",
+                                "userAssignedIdentityResourceId": expr(&identity_id),
+                            },
+                        },
+                    },
+                    "scaleAndConcurrency": scale,
+                    "runtime": { "name": a.runtime_name, "version": a.runtime_version },
+                },
+            },
+        }));
+        let mut code_depends = vec![expr(&site_id)];
+        code_depends.extend(role_ids);
+        self.resources.push(json!({
+            "type": "Microsoft.Web/sites/extensions",
+            "apiVersion": api::WEB,
+            "name": expr(format!("concat({}, '/onedeploy')", var(&site_var))),
+            "dependsOn": code_depends,
+            "properties": {
+                "packageUri": expr(format!(
+                    "concat(reference({}, '{}').primaryEndpoints.blob, '{package_container}/', parameters('packages')[{}])",
+                    Self::account_id(DEPLOYMENT_ACCOUNT),
+                    api::STORAGE,
+                    lit(f)
+                )),
+                "remoteBuild": false,
+            },
+        }));
+        let code_id = rid(
+            "Microsoft.Web/sites/extensions",
+            &[var(&site_var), lit("onedeploy")],
+        );
+
+        for b in &a.bindings {
+            let Trigger::Blob {
+                container,
+                prefix,
+                suffix,
+                index,
+                ..
+            } = &b.trigger
+            else {
+                continue;
+            };
+            let mut filter = json!({
+                "includedEventTypes": ["Microsoft.Storage.BlobCreated"],
+                "subjectBeginsWith": format!("/blobServices/default/containers/{container}/blobs/{prefix}"),
+                "enableAdvancedFilteringOnArrays": true,
+            });
+            if !suffix.is_empty() {
+                filter["subjectEndsWith"] = json!(suffix);
+            }
+            let webhook = format!(
+                "concat('https://', reference({site_id}, '{}').defaultHostName, '/runtime/webhooks/blobs?functionName=Host.Functions.{}&code=', listKeys(resourceId('Microsoft.Web/sites/host', {}, 'default'), '{}').systemKeys.blobs_extension)",
+                api::WEB,
+                b.name,
+                var(&site_var),
+                api::WEB
+            );
+            self.resources.push(json!({
+                "type": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+                "apiVersion": api::EVENT_GRID,
+                "name": expr(format!("concat({}, '/{}')", var(SYSTEM_TOPIC), names::event_subscription(f, *index))),
+                "dependsOn": [
+                    expr(rid("Microsoft.EventGrid/systemTopics", &[var(SYSTEM_TOPIC)])),
+                    expr(&code_id),
+                ],
+                "properties": {
+                    "destination": {
+                        "endpointType": "WebHook",
+                        "properties": { "endpointUrl": expr(webhook) },
+                    },
+                    "filter": filter,
+                    "eventDeliverySchema": "EventGridSchema",
+                    "retryPolicy": { "maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440 },
+                },
+            }));
+        }
+
+        let key = output_key(f);
+        self.outputs.insert(
+            format!("{key}App"),
+            json!({ "type": "string", "value": expr(var(&site_var)) }),
+        );
+        self.outputs.insert(
+            format!("{key}HostName"),
+            json!({ "type": "string", "value": expr(format!("reference({site_id}, '{}').defaultHostName", api::WEB)) }),
+        );
+    }
+
+    fn resource_scope(&self, kind: ResourceKind, name: &str) -> String {
+        match kind {
+            ResourceKind::Bucket => Self::container_id(DATA_ACCOUNT, &names::container(name)),
+            ResourceKind::Queue => Self::queue_id(&names::queue(name)),
+            ResourceKind::Table => Self::table_id(&names::table(name)),
+            ResourceKind::Topic => Self::topic_id(name),
+        }
+    }
+}
+
+/// A role assignment's `scope` from the scope's `resourceId(...)` expression: the same id.
+fn scope_of(resource_id: &str) -> String {
+    resource_id.to_string()
+}
+
+/// The output key prefix of a function: `place-order` → `placeOrder`.
+pub fn output_key(function: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in function.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What `nimbus build -p azure` writes next to `build.json`: the template as
+/// `azuredeploy.json`, and each app's generated files under `azure/<function>/` (to read or to
+/// check; the packages themselves are assembled at deploy time). Paths are relative and
+/// `/`-separated; the same input gives the same bytes.
+pub fn build_outputs(
+    graph: &AppGraph,
+    build: &BuildManifest,
+    settings: &AzureSettings,
+) -> Result<Vec<(String, Vec<u8>)>, AzureError> {
+    let mut out = vec![(
+        TEMPLATE_FILE.to_string(),
+        template(graph, build, settings)?.into_bytes(),
+    )];
+    for a in apps::apps(graph)? {
+        for f in entry::files(graph, &a) {
+            out.push((format!("azure/{}/{}", a.function, f.path), f.bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// The template's file name next to `build.json`.
+pub const TEMPLATE_FILE: &str = "azuredeploy.json";

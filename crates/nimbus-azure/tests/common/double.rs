@@ -1,0 +1,119 @@
+//! The ARM test double (`tests/arm_double.py`), started on a free 127.0.0.1 port with the
+//! project venv's Python (Microsoft's models installed) and stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// The token the double accepts.
+pub const TOKEN: &str = "double-token";
+
+/// A running ARM test double.
+pub struct ArmDouble {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl ArmDouble {
+    /// Starts the double against `azurite`: storage accounts report its blob endpoint (so the
+    /// packages uploaded there are where the template points), and the Functions host stand-in
+    /// reads packages and runs apps with its connection string.
+    pub fn start(azurite: &super::azurite::Azurite) -> ArmDouble {
+        let blob_endpoint = format!("{}/", azurite.blob_endpoint());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let python = std::env::var_os("NIMBUS_TEST_PYTHON")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| super::venv_tool("python"));
+        let mut child = Command::new(python)
+            .arg(super::repo().join("crates/nimbus-azure/tests/arm_double.py"))
+            .args(["--port", &port.to_string(), "--token", TOKEN])
+            .args(["--blob-endpoint", &blob_endpoint])
+            .args(["--storage-connection-string", &azurite.connection_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the ARM double starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the ARM double did not start");
+        ArmDouble { child, port }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn hook(&self, method: &str, path: &str, body: Option<&str>) -> Value {
+        // A plain HTTP/1.1 exchange: the double is ours, no client library needed.
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let body = body.unwrap_or("");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let payload = out.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str(payload).unwrap_or(Value::Null)
+    }
+
+    /// Every request so far, as `[method, path]`.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        self.hook("GET", "/_double/calls", None)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c[0].as_str().unwrap().into(), c[1].as_str().unwrap().into()))
+            .collect()
+    }
+
+    /// The ids of what the resource groups hold.
+    pub fn resources(&self) -> Vec<String> {
+        self.hook("GET", "/_double/resources", None)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Adds Application Insights trace rows (`timestamp`, `cloud_RoleName`, `message`).
+    pub fn add_traces(&self, rows: &Value) {
+        self.hook("POST", "/_double/traces", Some(&rows.to_string()));
+    }
+
+    /// What the Functions host stand-in ran through the admin API.
+    pub fn invocations(&self) -> Value {
+        self.hook("GET", "/_double/invocations", None)
+    }
+
+    /// Makes the next deployment fail with `message`.
+    pub fn fail_next_deployment(&self, message: &str) {
+        self.hook(
+            "POST",
+            "/_double/fail-next-deployment",
+            Some(&serde_json::json!({ "message": message }).to_string()),
+        );
+    }
+}
+
+impl Drop for ArmDouble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,188 @@
+//! Shared helpers: the shop example for Azure as a graph, a build of it, and settings.
+//!
+//! Azure rejects `table` triggers (Table storage has no change feed), so "the shop" here is
+//! `examples/shop` without its `audit-orders` function — the one function Azure cannot run.
+
+#![allow(dead_code)]
+
+pub mod azurite;
+pub mod double;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nimbus_azure::AzureSettings;
+use nimbus_graph::AppGraph;
+use nimbus_package::{Artifact, BuildManifest};
+use sha2::{Digest, Sha256};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The shop's manifest without `audit-orders` (its comment lines and its block).
+pub fn shop_yaml() -> String {
+    let text = std::fs::read_to_string(repo().join("examples/shop/nimbus.yaml")).unwrap();
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with("  audit-orders:") || line.starts_with("  # One JSON audit line") {
+            skipping = true;
+            continue;
+        }
+        if skipping && (line.starts_with("    ") || line.trim().is_empty()) {
+            continue;
+        }
+        skipping = false;
+        out.push(line);
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    assert!(!s.contains("audit"), "audit-orders removed");
+    s
+}
+
+/// The graph of manifest text for Azure, stage `dev` (handler files under `dir` when given).
+pub fn graph_in(manifest: &str, dir: Option<&Path>) -> AppGraph {
+    let options = nimbus_manifest::LoadOptions {
+        provider: "azure".into(),
+        check_files: dir.is_some(),
+        ..Default::default()
+    };
+    let path = dir.map_or_else(|| PathBuf::from("nimbus.yaml"), |d| d.join("nimbus.yaml"));
+    let loaded = nimbus_manifest::load_str(&path, manifest.to_string(), &options).unwrap_or_else(
+        |e| match e {
+            nimbus_manifest::LoadError::Invalid(r) => panic!("{}", r.render(false)),
+            e => panic!("{e}"),
+        },
+    );
+    nimbus_graph::build(&loaded)
+}
+
+/// The graph of manifest text (handler files are not checked).
+pub fn graph_str(manifest: &str) -> AppGraph {
+    graph_in(manifest, None)
+}
+
+/// The shop (without `audit-orders`) as a graph.
+pub fn shop() -> AppGraph {
+    graph_in(&shop_yaml(), Some(&repo().join("examples/shop")))
+}
+
+/// A build of `graph` with stable made-up hashes (a real build is tested in nimbus-package).
+pub fn build_of(graph: &AppGraph) -> BuildManifest {
+    let functions = graph
+        .functions
+        .keys()
+        .map(|name| {
+            let sha256 = hex(&Sha256::digest(format!("zip of {name}")));
+            let artifact = Artifact {
+                file: format!("{name}.zip"),
+                sha256,
+                size: 1000,
+                unzipped_size: 4000,
+                files: 10,
+                input_hash: hex(&Sha256::digest(format!("inputs of {name}"))),
+                deps: None,
+            };
+            (name.clone(), artifact)
+        })
+        .collect::<BTreeMap<_, _>>();
+    BuildManifest {
+        format: "nimbus-package-v1".into(),
+        service: graph.service.clone(),
+        stage: graph.stage.clone(),
+        provider: "azure".into(),
+        functions,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fixed subscription for tests.
+pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
+
+/// The manifest's settings with the test subscription.
+pub fn settings(graph: &AppGraph) -> AzureSettings {
+    AzureSettings {
+        subscription: Some(SUBSCRIPTION.into()),
+        ..AzureSettings::of(graph)
+    }
+}
+
+/// A tool of the project's venv (the directory of `NIMBUS_TEST_PYTHON`, else
+/// `<repo>/.tools/venv/bin/`). Missing: the test fails (run `scripts/test`, which installs it).
+pub fn venv_tool(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("NIMBUS_TEST_PYTHON") {
+        Some(python) => PathBuf::from(python)
+            .parent()
+            .expect("NIMBUS_TEST_PYTHON is a file path")
+            .to_path_buf(),
+        None => repo().join(".tools/venv/bin"),
+    };
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "`{name}` is not installed at {}: run scripts/test (it installs tests/requirements.txt into .tools/venv)",
+        path.display()
+    );
+    path
+}
+
+/// The shop (without `audit-orders`) copied into a temporary directory and really built for
+/// Azure with `nimbus_package::build` (dependencies cached under `target/nimbus-azure-test-cache`).
+pub struct BuiltShop {
+    /// The project directory (dropped with the value).
+    pub dir: tempfile::TempDir,
+    /// Its graph.
+    pub graph: AppGraph,
+    /// `build.json`.
+    pub build: BuildManifest,
+    /// Where the zips are.
+    pub out: PathBuf,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if [".nimbus", "node_modules", "__pycache__"].contains(&name.to_str().unwrap_or("")) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// See [`BuiltShop`].
+pub fn build_shop() -> BuiltShop {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("examples/shop"), dir.path());
+    std::fs::write(dir.path().join("nimbus.yaml"), shop_yaml()).unwrap();
+    let graph = graph_in(&shop_yaml(), Some(dir.path()));
+    let mut options = nimbus_package::BuildOptions::conventional(
+        dir.path(),
+        nimbus_provider::ProviderId::Azure,
+        &graph.stage,
+    );
+    options.cache_dir = repo().join("target/nimbus-azure-test-cache");
+    let report =
+        nimbus_package::build(&graph, &options, &|_| {}).unwrap_or_else(|e| panic!("build: {e}"));
+    BuiltShop {
+        out: options.out_dir.clone(),
+        dir,
+        graph,
+        build: report.manifest,
+    }
+}

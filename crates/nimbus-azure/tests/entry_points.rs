@@ -1,0 +1,222 @@
+//! The generated Function Apps, run by Microsoft's own libraries.
+//!
+//! The shop is really built for Azure (`nimbus_package::build`), each function's zip is made an
+//! app package (`nimbus_azure::package::assemble`) and unpacked. Python apps are imported with
+//! `azure-functions` (as the Python worker indexes `function_app.py`); the Node app is loaded with
+//! `@azure/functions` and a recording stand-in of the worker's `@azure/functions-core`, so the
+//! metadata checked is what each library itself produces. The functions each app registers —
+//! names, trigger types, routes, methods, auth levels, schedules, queue, topic and container
+//! names, connections — must be what the manifest says. Then `get-order` is called with an
+//! `azure.functions.HttpRequest` and `charge-payment` with a queue message, against Azurite:
+//! the neutral handlers answer through the shim and their resource clients.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::azurite::Azurite;
+use serde_json::{Value, json};
+
+fn python() -> PathBuf {
+    std::env::var_os("NIMBUS_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::venv_tool("python"))
+}
+
+fn tests_dir() -> PathBuf {
+    common::repo().join("crates/nimbus-azure/tests/apps")
+}
+
+fn unzip(bytes: &[u8], dest: &Path) {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    zip.extract(dest).unwrap();
+}
+
+fn run(cmd: &mut Command) -> Value {
+    let out = cmd.output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({:?}):\n{stdout}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The trigger binding of each registered function, by name, with the keys that matter.
+fn triggers(report: &Value) -> BTreeMap<String, Value> {
+    report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let bindings = f["bindings"].as_array().unwrap();
+            let trigger = bindings
+                .iter()
+                .find(|b| {
+                    b["type"].as_str().unwrap().ends_with("Trigger")
+                        && b["direction"].as_str().unwrap().eq_ignore_ascii_case("in")
+                })
+                .unwrap_or_else(|| panic!("no trigger in {f}"));
+            let mut t = serde_json::Map::new();
+            for key in [
+                "type",
+                "route",
+                "methods",
+                "authLevel",
+                "schedule",
+                "queueName",
+                "topicName",
+                "subscriptionName",
+                "path",
+                "source",
+                "connection",
+            ] {
+                if let Some(v) = trigger.get(key) {
+                    let v = match (key, v) {
+                        ("methods", Value::Array(m)) => json!(
+                            m.iter()
+                                .map(|x| x.as_str().unwrap().to_ascii_uppercase())
+                                .collect::<Vec<_>>()
+                        ),
+                        ("authLevel" | "source", Value::String(s)) => json!(s.to_ascii_lowercase()),
+                        _ => v.clone(),
+                    };
+                    t.insert(key.into(), v);
+                }
+            }
+            (f["name"].as_str().unwrap().to_string(), Value::Object(t))
+        })
+        .collect()
+}
+
+#[test]
+fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
+    let shop = common::build_shop();
+    let apps = nimbus_azure::apps(&shop.graph).unwrap();
+    let root = shop.dir.path().join("apps");
+    for app in &apps {
+        let zip = shop.out.join(&shop.build.functions[&app.function].file);
+        let bytes = nimbus_azure::package::assemble(&shop.graph, app, &zip).unwrap();
+        // Deterministic: the same inputs give the same package.
+        assert_eq!(
+            bytes,
+            nimbus_azure::package::assemble(&shop.graph, app, &zip).unwrap()
+        );
+        unzip(&bytes, &root.join(&app.function));
+    }
+    let azurite = Azurite::start();
+    let conn = azurite.connection_string();
+
+    let expected: BTreeMap<&str, Value> = BTreeMap::from([
+        (
+            "place-order",
+            json!({"place-order-http-0": {"type": "httpTrigger", "route": "orders", "methods": ["POST"], "authLevel": "anonymous"}}),
+        ),
+        (
+            "get-order",
+            json!({"get-order-http-0": {"type": "httpTrigger", "route": "orders/{id}", "methods": ["GET"], "authLevel": "anonymous"}}),
+        ),
+        (
+            "reserve-stock",
+            json!({"reserve-stock-topic-0": {"type": "serviceBusTrigger", "topicName": "order-events", "subscriptionName": "reserve-stock", "connection": "NIMBUS_SERVICEBUS"}}),
+        ),
+        (
+            "make-thumbnail",
+            json!({"make-thumbnail-bucket-0": {"type": "blobTrigger", "path": "images/uploads/{name}", "source": "eventgrid", "connection": "NIMBUS_STORAGE"}}),
+        ),
+        (
+            "nightly-report",
+            json!({"nightly-report-schedule-0": {"type": "timerTrigger", "schedule": "0 0 3 * * *"}}),
+        ),
+        (
+            "charge-payment",
+            json!({"charge-payment-queue-0": {"type": "queueTrigger", "queueName": "payments", "connection": "NIMBUS_STORAGE"}}),
+        ),
+    ]);
+    assert_eq!(
+        expected.keys().copied().collect::<Vec<_>>(),
+        shop.graph
+            .functions
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+
+    // Python apps, through azure-functions.
+    for app in apps.iter().filter(|a| a.runtime_name == "python") {
+        let report = run(Command::new(python())
+            .arg(tests_dir().join("inspect_app.py"))
+            .arg(root.join(&app.function)));
+        let got = triggers(&report);
+        assert_eq!(
+            json!(got),
+            expected[app.function.as_str()],
+            "{}: {report}",
+            app.function
+        );
+    }
+
+    // get-order through its HTTP function, against Azurite: 404, then 200 with a stored order.
+    let table = Command::new(python())
+        .arg("-c")
+        .arg(
+            "import sys, json\nfrom azure.data.tables import TableServiceClient\n\
+             t = TableServiceClient.from_connection_string(sys.argv[1]).create_table('orders')\n\
+             t.upsert_entity({'PartitionKey': '42', 'RowKey': '', 'item': json.dumps({'id': '42', 'status': 'new'})})\n\
+             t.upsert_entity({'PartitionKey': 'o1', 'RowKey': '', 'item': json.dumps({'id': 'o1', 'status': 'new'})})\n",
+        )
+        .arg(&conn)
+        .status()
+        .unwrap();
+    assert!(table.success());
+    let http = |id: &str| {
+        run(Command::new(python())
+            .arg(tests_dir().join("inspect_app.py"))
+            .arg(root.join("get-order"))
+            .args([
+                "--http",
+                "get-order-http-0",
+                "GET",
+                &format!("https://shop.azurewebsites.net/orders/{id}"),
+            ])
+            .env("NIMBUS_AZURE_STORAGE_CONNECTION_STRING", &conn)
+            .env("NIMBUS_RESOURCE_ORDERS_NAME", "orders"))["response"]
+            .clone()
+    };
+    let found = http("42");
+    assert_eq!(found["status"], 200, "{found}");
+    assert_eq!(
+        serde_json::from_str::<Value>(found["body"].as_str().unwrap()).unwrap(),
+        json!({"id": "42", "status": "new"})
+    );
+    let missing = http("nope");
+    assert_eq!(missing["status"], 404, "{missing}");
+
+    // The Node app, through @azure/functions: registration, then a queue message for order o1.
+    let node = run(Command::new("node")
+        .arg(tests_dir().join("inspect_app.js"))
+        .arg(root.join("charge-payment"))
+        .arg("charge-payment-queue-0")
+        .arg(r#"{"order_id": "o1", "amount": 5}"#)
+        .env("NODE_PATH", common::azurite::node_modules())
+        .env("NIMBUS_AZURE_STORAGE_CONNECTION_STRING", &conn)
+        .env("NIMBUS_RESOURCE_ORDERS_NAME", "orders"));
+    assert_eq!(json!(triggers(&node)), expected["charge-payment"], "{node}");
+    assert_eq!(node["result"], json!({"ok": true}), "{node}");
+    let paid = Command::new(python())
+        .arg("-c")
+        .arg(
+            "import sys, json\nfrom azure.data.tables import TableServiceClient\n\
+             e = TableServiceClient.from_connection_string(sys.argv[1]).get_table_client('orders').get_entity('o1', '')\n\
+             print(json.loads(e['item'])['status'])\n",
+        )
+        .arg(&conn)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&paid.stdout).trim(), "paid");
+}

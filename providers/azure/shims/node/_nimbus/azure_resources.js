@@ -1,0 +1,436 @@
+'use strict';
+// Nimbus Azure resource clients (Node.js): `context.resources[name]` inside Azure Functions.
+//
+// table -> Table storage (@azure/data-tables), queue -> Storage queue (@azure/storage-queue),
+// topic -> Service Bus topic (@azure/service-bus), bucket -> Blob container (@azure/storage-blob).
+// The libraries are the function's dependencies (providers/azure/shims/node/package.json): they are
+// required from the handler's directory, where they are installed, and their clients are created
+// lazily, once per process.
+//
+// Where the resources are: the same app settings as the Python clients (see
+// _nimbus/azure_resources.py and crates/nimbus-azure/src/env.rs): NIMBUS_RESOURCE_<R>_NAME (else
+// function.json `native.container|queue|table|topic`), NIMBUS_AZURE_{BLOB,QUEUE,TABLE}_ENDPOINT,
+// NIMBUS_AZURE_SERVICEBUS_NAMESPACE and AZURE_CLIENT_ID (ManagedIdentityCredential; else
+// DefaultAzureCredential), or NIMBUS_AZURE_STORAGE_CONNECTION_STRING /
+// NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING (Azurite, local development).
+//
+// Same storage layout as Python: a table item is the entity's `item` property (compact JSON) under
+// PartitionKey/RowKey = the key fields as text (forbidden characters percent-encoded); queue
+// messages are Base64 text, with an envelope {"nimbus": 1, body, attributes} when sent with
+// attributes. Failures become ResourceError (`type` AccessDenied, NotFound, BadRequest, Conflict,
+// Throttled, Unavailable, Internal, NotConfigured; `status` and `azureCode` when known). On require
+// this module registers the factory of provider "azure". See docs/function-contract.md.
+
+const path = require('path');
+const { createRequire } = require('module');
+const core = require('./core.js');
+const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
+
+const PROVIDER = 'azure';
+const ENVELOPE = 'nimbus';
+
+class ResourceError extends core.ResourceError {
+  constructor(message, type = 'ResourceError', resource = null, op = null, options = undefined, status = null, azureCode = null) {
+    super(message, type, resource, op, options);
+    this.status = status;
+    this.azureCode = azureCode;
+  }
+}
+
+// HTTP status (and Azure error code) -> neutral error type.
+function errorType(status, code) {
+  code = String(code || '');
+  if (['AuthorizationFailure', 'AuthorizationPermissionMismatch', 'AuthenticationFailed', 'InsufficientAccountPermissions', 'Unauthorized'].includes(code)) return 'AccessDenied';
+  if (code.endsWith('NotFound')) return 'NotFound';
+  const s = Number(status);
+  if (s === 401 || s === 403) return 'AccessDenied';
+  if (s === 404) return 'NotFound';
+  if (s === 409 || s === 412) return 'Conflict';
+  if (s === 429) return 'Throttled';
+  if (s === 502 || s === 503 || s === 504) return 'Unavailable';
+  if (s >= 400 && s < 500) return 'BadRequest';
+  return 'Internal';
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH']);
+
+// An error thrown by an Azure library -> ResourceError, or null when it is not one.
+function fromAzure(e, resource, op) {
+  if (!e || typeof e !== 'object' || e instanceof core.NimbusError) return null;
+  if (e.name === 'RestError' || typeof e.statusCode === 'number') {
+    const status = e.statusCode;
+    const code = e.code || (e.details && e.details.errorCode) || null;
+    if (status === undefined && NETWORK_CODES.has(code)) return new ResourceError(e.message, 'Unavailable', resource, op, { cause: e }, null, code);
+    const msg = String(e.message || code || 'error').split('\n')[0];
+    return new ResourceError(msg, errorType(status, code), resource, op, { cause: e }, status ?? null, code);
+  }
+  if (e.name === 'CredentialUnavailableError' || e.name === 'AuthenticationError') {
+    return new ResourceError(e.message, 'AccessDenied', resource, op, { cause: e }, null, e.name);
+  }
+  if (e.name === 'ServiceBusError') {
+    const t = { MessagingEntityNotFound: 'NotFound', UnauthorizedAccess: 'AccessDenied', ServiceBusy: 'Throttled', QuotaExceeded: 'Throttled', ServiceCommunicationProblem: 'Unavailable' }[e.code] || 'Internal';
+    return new ResourceError(e.message, t, resource, op, { cause: e }, null, e.code || null);
+  }
+  if (NETWORK_CODES.has(e.code)) return new ResourceError(e.message, 'Unavailable', resource, op, { cause: e }, null, e.code);
+  return null;
+}
+
+// NIMBUS_RESOURCE_<R>_NAME: "order-events" -> NIMBUS_RESOURCE_ORDER_EVENTS_NAME.
+function envVar(resource) {
+  return `NIMBUS_RESOURCE_${String(resource).toUpperCase().replace(/-/g, '_')}_NAME`;
+}
+
+// Requires an Azure library from the handler's directory (where the function's dependencies are
+// installed), else from here.
+function requireLibrary(name, functionConfig) {
+  const file = functionConfig && functionConfig.handler && functionConfig.handler.file;
+  if (file) {
+    try {
+      return createRequire(path.join(core.packageRoot(), file))(name);
+    } catch (e) {
+      if (!e || e.code !== 'MODULE_NOT_FOUND') throw e;
+    }
+  }
+  try {
+    return require(name);
+  } catch (e) {
+    if (e && e.code === 'MODULE_NOT_FOUND') {
+      throw new core.ResourceUnavailableError(`the Nimbus Azure resource clients need ${name} (nimbus build -p azure installs it)`);
+    }
+    throw e;
+  }
+}
+
+function credential(env, config) {
+  const identity = requireLibrary('@azure/identity', config);
+  return env.AZURE_CLIENT_ID ? new identity.ManagedIdentityCredential({ clientId: env.AZURE_CLIENT_ID }) : new identity.DefaultAzureCredential();
+}
+
+const services = new Map();
+
+function makeService(kind, env, config) {
+  if (kind === 'servicebus') {
+    const { ServiceBusClient } = requireLibrary('@azure/service-bus', config);
+    if (env.NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING) return new ServiceBusClient(env.NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING);
+    if (!env.NIMBUS_AZURE_SERVICEBUS_NAMESPACE) throw Object.assign(new Error('unset'), { unset: 'NIMBUS_AZURE_SERVICEBUS_NAMESPACE' });
+    return new ServiceBusClient(env.NIMBUS_AZURE_SERVICEBUS_NAMESPACE, credential(env, config));
+  }
+  const [mod, cls] = {
+    blob: ['@azure/storage-blob', 'BlobServiceClient'],
+    queue: ['@azure/storage-queue', 'QueueServiceClient'],
+    table: ['@azure/data-tables', 'TableServiceClient'],
+  }[kind];
+  const lib = requireLibrary(mod, config);
+  const conn = env.NIMBUS_AZURE_STORAGE_CONNECTION_STRING;
+  const v = `NIMBUS_AZURE_${kind.toUpperCase()}_ENDPOINT`;
+  if (!conn && !env[v]) throw Object.assign(new Error('unset'), { unset: v });
+  if (kind === 'table') { // @azure/data-tables has one client per table
+    const options = conn && /127\.0\.0\.1|localhost|UseDevelopmentStorage/.test(conn) ? { allowInsecureConnection: true } : undefined;
+    const cred = conn ? null : credential(env, config);
+    return {
+      getTableClient: (name) => (conn ? lib.TableClient.fromConnectionString(conn, name, options) : new lib.TableClient(env[v], name, cred)),
+    };
+  }
+  if (conn) return lib[cls].fromConnectionString(conn);
+  return new lib[cls](env[v], credential(env, config));
+}
+
+// The process-wide service client of `kind` (blob, queue, table, servicebus).
+function service(kind, env = process.env, config = null) {
+  const key = JSON.stringify([kind, env.NIMBUS_AZURE_STORAGE_CONNECTION_STRING || null, env[`NIMBUS_AZURE_${kind.toUpperCase()}_ENDPOINT`] || null]);
+  let c = services.get(key);
+  if (!c) {
+    c = makeService(kind, env, config);
+    services.set(key, c);
+  }
+  return c;
+}
+
+// Forget the cached service clients (tests; a changed environment).
+async function resetClients() {
+  for (const c of services.values()) if (c && typeof c.close === 'function') await c.close();
+  services.clear();
+}
+
+const KEY_ESCAPES = { '%': '%25', '/': '%2F', '\\': '%5C', '#': '%23', '?': '%3F' };
+
+// A key field's value as PartitionKey/RowKey text (forbidden characters percent-encoded).
+function keyText(value) {
+  let text;
+  if (typeof value === 'string') text = value;
+  else if (typeof value === 'number' || typeof value === 'bigint') text = String(value);
+  else if (Buffer.isBuffer(value) || value instanceof Uint8Array) text = Buffer.from(value).toString('base64');
+  else text = core.dumps(value);
+  let out = '';
+  for (const ch of text) {
+    const c = ch.codePointAt(0);
+    if (KEY_ESCAPES[ch]) out += KEY_ESCAPES[ch];
+    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += `%${c.toString(16).toUpperCase().padStart(2, '0')}`;
+    else out += ch;
+  }
+  return out;
+}
+
+// A queue message's text -> [body, attributes] (the envelope of a message sent with attributes).
+function unwrapEnvelope(text) {
+  if (typeof text === 'string' && text.startsWith(`{"${ENVELOPE}":`)) {
+    try {
+      const doc = JSON.parse(text);
+      const keys = Object.keys(doc).sort().join(',');
+      if (doc[ENVELOPE] === 1 && keys === `attributes,body,${ENVELOPE}` && typeof doc.body === 'string' && doc.attributes && typeof doc.attributes === 'object') {
+        return [doc.body, Object.fromEntries(Object.entries(doc.attributes).map(([k, v]) => [k, String(v)]))];
+      }
+    } catch { /* not an envelope */ }
+  }
+  return [text, {}];
+}
+
+class Client {
+  // options: { env } (default process.env), { client } (an injected service client, for tests)
+  constructor(name, spec, functionConfig = null, options = {}) {
+    this.name = name;
+    this.spec = spec && typeof spec === 'object' ? spec : {};
+    this.config = functionConfig;
+    this.env = options.env || process.env;
+    this.injected = options.client || null;
+    this.nativeName = null;
+  }
+
+  native(op = null) {
+    if (this.nativeName) return this.nativeName;
+    const v = envVar(this.name);
+    let value = this.env[v];
+    if (!value) {
+      const fallback = (this.spec.native || {})[this.constructor.NATIVE];
+      value = typeof fallback === 'string' && fallback ? fallback : null;
+    }
+    if (!value) {
+      throw new ResourceError(`${this.constructor.TYPE} ${JSON.stringify(this.name)} has no Azure name: app setting ${v} ` +
+        'is not set (nimbus deploy sets it for every resource a function uses)', 'NotConfigured', this.name, op);
+    }
+    this.nativeName = value;
+    return value;
+  }
+
+  svc(op) {
+    if (this.injected) return this.injected;
+    try {
+      return service(this.constructor.SERVICE, this.env, this.config);
+    } catch (e) {
+      if (e && e.unset) {
+        throw new ResourceError(`${this.constructor.TYPE} ${JSON.stringify(this.name)}: app setting ${e.unset} is not set (nimbus deploy sets it)`, 'NotConfigured', this.name, op);
+      }
+      if (e instanceof core.NimbusError) throw e;
+      throw new ResourceError(`${this.constructor.TYPE} ${JSON.stringify(this.name)}: ${e.message}`, 'NotConfigured', this.name, op, { cause: e });
+    }
+  }
+
+  async call(op, fn) {
+    try {
+      return await fn();
+    } catch (e) {
+      throw fromAzure(e, this.name, op) || e;
+    }
+  }
+}
+
+class TableClient extends Client {
+  keyFields() {
+    const key = this.spec.key;
+    return Array.isArray(key) && key.every((k) => typeof k === 'string') ? key : [];
+  }
+
+  table(op) {
+    const name = this.native(op);
+    return this.svc(op).getTableClient(name);
+  }
+
+  keys(key) {
+    const fields = this.keyFields();
+    if (!fields.length) throw new RangeError(`table ${JSON.stringify(this.name)} declares no key (function.json \`key\`)`);
+    return [keyText(key[fields[0]]), fields.length > 1 ? keyText(key[fields[1]]) : ''];
+  }
+
+  static item(entity) {
+    try {
+      return typeof entity.item === 'string' ? JSON.parse(entity.item) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async get(key) {
+    checkKey('table key', key, this.keyFields());
+    const [pk, rk] = this.keys(key);
+    const table = this.table('get');
+    try {
+      return TableClient.item(await this.call('get', () => table.getEntity(pk, rk)));
+    } catch (e) {
+      if (e instanceof ResourceError && e.type === 'NotFound' && e.status === 404 && !/TableNotFound/.test(String(e.azureCode))) return null;
+      throw e;
+    }
+  }
+
+  async put(item) {
+    checkKey('table item', item, this.keyFields());
+    const [pk, rk] = this.keys(item);
+    const table = this.table('put');
+    await this.call('put', () => table.upsertEntity({ partitionKey: pk, rowKey: rk, item: core.dumps(item) }, 'Replace'));
+    return null;
+  }
+
+  async delete(key) {
+    checkKey('table key', key, this.keyFields());
+    const [pk, rk] = this.keys(key);
+    const table = this.table('delete');
+    try {
+      await this.call('delete', () => table.deleteEntity(pk, rk));
+    } catch (e) {
+      if (!(e instanceof ResourceError && e.status === 404 && !/TableNotFound/.test(String(e.azureCode)))) throw e;
+    }
+    return null;
+  }
+
+  async collect(op, iterator, limit) {
+    const out = [];
+    await this.call(op, async () => {
+      for await (const entity of iterator) {
+        const item = TableClient.item(entity);
+        if (item !== null) out.push(item);
+        if (limit !== null && out.length >= limit) break;
+      }
+    });
+    return out;
+  }
+
+  async query(key, limit = null) {
+    const fields = this.keyFields();
+    checkKey('query key', key, fields.slice(0, 1));
+    const lim = checkLimit(limit);
+    if (!fields.length) throw new RangeError(`table ${JSON.stringify(this.name)} declares no key (function.json \`key\`)`);
+    const { odata } = requireLibrary('@azure/data-tables', this.config);
+    const table = this.table('query');
+    return this.collect('query', table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${keyText(key[fields[0]])}` } }), lim);
+  }
+
+  async scan(limit = null) {
+    const lim = checkLimit(limit);
+    const table = this.table('scan');
+    return this.collect('scan', table.listEntities(), lim);
+  }
+}
+TableClient.TYPE = 'table';
+TableClient.SERVICE = 'table';
+TableClient.NATIVE = 'table';
+
+class QueueClient extends Client {
+  async send(body, attributes = null, delaySeconds = 0) {
+    const b = checkBody(body);
+    const attrs = checkAttributes(attributes);
+    delaySeconds = checkDelaySeconds(delaySeconds);
+    const text = Object.keys(attrs).length ? JSON.stringify({ [ENVELOPE]: 1, body: b, attributes: attrs }) : b;
+    const name = this.native('send');
+    const queue = this.svc('send').getQueueClient(name);
+    const options = delaySeconds ? { visibilityTimeout: delaySeconds } : undefined;
+    const out = await this.call('send', () => queue.sendMessage(Buffer.from(text, 'utf8').toString('base64'), options));
+    return out.messageId;
+  }
+}
+QueueClient.TYPE = 'queue';
+QueueClient.SERVICE = 'queue';
+QueueClient.NATIVE = 'queue';
+
+class TopicClient extends Client {
+  async publish(body, attributes = null) {
+    const b = checkBody(body);
+    const attrs = checkAttributes(attributes);
+    const topic = this.native('publish');
+    const bus = this.svc('publish');
+    const messageId = require('crypto').randomUUID();
+    const message = { body: b, messageId };
+    if (Object.keys(attrs).length) message.applicationProperties = attrs;
+    await this.call('publish', async () => {
+      const sender = bus.createSender(topic);
+      try {
+        await sender.sendMessages(message);
+      } finally {
+        await sender.close();
+      }
+    });
+    return messageId;
+  }
+}
+TopicClient.TYPE = 'topic';
+TopicClient.SERVICE = 'servicebus';
+TopicClient.NATIVE = 'topic';
+
+class BucketClient extends Client {
+  container(op) {
+    const name = this.native(op);
+    return this.svc(op).getContainerClient(name);
+  }
+
+  async get(key) {
+    checkBucketKey(key);
+    const blob = this.container('get').getBlockBlobClient(key);
+    try {
+      return await this.call('get', () => blob.downloadToBuffer());
+    } catch (e) {
+      if (e instanceof ResourceError && e.status === 404 && e.azureCode === 'BlobNotFound') return null;
+      throw e;
+    }
+  }
+
+  async put(key, data, contentType = null) {
+    checkBucketKey(key);
+    const raw = checkBucketData(data);
+    contentType = checkContentType(contentType);
+    const blob = this.container('put').getBlockBlobClient(key);
+    const options = contentType ? { blobHTTPHeaders: { blobContentType: contentType } } : undefined;
+    await this.call('put', () => blob.uploadData(raw, options));
+    return null;
+  }
+
+  async delete(key) {
+    checkBucketKey(key);
+    const blob = this.container('delete').getBlockBlobClient(key);
+    await this.call('delete', () => blob.deleteIfExists());
+    return null;
+  }
+
+  async list(prefix = '') {
+    prefix = checkPrefix(prefix);
+    const container = this.container('list');
+    const keys = [];
+    await this.call('list', async () => {
+      for await (const b of container.listBlobsFlat(prefix ? { prefix } : undefined)) keys.push(b.name);
+    });
+    return keys;
+  }
+}
+BucketClient.TYPE = 'bucket';
+BucketClient.SERVICE = 'blob';
+BucketClient.NATIVE = 'container';
+
+const CLIENTS = { table: TableClient, queue: QueueClient, topic: TopicClient, bucket: BucketClient };
+
+// The neutral Azure client of resource `name` (`spec` from function.json).
+function makeClient(name, spec, functionConfig = null, options = {}) {
+  const Cls = CLIENTS[spec && spec.type];
+  return Cls ? new Cls(name, spec, functionConfig, options) : null;
+}
+
+function factory(name, spec, functionConfig) {
+  return makeClient(name, spec, functionConfig);
+}
+
+function register() {
+  core.registerResourceFactory(PROVIDER, factory);
+}
+
+register();
+
+module.exports = {
+  PROVIDER, ResourceError, errorType, fromAzure, service, resetClients, envVar, keyText, unwrapEnvelope,
+  makeClient, factory, register, TableClient, QueueClient, TopicClient, BucketClient,
+};

@@ -1,0 +1,245 @@
+"""Azure resource clients (Python, _nimbus/azure_resources.py) against a real Azurite.
+
+Tables, queues and buckets run against Azurite (blob, queue, table) through Microsoft's libraries,
+as inside Azure Functions; every effect is checked with the test's own Azure clients. Service Bus
+has no emulator here: the topic client is checked against a recording stand-in of
+``ServiceBusClient`` (only what nimbus sends, not Service Bus itself). Ends with a handler run
+through the Azure HTTP adapter with ``azure.functions.HttpRequest``, using its resources.
+"""
+
+import base64
+import json
+import os
+import pathlib
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT, Server, build_package, config, free_port, in_process
+
+azure_tables = pytest.importorskip("azure.data.tables")
+from azure.storage.blob import BlobServiceClient  # noqa: E402
+from azure.storage.queue import QueueServiceClient  # noqa: E402
+
+ACCOUNT = "devstoreaccount1"
+# Azurite's published development key (https://learn.microsoft.com/azure/storage/common/storage-use-azurite).
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_bin() -> pathlib.Path:
+    modules = pathlib.Path(os.environ.get("NIMBUS_TEST_NODE_MODULES") or ROOT / ".tools" / "node" / "node_modules")
+    path = modules / ".bin" / "azurite"
+    if not path.exists():
+        pytest.fail("azurite is not installed at %s: run scripts/test (tests/package.json)" % path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    ports = {s: free_port() for s in ("blob", "queue", "table")}
+    work = tmp_path_factory.mktemp("azurite")
+    argv = [str(azurite_bin()), "--blobHost", "127.0.0.1", "--blobPort", str(ports["blob"]),
+            "--queueHost", "127.0.0.1", "--queuePort", str(ports["queue"]),
+            "--tableHost", "127.0.0.1", "--tablePort", str(ports["table"]),
+            "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose"
+            ]
+    server = Server(argv, cwd=work, env=dict(os.environ), port=ports["table"], log_path=work / "azurite.log")
+    conn = ("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;" % (ACCOUNT, KEY)
+            + "".join("%sEndpoint=http://127.0.0.1:%d/%s;" % (s.capitalize(), p, ACCOUNT) for s, p in ports.items()))
+    deadline = time.monotonic() + 30
+    while True:  # all three services answer
+        try:
+            BlobServiceClient.from_connection_string(conn).get_service_properties()
+            QueueServiceClient.from_connection_string(conn).get_service_properties()
+            azure_tables.TableServiceClient.from_connection_string(conn).get_service_properties()
+            break
+        except Exception:  # noqa: BLE001
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError("azurite did not answer:\n" + server.log())
+            time.sleep(0.2)
+    try:
+        yield conn
+    finally:
+        server.stop()
+
+
+class World:
+    """Azure resources of one test, the test's own clients, and the environment of a function."""
+
+    def __init__(self, conn):
+        tag = uuid.uuid4().hex[:8]
+        self.blob = BlobServiceClient.from_connection_string(conn)
+        self.queues = QueueServiceClient.from_connection_string(conn)
+        self.tables = azure_tables.TableServiceClient.from_connection_string(conn)
+        self.container, self.queue, self.table = "images-" + tag, "payments-" + tag, "orders" + tag
+        self.blob.create_container(self.container)
+        self.queues.create_queue(self.queue)
+        self.tables.create_table(self.table)
+        self.env = {
+            "NIMBUS_AZURE_STORAGE_CONNECTION_STRING": conn,
+            "NIMBUS_RESOURCE_IMAGES_NAME": self.container,
+            "NIMBUS_RESOURCE_PAYMENTS_NAME": self.queue,
+            "NIMBUS_RESOURCE_ORDERS_NAME": self.table,
+        }
+
+
+@pytest.fixture
+def world(azurite):
+    return World(azurite)
+
+
+@pytest.fixture
+def clients(tmp_path):
+    root = build_package(tmp_path / "pkg", "azure", config("azure"))
+    with in_process(root):
+        from _nimbus import azure_resources
+
+        azure_resources.reset_clients()
+        yield azure_resources
+        azure_resources.reset_clients()
+
+
+def spec(kind, key=None, access="read_write"):
+    s = {"type": kind, "access": access, "native": {}}
+    if key:
+        s["key"] = key
+    return s
+
+
+def test_table_round_trips_json_items_by_partition_and_row_key(world, clients):
+    t = clients.make_client("orders", spec("table", ["customer", "id"]), environ=world.env)
+    item = {"customer": "c/1#?", "id": 7, "total": 12.5, "tags": ["a", "b"], "ship": {"to": "x"}, "paid": None}
+    t.put(item)
+    assert t.get({"customer": "c/1#?", "id": 7}) == item
+    assert t.get({"customer": "c/1#?", "id": 8}) is None
+    t.put({"customer": "c/1#?", "id": 8, "total": 1})
+    t.put({"customer": "other", "id": 1})
+    assert [i["id"] for i in t.query({"customer": "c/1#?"})] == [7, 8]
+    assert len(t.query({"customer": "c/1#?"}, limit=1)) == 1
+    assert len(t.scan()) == 3
+    # What Azure holds: forbidden key characters percent-encoded, the item as JSON.
+    entity = world.tables.get_table_client(world.table).get_entity("c%2F1%23%3F", "7")
+    assert json.loads(entity["item"]) == item
+    t.delete({"customer": "c/1#?", "id": 7})
+    t.delete({"customer": "c/1#?", "id": 7})  # deleting what is gone succeeds
+    assert t.get({"customer": "c/1#?", "id": 7}) is None
+    with pytest.raises(ValueError, match="key field"):
+        t.get({"id": 7})
+
+
+def test_table_errors_are_neutral(world, clients):
+    env = dict(world.env, NIMBUS_RESOURCE_ORDERS_NAME="missing" + uuid.uuid4().hex[:6])
+    t = clients.make_client("orders", spec("table", ["id"]), environ=env)
+    with pytest.raises(clients.ResourceError) as e:
+        t.put({"id": "1"})
+    assert e.value.type == "NotFound" and e.value.op == "put"
+    with pytest.raises(clients.ResourceError) as e:
+        t.get({"id": "1"})
+    assert e.value.type == "NotFound" and e.value.op == "get"
+    unset = clients.make_client("orders", spec("table", ["id"]), environ={"NIMBUS_AZURE_STORAGE_CONNECTION_STRING": "x"})
+    with pytest.raises(clients.ResourceError) as e:
+        unset.get({"id": "1"})
+    assert e.value.type == "NotConfigured" and "NIMBUS_RESOURCE_ORDERS_NAME" in str(e.value)
+
+
+def test_queue_send_is_base64_with_an_envelope_for_attributes(world, clients):
+    q = clients.make_client("payments", spec("queue", access="send"), environ=world.env)
+    plain = q.send({"order": 42})
+    with_attrs = q.send("hi", attributes={"kind": "card"})
+    assert plain and with_attrs and plain != with_attrs
+    got = world.queues.get_queue_client(world.queue).receive_messages(messages_per_page=10)
+    texts = {m.id: base64.b64decode(m.content).decode() for m in got}
+    assert texts[plain] == '{"order":42}'
+    assert json.loads(texts[with_attrs]) == {"nimbus": 1, "body": "hi", "attributes": {"kind": "card"}}
+    # The queue adapter turns the envelope back into body and attributes.
+    import azure.functions.queue as az_queue
+    from _nimbus import azure as adapter
+
+    msg = az_queue.QueueMessage(id=with_attrs, body=texts[with_attrs].encode(), dequeue_count=1)
+    event = adapter.queue_event(msg, config("azure"), "payments")
+    assert event["messages"][0]["body"] == "hi"
+    assert event["messages"][0]["attributes"] == {"kind": "card"}
+    delayed = q.send("later", delay_seconds=30)
+    assert delayed not in {m.id for m in world.queues.get_queue_client(world.queue).peek_messages(max_messages=32)}
+
+
+def test_bucket_put_get_list_delete(world, clients):
+    b = clients.make_client("images", spec("bucket"), environ=world.env)
+    b.put("uploads/a b.png", b"\x89PNG", content_type="image/png")
+    b.put("uploads/c.txt", "text")
+    b.put("other.txt", "x")
+    assert b.get("uploads/a b.png") == b"\x89PNG"
+    assert b.get("nope") is None
+    assert b.list("uploads/") == ["uploads/a b.png", "uploads/c.txt"]
+    assert len(b.list()) == 3
+    props = world.blob.get_blob_client(world.container, "uploads/a b.png").get_blob_properties()
+    assert props.content_settings.content_type == "image/png"
+    b.delete("uploads/c.txt")
+    b.delete("uploads/c.txt")
+    assert [x.name for x in world.blob.get_container_client(world.container).list_blobs()] == [
+        "other.txt", "uploads/a b.png"]
+
+
+class RecordingBus:
+    """Stands in for azure.servicebus.ServiceBusClient: records what a sender would send."""
+
+    def __init__(self):
+        self.sent = []
+
+    def get_topic_sender(self, topic_name):
+        bus = self
+
+        class Sender:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                return False
+
+            def send_messages(self, message):
+                bus.sent.append((topic_name, message))
+
+        return Sender()
+
+
+def test_topic_publish_sends_a_service_bus_message(clients):
+    bus = RecordingBus()
+    env = {"NIMBUS_RESOURCE_ORDER_EVENTS_NAME": "order-events"}
+    t = clients.make_client("order-events", spec("topic", access="publish"), environ=env, client=bus)
+    mid = t.publish({"id": 1}, attributes={"type": "placed"})
+    (topic, msg), = bus.sent
+    assert topic == "order-events" and msg.message_id == mid
+    assert b"".join(msg.body) == b'{"id":1}'
+    assert msg.application_properties == {"type": "placed"}
+
+
+def test_a_handler_uses_its_resources_through_the_http_adapter(world, tmp_path, monkeypatch):
+    handler = tmp_path / "handlers"
+    cfg = config("azure", handler="handlers/orders.py:handler")
+    cfg["resources"] = {"orders": spec("table", ["id"], "read_write"), "images": spec("bucket", access="write")}
+    cfg["triggers"] = [{"type": "http", "method": "POST", "path": "/orders/{id}"}]
+    cfg["azure"] = {"route_prefix": ""}
+    root = build_package(tmp_path / "pkg", "azure", cfg)
+    (root / "handlers" / "orders.py").write_text(
+        "def handler(event, context):\n"
+        "    orders = context.resources['orders']\n"
+        "    orders.put({'id': event['path_params']['id'], 'qty': 2})\n"
+        "    context.resources['images'].put('receipts/' + event['path_params']['id'], event['body'])\n"
+        "    return {'status': 201, 'body': orders.get({'id': event['path_params']['id']})}\n",
+        encoding="utf-8")
+    for k, v in world.env.items():
+        monkeypatch.setenv(k, v)
+    import azure.functions as func
+
+    with in_process(root):
+        from _nimbus import azure as adapter
+
+        req = func.HttpRequest(method="POST", url="https://app.azurewebsites.net/orders/42", headers={},
+                               route_params={"id": "42"}, body=b"paid")
+        res = adapter.http(req)
+        assert res.status_code == 201
+        assert json.loads(res.get_body()) == {"id": "42", "qty": 2}
+    assert json.loads(world.tables.get_table_client(world.table).get_entity("42", "")["item"]) == {"id": "42", "qty": 2}
+    assert world.blob.get_blob_client(world.container, "receipts/42").download_blob().readall() == b"paid"
