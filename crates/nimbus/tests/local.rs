@@ -729,20 +729,32 @@ fn redeploy_replaces_only_changed_functions_without_dropping_requests() {
     );
     let url = format!("{}/a", app.url);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // How many answers the load got, and how many of them came from the new version.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let from_v2 = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let load: Vec<_> = (0..4)
         .map(|_| {
             let (url, stop) = (url.clone(), stop.clone());
+            let (answered, from_v2) = (answered.clone(), from_v2.clone());
             std::thread::spawn(move || {
                 let mut seen = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let (status, _, body) = http("GET", &url, None, &[]);
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if body == "v2" {
+                        from_v2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     seen.push((status, body));
                 }
                 seen
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // The redeploy happens under load: requests are in flight before and after it, whatever
+    // the machine's speed.
+    eventually(30, "the load to get going", || {
+        (answered.load(std::sync::atomic::Ordering::Relaxed) >= 8).then_some(())
+    });
     std::fs::write(app.dir.path().join("a/app.py"), v(2)).unwrap();
     let out = app.nimbus(&["deploy", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -753,13 +765,15 @@ fn redeploy_replaces_only_changed_functions_without_dropping_requests() {
         json!(["a"]),
         "only the changed function is replaced"
     );
-    eventually(10, "v2 to be served", || {
-        (http("GET", &url, None, &[]).2 == "v2").then_some(())
+    eventually(30, "the load to be served by v2", || {
+        (from_v2.load(std::sync::atomic::Ordering::Relaxed) >= 8).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(200));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen: Vec<(u16, String)> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
-    assert!(seen.len() > 20, "load ran: {}", seen.len());
+    assert!(
+        seen.iter().any(|(_, b)| b == "v1") && seen.iter().any(|(_, b)| b == "v2"),
+        "the load spans the redeploy"
+    );
     let bad: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
     assert!(
         bad.is_empty(),
