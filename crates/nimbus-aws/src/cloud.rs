@@ -85,7 +85,13 @@ pub async fn connect(
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // HTTPS through rustls with ring (the SDK's default TLS would build aws-lc, a C library).
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
     if let Some(region) = setting("region") {
         loader = loader.region(Region::new(region));
     }

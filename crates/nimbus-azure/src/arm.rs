@@ -87,7 +87,7 @@ impl Arm {
         progress: Option<nimbus_cloud::ProgressFn>,
     ) -> Self {
         Arm {
-            http: azure_core::http::new_http_client(None),
+            http: crate::http_client(),
             endpoint: endpoint.trim_end_matches('/').to_string(),
             credential,
             calls: Arc::new(Calls::default()),

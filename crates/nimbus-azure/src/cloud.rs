@@ -1189,7 +1189,7 @@ impl Cloud for Azure {
             )
             .await?
             .body;
-        let client = azure_core::http::new_http_client(None);
+        let client = crate::http_client();
         let (method, url, key, body) = match app.bindings.iter().find_map(|b| match &b.trigger {
             apps::Trigger::Http {
                 method,

@@ -32,3 +32,16 @@ pub use apps::{App, AzureSettings, apps};
 pub use cloud::{Azure, State, connect, connect_with};
 pub use error::AzureError;
 pub use template::template;
+
+/// Makes rustls with ring the process's TLS provider, once (azure_core's reqwest client is
+/// built without one; a second install is a no-op). ring, not aws-lc: no C build.
+pub(crate) fn tls() {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// azure_core's HTTP client, with the TLS provider installed first.
+pub(crate) fn http_client() -> std::sync::Arc<dyn azure_core::http::HttpClient> {
+    tls();
+    azure_core::http::new_http_client(None)
+}

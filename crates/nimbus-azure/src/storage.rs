@@ -81,6 +81,7 @@ impl BlobStore {
     /// The blob service at `endpoint` (`https://<account>.blob.core.windows.net`, or Azurite's
     /// `http://127.0.0.1:<port>/devstoreaccount1`).
     pub fn new(endpoint: &str, access: Access) -> Self {
+        crate::tls();
         BlobStore {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             access,
