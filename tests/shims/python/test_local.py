@@ -187,6 +187,29 @@ def test_protocol_errors(worker):
     assert w.close() == 0
 
 
+def test_frames_in_one_write_and_split_across_writes(worker):
+    # The worker reads whatever the pipe holds: several frames at once, or a frame in pieces.
+    w = worker()
+    assert w.recv()["ready"] is True
+    frames = []
+    for i in (1, 2, 3):
+        data = json.dumps({"id": i, "event": HTTP, "deadline_ms": int(time.time() * 1000) + 4000,
+                           "request_id": "req-%d" % i}).encode()
+        frames.append(struct.pack(">I", len(data)) + data)
+    w.send_raw(b"".join(frames))
+    assert [w.recv()["id"] for _ in frames] == [1, 2, 3]
+    big = dict(HTTP, body="x" * 200_000)  # more than one read of the pipe
+    data = json.dumps({"id": 4, "event": big, "deadline_ms": int(time.time() * 1000) + 4000,
+                       "request_id": "req-4"}).encode()
+    frame = struct.pack(">I", len(data)) + data
+    w.send_raw(frame[:2])
+    time.sleep(0.05)
+    w.send_raw(frame[2:])
+    r = w.recv()
+    assert r["id"] == 4 and r["ok"] is True
+    assert w.close() == 0
+
+
 def test_topic_partial_failure(worker):
     w = worker("handlers/probe.py")
     assert w.recv()["ready"] is True

@@ -459,9 +459,13 @@ def _json_default(o):
     raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
 
 
+# One encoder for every call: `json.dumps` with options builds a new encoder each time.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default).encode
+
+
 def dumps(obj) -> str:
     """Compact JSON, the same bytes as Node's JSON.stringify for plain data."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return _encode(obj)
 
 
 def rfc3339(value=None) -> str:

@@ -82,10 +82,15 @@ function settleRpc(msg) {
 }
 
 function writeFrame(obj) {
-  const data = Buffer.from(core.dumps(obj), 'utf8');
-  const buf = Buffer.allocUnsafe(4 + data.length);
-  buf.writeUInt32BE(data.length, 0);
-  data.copy(buf, 4);
+  writeEncoded(core.dumps(obj));
+}
+
+// Writes one frame whose JSON is already encoded: the text is encoded straight into the frame.
+function writeEncoded(text) {
+  const size = Buffer.byteLength(text, 'utf8');
+  const buf = Buffer.allocUnsafe(4 + size);
+  buf.writeUInt32BE(size, 0);
+  buf.write(text, 4, 'utf8');
   let off = 0;
   while (off < buf.length) {
     try {
@@ -107,15 +112,17 @@ function openInput() {
 
 // Output the handler wrote is written out before the reply, so that the reply marks the end of the
 // invocation's output. (Writes to a full pipe are queued by Node: wait until they are flushed.)
+// Returns null when nothing is pending, so that the caller need not wait a tick.
 function flushStdio() {
   const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0 && !s.destroyed);
+  if (!pending.length) return null;
   return Promise.all(pending.map((s) => new Promise((resolve) => s.write('', resolve))));
 }
 
 async function handle(fn, msg) {
   const id = msg && typeof msg === 'object' && 'id' in msg ? msg.id : null;
   const t0 = process.hrtime.bigint();
-  let resp;
+  let text;
   try {
     if (msg && msg.__invalid) throw Object.assign(new Error(msg.__invalid), { name: 'ProtocolError' });
     if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw Object.assign(new Error('frame is not an object'), { name: 'ProtocolError' });
@@ -133,14 +140,19 @@ async function handle(fn, msg) {
       invoking -= 1;
     }
     const result = core.normalizeResult(event, raw);
-    resp = { id, ok: true, result };
-    core.dumps(resp); // surface unserializable results as handler errors
+    // Serialized once, here (an unserializable result is a handler error). A normalized result is
+    // plain JSON (its body is already text), so it needs none of core.dumps's conversions.
+    text = JSON.stringify({ id, ok: true, result, duration_ms: elapsedMs(t0) });
   } catch (err) {
-    resp = { id, ok: false, error: core.errorInfo(err) };
+    text = JSON.stringify({ id, ok: false, error: core.errorInfo(err), duration_ms: elapsedMs(t0) });
   }
-  resp.duration_ms = Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
-  await flushStdio();
-  writeFrame(resp);
+  const flushed = flushStdio();
+  if (flushed) await flushed;
+  writeEncoded(text);
+}
+
+function elapsedMs(t0) {
+  return Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
 }
 
 async function main() {

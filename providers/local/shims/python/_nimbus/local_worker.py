@@ -24,6 +24,7 @@ it already uses (interpreter + shim, ~30 MiB) + the limit + 64 MiB of headroom,
 so that a handler allocating past its memory gets ``MemoryError``.
 """
 
+import json
 import os
 import struct
 import sys
@@ -71,7 +72,7 @@ class ResourceError(core.NimbusError):
         self.message = message
 
 
-# The channel to the runtime while serving (fds in, out), and whether an invocation is running:
+# The channel to the runtime while serving (frame reader, fd out), and whether an invocation is running:
 # RPC frames are only valid then (the runtime reads them while it waits for the reply).
 _channel = None
 _invoking = False
@@ -102,12 +103,12 @@ def rpc(resource, op, args=None):
         raise core.ResourceUnavailableError(
             "resource %r: resource calls are only possible while the local runtime is invoking the handler"
             % (resource,))
-    in_fd, out_fd = _channel
+    reader, out_fd = _channel
     with _rpc_lock:
         _rpc_seq += 1
         n = _rpc_seq
         write_frame(out_fd, {"rpc": n, "resource": resource, "op": op, "args": {} if args is None else args})
-        msg = read_frame(in_fd)
+        msg = reader.next()
         if msg is None:
             raise ResourceError("ProtocolError", "the local runtime closed the connection during a resource call")
         if not isinstance(msg, dict) or msg.get("rpc") != n:
@@ -148,33 +149,45 @@ def apply_memory_limit():
         sys.stderr.write("nimbus local worker: memory limit %r not applied: %s\n" % (raw, e))
 
 
-def _read_exact(fd, n, at_boundary):
-    chunks, got = [], 0
-    while got < n:
-        b = os.read(fd, n - got)
-        if not b:
-            if got == 0 and at_boundary:
-                return None
+class FrameReader:
+    """Reads frames from the runtime. Each system call takes whatever the pipe holds (up to the
+    rest of the frame, at least 64 KiB), so that a small frame costs one read, not two."""
+
+    __slots__ = ("fd", "buf")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, want):
+        """Reads until the buffer holds ``want`` bytes; False at EOF."""
+        buf = self.buf
+        while len(buf) < want:
+            chunk = os.read(self.fd, max(65536, want - len(buf)))
+            if not chunk:
+                return False
+            buf += chunk
+        return True
+
+    def next(self):
+        """The next frame's JSON, ``None`` at EOF on a frame boundary; a frame that is not JSON
+        becomes ``{"_invalid": why}``. Raises ``ProtocolError`` on a truncated or oversized frame."""
+        buf = self.buf
+        if not self._fill(4):
+            if buf:
+                raise ProtocolError("unexpected EOF inside a frame")
+            return None
+        n = int.from_bytes(buf[:4], "big")
+        if n > MAX_FRAME:
+            raise ProtocolError("frame of %d bytes exceeds the %d-byte limit" % (n, MAX_FRAME))
+        if not self._fill(4 + n):
             raise ProtocolError("unexpected EOF inside a frame")
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
-
-
-def read_frame(fd):
-    hdr = _read_exact(fd, 4, True)
-    if hdr is None:
-        return None
-    (n,) = struct.unpack(">I", hdr)
-    if n > MAX_FRAME:
-        raise ProtocolError("frame of %d bytes exceeds the %d-byte limit" % (n, MAX_FRAME))
-    body = _read_exact(fd, n, False) if n else b""
-    import json
-
-    try:
-        return json.loads(body.decode("utf-8"))
-    except ValueError as e:
-        return {"_invalid": "frame is not UTF-8 JSON: %s" % e}
+        body = buf[4:4 + n]
+        del buf[:4 + n]
+        try:
+            return json.loads(body)
+        except ValueError as e:  # UnicodeDecodeError is a ValueError too
+            return {"_invalid": "frame is not UTF-8 JSON: %s" % e}
 
 
 def write_frame(fd, obj):
@@ -212,10 +225,11 @@ def serve(in_fd, out_fd):
     _flush_std()
     write_frame(out_fd, {"ready": True, "load_ms": round(fn.load_ms, 3), "pid": os.getpid(),
                          "runtime": "python%d.%d" % sys.version_info[:2]})
-    _channel = (in_fd, out_fd)
+    reader = FrameReader(in_fd)
+    _channel = (reader, out_fd)
     while True:
         try:
-            msg = read_frame(in_fd)
+            msg = reader.next()
         except ProtocolError as e:
             write_frame(out_fd, {"id": None, "ok": False, "error": {
                 "type": "ProtocolError", "message": str(e), "stack": ""}})
