@@ -2,11 +2,13 @@
 //! (at most [`MAX_FRAME`]); and the non-blocking pipes frames and log lines travel on.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use serde::Serialize;
 use tokio::net::unix::pipe;
+
+use crate::Event;
 
 /// The largest frame either side accepts.
 pub(crate) const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -32,6 +34,33 @@ pub(crate) enum FrameError {
 pub(crate) fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut buf = vec![0u8; 4];
     serde_json::to_writer(&mut buf, msg)?;
+    finish(buf)
+}
+
+/// The invocation frame `{"id", "deadline_ms", "request_id", "event"}`, with the event's JSON
+/// spliced in as it was encoded.
+pub(crate) fn invocation(
+    id: u64,
+    deadline_ms: u64,
+    request_id: &str,
+    event: &Event,
+) -> Result<Vec<u8>, FrameError> {
+    let event = event.json().as_bytes();
+    let mut buf = Vec::with_capacity(80 + request_id.len() + event.len());
+    buf.extend_from_slice(&[0; 4]);
+    write!(
+        buf,
+        r#"{{"id":{id},"deadline_ms":{deadline_ms},"request_id":"#
+    )?;
+    serde_json::to_writer(&mut buf, request_id)?;
+    buf.extend_from_slice(br#","event":"#);
+    buf.extend_from_slice(event);
+    buf.push(b'}');
+    finish(buf)
+}
+
+/// Writes the length of the JSON after the first 4 bytes of `buf` into them.
+fn finish(mut buf: Vec<u8>) -> Result<Vec<u8>, FrameError> {
     let len = buf.len() - 4;
     let len32 = u32::try_from(len)
         .ok()
@@ -71,6 +100,12 @@ impl PipeIn {
     /// from it makes [`PipeIn::readable`] wait for new data.
     pub(crate) fn try_io<R>(&self, read: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         self.rx.try_io(read)
+    }
+}
+
+impl AsFd for PipeIn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
@@ -212,6 +247,20 @@ mod tests {
         assert_eq!(second["result"].as_str().unwrap().len(), 20_000);
         writer.join().unwrap();
         assert!(matches!(reader.next().await, Err(FrameError::Truncated)));
+    }
+
+    #[test]
+    fn invocation_frames_splice_the_event() {
+        let event = Event::from(serde_json::json!({"type": "http", "body": "a\"b"}));
+        let frame = invocation(7, 1_767_225_600_000, "req-\"1", &event).unwrap();
+        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4);
+        let parsed: serde_json::Value = serde_json::from_slice(&frame[4..]).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"id": 7, "deadline_ms": 1_767_225_600_000u64, "request_id": "req-\"1",
+                               "event": {"type": "http", "body": "a\"b"}})
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod event;
 mod frame;
 mod hooks;
 mod logs;
@@ -24,6 +25,7 @@ mod spec;
 mod worker;
 
 pub use error::{ErrorInfo, InvokeError};
+pub use event::Event;
 pub use hooks::{Hooks, PoolEvent, RpcFuture, StopReason, Stream};
 pub use pool::{Invocation, Pool, PoolStats};
 pub use spec::{FunctionSpec, Language};

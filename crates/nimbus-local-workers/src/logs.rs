@@ -1,15 +1,18 @@
-//! A worker's stdout or stderr, read line by line and passed to [`Hooks::log`] with the request
+//! A worker's stdout and stderr, read line by line and passed to [`Hooks::log`] with the request
 //! id of the invocation being served.
 //!
 //! The worker flushes its output before each reply, so when the reply arrives every line of that
-//! invocation is already in the pipe: [`LogPipe::end`] reads the pipe dry (straight from the
-//! kernel, never waiting) before the tag is cleared. Between invocations a task forwards lines
-//! as they come, untagged.
+//! invocation is already in the pipes: [`Output::end`] reads them dry (straight from the kernel,
+//! never waiting) before the tag is cleared. Between invocations a task per pipe forwards lines
+//! as they come, untagged. One `poll` tells whether either pipe holds anything, so that an
+//! invocation that printed nothing costs one system call at its start and one at its end.
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::frame::PipeIn;
 use crate::{Hooks, Stream};
@@ -20,6 +23,62 @@ const MAX_LINE: usize = 256 * 1024;
 const TAIL_LINES: usize = 20;
 /// At most this much is read in one go outside the reader task (a pipe holds 64 KiB).
 const MAX_PUMP: usize = 1024 * 1024;
+
+/// A worker's stdout and stderr.
+pub(crate) struct Output {
+    stdout: Arc<LogPipe>,
+    stderr: Arc<LogPipe>,
+}
+
+impl Output {
+    /// Starts forwarding the lines of `stdout` and `stderr` (the read ends of the worker's pipes).
+    pub(crate) fn spawn(
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        function: &Arc<str>,
+        hooks: &Arc<dyn Hooks>,
+    ) -> io::Result<Output> {
+        let pipe = |fd, stream| LogPipe::spawn(fd, stream, Arc::clone(function), Arc::clone(hooks));
+        Ok(Output {
+            stdout: pipe(stdout, Stream::Stdout)?,
+            stderr: pipe(stderr, Stream::Stderr)?,
+        })
+    }
+
+    /// An invocation starts: earlier output is passed on untagged, later lines carry `request_id`.
+    pub(crate) fn begin(&self, request_id: &Arc<str>) {
+        let [out, err] = self.readable();
+        self.stdout.begin(Arc::clone(request_id), out);
+        self.stderr.begin(Arc::clone(request_id), err);
+    }
+
+    /// The invocation ended (its reply arrived, or its worker is dead): its remaining output is
+    /// passed on, tagged, and later lines are untagged.
+    pub(crate) fn end(&self) {
+        let [out, err] = self.readable();
+        self.stdout.end(out);
+        self.stderr.end(err);
+    }
+
+    /// The last lines of stderr, and whether any since the invocation began reported running out
+    /// of memory.
+    pub(crate) fn evidence(&self) -> (Vec<String>, bool) {
+        self.stderr.evidence()
+    }
+
+    /// Whether each pipe holds something to read now or has ended, in one system call.
+    fn readable(&self) -> [bool; 2] {
+        let mut fds = [
+            PollFd::new(self.stdout.fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.stderr.fd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => [false, false],
+            Ok(_) => fds.map(|fd| fd.revents().is_some_and(|events| !events.is_empty())),
+            Err(_) => [true, true], // read them and see
+        }
+    }
+}
 
 /// One output stream of one worker.
 pub(crate) struct LogPipe {
@@ -51,7 +110,7 @@ struct LineState {
 
 impl LogPipe {
     /// Starts forwarding the lines of `fd` (the read end of the worker's stdout or stderr).
-    pub(crate) fn spawn(
+    fn spawn(
         fd: OwnedFd,
         stream: Stream,
         function: Arc<str>,
@@ -68,25 +127,33 @@ impl LogPipe {
         Ok(pipe)
     }
 
-    /// An invocation starts: earlier output is passed on untagged, later lines carry `request_id`.
-    pub(crate) fn begin(&self, request_id: Arc<str>) {
+    /// See [`Output::begin`]; `readable`: whether the pipe may hold something.
+    fn begin(&self, request_id: Arc<str>, readable: bool) {
         let mut st = self.lock();
-        self.pump(&mut st, true);
+        self.flush(&mut st, readable);
         st.tag = Some(request_id);
         st.oom = false;
     }
 
-    /// The invocation ended (its reply arrived, or its worker is dead): its remaining output is
-    /// passed on, tagged, and later lines are untagged.
-    pub(crate) fn end(&self) {
+    /// See [`Output::end`]; `readable`: whether the pipe may hold something.
+    fn end(&self, readable: bool) {
         let mut st = self.lock();
-        self.pump(&mut st, true);
+        self.flush(&mut st, readable);
         st.tag = None;
+    }
+
+    /// Passes on what the pipe holds (when it may hold something) and the incomplete last line.
+    fn flush(&self, st: &mut LineState, readable: bool) {
+        if readable {
+            self.pump(st, true);
+        } else if !st.partial.is_empty() {
+            self.emit(st);
+        }
     }
 
     /// The last lines (of stderr) and whether any since the invocation began reported running
     /// out of memory.
-    pub(crate) fn evidence(&self) -> (Vec<String>, bool) {
+    fn evidence(&self) -> (Vec<String>, bool) {
         let st = self.lock();
         (st.tail.iter().cloned().collect(), st.oom)
     }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::worker::{Ctx, Outcome, Worker};
-use crate::{ErrorInfo, FunctionSpec, Hooks, InvokeError, PoolEvent, StopReason};
+use crate::{ErrorInfo, Event, FunctionSpec, Hooks, InvokeError, PoolEvent, StopReason};
 
 /// How long a stopped worker gets to exit after fd 3 is closed, before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -165,7 +165,12 @@ impl Pool {
     /// the first to free up, else after waiting in line (up to `max_queued`).
     ///
     /// Once a worker has it, the invocation runs to its end even if this future is dropped.
-    pub async fn invoke(&self, request_id: &str, event: Value) -> Result<Invocation, InvokeError> {
+    pub async fn invoke(
+        &self,
+        request_id: &str,
+        event: impl Into<Event>,
+    ) -> Result<Invocation, InvokeError> {
+        let event = event.into();
         let worker = self.inner.acquire().await?;
         let inner = Arc::clone(&self.inner);
         let request_id = request_id.to_owned();
@@ -363,7 +368,7 @@ impl Inner {
         self: Arc<Self>,
         mut worker: Worker,
         request_id: String,
-        event: Value,
+        event: Event,
     ) -> Result<Invocation, InvokeError> {
         let cold = worker.served == 0;
         let init = cold.then_some(worker.init);

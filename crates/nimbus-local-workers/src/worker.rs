@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
@@ -22,9 +21,9 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::frame::{FrameError, FrameReader, encode};
-use crate::logs::LogPipe;
-use crate::{ErrorInfo, FunctionSpec, Hooks, InvokeError, StopReason, Stream};
+use crate::frame::{self, FrameError, FrameReader, encode};
+use crate::logs::Output;
+use crate::{ErrorInfo, Event, FunctionSpec, Hooks, InvokeError, StopReason};
 
 /// Stderr lines quoted in a crash report.
 const CRASH_LINES: usize = 10;
@@ -47,8 +46,7 @@ pub(crate) struct Worker {
     child: Child,
     to_worker: Option<pipe::Sender>,
     from_worker: FrameReader,
-    stdout: Arc<LogPipe>,
-    stderr: Arc<LogPipe>,
+    output: Output,
     spawned: Instant,
     seq: u64,
     reaped: bool,
@@ -83,15 +81,6 @@ pub(crate) enum Outcome {
     },
 }
 
-/// The invocation frame.
-#[derive(Serialize)]
-struct Request<'a> {
-    id: u64,
-    event: &'a Value,
-    deadline_ms: u64,
-    request_id: &'a str,
-}
-
 /// How the frame exchange of one invocation ended.
 enum Exchanged {
     Reply(serde_json::Map<String, Value>),
@@ -113,12 +102,8 @@ impl Worker {
         let setup = |e| failed("cannot set up the worker's pipes", e);
         let to_worker = pipe::Sender::from_owned_fd(req_w.into()).map_err(setup)?;
         let from_worker = FrameReader::new(rep_r.into()).map_err(setup)?;
-        let hooks = || Arc::clone(&ctx.hooks);
-        let function = || Arc::clone(&ctx.function);
-        let stdout =
-            LogPipe::spawn(out_r.into(), Stream::Stdout, function(), hooks()).map_err(setup)?;
-        let stderr =
-            LogPipe::spawn(err_r.into(), Stream::Stderr, function(), hooks()).map_err(setup)?;
+        let output =
+            Output::spawn(out_r.into(), err_r.into(), &ctx.function, &ctx.hooks).map_err(setup)?;
 
         let mut cmd = spec.command();
         cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
@@ -145,8 +130,7 @@ impl Worker {
             child,
             to_worker: Some(to_worker),
             from_worker,
-            stdout,
-            stderr,
+            output,
             spawned,
             seq: 0,
             reaped: false,
@@ -196,7 +180,7 @@ impl Worker {
             },
             Ok(Ok(None) | Err(_)) => {
                 let status = self.kill().await;
-                self.stderr.end();
+                self.output.end();
                 let detail = self.crash_detail(status, "exited before it was ready");
                 return Err(ErrorInfo::new("WorkerExited", detail));
             }
@@ -211,7 +195,7 @@ impl Worker {
         &mut self,
         ctx: &Ctx,
         request_id: &str,
-        event: &Value,
+        event: &Event,
         timeout: Duration,
     ) -> Outcome {
         self.seq += 1;
@@ -219,13 +203,7 @@ impl Worker {
         let deadline_ms = (SystemTime::now() + timeout)
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let request = Request {
-            id,
-            event,
-            deadline_ms,
-            request_id,
-        };
-        let frame = match encode(&request) {
+        let frame = match frame::invocation(id, deadline_ms, request_id, event) {
             Ok(frame) => frame,
             Err(e) => {
                 let message = format!("the event cannot be sent to the worker: {e}");
@@ -235,8 +213,7 @@ impl Worker {
             }
         };
         let tag: Arc<str> = Arc::from(request_id);
-        self.stdout.begin(Arc::clone(&tag));
-        self.stderr.begin(Arc::clone(&tag));
+        self.output.begin(&tag);
         let started = Instant::now();
         let mut shutdown = ctx.shutdown.subscribe();
         let exchanged = tokio::select! {
@@ -276,9 +253,8 @@ impl Worker {
             Ok(Exchanged::Exited) => {
                 let status = self.kill().await;
                 // Everything it wrote is in the pipes now: pass it on, tagged, and read it.
-                self.stdout.end();
-                self.stderr.end();
-                let (_, oom) = self.stderr.evidence();
+                self.output.end();
+                let (_, oom) = self.output.evidence();
                 if oom {
                     Outcome::Fatal {
                         error: InvokeError::OutOfMemory {
@@ -297,8 +273,7 @@ impl Worker {
                 }
             }
         };
-        self.stdout.end();
-        self.stderr.end();
+        self.output.end();
         outcome
     }
 
@@ -426,7 +401,7 @@ impl Worker {
             None => "exit status unknown".to_owned(),
         };
         let mut detail = format!("worker {} {what} ({status})", self.pid);
-        let (tail, _) = self.stderr.evidence();
+        let (tail, _) = self.output.evidence();
         if !tail.is_empty() {
             detail.push_str("; last stderr lines:\n");
             detail.push_str(&tail[tail.len().saturating_sub(CRASH_LINES)..].join("\n"));

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use nimbus_local_workers::{Invocation, InvokeError};
-use serde_json::{Value, json};
+use nimbus_local_workers::{Event, Invocation, InvokeError};
+use serde_json::json;
 
 use crate::runtime::{Live, Runtime};
 
@@ -15,12 +15,13 @@ pub async fn invoke(
     function: &str,
     trigger: &str,
     request_id: &str,
-    event: Value,
+    event: impl Into<Event>,
 ) -> Result<Invocation, InvokeError> {
     let started = Instant::now();
     let Some(pool) = live.pools.get(function) else {
         return Err(InvokeError::Draining);
     };
+    let event = event.into();
     let mut result = pool.invoke(request_id, event.clone()).await;
     if matches!(result, Err(InvokeError::Draining)) {
         // Redeployed between routing and invoking: the new generation serves it instead.
