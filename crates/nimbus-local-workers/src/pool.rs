@@ -1,11 +1,12 @@
-//! The pool of one function: hands invocations to idle workers, starts workers up to the limit,
-//! queues the rest, retires workers that failed, and stops idle ones.
+//! The pool of one function: hands invocations to idle workers, queues the rest, starts workers
+//! when waiting persists (up to the limit: see [`Pool`] for when), retires workers that failed,
+//! and stops idle ones.
 //!
 //! **Invariant:** `instances` counts every process that is starting, idle, busy or being
 //! stopped; a slot is released only once its process has been reaped, so there are never more
 //! than `max_concurrency` worker processes.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{Notify, oneshot, watch};
 
-use crate::worker::{Ctx, Outcome, Worker};
+use crate::worker::{Ctx, Outcome, Probe, Worker};
 use crate::{ErrorInfo, Event, FunctionSpec, Hooks, InvokeError, PoolEvent, StopReason};
 
 /// How long a stopped worker gets to exit after fd 3 is closed, before it is killed.
@@ -28,6 +29,24 @@ const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Needs a tokio runtime (with time and IO enabled) from the first invocation on. When the last
 /// clone is dropped, the remaining workers are killed.
+///
+/// # Scaling up
+///
+/// An invocation that finds no idle worker waits for the first one to free up. A worker is
+/// started for it at once only when no worker is serving or starting (scale from zero, or
+/// after a failure). Otherwise the pool grows only once some invocation has waited
+/// longer than [`FunctionSpec::scale_up_wait`], one start at a time (the next waits until the
+/// last one is ready), up to `max_concurrency`, and
+/// - while at most as many workers serve as the machine has CPUs (one more than the CPUs covers
+///   the moments a worker waits for the runtime between two invocations), or
+/// - beyond that, only when a busy worker is blocked in its handler (sleeping, waiting on I/O or
+///   on a resource call; read from `/proc/<pid>/stat`) in an invocation that has lasted longer
+///   than `scale_up_wait`, so that another worker adds throughput.
+///
+/// A burst of quick invocations is so served by the warm workers in a few milliseconds instead
+/// of starting an interpreter per waiting request; many clients of a function that computes do
+/// not start more interpreters than the CPUs can run; and a backlog of invocations that wait on
+/// something grows the pool to `max_concurrency`. Idle workers stop after `idle_timeout`.
 #[derive(Clone)]
 pub struct Pool {
     inner: Arc<Inner>,
@@ -53,6 +72,8 @@ pub struct Invocation {
 pub struct PoolStats {
     /// Worker processes: starting, idle, busy or being stopped.
     pub instances: usize,
+    /// Of those, the ones starting (spawned, not ready yet).
+    pub starting: usize,
     /// Workers serving an invocation.
     pub busy: usize,
     /// Invocations waiting for a worker (to start or to free up).
@@ -70,6 +91,8 @@ pub struct PoolStats {
 struct Inner {
     spec: FunctionSpec,
     ctx: Ctx,
+    /// The CPUs this process may use.
+    cpus: usize,
     state: Mutex<State>,
     /// Woken on every state change (for `drain`, `shutdown`).
     changed: Notify,
@@ -85,6 +108,8 @@ type Handoff = Result<Worker, InvokeError>;
 struct Waiter {
     id: u64,
     tx: oneshot::Sender<Handoff>,
+    /// It has waited longer than `scale_up_wait`.
+    overdue: bool,
 }
 
 /// What an invocation found.
@@ -113,7 +138,12 @@ struct State {
     starting: usize,
     busy: usize,
     waiters: VecDeque<Waiter>,
-    pids: BTreeSet<u32>,
+    /// Every worker process that exists, by pid.
+    probes: BTreeMap<u32, Arc<Probe>>,
+    /// A probe found a busy worker blocked in its handler (since the last start).
+    blocked: bool,
+    /// When busy workers were last probed.
+    probed_at: Option<Instant>,
     draining: bool,
     shut_down: bool,
     reaper_running: bool,
@@ -148,6 +178,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 spec,
                 ctx,
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 state: Mutex::new(State::default()),
                 changed: Notify::new(),
                 reaper: Arc::new(Notify::new()),
@@ -161,8 +192,9 @@ impl Pool {
         &self.inner.spec
     }
 
-    /// Runs one invocation: on an idle worker, else on a new one (up to `max_concurrency`) or
-    /// the first to free up, else after waiting in line (up to `max_queued`).
+    /// Runs one invocation: on an idle worker, else on the first to free up or to be started
+    /// (see the module's "Scaling up"). At most `max_concurrency + max_queued` invocations are
+    /// running or waiting; beyond that, [`InvokeError::Overloaded`].
     ///
     /// Once a worker has it, the invocation runs to its end even if this future is dropped.
     pub async fn invoke(
@@ -188,6 +220,7 @@ impl Pool {
         let st = self.inner.lock();
         PoolStats {
             instances: st.instances,
+            starting: st.starting,
             busy: st.busy,
             queued: st.waiters.len(),
             cold_starts: st.cold_starts,
@@ -199,7 +232,7 @@ impl Pool {
 
     /// The process ids of the pool's workers now.
     pub fn pids(&self) -> Vec<u32> {
-        self.inner.lock().pids.iter().copied().collect()
+        self.inner.lock().probes.keys().copied().collect()
     }
 
     /// Takes no new invocations (they get [`InvokeError::Draining`]), lets the running and
@@ -264,7 +297,7 @@ impl Inner {
             let mut st = self.lock();
             let before = st.instances;
             let out = f(&mut st);
-            st.replenish(self.spec.capacity());
+            st.replenish(self.spec.capacity(), self.cpus);
             let instances = (st.instances != before).then(|| {
                 st.instances_seq += 1;
                 (st.instances_seq, st.instances)
@@ -335,17 +368,20 @@ impl Inner {
                 st.busy += 1;
                 return Ok(Acquired::Worker(Box::new(worker)));
             }
-            // Waiters beyond the workers being started wait for a busy worker to free up.
-            let queued = st.waiters.len().saturating_sub(st.starting);
-            if st.instances >= capacity && queued >= max_queued {
+            // One invocation per worker the pool may have, and `max_queued` more.
+            if st.busy + st.waiters.len() >= capacity + max_queued {
                 st.rejected += 1;
                 return Err(InvokeError::Overloaded);
             }
             let id = st.next_waiter;
             st.next_waiter += 1;
             let (tx, rx) = oneshot::channel();
-            st.waiters.push_back(Waiter { id, tx });
-            Ok(Acquired::Wait(id, rx)) // `update` starts a worker for it if the pool may grow
+            st.waiters.push_back(Waiter {
+                id,
+                tx,
+                overdue: false,
+            });
+            Ok(Acquired::Wait(id, rx)) // `update` starts a worker for it if none serves
         })?;
         match acquired {
             Acquired::Worker(worker) => Ok(*worker),
@@ -356,10 +392,42 @@ impl Inner {
                     rx,
                     done: false,
                 };
-                let handoff = (&mut wait.rx).await;
+                // Every `scale_up_wait` of waiting, the pool may grow for it.
+                let handoff = loop {
+                    let wait_more = tokio::time::timeout(self.spec.scale_up_wait, &mut wait.rx);
+                    match wait_more.await {
+                        Ok(handoff) => break handoff,
+                        Err(_) => self.overdue(id),
+                    }
+                };
                 wait.done = true;
                 handoff.unwrap_or(Err(InvokeError::Draining))
             }
+        }
+    }
+
+    /// Waiter `id` has waited longer than `scale_up_wait` (again): the pool may grow for it (see
+    /// [`Pool`], "Scaling up"), after probing the busy workers if that decides it.
+    fn overdue(self: &Arc<Self>, id: u64) {
+        let (capacity, cpus) = (self.spec.capacity(), self.cpus);
+        let now = Instant::now();
+        let probes = self.update(|st| {
+            if let Some(w) = st.waiters.iter_mut().find(|w| w.id == id) {
+                w.overdue = true;
+            }
+            let serving = st.idle.len() + st.busy;
+            let decides = st.instances < capacity && st.starting == 0 && serving > cpus;
+            let recent = st
+                .probed_at
+                .is_some_and(|at| now < at + self.spec.scale_up_wait);
+            if !decides || recent || st.blocked {
+                return Vec::new();
+            }
+            st.probed_at = Some(now);
+            st.probes.values().cloned().collect()
+        });
+        if probes.iter().any(|p| p.blocked(self.spec.scale_up_wait)) {
+            self.update(|st| st.blocked = true);
         }
     }
 
@@ -423,7 +491,8 @@ impl Inner {
             }
         };
         let pid = worker.pid();
-        self.update(|st| st.pids.insert(pid));
+        let probe = worker.probe();
+        self.update(|st| st.probes.insert(pid, probe));
         let limit = self.spec.timeout.max(MIN_INIT_TIMEOUT);
         match worker.ready(&self.ctx, limit).await {
             Ok(load) => {
@@ -438,7 +507,7 @@ impl Inner {
                 });
             }
             Err(error) => self.update(|st| {
-                st.pids.remove(&pid);
+                st.probes.remove(&pid);
                 st.start_failed(Some(pid), error);
             }),
         }
@@ -571,14 +640,14 @@ impl State {
     /// A worker process is gone (reaped): its slot is free.
     fn gone(&mut self, pid: u32, reason: StopReason) {
         self.instances -= 1;
-        self.pids.remove(&pid);
+        self.probes.remove(&pid);
         self.work
             .events
             .push(PoolEvent::WorkerStopped { pid, reason });
     }
 
     /// A worker could not start: the first waiter gets the error (each waiter then gets its own
-    /// attempt, through `replenish`).
+    /// attempt, through `replenish`: nothing serves or starts).
     fn start_failed(&mut self, pid: Option<u32>, error: ErrorInfo) {
         self.starting -= 1;
         self.instances -= 1;
@@ -598,13 +667,27 @@ impl State {
         }
     }
 
-    /// Starts a worker for every waiter that no starting worker will take, while the pool may
-    /// grow.
-    fn replenish(&mut self, capacity: usize) {
-        while !self.shut_down && self.waiters.len() > self.starting && self.instances < capacity {
+    /// Starts a worker, if the pool may grow and should (see the module's "Scaling up"): for a
+    /// waiter when no worker serves or starts; else, one start at a time, for an overdue waiter
+    /// while at most `cpus` workers serve, or when a busy worker was found blocked.
+    fn replenish(&mut self, capacity: usize, cpus: usize) {
+        if self.waiters.is_empty() {
+            self.blocked = false;
+        }
+        if self.shut_down || self.starting > 0 || self.instances >= capacity {
+            return;
+        }
+        let serving = self.idle.len() + self.busy;
+        let grow = match self.waiters.front() {
+            None => false,
+            Some(_) if serving == 0 => true,
+            Some(_) => self.waiters.iter().any(|w| w.overdue) && (serving <= cpus || self.blocked),
+        };
+        if grow {
             self.instances += 1;
             self.starting += 1;
             self.work.starts += 1;
+            self.blocked = false;
         }
     }
 }

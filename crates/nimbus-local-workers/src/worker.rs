@@ -1,17 +1,21 @@
 //! One worker process: spawn and ready handshake, invocations (answering the handler's resource
-//! calls while they run), graceful stop and kill.
+//! calls while they run), graceful stop and kill; and its [`Probe`], which tells the pool whether
+//! the handler is blocked (sleeping, waiting on I/O) rather than computing.
 //!
 //! **Invariant:** a worker that returns [`Outcome::Fatal`] (or whose `ready`/`stop`/`kill` has
 //! returned) is dead and reaped, and so is every process left in its process group.
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use command_fds::{CommandFdExt, FdMapping};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -47,6 +51,7 @@ pub(crate) struct Worker {
     to_worker: Option<pipe::Sender>,
     from_worker: FrameReader,
     output: Output,
+    probe: Arc<Probe>,
     spawned: Instant,
     seq: u64,
     reaped: bool,
@@ -101,6 +106,7 @@ impl Worker {
         // Our ends first, so that nothing can fail once the process exists.
         let setup = |e| failed("cannot set up the worker's pipes", e);
         let to_worker = pipe::Sender::from_owned_fd(req_w.into()).map_err(setup)?;
+        let replies = rep_r.try_clone().map_err(setup)?;
         let from_worker = FrameReader::new(rep_r.into()).map_err(setup)?;
         let output =
             Output::spawn(out_r.into(), err_r.into(), &ctx.function, &ctx.hooks).map_err(setup)?;
@@ -125,12 +131,19 @@ impl Worker {
         // Dropping the command closes the worker's ends of the pipes here: they end with it.
         drop(cmd);
         let pid = child.id().unwrap_or(0);
+        let probe = Arc::new(Probe {
+            pid,
+            replies: replies.into(),
+            phase: AtomicU64::new(0),
+            since: AtomicU64::new(0),
+        });
         Ok(Worker {
             pid,
             child,
             to_worker: Some(to_worker),
             from_worker,
             output,
+            probe,
             spawned,
             seq: 0,
             reaped: false,
@@ -143,6 +156,11 @@ impl Worker {
     /// Its process id.
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Its probe.
+    pub(crate) fn probe(&self) -> Arc<Probe> {
+        Arc::clone(&self.probe)
     }
 
     /// Waits for the ready frame. On success returns the handler's load time (as the worker
@@ -222,6 +240,7 @@ impl Worker {
             }
             _ = shutdown.wait_for(|down| *down) => Err(Cut::Shutdown),
         };
+        self.probe.leave();
         let duration = started.elapsed();
         let outcome = match exchanged {
             Ok(Exchanged::Reply(reply)) => self.reply_outcome(ctx, reply, duration).await,
@@ -313,6 +332,8 @@ impl Worker {
         if tx.write_all(frame).await.is_err() {
             return Exchanged::Exited;
         }
+        // From here until its reply is read, the worker is in the invocation (see `Probe`).
+        self.probe.enter();
         let mut calls = JoinSet::new();
         let mut numbers = HashMap::new();
         loop {
@@ -416,6 +437,73 @@ impl Drop for Worker {
             kill_group(self.pid); // tokio reaps the orphaned child
         }
     }
+}
+
+/// What the pool may ask about a busy worker it does not hold (its invocation does).
+pub(crate) struct Probe {
+    pid: u32,
+    /// A duplicate of the read end of the worker's reply pipe.
+    replies: OwnedFd,
+    /// Odd while the worker is in an invocation (from writing its frame to reading its reply):
+    /// one more at each of these two moments.
+    phase: AtomicU64,
+    /// When the current invocation's frame was written, in nanoseconds since [`epoch`].
+    since: AtomicU64,
+}
+
+impl Probe {
+    /// An invocation's frame was written.
+    fn enter(&self) {
+        self.since.store(nanos_since_epoch(), Ordering::Relaxed);
+        self.phase.fetch_add(1, Ordering::Release);
+    }
+
+    /// Its reply was read (or the worker is gone).
+    fn leave(&self) {
+        if !self.phase.load(Ordering::Relaxed).is_multiple_of(2) {
+            self.phase.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Whether the worker has been in one invocation for longer than `longer_than` and is
+    /// blocked there: sleeping on a timer, on I/O or on a resource call, rather than computing
+    /// or waiting for a CPU. Another worker would then add throughput even when every CPU is
+    /// taken. Without `/proc` (not Linux), such a worker is taken as blocked.
+    pub(crate) fn blocked(&self, longer_than: Duration) -> bool {
+        let phase = self.phase.load(Ordering::Acquire);
+        let since = self.since.load(Ordering::Relaxed);
+        let age = nanos_since_epoch().saturating_sub(since);
+        if phase.is_multiple_of(2) || u128::from(age) <= longer_than.as_nanos() {
+            return false;
+        }
+        // `R`: running or waiting for a CPU; `S`/`D`: sleeping. Field 3 follows `(comm)`.
+        let sleeping = match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with(['S', 'D'])),
+            Err(_) => true,
+        };
+        // A worker that has replied sleeps too, waiting for its next invocation.
+        let replied = readable(&self.replies);
+        // All of it about one invocation: it may have ended, and the next begun, meanwhile.
+        sleeping && !replied && self.phase.load(Ordering::Acquire) == phase
+    }
+}
+
+/// The time base of [`Probe::since`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos_since_epoch() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether `fd` holds something to read now.
+fn readable(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
 /// Why a wait was cut short.

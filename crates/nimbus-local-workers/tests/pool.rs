@@ -196,6 +196,107 @@ async fn overloaded_beyond_the_queue() {
     assert!(stats.instances <= 2);
 }
 
+/// What a [`burst`] saw.
+struct Burst {
+    /// The workers that served it.
+    pids: BTreeSet<u32>,
+    /// The most worker processes, and the most starting at once, while it ran.
+    most_instances: usize,
+    most_starting: usize,
+}
+
+/// Runs `count` invocations of `mode` at once, sampling the pool's counters while they run.
+async fn burst(pool: &Pool, count: usize, mode: &str) -> Burst {
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut instances, mut starting) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let stats = pool.stats();
+                instances = instances.max(stats.instances);
+                starting = starting.max(stats.starting);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (instances, starting)
+        })
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (pool, mode) = (pool.clone(), mode.to_owned());
+        tasks.spawn(async move { pool.invoke(&format!("req-{i}"), http(&mode)).await });
+    }
+    let mut pids = BTreeSet::new();
+    while let Some(done) = tasks.join_next().await {
+        pids.insert(done.unwrap().expect("every invocation succeeds").worker_pid);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (most_instances, most_starting) = sampler.await.unwrap();
+    Burst {
+        pids,
+        most_instances,
+        most_starting,
+    }
+}
+
+both!(quick_burst: a_quick_burst_is_served_by_the_warm_worker_python,
+      a_quick_burst_is_served_by_the_warm_worker_node);
+async fn quick_burst(language: Language) {
+    let dir = probe_package(language);
+    let mut s = spec(language, dir.path());
+    s.max_concurrency = 4;
+    // No invocation waits this long: the pool only grows when nothing serves.
+    s.scale_up_wait = Duration::from_secs(60);
+    let pool = Pool::new(s, Recorder::new());
+    // From zero, a burst starts one worker, not one per request...
+    let cold = burst(&pool, 10, "echo:x").await;
+    assert_eq!(cold.pids.len(), 1, "{:?}", cold.pids);
+    assert_eq!(pool.stats().cold_starts, 1);
+    // ...and a burst of quick invocations on a warm worker starts none.
+    let warm = burst(&pool, 40, "echo:x").await;
+    assert_eq!(warm.pids, cold.pids);
+    assert_eq!(warm.most_instances, 1);
+    let stats = pool.stats();
+    assert_eq!((stats.cold_starts, stats.invocations), (1, 50));
+    pool.drain().await;
+}
+
+both!(waiting_backlog: a_backlog_waiting_on_io_grows_the_pool_to_the_cap_python,
+      a_backlog_waiting_on_io_grows_the_pool_to_the_cap_node);
+async fn waiting_backlog(language: Language) {
+    let dir = probe_package(language);
+    let mut s = spec(language, dir.path());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // More workers than the CPUs: the handlers sleep, so each one adds throughput.
+    s.max_concurrency = cpus + 3;
+    s.scale_up_wait = Duration::from_millis(20);
+    let pool = Pool::new(s, Recorder::new());
+    let seen = burst(&pool, 4 * (cpus + 3), "sleep:400").await;
+    let stats = pool.stats();
+    assert_eq!(stats.cold_starts as usize, cpus + 3, "grew to the cap");
+    assert_eq!(seen.pids.len(), cpus + 3);
+    assert!(seen.most_instances <= cpus + 3);
+    assert_eq!(seen.most_starting, 1, "one start at a time");
+    pool.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_that_computes_grows_to_one_worker_per_cpu_and_one_more() {
+    let dir = probe_package(Language::Python);
+    let mut s = spec(Language::Python, dir.path());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    s.max_concurrency = cpus + 3;
+    s.scale_up_wait = Duration::from_millis(20);
+    let pool = Pool::new(s, Recorder::new());
+    // Handlers that compute: more interpreters than the CPUs would only take turns.
+    let seen = burst(&pool, 30, "spin:100").await;
+    let started = pool.stats().cold_starts as usize;
+    assert!(started >= 2, "grew for the waiting requests: {started}");
+    assert!(started <= cpus + 1, "{started} workers for {cpus} CPUs");
+    assert!(seen.most_instances <= cpus + 1);
+    pool.drain().await;
+}
+
 both!(timeout: timeout_python, timeout_node);
 async fn timeout(language: Language) {
     let dir = probe_package(language);

@@ -327,6 +327,7 @@ impl Runtime {
             memory_mb: f.memory_mb,
             timeout: Duration::from_millis(f.timeout_ms),
             max_concurrency: f.concurrency as usize,
+            scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             max_queued: (f.concurrency as usize * 10).max(100),
             env,

@@ -71,6 +71,11 @@ def handler(event, context):
     if mode == "sleep":
         time.sleep(int(arg) / 1000)
         return {"slept": int(arg), "pid": os.getpid()}
+    if mode == "spin":
+        end = time.perf_counter() + int(arg) / 1000
+        while time.perf_counter() < end:
+            pass
+        return {"spun": int(arg), "pid": os.getpid()}
     if mode == "hang":
         while True:
             time.sleep(1)
@@ -220,6 +225,7 @@ pub fn spec(language: Language, dir: &Path) -> FunctionSpec {
         memory_mb: 256,
         timeout: Duration::from_secs(5),
         max_concurrency: 2,
+        scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
         idle_timeout: Duration::from_secs(60),
         max_queued: 100,
         env: BTreeMap::from([("GREETING".into(), "hi".into())]),
