@@ -1,11 +1,14 @@
 //! A worker's stdout and stderr, read line by line and passed to [`Hooks::log`] with the request
 //! id of the invocation being served.
 //!
-//! The worker flushes its output before each reply, so when the reply arrives every line of that
-//! invocation is already in the pipes: [`Output::end`] reads them dry (straight from the kernel,
-//! never waiting) before the tag is cleared. Between invocations a task per pipe forwards lines
-//! as they come, untagged. One `poll` tells whether either pipe holds anything, so that an
-//! invocation that printed nothing costs one system call at its start and one at its end.
+//! The worker flushes its output before each reply (and before its ready frame), so when the
+//! reply arrives every line of that invocation is already in the pipes: [`Output::end`] reads
+//! them dry (straight from the kernel, never waiting) before the tag is cleared. Between
+//! invocations a task per pipe forwards lines as they come, untagged. One `poll` tells whether
+//! either pipe holds anything, so that an invocation that printed nothing costs one system call
+//! for its output, at its end. [`Output::begin`] makes none: a line printed between invocations
+//! (by a thread the handler left running) that the task has not passed on yet when the next
+//! invocation begins is tagged with that invocation.
 
 use std::collections::VecDeque;
 use std::io;
@@ -45,15 +48,15 @@ impl Output {
         })
     }
 
-    /// An invocation starts: earlier output is passed on untagged, later lines carry `request_id`.
+    /// An invocation starts: an incomplete line printed before is passed on untagged, lines read
+    /// from now on carry `request_id`.
     pub(crate) fn begin(&self, request_id: &Arc<str>) {
-        let [out, err] = self.readable();
-        self.stdout.begin(Arc::clone(request_id), out);
-        self.stderr.begin(Arc::clone(request_id), err);
+        self.stdout.begin(Arc::clone(request_id));
+        self.stderr.begin(Arc::clone(request_id));
     }
 
-    /// The invocation ended (its reply arrived, or its worker is dead): its remaining output is
-    /// passed on, tagged, and later lines are untagged.
+    /// The invocation ended (its reply arrived, or its worker is dead), or the handler was
+    /// loaded: the remaining output is passed on, tagged as it was, and later lines are untagged.
     pub(crate) fn end(&self) {
         let [out, err] = self.readable();
         self.stdout.end(out);
@@ -127,10 +130,10 @@ impl LogPipe {
         Ok(pipe)
     }
 
-    /// See [`Output::begin`]; `readable`: whether the pipe may hold something.
-    fn begin(&self, request_id: Arc<str>, readable: bool) {
+    /// See [`Output::begin`].
+    fn begin(&self, request_id: Arc<str>) {
         let mut st = self.lock();
-        self.flush(&mut st, readable);
+        self.flush(&mut st, false);
         st.tag = Some(request_id);
         st.oom = false;
     }

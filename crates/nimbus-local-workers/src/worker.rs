@@ -186,6 +186,7 @@ impl Worker {
             ),
             Ok(Ok(Some(frame))) => match frame.get("ready") {
                 Some(Value::Bool(true)) => {
+                    self.output.end(); // what loading printed belongs to no invocation
                     self.init = self.spawned.elapsed();
                     let load_ms = frame.get("load_ms").and_then(Value::as_f64).unwrap_or(0.0);
                     return Ok(Duration::from_secs_f64(load_ms.max(0.0) / 1000.0));
