@@ -24,6 +24,8 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// A worker gets at least this long (or the function's timeout, if longer) to load the handler.
 const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Busy workers are probed (`/proc` reads) at most this often, while requests wait.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
 
 /// A pool of worker processes for one function. Cheap to clone: clones share the pool.
 ///
@@ -417,9 +419,7 @@ impl Inner {
             }
             let serving = st.idle.len() + st.busy;
             let decides = st.instances < capacity && st.starting == 0 && serving > cpus;
-            let recent = st
-                .probed_at
-                .is_some_and(|at| now < at + self.spec.scale_up_wait);
+            let recent = st.probed_at.is_some_and(|at| now < at + PROBE_EVERY);
             if !decides || recent || st.blocked {
                 return Vec::new();
             }
