@@ -1,9 +1,9 @@
 //! The worker protocol's framing: a 4-byte big-endian length, then that many bytes of UTF-8 JSON
-//! (at most [`MAX_FRAME`]); and the non-blocking pipes frames and log lines travel on.
+//! (at most [`MAX_FRAME`]); and the non-blocking pipe the worker's frames arrive on.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use serde::Serialize;
 use tokio::net::unix::pipe;
@@ -100,12 +100,6 @@ impl PipeIn {
     /// from it makes [`PipeIn::readable`] wait for new data.
     pub(crate) fn try_io<R>(&self, read: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         self.rx.try_io(read)
-    }
-}
-
-impl AsFd for PipeIn {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
     }
 }
 

@@ -101,15 +101,13 @@ impl Worker {
         let pipes = || std::io::pipe().map_err(|e| failed("cannot create a pipe", e));
         let (req_r, req_w) = pipes()?;
         let (rep_r, rep_w) = pipes()?;
-        let (out_r, out_w) = pipes()?;
-        let (err_r, err_w) = pipes()?;
         // Our ends first, so that nothing can fail once the process exists.
         let setup = |e| failed("cannot set up the worker's pipes", e);
         let to_worker = pipe::Sender::from_owned_fd(req_w.into()).map_err(setup)?;
         let replies = rep_r.try_clone().map_err(setup)?;
         let from_worker = FrameReader::new(rep_r.into()).map_err(setup)?;
-        let output =
-            Output::spawn(out_r.into(), err_r.into(), &ctx.function, &ctx.hooks).map_err(setup)?;
+        let (output, [out_w, err_w]) = Output::create(&ctx.function, &ctx.hooks)
+            .map_err(|e| failed("cannot create the worker's output files", e))?;
 
         let mut cmd = spec.command();
         cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
@@ -186,7 +184,8 @@ impl Worker {
             ),
             Ok(Ok(Some(frame))) => match frame.get("ready") {
                 Some(Value::Bool(true)) => {
-                    self.output.end(); // what loading printed belongs to no invocation
+                    // What loading printed belongs to no invocation.
+                    self.output.end(output_sizes(frame.get("output")));
                     self.init = self.spawned.elapsed();
                     let load_ms = frame.get("load_ms").and_then(Value::as_f64).unwrap_or(0.0);
                     return Ok(Duration::from_secs_f64(load_ms.max(0.0) / 1000.0));
@@ -199,7 +198,7 @@ impl Worker {
             },
             Ok(Ok(None) | Err(_)) => {
                 let status = self.kill().await;
-                self.output.end();
+                self.output.end(None);
                 let detail = self.crash_detail(status, "exited before it was ready");
                 return Err(ErrorInfo::new("WorkerExited", detail));
             }
@@ -243,6 +242,11 @@ impl Worker {
         };
         self.probe.leave();
         let duration = started.elapsed();
+        // Where its output ends, as the reply says (else: all there is, the worker being dead).
+        let upto = match &exchanged {
+            Ok(Exchanged::Reply(reply)) => output_sizes(reply.get("output")),
+            _ => None,
+        };
         let outcome = match exchanged {
             Ok(Exchanged::Reply(reply)) => self.reply_outcome(ctx, reply, duration).await,
             Err(Cut::Timeout) => {
@@ -272,8 +276,8 @@ impl Worker {
             }
             Ok(Exchanged::Exited) => {
                 let status = self.kill().await;
-                // Everything it wrote is in the pipes now: pass it on, tagged, and read it.
-                self.output.end();
+                // Everything it wrote is in the files now: pass it on, tagged, and read it.
+                self.output.end(None);
                 let (_, oom) = self.output.evidence();
                 if oom {
                     Outcome::Fatal {
@@ -293,7 +297,7 @@ impl Worker {
                 }
             }
         };
-        self.output.end();
+        self.output.end(upto);
         outcome
     }
 
@@ -541,6 +545,14 @@ fn rpc_reply(number: Value, result: Result<Value, ErrorInfo>) -> Vec<u8> {
         encode(&json!({"rpc": number, "ok": false, "error": error}))
             .expect("a small frame always encodes")
     })
+}
+
+/// The sizes of stdout and stderr a ready frame or a reply reports: its `"output": [out, err]`.
+fn output_sizes(output: Option<&Value>) -> Option<[u64; 2]> {
+    match output?.as_array()?.as_slice() {
+        [out, err] => Some([out.as_u64()?, err.as_u64()?]),
+        _ => None,
+    }
 }
 
 /// The start of a frame, for error messages.

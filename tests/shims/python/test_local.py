@@ -146,8 +146,9 @@ def test_ready_invoke_and_eof(worker):
     q = {"type": "queue", "source": "payments", "messages": [
         {"id": "m1", "body": "ok", "attributes": {}, "receive_count": 1},
         {"id": "m2", "body": "please fail", "attributes": {"a": "b"}, "receive_count": 2}]}
-    assert w.invoke("two", q) == {"id": "two", "ok": True, "result": {"failed": ["m2"]},
-                                  "duration_ms": pytest.approx(0, abs=10_000)}
+    r = w.invoke("two", q)
+    assert r.pop("output") == [len(w.stdout()), len(w.stderr())]  # stdout and stderr are files here
+    assert r == {"id": "two", "ok": True, "result": {"failed": ["m2"]}, "duration_ms": pytest.approx(0, abs=10_000)}
     q["messages"][1]["body"] = "fine"
     assert w.invoke(3, q)["result"] == {"failed": []}
     assert w.invoke(4, {"type": "schedule", "name": "nightly", "time": "2026-11-25T03:00:00Z"})["result"] is None
@@ -215,7 +216,8 @@ def test_topic_partial_failure(worker):
     assert w.recv()["ready"] is True
     r = w.invoke(1, {"type": "topic", "source": "t", "messages": [{"id": "x", "body": "fail", "attributes": {}},
                                                                   {"id": "y", "body": "ok", "attributes": {}}]})
-    assert r == {"id": 1, "ok": True, "result": {"failed": ["x"]}, "duration_ms": r["duration_ms"]}
+    assert r == {"id": 1, "ok": True, "result": {"failed": ["x"]}, "duration_ms": r["duration_ms"],
+                 "output": r["output"]}
     assert w.close() == 0
 
 
@@ -230,10 +232,13 @@ def test_load_error(worker):
 
 def test_stdout_does_not_corrupt_protocol(worker):
     w = worker("handlers/printer.py")
-    assert w.recv()["ready"] is True
+    ready = w.recv()
+    assert ready["ready"] is True and ready["output"] == [len(w.stdout()), len(w.stderr())]
     for i in range(3):
         r = w.invoke(i, HTTP)
         assert r["ok"] is True and r["result"]["body"] == "printed"
+        # Where this invocation's output ends: all of it is flushed, nothing more is there.
+        assert r["output"] == [len(w.stdout()), len(w.stderr())] and r["output"][0] > ready["output"][0]
     assert w.close() == 0
     out = w.stdout()
     assert out.count(b"log line from the handler\n") == 3 and b'{"id":"x1"}' in out

@@ -6,7 +6,9 @@
 // stderr stay the handler's own (logs). Frames: 4-byte big-endian length + UTF-8 JSON.
 // First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
 // time, {"id", "event", "deadline_ms", "request_id"} -> {"id", "ok": true, "result", "duration_ms"}
-// or {"id", "ok": false, "error": {"type", "message", "stack"}, "duration_ms"}. Exit 0 on EOF of fd 3.
+// or {"id", "ok": false, "error": {"type", "message", "stack"}, "duration_ms"}. When stdout and stderr
+// are files (the runtime's), the ready frame and each reply also carry "output": [out, err], their
+// sizes once flushed: where that invocation's output ends. Exit 0 on EOF of fd 3.
 // During an invocation the handler (through the resource clients) may call `rpc(resource, op, args)`:
 // it sends {"rpc": n, "resource", "op", "args"} and its Promise settles when the runtime answers
 // {"rpc": n, "ok": true, "result"} or {"rpc": n, "ok": false, "error": {"type", "message"}}.
@@ -148,7 +150,29 @@ async function handle(fn, msg) {
   }
   const flushed = flushStdio();
   if (flushed) await flushed;
-  writeEncoded(text);
+  writeEncoded(withOutput(text));
+}
+
+// When stdout and stderr are files (as the local runtime gives them), every reply and the ready
+// frame say how far they go, flushed: where that invocation's output ends.
+const outputFiles = [1, 2].every((fd) => {
+  try {
+    return fs.fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+});
+
+// The serialized frame `text` (a JSON object) with "output": [stdout size, stderr size] added.
+function withOutput(text) {
+  if (!outputFiles) return text;
+  let sizes;
+  try {
+    sizes = `[${fs.fstatSync(1).size},${fs.fstatSync(2).size}]`;
+  } catch {
+    return text;
+  }
+  return `${text.slice(0, -1)},"output":${sizes}}`;
 }
 
 function elapsedMs(t0) {
@@ -167,7 +191,8 @@ async function main() {
     console.error('nimbus: unhandled promise rejection in the handler:', reason);
   });
   await flushStdio();
-  writeFrame({ ready: true, load_ms: Math.round(fn.loadMs * 1000) / 1000, pid: process.pid, runtime: `node${process.versions.node}` });
+  const ready = { ready: true, load_ms: Math.round(fn.loadMs * 1000) / 1000, pid: process.pid, runtime: `node${process.versions.node}` };
+  writeEncoded(withOutput(JSON.stringify(ready)));
   serving = true;
 
   const input = openInput();

@@ -10,8 +10,10 @@ worker sends ``{"ready": true, "load_ms": ...}`` (or ``{"ready": false,
 "error": {...}}`` and exits 1); then, one at a time, it answers every
 ``{"id", "event", "deadline_ms", "request_id"}`` with ``{"id", "ok": true,
 "result", "duration_ms"}`` or ``{"id", "ok": false, "error": {"type",
-"message", "stack"}, "duration_ms"}``. It exits 0 on EOF of fd 3. See
-docs/function-contract.md, "Local worker protocol".
+"message", "stack"}, "duration_ms"}``. When stdout and stderr are files (the
+runtime's), the ready frame and each reply also carry ``"output": [out, err]``,
+their sizes once flushed: where that invocation's output ends. It exits 0 on
+EOF of fd 3. See docs/function-contract.md, "Local worker protocol".
 
 During an invocation the handler (through the resource clients) may call
 ``rpc(resource, op, args)``: it sends ``{"rpc": n, "resource", "op", "args"}``
@@ -26,6 +28,7 @@ so that a handler allocating past its memory gets ``MemoryError``.
 
 import json
 import os
+import stat
 import struct
 import sys
 import threading
@@ -211,6 +214,32 @@ def _flush_std():
             pass
 
 
+def _output_files():
+    """Whether stdout and stderr are files (as the local runtime gives them), whose sizes tell it
+    where each invocation's output ends."""
+    try:
+        return all(stat.S_ISREG(os.fstat(fd).st_mode) for fd in (1, 2))
+    except OSError:
+        return False
+
+
+def _output_end(files):
+    """Flushes stdout and stderr; returns their sizes as the JSON text ``[out,err]`` (None when
+    they are not files)."""
+    _flush_std()
+    if not files:
+        return None
+    try:
+        return "[%d,%d]" % (os.lseek(1, 0, os.SEEK_END), os.lseek(2, 0, os.SEEK_END))
+    except OSError:
+        return None
+
+
+def _with_output(data, output):
+    """The serialized frame ``data`` (a JSON object) with ``"output"`` added."""
+    return data if output is None else data[:-1] + ',"output":' + output + "}"
+
+
 def serve(in_fd, out_fd):
     global _channel, _invoking
     apply_memory_limit()
@@ -222,9 +251,10 @@ def serve(in_fd, out_fd):
         _flush_std()
         write_frame(out_fd, {"ready": False, "error": core.error_info(e)})
         return 1
-    _flush_std()
-    write_frame(out_fd, {"ready": True, "load_ms": round(fn.load_ms, 3), "pid": os.getpid(),
-                         "runtime": "python%d.%d" % sys.version_info[:2]})
+    files = _output_files()
+    ready = core.dumps({"ready": True, "load_ms": round(fn.load_ms, 3), "pid": os.getpid(),
+                        "runtime": "python%d.%d" % sys.version_info[:2]})
+    write_encoded(out_fd, _with_output(ready, _output_end(files)).encode("utf-8"))
     reader = FrameReader(in_fd)
     _channel = (reader, out_fd)
     while True:
@@ -261,8 +291,7 @@ def serve(in_fd, out_fd):
             resp = {"id": mid, "ok": False, "error": core.error_info(e),
                     "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3)}
             data = core.dumps(resp)
-        _flush_std()
-        write_encoded(out_fd, data.encode("utf-8"))
+        write_encoded(out_fd, _with_output(data, _output_end(files)).encode("utf-8"))
 
 
 def main():
