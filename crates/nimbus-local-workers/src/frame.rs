@@ -37,11 +37,11 @@ pub(crate) fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     finish(buf)
 }
 
-/// The invocation frame `{"id", "deadline_ms", "request_id", "event"}`, with the event's JSON
+/// The invocation frame `{"id", "timeout_ms", "request_id", "event"}`, with the event's JSON
 /// spliced in as it was encoded.
 pub(crate) fn invocation(
     id: u64,
-    deadline_ms: u64,
+    timeout_ms: u64,
     request_id: &str,
     event: &Event,
 ) -> Result<Vec<u8>, FrameError> {
@@ -50,7 +50,7 @@ pub(crate) fn invocation(
     buf.extend_from_slice(&[0; 4]);
     write!(
         buf,
-        r#"{{"id":{id},"deadline_ms":{deadline_ms},"request_id":"#
+        r#"{{"id":{id},"timeout_ms":{timeout_ms},"request_id":"#
     )?;
     serde_json::to_writer(&mut buf, request_id)?;
     buf.extend_from_slice(br#","event":"#);
@@ -246,13 +246,13 @@ mod tests {
     #[test]
     fn invocation_frames_splice_the_event() {
         let event = Event::from(serde_json::json!({"type": "http", "body": "a\"b"}));
-        let frame = invocation(7, 1_767_225_600_000, "req-\"1", &event).unwrap();
+        let frame = invocation(7, 3000, "req-\"1", &event).unwrap();
         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, frame.len() - 4);
         let parsed: serde_json::Value = serde_json::from_slice(&frame[4..]).unwrap();
         assert_eq!(
             parsed,
-            serde_json::json!({"id": 7, "deadline_ms": 1_767_225_600_000u64, "request_id": "req-\"1",
+            serde_json::json!({"id": 7, "timeout_ms": 3000, "request_id": "req-\"1",
                                "event": {"type": "http", "body": "a\"b"}})
         );
     }

@@ -78,7 +78,6 @@ impl Output {
 
     /// Whether the sweeping task leaves the output alone: while an invocation is queued behind
     /// the running one, bytes appended may belong to either.
-    #[cfg(test)] // until the pool queues invocations behind running ones
     pub(crate) fn hold(&self, held: bool) {
         for file in self.files.iter() {
             file.lock().held = held;
@@ -97,6 +96,22 @@ impl Output {
             }
             st.tag = None;
             st.held = false;
+        }
+    }
+
+    /// [`Output::end`], then [`Output::begin`] of `next`, at once: the next invocation, sent
+    /// ahead, started when the worker replied to this one, so a sweep in between would take its
+    /// output for no invocation's.
+    pub(crate) fn end_then_begin(&self, upto: Option<[u64; 2]>, next: &Arc<str>) {
+        for (i, file) in self.files.iter().enumerate() {
+            let mut st = file.lock();
+            file.read(&mut st, upto.map_or(u64::MAX, |sizes| sizes[i]));
+            if !st.partial.is_empty() {
+                file.emit(&mut st);
+            }
+            st.tag = Some(Arc::clone(next));
+            st.held = false;
+            st.oom = false;
         }
     }
 

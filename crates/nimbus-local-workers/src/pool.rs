@@ -1,10 +1,12 @@
-//! The pool of one function: hands invocations to idle workers, queues the rest, starts workers
-//! when waiting persists (up to the limit: see [`Pool`] for when), retires workers that failed,
-//! and stops idle ones.
+//! The pool of one function: hands invocations to idle workers, sends one ahead to a busy worker
+//! or queues the rest, starts workers when waiting persists (see [`Pool`] for when), retires
+//! workers that failed, and stops idle ones.
 //!
-//! **Invariant:** `instances` counts every process that is starting, idle, busy or being
+//! **Invariants:** `instances` counts every process that is starting, idle, busy or being
 //! stopped; a slot is released only once its process has been reaped, so there are never more
-//! than `max_concurrency` worker processes.
+//! than `max_concurrency` worker processes. Every [`Job`] ends exactly once: finished, or not
+//! started (sent ahead to a worker that died or timed out before replying to the invocation
+//! before it), and then it is dispatched again by the caller.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -26,6 +28,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Busy workers are probed (`/proc` reads) at most this often, while requests wait.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
+/// Only events up to this size are sent ahead (their frame fits in a pipe's buffer at once, so
+/// that writing it never waits for the worker).
+const SEND_AHEAD_MAX_EVENT: usize = 16 * 1024;
 
 /// A pool of worker processes for one function. Cheap to clone: clones share the pool.
 ///
@@ -49,6 +54,18 @@ const PROBE_EVERY: Duration = Duration::from_millis(50);
 /// of starting an interpreter per waiting request; many clients of a function that computes do
 /// not start more interpreters than the CPUs can run; and a backlog of invocations that wait on
 /// something grows the pool to `max_concurrency`. Idle workers stop after `idle_timeout`.
+///
+/// # Sending ahead
+///
+/// When no worker is idle and invocations of this function have been quick lately (shorter than
+/// [`FunctionSpec::send_ahead_below`] on average), the next invocation (its event up to 16 KiB)
+/// is sent at once to a busy worker instead of waiting for a reply: the worker starts it as soon
+/// as it has replied to the one it runs, without waiting for the runtime, which saves both
+/// processes a wake-up per invocation. At most one invocation waits ahead in a worker, and it has
+/// not started until the worker replies to the one before: if that one times out or its worker
+/// dies, it is dispatched again (to another worker), not failed. Its timeout counts from its
+/// start. Replies say where each invocation's output ends, so every line stays with the
+/// invocation that printed it.
 #[derive(Clone)]
 pub struct Pool {
     inner: Arc<Inner>,
@@ -61,7 +78,8 @@ pub struct Invocation {
     pub result: Value,
     /// Whether this was the worker's first invocation (it was started for this load).
     pub cold: bool,
-    /// From handing the invocation to the worker to its reply (queueing and start not included).
+    /// From its start on the worker (its frame written, or, when it was sent ahead, the reply to
+    /// the invocation before it) to its reply; waiting and the worker's start not included.
     pub duration: Duration,
     /// When `cold`: the worker's start, from spawn to ready (interpreter start + handler load).
     pub init: Option<Duration>,
@@ -78,8 +96,11 @@ pub struct PoolStats {
     pub starting: usize,
     /// Workers serving an invocation.
     pub busy: usize,
-    /// Invocations waiting for a worker (to start or to free up).
+    /// Invocations waiting for a worker (to start or to free up), or sent ahead to a busy one.
     pub queued: usize,
+    /// Invocations sent to a busy worker ahead of their turn (see [`Pool`], "Sending ahead"),
+    /// since the pool was created.
+    pub sent_ahead: u64,
     /// Workers started (cold starts), since the pool was created.
     pub cold_starts: u64,
     /// Invocations served or failed (not those turned away), since the pool was created.
@@ -104,11 +125,56 @@ struct Inner {
     announced: Mutex<u64>,
 }
 
-/// What an invocation waiting for a worker gets.
-type Handoff = Result<Worker, InvokeError>;
+/// An invocation on its way to a worker: what the worker needs, and where its end goes.
+pub(crate) struct Job {
+    pub(crate) request_id: Arc<str>,
+    pub(crate) event: Event,
+    done: oneshot::Sender<Done>,
+}
+
+/// How a [`Job`] ended.
+enum Done {
+    /// It ran.
+    Finished(Result<Invocation, InvokeError>),
+    /// It had been sent ahead to a worker that died (or timed out) before starting it: it is to
+    /// be dispatched again.
+    NotStarted,
+}
+
+/// The slot of a busy worker where the pool puts one invocation for it to send ahead.
+#[derive(Default)]
+pub(crate) struct Ahead {
+    job: Mutex<Option<Job>>,
+    put: Notify,
+}
+
+impl Ahead {
+    fn put(&self, job: Job) {
+        *self.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
+        self.put.notify_one();
+    }
+
+    /// Waits until a job may have been put.
+    pub(crate) async fn wait(&self) {
+        self.put.notified().await;
+    }
+
+    /// The job put, if any.
+    pub(crate) fn take(&self) -> Option<Job> {
+        self.job
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// What an invocation waiting for a worker gets: a worker (with its job back), or nothing when
+/// its job was sent ahead to a busy worker.
+type Handoff = Result<Option<(Worker, Job)>, InvokeError>;
 
 struct Waiter {
     id: u64,
+    job: Job,
     tx: oneshot::Sender<Handoff>,
     /// It has waited longer than `scale_up_wait`.
     overdue: bool,
@@ -117,7 +183,9 @@ struct Waiter {
 /// What an invocation found.
 enum Acquired {
     /// An idle worker.
-    Worker(Box<Worker>),
+    Worker(Box<Worker>, Job),
+    /// A busy worker's slot: it is sent ahead.
+    Ahead,
     /// A place in line.
     Wait(u64, oneshot::Receiver<Handoff>),
 }
@@ -140,6 +208,13 @@ struct State {
     starting: usize,
     busy: usize,
     waiters: VecDeque<Waiter>,
+    /// Slots of busy workers that take an invocation to send ahead.
+    ahead: Vec<Arc<Ahead>>,
+    /// Invocations put in such slots, not started yet.
+    ahead_jobs: usize,
+    sent_ahead: u64,
+    /// The mean duration of recent invocations (moving average), once one has finished.
+    recent: Option<Duration>,
     /// Every worker process that exists, by pid.
     probes: BTreeMap<u32, Arc<Probe>>,
     /// A probe found a busy worker blocked in its handler (since the last start).
@@ -194,9 +269,10 @@ impl Pool {
         &self.inner.spec
     }
 
-    /// Runs one invocation: on an idle worker, else on the first to free up or to be started
-    /// (see the module's "Scaling up"). At most `max_concurrency + max_queued` invocations are
-    /// running or waiting; beyond that, [`InvokeError::Overloaded`].
+    /// Runs one invocation: on an idle worker, else sent ahead to a busy one or on the first to
+    /// free up or to be started (see "Sending ahead" and "Scaling up"). At most
+    /// `max_concurrency + max_queued` invocations are running or waiting; beyond that,
+    /// [`InvokeError::Overloaded`].
     ///
     /// Once a worker has it, the invocation runs to its end even if this future is dropped.
     pub async fn invoke(
@@ -205,16 +281,27 @@ impl Pool {
         event: impl Into<Event>,
     ) -> Result<Invocation, InvokeError> {
         let event = event.into();
-        let worker = self.inner.acquire().await?;
-        let inner = Arc::clone(&self.inner);
-        let request_id = request_id.to_owned();
-        tokio::spawn(async move { inner.run(worker, request_id, event).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(InvokeError::Crashed {
-                    detail: format!("the invocation task failed: {e}"),
-                })
-            })
+        let request_id: Arc<str> = Arc::from(request_id);
+        loop {
+            let (done, ended) = oneshot::channel();
+            let job = Job {
+                request_id: Arc::clone(&request_id),
+                event: event.clone(),
+                done,
+            };
+            if let Some((worker, job)) = self.inner.acquire(job).await? {
+                tokio::spawn(Arc::clone(&self.inner).run(worker, job));
+            }
+            match ended.await {
+                Ok(Done::Finished(result)) => return result,
+                Ok(Done::NotStarted) => {} // its worker died first: again
+                Err(_) => {
+                    return Err(InvokeError::Crashed {
+                        detail: "the invocation was dropped by the runtime".to_owned(),
+                    });
+                }
+            }
+        }
     }
 
     /// The pool's counters now.
@@ -224,7 +311,8 @@ impl Pool {
             instances: st.instances,
             starting: st.starting,
             busy: st.busy,
-            queued: st.waiters.len(),
+            queued: st.waiters.len() + st.ahead_jobs,
+            sent_ahead: st.sent_ahead,
             cold_starts: st.cold_starts,
             invocations: st.invocations,
             errors: st.errors,
@@ -353,8 +441,9 @@ impl Inner {
         }
     }
 
-    /// A worker for one invocation: an idle one, or one handed over while waiting.
-    async fn acquire(self: &Arc<Self>) -> Result<Worker, InvokeError> {
+    /// A worker for `job`: an idle one, or one handed over while waiting; or none when the job
+    /// was sent ahead to a busy worker (it then ends through its `done`).
+    async fn acquire(self: &Arc<Self>, job: Job) -> Result<Option<(Worker, Job)>, InvokeError> {
         let capacity = self.spec.capacity();
         let max_queued = self.spec.max_queued;
         let acquired = self.update(|st| {
@@ -368,10 +457,16 @@ impl Inner {
                     continue;
                 }
                 st.busy += 1;
-                return Ok(Acquired::Worker(Box::new(worker)));
+                return Ok(Acquired::Worker(Box::new(worker), job));
+            }
+            if st.may_send_ahead(&job, self.spec.send_ahead_below)
+                && let Some(ahead) = st.ahead.pop()
+            {
+                st.put_ahead(&ahead, job);
+                return Ok(Acquired::Ahead);
             }
             // One invocation per worker the pool may have, and `max_queued` more.
-            if st.busy + st.waiters.len() >= capacity + max_queued {
+            if st.busy + st.waiters.len() + st.ahead_jobs >= capacity + max_queued {
                 st.rejected += 1;
                 return Err(InvokeError::Overloaded);
             }
@@ -380,13 +475,15 @@ impl Inner {
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(Waiter {
                 id,
+                job,
                 tx,
                 overdue: false,
             });
             Ok(Acquired::Wait(id, rx)) // `update` starts a worker for it if none serves
         })?;
         match acquired {
-            Acquired::Worker(worker) => Ok(*worker),
+            Acquired::Worker(worker, job) => Ok(Some((*worker, job))),
+            Acquired::Ahead => Ok(None),
             Acquired::Wait(id, rx) => {
                 let mut wait = Wait {
                     inner: self,
@@ -431,52 +528,86 @@ impl Inner {
         }
     }
 
-    /// Runs one invocation on `worker`, then returns it to the pool or retires it.
-    async fn run(
-        self: Arc<Self>,
-        mut worker: Worker,
-        request_id: String,
-        event: Event,
-    ) -> Result<Invocation, InvokeError> {
-        let cold = worker.served == 0;
-        let init = cold.then_some(worker.init);
-        let worker_pid = worker.pid();
-        let outcome = worker
-            .invoke(&self.ctx, &request_id, &event, self.spec.timeout)
-            .await;
-        worker.served += 1;
-        match outcome {
-            Outcome::Ok { result, duration } => {
-                self.update(|st| {
-                    st.invocations += 1;
-                    st.busy -= 1;
-                    st.hand_over(worker);
-                });
-                Ok(Invocation {
-                    result,
-                    cold,
-                    duration,
-                    init,
-                    worker_pid,
-                })
-            }
-            Outcome::Handler { error } => {
-                self.update(|st| {
-                    st.invocations += 1;
+    /// Runs `job` on `worker`, then the invocations sent ahead to it while it ran, then returns
+    /// it to the pool or retires it.
+    async fn run(self: Arc<Self>, worker: Worker, mut job: Job) {
+        let mut worker = Some(worker);
+        let mut sent = None;
+        loop {
+            let Some(w) = worker.as_mut() else { return };
+            // While this one runs, the worker may take the next invocation ahead.
+            self.update(|st| st.offer_ahead(&w.ahead, self.spec.send_ahead_below));
+            let cold = w.served == 0;
+            let init = cold.then_some(w.init);
+            let worker_pid = w.pid();
+            let (outcome, queued) = w
+                .invoke(
+                    &self.ctx,
+                    &job.request_id,
+                    &job.event,
+                    sent,
+                    self.spec.timeout,
+                )
+                .await;
+            w.served += 1;
+            let ahead = Arc::clone(&w.ahead);
+            let (result, gone) = match outcome {
+                Outcome::Ok { result, duration } => {
+                    let invocation = Invocation {
+                        result,
+                        cold,
+                        duration,
+                        init,
+                        worker_pid,
+                    };
+                    (Ok(invocation), None)
+                }
+                Outcome::Handler { error } => (Err(InvokeError::Handler { error }), None),
+                Outcome::Fatal { error, reason } => (Err(error), Some(reason)),
+            };
+            let duration = result.as_ref().ok().map(|inv| inv.duration);
+            // The next job: the one sent ahead (started already), or one put in the slot but
+            // not sent; else the worker is free. If the worker is gone, neither had started.
+            let next = self.update(|st| {
+                st.invocations += 1;
+                if result.is_err() {
                     st.errors += 1;
-                    st.busy -= 1;
-                    st.hand_over(worker);
-                });
-                Err(InvokeError::Handler { error })
-            }
-            Outcome::Fatal { error, reason } => {
-                self.update(|st| {
-                    st.invocations += 1;
-                    st.errors += 1;
+                }
+                if let Some(d) = duration {
+                    st.recent = Some(st.recent.map_or(d, |r| (r * 7 + d) / 8));
+                }
+                st.ahead.retain(|a| !Arc::ptr_eq(a, &ahead));
+                let unsent = ahead.take();
+                let next = queued
+                    .map(|q| (q.job, Some(q.id)))
+                    .or(unsent.map(|job| (job, None)));
+                if let Some(reason) = gone {
                     st.busy -= 1;
                     st.gone(worker_pid, reason);
-                });
-                Err(error)
+                    if let Some((next, _)) = next {
+                        st.ahead_jobs -= 1;
+                        let _ = next.done.send(Done::NotStarted);
+                    }
+                    return None;
+                }
+                match next {
+                    Some(next) => {
+                        st.ahead_jobs -= 1;
+                        Some(next)
+                    }
+                    None => {
+                        st.busy -= 1;
+                        if let Some(w) = worker.take() {
+                            st.hand_over(w);
+                        }
+                        None
+                    }
+                }
+            });
+            let _ = job.done.send(Done::Finished(result));
+            match next {
+                Some((next, id)) => (job, sent) = (next, id),
+                None => return, // the worker is free, or gone (then dropped: it is reaped)
             }
         }
     }
@@ -605,7 +736,8 @@ impl Drop for Wait<'_> {
         let id = self.id;
         self.inner.update(|st| {
             st.waiters.retain(|w| w.id != id);
-            if let Some(Ok(worker)) = handed {
+            // (A job sent ahead runs anyway; its result is dropped.)
+            if let Some(Ok(Some((worker, _job)))) = handed {
                 st.busy -= 1;
                 st.hand_over(worker);
             }
@@ -623,18 +755,56 @@ impl State {
             return;
         }
         while let Some(waiter) = self.waiters.pop_front() {
-            match waiter.tx.send(Ok(worker)) {
+            match waiter.tx.send(Ok(Some((worker, waiter.job)))) {
                 Ok(()) => {
                     self.busy += 1;
                     return;
                 }
-                Err(Ok(back)) => worker = back,
-                Err(Err(_)) => return, // only workers are sent here
+                Err(Ok(Some((back, _abandoned)))) => worker = back,
+                Err(_) => return, // only workers are sent here
             }
         }
         worker.idle_since = Instant::now();
         self.idle.push(worker);
         self.work.wake_reaper = true;
+    }
+
+    /// Whether `job` may be sent ahead to a busy worker: invocations of this function have lasted
+    /// less than `below` lately (so that it does not wait long behind the one running), and its
+    /// event is small (its frame fits in the pipe at once).
+    fn may_send_ahead(&self, job: &Job, below: Duration) -> bool {
+        self.quick(below) && job.event.json().len() <= SEND_AHEAD_MAX_EVENT
+    }
+
+    /// Whether invocations have lasted less than `below` on average lately.
+    fn quick(&self, below: Duration) -> bool {
+        !self.draining && self.recent.is_some_and(|d| d < below)
+    }
+
+    /// Puts `job` in a busy worker's slot, to be sent ahead.
+    fn put_ahead(&mut self, ahead: &Ahead, job: Job) {
+        self.ahead_jobs += 1;
+        self.sent_ahead += 1;
+        ahead.put(job);
+    }
+
+    /// A busy worker starts an invocation: the first waiter is sent ahead to it, or its slot
+    /// takes the next invocation that comes, if invocations may be sent ahead.
+    fn offer_ahead(&mut self, ahead: &Arc<Ahead>, below: Duration) {
+        let may = match self.waiters.front() {
+            Some(first) => self.may_send_ahead(&first.job, below),
+            None => self.quick(below),
+        };
+        if !may {
+            return;
+        }
+        match self.waiters.pop_front() {
+            Some(waiter) => {
+                self.put_ahead(ahead, waiter.job);
+                let _ = waiter.tx.send(Ok(None));
+            }
+            None => self.ahead.push(Arc::clone(ahead)),
+        }
     }
 
     /// A worker process is gone (reaped): its slot is free.

@@ -54,6 +54,10 @@ pub struct FunctionSpec {
     /// at a time, up to `max_concurrency`); [`FunctionSpec::DEFAULT_SCALE_UP_WAIT`] unless a
     /// caller has a reason. See [`Pool`](crate::Pool).
     pub scale_up_wait: Duration,
+    /// Invocations are sent to a busy worker ahead of their turn (see [`Pool`](crate::Pool),
+    /// "Sending ahead") only while recent ones lasted less than this on average (zero: never);
+    /// [`FunctionSpec::DEFAULT_SEND_AHEAD_BELOW`] unless a caller has a reason.
+    pub send_ahead_below: Duration,
     /// A worker idle this long is stopped.
     pub idle_timeout: Duration,
     /// How many invocations may wait beyond one per worker the pool may have (`max_concurrency`,
@@ -78,6 +82,10 @@ impl FunctionSpec {
     /// a passing queue from a lasting one: beyond one worker per CPU the pool also needs a worker
     /// blocked in its handler to grow (see [`Pool`](crate::Pool)).
     pub const DEFAULT_SCALE_UP_WAIT: Duration = Duration::from_millis(2);
+
+    /// The usual [`FunctionSpec::send_ahead_below`]: an invocation sent ahead waits for the one
+    /// running to end, so only quick functions are worth it.
+    pub const DEFAULT_SEND_AHEAD_BELOW: Duration = Duration::from_millis(2);
 
     /// The pool size limit, at least 1.
     pub(crate) fn capacity(&self) -> usize {
@@ -153,6 +161,7 @@ mod tests {
             timeout: Duration::from_secs(3),
             max_concurrency: 0,
             scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
+            send_ahead_below: FunctionSpec::DEFAULT_SEND_AHEAD_BELOW,
             idle_timeout: Duration::from_secs(60),
             max_queued: 10,
             env: BTreeMap::from([

@@ -12,7 +12,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::frame::{self, FrameError, FrameReader, encode};
 use crate::logs::Output;
+use crate::pool::{Ahead, Job};
 use crate::{ErrorInfo, Event, FunctionSpec, Hooks, InvokeError, StopReason};
 
 /// Stderr lines quoted in a crash report.
@@ -52,6 +53,8 @@ pub(crate) struct Worker {
     from_worker: FrameReader,
     output: Output,
     probe: Arc<Probe>,
+    /// Where the pool puts an invocation to send ahead while this worker is busy.
+    pub(crate) ahead: Arc<Ahead>,
     spawned: Instant,
     seq: u64,
     reaped: bool,
@@ -142,6 +145,7 @@ impl Worker {
             from_worker,
             output,
             probe,
+            ahead: Arc::default(),
             spawned,
             seq: 0,
             reaped: false,
@@ -207,35 +211,42 @@ impl Worker {
         Err(failure)
     }
 
-    /// Runs one invocation. `timeout` bounds everything from sending it to its reply,
-    /// resource calls included.
+    /// Runs one invocation (`sent`: its frame id when it was sent ahead, while the previous one
+    /// ran; the worker started it when it replied to that one). `timeout` bounds everything from
+    /// its start to its reply, resource calls included. While it runs, an invocation the pool
+    /// puts in [`Worker::ahead`] is sent at once; it is returned, to run next (or, if this one
+    /// ended its worker, to be dispatched again: it had not started).
     pub(crate) async fn invoke(
         &mut self,
         ctx: &Ctx,
-        request_id: &str,
+        request_id: &Arc<str>,
         event: &Event,
+        sent: Option<u64>,
         timeout: Duration,
-    ) -> Outcome {
-        self.seq += 1;
-        let id = self.seq;
-        let deadline_ms = (SystemTime::now() + timeout)
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let frame = match frame::invocation(id, deadline_ms, request_id, event) {
-            Ok(frame) => frame,
-            Err(e) => {
-                let message = format!("the event cannot be sent to the worker: {e}");
-                return Outcome::Handler {
-                    error: ErrorInfo::new("ProtocolError", message),
-                };
+    ) -> (Outcome, Option<Sent>) {
+        let (id, frame) = match sent {
+            Some(id) => (id, None),
+            None => {
+                self.seq += 1;
+                match frame::invocation(self.seq, timeout_ms(timeout), request_id, event) {
+                    Ok(frame) => (self.seq, Some(frame)),
+                    Err(e) => {
+                        let message = format!("the event cannot be sent to the worker: {e}");
+                        let error = ErrorInfo::new("ProtocolError", message);
+                        return (Outcome::Handler { error }, None);
+                    }
+                }
             }
         };
-        let tag: Arc<str> = Arc::from(request_id);
-        self.output.begin(&tag);
+        if sent.is_none() {
+            self.output.begin(request_id); // else the previous invocation's end did
+        }
         let started = Instant::now();
         let mut shutdown = ctx.shutdown.subscribe();
+        let mut queued = None;
+        let exchange = self.exchange(ctx, request_id, id, frame.as_deref(), timeout, &mut queued);
         let exchanged = tokio::select! {
-            exchanged = tokio::time::timeout(timeout, self.exchange(ctx, &tag, id, &frame)) => {
+            exchanged = tokio::time::timeout(timeout, exchange) => {
                 exchanged.map_err(|_| Cut::Timeout)
             }
             _ = shutdown.wait_for(|down| *down) => Err(Cut::Shutdown),
@@ -297,8 +308,15 @@ impl Worker {
                 }
             }
         };
-        self.output.end(upto);
-        outcome
+        match (&outcome, &queued) {
+            // The worker has started the next one: from this reply on, output is the next one's.
+            (Outcome::Ok { .. } | Outcome::Handler { .. }, Some(next)) => {
+                self.output.end_then_begin(upto, &next.job.request_id);
+                self.probe.enter();
+            }
+            _ => self.output.end(upto),
+        }
+        (outcome, queued)
     }
 
     /// Whether the process is gone (checked before an idle worker is handed out).
@@ -330,21 +348,35 @@ impl Worker {
         status
     }
 
-    async fn exchange(&mut self, ctx: &Ctx, tag: &Arc<str>, id: u64, frame: &[u8]) -> Exchanged {
+    async fn exchange(
+        &mut self,
+        ctx: &Ctx,
+        tag: &Arc<str>,
+        id: u64,
+        frame: Option<&[u8]>,
+        timeout: Duration,
+        queued: &mut Option<Sent>,
+    ) -> Exchanged {
         let Some(tx) = self.to_worker.as_mut() else {
             return Exchanged::Exited;
         };
-        if tx.write_all(frame).await.is_err() {
-            return Exchanged::Exited;
+        if let Some(frame) = frame {
+            if tx.write_all(frame).await.is_err() {
+                return Exchanged::Exited;
+            }
+            // From here until its reply is read, the worker is in the invocation (see `Probe`).
+            self.probe.enter();
         }
-        // From here until its reply is read, the worker is in the invocation (see `Probe`).
-        self.probe.enter();
         let mut calls = JoinSet::new();
         let mut numbers = HashMap::new();
         loop {
             let step = tokio::select! {
                 frame = self.from_worker.next() => Step::Frame(frame),
                 Some(done) = calls.join_next_with_id(), if !calls.is_empty() => Step::Rpc(done),
+                () = self.ahead.wait(), if queued.is_none() => match self.ahead.take() {
+                    Some(job) => Step::Ahead(job),
+                    None => continue,
+                },
             };
             let reply = match step {
                 Step::Frame(Ok(Some(frame))) => {
@@ -384,6 +416,26 @@ impl Worker {
                             "the resource call failed inside the runtime",
                         )),
                     )
+                }
+                Step::Ahead(job) => {
+                    // Sent now; the worker starts it right after this invocation's reply. Until
+                    // that reply says where this one's output ends, output is left unread.
+                    self.output.hold(true);
+                    self.seq += 1;
+                    let next = Sent { job, id: self.seq };
+                    let frame = frame::invocation(
+                        next.id,
+                        timeout_ms(timeout),
+                        &next.job.request_id,
+                        &next.job.event,
+                    );
+                    *queued = Some(next);
+                    match frame {
+                        Ok(frame) => frame,
+                        // The pool sends only small events ahead; should one not encode, this
+                        // worker ends as if it had died, and the invocation is dispatched again.
+                        Err(e) => return Exchanged::Protocol(e.to_string()),
+                    }
                 }
             };
             if tx.write_all(&reply).await.is_err() {
@@ -521,6 +573,19 @@ enum Cut {
 enum Step {
     Frame(Result<Option<Value>, FrameError>),
     Rpc(Result<(tokio::task::Id, Result<Value, ErrorInfo>), tokio::task::JoinError>),
+    Ahead(Job),
+}
+
+/// An invocation sent to a worker ahead of its turn.
+pub(crate) struct Sent {
+    pub(crate) job: Job,
+    /// Its frame id.
+    pub(crate) id: u64,
+}
+
+/// The `timeout_ms` of an invocation frame.
+fn timeout_ms(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// SIGKILL to the process group `pid` leads (never to group 0, which would be ours).

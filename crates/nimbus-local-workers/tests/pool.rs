@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use nimbus_local_workers::{InvokeError, Language, Pool, PoolEvent, StopReason, Stream};
+use nimbus_local_workers::{
+    Invocation, InvokeError, Language, Pool, PoolEvent, StopReason, Stream,
+};
 use support::{Recorder, alive, body, http, probe_package, spec};
 
 /// Runs `case` for Python and for Node.
@@ -294,6 +296,164 @@ async fn a_backlog_that_computes_grows_to_one_worker_per_cpu_and_one_more() {
     assert!(started >= 2, "grew for the waiting requests: {started}");
     assert!(started <= cpus + 1, "{started} workers for {cpus} CPUs");
     assert!(seen.most_instances <= cpus + 1);
+    pool.drain().await;
+}
+
+/// A pool of one worker that sends the next invocation ahead whatever their durations, warmed up.
+async fn ahead_pool(language: Language, dir: &std::path::Path, hooks: &Arc<Recorder>) -> Pool {
+    let mut s = spec(language, dir);
+    s.max_concurrency = 1;
+    s.timeout = Duration::from_secs(2);
+    s.send_ahead_below = Duration::from_secs(3600);
+    let pool = Pool::new(s, hooks.clone());
+    pool.invoke("warm-up", http("echo:")).await.unwrap();
+    pool
+}
+
+/// Starts `mode` on the pool's worker and waits until it runs.
+async fn running(
+    pool: &Pool,
+    mode: &str,
+) -> tokio::task::JoinHandle<Result<Invocation, InvokeError>> {
+    let first = {
+        let (pool, mode) = (pool.clone(), mode.to_owned());
+        tokio::spawn(async move { pool.invoke("first", http(&mode)).await })
+    };
+    wait_for(
+        "the first invocation to run",
+        Duration::from_secs(5),
+        || pool.stats().busy == 1,
+    )
+    .await;
+    first
+}
+
+both!(sent_ahead_output: invocations_sent_ahead_keep_their_output_python,
+      invocations_sent_ahead_keep_their_output_node);
+async fn sent_ahead_output(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let pool = pool.clone();
+        tasks.spawn(async move { pool.invoke(&format!("req-print-{i}"), http("print")).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert_eq!(body(&done.unwrap().unwrap().result)["printed"], true);
+    }
+    let stats = pool.stats();
+    assert!(stats.sent_ahead >= 6, "sent ahead: {}", stats.sent_ahead);
+    assert_eq!((stats.cold_starts, stats.errors), (1, 0));
+    // Every line is tagged with the invocation that printed it, though each one started on its
+    // worker before the runtime had read the reply of the one before.
+    for i in 0..12 {
+        let lines = hooks.lines_of(Some(&format!("req-print-{i}")));
+        let of = |stream| {
+            lines
+                .iter()
+                .filter(|(s, _)| *s == stream)
+                .map(|(_, text)| text.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            of(Stream::Stdout),
+            ["out line 1", "out line 2", "partial"],
+            "req-print-{i}"
+        );
+        assert_eq!(of(Stream::Stderr), ["err line"], "req-print-{i}");
+    }
+    pool.drain().await;
+}
+
+/// Sends an invocation ahead of `mode`, whose worker then fails (`failed` says how): the one sent
+/// ahead had not started, so a new worker serves it instead of it failing too.
+async fn ahead_of_a_failure(language: Language, mode: &str, failed: fn(&InvokeError) -> bool) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let first = running(&pool, mode).await;
+    let next = pool.invoke("next", http("echo:next")).await.unwrap();
+    assert_eq!(pool.stats().sent_ahead, 1, "it was sent ahead");
+    let first = first.await.unwrap();
+    assert!(first.as_ref().is_err_and(failed), "{first:?}");
+    assert_eq!(body(&next.result)["echo"], "next");
+    assert!(next.cold, "served by a new worker");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.invocations, stats.errors, stats.cold_starts),
+        (3, 1, 2)
+    );
+    pool.drain().await;
+}
+
+both!(ahead_of_a_timeout: an_invocation_sent_ahead_of_one_that_times_out_runs_elsewhere_python,
+      an_invocation_sent_ahead_of_one_that_times_out_runs_elsewhere_node);
+async fn ahead_of_a_timeout(language: Language) {
+    ahead_of_a_failure(language, "hang", |e| {
+        matches!(e, InvokeError::Timeout { .. })
+    })
+    .await;
+}
+
+both!(ahead_of_a_crash: an_invocation_sent_ahead_of_one_that_crashes_runs_elsewhere_python,
+      an_invocation_sent_ahead_of_one_that_crashes_runs_elsewhere_node);
+async fn ahead_of_a_crash(language: Language) {
+    ahead_of_a_failure(language, "die-after:300", |e| {
+        matches!(e, InvokeError::Crashed { .. })
+    })
+    .await;
+}
+
+/// The worker replies (`MemoryError`) and exits: it does not start the invocation sent ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_sent_ahead_of_one_out_of_memory_runs_elsewhere() {
+    ahead_of_a_failure(Language::Python, "alloc-after:300", |e| {
+        matches!(e, InvokeError::OutOfMemory { .. })
+    })
+    .await;
+}
+
+both!(ahead_of_an_rpc: an_invocation_sent_ahead_during_a_resource_call_waits_its_turn_python,
+      an_invocation_sent_ahead_during_a_resource_call_waits_its_turn_node);
+async fn ahead_of_an_rpc(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Arc::new(Recorder {
+        rpc_delay: Duration::from_millis(300),
+        ..Recorder::default()
+    });
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let first = running(&pool, "rpc:42").await;
+    // Sent while the first waits for its resource call: the worker reads it before the call's
+    // reply, keeps it, and serves it after the first.
+    let next = pool.invoke("next", http("echo:next")).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(
+        body(&first.result)["got"],
+        serde_json::json!({"id": "42", "total": 12})
+    );
+    assert_eq!(body(&next.result)["echo"], "next");
+    assert_eq!(
+        next.worker_pid, first.worker_pid,
+        "the same worker, one after the other"
+    );
+    assert_eq!(pool.stats().sent_ahead, 1);
+    pool.drain().await;
+}
+
+both!(ahead_deadline: the_deadline_of_an_invocation_sent_ahead_counts_from_its_start_python,
+      the_deadline_of_an_invocation_sent_ahead_counts_from_its_start_node);
+async fn ahead_deadline(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let first = running(&pool, "sleep:1500").await;
+    let next = pool.invoke("next", http("deadline")).await.unwrap();
+    first.await.unwrap().unwrap();
+    assert_eq!(pool.stats().sent_ahead, 1);
+    // Sent 1.5 s before it started, with a 2 s timeout: its deadline is 2 s after its start.
+    let remaining = body(&next.result)["remaining_ms"].as_u64().unwrap();
+    assert!(remaining > 1000, "{remaining} ms left");
     pool.drain().await;
 }
 

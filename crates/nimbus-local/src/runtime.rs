@@ -328,6 +328,7 @@ impl Runtime {
             timeout: Duration::from_millis(f.timeout_ms),
             max_concurrency: f.concurrency as usize,
             scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
+            send_ahead_below: FunctionSpec::DEFAULT_SEND_AHEAD_BELOW,
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             max_queued: (f.concurrency as usize * 10).max(100),
             env,

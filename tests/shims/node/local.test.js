@@ -201,6 +201,22 @@ test('with stdout and stderr in files, replies say where each invocation\'s outp
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('timeout_ms counts from the start of the invocation', async () => {
+  const w = start();
+  assert.equal((await w.recv()).ready, true);
+  const before = Date.now();
+  w.send({ id: 1, event: HTTP, timeout_ms: 3000, request_id: 'req-1' });
+  w.send({ id: 2, event: HTTP, timeout_ms: 3000, request_id: 'req-2' }); // sent ahead
+  const replies = [await w.recv(), await w.recv()];
+  const after = Date.now();
+  assert.deepEqual(replies.map((r) => r.id), [1, 2]);
+  for (const r of replies) {
+    const deadline = JSON.parse(r.result.body).context.deadline_ms;
+    assert.ok(deadline >= before + 3000 && deadline <= after + 3000, `${deadline}`);
+  }
+  assert.equal(await w.close(), 0);
+});
+
 test('ESM handler', async () => {
   const w = start('handlers/esm_probe.mjs');
   assert.equal((await w.recv()).ready, true);

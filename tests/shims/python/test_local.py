@@ -211,6 +211,26 @@ def test_frames_in_one_write_and_split_across_writes(worker):
     assert w.close() == 0
 
 
+def test_timeout_ms_counts_from_the_start_of_the_invocation(worker):
+    # Two frames at once: the second, sent ahead, starts after the first, and its deadline is
+    # its own start + timeout_ms.
+    w = worker()
+    assert w.recv()["ready"] is True
+    frames = b""
+    for i in (1, 2):
+        data = json.dumps({"id": i, "event": HTTP, "timeout_ms": 3000, "request_id": "req-%d" % i}).encode()
+        frames += struct.pack(">I", len(data)) + data
+    before = int(time.time() * 1000)
+    w.send_raw(frames)
+    replies = [w.recv(), w.recv()]
+    after = int(time.time() * 1000)
+    assert [r["id"] for r in replies] == [1, 2]
+    for r in replies:
+        deadline = json.loads(r["result"]["body"])["context"]["deadline_ms"]
+        assert before + 3000 <= deadline <= after + 3000
+    assert w.close() == 0
+
+
 def test_topic_partial_failure(worker):
     w = worker("handlers/probe.py")
     assert w.recv()["ready"] is True

@@ -71,6 +71,15 @@ def handler(event, context):
     if mode == "sleep":
         time.sleep(int(arg) / 1000)
         return {"slept": int(arg), "pid": os.getpid()}
+    if mode == "deadline":
+        return {"remaining_ms": context.remaining_ms(), "pid": os.getpid()}
+    if mode == "die-after":
+        time.sleep(int(arg) / 1000)
+        os._exit(3)
+    if mode == "alloc-after":
+        time.sleep(int(arg) / 1000)
+        block = bytearray(64 * 1024 * 1024 * 1024)
+        return {"allocated": len(block)}
     if mode == "spin":
         end = time.perf_counter() + int(arg) / 1000
         while time.perf_counter() < end:
@@ -133,6 +142,12 @@ exports.handler = async (event, context) => {
       return { slept: Number(arg), pid: process.pid };
     case 'hang':
       return new Promise(() => setInterval(() => {}, 1000));
+    case 'deadline':
+      return { remaining_ms: context.remainingMs(), pid: process.pid };
+    case 'die-after':
+      await new Promise((r) => setTimeout(r, Number(arg)));
+      process.exit(3);
+      break;
     case 'exit':
       process.exit(Number(arg || 3));
       break;
@@ -226,6 +241,7 @@ pub fn spec(language: Language, dir: &Path) -> FunctionSpec {
         timeout: Duration::from_secs(5),
         max_concurrency: 2,
         scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
+        send_ahead_below: FunctionSpec::DEFAULT_SEND_AHEAD_BELOW,
         idle_timeout: Duration::from_secs(60),
         max_queued: 100,
         env: BTreeMap::from([("GREETING".into(), "hi".into())]),

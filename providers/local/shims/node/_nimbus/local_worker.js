@@ -5,8 +5,10 @@
 // root and two inherited pipes: fd 3 (runtime -> worker) and fd 4 (worker -> runtime); stdout and
 // stderr stay the handler's own (logs). Frames: 4-byte big-endian length + UTF-8 JSON.
 // First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
-// time, {"id", "event", "deadline_ms", "request_id"} -> {"id", "ok": true, "result", "duration_ms"}
-// or {"id", "ok": false, "error": {"type", "message", "stack"}, "duration_ms"}. When stdout and stderr
+// time and in the order received, {"id", "event", "timeout_ms" (or "deadline_ms"), "request_id"} ->
+// {"id", "ok": true, "result", "duration_ms"} or {"id", "ok": false, "error": {"type", "message",
+// "stack"}, "duration_ms"}. The runtime may send the next invocation before the reply (ahead): it
+// starts right after that reply, and its deadline counts from then. When stdout and stderr
 // are files (the runtime's), the ready frame and each reply also carry "output": [out, err], their
 // sizes once flushed: where that invocation's output ends. Exit 0 on EOF of fd 3.
 // During an invocation the handler (through the resource clients) may call `rpc(resource, op, args)`:
@@ -133,7 +135,10 @@ async function handle(fn, msg) {
       throw Object.assign(new Error(`invocation ${JSON.stringify(id)} has no neutral event (event.type one of ${core.EVENT_TYPES.join(', ')})`),
         { name: 'ProtocolError' });
     }
-    const ctx = fn.context(msg.request_id, msg.deadline_ms);
+    // With timeout_ms the deadline counts from now: the invocation may have been sent ahead.
+    const deadline = msg.deadline_ms != null ? msg.deadline_ms
+      : (Number.isInteger(msg.timeout_ms) ? Date.now() + msg.timeout_ms : undefined);
+    const ctx = fn.context(msg.request_id, deadline);
     let raw;
     invoking += 1;
     try {

@@ -7,13 +7,16 @@ stdout/stderr stay the handler's own (logs).
 
 Frames: 4-byte big-endian length + UTF-8 JSON. After loading the handler the
 worker sends ``{"ready": true, "load_ms": ...}`` (or ``{"ready": false,
-"error": {...}}`` and exits 1); then, one at a time, it answers every
-``{"id", "event", "deadline_ms", "request_id"}`` with ``{"id", "ok": true,
-"result", "duration_ms"}`` or ``{"id", "ok": false, "error": {"type",
-"message", "stack"}, "duration_ms"}``. When stdout and stderr are files (the
-runtime's), the ready frame and each reply also carry ``"output": [out, err]``,
-their sizes once flushed: where that invocation's output ends. It exits 0 on
-EOF of fd 3. See docs/function-contract.md, "Local worker protocol".
+"error": {...}}`` and exits 1); then, one at a time and in the order received,
+it answers every ``{"id", "event", "timeout_ms" (or "deadline_ms"),
+"request_id"}`` with ``{"id", "ok": true, "result", "duration_ms"}`` or ``{"id",
+"ok": false, "error": {"type", "message", "stack"}, "duration_ms"}``. The
+runtime may send the next invocation before the reply (ahead): it starts right
+after that reply, and its deadline counts from then. When stdout and stderr are
+files (the runtime's), the ready frame and each reply also carry ``"output":
+[out, err]``, their sizes once flushed: where that invocation's output ends. It
+exits 0 on EOF of fd 3, and 3 after a MemoryError reply. See
+docs/function-contract.md, "Local worker protocol".
 
 During an invocation the handler (through the resource clients) may call
 ``rpc(resource, op, args)``: it sends ``{"rpc": n, "resource", "op", "args"}``
@@ -26,6 +29,7 @@ it already uses (interpreter + shim, ~30 MiB) + the limit + 64 MiB of headroom,
 so that a handler allocating past its memory gets ``MemoryError``.
 """
 
+import collections
 import json
 import os
 import stat
@@ -111,11 +115,16 @@ def rpc(resource, op, args=None):
         _rpc_seq += 1
         n = _rpc_seq
         write_frame(out_fd, {"rpc": n, "resource": resource, "op": op, "args": {} if args is None else args})
-        msg = reader.next()
-        if msg is None:
-            raise ResourceError("ProtocolError", "the local runtime closed the connection during a resource call")
-        if not isinstance(msg, dict) or msg.get("rpc") != n:
-            raise ResourceError("ProtocolError", "expected the reply to resource call %d, got %.200r" % (n, msg))
+        while True:
+            msg = reader.next()
+            if msg is None:
+                raise ResourceError("ProtocolError", "the local runtime closed the connection during a resource call")
+            if isinstance(msg, dict) and "id" in msg and "rpc" not in msg:
+                reader.pending.append(msg)  # the next invocation, sent ahead: served after this one
+                continue
+            if not isinstance(msg, dict) or msg.get("rpc") != n:
+                raise ResourceError("ProtocolError", "expected the reply to resource call %d, got %.200r" % (n, msg))
+            break
     if msg.get("ok") is True:
         return msg.get("result")
     raise _resource_error(msg.get("error"))
@@ -154,13 +163,15 @@ def apply_memory_limit():
 
 class FrameReader:
     """Reads frames from the runtime. Each system call takes whatever the pipe holds (up to the
-    rest of the frame, at least 64 KiB), so that a small frame costs one read, not two."""
+    rest of the frame, at least 64 KiB), so that a small frame costs one read, not two.
+    ``pending`` keeps invocations that arrived during a resource call (sent ahead), in order."""
 
-    __slots__ = ("fd", "buf")
+    __slots__ = ("fd", "buf", "pending")
 
     def __init__(self, fd):
         self.fd = fd
         self.buf = bytearray()
+        self.pending = collections.deque()
 
     def _fill(self, want):
         """Reads until the buffer holds ``want`` bytes; False at EOF."""
@@ -259,7 +270,7 @@ def serve(in_fd, out_fd):
     _channel = (reader, out_fd)
     while True:
         try:
-            msg = reader.next()
+            msg = reader.pending.popleft() if reader.pending else reader.next()
         except ProtocolError as e:
             write_frame(out_fd, {"id": None, "ok": False, "error": {
                 "type": "ProtocolError", "message": str(e), "stack": ""}})
@@ -275,7 +286,10 @@ def serve(in_fd, out_fd):
             if not isinstance(event, dict) or event.get("type") not in core.EVENT_TYPES:
                 raise ProtocolError("invocation %r has no neutral event (event.type one of %s)"
                                     % (mid, ", ".join(core.EVENT_TYPES)))
-            ctx = fn.context(request_id=msg.get("request_id"), deadline_ms=msg.get("deadline_ms"))
+            deadline = msg.get("deadline_ms")
+            if deadline is None and isinstance(msg.get("timeout_ms"), int):
+                deadline = core.now_ms() + msg["timeout_ms"]  # from now: it may have been sent ahead
+            ctx = fn.context(request_id=msg.get("request_id"), deadline_ms=deadline)
             _invoking = True
             try:
                 raw = fn.invoke(event, ctx)
@@ -291,6 +305,11 @@ def serve(in_fd, out_fd):
             resp = {"id": mid, "ok": False, "error": core.error_info(e),
                     "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3)}
             data = core.dumps(resp)
+            if isinstance(e, MemoryError):
+                # The runtime replaces a worker that ran out of memory: this one serves nothing
+                # more, not even an invocation already sent ahead.
+                write_encoded(out_fd, _with_output(data, _output_end(files)).encode("utf-8"))
+                return 3
         write_encoded(out_fd, _with_output(data, _output_end(files)).encode("utf-8"))
 
 
