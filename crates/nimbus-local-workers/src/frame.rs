@@ -137,6 +137,12 @@ impl FrameReader {
         }
     }
 
+    /// Whether bytes read from the pipe wait in the buffer (a part of a frame, or frames after
+    /// the one returned last).
+    pub(crate) fn buffered(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
     /// Whether the worker is gone: its end of the pipe is closed. Never waits; bytes read on the
     /// way are kept for [`FrameReader::next`].
     pub(crate) fn is_closed(&mut self) -> bool {

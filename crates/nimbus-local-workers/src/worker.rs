@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,7 @@ impl Worker {
             replies: replies.into(),
             phase: AtomicU64::new(0),
             since: AtomicU64::new(0),
+            buffered: AtomicBool::new(false),
         });
         Ok(Worker {
             pid,
@@ -378,6 +379,10 @@ impl Worker {
                     None => continue,
                 },
             };
+            if let Step::Frame(_) = step {
+                let buffered = self.from_worker.buffered();
+                self.probe.buffered.store(buffered, Ordering::Release);
+            }
             let reply = match step {
                 Step::Frame(Ok(Some(frame))) => {
                     if frame.get("id").is_none()
@@ -506,6 +511,8 @@ pub(crate) struct Probe {
     phase: AtomicU64,
     /// When the current invocation's frame was written, in nanoseconds since [`epoch`].
     since: AtomicU64,
+    /// The runtime has read bytes from the worker it has not handled yet.
+    buffered: AtomicBool,
 }
 
 impl Probe {
@@ -540,8 +547,9 @@ impl Probe {
                 .is_some_and(|(_, rest)| rest.starts_with(['S', 'D'])),
             Err(_) => true,
         };
-        // A worker that has replied sleeps too, waiting for its next invocation.
-        let replied = readable(&self.replies);
+        // A worker that has replied sleeps too, waiting for its next invocation: its reply is in
+        // the pipe, or already read (with the one before it) and not handled yet.
+        let replied = self.buffered.load(Ordering::Acquire) || readable(&self.replies);
         // All of it about one invocation: it may have ended, and the next begun, meanwhile.
         sleeping && !replied && self.phase.load(Ordering::Acquire) == phase
     }
