@@ -44,8 +44,7 @@ const SEND_AHEAD_MAX_EVENT: usize = 16 * 1024;
 /// after a failure). Otherwise the pool grows only once some invocation has waited
 /// longer than [`FunctionSpec::scale_up_wait`], one start at a time (the next waits until the
 /// last one is ready), up to `max_concurrency`, and
-/// - while at most as many workers serve as the machine has CPUs (one more than the CPUs covers
-///   the moments a worker waits for the runtime between two invocations), or
+/// - while fewer workers serve than the machine has CPUs, or
 /// - beyond that, only when a busy worker is blocked in its handler (sleeping, waiting on I/O or
 ///   on a resource call; read from `/proc/<pid>/stat`) in an invocation that has lasted longer
 ///   than `scale_up_wait`, so that another worker adds throughput.
@@ -515,7 +514,7 @@ impl Inner {
                 w.overdue = true;
             }
             let serving = st.idle.len() + st.busy;
-            let decides = st.instances < capacity && st.starting == 0 && serving > cpus;
+            let decides = st.instances < capacity && st.starting == 0 && serving >= cpus;
             let recent = st.probed_at.is_some_and(|at| now < at + PROBE_EVERY);
             if !decides || recent || st.blocked {
                 return Vec::new();
@@ -839,7 +838,7 @@ impl State {
 
     /// Starts a worker, if the pool may grow and should (see the module's "Scaling up"): for a
     /// waiter when no worker serves or starts; else, one start at a time, for an overdue waiter
-    /// while at most `cpus` workers serve, or when a busy worker was found blocked.
+    /// while fewer than `cpus` workers serve, or when a busy worker was found blocked.
     fn replenish(&mut self, capacity: usize, cpus: usize) {
         if self.waiters.is_empty() {
             self.blocked = false;
@@ -851,7 +850,7 @@ impl State {
         let grow = match self.waiters.front() {
             None => false,
             Some(_) if serving == 0 => true,
-            Some(_) => self.waiters.iter().any(|w| w.overdue) && (serving <= cpus || self.blocked),
+            Some(_) => self.waiters.iter().any(|w| w.overdue) && (serving < cpus || self.blocked),
         };
         if grow {
             self.instances += 1;

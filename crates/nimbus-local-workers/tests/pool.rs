@@ -283,7 +283,7 @@ async fn waiting_backlog(language: Language) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_that_computes_grows_to_one_worker_per_cpu_and_one_more() {
+async fn a_backlog_that_computes_grows_to_one_worker_per_cpu() {
     let dir = probe_package(Language::Python);
     let mut s = spec(Language::Python, dir.path());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -293,9 +293,12 @@ async fn a_backlog_that_computes_grows_to_one_worker_per_cpu_and_one_more() {
     // Handlers that compute: more interpreters than the CPUs would only take turns.
     let seen = burst(&pool, 30, "spin:100").await;
     let started = pool.stats().cold_starts as usize;
-    assert!(started >= 2, "grew for the waiting requests: {started}");
-    assert!(started <= cpus + 1, "{started} workers for {cpus} CPUs");
-    assert!(seen.most_instances <= cpus + 1);
+    assert!(
+        started >= cpus.min(2),
+        "grew for the waiting requests: {started}"
+    );
+    assert!(started <= cpus, "{started} workers for {cpus} CPUs");
+    assert!(seen.most_instances <= cpus);
     pool.drain().await;
 }
 
