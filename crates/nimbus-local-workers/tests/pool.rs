@@ -64,10 +64,18 @@ async fn echo(language: Language) {
         (1, 2, 0)
     );
     assert_eq!(pool.pids(), [first.worker_pid]);
-    let events = hooks.events();
-    assert!(events.iter().any(|e| matches!(e,
-        PoolEvent::WorkerStarted { pid, .. } if *pid == first.worker_pid)));
-    assert!(events.contains(&PoolEvent::InstancesChanged { instances: 1 }));
+    // (Events may reach the hooks just after the invocation that caused them returned.)
+    assert!(
+        hooks
+            .wait_for_event(|e| matches!(e,
+                PoolEvent::WorkerStarted { pid, .. } if *pid == first.worker_pid))
+            .await
+    );
+    assert!(
+        hooks
+            .events()
+            .contains(&PoolEvent::InstancesChanged { instances: 1 })
+    );
     pool.drain().await;
     assert!(!alive(first.worker_pid));
 }

@@ -729,14 +729,16 @@ fn redeploy_replaces_only_changed_functions_without_dropping_requests() {
     );
     let url = format!("{}/a", app.url);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let made = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let load: Vec<_> = (0..4)
         .map(|_| {
-            let (url, stop) = (url.clone(), stop.clone());
+            let (url, stop, made) = (url.clone(), stop.clone(), made.clone());
             std::thread::spawn(move || {
                 let mut seen = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let (status, _, body) = http("GET", &url, None, &[]);
                     seen.push((status, body));
+                    made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 seen
             })
@@ -756,7 +758,11 @@ fn redeploy_replaces_only_changed_functions_without_dropping_requests() {
     eventually(10, "v2 to be served", || {
         (http("GET", &url, None, &[]).2 == "v2").then_some(())
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // Some more requests after the switch, and enough in all, however slow the machine.
+    let after = made.load(std::sync::atomic::Ordering::Relaxed) + 8;
+    eventually(30, "the load to go on", || {
+        (made.load(std::sync::atomic::Ordering::Relaxed) >= after.max(21)).then_some(())
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen: Vec<(u16, String)> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
     assert!(seen.len() > 20, "load ran: {}", seen.len());

@@ -262,14 +262,18 @@ pub fn body(result: &Value) -> Value {
     serde_json::from_str(result["body"].as_str().expect("a text body")).unwrap()
 }
 
-/// Whether process `pid` exists and is not a zombie.
+/// Whether process `pid` exists and any of its threads is not a zombie: the main thread of a
+/// process that exits (Node's, say) can be a zombie while other threads still hold its files.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    })
 }
 
 /// A log line as the hooks saw it.
