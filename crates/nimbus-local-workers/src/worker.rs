@@ -540,11 +540,12 @@ impl Probe {
         if phase.is_multiple_of(2) || u128::from(age) <= longer_than.as_nanos() {
             return false;
         }
-        // `R`: running or waiting for a CPU; `S`/`D`: sleeping. Field 3 follows `(comm)`.
+        // `R`: running or waiting for a CPU; `S`: sleeping (`D`, a page fault or disk wait, is
+        // left out: it passes). Field 3 follows `(comm)`.
         let sleeping = match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
             Ok(stat) => stat
                 .rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with(['S', 'D'])),
+                .is_some_and(|(_, rest)| rest.starts_with('S')),
             Err(_) => true,
         };
         // A worker that has replied sleeps too, waiting for its next invocation: its reply is in
