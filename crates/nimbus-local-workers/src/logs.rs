@@ -101,8 +101,8 @@ impl Output {
 
     /// [`Output::end`], then [`Output::begin`] of `next`, at once: the next invocation, sent
     /// ahead, started when the worker replied to this one, so a sweep in between would take its
-    /// output for no invocation's.
-    pub(crate) fn end_then_begin(&self, upto: Option<[u64; 2]>, next: &Arc<str>) {
+    /// output for no invocation's. `held`: others wait ahead behind it (see [`Output::hold`]).
+    pub(crate) fn end_then_begin(&self, upto: Option<[u64; 2]>, next: &Arc<str>, held: bool) {
         for (i, file) in self.files.iter().enumerate() {
             let mut st = file.lock();
             file.read(&mut st, upto.map_or(u64::MAX, |sizes| sizes[i]));
@@ -110,7 +110,7 @@ impl Output {
                 file.emit(&mut st);
             }
             st.tag = Some(Arc::clone(next));
-            st.held = false;
+            st.held = held;
             st.oom = false;
         }
     }

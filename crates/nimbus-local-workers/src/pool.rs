@@ -28,9 +28,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Busy workers are probed (`/proc` reads) at most this often, while requests wait.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
-/// Only events up to this size are sent ahead (their frame fits in a pipe's buffer at once, so
-/// that writing it never waits for the worker).
+/// Only events up to this size are sent ahead (their frames fit in a pipe's buffer at once, so
+/// that writing them never waits for the worker).
 const SEND_AHEAD_MAX_EVENT: usize = 16 * 1024;
+/// At most this many invocations wait ahead in a worker.
+const SEND_AHEAD_DEPTH: usize = 2;
 
 /// A pool of worker processes for one function. Cheap to clone: clones share the pool.
 ///
@@ -60,10 +62,10 @@ const SEND_AHEAD_MAX_EVENT: usize = 16 * 1024;
 /// [`FunctionSpec::send_ahead_below`] on average), the next invocation (its event up to 16 KiB)
 /// is sent at once to a busy worker instead of waiting for a reply: the worker starts it as soon
 /// as it has replied to the one it runs, without waiting for the runtime, which saves both
-/// processes a wake-up per invocation. At most one invocation waits ahead in a worker, and it has
-/// not started until the worker replies to the one before: if that one times out or its worker
-/// dies, it is dispatched again (to another worker), not failed. Its timeout counts from its
-/// start. Replies say where each invocation's output ends, so every line stays with the
+/// processes a wake-up per invocation. At most two invocations wait ahead in a worker, and one
+/// has not started until the worker replies to the one before it: if that one times out or its
+/// worker dies, it is dispatched again (to another worker), not failed. Its timeout counts from
+/// its start. Replies say where each invocation's output ends, so every line stays with the
 /// invocation that printed it.
 #[derive(Clone)]
 pub struct Pool {
@@ -140,16 +142,17 @@ enum Done {
     NotStarted,
 }
 
-/// The slot of a busy worker where the pool puts one invocation for it to send ahead.
+/// Where the pool puts invocations for a busy worker to send ahead (at most
+/// [`SEND_AHEAD_DEPTH`] waiting ahead in that worker at a time).
 #[derive(Default)]
 pub(crate) struct Ahead {
-    job: Mutex<Option<Job>>,
+    jobs: Mutex<VecDeque<Job>>,
     put: Notify,
 }
 
 impl Ahead {
     fn put(&self, job: Job) {
-        *self.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
+        self.lock().push_back(job);
         self.put.notify_one();
     }
 
@@ -158,12 +161,13 @@ impl Ahead {
         self.put.notified().await;
     }
 
-    /// The job put, if any.
-    pub(crate) fn take(&self) -> Option<Job> {
-        self.job
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+    /// The jobs put, in order.
+    pub(crate) fn take(&self) -> VecDeque<Job> {
+        mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Job>> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -529,22 +533,37 @@ impl Inner {
 
     /// Runs `job` on `worker`, then the invocations sent ahead to it while it ran, then returns
     /// it to the pool or retires it.
-    async fn run(self: Arc<Self>, worker: Worker, mut job: Job) {
+    async fn run(self: Arc<Self>, worker: Worker, job: Job) {
         let mut worker = Some(worker);
-        let mut sent = None;
+        // This invocation and those after it on this worker, in order: sent ahead already (with
+        // their frame id), or put in its slot too late to be sent.
+        let mut jobs: VecDeque<(Job, Option<u64>)> = VecDeque::from([(job, None)]);
         loop {
-            let Some(w) = worker.as_mut() else { return };
-            // While this one runs, the worker may take the next invocation ahead.
-            self.update(|st| st.offer_ahead(&w.ahead, self.spec.send_ahead_below));
+            let (Some(w), Some((job, sent))) = (worker.as_mut(), jobs.pop_front()) else {
+                return;
+            };
+            // While this one runs, the worker may take invocations ahead.
+            let sent_ahead = jobs.iter().filter(|(_, id)| id.is_some()).count();
+            let room = SEND_AHEAD_DEPTH.saturating_sub(sent_ahead);
+            let below = self.spec.send_ahead_below;
+            if jobs.is_empty() || sent_ahead == jobs.len() {
+                self.update(|st| st.offer_ahead(&w.ahead, below, room));
+            }
             let cold = w.served == 0;
             let init = cold.then_some(w.init);
             let worker_pid = w.pid();
-            let (outcome, queued) = w
+            let behind: Vec<Arc<str>> = jobs
+                .iter()
+                .take_while(|(_, id)| id.is_some())
+                .map(|(job, _)| Arc::clone(&job.request_id))
+                .collect();
+            let (outcome, newly_sent) = w
                 .invoke(
                     &self.ctx,
                     &job.request_id,
                     &job.event,
                     sent,
+                    &behind,
                     self.spec.timeout,
                 )
                 .await;
@@ -565,9 +584,13 @@ impl Inner {
                 Outcome::Fatal { error, reason } => (Err(error), Some(reason)),
             };
             let duration = result.as_ref().ok().map(|inv| inv.duration);
-            // The next job: the one sent ahead (started already), or one put in the slot but
-            // not sent; else the worker is free. If the worker is gone, neither had started.
-            let next = self.update(|st| {
+            // Jobs sent during this invocation follow those sent before; jobs put in the slot but
+            // not sent come last. If the worker is gone, none of them had started.
+            let at = jobs.iter().take_while(|(_, id)| id.is_some()).count();
+            for (i, sent) in newly_sent.into_iter().enumerate() {
+                jobs.insert(at + i, (sent.job, Some(sent.id)));
+            }
+            let released = self.update(|st| {
                 st.invocations += 1;
                 if result.is_err() {
                     st.errors += 1;
@@ -576,37 +599,29 @@ impl Inner {
                     st.recent = Some(st.recent.map_or(d, |r| (r * 7 + d) / 8));
                 }
                 st.ahead.retain(|a| !Arc::ptr_eq(a, &ahead));
-                let unsent = ahead.take();
-                let next = queued
-                    .map(|q| (q.job, Some(q.id)))
-                    .or(unsent.map(|job| (job, None)));
+                jobs.extend(ahead.take().into_iter().map(|job| (job, None)));
                 if let Some(reason) = gone {
                     st.busy -= 1;
                     st.gone(worker_pid, reason);
-                    if let Some((next, _)) = next {
+                    for (job, _) in jobs.drain(..) {
                         st.ahead_jobs -= 1;
-                        let _ = next.done.send(Done::NotStarted);
+                        let _ = job.done.send(Done::NotStarted);
                     }
-                    return None;
+                    return true;
                 }
-                match next {
-                    Some(next) => {
-                        st.ahead_jobs -= 1;
-                        Some(next)
+                if jobs.is_empty() {
+                    st.busy -= 1;
+                    if let Some(w) = worker.take() {
+                        st.hand_over(w);
                     }
-                    None => {
-                        st.busy -= 1;
-                        if let Some(w) = worker.take() {
-                            st.hand_over(w);
-                        }
-                        None
-                    }
+                    return true;
                 }
+                st.ahead_jobs -= 1; // the next one starts
+                false
             });
             let _ = job.done.send(Done::Finished(result));
-            match next {
-                Some((next, id)) => (job, sent) = (next, id),
-                None => return, // the worker is free, or gone (then dropped: it is reaped)
+            if released {
+                return; // the worker is free, or gone (then dropped: it is reaped)
             }
         }
     }
@@ -787,22 +802,25 @@ impl State {
         ahead.put(job);
     }
 
-    /// A busy worker starts an invocation: the first waiter is sent ahead to it, or its slot
-    /// takes the next invocation that comes, if invocations may be sent ahead.
-    fn offer_ahead(&mut self, ahead: &Arc<Ahead>, below: Duration) {
-        let may = match self.waiters.front() {
-            Some(first) => self.may_send_ahead(&first.job, below),
-            None => self.quick(below),
-        };
-        if !may {
-            return;
-        }
-        match self.waiters.pop_front() {
-            Some(waiter) => {
-                self.put_ahead(ahead, waiter.job);
-                let _ = waiter.tx.send(Ok(None));
+    /// A busy worker starts an invocation and may take `room` more ahead: the first waiters are
+    /// sent ahead to it, and its slot takes the next invocations that come, if invocations may be
+    /// sent ahead.
+    fn offer_ahead(&mut self, ahead: &Arc<Ahead>, below: Duration, room: usize) {
+        for _ in 0..room {
+            let may = match self.waiters.front() {
+                Some(first) => self.may_send_ahead(&first.job, below),
+                None => self.quick(below),
+            };
+            if !may {
+                return;
             }
-            None => self.ahead.push(Arc::clone(ahead)),
+            match self.waiters.pop_front() {
+                Some(waiter) => {
+                    self.put_ahead(ahead, waiter.job);
+                    let _ = waiter.tx.send(Ok(None));
+                }
+                None => self.ahead.push(Arc::clone(ahead)),
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! **Invariant:** a worker that returns [`Outcome::Fatal`] (or whose `ready`/`stop`/`kill` has
 //! returned) is dead and reaped, and so is every process left in its process group.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -213,18 +213,20 @@ impl Worker {
     }
 
     /// Runs one invocation (`sent`: its frame id when it was sent ahead, while the previous one
-    /// ran; the worker started it when it replied to that one). `timeout` bounds everything from
-    /// its start to its reply, resource calls included. While it runs, an invocation the pool
-    /// puts in [`Worker::ahead`] is sent at once; it is returned, to run next (or, if this one
-    /// ended its worker, to be dispatched again: it had not started).
+    /// ran; the worker started it when it replied to that one). `behind`: the request ids of the
+    /// invocations already sent after it, in order. `timeout` bounds everything from its start
+    /// to its reply, resource calls included. While it runs, invocations the pool puts in
+    /// [`Worker::ahead`] are sent at once; they are returned, to run after those (or, if this one
+    /// ended its worker, to be dispatched again: they had not started).
     pub(crate) async fn invoke(
         &mut self,
         ctx: &Ctx,
         request_id: &Arc<str>,
         event: &Event,
         sent: Option<u64>,
+        behind: &[Arc<str>],
         timeout: Duration,
-    ) -> (Outcome, Option<Sent>) {
+    ) -> (Outcome, Vec<Sent>) {
         let (id, frame) = match sent {
             Some(id) => (id, None),
             None => {
@@ -234,7 +236,7 @@ impl Worker {
                     Err(e) => {
                         let message = format!("the event cannot be sent to the worker: {e}");
                         let error = ErrorInfo::new("ProtocolError", message);
-                        return (Outcome::Handler { error }, None);
+                        return (Outcome::Handler { error }, Vec::new());
                     }
                 }
             }
@@ -244,7 +246,7 @@ impl Worker {
         }
         let started = Instant::now();
         let mut shutdown = ctx.shutdown.subscribe();
-        let mut queued = None;
+        let mut queued = Vec::new();
         let exchange = self.exchange(ctx, request_id, id, frame.as_deref(), timeout, &mut queued);
         let exchanged = tokio::select! {
             exchanged = tokio::time::timeout(timeout, exchange) => {
@@ -309,10 +311,13 @@ impl Worker {
                 }
             }
         };
-        match (&outcome, &queued) {
-            // The worker has started the next one: from this reply on, output is the next one's.
+        let next = behind.first().or(queued.first().map(|q| &q.job.request_id));
+        match (&outcome, next) {
+            // The worker has started the next one: from this reply on, output is the next one's
+            // (held still while others wait behind it).
             (Outcome::Ok { .. } | Outcome::Handler { .. }, Some(next)) => {
-                self.output.end_then_begin(upto, &next.job.request_id);
+                let held = behind.len() + queued.len() > 1;
+                self.output.end_then_begin(upto, next, held);
                 self.probe.enter();
             }
             _ => self.output.end(upto),
@@ -356,7 +361,7 @@ impl Worker {
         id: u64,
         frame: Option<&[u8]>,
         timeout: Duration,
-        queued: &mut Option<Sent>,
+        queued: &mut Vec<Sent>,
     ) -> Exchanged {
         let Some(tx) = self.to_worker.as_mut() else {
             return Exchanged::Exited;
@@ -374,10 +379,13 @@ impl Worker {
             let step = tokio::select! {
                 frame = self.from_worker.next() => Step::Frame(frame),
                 Some(done) = calls.join_next_with_id(), if !calls.is_empty() => Step::Rpc(done),
-                () = self.ahead.wait(), if queued.is_none() => match self.ahead.take() {
-                    Some(job) => Step::Ahead(job),
-                    None => continue,
-                },
+                () = self.ahead.wait() => {
+                    let jobs = self.ahead.take();
+                    if jobs.is_empty() {
+                        continue;
+                    }
+                    Step::Ahead(jobs)
+                }
             };
             if let Step::Frame(_) = step {
                 let buffered = self.from_worker.buffered();
@@ -422,25 +430,29 @@ impl Worker {
                         )),
                     )
                 }
-                Step::Ahead(job) => {
-                    // Sent now; the worker starts it right after this invocation's reply. Until
-                    // that reply says where this one's output ends, output is left unread.
+                Step::Ahead(jobs) => {
+                    // Sent now; the worker starts each right after the reply before it. Until
+                    // that reply says where the running one's output ends, output is left unread.
                     self.output.hold(true);
-                    self.seq += 1;
-                    let next = Sent { job, id: self.seq };
-                    let frame = frame::invocation(
-                        next.id,
-                        timeout_ms(timeout),
-                        &next.job.request_id,
-                        &next.job.event,
-                    );
-                    *queued = Some(next);
-                    match frame {
-                        Ok(frame) => frame,
-                        // The pool sends only small events ahead; should one not encode, this
-                        // worker ends as if it had died, and the invocation is dispatched again.
-                        Err(e) => return Exchanged::Protocol(e.to_string()),
+                    let mut frames = Vec::new();
+                    for job in jobs {
+                        self.seq += 1;
+                        let next = Sent { job, id: self.seq };
+                        let frame = frame::invocation(
+                            next.id,
+                            timeout_ms(timeout),
+                            &next.job.request_id,
+                            &next.job.event,
+                        );
+                        queued.push(next);
+                        match frame {
+                            Ok(frame) => frames.extend_from_slice(&frame),
+                            // The pool sends only small events ahead; should one not encode,
+                            // this worker ends as if it had died, and they run elsewhere.
+                            Err(e) => return Exchanged::Protocol(e.to_string()),
+                        }
                     }
+                    frames
                 }
             };
             if tx.write_all(&reply).await.is_err() {
@@ -582,7 +594,7 @@ enum Cut {
 enum Step {
     Frame(Result<Option<Value>, FrameError>),
     Rpc(Result<(tokio::task::Id, Result<Value, ErrorInfo>), tokio::task::JoinError>),
-    Ahead(Job),
+    Ahead(VecDeque<Job>),
 }
 
 /// An invocation sent to a worker ahead of its turn.

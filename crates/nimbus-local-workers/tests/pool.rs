@@ -377,23 +377,43 @@ async fn sent_ahead_output(language: Language) {
     pool.drain().await;
 }
 
-/// Sends an invocation ahead of `mode`, whose worker then fails (`failed` says how): the one sent
-/// ahead had not started, so a new worker serves it instead of it failing too.
+/// Sends two invocations ahead of `mode`, whose worker then fails (`failed` says how): those sent
+/// ahead had not started, so a new worker serves them instead of them failing too.
 async fn ahead_of_a_failure(language: Language, mode: &str, failed: fn(&InvokeError) -> bool) {
     let dir = probe_package(language);
     let hooks = Recorder::new();
     let pool = ahead_pool(language, dir.path(), &hooks).await;
     let first = running(&pool, mode).await;
-    let next = pool.invoke("next", http("echo:next")).await.unwrap();
-    assert_eq!(pool.stats().sent_ahead, 1, "it was sent ahead");
+    let next: Vec<_> = (1..=2)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.invoke(&format!("next-{i}"), http(&format!("echo:{i}")))
+                    .await
+            })
+        })
+        .collect();
+    wait_for("both to be sent ahead", Duration::from_secs(5), || {
+        pool.stats().sent_ahead == 2
+    })
+    .await;
     let first = first.await.unwrap();
     assert!(first.as_ref().is_err_and(failed), "{first:?}");
-    assert_eq!(body(&next.result)["echo"], "next");
-    assert!(next.cold, "served by a new worker");
+    let mut new_worker = BTreeSet::new();
+    for (i, next) in (1..=2).zip(next) {
+        let next = next.await.unwrap().unwrap();
+        assert_eq!(body(&next.result)["echo"], i.to_string());
+        new_worker.insert(next.worker_pid);
+    }
+    assert_eq!(
+        new_worker.len(),
+        1,
+        "served by a new worker, one after the other"
+    );
     let stats = pool.stats();
     assert_eq!(
         (stats.invocations, stats.errors, stats.cold_starts),
-        (3, 1, 2)
+        (4, 1, 2)
     );
     pool.drain().await;
 }
