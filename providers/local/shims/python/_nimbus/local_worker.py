@@ -29,13 +29,13 @@ it already uses (interpreter + shim, ~30 MiB) + the limit + 64 MiB of headroom,
 so that a handler allocating past its memory gets ``MemoryError``.
 """
 
+import _thread
 import collections
 import json
 import os
 import stat
 import struct
 import sys
-import threading
 import time
 
 if __package__ in (None, ""):  # run as a file: make the package root importable, not _nimbus/
@@ -83,7 +83,7 @@ class ResourceError(core.NimbusError):
 # RPC frames are only valid then (the runtime reads them while it waits for the reply).
 _channel = None
 _invoking = False
-_rpc_lock = threading.Lock()
+_rpc_lock = _thread.allocate_lock()
 _rpc_seq = 0
 
 
