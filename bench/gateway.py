@@ -4,9 +4,12 @@
 In one run, on this machine:
   - baseline: a bare hyper server (examples/bench_hello_server.rs) returning the same body;
   - a Python and a Node "hello" function deployed with `nimbus deploy` (release build);
-each under wrk at 1 and 32 connections (requests/s, p50 and p99 latency). Then the cold start
-(first request after the pool scaled to zero) against a bare `python3 -c pass` / `node -e 0`
-spawn, the worker processes left when idle, and the runtime's idle RSS.
+each under wrk at 1 and 32 connections (requests/s, p50 and p99 latency, and the rate as a share
+of the baseline's in the same run: compare those across runs, the machine being shared; and the
+worker processes the pool had then). Then the
+cold start (first request after the pool scaled to zero) against a bare `python3 -c pass` /
+`node -e 0` spawn, the worker processes left when idle, the runtime's idle RSS, and the machine's
+load average before and after (other processes on these CPUs lower every figure).
 
 Usage: bench/gateway.py [--duration 10] [--cold-runs 10] [--json]
 Needs wrk (`apt-get install wrk`; installed automatically when running as root).
@@ -92,6 +95,11 @@ def rss_kb(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
+def load_average():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
@@ -101,7 +109,7 @@ def main():
     ensure_wrk()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "nimbus"], cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "nimbus-local", "--example", "bench_hello_server"], cwd=ROOT, check=True)
-    results = {"load": [], "cold_start": {}, "idle": {}}
+    results = {"load": [], "cold_start": {}, "idle": {}, "load_average": {"before": load_average()}}
     base = subprocess.Popen([os.path.join(ROOT, "target", "release", "examples", "bench_hello_server"), "0"],
                             stdout=subprocess.PIPE, text=True)
     base_url = "http://127.0.0.1:%s/hello" % base.stdout.readline().strip()
@@ -113,13 +121,15 @@ def main():
                 d = project(tmp, template, idle)
                 nimbus("deploy", cwd=d)
                 projects.append(d)
-            targets = [("baseline (bare hyper)", base_url)] + [
-                ("%s hello via gateway" % t, info(d)["url"] + "/hello") for t, d in zip(("python", "node"), projects)]
-            for name, url in targets:
+            targets = [("baseline (bare hyper)", base_url, None)] + [
+                ("%s hello via gateway" % t, info(d)["url"] + "/hello", d) for t, d in zip(("python", "node"), projects)]
+            for name, url, d in targets:
                 for _ in range(200):
                     get(url)  # warm up (and start the workers)
                 for conns in (1, 32):
                     r = wrk(url, conns, args.duration)
+                    # The worker processes the pool had grown to (none for the baseline).
+                    r["workers"] = info(d)["functions"]["hello"]["instances"] if d else 0
                     r.update({"target": name, "connections": conns})
                     results["load"].append(r)
             # Cold start: wait for scale-to-zero, then time the first request.
@@ -151,12 +161,20 @@ def main():
             for d in projects:
                 subprocess.run([NIMBUS, "remove", "--yes"], cwd=d, capture_output=True)
             base.terminate()
+    results["load_average"]["after"] = load_average()
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print("%-26s %5s %10s %9s %9s %7s" % ("target", "conns", "req/s", "p50 ms", "p99 ms", "non2xx"))
+    # Other processes share these CPUs: the load average says how much (2 CPUs: 2.0 is full).
+    print("machine load average (1 min): %s before, %s after" % (results["load_average"]["before"], results["load_average"]["after"]))
+    # Each target's rate as a share of the baseline's at the same number of connections, this run.
+    base = {r["connections"]: r["rps"] for r in results["load"] if r["target"].startswith("baseline")}
+    print("%-26s %5s %10s %9s %9s %7s %9s %8s" % ("target", "conns", "req/s", "p50 ms", "p99 ms", "non2xx", "of base",
+                                                  "workers"))
     for r in results["load"]:
-        print("%-26s %5d %10d %9.3f %9.3f %7d" % (r["target"], r["connections"], r["rps"], r["p50_ms"], r["p99_ms"], r["non_2xx"]))
+        share = 100.0 * r["rps"] / base[r["connections"]] if base.get(r["connections"]) else 0.0
+        print("%-26s %5d %10d %9.3f %9.3f %7d %8.1f%% %8s" % (r["target"], r["connections"], r["rps"], r["p50_ms"],
+                                                              r["p99_ms"], r["non_2xx"], share, r["workers"] or "-"))
     for t, c in results["cold_start"].items():
         print("cold start %-6s first request %.1f ms, bare spawn %.1f ms (+%.1f ms)" % (t, c["first_request_ms"], c["bare_spawn_ms"], c["over_bare_ms"]))
     for t, c in results["idle"].items():

@@ -1,12 +1,14 @@
 //! The worker protocol's framing: a 4-byte big-endian length, then that many bytes of UTF-8 JSON
-//! (at most [`MAX_FRAME`]); and the non-blocking pipes frames and log lines travel on.
+//! (at most [`MAX_FRAME`]); and the non-blocking pipe the worker's frames arrive on.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use serde::Serialize;
 use tokio::net::unix::pipe;
+
+use crate::Event;
 
 /// The largest frame either side accepts.
 pub(crate) const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -32,6 +34,33 @@ pub(crate) enum FrameError {
 pub(crate) fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut buf = vec![0u8; 4];
     serde_json::to_writer(&mut buf, msg)?;
+    finish(buf)
+}
+
+/// The invocation frame `{"id", "timeout_ms", "request_id", "event"}`, with the event's JSON
+/// spliced in as it was encoded.
+pub(crate) fn invocation(
+    id: u64,
+    timeout_ms: u64,
+    request_id: &str,
+    event: &Event,
+) -> Result<Vec<u8>, FrameError> {
+    let event = event.json().as_bytes();
+    let mut buf = Vec::with_capacity(80 + request_id.len() + event.len());
+    buf.extend_from_slice(&[0; 4]);
+    write!(
+        buf,
+        r#"{{"id":{id},"timeout_ms":{timeout_ms},"request_id":"#
+    )?;
+    serde_json::to_writer(&mut buf, request_id)?;
+    buf.extend_from_slice(br#","event":"#);
+    buf.extend_from_slice(event);
+    buf.push(b'}');
+    finish(buf)
+}
+
+/// Writes the length of the JSON after the first 4 bytes of `buf` into them.
+fn finish(mut buf: Vec<u8>) -> Result<Vec<u8>, FrameError> {
     let len = buf.len() - 4;
     let len32 = u32::try_from(len)
         .ok()
@@ -106,6 +135,12 @@ impl FrameReader {
                 };
             }
         }
+    }
+
+    /// Whether bytes read from the pipe wait in the buffer (a part of a frame, or frames after
+    /// the one returned last).
+    pub(crate) fn buffered(&self) -> bool {
+        self.start < self.buf.len()
     }
 
     /// Whether the worker is gone: its end of the pipe is closed. Never waits; bytes read on the
@@ -212,6 +247,20 @@ mod tests {
         assert_eq!(second["result"].as_str().unwrap().len(), 20_000);
         writer.join().unwrap();
         assert!(matches!(reader.next().await, Err(FrameError::Truncated)));
+    }
+
+    #[test]
+    fn invocation_frames_splice_the_event() {
+        let event = Event::from(serde_json::json!({"type": "http", "body": "a\"b"}));
+        let frame = invocation(7, 3000, "req-\"1", &event).unwrap();
+        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4);
+        let parsed: serde_json::Value = serde_json::from_slice(&frame[4..]).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"id": 7, "timeout_ms": 3000, "request_id": "req-\"1",
+                               "event": {"type": "http", "body": "a\"b"}})
+        );
     }
 
     #[tokio::test]

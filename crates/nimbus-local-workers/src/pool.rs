@@ -1,11 +1,14 @@
-//! The pool of one function: hands invocations to idle workers, starts workers up to the limit,
-//! queues the rest, retires workers that failed, and stops idle ones.
+//! The pool of one function: hands invocations to idle workers, sends one ahead to a busy worker
+//! or queues the rest, starts workers when waiting persists (see [`Pool`] for when), retires
+//! workers that failed, and stops idle ones.
 //!
-//! **Invariant:** `instances` counts every process that is starting, idle, busy or being
+//! **Invariants:** `instances` counts every process that is starting, idle, busy or being
 //! stopped; a slot is released only once its process has been reaped, so there are never more
-//! than `max_concurrency` worker processes.
+//! than `max_concurrency` worker processes. Every [`Job`] ends exactly once: finished, or not
+//! started (sent ahead to a worker that died or timed out before replying to the invocation
+//! before it), and then it is dispatched again by the caller.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -14,8 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{Notify, oneshot, watch};
 
-use crate::worker::{Ctx, Outcome, Worker};
-use crate::{ErrorInfo, FunctionSpec, Hooks, InvokeError, PoolEvent, StopReason};
+use crate::worker::{Ctx, Outcome, Probe, Worker};
+use crate::{ErrorInfo, Event, FunctionSpec, Hooks, InvokeError, PoolEvent, StopReason};
 
 /// How long a stopped worker gets to exit after fd 3 is closed, before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -23,11 +26,47 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// A worker gets at least this long (or the function's timeout, if longer) to load the handler.
 const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Busy workers are probed (`/proc` reads) at most this often, while requests wait.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+/// Only events up to this size are sent ahead (their frames fit in a pipe's buffer at once, so
+/// that writing them never waits for the worker).
+const SEND_AHEAD_MAX_EVENT: usize = 16 * 1024;
+/// At most this many invocations wait ahead in a worker.
+const SEND_AHEAD_DEPTH: usize = 2;
 
 /// A pool of worker processes for one function. Cheap to clone: clones share the pool.
 ///
 /// Needs a tokio runtime (with time and IO enabled) from the first invocation on. When the last
 /// clone is dropped, the remaining workers are killed.
+///
+/// # Scaling up
+///
+/// An invocation that finds no idle worker waits for the first one to free up. A worker is
+/// started for it at once only when no worker is serving or starting (scale from zero, or
+/// after a failure). Otherwise the pool grows only once some invocation has waited
+/// longer than [`FunctionSpec::scale_up_wait`], one start at a time (the next waits until the
+/// last one is ready), up to `max_concurrency`, and
+/// - while fewer workers serve than the machine has CPUs, or
+/// - beyond that, only when a busy worker is blocked in its handler (sleeping, waiting on I/O or
+///   on a resource call; read from `/proc/<pid>/stat`) in an invocation that has lasted longer
+///   than `scale_up_wait`, so that another worker adds throughput.
+///
+/// A burst of quick invocations is so served by the warm workers in a few milliseconds instead
+/// of starting an interpreter per waiting request; many clients of a function that computes do
+/// not start more interpreters than the CPUs can run; and a backlog of invocations that wait on
+/// something grows the pool to `max_concurrency`. Idle workers stop after `idle_timeout`.
+///
+/// # Sending ahead
+///
+/// When no worker is idle and invocations of this function have been quick lately (shorter than
+/// [`FunctionSpec::send_ahead_below`] on average), the next invocation (its event up to 16 KiB)
+/// is sent at once to a busy worker instead of waiting for a reply: the worker starts it as soon
+/// as it has replied to the one it runs, without waiting for the runtime, which saves both
+/// processes a wake-up per invocation. At most two invocations wait ahead in a worker, and one
+/// has not started until the worker replies to the one before it: if that one times out or its
+/// worker dies, it is dispatched again (to another worker), not failed. Its timeout counts from
+/// its start. Replies say where each invocation's output ends, so every line stays with the
+/// invocation that printed it.
 #[derive(Clone)]
 pub struct Pool {
     inner: Arc<Inner>,
@@ -40,7 +79,8 @@ pub struct Invocation {
     pub result: Value,
     /// Whether this was the worker's first invocation (it was started for this load).
     pub cold: bool,
-    /// From handing the invocation to the worker to its reply (queueing and start not included).
+    /// From its start on the worker (its frame written, or, when it was sent ahead, the reply to
+    /// the invocation before it) to its reply; waiting and the worker's start not included.
     pub duration: Duration,
     /// When `cold`: the worker's start, from spawn to ready (interpreter start + handler load).
     pub init: Option<Duration>,
@@ -53,10 +93,15 @@ pub struct Invocation {
 pub struct PoolStats {
     /// Worker processes: starting, idle, busy or being stopped.
     pub instances: usize,
+    /// Of those, the ones starting (spawned, not ready yet).
+    pub starting: usize,
     /// Workers serving an invocation.
     pub busy: usize,
-    /// Invocations waiting for a worker (to start or to free up).
+    /// Invocations waiting for a worker (to start or to free up), or sent ahead to a busy one.
     pub queued: usize,
+    /// Invocations sent to a busy worker ahead of their turn (see [`Pool`], "Sending ahead"),
+    /// since the pool was created.
+    pub sent_ahead: u64,
     /// Workers started (cold starts), since the pool was created.
     pub cold_starts: u64,
     /// Invocations served or failed (not those turned away), since the pool was created.
@@ -70,6 +115,8 @@ pub struct PoolStats {
 struct Inner {
     spec: FunctionSpec,
     ctx: Ctx,
+    /// The CPUs this process may use.
+    cpus: usize,
     state: Mutex<State>,
     /// Woken on every state change (for `drain`, `shutdown`).
     changed: Notify,
@@ -79,18 +126,69 @@ struct Inner {
     announced: Mutex<u64>,
 }
 
-/// What an invocation waiting for a worker gets.
-type Handoff = Result<Worker, InvokeError>;
+/// An invocation on its way to a worker: what the worker needs, and where its end goes.
+pub(crate) struct Job {
+    pub(crate) request_id: Arc<str>,
+    pub(crate) event: Event,
+    done: oneshot::Sender<Done>,
+}
+
+/// How a [`Job`] ended.
+enum Done {
+    /// It ran.
+    Finished(Result<Invocation, InvokeError>),
+    /// It had been sent ahead to a worker that died (or timed out) before starting it: it is to
+    /// be dispatched again.
+    NotStarted,
+}
+
+/// Where the pool puts invocations for a busy worker to send ahead (at most
+/// [`SEND_AHEAD_DEPTH`] waiting ahead in that worker at a time).
+#[derive(Default)]
+pub(crate) struct Ahead {
+    jobs: Mutex<VecDeque<Job>>,
+    put: Notify,
+}
+
+impl Ahead {
+    fn put(&self, job: Job) {
+        self.lock().push_back(job);
+        self.put.notify_one();
+    }
+
+    /// Waits until a job may have been put.
+    pub(crate) async fn wait(&self) {
+        self.put.notified().await;
+    }
+
+    /// The jobs put, in order.
+    pub(crate) fn take(&self) -> VecDeque<Job> {
+        mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Job>> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What an invocation waiting for a worker gets: a worker (with its job back), or nothing when
+/// its job was sent ahead to a busy worker.
+type Handoff = Result<Option<(Worker, Job)>, InvokeError>;
 
 struct Waiter {
     id: u64,
+    job: Job,
     tx: oneshot::Sender<Handoff>,
+    /// It has waited longer than `scale_up_wait`.
+    overdue: bool,
 }
 
 /// What an invocation found.
 enum Acquired {
     /// An idle worker.
-    Worker(Box<Worker>),
+    Worker(Box<Worker>, Job),
+    /// A busy worker's slot: it is sent ahead.
+    Ahead,
     /// A place in line.
     Wait(u64, oneshot::Receiver<Handoff>),
 }
@@ -113,7 +211,19 @@ struct State {
     starting: usize,
     busy: usize,
     waiters: VecDeque<Waiter>,
-    pids: BTreeSet<u32>,
+    /// Slots of busy workers that take an invocation to send ahead.
+    ahead: Vec<Arc<Ahead>>,
+    /// Invocations put in such slots, not started yet.
+    ahead_jobs: usize,
+    sent_ahead: u64,
+    /// The mean duration of recent invocations (moving average), once one has finished.
+    recent: Option<Duration>,
+    /// Every worker process that exists, by pid.
+    probes: BTreeMap<u32, Arc<Probe>>,
+    /// A probe found a busy worker blocked in its handler (since the last start).
+    blocked: bool,
+    /// When busy workers were last probed.
+    probed_at: Option<Instant>,
     draining: bool,
     shut_down: bool,
     reaper_running: bool,
@@ -148,6 +258,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 spec,
                 ctx,
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 state: Mutex::new(State::default()),
                 changed: Notify::new(),
                 reaper: Arc::new(Notify::new()),
@@ -161,21 +272,39 @@ impl Pool {
         &self.inner.spec
     }
 
-    /// Runs one invocation: on an idle worker, else on a new one (up to `max_concurrency`) or
-    /// the first to free up, else after waiting in line (up to `max_queued`).
+    /// Runs one invocation: on an idle worker, else sent ahead to a busy one or on the first to
+    /// free up or to be started (see "Sending ahead" and "Scaling up"). At most
+    /// `max_concurrency + max_queued` invocations are running or waiting; beyond that,
+    /// [`InvokeError::Overloaded`].
     ///
     /// Once a worker has it, the invocation runs to its end even if this future is dropped.
-    pub async fn invoke(&self, request_id: &str, event: Value) -> Result<Invocation, InvokeError> {
-        let worker = self.inner.acquire().await?;
-        let inner = Arc::clone(&self.inner);
-        let request_id = request_id.to_owned();
-        tokio::spawn(async move { inner.run(worker, request_id, event).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(InvokeError::Crashed {
-                    detail: format!("the invocation task failed: {e}"),
-                })
-            })
+    pub async fn invoke(
+        &self,
+        request_id: &str,
+        event: impl Into<Event>,
+    ) -> Result<Invocation, InvokeError> {
+        let event = event.into();
+        let request_id: Arc<str> = Arc::from(request_id);
+        loop {
+            let (done, ended) = oneshot::channel();
+            let job = Job {
+                request_id: Arc::clone(&request_id),
+                event: event.clone(),
+                done,
+            };
+            if let Some((worker, job)) = self.inner.acquire(job).await? {
+                tokio::spawn(Arc::clone(&self.inner).run(worker, job));
+            }
+            match ended.await {
+                Ok(Done::Finished(result)) => return result,
+                Ok(Done::NotStarted) => {} // its worker died first: again
+                Err(_) => {
+                    return Err(InvokeError::Crashed {
+                        detail: "the invocation was dropped by the runtime".to_owned(),
+                    });
+                }
+            }
+        }
     }
 
     /// The pool's counters now.
@@ -183,8 +312,10 @@ impl Pool {
         let st = self.inner.lock();
         PoolStats {
             instances: st.instances,
+            starting: st.starting,
             busy: st.busy,
-            queued: st.waiters.len(),
+            queued: st.waiters.len() + st.ahead_jobs,
+            sent_ahead: st.sent_ahead,
             cold_starts: st.cold_starts,
             invocations: st.invocations,
             errors: st.errors,
@@ -194,7 +325,7 @@ impl Pool {
 
     /// The process ids of the pool's workers now.
     pub fn pids(&self) -> Vec<u32> {
-        self.inner.lock().pids.iter().copied().collect()
+        self.inner.lock().probes.keys().copied().collect()
     }
 
     /// Takes no new invocations (they get [`InvokeError::Draining`]), lets the running and
@@ -259,7 +390,7 @@ impl Inner {
             let mut st = self.lock();
             let before = st.instances;
             let out = f(&mut st);
-            st.replenish(self.spec.capacity());
+            st.replenish(self.spec.capacity(), self.cpus);
             let instances = (st.instances != before).then(|| {
                 st.instances_seq += 1;
                 (st.instances_seq, st.instances)
@@ -313,8 +444,9 @@ impl Inner {
         }
     }
 
-    /// A worker for one invocation: an idle one, or one handed over while waiting.
-    async fn acquire(self: &Arc<Self>) -> Result<Worker, InvokeError> {
+    /// A worker for `job`: an idle one, or one handed over while waiting; or none when the job
+    /// was sent ahead to a busy worker (it then ends through its `done`).
+    async fn acquire(self: &Arc<Self>, job: Job) -> Result<Option<(Worker, Job)>, InvokeError> {
         let capacity = self.spec.capacity();
         let max_queued = self.spec.max_queued;
         let acquired = self.update(|st| {
@@ -328,22 +460,33 @@ impl Inner {
                     continue;
                 }
                 st.busy += 1;
-                return Ok(Acquired::Worker(Box::new(worker)));
+                return Ok(Acquired::Worker(Box::new(worker), job));
             }
-            // Waiters beyond the workers being started wait for a busy worker to free up.
-            let queued = st.waiters.len().saturating_sub(st.starting);
-            if st.instances >= capacity && queued >= max_queued {
+            if st.may_send_ahead(&job, self.spec.send_ahead_below)
+                && let Some(ahead) = st.ahead.pop()
+            {
+                st.put_ahead(&ahead, job);
+                return Ok(Acquired::Ahead);
+            }
+            // One invocation per worker the pool may have, and `max_queued` more.
+            if st.busy + st.waiters.len() + st.ahead_jobs >= capacity + max_queued {
                 st.rejected += 1;
                 return Err(InvokeError::Overloaded);
             }
             let id = st.next_waiter;
             st.next_waiter += 1;
             let (tx, rx) = oneshot::channel();
-            st.waiters.push_back(Waiter { id, tx });
-            Ok(Acquired::Wait(id, rx)) // `update` starts a worker for it if the pool may grow
+            st.waiters.push_back(Waiter {
+                id,
+                job,
+                tx,
+                overdue: false,
+            });
+            Ok(Acquired::Wait(id, rx)) // `update` starts a worker for it if none serves
         })?;
         match acquired {
-            Acquired::Worker(worker) => Ok(*worker),
+            Acquired::Worker(worker, job) => Ok(Some((*worker, job))),
+            Acquired::Ahead => Ok(None),
             Acquired::Wait(id, rx) => {
                 let mut wait = Wait {
                     inner: self,
@@ -351,59 +494,134 @@ impl Inner {
                     rx,
                     done: false,
                 };
-                let handoff = (&mut wait.rx).await;
+                // Every `scale_up_wait` of waiting, the pool may grow for it.
+                let handoff = loop {
+                    let wait_more = tokio::time::timeout(self.spec.scale_up_wait, &mut wait.rx);
+                    match wait_more.await {
+                        Ok(handoff) => break handoff,
+                        Err(_) => self.overdue(id),
+                    }
+                };
                 wait.done = true;
                 handoff.unwrap_or(Err(InvokeError::Draining))
             }
         }
     }
 
-    /// Runs one invocation on `worker`, then returns it to the pool or retires it.
-    async fn run(
-        self: Arc<Self>,
-        mut worker: Worker,
-        request_id: String,
-        event: Value,
-    ) -> Result<Invocation, InvokeError> {
-        let cold = worker.served == 0;
-        let init = cold.then_some(worker.init);
-        let worker_pid = worker.pid();
-        let outcome = worker
-            .invoke(&self.ctx, &request_id, &event, self.spec.timeout)
-            .await;
-        worker.served += 1;
-        match outcome {
-            Outcome::Ok { result, duration } => {
-                self.update(|st| {
-                    st.invocations += 1;
-                    st.busy -= 1;
-                    st.hand_over(worker);
-                });
-                Ok(Invocation {
-                    result,
-                    cold,
-                    duration,
-                    init,
-                    worker_pid,
-                })
+    /// Waiter `id` has waited longer than `scale_up_wait` (again): the pool may grow for it (see
+    /// [`Pool`], "Scaling up"), after probing the busy workers if that decides it.
+    fn overdue(self: &Arc<Self>, id: u64) {
+        let (capacity, cpus) = (self.spec.capacity(), self.cpus);
+        let now = Instant::now();
+        let probes = self.update(|st| {
+            if let Some(w) = st.waiters.iter_mut().find(|w| w.id == id) {
+                w.overdue = true;
             }
-            Outcome::Handler { error } => {
-                self.update(|st| {
-                    st.invocations += 1;
-                    st.errors += 1;
-                    st.busy -= 1;
-                    st.hand_over(worker);
-                });
-                Err(InvokeError::Handler { error })
+            let serving = st.idle.len() + st.busy;
+            let decides = st.instances < capacity && st.starting == 0 && serving >= cpus;
+            let recent = st.probed_at.is_some_and(|at| now < at + PROBE_EVERY);
+            if !decides || recent || st.blocked {
+                return Vec::new();
             }
-            Outcome::Fatal { error, reason } => {
-                self.update(|st| {
-                    st.invocations += 1;
+            st.probed_at = Some(now);
+            st.probes.values().cloned().collect()
+        });
+        if probes.iter().any(|p| p.blocked(self.spec.scale_up_wait)) {
+            self.update(|st| st.blocked = true);
+        }
+    }
+
+    /// Runs `job` on `worker`, then the invocations sent ahead to it while it ran, then returns
+    /// it to the pool or retires it.
+    async fn run(self: Arc<Self>, worker: Worker, job: Job) {
+        let mut worker = Some(worker);
+        // This invocation and those after it on this worker, in order: sent ahead already (with
+        // their frame id), or put in its slot too late to be sent.
+        let mut jobs: VecDeque<(Job, Option<u64>)> = VecDeque::from([(job, None)]);
+        loop {
+            let (Some(w), Some((job, sent))) = (worker.as_mut(), jobs.pop_front()) else {
+                return;
+            };
+            // While this one runs, the worker may take invocations ahead.
+            let sent_ahead = jobs.iter().filter(|(_, id)| id.is_some()).count();
+            let room = SEND_AHEAD_DEPTH.saturating_sub(sent_ahead);
+            let below = self.spec.send_ahead_below;
+            if jobs.is_empty() || sent_ahead == jobs.len() {
+                self.update(|st| st.offer_ahead(&w.ahead, below, room));
+            }
+            let cold = w.served == 0;
+            let init = cold.then_some(w.init);
+            let worker_pid = w.pid();
+            let behind: Vec<Arc<str>> = jobs
+                .iter()
+                .take_while(|(_, id)| id.is_some())
+                .map(|(job, _)| Arc::clone(&job.request_id))
+                .collect();
+            let (outcome, newly_sent) = w
+                .invoke(
+                    &self.ctx,
+                    &job.request_id,
+                    &job.event,
+                    sent,
+                    &behind,
+                    self.spec.timeout,
+                )
+                .await;
+            w.served += 1;
+            let ahead = Arc::clone(&w.ahead);
+            let (result, gone) = match outcome {
+                Outcome::Ok { result, duration } => {
+                    let invocation = Invocation {
+                        result,
+                        cold,
+                        duration,
+                        init,
+                        worker_pid,
+                    };
+                    (Ok(invocation), None)
+                }
+                Outcome::Handler { error } => (Err(InvokeError::Handler { error }), None),
+                Outcome::Fatal { error, reason } => (Err(error), Some(reason)),
+            };
+            let duration = result.as_ref().ok().map(|inv| inv.duration);
+            // Jobs sent during this invocation follow those sent before; jobs put in the slot but
+            // not sent come last. If the worker is gone, none of them had started.
+            let at = jobs.iter().take_while(|(_, id)| id.is_some()).count();
+            for (i, sent) in newly_sent.into_iter().enumerate() {
+                jobs.insert(at + i, (sent.job, Some(sent.id)));
+            }
+            let released = self.update(|st| {
+                st.invocations += 1;
+                if result.is_err() {
                     st.errors += 1;
+                }
+                if let Some(d) = duration {
+                    st.recent = Some(st.recent.map_or(d, |r| (r * 7 + d) / 8));
+                }
+                st.ahead.retain(|a| !Arc::ptr_eq(a, &ahead));
+                jobs.extend(ahead.take().into_iter().map(|job| (job, None)));
+                if let Some(reason) = gone {
                     st.busy -= 1;
                     st.gone(worker_pid, reason);
-                });
-                Err(error)
+                    for (job, _) in jobs.drain(..) {
+                        st.ahead_jobs -= 1;
+                        let _ = job.done.send(Done::NotStarted);
+                    }
+                    return true;
+                }
+                if jobs.is_empty() {
+                    st.busy -= 1;
+                    if let Some(w) = worker.take() {
+                        st.hand_over(w);
+                    }
+                    return true;
+                }
+                st.ahead_jobs -= 1; // the next one starts
+                false
+            });
+            let _ = job.done.send(Done::Finished(result));
+            if released {
+                return; // the worker is free, or gone (then dropped: it is reaped)
             }
         }
     }
@@ -418,7 +636,8 @@ impl Inner {
             }
         };
         let pid = worker.pid();
-        self.update(|st| st.pids.insert(pid));
+        let probe = worker.probe();
+        self.update(|st| st.probes.insert(pid, probe));
         let limit = self.spec.timeout.max(MIN_INIT_TIMEOUT);
         match worker.ready(&self.ctx, limit).await {
             Ok(load) => {
@@ -433,7 +652,7 @@ impl Inner {
                 });
             }
             Err(error) => self.update(|st| {
-                st.pids.remove(&pid);
+                st.probes.remove(&pid);
                 st.start_failed(Some(pid), error);
             }),
         }
@@ -531,7 +750,8 @@ impl Drop for Wait<'_> {
         let id = self.id;
         self.inner.update(|st| {
             st.waiters.retain(|w| w.id != id);
-            if let Some(Ok(worker)) = handed {
+            // (A job sent ahead runs anyway; its result is dropped.)
+            if let Some(Ok(Some((worker, _job)))) = handed {
                 st.busy -= 1;
                 st.hand_over(worker);
             }
@@ -549,13 +769,13 @@ impl State {
             return;
         }
         while let Some(waiter) = self.waiters.pop_front() {
-            match waiter.tx.send(Ok(worker)) {
+            match waiter.tx.send(Ok(Some((worker, waiter.job)))) {
                 Ok(()) => {
                     self.busy += 1;
                     return;
                 }
-                Err(Ok(back)) => worker = back,
-                Err(Err(_)) => return, // only workers are sent here
+                Err(Ok(Some((back, _abandoned)))) => worker = back,
+                Err(_) => return, // only workers are sent here
             }
         }
         worker.idle_since = Instant::now();
@@ -563,17 +783,58 @@ impl State {
         self.work.wake_reaper = true;
     }
 
+    /// Whether `job` may be sent ahead to a busy worker: invocations of this function have lasted
+    /// less than `below` lately (so that it does not wait long behind the one running), and its
+    /// event is small (its frame fits in the pipe at once).
+    fn may_send_ahead(&self, job: &Job, below: Duration) -> bool {
+        self.quick(below) && job.event.json().len() <= SEND_AHEAD_MAX_EVENT
+    }
+
+    /// Whether invocations have lasted less than `below` on average lately.
+    fn quick(&self, below: Duration) -> bool {
+        !self.draining && self.recent.is_some_and(|d| d < below)
+    }
+
+    /// Puts `job` in a busy worker's slot, to be sent ahead.
+    fn put_ahead(&mut self, ahead: &Ahead, job: Job) {
+        self.ahead_jobs += 1;
+        self.sent_ahead += 1;
+        ahead.put(job);
+    }
+
+    /// A busy worker starts an invocation and may take `room` more ahead: the first waiters are
+    /// sent ahead to it, and its slot takes the next invocations that come, if invocations may be
+    /// sent ahead.
+    fn offer_ahead(&mut self, ahead: &Arc<Ahead>, below: Duration, room: usize) {
+        for _ in 0..room {
+            let may = match self.waiters.front() {
+                Some(first) => self.may_send_ahead(&first.job, below),
+                None => self.quick(below),
+            };
+            if !may {
+                return;
+            }
+            match self.waiters.pop_front() {
+                Some(waiter) => {
+                    self.put_ahead(ahead, waiter.job);
+                    let _ = waiter.tx.send(Ok(None));
+                }
+                None => self.ahead.push(Arc::clone(ahead)),
+            }
+        }
+    }
+
     /// A worker process is gone (reaped): its slot is free.
     fn gone(&mut self, pid: u32, reason: StopReason) {
         self.instances -= 1;
-        self.pids.remove(&pid);
+        self.probes.remove(&pid);
         self.work
             .events
             .push(PoolEvent::WorkerStopped { pid, reason });
     }
 
     /// A worker could not start: the first waiter gets the error (each waiter then gets its own
-    /// attempt, through `replenish`).
+    /// attempt, through `replenish`: nothing serves or starts).
     fn start_failed(&mut self, pid: Option<u32>, error: ErrorInfo) {
         self.starting -= 1;
         self.instances -= 1;
@@ -593,13 +854,27 @@ impl State {
         }
     }
 
-    /// Starts a worker for every waiter that no starting worker will take, while the pool may
-    /// grow.
-    fn replenish(&mut self, capacity: usize) {
-        while !self.shut_down && self.waiters.len() > self.starting && self.instances < capacity {
+    /// Starts a worker, if the pool may grow and should (see the module's "Scaling up"): for a
+    /// waiter when no worker serves or starts; else, one start at a time, for an overdue waiter
+    /// while fewer than `cpus` workers serve, or when a busy worker was found blocked.
+    fn replenish(&mut self, capacity: usize, cpus: usize) {
+        if self.waiters.is_empty() {
+            self.blocked = false;
+        }
+        if self.shut_down || self.starting > 0 || self.instances >= capacity {
+            return;
+        }
+        let serving = self.idle.len() + self.busy;
+        let grow = match self.waiters.front() {
+            None => false,
+            Some(_) if serving == 0 => true,
+            Some(_) => self.waiters.iter().any(|w| w.overdue) && (serving < cpus || self.blocked),
+        };
+        if grow {
             self.instances += 1;
             self.starting += 1;
             self.work.starts += 1;
+            self.blocked = false;
         }
     }
 }

@@ -50,10 +50,18 @@ pub struct FunctionSpec {
     pub timeout: Duration,
     /// The most worker processes (0 is taken as 1).
     pub max_concurrency: usize,
+    /// How long an invocation waits for a busy worker before the pool starts another (one start
+    /// at a time, up to `max_concurrency`); [`FunctionSpec::DEFAULT_SCALE_UP_WAIT`] unless a
+    /// caller has a reason. See [`Pool`](crate::Pool).
+    pub scale_up_wait: Duration,
+    /// Invocations are sent to a busy worker ahead of their turn (see [`Pool`](crate::Pool),
+    /// "Sending ahead") only while recent ones lasted less than this on average (zero: never);
+    /// [`FunctionSpec::DEFAULT_SEND_AHEAD_BELOW`] unless a caller has a reason.
+    pub send_ahead_below: Duration,
     /// A worker idle this long is stopped.
     pub idle_timeout: Duration,
-    /// How many invocations may wait for a busy worker when the pool is at `max_concurrency`;
-    /// beyond that, invocations fail with `Overloaded`.
+    /// How many invocations may wait beyond one per worker the pool may have (`max_concurrency`,
+    /// started or not); beyond that, invocations fail with `Overloaded`.
     pub max_queued: usize,
     /// The function's environment variables.
     pub env: BTreeMap<String, String>,
@@ -69,6 +77,16 @@ pub enum Language {
 }
 
 impl FunctionSpec {
+    /// The usual [`FunctionSpec::scale_up_wait`]: longer than the queueing of a small burst of
+    /// quick invocations (tens of microseconds each), short next to a cold start. It only tells
+    /// a passing queue from a lasting one: beyond one worker per CPU the pool also needs a worker
+    /// blocked in its handler to grow (see [`Pool`](crate::Pool)).
+    pub const DEFAULT_SCALE_UP_WAIT: Duration = Duration::from_millis(2);
+
+    /// The usual [`FunctionSpec::send_ahead_below`]: an invocation sent ahead waits for the one
+    /// running to end, so only quick functions are worth it.
+    pub const DEFAULT_SEND_AHEAD_BELOW: Duration = Duration::from_millis(2);
+
     /// The pool size limit, at least 1.
     pub(crate) fn capacity(&self) -> usize {
         self.max_concurrency.max(1)
@@ -142,6 +160,8 @@ mod tests {
             memory_mb,
             timeout: Duration::from_secs(3),
             max_concurrency: 0,
+            scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
+            send_ahead_below: FunctionSpec::DEFAULT_SEND_AHEAD_BELOW,
             idle_timeout: Duration::from_secs(60),
             max_queued: 10,
             env: BTreeMap::from([

@@ -1,20 +1,23 @@
 //! One worker process: spawn and ready handshake, invocations (answering the handler's resource
-//! calls while they run), graceful stop and kill.
+//! calls while they run), graceful stop and kill; and its [`Probe`], which tells the pool whether
+//! the handler is blocked (sleeping, waiting on I/O) rather than computing.
 //!
 //! **Invariant:** a worker that returns [`Outcome::Fatal`] (or whose `ready`/`stop`/`kill` has
 //! returned) is dead and reaped, and so is every process left in its process group.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
@@ -22,9 +25,10 @@ use tokio::process::Child;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::frame::{FrameError, FrameReader, encode};
-use crate::logs::LogPipe;
-use crate::{ErrorInfo, FunctionSpec, Hooks, InvokeError, StopReason, Stream};
+use crate::frame::{self, FrameError, FrameReader, encode};
+use crate::logs::Output;
+use crate::pool::{Ahead, Job};
+use crate::{ErrorInfo, Event, FunctionSpec, Hooks, InvokeError, StopReason};
 
 /// Stderr lines quoted in a crash report.
 const CRASH_LINES: usize = 10;
@@ -47,8 +51,10 @@ pub(crate) struct Worker {
     child: Child,
     to_worker: Option<pipe::Sender>,
     from_worker: FrameReader,
-    stdout: Arc<LogPipe>,
-    stderr: Arc<LogPipe>,
+    output: Output,
+    probe: Arc<Probe>,
+    /// Where the pool puts an invocation to send ahead while this worker is busy.
+    pub(crate) ahead: Arc<Ahead>,
     spawned: Instant,
     seq: u64,
     reaped: bool,
@@ -83,15 +89,6 @@ pub(crate) enum Outcome {
     },
 }
 
-/// The invocation frame.
-#[derive(Serialize)]
-struct Request<'a> {
-    id: u64,
-    event: &'a Value,
-    deadline_ms: u64,
-    request_id: &'a str,
-}
-
 /// How the frame exchange of one invocation ended.
 enum Exchanged {
     Reply(serde_json::Map<String, Value>),
@@ -107,18 +104,13 @@ impl Worker {
         let pipes = || std::io::pipe().map_err(|e| failed("cannot create a pipe", e));
         let (req_r, req_w) = pipes()?;
         let (rep_r, rep_w) = pipes()?;
-        let (out_r, out_w) = pipes()?;
-        let (err_r, err_w) = pipes()?;
         // Our ends first, so that nothing can fail once the process exists.
         let setup = |e| failed("cannot set up the worker's pipes", e);
         let to_worker = pipe::Sender::from_owned_fd(req_w.into()).map_err(setup)?;
+        let replies = rep_r.try_clone().map_err(setup)?;
         let from_worker = FrameReader::new(rep_r.into()).map_err(setup)?;
-        let hooks = || Arc::clone(&ctx.hooks);
-        let function = || Arc::clone(&ctx.function);
-        let stdout =
-            LogPipe::spawn(out_r.into(), Stream::Stdout, function(), hooks()).map_err(setup)?;
-        let stderr =
-            LogPipe::spawn(err_r.into(), Stream::Stderr, function(), hooks()).map_err(setup)?;
+        let (output, [out_w, err_w]) = Output::create(&ctx.function, &ctx.hooks)
+            .map_err(|e| failed("cannot create the worker's output files", e))?;
 
         let mut cmd = spec.command();
         cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
@@ -140,13 +132,21 @@ impl Worker {
         // Dropping the command closes the worker's ends of the pipes here: they end with it.
         drop(cmd);
         let pid = child.id().unwrap_or(0);
+        let probe = Arc::new(Probe {
+            pid,
+            replies: replies.into(),
+            phase: AtomicU64::new(0),
+            since: AtomicU64::new(0),
+            buffered: AtomicBool::new(false),
+        });
         Ok(Worker {
             pid,
             child,
             to_worker: Some(to_worker),
             from_worker,
-            stdout,
-            stderr,
+            output,
+            probe,
+            ahead: Arc::default(),
             spawned,
             seq: 0,
             reaped: false,
@@ -159,6 +159,11 @@ impl Worker {
     /// Its process id.
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Its probe.
+    pub(crate) fn probe(&self) -> Arc<Probe> {
+        Arc::clone(&self.probe)
     }
 
     /// Waits for the ready frame. On success returns the handler's load time (as the worker
@@ -184,6 +189,8 @@ impl Worker {
             ),
             Ok(Ok(Some(frame))) => match frame.get("ready") {
                 Some(Value::Bool(true)) => {
+                    // What loading printed belongs to no invocation.
+                    self.output.end(output_sizes(frame.get("output")));
                     self.init = self.spawned.elapsed();
                     let load_ms = frame.get("load_ms").and_then(Value::as_f64).unwrap_or(0.0);
                     return Ok(Duration::from_secs_f64(load_ms.max(0.0) / 1000.0));
@@ -196,7 +203,7 @@ impl Worker {
             },
             Ok(Ok(None) | Err(_)) => {
                 let status = self.kill().await;
-                self.stderr.end();
+                self.output.end(None);
                 let detail = self.crash_detail(status, "exited before it was ready");
                 return Err(ErrorInfo::new("WorkerExited", detail));
             }
@@ -205,47 +212,55 @@ impl Worker {
         Err(failure)
     }
 
-    /// Runs one invocation. `timeout` bounds everything from sending it to its reply,
-    /// resource calls included.
+    /// Runs one invocation (`sent`: its frame id when it was sent ahead, while the previous one
+    /// ran; the worker started it when it replied to that one). `behind`: the request ids of the
+    /// invocations already sent after it, in order. `timeout` bounds everything from its start
+    /// to its reply, resource calls included. While it runs, invocations the pool puts in
+    /// [`Worker::ahead`] are sent at once; they are returned, to run after those (or, if this one
+    /// ended its worker, to be dispatched again: they had not started).
     pub(crate) async fn invoke(
         &mut self,
         ctx: &Ctx,
-        request_id: &str,
-        event: &Value,
+        request_id: &Arc<str>,
+        event: &Event,
+        sent: Option<u64>,
+        behind: &[Arc<str>],
         timeout: Duration,
-    ) -> Outcome {
-        self.seq += 1;
-        let id = self.seq;
-        let deadline_ms = (SystemTime::now() + timeout)
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let request = Request {
-            id,
-            event,
-            deadline_ms,
-            request_id,
-        };
-        let frame = match encode(&request) {
-            Ok(frame) => frame,
-            Err(e) => {
-                let message = format!("the event cannot be sent to the worker: {e}");
-                return Outcome::Handler {
-                    error: ErrorInfo::new("ProtocolError", message),
-                };
+    ) -> (Outcome, Vec<Sent>) {
+        let (id, frame) = match sent {
+            Some(id) => (id, None),
+            None => {
+                self.seq += 1;
+                match frame::invocation(self.seq, timeout_ms(timeout), request_id, event) {
+                    Ok(frame) => (self.seq, Some(frame)),
+                    Err(e) => {
+                        let message = format!("the event cannot be sent to the worker: {e}");
+                        let error = ErrorInfo::new("ProtocolError", message);
+                        return (Outcome::Handler { error }, Vec::new());
+                    }
+                }
             }
         };
-        let tag: Arc<str> = Arc::from(request_id);
-        self.stdout.begin(Arc::clone(&tag));
-        self.stderr.begin(Arc::clone(&tag));
+        if sent.is_none() {
+            self.output.begin(request_id); // else the previous invocation's end did
+        }
         let started = Instant::now();
         let mut shutdown = ctx.shutdown.subscribe();
+        let mut queued = Vec::new();
+        let exchange = self.exchange(ctx, request_id, id, frame.as_deref(), timeout, &mut queued);
         let exchanged = tokio::select! {
-            exchanged = tokio::time::timeout(timeout, self.exchange(ctx, &tag, id, &frame)) => {
+            exchanged = tokio::time::timeout(timeout, exchange) => {
                 exchanged.map_err(|_| Cut::Timeout)
             }
             _ = shutdown.wait_for(|down| *down) => Err(Cut::Shutdown),
         };
+        self.probe.leave();
         let duration = started.elapsed();
+        // Where its output ends, as the reply says (else: all there is, the worker being dead).
+        let upto = match &exchanged {
+            Ok(Exchanged::Reply(reply)) => output_sizes(reply.get("output")),
+            _ => None,
+        };
         let outcome = match exchanged {
             Ok(Exchanged::Reply(reply)) => self.reply_outcome(ctx, reply, duration).await,
             Err(Cut::Timeout) => {
@@ -275,10 +290,9 @@ impl Worker {
             }
             Ok(Exchanged::Exited) => {
                 let status = self.kill().await;
-                // Everything it wrote is in the pipes now: pass it on, tagged, and read it.
-                self.stdout.end();
-                self.stderr.end();
-                let (_, oom) = self.stderr.evidence();
+                // Everything it wrote is in the files now: pass it on, tagged, and read it.
+                self.output.end(None);
+                let (_, oom) = self.output.evidence();
                 if oom {
                     Outcome::Fatal {
                         error: InvokeError::OutOfMemory {
@@ -297,9 +311,18 @@ impl Worker {
                 }
             }
         };
-        self.stdout.end();
-        self.stderr.end();
-        outcome
+        let next = behind.first().or(queued.first().map(|q| &q.job.request_id));
+        match (&outcome, next) {
+            // The worker has started the next one: from this reply on, output is the next one's
+            // (held still while others wait behind it).
+            (Outcome::Ok { .. } | Outcome::Handler { .. }, Some(next)) => {
+                let held = behind.len() + queued.len() > 1;
+                self.output.end_then_begin(upto, next, held);
+                self.probe.enter();
+            }
+            _ => self.output.end(upto),
+        }
+        (outcome, queued)
     }
 
     /// Whether the process is gone (checked before an idle worker is handed out).
@@ -331,12 +354,24 @@ impl Worker {
         status
     }
 
-    async fn exchange(&mut self, ctx: &Ctx, tag: &Arc<str>, id: u64, frame: &[u8]) -> Exchanged {
+    async fn exchange(
+        &mut self,
+        ctx: &Ctx,
+        tag: &Arc<str>,
+        id: u64,
+        frame: Option<&[u8]>,
+        timeout: Duration,
+        queued: &mut Vec<Sent>,
+    ) -> Exchanged {
         let Some(tx) = self.to_worker.as_mut() else {
             return Exchanged::Exited;
         };
-        if tx.write_all(frame).await.is_err() {
-            return Exchanged::Exited;
+        if let Some(frame) = frame {
+            if tx.write_all(frame).await.is_err() {
+                return Exchanged::Exited;
+            }
+            // From here until its reply is read, the worker is in the invocation (see `Probe`).
+            self.probe.enter();
         }
         let mut calls = JoinSet::new();
         let mut numbers = HashMap::new();
@@ -344,7 +379,18 @@ impl Worker {
             let step = tokio::select! {
                 frame = self.from_worker.next() => Step::Frame(frame),
                 Some(done) = calls.join_next_with_id(), if !calls.is_empty() => Step::Rpc(done),
+                () = self.ahead.wait() => {
+                    let jobs = self.ahead.take();
+                    if jobs.is_empty() {
+                        continue;
+                    }
+                    Step::Ahead(jobs)
+                }
             };
+            if let Step::Frame(_) = step {
+                let buffered = self.from_worker.buffered();
+                self.probe.buffered.store(buffered, Ordering::Release);
+            }
             let reply = match step {
                 Step::Frame(Ok(Some(frame))) => {
                     if frame.get("id").is_none()
@@ -383,6 +429,30 @@ impl Worker {
                             "the resource call failed inside the runtime",
                         )),
                     )
+                }
+                Step::Ahead(jobs) => {
+                    // Sent now; the worker starts each right after the reply before it. Until
+                    // that reply says where the running one's output ends, output is left unread.
+                    self.output.hold(true);
+                    let mut frames = Vec::new();
+                    for job in jobs {
+                        self.seq += 1;
+                        let next = Sent { job, id: self.seq };
+                        let frame = frame::invocation(
+                            next.id,
+                            timeout_ms(timeout),
+                            &next.job.request_id,
+                            &next.job.event,
+                        );
+                        queued.push(next);
+                        match frame {
+                            Ok(frame) => frames.extend_from_slice(&frame),
+                            // The pool sends only small events ahead; should one not encode,
+                            // this worker ends as if it had died, and they run elsewhere.
+                            Err(e) => return Exchanged::Protocol(e.to_string()),
+                        }
+                    }
+                    frames
                 }
             };
             if tx.write_all(&reply).await.is_err() {
@@ -426,7 +496,7 @@ impl Worker {
             None => "exit status unknown".to_owned(),
         };
         let mut detail = format!("worker {} {what} ({status})", self.pid);
-        let (tail, _) = self.stderr.evidence();
+        let (tail, _) = self.output.evidence();
         if !tail.is_empty() {
             detail.push_str("; last stderr lines:\n");
             detail.push_str(&tail[tail.len().saturating_sub(CRASH_LINES)..].join("\n"));
@@ -443,6 +513,77 @@ impl Drop for Worker {
     }
 }
 
+/// What the pool may ask about a busy worker it does not hold (its invocation does).
+pub(crate) struct Probe {
+    pid: u32,
+    /// A duplicate of the read end of the worker's reply pipe.
+    replies: OwnedFd,
+    /// Odd while the worker is in an invocation (from writing its frame to reading its reply):
+    /// one more at each of these two moments.
+    phase: AtomicU64,
+    /// When the current invocation's frame was written, in nanoseconds since [`epoch`].
+    since: AtomicU64,
+    /// The runtime has read bytes from the worker it has not handled yet.
+    buffered: AtomicBool,
+}
+
+impl Probe {
+    /// An invocation's frame was written.
+    fn enter(&self) {
+        self.since.store(nanos_since_epoch(), Ordering::Relaxed);
+        self.phase.fetch_add(1, Ordering::Release);
+    }
+
+    /// Its reply was read (or the worker is gone).
+    fn leave(&self) {
+        if !self.phase.load(Ordering::Relaxed).is_multiple_of(2) {
+            self.phase.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Whether the worker has been in one invocation for longer than `longer_than` and is
+    /// blocked there: sleeping on a timer, on I/O or on a resource call, rather than computing
+    /// or waiting for a CPU. Another worker would then add throughput even when every CPU is
+    /// taken. Without `/proc` (not Linux), such a worker is taken as blocked.
+    pub(crate) fn blocked(&self, longer_than: Duration) -> bool {
+        let phase = self.phase.load(Ordering::Acquire);
+        let since = self.since.load(Ordering::Relaxed);
+        let age = nanos_since_epoch().saturating_sub(since);
+        if phase.is_multiple_of(2) || u128::from(age) <= longer_than.as_nanos() {
+            return false;
+        }
+        // `R`: running or waiting for a CPU; `S`: sleeping (`D`, a page fault or disk wait, is
+        // left out: it passes). Field 3 follows `(comm)`.
+        let sleeping = match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('S')),
+            Err(_) => true,
+        };
+        // A worker that has replied sleeps too, waiting for its next invocation: its reply is in
+        // the pipe, or already read (with the one before it) and not handled yet.
+        let replied = self.buffered.load(Ordering::Acquire) || readable(&self.replies);
+        // All of it about one invocation: it may have ended, and the next begun, meanwhile.
+        sleeping && !replied && self.phase.load(Ordering::Acquire) == phase
+    }
+}
+
+/// The time base of [`Probe::since`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos_since_epoch() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether `fd` holds something to read now.
+fn readable(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
 /// Why a wait was cut short.
 enum Cut {
     Timeout,
@@ -453,6 +594,19 @@ enum Cut {
 enum Step {
     Frame(Result<Option<Value>, FrameError>),
     Rpc(Result<(tokio::task::Id, Result<Value, ErrorInfo>), tokio::task::JoinError>),
+    Ahead(VecDeque<Job>),
+}
+
+/// An invocation sent to a worker ahead of its turn.
+pub(crate) struct Sent {
+    pub(crate) job: Job,
+    /// Its frame id.
+    pub(crate) id: u64,
+}
+
+/// The `timeout_ms` of an invocation frame.
+fn timeout_ms(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// SIGKILL to the process group `pid` leads (never to group 0, which would be ours).
@@ -477,6 +631,14 @@ fn rpc_reply(number: Value, result: Result<Value, ErrorInfo>) -> Vec<u8> {
         encode(&json!({"rpc": number, "ok": false, "error": error}))
             .expect("a small frame always encodes")
     })
+}
+
+/// The sizes of stdout and stderr a ready frame or a reply reports: its `"output": [out, err]`.
+fn output_sizes(output: Option<&Value>) -> Option<[u64; 2]> {
+    match output?.as_array()?.as_slice() {
+        [out, err] => Some([out.as_u64()?, err.as_u64()?]),
+        _ => None,
+    }
 }
 
 /// The start of a frame, for error messages.

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use nimbus_local_workers::{InvokeError, Language, Pool, PoolEvent, StopReason, Stream};
+use nimbus_local_workers::{
+    Invocation, InvokeError, Language, Pool, PoolEvent, StopReason, Stream,
+};
 use support::{Recorder, alive, body, http, probe_package, spec};
 
 /// Runs `case` for Python and for Node.
@@ -62,10 +64,18 @@ async fn echo(language: Language) {
         (1, 2, 0)
     );
     assert_eq!(pool.pids(), [first.worker_pid]);
-    let events = hooks.events();
-    assert!(events.iter().any(|e| matches!(e,
-        PoolEvent::WorkerStarted { pid, .. } if *pid == first.worker_pid)));
-    assert!(events.contains(&PoolEvent::InstancesChanged { instances: 1 }));
+    // (Events may reach the hooks just after the invocation that caused them returned.)
+    assert!(
+        hooks
+            .wait_for_event(|e| matches!(e,
+                PoolEvent::WorkerStarted { pid, .. } if *pid == first.worker_pid))
+            .await
+    );
+    assert!(
+        hooks
+            .events()
+            .contains(&PoolEvent::InstancesChanged { instances: 1 })
+    );
     pool.drain().await;
     assert!(!alive(first.worker_pid));
 }
@@ -194,6 +204,288 @@ async fn overloaded_beyond_the_queue() {
     let stats = pool.stats();
     assert_eq!((stats.invocations, stats.rejected, stats.errors), (5, 5, 0));
     assert!(stats.instances <= 2);
+}
+
+/// What a [`burst`] saw.
+struct Burst {
+    /// The workers that served it.
+    pids: BTreeSet<u32>,
+    /// The most worker processes, and the most starting at once, while it ran.
+    most_instances: usize,
+    most_starting: usize,
+}
+
+/// Runs `count` invocations of `mode` at once, sampling the pool's counters while they run.
+async fn burst(pool: &Pool, count: usize, mode: &str) -> Burst {
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut instances, mut starting) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let stats = pool.stats();
+                instances = instances.max(stats.instances);
+                starting = starting.max(stats.starting);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (instances, starting)
+        })
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (pool, mode) = (pool.clone(), mode.to_owned());
+        tasks.spawn(async move { pool.invoke(&format!("req-{i}"), http(&mode)).await });
+    }
+    let mut pids = BTreeSet::new();
+    while let Some(done) = tasks.join_next().await {
+        pids.insert(done.unwrap().expect("every invocation succeeds").worker_pid);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (most_instances, most_starting) = sampler.await.unwrap();
+    Burst {
+        pids,
+        most_instances,
+        most_starting,
+    }
+}
+
+both!(quick_burst: a_quick_burst_is_served_by_the_warm_worker_python,
+      a_quick_burst_is_served_by_the_warm_worker_node);
+async fn quick_burst(language: Language) {
+    let dir = probe_package(language);
+    let mut s = spec(language, dir.path());
+    s.max_concurrency = 4;
+    // No invocation waits this long: the pool only grows when nothing serves.
+    s.scale_up_wait = Duration::from_secs(60);
+    let pool = Pool::new(s, Recorder::new());
+    // From zero, a burst starts one worker, not one per request...
+    let cold = burst(&pool, 10, "echo:x").await;
+    assert_eq!(cold.pids.len(), 1, "{:?}", cold.pids);
+    assert_eq!(pool.stats().cold_starts, 1);
+    // ...and a burst of quick invocations on a warm worker starts none.
+    let warm = burst(&pool, 40, "echo:x").await;
+    assert_eq!(warm.pids, cold.pids);
+    assert_eq!(warm.most_instances, 1);
+    let stats = pool.stats();
+    assert_eq!((stats.cold_starts, stats.invocations), (1, 50));
+    pool.drain().await;
+}
+
+both!(waiting_backlog: a_backlog_waiting_on_io_grows_the_pool_to_the_cap_python,
+      a_backlog_waiting_on_io_grows_the_pool_to_the_cap_node);
+async fn waiting_backlog(language: Language) {
+    let dir = probe_package(language);
+    let mut s = spec(language, dir.path());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // More workers than the CPUs: the handlers sleep, so each one adds throughput.
+    s.max_concurrency = cpus + 3;
+    s.scale_up_wait = Duration::from_millis(20);
+    let pool = Pool::new(s, Recorder::new());
+    let seen = burst(&pool, 4 * (cpus + 3), "sleep:400").await;
+    let stats = pool.stats();
+    assert_eq!(stats.cold_starts as usize, cpus + 3, "grew to the cap");
+    assert_eq!(seen.pids.len(), cpus + 3);
+    assert!(seen.most_instances <= cpus + 3);
+    assert_eq!(seen.most_starting, 1, "one start at a time");
+    pool.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_that_computes_grows_to_one_worker_per_cpu() {
+    let dir = probe_package(Language::Python);
+    let mut s = spec(Language::Python, dir.path());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    s.max_concurrency = cpus + 3;
+    s.scale_up_wait = Duration::from_millis(20);
+    let pool = Pool::new(s, Recorder::new());
+    // Handlers that compute: more interpreters than the CPUs would only take turns.
+    let seen = burst(&pool, 30, "spin:100").await;
+    let started = pool.stats().cold_starts as usize;
+    assert!(
+        started >= cpus.min(2),
+        "grew for the waiting requests: {started}"
+    );
+    assert!(started <= cpus, "{started} workers for {cpus} CPUs");
+    assert!(seen.most_instances <= cpus);
+    pool.drain().await;
+}
+
+/// A pool of one worker that sends the next invocation ahead whatever their durations, warmed up.
+async fn ahead_pool(language: Language, dir: &std::path::Path, hooks: &Arc<Recorder>) -> Pool {
+    let mut s = spec(language, dir);
+    s.max_concurrency = 1;
+    s.timeout = Duration::from_secs(2);
+    s.send_ahead_below = Duration::from_secs(3600);
+    let pool = Pool::new(s, hooks.clone());
+    pool.invoke("warm-up", http("echo:")).await.unwrap();
+    pool
+}
+
+/// Starts `mode` on the pool's worker and waits until it runs.
+async fn running(
+    pool: &Pool,
+    mode: &str,
+) -> tokio::task::JoinHandle<Result<Invocation, InvokeError>> {
+    let first = {
+        let (pool, mode) = (pool.clone(), mode.to_owned());
+        tokio::spawn(async move { pool.invoke("first", http(&mode)).await })
+    };
+    wait_for(
+        "the first invocation to run",
+        Duration::from_secs(5),
+        || pool.stats().busy == 1,
+    )
+    .await;
+    first
+}
+
+both!(sent_ahead_output: invocations_sent_ahead_keep_their_output_python,
+      invocations_sent_ahead_keep_their_output_node);
+async fn sent_ahead_output(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let pool = pool.clone();
+        tasks.spawn(async move { pool.invoke(&format!("req-print-{i}"), http("print")).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert_eq!(body(&done.unwrap().unwrap().result)["printed"], true);
+    }
+    let stats = pool.stats();
+    assert!(stats.sent_ahead >= 6, "sent ahead: {}", stats.sent_ahead);
+    assert_eq!((stats.cold_starts, stats.errors), (1, 0));
+    // Every line is tagged with the invocation that printed it, though each one started on its
+    // worker before the runtime had read the reply of the one before.
+    for i in 0..12 {
+        let lines = hooks.lines_of(Some(&format!("req-print-{i}")));
+        let of = |stream| {
+            lines
+                .iter()
+                .filter(|(s, _)| *s == stream)
+                .map(|(_, text)| text.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            of(Stream::Stdout),
+            ["out line 1", "out line 2", "partial"],
+            "req-print-{i}"
+        );
+        assert_eq!(of(Stream::Stderr), ["err line"], "req-print-{i}");
+    }
+    pool.drain().await;
+}
+
+/// Sends two invocations ahead of `mode`, whose worker then fails (`failed` says how): those sent
+/// ahead had not started, so a new worker serves them instead of them failing too.
+async fn ahead_of_a_failure(language: Language, mode: &str, failed: fn(&InvokeError) -> bool) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let first = running(&pool, mode).await;
+    let next: Vec<_> = (1..=2)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.invoke(&format!("next-{i}"), http(&format!("echo:{i}")))
+                    .await
+            })
+        })
+        .collect();
+    wait_for("both to be sent ahead", Duration::from_secs(5), || {
+        pool.stats().sent_ahead == 2
+    })
+    .await;
+    let first = first.await.unwrap();
+    assert!(first.as_ref().is_err_and(failed), "{first:?}");
+    let mut new_worker = BTreeSet::new();
+    for (i, next) in (1..=2).zip(next) {
+        let next = next.await.unwrap().unwrap();
+        assert_eq!(body(&next.result)["echo"], i.to_string());
+        new_worker.insert(next.worker_pid);
+    }
+    assert_eq!(
+        new_worker.len(),
+        1,
+        "served by a new worker, one after the other"
+    );
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.invocations, stats.errors, stats.cold_starts),
+        (4, 1, 2)
+    );
+    pool.drain().await;
+}
+
+both!(ahead_of_a_timeout: an_invocation_sent_ahead_of_one_that_times_out_runs_elsewhere_python,
+      an_invocation_sent_ahead_of_one_that_times_out_runs_elsewhere_node);
+async fn ahead_of_a_timeout(language: Language) {
+    ahead_of_a_failure(language, "hang", |e| {
+        matches!(e, InvokeError::Timeout { .. })
+    })
+    .await;
+}
+
+both!(ahead_of_a_crash: an_invocation_sent_ahead_of_one_that_crashes_runs_elsewhere_python,
+      an_invocation_sent_ahead_of_one_that_crashes_runs_elsewhere_node);
+async fn ahead_of_a_crash(language: Language) {
+    ahead_of_a_failure(language, "die-after:300", |e| {
+        matches!(e, InvokeError::Crashed { .. })
+    })
+    .await;
+}
+
+/// The worker replies (`MemoryError`) and exits: it does not start the invocation sent ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_sent_ahead_of_one_out_of_memory_runs_elsewhere() {
+    ahead_of_a_failure(Language::Python, "alloc-after:300", |e| {
+        matches!(e, InvokeError::OutOfMemory { .. })
+    })
+    .await;
+}
+
+both!(ahead_of_an_rpc: an_invocation_sent_ahead_during_a_resource_call_waits_its_turn_python,
+      an_invocation_sent_ahead_during_a_resource_call_waits_its_turn_node);
+async fn ahead_of_an_rpc(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Arc::new(Recorder {
+        rpc_delay: Duration::from_millis(300),
+        ..Recorder::default()
+    });
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let first = running(&pool, "rpc:42").await;
+    // Sent while the first waits for its resource call: the worker reads it before the call's
+    // reply, keeps it, and serves it after the first.
+    let next = pool.invoke("next", http("echo:next")).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(
+        body(&first.result)["got"],
+        serde_json::json!({"id": "42", "total": 12})
+    );
+    assert_eq!(body(&next.result)["echo"], "next");
+    assert_eq!(
+        next.worker_pid, first.worker_pid,
+        "the same worker, one after the other"
+    );
+    assert_eq!(pool.stats().sent_ahead, 1);
+    pool.drain().await;
+}
+
+both!(ahead_deadline: the_deadline_of_an_invocation_sent_ahead_counts_from_its_start_python,
+      the_deadline_of_an_invocation_sent_ahead_counts_from_its_start_node);
+async fn ahead_deadline(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let pool = ahead_pool(language, dir.path(), &hooks).await;
+    let first = running(&pool, "sleep:1500").await;
+    let next = pool.invoke("next", http("deadline")).await.unwrap();
+    first.await.unwrap().unwrap();
+    assert_eq!(pool.stats().sent_ahead, 1);
+    // Sent 1.5 s before it started, with a 2 s timeout: its deadline is 2 s after its start.
+    let remaining = body(&next.result)["remaining_ms"].as_u64().unwrap();
+    assert!(remaining > 1000, "{remaining} ms left");
+    pool.drain().await;
 }
 
 both!(timeout: timeout_python, timeout_node);

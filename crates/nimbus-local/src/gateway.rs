@@ -7,18 +7,21 @@
 //! could not load), 503 (redeploying), 504 (timeout). Every response carries
 //! `x-nimbus-request-id`, the id in the logs.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response, StatusCode};
+use hyper::{HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use nimbus_local_workers::InvokeError;
+use nimbus_local_workers::{Event, InvokeError};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -128,44 +131,35 @@ async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Respo
         return too_large();
     }
     let function = matched.route.function.clone();
-    let route = matched.route.pattern.clone();
-    let params = matched.params.clone();
     let query = parse_query(req.uri().query().unwrap_or(""));
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in req.headers() {
-        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_string())
-            .and_modify(|e| *e = format!("{e}, {v}"))
-            .or_insert(v);
-    }
-    let body = match Limited::new(req.into_body(), rt.max_body_bytes)
-        .collect()
-        .await
-    {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, rt.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return too_large(),
     };
-    let (body, is_base64) = if body.is_empty() {
-        (Value::Null, false)
-    } else {
-        match std::str::from_utf8(&body) {
-            Ok(text) => (json!(text), false),
-            Err(_) => (json!(B64.encode(&body)), true),
+    let text = std::str::from_utf8(&body).ok();
+    let encoded;
+    let (body, is_base64) = match text {
+        _ if body.is_empty() => (None, false),
+        Some(text) => (Some(text), false),
+        None => {
+            encoded = B64.encode(&body);
+            (Some(encoded.as_str()), true)
         }
     };
-    let event = json!({
-        "type": "http",
-        "method": method,
-        "path": path,
-        "route": route,
-        "path_params": params,
-        "query": query,
-        "headers": headers,
-        "body": body,
-        "is_base64": is_base64,
-        "source_ip": peer.ip().to_string(),
-    });
+    let event = Event::encode(&HttpEvent {
+        kind: "http",
+        method: &method,
+        path: &path,
+        route: &matched.route.pattern,
+        path_params: &matched.params,
+        query: &query,
+        headers: Headers(&parts.headers),
+        body,
+        is_base64,
+        source_ip: peer.ip(),
+    })
+    .expect("an http event always serializes");
     match invoke(rt, &live, &function, "http", &rid, event).await {
         Ok(inv) => http_response(&inv.result, &rid),
         Err(e) => {
@@ -189,6 +183,46 @@ async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Respo
             }
             r
         }
+    }
+}
+
+/// The neutral `http` event (docs/function-contract.md, "Events"), serialized straight from the
+/// request.
+#[derive(Serialize)]
+struct HttpEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    method: &'a str,
+    path: &'a str,
+    route: &'a str,
+    path_params: &'a BTreeMap<String, String>,
+    query: &'a BTreeMap<String, String>,
+    headers: Headers<'a>,
+    body: Option<&'a str>,
+    is_base64: bool,
+    source_ip: IpAddr,
+}
+
+/// Request headers as a JSON object: lower-case names, repeated headers joined with `", "`.
+struct Headers<'a>(&'a HeaderMap);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.keys_len()))?;
+        for name in self.0.keys() {
+            let mut values = self.0.get_all(name).iter();
+            let first = values
+                .next()
+                .map_or(Cow::Borrowed(""), |v| String::from_utf8_lossy(v.as_bytes()));
+            let mut joined = first;
+            for v in values {
+                let joined = joined.to_mut();
+                joined.push_str(", ");
+                joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
+            }
+            map.serialize_entry(name.as_str(), &joined)?;
+        }
+        map.end()
     }
 }
 

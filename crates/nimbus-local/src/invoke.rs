@@ -3,10 +3,28 @@
 
 use std::time::Instant;
 
-use nimbus_local_workers::{Invocation, InvokeError};
-use serde_json::{Value, json};
+use nimbus_local_workers::{Event, Invocation, InvokeError};
+use serde::Serialize;
 
 use crate::runtime::{Live, Runtime};
+
+/// The log record of one invocation (`"kind": "invocation"`; the log adds `ts`).
+#[derive(Serialize)]
+struct Record<'a> {
+    kind: &'static str,
+    function: &'a str,
+    request_id: &'a str,
+    trigger: &'a str,
+    duration_ms: f64,
+    memory_mb: Option<u32>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cold: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    init_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
 
 /// Invokes `function` of `live` with `event`; `trigger` names what fired it in the log.
 pub async fn invoke(
@@ -15,12 +33,13 @@ pub async fn invoke(
     function: &str,
     trigger: &str,
     request_id: &str,
-    event: Value,
+    event: impl Into<Event>,
 ) -> Result<Invocation, InvokeError> {
     let started = Instant::now();
     let Some(pool) = live.pools.get(function) else {
         return Err(InvokeError::Draining);
     };
+    let event = event.into();
     let mut result = pool.invoke(request_id, event.clone()).await;
     if matches!(result, Err(InvokeError::Draining)) {
         // Redeployed between routing and invoking: the new generation serves it instead.
@@ -31,38 +50,33 @@ pub async fn invoke(
             result = newer.invoke(request_id, event).await;
         }
     }
-    let elapsed = started.elapsed();
-    let memory_mb = live.deployment.functions.get(function).map(|f| f.memory_mb);
-    let mut record = json!({
-        "kind": "invocation",
-        "function": function,
-        "request_id": request_id,
-        "trigger": trigger,
-        "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
-        "memory_mb": memory_mb,
-    });
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut record = Record {
+        kind: "invocation",
+        function,
+        request_id,
+        trigger,
+        duration_ms: (elapsed_ms * 100.0).round() / 100.0,
+        memory_mb: live.deployment.functions.get(function).map(|f| f.memory_mb),
+        status: "ok",
+        cold: None,
+        init_ms: None,
+        error: None,
+    };
+    let metrics = rt.metrics.function(function);
     match &result {
         Ok(inv) => {
-            record["status"] = json!("ok");
-            record["cold"] = json!(inv.cold);
-            if let Some(init) = inv.init {
-                record["init_ms"] = json!(init.as_millis() as u64);
-            }
-            rt.metrics.function(function).invocation(
-                elapsed.as_secs_f64() * 1000.0,
-                true,
-                inv.cold,
-            );
+            record.cold = Some(inv.cold);
+            record.init_ms = inv.init.map(|init| init.as_millis() as u64);
+            metrics.invocation(elapsed_ms, true, inv.cold);
         }
         Err(e) => {
-            record["status"] = json!(status_of(e));
-            record["error"] = json!(e.to_string());
-            rt.metrics
-                .function(function)
-                .invocation(elapsed.as_secs_f64() * 1000.0, false, false);
+            record.status = status_of(e);
+            record.error = Some(e.to_string());
+            metrics.invocation(elapsed_ms, false, false);
         }
     }
-    rt.logs.write(record);
+    rt.logs.write_record(&record);
     result
 }
 

@@ -8,12 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 /// The current log file's name.
 pub const FILE: &str = "runtime.log";
 /// Rotated files kept.
 const KEEP: usize = 3;
+/// Records are written to the file in pieces of this size (and at least every 200 ms: see
+/// [`LogWriter::flush`]).
+const BUFFER: usize = 64 * 1024;
 
 /// Appends JSON lines, rotating the file when it passes `max_bytes`.
 pub struct LogWriter {
@@ -25,6 +29,31 @@ pub struct LogWriter {
 struct Inner {
     out: BufWriter<File>,
     written: u64,
+    clock: Clock,
+}
+
+/// The `ts` of records: RFC 3339 UTC with milliseconds, formatted once per second.
+#[derive(Default)]
+struct Clock {
+    second: i64,
+    /// `2026-01-02T03:04:05.` for `second`.
+    prefix: String,
+}
+
+impl Clock {
+    /// Appends the current time, as [`now_text`] gives it.
+    fn write(&mut self, out: &mut Vec<u8>) {
+        let now = Utc::now();
+        let second = now.timestamp();
+        if self.prefix.is_empty() || second != self.second {
+            let text = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+            self.prefix = format!("{}.", text.trim_end_matches('Z'));
+            self.second = second;
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        let millis = now.timestamp_subsec_millis().min(999);
+        let _ = write!(out, "{millis:03}Z");
+    }
 }
 
 impl LogWriter {
@@ -38,20 +67,32 @@ impl LogWriter {
             dir: dir.to_path_buf(),
             max_bytes,
             inner: Mutex::new(Inner {
-                out: BufWriter::new(file),
+                out: BufWriter::with_capacity(BUFFER, file),
                 written,
+                clock: Clock::default(),
             }),
         })
     }
 
-    /// Writes one record; `ts` is added.
-    pub fn write(&self, mut record: Value) {
-        if let Some(obj) = record.as_object_mut() {
-            obj.insert("ts".into(), json!(now_text()));
+    /// Writes one record (a JSON object); `ts` is added.
+    pub fn write(&self, record: Value) {
+        self.write_record(&record);
+    }
+
+    /// Writes one record, anything that serializes to a JSON object; `ts` is added as its last
+    /// field.
+    pub fn write_record<T: Serialize + ?Sized>(&self, record: &T) {
+        let mut line = Vec::with_capacity(256);
+        if serde_json::to_writer(&mut line, record).is_err() || line.pop() != Some(b'}') {
+            return;
         }
-        let mut line = serde_json::to_vec(&record).unwrap_or_default();
-        line.push(b'\n');
+        if line.len() > 1 {
+            line.push(b',');
+        }
+        line.extend_from_slice(br#""ts":""#);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.clock.write(&mut line);
+        line.extend_from_slice(b"\"}\n");
         if inner.written + line.len() as u64 > self.max_bytes {
             let _ = inner.out.flush();
             if self.rotate().is_ok()
@@ -60,7 +101,7 @@ impl LogWriter {
                     .append(true)
                     .open(self.dir.join(FILE))
             {
-                inner.out = BufWriter::new(file);
+                inner.out = BufWriter::with_capacity(BUFFER, file);
                 inner.written = 0;
             }
         }
@@ -231,6 +272,42 @@ pub fn render(record: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_get_a_millisecond_timestamp_last() {
+        #[derive(Serialize)]
+        struct Record<'a> {
+            kind: &'a str,
+            n: u32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let w = LogWriter::open(dir.path(), 1 << 20).unwrap();
+        let before = Utc::now();
+        w.write_record(&Record {
+            kind: "invocation",
+            n: 1,
+        });
+        w.write(json!({ "kind": "runtime", "message": "x" }));
+        w.flush();
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].starts_with(r#"{"kind":"invocation","n":1,"ts":""#),
+            "{}",
+            lines[0]
+        );
+        for line in lines {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let ts = record["ts"].as_str().unwrap();
+            assert_eq!(ts.len(), "2026-01-02T03:04:05.678Z".len(), "{ts}");
+            let at = DateTime::parse_from_rfc3339(ts)
+                .unwrap()
+                .with_timezone(&Utc);
+            assert!(at >= before - chrono::Duration::milliseconds(1) && at <= Utc::now());
+        }
+    }
 
     #[test]
     fn writes_rotates_reads_and_follows() {

@@ -18,6 +18,8 @@ pub struct FunctionMetrics {
     errors: AtomicU64,
     cold_starts: AtomicU64,
     instances: AtomicU64,
+    /// Invocations per duration bucket, each counted in the first bucket it fits (made
+    /// cumulative when rendered); those over the last bound are in none.
     duration_buckets: [AtomicU64; 12],
     duration_sum_us: AtomicU64,
 }
@@ -32,10 +34,8 @@ impl FunctionMetrics {
         if cold {
             self.cold_starts.fetch_add(1, Ordering::Relaxed);
         }
-        for (i, bound) in BUCKETS_MS.iter().enumerate() {
-            if duration_ms <= *bound {
-                self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS_MS.iter().position(|bound| duration_ms <= *bound) {
+            self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.duration_sum_us
             .fetch_add((duration_ms * 1000.0) as u64, Ordering::Relaxed);
@@ -119,11 +119,12 @@ impl Metrics {
             "# HELP nimbus_duration_ms Invocation duration in milliseconds.\n# TYPE nimbus_duration_ms histogram"
         );
         for (f, m) in functions.iter() {
+            let mut cumulative = 0;
             for (i, bound) in BUCKETS_MS.iter().enumerate() {
+                cumulative += m.duration_buckets[i].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "nimbus_duration_ms_bucket{{function=\"{f}\",le=\"{bound}\"}} {}",
-                    m.duration_buckets[i].load(Ordering::Relaxed)
+                    "nimbus_duration_ms_bucket{{function=\"{f}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
             let count = m.invocations.load(Ordering::Relaxed);
@@ -166,15 +167,18 @@ mod tests {
         let f = m.function("hello");
         f.invocation(3.0, true, true);
         f.invocation(40.0, false, false);
+        f.invocation(20_000.0, true, false);
         f.set_instances(2);
         let text = m.render(&[("payments".into(), 4, 1)]);
-        assert!(text.contains("nimbus_invocations_total{function=\"hello\"} 2"));
+        assert!(text.contains("nimbus_invocations_total{function=\"hello\"} 3"));
         assert!(text.contains("nimbus_errors_total{function=\"hello\"} 1"));
         assert!(text.contains("nimbus_cold_starts_total{function=\"hello\"} 1"));
         assert!(text.contains("nimbus_instances{function=\"hello\"} 2"));
         assert!(text.contains("nimbus_duration_ms_bucket{function=\"hello\",le=\"5\"} 1"));
         assert!(text.contains("nimbus_duration_ms_bucket{function=\"hello\",le=\"50\"} 2"));
-        assert!(text.contains("nimbus_duration_ms_bucket{function=\"hello\",le=\"+Inf\"} 2"));
+        assert!(text.contains("nimbus_duration_ms_bucket{function=\"hello\",le=\"10000\"} 2"));
+        assert!(text.contains("nimbus_duration_ms_bucket{function=\"hello\",le=\"+Inf\"} 3"));
+        assert!(text.contains("nimbus_duration_ms_sum{function=\"hello\"} 20043\n"));
         assert!(text.contains("nimbus_queue_depth{queue=\"payments\",state=\"visible\"} 4"));
     }
 }

@@ -313,8 +313,8 @@ impl Runtime {
     }
 
     fn new_pool(&self, f: &DeployedFunction, idle_timeout_ms: u64) -> Result<Pool, LocalError> {
-        let package_dir = self.unpack(f)?;
         let interpreter = self.interpreter(f)?;
+        let package_dir = self.unpack(f, &interpreter)?;
         let env = f.env.clone();
         let spec = FunctionSpec {
             name: f.name.clone(),
@@ -327,6 +327,8 @@ impl Runtime {
             memory_mb: f.memory_mb,
             timeout: Duration::from_millis(f.timeout_ms),
             max_concurrency: f.concurrency as usize,
+            scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
+            send_ahead_below: FunctionSpec::DEFAULT_SEND_AHEAD_BELOW,
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             max_queued: (f.concurrency as usize * 10).max(100),
             env,
@@ -337,8 +339,9 @@ impl Runtime {
         Ok(Pool::new(spec, hooks))
     }
 
-    /// Unpacks a function's zip into `functions/<name>-<sha>/` (once per package).
-    fn unpack(&self, f: &DeployedFunction) -> Result<PathBuf, LocalError> {
+    /// Unpacks a function's zip into `functions/<name>-<sha>/` (once per package); Python files are
+    /// compiled there at once (see [`precompile`]).
+    fn unpack(&self, f: &DeployedFunction, interpreter: &Path) -> Result<PathBuf, LocalError> {
         let dir = self.state.functions().join(format!(
             "{}-{}",
             f.name,
@@ -369,6 +372,9 @@ impl Runtime {
             path: f.artifact.clone(),
             reason: e.to_string(),
         })?;
+        if f.language == Language::Python {
+            precompile(interpreter, &tmp);
+        }
         std::fs::write(tmp.join(".complete"), b"").map_err(io("writing", &tmp))?;
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp); // unpacked concurrently; theirs is identical
@@ -395,6 +401,21 @@ impl Runtime {
         cache.insert(f.runtime.clone(), found.clone());
         Ok(found)
     }
+}
+
+/// Compiles the Python files under `dir` with the function's interpreter, once, when the package
+/// is unpacked: each worker then loads the shim and the handler without compiling them (a cold
+/// start saves about 10 ms for the shim alone; the workers never write bytecode themselves). A
+/// file that does not compile is left to fail where it always did, when a worker loads it.
+fn precompile(interpreter: &Path, dir: &Path) {
+    let _ = std::process::Command::new(interpreter)
+        .args(["-m", "compileall", "-q"])
+        .arg(dir)
+        .env_clear() // e.g. no PYTHONPYCACHEPREFIX: the bytecode goes beside the sources
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -341,6 +341,25 @@ fn pools_grow_to_the_cap_and_shrink_to_zero() {
     let app = App::deploy(&[("nimbus.yaml", SLOW_APP), ("app.py", SLOW_HANDLER)], &[]);
     let pid = app.info()["pid"].as_u64().unwrap();
     assert_eq!(workers_of(pid), 0, "nothing runs before the first request");
+    // The unpacked package was compiled once, so that workers start without compiling it.
+    let functions = app.state("slow").join("functions");
+    let package = std::fs::read_dir(&functions)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    for compiled in [
+        package.join("__pycache__"),
+        package.join("_nimbus/__pycache__"),
+    ] {
+        let names: Vec<String> = std::fs::read_dir(&compiled)
+            .unwrap_or_else(|e| panic!("{}: {e}", compiled.display()))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.ends_with(".pyc")), "{names:?}");
+    }
     let url = format!("{}/slow", app.url);
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

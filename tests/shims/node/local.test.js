@@ -4,20 +4,28 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { buildPackage, config } = require('./helpers.js');
 
 class Worker {
-  constructor(root, handler) {
+  // `files`: stdout and stderr go to these files (as the local runtime does) instead of pipes.
+  constructor(root, handler, files) {
+    const out = files ? files.map((f) => fs.openSync(f, 'a')) : ['pipe', 'pipe'];
     this.proc = spawn(process.execPath, ['_nimbus/local_worker.js'], {
       cwd: root,
       env: { ...process.env, NIMBUS_PACKAGE_ROOT: '' },
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], // fd 3: runtime -> worker, fd 4: worker -> runtime
+      stdio: ['ignore', ...out, 'pipe', 'pipe'], // fd 3: runtime -> worker, fd 4: worker -> runtime
     });
+    if (files) out.forEach((fd) => fs.closeSync(fd));
     this.handler = handler;
     this.stdout = Buffer.alloc(0);
     this.stderr = Buffer.alloc(0);
-    this.proc.stdout.on('data', (b) => { this.stdout = Buffer.concat([this.stdout, b]); });
-    this.proc.stderr.on('data', (b) => { this.stderr = Buffer.concat([this.stderr, b]); });
+    if (!files) {
+      this.proc.stdout.on('data', (b) => { this.stdout = Buffer.concat([this.stdout, b]); });
+      this.proc.stderr.on('data', (b) => { this.stderr = Buffer.concat([this.stderr, b]); });
+    }
     this.toWorker = this.proc.stdio[3];
     this.fromWorker = this.proc.stdio[4];
     this.buf = Buffer.alloc(0);
@@ -66,8 +74,8 @@ class Worker {
 }
 
 const workers = [];
-function start(handler = 'handlers/probe.js') {
-  const w = new Worker(buildPackage('local', config('local', handler)), handler);
+function start(handler = 'handlers/probe.js', files) {
+  const w = new Worker(buildPackage('local', config('local', handler)), handler, files);
   workers.push(w);
   return w;
 }
@@ -173,6 +181,40 @@ test('stdout does not corrupt the protocol', async () => {
   assert.equal(out.split('log line from the handler\n').length - 1, 3);
   assert.ok(out.includes('{"id":"x1"}'));
   assert.equal(w.stderr.toString().split('to stderr').length - 1, 3);
+});
+
+test('with stdout and stderr in files, replies say where each invocation\'s output ends', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nimbus-output-'));
+  const files = [path.join(dir, 'stdout'), path.join(dir, 'stderr')];
+  const w = start('handlers/printer.js', files);
+  const sizes = () => files.map((f) => fs.statSync(f).size);
+  const ready = await w.recv();
+  assert.equal(ready.ready, true);
+  assert.deepEqual(ready.output, sizes());
+  for (let i = 0; i < 3; i++) {
+    const r = await w.invoke(i, HTTP);
+    assert.equal(r.result.body, 'printed');
+    assert.deepEqual(r.output, sizes(), 'flushed: nothing more is written after the reply');
+    assert.ok(r.output[0] > ready.output[0] && r.output[1] > 0);
+  }
+  assert.equal(await w.close(), 0);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('timeout_ms counts from the start of the invocation', async () => {
+  const w = start();
+  assert.equal((await w.recv()).ready, true);
+  const before = Date.now();
+  w.send({ id: 1, event: HTTP, timeout_ms: 3000, request_id: 'req-1' });
+  w.send({ id: 2, event: HTTP, timeout_ms: 3000, request_id: 'req-2' }); // sent ahead
+  const replies = [await w.recv(), await w.recv()];
+  const after = Date.now();
+  assert.deepEqual(replies.map((r) => r.id), [1, 2]);
+  for (const r of replies) {
+    const deadline = JSON.parse(r.result.body).context.deadline_ms;
+    assert.ok(deadline >= before + 3000 && deadline <= after + 3000, `${deadline}`);
+  }
+  assert.equal(await w.close(), 0);
 });
 
 test('ESM handler', async () => {

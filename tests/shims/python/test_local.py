@@ -146,8 +146,9 @@ def test_ready_invoke_and_eof(worker):
     q = {"type": "queue", "source": "payments", "messages": [
         {"id": "m1", "body": "ok", "attributes": {}, "receive_count": 1},
         {"id": "m2", "body": "please fail", "attributes": {"a": "b"}, "receive_count": 2}]}
-    assert w.invoke("two", q) == {"id": "two", "ok": True, "result": {"failed": ["m2"]},
-                                  "duration_ms": pytest.approx(0, abs=10_000)}
+    r = w.invoke("two", q)
+    assert r.pop("output") == [len(w.stdout()), len(w.stderr())]  # stdout and stderr are files here
+    assert r == {"id": "two", "ok": True, "result": {"failed": ["m2"]}, "duration_ms": pytest.approx(0, abs=10_000)}
     q["messages"][1]["body"] = "fine"
     assert w.invoke(3, q)["result"] == {"failed": []}
     assert w.invoke(4, {"type": "schedule", "name": "nightly", "time": "2026-11-25T03:00:00Z"})["result"] is None
@@ -187,12 +188,56 @@ def test_protocol_errors(worker):
     assert w.close() == 0
 
 
+def test_frames_in_one_write_and_split_across_writes(worker):
+    # The worker reads whatever the pipe holds: several frames at once, or a frame in pieces.
+    w = worker()
+    assert w.recv()["ready"] is True
+    frames = []
+    for i in (1, 2, 3):
+        data = json.dumps({"id": i, "event": HTTP, "deadline_ms": int(time.time() * 1000) + 4000,
+                           "request_id": "req-%d" % i}).encode()
+        frames.append(struct.pack(">I", len(data)) + data)
+    w.send_raw(b"".join(frames))
+    assert [w.recv()["id"] for _ in frames] == [1, 2, 3]
+    big = dict(HTTP, body="x" * 200_000)  # more than one read of the pipe
+    data = json.dumps({"id": 4, "event": big, "deadline_ms": int(time.time() * 1000) + 4000,
+                       "request_id": "req-4"}).encode()
+    frame = struct.pack(">I", len(data)) + data
+    w.send_raw(frame[:2])
+    time.sleep(0.05)
+    w.send_raw(frame[2:])
+    r = w.recv()
+    assert r["id"] == 4 and r["ok"] is True
+    assert w.close() == 0
+
+
+def test_timeout_ms_counts_from_the_start_of_the_invocation(worker):
+    # Two frames at once: the second, sent ahead, starts after the first, and its deadline is
+    # its own start + timeout_ms.
+    w = worker()
+    assert w.recv()["ready"] is True
+    frames = b""
+    for i in (1, 2):
+        data = json.dumps({"id": i, "event": HTTP, "timeout_ms": 3000, "request_id": "req-%d" % i}).encode()
+        frames += struct.pack(">I", len(data)) + data
+    before = int(time.time() * 1000)
+    w.send_raw(frames)
+    replies = [w.recv(), w.recv()]
+    after = int(time.time() * 1000)
+    assert [r["id"] for r in replies] == [1, 2]
+    for r in replies:
+        deadline = json.loads(r["result"]["body"])["context"]["deadline_ms"]
+        assert before + 3000 <= deadline <= after + 3000
+    assert w.close() == 0
+
+
 def test_topic_partial_failure(worker):
     w = worker("handlers/probe.py")
     assert w.recv()["ready"] is True
     r = w.invoke(1, {"type": "topic", "source": "t", "messages": [{"id": "x", "body": "fail", "attributes": {}},
                                                                   {"id": "y", "body": "ok", "attributes": {}}]})
-    assert r == {"id": 1, "ok": True, "result": {"failed": ["x"]}, "duration_ms": r["duration_ms"]}
+    assert r == {"id": 1, "ok": True, "result": {"failed": ["x"]}, "duration_ms": r["duration_ms"],
+                 "output": r["output"]}
     assert w.close() == 0
 
 
@@ -207,10 +252,13 @@ def test_load_error(worker):
 
 def test_stdout_does_not_corrupt_protocol(worker):
     w = worker("handlers/printer.py")
-    assert w.recv()["ready"] is True
+    ready = w.recv()
+    assert ready["ready"] is True and ready["output"] == [len(w.stdout()), len(w.stderr())]
     for i in range(3):
         r = w.invoke(i, HTTP)
         assert r["ok"] is True and r["result"]["body"] == "printed"
+        # Where this invocation's output ends: all of it is flushed, nothing more is there.
+        assert r["output"] == [len(w.stdout()), len(w.stderr())] and r["output"][0] > ready["output"][0]
     assert w.close() == 0
     out = w.stdout()
     assert out.count(b"log line from the handler\n") == 3 and b'{"id":"x1"}' in out

@@ -71,6 +71,20 @@ def handler(event, context):
     if mode == "sleep":
         time.sleep(int(arg) / 1000)
         return {"slept": int(arg), "pid": os.getpid()}
+    if mode == "deadline":
+        return {"remaining_ms": context.remaining_ms(), "pid": os.getpid()}
+    if mode == "die-after":
+        time.sleep(int(arg) / 1000)
+        os._exit(3)
+    if mode == "alloc-after":
+        time.sleep(int(arg) / 1000)
+        block = bytearray(64 * 1024 * 1024 * 1024)
+        return {"allocated": len(block)}
+    if mode == "spin":
+        end = time.perf_counter() + int(arg) / 1000
+        while time.perf_counter() < end:
+            pass
+        return {"spun": int(arg), "pid": os.getpid()}
     if mode == "hang":
         while True:
             time.sleep(1)
@@ -128,6 +142,12 @@ exports.handler = async (event, context) => {
       return { slept: Number(arg), pid: process.pid };
     case 'hang':
       return new Promise(() => setInterval(() => {}, 1000));
+    case 'deadline':
+      return { remaining_ms: context.remainingMs(), pid: process.pid };
+    case 'die-after':
+      await new Promise((r) => setTimeout(r, Number(arg)));
+      process.exit(3);
+      break;
     case 'exit':
       process.exit(Number(arg || 3));
       break;
@@ -220,6 +240,8 @@ pub fn spec(language: Language, dir: &Path) -> FunctionSpec {
         memory_mb: 256,
         timeout: Duration::from_secs(5),
         max_concurrency: 2,
+        scale_up_wait: FunctionSpec::DEFAULT_SCALE_UP_WAIT,
+        send_ahead_below: FunctionSpec::DEFAULT_SEND_AHEAD_BELOW,
         idle_timeout: Duration::from_secs(60),
         max_queued: 100,
         env: BTreeMap::from([("GREETING".into(), "hi".into())]),
@@ -240,14 +262,18 @@ pub fn body(result: &Value) -> Value {
     serde_json::from_str(result["body"].as_str().expect("a text body")).unwrap()
 }
 
-/// Whether process `pid` exists and is not a zombie.
+/// Whether process `pid` exists and any of its threads is not a zombie: the main thread of a
+/// process that exits (Node's, say) can be a zombie while other threads still hold its files.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    })
 }
 
 /// A log line as the hooks saw it.

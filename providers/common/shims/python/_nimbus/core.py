@@ -11,22 +11,22 @@ Standard library only. The contract is documented in docs/function-contract.md.
 
 from __future__ import annotations
 
+import _thread
 import base64
 import datetime as _dt
-import decimal
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import re
 import sys
-import threading
 import time
-import traceback
-import uuid
-from collections.abc import Mapping
-from urllib.parse import parse_qsl
+import types
+from collections.abc import Awaitable, Mapping
+
+# Imported where they are needed, not here: every cold start pays for what this module imports
+# (inspect alone costs several milliseconds): decimal, inspect, threading, traceback, uuid and
+# urllib.parse.
 
 EVENT_TYPES = ("http", "queue", "topic", "schedule", "bucket", "table")
 RESOURCE_TYPES = ("table", "queue", "topic", "bucket")
@@ -180,6 +180,8 @@ def load_handler(root: str, file: str, export: str):
             "Nimbus shim: importing handler file %r failed: %s: %s" % (rel, type(e).__name__, e)
         )
         err.__cause__ = e
+        import traceback
+
         err.user_traceback = traceback.format_exc()
         raise err from e
     fn = getattr(module, export, None)
@@ -255,7 +257,7 @@ class Resources(Mapping):
         self._fn = config.get("function", "?")
         self._specs = config.get("resources") or {}
         self._clients: dict = {}
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def _granted(self):
         return [n for n, s in self._specs.items() if isinstance(s, dict) and s.get("access")]
@@ -339,7 +341,7 @@ class Context:
 
 
 _loop = None
-_loop_lock = threading.Lock()
+_loop_lock = _thread.allocate_lock()
 
 
 def _run_coroutine(coro):
@@ -362,6 +364,8 @@ def _run_coroutine(coro):
                 box["r"] = asyncio.run(coro)
             except BaseException as e:  # noqa: BLE001
                 box["e"] = e
+
+        import threading
 
         t = threading.Thread(target=runner)
         t.start()
@@ -399,7 +403,7 @@ class Function:
     def context(self, request_id: str | None = None, deadline_ms: int | None = None) -> Context:
         return Context(
             function_name=self.name,
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id or _new_request_id(),
             service=self.config.get("service"),
             stage=self.config.get("stage"),
             provider=self.provider,
@@ -409,7 +413,7 @@ class Function:
 
     def invoke(self, event: dict, context: Context):
         result = self.handler(event, context)
-        if inspect.isawaitable(result):
+        if _isawaitable(result):
             result = _run_coroutine(_await(result))
         return result
 
@@ -427,8 +431,21 @@ async def _await(aw):
     return await aw
 
 
+def _new_request_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _isawaitable(obj) -> bool:
+    """``inspect.isawaitable``, without importing inspect."""
+    return (isinstance(obj, types.CoroutineType)
+            or isinstance(obj, types.GeneratorType) and bool(obj.gi_code.co_flags & 0x100)  # CO_ITERABLE_COROUTINE
+            or isinstance(obj, Awaitable))
+
+
 _functions: dict = {}
-_functions_lock = threading.Lock()
+_functions_lock = _thread.allocate_lock()
 
 
 def get_function(target: str | None = None, provider: str | None = None, root: str | None = None) -> Function:
@@ -448,7 +465,8 @@ def get_function(target: str | None = None, provider: str | None = None, root: s
 
 
 def _json_default(o):
-    if isinstance(o, decimal.Decimal):
+    decimal = sys.modules.get("decimal")  # no Decimal can exist unless decimal was imported
+    if decimal is not None and isinstance(o, decimal.Decimal):
         return int(o) if o == o.to_integral_value() else float(o)
     if isinstance(o, (_dt.datetime, _dt.date, _dt.time)):
         return o.isoformat()
@@ -459,9 +477,13 @@ def _json_default(o):
     raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
 
 
+# One encoder for every call: `json.dumps` with options builds a new encoder each time.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default).encode
+
+
 def dumps(obj) -> str:
     """Compact JSON, the same bytes as Node's JSON.stringify for plain data."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return _encode(obj)
 
 
 def rfc3339(value=None) -> str:
@@ -544,6 +566,8 @@ def join_query(pairs) -> dict:
 
 
 def query_from_string(qs: str) -> dict:
+    from urllib.parse import parse_qsl
+
     return join_query(parse_qsl(qs or "", keep_blank_values=True))
 
 
@@ -753,6 +777,8 @@ def normalize_result(event: dict, result):
 
 
 def error_info(exc: BaseException) -> dict:
+    import traceback
+
     tb = getattr(exc, "user_traceback", None) or "".join(
         traceback.format_exception(type(exc), exc, exc.__traceback__)
     )

@@ -5,8 +5,12 @@
 // root and two inherited pipes: fd 3 (runtime -> worker) and fd 4 (worker -> runtime); stdout and
 // stderr stay the handler's own (logs). Frames: 4-byte big-endian length + UTF-8 JSON.
 // First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
-// time, {"id", "event", "deadline_ms", "request_id"} -> {"id", "ok": true, "result", "duration_ms"}
-// or {"id", "ok": false, "error": {"type", "message", "stack"}, "duration_ms"}. Exit 0 on EOF of fd 3.
+// time and in the order received, {"id", "event", "timeout_ms" (or "deadline_ms"), "request_id"} ->
+// {"id", "ok": true, "result", "duration_ms"} or {"id", "ok": false, "error": {"type", "message",
+// "stack"}, "duration_ms"}. The runtime may send the next invocation before the reply (ahead): it
+// starts right after that reply, and its deadline counts from then. When stdout and stderr
+// are files (the runtime's), the ready frame and each reply also carry "output": [out, err], their
+// sizes once flushed: where that invocation's output ends. Exit 0 on EOF of fd 3.
 // During an invocation the handler (through the resource clients) may call `rpc(resource, op, args)`:
 // it sends {"rpc": n, "resource", "op", "args"} and its Promise settles when the runtime answers
 // {"rpc": n, "ok": true, "result"} or {"rpc": n, "ok": false, "error": {"type", "message"}}.
@@ -82,10 +86,15 @@ function settleRpc(msg) {
 }
 
 function writeFrame(obj) {
-  const data = Buffer.from(core.dumps(obj), 'utf8');
-  const buf = Buffer.allocUnsafe(4 + data.length);
-  buf.writeUInt32BE(data.length, 0);
-  data.copy(buf, 4);
+  writeEncoded(core.dumps(obj));
+}
+
+// Writes one frame whose JSON is already encoded: the text is encoded straight into the frame.
+function writeEncoded(text) {
+  const size = Buffer.byteLength(text, 'utf8');
+  const buf = Buffer.allocUnsafe(4 + size);
+  buf.writeUInt32BE(size, 0);
+  buf.write(text, 4, 'utf8');
   let off = 0;
   while (off < buf.length) {
     try {
@@ -107,15 +116,17 @@ function openInput() {
 
 // Output the handler wrote is written out before the reply, so that the reply marks the end of the
 // invocation's output. (Writes to a full pipe are queued by Node: wait until they are flushed.)
+// Returns null when nothing is pending, so that the caller need not wait a tick.
 function flushStdio() {
   const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0 && !s.destroyed);
+  if (!pending.length) return null;
   return Promise.all(pending.map((s) => new Promise((resolve) => s.write('', resolve))));
 }
 
 async function handle(fn, msg) {
   const id = msg && typeof msg === 'object' && 'id' in msg ? msg.id : null;
   const t0 = process.hrtime.bigint();
-  let resp;
+  let text;
   try {
     if (msg && msg.__invalid) throw Object.assign(new Error(msg.__invalid), { name: 'ProtocolError' });
     if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw Object.assign(new Error('frame is not an object'), { name: 'ProtocolError' });
@@ -124,7 +135,10 @@ async function handle(fn, msg) {
       throw Object.assign(new Error(`invocation ${JSON.stringify(id)} has no neutral event (event.type one of ${core.EVENT_TYPES.join(', ')})`),
         { name: 'ProtocolError' });
     }
-    const ctx = fn.context(msg.request_id, msg.deadline_ms);
+    // With timeout_ms the deadline counts from now: the invocation may have been sent ahead.
+    const deadline = msg.deadline_ms != null ? msg.deadline_ms
+      : (Number.isInteger(msg.timeout_ms) ? Date.now() + msg.timeout_ms : undefined);
+    const ctx = fn.context(msg.request_id, deadline);
     let raw;
     invoking += 1;
     try {
@@ -133,14 +147,41 @@ async function handle(fn, msg) {
       invoking -= 1;
     }
     const result = core.normalizeResult(event, raw);
-    resp = { id, ok: true, result };
-    core.dumps(resp); // surface unserializable results as handler errors
+    // Serialized once, here (an unserializable result is a handler error). A normalized result is
+    // plain JSON (its body is already text), so it needs none of core.dumps's conversions.
+    text = JSON.stringify({ id, ok: true, result, duration_ms: elapsedMs(t0) });
   } catch (err) {
-    resp = { id, ok: false, error: core.errorInfo(err) };
+    text = JSON.stringify({ id, ok: false, error: core.errorInfo(err), duration_ms: elapsedMs(t0) });
   }
-  resp.duration_ms = Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
-  await flushStdio();
-  writeFrame(resp);
+  const flushed = flushStdio();
+  if (flushed) await flushed;
+  writeEncoded(withOutput(text));
+}
+
+// When stdout and stderr are files (as the local runtime gives them), every reply and the ready
+// frame say how far they go, flushed: where that invocation's output ends.
+const outputFiles = [1, 2].every((fd) => {
+  try {
+    return fs.fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+});
+
+// The serialized frame `text` (a JSON object) with "output": [stdout size, stderr size] added.
+function withOutput(text) {
+  if (!outputFiles) return text;
+  let sizes;
+  try {
+    sizes = `[${fs.fstatSync(1).size},${fs.fstatSync(2).size}]`;
+  } catch {
+    return text;
+  }
+  return `${text.slice(0, -1)},"output":${sizes}}`;
+}
+
+function elapsedMs(t0) {
+  return Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
 }
 
 async function main() {
@@ -155,7 +196,8 @@ async function main() {
     console.error('nimbus: unhandled promise rejection in the handler:', reason);
   });
   await flushStdio();
-  writeFrame({ ready: true, load_ms: Math.round(fn.loadMs * 1000) / 1000, pid: process.pid, runtime: `node${process.versions.node}` });
+  const ready = { ready: true, load_ms: Math.round(fn.loadMs * 1000) / 1000, pid: process.pid, runtime: `node${process.versions.node}` };
+  writeEncoded(withOutput(JSON.stringify(ready)));
   serving = true;
 
   const input = openInput();

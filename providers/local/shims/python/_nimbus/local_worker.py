@@ -7,10 +7,15 @@ stdout/stderr stay the handler's own (logs).
 
 Frames: 4-byte big-endian length + UTF-8 JSON. After loading the handler the
 worker sends ``{"ready": true, "load_ms": ...}`` (or ``{"ready": false,
-"error": {...}}`` and exits 1); then, one at a time, it answers every
-``{"id", "event", "deadline_ms", "request_id"}`` with ``{"id", "ok": true,
-"result", "duration_ms"}`` or ``{"id", "ok": false, "error": {"type",
-"message", "stack"}, "duration_ms"}``. It exits 0 on EOF of fd 3. See
+"error": {...}}`` and exits 1); then, one at a time and in the order received,
+it answers every ``{"id", "event", "timeout_ms" (or "deadline_ms"),
+"request_id"}`` with ``{"id", "ok": true, "result", "duration_ms"}`` or ``{"id",
+"ok": false, "error": {"type", "message", "stack"}, "duration_ms"}``. The
+runtime may send the next invocation before the reply (ahead): it starts right
+after that reply, and its deadline counts from then. When stdout and stderr are
+files (the runtime's), the ready frame and each reply also carry ``"output":
+[out, err]``, their sizes once flushed: where that invocation's output ends. It
+exits 0 on EOF of fd 3, and 3 after a MemoryError reply. See
 docs/function-contract.md, "Local worker protocol".
 
 During an invocation the handler (through the resource clients) may call
@@ -24,10 +29,13 @@ it already uses (interpreter + shim, ~30 MiB) + the limit + 64 MiB of headroom,
 so that a handler allocating past its memory gets ``MemoryError``.
 """
 
+import _thread
+import collections
+import json
 import os
+import stat
 import struct
 import sys
-import threading
 import time
 
 if __package__ in (None, ""):  # run as a file: make the package root importable, not _nimbus/
@@ -71,11 +79,11 @@ class ResourceError(core.NimbusError):
         self.message = message
 
 
-# The channel to the runtime while serving (fds in, out), and whether an invocation is running:
+# The channel to the runtime while serving (frame reader, fd out), and whether an invocation is running:
 # RPC frames are only valid then (the runtime reads them while it waits for the reply).
 _channel = None
 _invoking = False
-_rpc_lock = threading.Lock()
+_rpc_lock = _thread.allocate_lock()
 _rpc_seq = 0
 
 
@@ -102,16 +110,21 @@ def rpc(resource, op, args=None):
         raise core.ResourceUnavailableError(
             "resource %r: resource calls are only possible while the local runtime is invoking the handler"
             % (resource,))
-    in_fd, out_fd = _channel
+    reader, out_fd = _channel
     with _rpc_lock:
         _rpc_seq += 1
         n = _rpc_seq
         write_frame(out_fd, {"rpc": n, "resource": resource, "op": op, "args": {} if args is None else args})
-        msg = read_frame(in_fd)
-        if msg is None:
-            raise ResourceError("ProtocolError", "the local runtime closed the connection during a resource call")
-        if not isinstance(msg, dict) or msg.get("rpc") != n:
-            raise ResourceError("ProtocolError", "expected the reply to resource call %d, got %.200r" % (n, msg))
+        while True:
+            msg = reader.next()
+            if msg is None:
+                raise ResourceError("ProtocolError", "the local runtime closed the connection during a resource call")
+            if isinstance(msg, dict) and "id" in msg and "rpc" not in msg:
+                reader.pending.append(msg)  # the next invocation, sent ahead: served after this one
+                continue
+            if not isinstance(msg, dict) or msg.get("rpc") != n:
+                raise ResourceError("ProtocolError", "expected the reply to resource call %d, got %.200r" % (n, msg))
+            break
     if msg.get("ok") is True:
         return msg.get("result")
     raise _resource_error(msg.get("error"))
@@ -148,33 +161,47 @@ def apply_memory_limit():
         sys.stderr.write("nimbus local worker: memory limit %r not applied: %s\n" % (raw, e))
 
 
-def _read_exact(fd, n, at_boundary):
-    chunks, got = [], 0
-    while got < n:
-        b = os.read(fd, n - got)
-        if not b:
-            if got == 0 and at_boundary:
-                return None
+class FrameReader:
+    """Reads frames from the runtime. Each system call takes whatever the pipe holds (up to the
+    rest of the frame, at least 64 KiB), so that a small frame costs one read, not two.
+    ``pending`` keeps invocations that arrived during a resource call (sent ahead), in order."""
+
+    __slots__ = ("fd", "buf", "pending")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+        self.pending = collections.deque()
+
+    def _fill(self, want):
+        """Reads until the buffer holds ``want`` bytes; False at EOF."""
+        buf = self.buf
+        while len(buf) < want:
+            chunk = os.read(self.fd, max(65536, want - len(buf)))
+            if not chunk:
+                return False
+            buf += chunk
+        return True
+
+    def next(self):
+        """The next frame's JSON, ``None`` at EOF on a frame boundary; a frame that is not JSON
+        becomes ``{"_invalid": why}``. Raises ``ProtocolError`` on a truncated or oversized frame."""
+        buf = self.buf
+        if not self._fill(4):
+            if buf:
+                raise ProtocolError("unexpected EOF inside a frame")
+            return None
+        n = int.from_bytes(buf[:4], "big")
+        if n > MAX_FRAME:
+            raise ProtocolError("frame of %d bytes exceeds the %d-byte limit" % (n, MAX_FRAME))
+        if not self._fill(4 + n):
             raise ProtocolError("unexpected EOF inside a frame")
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
-
-
-def read_frame(fd):
-    hdr = _read_exact(fd, 4, True)
-    if hdr is None:
-        return None
-    (n,) = struct.unpack(">I", hdr)
-    if n > MAX_FRAME:
-        raise ProtocolError("frame of %d bytes exceeds the %d-byte limit" % (n, MAX_FRAME))
-    body = _read_exact(fd, n, False) if n else b""
-    import json
-
-    try:
-        return json.loads(body.decode("utf-8"))
-    except ValueError as e:
-        return {"_invalid": "frame is not UTF-8 JSON: %s" % e}
+        body = buf[4:4 + n]
+        del buf[:4 + n]
+        try:
+            return json.loads(body)
+        except ValueError as e:  # UnicodeDecodeError is a ValueError too
+            return {"_invalid": "frame is not UTF-8 JSON: %s" % e}
 
 
 def write_frame(fd, obj):
@@ -198,6 +225,32 @@ def _flush_std():
             pass
 
 
+def _output_files():
+    """Whether stdout and stderr are files (as the local runtime gives them), whose sizes tell it
+    where each invocation's output ends."""
+    try:
+        return all(stat.S_ISREG(os.fstat(fd).st_mode) for fd in (1, 2))
+    except OSError:
+        return False
+
+
+def _output_end(files):
+    """Flushes stdout and stderr; returns their sizes as the JSON text ``[out,err]`` (None when
+    they are not files)."""
+    _flush_std()
+    if not files:
+        return None
+    try:
+        return "[%d,%d]" % (os.lseek(1, 0, os.SEEK_END), os.lseek(2, 0, os.SEEK_END))
+    except OSError:
+        return None
+
+
+def _with_output(data, output):
+    """The serialized frame ``data`` (a JSON object) with ``"output"`` added."""
+    return data if output is None else data[:-1] + ',"output":' + output + "}"
+
+
 def serve(in_fd, out_fd):
     global _channel, _invoking
     apply_memory_limit()
@@ -209,13 +262,15 @@ def serve(in_fd, out_fd):
         _flush_std()
         write_frame(out_fd, {"ready": False, "error": core.error_info(e)})
         return 1
-    _flush_std()
-    write_frame(out_fd, {"ready": True, "load_ms": round(fn.load_ms, 3), "pid": os.getpid(),
-                         "runtime": "python%d.%d" % sys.version_info[:2]})
-    _channel = (in_fd, out_fd)
+    files = _output_files()
+    ready = core.dumps({"ready": True, "load_ms": round(fn.load_ms, 3), "pid": os.getpid(),
+                        "runtime": "python%d.%d" % sys.version_info[:2]})
+    write_encoded(out_fd, _with_output(ready, _output_end(files)).encode("utf-8"))
+    reader = FrameReader(in_fd)
+    _channel = (reader, out_fd)
     while True:
         try:
-            msg = read_frame(in_fd)
+            msg = reader.pending.popleft() if reader.pending else reader.next()
         except ProtocolError as e:
             write_frame(out_fd, {"id": None, "ok": False, "error": {
                 "type": "ProtocolError", "message": str(e), "stack": ""}})
@@ -231,7 +286,10 @@ def serve(in_fd, out_fd):
             if not isinstance(event, dict) or event.get("type") not in core.EVENT_TYPES:
                 raise ProtocolError("invocation %r has no neutral event (event.type one of %s)"
                                     % (mid, ", ".join(core.EVENT_TYPES)))
-            ctx = fn.context(request_id=msg.get("request_id"), deadline_ms=msg.get("deadline_ms"))
+            deadline = msg.get("deadline_ms")
+            if deadline is None and isinstance(msg.get("timeout_ms"), int):
+                deadline = core.now_ms() + msg["timeout_ms"]  # from now: it may have been sent ahead
+            ctx = fn.context(request_id=msg.get("request_id"), deadline_ms=deadline)
             _invoking = True
             try:
                 raw = fn.invoke(event, ctx)
@@ -247,8 +305,12 @@ def serve(in_fd, out_fd):
             resp = {"id": mid, "ok": False, "error": core.error_info(e),
                     "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3)}
             data = core.dumps(resp)
-        _flush_std()
-        write_encoded(out_fd, data.encode("utf-8"))
+            if isinstance(e, MemoryError):
+                # The runtime replaces a worker that ran out of memory: this one serves nothing
+                # more, not even an invocation already sent ahead.
+                write_encoded(out_fd, _with_output(data, _output_end(files)).encode("utf-8"))
+                return 3
+        write_encoded(out_fd, _with_output(data, _output_end(files)).encode("utf-8"))
 
 
 def main():
