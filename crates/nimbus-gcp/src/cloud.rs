@@ -6,8 +6,6 @@
 //! `remove`: destroys the deployment (buckets and collections holding data are kept unless
 //! forced) and deletes its packages. `logs` and `invoke` are not implemented yet for GCP and say so.
 
-use std::time::Duration;
-
 use nimbus_cloud::{
     Cloud, DeployOptions, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogQuery, LogSink,
     Options, Progress, ResourceInfo, Target, Upload,
@@ -18,7 +16,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::api::{Client, Credentials, Endpoints, urlencode};
-use crate::driver::GcpDriver;
+use crate::driver::{GcpDriver, Scope, Timing};
 use crate::error::GcpError;
 use crate::kinds;
 use crate::lower::{GcpSettings, lower};
@@ -30,6 +28,7 @@ pub struct Gcp {
     client: Client,
     settings: GcpSettings,
     options: Options,
+    timing: Timing,
 }
 
 impl std::fmt::Debug for Gcp {
@@ -84,7 +83,14 @@ impl Gcp {
             client,
             settings,
             options,
+            timing: Timing::from_env(),
         })
+    }
+
+    /// Waits and polls as `timing` says (by default as the environment says: [`Timing::from_env`]).
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
     }
 
     /// The settings in use.
@@ -102,7 +108,12 @@ impl Gcp {
     ) -> Result<Engine<ObjectStoreBackend<GcsStore>, GcpDriver>, GcpError> {
         let deployment = Deployment::new(&graph.service, &graph.stage, "gcp")?;
         let backend = ObjectStoreBackend::new(self.store(), "state", &deployment);
-        let driver = GcpDriver::new(self.client.clone(), self.options.progress.clone());
+        let driver = GcpDriver::new(
+            self.client.clone(),
+            Scope::new(&self.settings, &graph.service, &graph.stage),
+            self.timing,
+            self.options.progress.clone(),
+        );
         let mut engine_options = nimbus_engine::Options {
             parallelism: self.options.parallelism.max(1),
             lock: LockOptions {
@@ -111,11 +122,8 @@ impl Gcp {
             },
             ..Default::default()
         };
-        if let Some(ms) = std::env::var("NIMBUS_GCP_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            engine_options.retry.initial_backoff = Duration::from_millis(ms);
+        if let Some(base) = self.timing.retry_base {
+            engine_options.retry.initial_backoff = base;
         }
         let mut engine = Engine::new(deployment, backend, driver).with_options(engine_options);
         if let Some(p) = self.options.progress.clone() {

@@ -191,6 +191,8 @@ async fn state_lock_packages_and_pubsub_against_the_emulators() {
             ObjectStoreBackend::new(store.clone(), "state", &deployment),
             nimbus_gcp::driver::GcpDriver::new(
                 nimbus_gcp::api::Client::new(endpoints.clone(), Credentials::Anonymous).unwrap(),
+                nimbus_gcp::driver::Scope::new(&settings, "shop", "dev"),
+                nimbus_gcp::driver::Timing::default(),
                 None,
             ),
         )

@@ -1,0 +1,652 @@
+//! The GCP provider end to end: the shop example built for real and deployed through the
+//! discovery-validated control-plane double (Cloud Functions, Eventarc, Cloud Scheduler, API
+//! Gateway, IAM, Resource Manager, Cloud Run IAM, Cloud Logging), which fronts fake-gcs-server and
+//! Google's Pub/Sub and Firestore emulators (see `common::cloud`). Every test deploys to a
+//! project of its own and reads only its own requests from the double's log; every test checks
+//! that the double saw no request the published API reference does not allow.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::cloud::{self, CloudEnv};
+use nimbus_cloud::{Cloud, DeployOptions, Options, Target};
+use nimbus_engine::Action;
+use nimbus_gcp::api::Credentials;
+use serde_json::{Value, json};
+
+async fn connect(env: &CloudEnv, graph: &nimbus_graph::AppGraph) -> nimbus_gcp::Gcp {
+    nimbus_gcp::Gcp::new(
+        graph,
+        Options::default(),
+        env.endpoints(),
+        Credentials::Anonymous,
+        None,
+    )
+    .await
+    .unwrap()
+    .with_timing(cloud::fast())
+}
+
+/// A built copy of the shop for `project`.
+struct Shop {
+    dir: tempfile::TempDir,
+    graph: nimbus_graph::AppGraph,
+    build: nimbus_package::BuildReport,
+    out: std::path::PathBuf,
+}
+
+impl Shop {
+    fn new(project: &str) -> Shop {
+        let dir = cloud::shop_copy(project);
+        let (graph, build, out) = cloud::build(dir.path());
+        Shop {
+            dir,
+            graph,
+            build,
+            out,
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let (graph, build, out) = cloud::build(self.dir.path());
+        (self.graph, self.build, self.out) = (graph, build, out);
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target {
+            graph: &self.graph,
+            build: &self.build.manifest,
+            build_dir: &self.out,
+        }
+    }
+}
+
+/// The writes since `mark`, split: control-plane and resource writes (project id as `P`, sorted),
+/// and the deployment bucket's objects written or deleted (`package`, `state`, `lock`).
+fn writes_since(
+    env: &CloudEnv,
+    project: &str,
+    mark: usize,
+) -> (Vec<String>, BTreeMap<&'static str, usize>) {
+    let mut control = Vec::new();
+    let mut objects = BTreeMap::new();
+    for r in env.requests_since(project, mark) {
+        if r["write"] != true {
+            continue;
+        }
+        let line = cloud::line(&r).replace(project, "P");
+        if line.contains("/b/nimbus-deploy-P/o") {
+            let name = r["body"]["metadata"]["name"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| line.clone());
+            let kind = if name.contains("packages/") || name.contains("packages%2F") {
+                "package"
+            } else if name.contains("lock.json") {
+                "lock"
+            } else if name.contains("state.json") {
+                "state"
+            } else {
+                panic!("an unexpected object write: {line} {name}")
+            };
+            *objects.entry(kind).or_default() += 1;
+        } else {
+            control.push(line);
+        }
+    }
+    control.sort();
+    (control, objects)
+}
+
+fn lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// What deploying the shop sends, besides the deployment bucket's objects.
+const CREATE: &str = "
+POST /apigateway/v1/projects/P/locations/europe-west1/gateways?gatewayId=shop-dev
+POST /apigateway/v1/projects/P/locations/global/apis/shop-dev/configs?apiConfigId=CONFIG
+POST /apigateway/v1/projects/P/locations/global/apis?apiId=shop-dev
+POST /cloudfunctions/v2/projects/P/locations/europe-west1/functions?functionId=shop-dev-audit-orders
+POST /cloudfunctions/v2/projects/P/locations/europe-west1/functions?functionId=shop-dev-charge-payment
+POST /cloudfunctions/v2/projects/P/locations/europe-west1/functions?functionId=shop-dev-get-order
+POST /cloudfunctions/v2/projects/P/locations/europe-west1/functions?functionId=shop-dev-make-thumbnail
+POST /cloudfunctions/v2/projects/P/locations/europe-west1/functions?functionId=shop-dev-nightly-report
+POST /cloudfunctions/v2/projects/P/locations/europe-west1/functions?functionId=shop-dev-place-order
+POST /cloudfunctions/v2/projects/P/locations/europe-west1/functions?functionId=shop-dev-reserve-stock
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudscheduler/v1/projects/P/locations/europe-west1/jobs
+POST /eventarc/v1/projects/P/locations/europe-west1/triggers?triggerId=shop-dev-audit-orders-table-0
+POST /eventarc/v1/projects/P/locations/europe-west1/triggers?triggerId=shop-dev-make-thumbnail-bucket-0-created
+POST /eventarc/v1/projects/P/locations/europe-west1/triggers?triggerId=shop-dev-reserve-stock-topic-0
+POST /iam/v1/projects/P/serviceAccounts
+POST /iam/v1/projects/P/serviceAccounts
+POST /iam/v1/projects/P/serviceAccounts
+POST /iam/v1/projects/P/serviceAccounts
+POST /iam/v1/projects/P/serviceAccounts
+POST /iam/v1/projects/P/serviceAccounts
+POST /iam/v1/projects/P/serviceAccounts
+POST /iam/v1/projects/P/serviceAccounts
+POST /pubsub/v1/projects/P/subscriptions/shop-dev-payments:setIamPolicy
+POST /pubsub/v1/projects/P/topics/shop-dev-order-events:setIamPolicy
+POST /pubsub/v1/projects/P/topics/shop-dev-payments-dlq:setIamPolicy
+POST /pubsub/v1/projects/P/topics/shop-dev-payments:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-audit-orders:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-charge-payment:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-get-order:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-make-thumbnail:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-nightly-report:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-place-order:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-reserve-stock:setIamPolicy
+POST /storage/storage/v1/b?project=P
+POST /storage/storage/v1/b?project=P
+POST /storage/storage/v1/b?project=P
+PUT /pubsub/v1/projects/P/subscriptions/shop-dev-payments
+PUT /pubsub/v1/projects/P/subscriptions/shop-dev-payments-dlq
+PUT /pubsub/v1/projects/P/topics/shop-dev-order-events
+PUT /pubsub/v1/projects/P/topics/shop-dev-payments
+PUT /pubsub/v1/projects/P/topics/shop-dev-payments-dlq
+PUT /storage/storage/v1/b/shop-dev-images-P/iam
+PUT /storage/storage/v1/b/shop-dev-reports-P/iam
+";
+
+/// What removing the shop sends, besides the deployment bucket's objects.
+const REMOVE: &str = "
+DELETE /apigateway/v1/projects/P/locations/europe-west1/gateways/shop-dev
+DELETE /apigateway/v1/projects/P/locations/global/apis/shop-dev
+DELETE /apigateway/v1/projects/P/locations/global/apis/shop-dev/configs/CONFIG
+DELETE /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-audit-orders
+DELETE /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-charge-payment
+DELETE /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-get-order
+DELETE /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-make-thumbnail
+DELETE /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-nightly-report
+DELETE /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-place-order
+DELETE /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-reserve-stock
+DELETE /cloudscheduler/v1/projects/P/locations/europe-west1/jobs/shop-dev-nightly-report-schedule-0
+DELETE /eventarc/v1/projects/P/locations/europe-west1/triggers/shop-dev-audit-orders-table-0
+DELETE /eventarc/v1/projects/P/locations/europe-west1/triggers/shop-dev-make-thumbnail-bucket-0-created
+DELETE /eventarc/v1/projects/P/locations/europe-west1/triggers/shop-dev-reserve-stock-topic-0
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-audit-orders@P.iam.gserviceaccount.com
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-charge-payment@P.iam.gserviceaccount.com
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-get-order@P.iam.gserviceaccount.com
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-invoker@P.iam.gserviceaccount.com
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-make-thumbnail@P.iam.gserviceaccount.com
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-nightly-report@P.iam.gserviceaccount.com
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-place-order@P.iam.gserviceaccount.com
+DELETE /iam/v1/projects/-/serviceAccounts/shop-dev-reserve-stock@P.iam.gserviceaccount.com
+DELETE /pubsub/v1/projects/P/subscriptions/shop-dev-payments
+DELETE /pubsub/v1/projects/P/subscriptions/shop-dev-payments-dlq
+DELETE /pubsub/v1/projects/P/topics/shop-dev-order-events
+DELETE /pubsub/v1/projects/P/topics/shop-dev-payments
+DELETE /pubsub/v1/projects/P/topics/shop-dev-payments-dlq
+DELETE /storage/storage/v1/b/shop-dev-images-P
+DELETE /storage/storage/v1/b/shop-dev-reports-P
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /cloudresourcemanager/v1/projects/P:setIamPolicy
+POST /pubsub/v1/projects/P/subscriptions/shop-dev-payments:setIamPolicy
+POST /pubsub/v1/projects/P/topics/shop-dev-order-events:setIamPolicy
+POST /pubsub/v1/projects/P/topics/shop-dev-payments-dlq:setIamPolicy
+POST /pubsub/v1/projects/P/topics/shop-dev-payments:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-audit-orders:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-charge-payment:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-get-order:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-make-thumbnail:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-nightly-report:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-place-order:setIamPolicy
+POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-reserve-stock:setIamPolicy
+PUT /storage/storage/v1/b/shop-dev-images-P/iam
+PUT /storage/storage/v1/b/shop-dev-reports-P/iam
+";
+
+/// `CONFIG` in place of the API config's id (it ends with a hash of the routes).
+fn config_id(lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|l| match l.find("shop-dev-") {
+            Some(_) if l.contains("apiConfigId=") => {
+                format!("{}CONFIG", &l[..l.find("apiConfigId=").unwrap() + 12])
+            }
+            Some(_) if l.contains("/configs/") => {
+                format!("{}CONFIG", &l[..l.find("/configs/").unwrap() + 9])
+            }
+            _ => l,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploy_update_redeploy_and_remove_send_exactly_the_documented_requests() {
+    let Some(env) = cloud::env() else { return };
+    let project = "nimbus-cp-life";
+    let mut shop = Shop::new(project);
+    let gcp = connect(env, &shop.graph).await;
+    let lowered = nimbus_gcp::lower(&shop.graph, &shop.build.manifest, gcp.settings())
+        .unwrap()
+        .len();
+
+    // Create: every object once, nothing else.
+    let mark = env.mark();
+    let deployed = gcp
+        .deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(deployed.report.summary.create, lowered);
+    assert_eq!(
+        deployed.report.calls.creates as usize, lowered,
+        "no retries"
+    );
+    let (control, objects) = writes_since(env, project, mark);
+    assert_eq!(config_id(control), lines(CREATE));
+    assert_eq!(objects["package"], 7, "one upload per function");
+    assert_eq!(objects["lock"], 2, "the lock is taken and released");
+    assert!(objects["state"] >= 2 * lowered, "{objects:?}");
+    // What the functions run, as Cloud Functions has it.
+    let resources = env.resources();
+    let f = &resources["functions"]
+        [format!("projects/{project}/locations/europe-west1/functions/shop-dev-place-order")];
+    assert_eq!(f["state"], "ACTIVE");
+    assert_eq!(f["buildConfig"]["runtime"], "python312");
+    assert_eq!(f["buildConfig"]["entryPoint"], "nimbus_entry");
+    assert_eq!(
+        f["serviceConfig"]["serviceAccountEmail"],
+        format!("shop-dev-place-order@{project}.iam.gserviceaccount.com")
+    );
+    assert_eq!(
+        f["serviceConfig"]["environmentVariables"]["NIMBUS_RESOURCE_ORDERS_COLLECTION"],
+        "shop-dev-orders"
+    );
+    let place = deployed
+        .info
+        .endpoints
+        .iter()
+        .find(|e| e.function == "place-order")
+        .unwrap();
+    assert_eq!(
+        place.url,
+        format!(
+            "https://{}/orders",
+            resources["gateways"][format!("projects/{project}/locations/europe-west1/gateways/shop-dev")]
+                ["defaultHostname"]
+                .as_str()
+                .unwrap()
+        )
+    );
+
+    // One handler changes: only its package is uploaded and only its function is patched, with
+    // the update mask naming the source.
+    let handler = shop.dir.path().join("inventory/reserve.py");
+    let mut text = std::fs::read_to_string(&handler).unwrap();
+    text.push_str("\n# changed\n");
+    std::fs::write(&handler, text).unwrap();
+    shop.rebuild();
+    assert_eq!(shop.build.built, ["reserve-stock"]);
+    let mark = env.mark();
+    let report = gcp
+        .deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap()
+        .report;
+    assert_eq!((report.summary.update, report.summary.changes()), (1, 1));
+    let (control, objects) = writes_since(env, project, mark);
+    assert_eq!(
+        control,
+        [
+            "PATCH /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-reserve-stock?updateMask=buildConfig.source"
+        ]
+    );
+    assert_eq!(objects["package"], 1);
+
+    // Unchanged: not one write anywhere (the double and the emulators behind it saw none).
+    let mark = env.mark();
+    let report = gcp
+        .deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap()
+        .report;
+    assert_eq!(report.summary.changes(), 0);
+    assert_eq!(report.calls.writes(), 0);
+    let (control, objects) = writes_since(env, project, mark);
+    assert_eq!(
+        (control.len(), objects.len()),
+        (0, 0),
+        "{control:?} {objects:?}"
+    );
+    assert!(
+        env.requests_since(project, mark)
+            .iter()
+            .all(|r| r["http"] == "GET")
+    );
+
+    // Remove: every object deleted, every grant taken back; the packages and the state go.
+    let mark = env.mark();
+    let report = gcp.remove(&shop.graph, false).await.unwrap();
+    assert_eq!(report.summary.delete, lowered);
+    let (control, objects) = writes_since(env, project, mark);
+    assert_eq!(config_id(control), lines(REMOVE));
+    assert!(objects["package"] >= 7, "{objects:?}");
+    let resources = env.resources();
+    for table in [
+        "functions",
+        "triggers",
+        "jobs",
+        "apis",
+        "configs",
+        "gateways",
+        "accounts",
+    ] {
+        let left: Vec<&String> = resources[table]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.contains(project))
+            .collect();
+        assert!(left.is_empty(), "{table}: {left:?}");
+    }
+    assert_eq!(env.violations(project), Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_finds_no_drift_after_a_deploy_and_exactly_a_change_made_outside() {
+    let Some(env) = cloud::env() else { return };
+    let project = "nimbus-cp-drift";
+    let shop = Shop::new(project);
+    let gcp = connect(env, &shop.graph).await;
+    gcp.deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+
+    // Read back right after a deploy, every kind has the shape lowering wrote.
+    let plan = gcp.plan(&shop.target(), true).await.unwrap();
+    let drifted: Vec<(&str, &Vec<nimbus_engine::Drift>)> = plan
+        .resources
+        .iter()
+        .filter(|r| !r.drift.is_empty() || r.missing_in_cloud)
+        .map(|r| (r.id.as_str(), &r.drift))
+        .collect();
+    assert!(drifted.is_empty(), "{drifted:#?}");
+    assert_eq!(plan.summary.changes(), 0);
+
+    // Someone changes a function's memory and a job's schedule outside Nimbus.
+    let function =
+        format!("projects/{project}/locations/europe-west1/functions/shop-dev-place-order");
+    env.mutate(&function, json!({ "serviceConfig.availableMemory": "1Gi" }));
+    let job = format!(
+        "projects/{project}/locations/europe-west1/jobs/shop-dev-nightly-report-schedule-0"
+    );
+    env.mutate(&job, json!({ "schedule": "0 4 * * *" }));
+    let plan = gcp.plan(&shop.target(), true).await.unwrap();
+    let drift: Vec<(String, String, Value, Value)> = plan
+        .resources
+        .iter()
+        .flat_map(|r| {
+            r.drift.iter().map(|d| {
+                (
+                    r.id.clone(),
+                    d.path.clone(),
+                    d.state.clone().unwrap_or(Value::Null),
+                    d.live.clone().unwrap_or(Value::Null),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        drift,
+        [
+            (
+                "gcp.functions.function/place-order".to_string(),
+                "serviceConfig.availableMemory".to_string(),
+                json!("256Mi"),
+                json!("1Gi")
+            ),
+            (
+                "gcp.scheduler.job/nightly-report/schedule/0".to_string(),
+                "schedule".to_string(),
+                json!("0 3 * * *"),
+                json!("0 4 * * *")
+            ),
+        ]
+    );
+    let changed: Vec<(&str, Action)> = plan
+        .resources
+        .iter()
+        .filter(|r| r.action != Action::Same)
+        .map(|r| (r.id.as_str(), r.action))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("gcp.functions.function/place-order", Action::Update),
+            (
+                "gcp.scheduler.job/nightly-report/schedule/0",
+                Action::Update
+            )
+        ]
+    );
+
+    // A deploy with refresh puts both back, each with its own update mask.
+    let mark = env.mark();
+    gcp.deploy(
+        &shop.target(),
+        DeployOptions {
+            refresh: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (control, _) = writes_since(env, project, mark);
+    assert_eq!(
+        control,
+        [
+            "PATCH /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-place-order?updateMask=serviceConfig.availableMemory",
+            "PATCH /cloudscheduler/v1/projects/P/locations/europe-west1/jobs/shop-dev-nightly-report-schedule-0?updateMask=schedule",
+        ]
+    );
+    let plan = gcp.plan(&shop.target(), true).await.unwrap();
+    assert!(plan.resources.iter().all(|r| r.drift.is_empty()));
+    assert_eq!(plan.summary.changes(), 0);
+    gcp.remove(&shop.graph, false).await.unwrap();
+    assert_eq!(env.violations(project), Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deploy_that_fails_half_way_converges_when_run_again_without_duplicates() {
+    let Some(env) = cloud::env() else { return };
+    let project = "nimbus-cp-fault";
+    let shop = Shop::new(project);
+    let gcp = connect(env, &shop.graph).await;
+    // The thumbnail function's build fails (its operation ends in `error`, the function is left
+    // FAILED, as Cloud Functions leaves it); the answer to one service account's create is lost
+    // after the account was made (a 500 after the write).
+    env.fault(
+        "cloudfunctions.projects.locations.functions.create",
+        "operation_error",
+        &[project, "functionId=shop-dev-make-thumbnail"],
+    );
+    env.fault(
+        "iam.projects.serviceAccounts.create",
+        "http_500_after_write",
+        &[project, "\"accountId\": \"shop-dev-nightly-report\""],
+    );
+    let err = gcp
+        .deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.contains("make-thumbnail") && text.contains("Build failed"),
+        "{text}"
+    );
+    let engine = nimbus_gcp::Gcp::engine_error(&err).expect("an engine failure");
+    let report = match engine {
+        nimbus_engine::Error::Failed { report, .. } => report,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        report
+            .adopted
+            .contains(&"gcp.iam.service_account/nightly-report".to_string()),
+        "the account whose answer was lost is found by name: {report:?}"
+    );
+    let thumbnail =
+        format!("projects/{project}/locations/europe-west1/functions/shop-dev-make-thumbnail");
+    assert_eq!(env.resources()["functions"][&thumbnail]["state"], "FAILED");
+
+    // Run again: it converges.
+    let mark = env.mark();
+    let deployed = gcp
+        .deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert!(deployed.report.summary.create > 0);
+    let (control, _) = writes_since(env, project, mark);
+    // The failed function is redeployed in place (its name is taken), nothing is made twice.
+    assert!(control.contains(&format!(
+        "PATCH /cloudfunctions/v2/projects/P/locations/europe-west1/functions/shop-dev-make-thumbnail?updateMask={}",
+        nimbus_gcp::api::urlencode("buildConfig,description,labels,serviceConfig")
+    )));
+    assert_eq!(env.resources()["functions"][&thumbnail]["state"], "ACTIVE");
+    let all = env.requests_since(project, 0);
+    let created = |method: &str| {
+        all.iter()
+            .filter(|r| r["method"] == method && r["status"] == 200)
+            .count()
+    };
+    let accounts: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["method"] == "iam.projects.serviceAccounts.create")
+        .collect();
+    assert_eq!(
+        accounts.len(),
+        8,
+        "one create per account, the lost one included"
+    );
+    assert_eq!(
+        accounts.iter().filter(|r| r["status"] == 500).count(),
+        1,
+        "the lost answer"
+    );
+    assert_eq!(
+        created("cloudfunctions.projects.locations.functions.create"),
+        7,
+        "one per function"
+    );
+    assert_eq!(
+        created("eventarc.projects.locations.triggers.create"),
+        3,
+        "one per trigger"
+    );
+    let plan = gcp.plan(&shop.target(), true).await.unwrap();
+    assert_eq!(plan.summary.changes(), 0, "{}", plan.render());
+    assert!(plan.resources.iter().all(|r| r.drift.is_empty()));
+    gcp.remove(&shop.graph, false).await.unwrap();
+    assert_eq!(env.violations(project), Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_double_refuses_what_the_published_reference_does_not_allow() {
+    let Some(env) = cloud::env() else { return };
+    let project = "nimbus-cp-refuse";
+    let client = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut r = client.request(method, format!("{}{path}", env.double));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let res = r.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let p = format!("/cloudfunctions/v2/projects/{project}/locations/europe-west1/functions");
+    let cases = [
+        // An unknown field.
+        (
+            reqwest::Method::POST,
+            format!("{p}?functionId=f1"),
+            Some(json!({ "serviceConfig": { "memoryMb": 256 } })),
+            "Unknown name \"memoryMb\"",
+        ),
+        // A value outside its enum.
+        (
+            reqwest::Method::POST,
+            format!("{p}?functionId=f1"),
+            Some(json!({ "environment": "GEN_3" })),
+            "TYPE_ENUM",
+        ),
+        // A query parameter the method does not take.
+        (
+            reqwest::Method::POST,
+            format!("{p}?id=f1"),
+            Some(json!({})),
+            "unknown query parameter `id`",
+        ),
+        // The wrong HTTP method (Pub/Sub reads IAM policies with GET).
+        (
+            reqwest::Method::POST,
+            format!("/pubsub/v1/projects/{project}/topics/t1:getIamPolicy"),
+            Some(json!({})),
+            "takes GET, not POST",
+        ),
+        // An update mask naming no field.
+        (
+            reqwest::Method::PATCH,
+            format!("{p}/f1?updateMask=serviceConfig.memory"),
+            Some(json!({})),
+            "names no field",
+        ),
+        // A required field missing (Eventarc's destination).
+        (
+            reqwest::Method::POST,
+            format!("/eventarc/v1/projects/{project}/locations/europe-west1/triggers?triggerId=t1"),
+            Some(
+                json!({ "name": format!("projects/{project}/locations/europe-west1/triggers/t1"), "eventFilters": [] }),
+            ),
+            "required field `destination`",
+        ),
+        // A duration in the wrong format.
+        (
+            reqwest::Method::POST,
+            format!("/cloudscheduler/v1/projects/{project}/locations/europe-west1/jobs"),
+            Some(json!({ "name": "x", "schedule": "* * * * *", "attemptDeadline": "60" })),
+            "google.protobuf.Duration",
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let (status, answer) = send(method, &path, body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{path}: {message}");
+    }
+    assert_eq!(env.violations(project).len(), 7);
+}
