@@ -535,6 +535,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
         n = int(self.headers.get("content-length") or 0)
         return self.rfile.read(n) if n else b""
 
