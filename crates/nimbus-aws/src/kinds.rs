@@ -31,8 +31,11 @@
 //! | `aws.s3.bucket_notification` | PutBucketNotificationConfiguration | `Bucket`, `NotificationConfiguration.LambdaFunctionConfigurations` | — | `Bucket` |
 //! | `aws.dynamodb.table` | CreateTable, UpdateContinuousBackups | `TableName`, `AttributeDefinitions`, `KeySchema`, `BillingMode` (`PAY_PER_REQUEST`), `StreamSpecification`, `Tags`, `PointInTimeRecoverySpecification` | `name`, `arn`, `stream_arn` | `TableName`, `KeySchema`, `AttributeDefinitions` |
 //!
-//! Buckets and tables are `retain_data`. The deployment bucket is emptied and deleted with the
-//! app: what it holds is rebuilt from source.
+//! Buckets and tables are `retain_data`. The deployment bucket is not one of the deployed
+//! resources: a deploy creates it before the engine runs (it holds the engine's state and lock
+//! as well as the packages), and `remove` empties and deletes it last, when nothing was kept.
+//! Only the CloudFormation export has an `aws.s3.deployment_bucket` node, which becomes its
+//! artifact-bucket parameter.
 
 /// The deployment bucket the packages are uploaded to.
 pub const DEPLOYMENT_BUCKET: &str = "aws.s3.deployment_bucket";

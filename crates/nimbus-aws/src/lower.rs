@@ -1,8 +1,8 @@
 //! Lowering: the app graph and its build → the AWS objects that run it, as native resources.
 //!
-//! One [`NativeResource`] per AWS object, in a fixed order (the deployment bucket, the
-//! resources by name, then each function by name with its role, log group, code and triggers,
-//! then the HTTP API, then bucket notifications), with properties shaped like the AWS API
+//! One [`NativeResource`] per AWS object, in a fixed order (the resources by name, then each
+//! function by name with its role, log group, code and triggers, then the HTTP API, then bucket
+//! notifications), with properties shaped like the AWS API
 //! requests that create them (see [`crate::kinds`] for every kind's properties, outputs and
 //! `replace_on`). Logical ids are `<kind>/<name>`: `<name>` is the neutral name of the
 //! resource or function, `<function>/<trigger kind>/<index>` for what belongs to one trigger

@@ -275,16 +275,34 @@ impl<B: Backend, D: Driver> Engine<B, D> {
         result: Result<Report, Error>,
     ) -> Result<Report, Error> {
         let unlocked = self.backend.unlock(&lock.id).await;
-        match (result, unlocked) {
-            (Ok(mut report), Err(e)) => {
-                report.warnings.push(format!(
-                    "could not release the lock ({}): run `nimbus unlock {}`",
-                    crate::error::chain(&e),
-                    lock.id
-                ));
+        let Err(e) = unlocked else {
+            return result;
+        };
+        let warning = format!(
+            "could not release the lock ({}): once the cause is fixed, run `nimbus unlock {}`",
+            crate::error::chain(&e),
+            lock.id
+        );
+        match result {
+            Ok(mut report) => {
+                report.warnings.push(warning);
                 Ok(report)
             }
-            (result, _) => result,
+            Err(Error::Failed {
+                operation,
+                scope,
+                failures,
+                mut report,
+            }) => {
+                report.warnings.push(warning);
+                Err(Error::Failed {
+                    operation,
+                    scope,
+                    failures,
+                    report,
+                })
+            }
+            Err(other) => Err(other),
         }
     }
 

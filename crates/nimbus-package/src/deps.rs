@@ -169,6 +169,10 @@ impl DepsPlan {
         }
         let parent = cache_dir.join("deps");
         std::fs::create_dir_all(&parent).map_err(PackageError::io("creating", &parent))?;
+        // Absolute: the installers run in the function's directory.
+        let parent = parent
+            .canonicalize()
+            .map_err(PackageError::io("resolving", &parent))?;
         let work = parent.join(format!("{}.partial-{}", self.key, std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).map_err(PackageError::io("creating", &work))?;
@@ -197,7 +201,9 @@ impl DepsPlan {
         let version = runtime.id().trim_start_matches("python");
         // The requirements as planned (with the provider's libraries merged in), beside the
         // target; pip runs in the function's directory so relative references resolve.
-        let requirements = target.with_extension("requirements.txt");
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(".requirements.txt");
+        let requirements = target.with_file_name(name);
         std::fs::write(&requirements, &self.files[0].1)
             .map_err(PackageError::io("writing", &requirements))?;
         let mut args: Vec<String> = vec![

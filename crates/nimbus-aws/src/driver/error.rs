@@ -117,6 +117,12 @@ impl CallError {
             || self.status == Some(404)
     }
 
+    /// Whether the error says a role created a moment ago is not usable yet (IAM propagates
+    /// new roles to other services within seconds, sometimes tens of seconds).
+    pub fn is_role_not_ready(&self) -> bool {
+        iam_not_ready(self.code.as_deref(), &self.message)
+    }
+
     /// Whether the error has this code.
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
@@ -125,9 +131,10 @@ impl CallError {
 
 impl From<CallError> for DriverError {
     fn from(e: CallError) -> Self {
-        let message = match &e.code {
-            Some(code) => format!("{}: {code}: {}", e.operation, e.message),
-            None => format!("{}: {}", e.operation, e.message),
+        let message = match (&e.code, e.status) {
+            (Some(code), _) => format!("{}: {code}: {}", e.operation, e.message),
+            (None, Some(status)) => format!("{}: HTTP {status}: {}", e.operation, e.message),
+            (None, None) => format!("{}: {}", e.operation, e.message),
         };
         DriverError {
             message,
@@ -142,7 +149,31 @@ fn iam_not_ready(code: Option<&str>, message: &str) -> bool {
         code,
         Some("InvalidParameterValueException" | "ValidationException")
     ) && (message.contains("cannot be assumed")
-        || message.contains("role defined for the function"))
+        || message.contains("role defined for the function")
+        || message.contains("assume the role"))
+}
+
+/// How long a create waits for IAM to make a new role usable.
+const ROLE_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Calls `call` again every 2 s while it fails because a role created a moment ago is not
+/// usable yet (Lambda, EventBridge Scheduler), for up to a minute — longer than the engine's
+/// retries would wait, since IAM can take that long.
+pub(crate) async fn once_role_is_ready<T, Fut>(
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, CallError>
+where
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        match call().await {
+            Err(e) if e.is_role_not_ready() && started.elapsed() < ROLE_PROPAGATION => {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// The error and its sources, on one line.
@@ -202,6 +233,47 @@ mod tests {
             message: message.into(),
             retryable,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn creates_wait_for_a_new_role_and_nothing_else() {
+        let calls = std::cell::Cell::new(0);
+        let out = once_role_is_ready(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                match n {
+                    1 | 2 => Err(err(
+                        "InvalidParameterValueException",
+                        "The role defined for the function cannot be assumed by Lambda.",
+                        400,
+                    )),
+                    _ => Ok(n),
+                }
+            }
+        })
+        .await;
+        assert_eq!(out, Ok(3));
+        calls.set(0);
+        let out: Result<u32, _> = once_role_is_ready(|| {
+            calls.set(calls.get() + 1);
+            async { Err(err("AccessDenied", "no", 403)) }
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls.get(), 1, "other errors are not waited on");
+        // A role that never becomes usable gives up after a minute.
+        let started = tokio::time::Instant::now();
+        let out: Result<u32, _> = once_role_is_ready(|| async {
+            Err(err(
+                "ValidationException",
+                "Scheduler cannot assume the role",
+                400,
+            ))
+        })
+        .await;
+        assert!(out.unwrap_err().is_role_not_ready());
+        assert!(started.elapsed() >= ROLE_PROPAGATION);
     }
 
     #[test]

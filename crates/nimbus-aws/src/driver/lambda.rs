@@ -19,7 +19,7 @@ use nimbus_engine::{Applied, DriverError, Live};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::error::{Call, found, gone};
+use super::error::{Call, found, gone, once_role_is_ready};
 use super::props::{map_changes, map_value, parse_document};
 use super::{AwsDriver, Props, applied, live, split_id};
 use crate::kinds;
@@ -60,7 +60,7 @@ pub(super) async fn create_function(d: &AwsDriver, p: Props<'_>) -> Result<Appli
     let name = p.str("FunctionName")?;
     let (bucket, key) = code(p)?;
     let lambda = &d.clients.lambda;
-    let out = lambda
+    let request = lambda
         .create_function()
         .function_name(name)
         .set_description(p.opt_str("Description").map(str::to_string))
@@ -78,10 +78,9 @@ pub(super) async fn create_function(d: &AwsDriver, p: Props<'_>) -> Result<Appli
         .memory_size(p.i32("MemorySize")?)
         .timeout(p.i32("Timeout")?)
         .environment(environment(p)?)
-        .set_tags(Some(p.string_map("Tags")?.into_iter().collect()))
-        .send()
-        .await
-        .call("CreateFunction")?;
+        .set_tags(Some(p.string_map("Tags")?.into_iter().collect()));
+    let out = once_role_is_ready(|| async { request.clone().send().await.call("CreateFunction") })
+        .await?;
     let arn = out.function_arn().unwrap_or_default().to_string();
     if let Some(n) = p.opt_i32("ReservedConcurrentExecutions") {
         lambda

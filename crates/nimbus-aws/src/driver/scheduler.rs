@@ -8,7 +8,7 @@ use aws_sdk_scheduler::types::{
 use nimbus_engine::{Applied, DriverError, Live};
 use serde_json::json;
 
-use super::error::{Call, found, gone};
+use super::error::{Call, found, gone, once_role_is_ready};
 use super::props::parse_document;
 use super::{AwsDriver, Props, applied, built, live};
 
@@ -68,7 +68,7 @@ fn request(p: Props<'_>) -> Result<Request, DriverError> {
 
 pub(super) async fn create(d: &AwsDriver, p: Props<'_>) -> Result<Applied, DriverError> {
     let r = request(p)?;
-    let out = d
+    let request = d
         .clients
         .scheduler
         .create_schedule()
@@ -81,10 +81,10 @@ pub(super) async fn create(d: &AwsDriver, p: Props<'_>) -> Result<Applied, Drive
         )
         .flexible_time_window(r.window)
         .set_state(p.opt_str("State").map(ScheduleState::from))
-        .target(r.target)
-        .send()
-        .await
-        .call("CreateSchedule")?;
+        .target(r.target);
+    // The scheduler's role was created moments ago: wait for IAM to make it usable.
+    let out = once_role_is_ready(|| async { request.clone().send().await.call("CreateSchedule") })
+        .await?;
     Ok(outputs(&r.group, &r.name, out.schedule_arn()))
 }
 

@@ -174,6 +174,9 @@ fn failure<C: Cloud>(e: C::Error) -> Failure {
                 "\n  done before stopping: {} created, {} updated, {} replaced, {} deleted (all recorded in the state)",
                 s.create, s.update, s.replace, s.delete
             ));
+            for w in &report.warnings {
+                text.push_str(&format!("\n  warning: {w}"));
+            }
         }
         if let Some(hint) = engine.hint() {
             text.push_str(&format!("\n  hint: {hint}"));
