@@ -650,3 +650,291 @@ async fn the_double_refuses_what_the_published_reference_does_not_allow() {
     }
     assert_eq!(env.violations(project).len(), 7);
 }
+
+/// A service account key whose token URI is the double's (a fresh RSA key from `openssl`).
+fn service_account_key(env: &CloudEnv, project: &str) -> Option<Credentials> {
+    let out = match std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+    {
+        Ok(out) if out.status.success() => out,
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "openssl is missing");
+            eprintln!("SKIPPED: openssl is missing");
+            return None;
+        }
+    };
+    let key = json!({
+        "type": "service_account",
+        "client_email": format!("deployer@{project}.iam.gserviceaccount.com"),
+        "private_key": String::from_utf8(out.stdout).unwrap(),
+        "token_uri": format!("{}/_double/oauth2/token", env.double),
+    });
+    Some(Credentials::from_json(&key.to_string()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls() {
+    let Some(env) = cloud::env() else { return };
+    let project = "nimbus-cp-ops";
+    let shop = Shop::new(project);
+    let Some(credentials) = service_account_key(env, project) else {
+        return;
+    };
+    let gcp = nimbus_gcp::Gcp::new(
+        &shop.graph,
+        Options::default(),
+        env.endpoints(),
+        credentials,
+        None,
+    )
+    .await
+    .unwrap()
+    .with_timing(cloud::fast());
+
+    // Not deployed yet: invoke says so.
+    let err = gcp
+        .invoke(&shop.graph, "place-order", &json!({ "type": "http" }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not deployed"), "{err}");
+    let err = gcp
+        .invoke(&shop.graph, "nope", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`get-order`"), "{err}");
+
+    gcp.deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    // Every API call carried the service account's access token.
+    let calls = env.requests_since(project, 0);
+    assert!(
+        calls
+            .iter()
+            .filter(|r| r["api"] != "oauth2")
+            .all(|r| r["authorization"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("Bearer double-access-"))),
+        "unauthenticated calls"
+    );
+
+    // Logs: Cloud Logging entries of the functions' services, in the window, oldest first.
+    let at = |mins_ago: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(mins_ago))
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    };
+    let entry = |id: &str, service: &str, time: String, payload: Value| {
+        let mut e = json!({
+            "insertId": id,
+            "logName": format!("projects/{project}/logs/run.googleapis.com%2Fstdout"),
+            "resource": { "type": "cloud_run_revision", "labels": { "service_name": service } },
+            "timestamp": time,
+        });
+        e.as_object_mut()
+            .unwrap()
+            .extend(payload.as_object().unwrap().clone());
+        e
+    };
+    env.add_logs(json!([
+        entry(
+            "a1",
+            "shop-dev-place-order",
+            at(3),
+            json!({ "textPayload": "placed order 1\n" })
+        ),
+        entry(
+            "a2",
+            "shop-dev-get-order",
+            at(2),
+            json!({ "jsonPayload": { "message": "read order 1", "severity": "INFO" } })
+        ),
+        entry(
+            "a3",
+            "shop-dev-place-order",
+            at(1),
+            json!({ "jsonPayload": { "order": 2 } })
+        ),
+        entry(
+            "old",
+            "shop-dev-place-order",
+            at(90),
+            json!({ "textPayload": "too old" })
+        ),
+        entry(
+            "req",
+            "shop-dev-place-order",
+            at(1),
+            json!({ "httpRequest": { "status": 201 } })
+        ),
+        entry(
+            "other",
+            "another-service",
+            at(1),
+            json!({ "textPayload": "not ours" })
+        ),
+    ]));
+    let collect = |query: nimbus_cloud::LogQuery| {
+        let gcp = &gcp;
+        let graph = &shop.graph;
+        async move {
+            let lines = std::sync::Mutex::new(Vec::new());
+            let sink = |l: nimbus_cloud::LogLine| {
+                lines.lock().unwrap().push((l.function, l.message));
+                true
+            };
+            gcp.logs(graph, &query, &sink).await.unwrap();
+            lines.into_inner().unwrap()
+        }
+    };
+    let all = collect(nimbus_cloud::LogQuery::default()).await;
+    let pair = |f: &str, m: &str| (f.to_string(), m.to_string());
+    assert_eq!(
+        all,
+        [
+            pair("place-order", "placed order 1"),
+            pair("get-order", "read order 1"),
+            pair("place-order", "{\"order\":2}"),
+        ]
+    );
+    let one = collect(nimbus_cloud::LogQuery {
+        function: Some("get-order".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(one, [pair("get-order", "read order 1")]);
+    let since = collect(nimbus_cloud::LogQuery {
+        since: Some(std::time::Duration::from_secs(150)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(since.len(), 2, "{since:?}");
+    // --follow: a line written while following arrives; the sink stops it.
+    let lines = std::sync::Mutex::new(Vec::new());
+    let sink = |l: nimbus_cloud::LogLine| {
+        let mut lines = lines.lock().unwrap();
+        lines.push(l.message);
+        if lines.len() == 3 {
+            env.add_logs(json!([entry(
+                "late",
+                "shop-dev-place-order",
+                at(0),
+                json!({ "textPayload": "a late line" })
+            )]));
+        }
+        lines.len() < 4
+    };
+    let follow = nimbus_cloud::LogQuery {
+        follow: true,
+        ..Default::default()
+    };
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        gcp.logs(&shop.graph, &follow, &sink),
+    )
+    .await
+    .expect("follow ends when the sink says so")
+    .unwrap();
+    assert_eq!(lines.into_inner().unwrap()[3], "a late line");
+    let logging: Vec<Value> = env
+        .requests_since(project, 0)
+        .into_iter()
+        .filter(|r| r["method"] == "logging.entries.list")
+        .collect();
+    assert!(logging.len() >= 5 && logging.iter().all(|r| r["status"] == 200));
+
+    // Invoke: each event as Google delivers it, to the function's URL, with an ID token for it.
+    let invocations = |service: &str| -> Vec<Value> {
+        env.invocations()
+            .into_iter()
+            .filter(|i| i["service"] == service)
+            .collect()
+    };
+    let http = json!({ "type": "http", "method": "POST", "path": "/orders", "query": { "dry": "1" },
+                       "headers": { "content-type": "application/json" }, "body": "{\"amount\":1}" });
+    let out = gcp.invoke(&shop.graph, "place-order", &http).await.unwrap();
+    assert!(!out.failed);
+    assert_eq!(out.result["status"], 200);
+    let echo: Value = serde_json::from_str(out.result["body"].as_str().unwrap()).unwrap();
+    assert_eq!(echo["received"]["path"], "/orders");
+    let got = invocations("shop-dev-place-order").pop().unwrap();
+    assert_eq!(
+        (got["method"].as_str(), got["query"].as_str()),
+        (Some("POST"), Some("dry=1"))
+    );
+    assert_eq!(got["body"], "{\"amount\":1}");
+    let token = got["headers"]["authorization"].as_str().unwrap();
+    let claims = token
+        .trim_start_matches("Bearer double.")
+        .split('.')
+        .next()
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["aud"],
+        format!("{}/_fn/shop-dev-place-order", env.double),
+        "the ID token's audience is the function's URL"
+    );
+
+    let topic = json!({ "type": "topic", "source": "order-events", "messages": [{ "id": "m-1", "body": "{\"type\":\"order.placed\"}", "attributes": {} }] });
+    gcp.invoke(&shop.graph, "reserve-stock", &topic)
+        .await
+        .unwrap();
+    let got = invocations("shop-dev-reserve-stock").pop().unwrap();
+    assert_eq!(
+        got["headers"]["ce-type"],
+        "google.cloud.pubsub.topic.v1.messagePublished"
+    );
+    assert_eq!(
+        got["headers"]["ce-source"],
+        format!("//pubsub.googleapis.com/projects/{project}/topics/shop-dev-order-events")
+    );
+    let data: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+    assert_eq!(data["message"]["messageId"], "m-1");
+
+    let queue = json!({ "type": "queue", "source": "payments", "messages": [{ "id": "p-1", "body": "{}", "attributes": {}, "receive_count": 2 }] });
+    gcp.invoke(&shop.graph, "charge-payment", &queue)
+        .await
+        .unwrap();
+    let got = invocations("shop-dev-charge-payment").pop().unwrap();
+    let push: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        push["subscription"],
+        format!("projects/{project}/subscriptions/shop-dev-payments")
+    );
+    assert_eq!(push["deliveryAttempt"], 2);
+
+    let table = json!({ "type": "table", "table": "orders", "action": "insert", "key": { "id": "o-1" }, "old": null, "new": { "id": "o-1", "total": 3 } });
+    gcp.invoke(&shop.graph, "audit-orders", &table)
+        .await
+        .unwrap();
+    let got = invocations("shop-dev-audit-orders").pop().unwrap();
+    assert_eq!(
+        got["headers"]["ce-subject"],
+        "documents/shop-dev-orders/o-1"
+    );
+
+    let schedule = json!({ "type": "schedule", "name": "manual", "time": "2026-01-01T03:00:00Z" });
+    gcp.invoke(&shop.graph, "nightly-report", &schedule)
+        .await
+        .unwrap();
+    let got = invocations("shop-dev-nightly-report").pop().unwrap();
+    assert_eq!(
+        got["headers"]["x-cloudscheduler-jobname"],
+        format!(
+            "projects/{project}/locations/europe-west1/jobs/shop-dev-nightly-report-schedule-0"
+        )
+    );
+
+    gcp.remove(&shop.graph, false).await.unwrap();
+    assert_eq!(env.violations(project), Vec::<Value>::new());
+}

@@ -53,6 +53,10 @@ requests to it are recorded and answered with a JSON echo of what arrived.
 Usage: ``python control_plane_double.py --port 0 [--proxy pubsub=http://…] [--op-polls 1]``;
 prints ``{"url": …}`` as one line on stdout when it listens; stops on SIGTERM or when stdin closes
 (``--stdin-eof``).
+
+``POST /_double/oauth2/token`` stands for Google's OAuth token endpoint, for tests whose service
+account key names it as ``token_uri`` (see ``Handler.token``); requests carry the token it gave in
+the log's ``authorization``.
 """
 
 from __future__ import annotations
@@ -561,7 +565,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.invocation(rest, url.query, raw)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         record = {"api": api, "http": self.command, "path": rest, "query": url.query,
-                  "method": None, "write": self.command != "GET", "status": None, "body": None}
+                  "method": None, "write": self.command != "GET", "status": None, "body": None,
+                  "authorization": self.headers.get("authorization")}
         try:
             body = self.parse_body(raw)
             record["body"] = body if not isinstance(body, bytes) else "<%d bytes>" % len(body)
@@ -703,7 +708,52 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, {"error": "no Cloud Run service `%s`" % service})
         self.send_json(200, {"received": record}, headers=[("x-cloud-trace-context", "double/1")])
 
+    def token(self, raw: bytes):
+        """Google's OAuth token endpoint for a service account key: a JWT bearer assertion (RS256,
+        ``iss``, ``aud`` this URL, ``iat``/``exp``) gives an access token (``scope``) or an ID
+        token (``target_audience``). The signature is not checked (the double has no key); the
+        claims are."""
+        form = urllib.parse.parse_qs(raw.decode())
+        record = {"api": "oauth2", "http": "POST", "path": "/token", "query": "", "method": "oauth2.token",
+                  "write": False, "status": 400, "body": None}
+        try:
+            if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+                raise invalid("grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer")
+            parts = (form.get("assertion") or [""])[0].split(".")
+            if len(parts) != 3:
+                raise invalid("the assertion is not a JWT")
+            pad = lambda x: x + "=" * (-len(x) % 4)  # noqa: E731
+            header = json.loads(base64.urlsafe_b64decode(pad(parts[0])))
+            claims = json.loads(base64.urlsafe_b64decode(pad(parts[1])))
+            record["body"] = claims
+            if header.get("alg") != "RS256":
+                raise invalid("the assertion must be signed with RS256")
+            if claims.get("aud") != self.state.base_url + "/_double/oauth2/token":
+                raise invalid("the assertion's aud must be the token URL, not %r" % claims.get("aud"))
+            if not claims.get("iss") or claims.get("exp", 0) <= claims.get("iat", 0):
+                raise invalid("the assertion needs iss, iat and a later exp")
+            if claims.get("target_audience"):
+                payload = base64.urlsafe_b64encode(json.dumps(
+                    {"aud": claims["target_audience"], "email": claims["iss"]}).encode()).decode().rstrip("=")
+                answer = {"id_token": "double." + payload + ".sig"}
+            elif claims.get("scope"):
+                answer = {"access_token": "double-access-%d" % self.state.next_id(), "expires_in": 3600,
+                          "token_type": "Bearer"}
+            else:
+                raise invalid("the assertion has neither scope nor target_audience")
+            record["status"] = 200
+            self.log(record)
+            return self.send_json(200, answer)
+        except ApiError as e:
+            record["error"] = e.message
+            self.log(record)
+            with self.state.lock:
+                self.state.violations.append(record)
+            return self.send_json(400, {"error": "invalid_grant", "error_description": e.message})
+
     def control(self, rest: str, raw: bytes):
+        if rest == "/oauth2/token":
+            return self.token(raw)
         s = self.state
         body = json.loads(raw) if raw else {}
         with s.lock:
