@@ -222,7 +222,12 @@ impl Cloud for Gcp {
     }
 
     async fn remove(&self, graph: &AppGraph, force: bool) -> Result<Report, GcpError> {
-        let report = self.engine(graph)?.destroy(force).await?;
+        let engine = self.engine(graph)?;
+        // Never deployed (there may not even be a deployment bucket to lock in): nothing to do.
+        if engine.state().await?.is_none() {
+            return Ok(Report::default());
+        }
+        let report = engine.destroy(force).await?;
         let store = self.store();
         let prefix = format!("packages/{}/{}/", graph.service, graph.stage);
         let api = |source| GcpError::Api {

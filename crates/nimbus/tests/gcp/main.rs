@@ -77,8 +77,11 @@ fn deploy_plan_info_logs_invoke_and_remove_with_the_cli() {
     let shop = Shop::new("nimbus-cli-shop");
     let p = shop.project.as_str();
 
-    // Validate and plan: everything to create; the plan exits 2 with --detailed-exitcode.
+    // Validate; remove before anything is deployed (no deployment bucket yet) does nothing.
     shop.expect(env, &["validate"], 0);
+    shop.expect(env, &["remove", "--yes"], 0);
+
+    // Plan: everything to create; the plan exits 2 with --detailed-exitcode.
     let plan = json_of(&shop.expect(env, &["plan", "--detailed-exitcode", "--output", "json"], 2));
     let creates = plan["summary"]["create"].as_u64().unwrap();
     assert!(creates > 40, "{plan}");
