@@ -1,9 +1,9 @@
 //! The GCP provider end to end: the shop example built for real and deployed through the
 //! discovery-validated control-plane double (Cloud Functions, Eventarc, Cloud Scheduler, API
 //! Gateway, IAM, Resource Manager, Cloud Run IAM, Cloud Logging), which fronts fake-gcs-server and
-//! Google's Pub/Sub and Firestore emulators (see `common::cloud`). Every test deploys to a
-//! project of its own and reads only its own requests from the double's log; every test checks
-//! that the double saw no request the published API reference does not allow.
+//! Google's Pub/Sub and Firestore emulators (see `common::cloud`). Every scenario deploys to a
+//! project of its own and reads only its own requests from the double's log; every scenario
+//! checks that the double saw no request the published API reference does not allow.
 
 mod common;
 
@@ -14,6 +14,52 @@ use nimbus_cloud::{Cloud, DeployOptions, Options, Target};
 use nimbus_engine::Action;
 use nimbus_gcp::api::Credentials;
 use serde_json::{Value, json};
+
+/// One test, so that one environment serves every scenario (cargo nextest runs each test in a
+/// process of its own, and the emulators take seconds to start): the scenarios run concurrently,
+/// each in a project of its own, and every failing one is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gcp_through_the_control_plane_double_and_the_emulators() {
+    let Some(env) = cloud::env() else { return };
+    let scenarios = [
+        (
+            "deploy_update_redeploy_and_remove_send_exactly_the_documented_requests",
+            tokio::spawn(
+                deploy_update_redeploy_and_remove_send_exactly_the_documented_requests(env),
+            ),
+        ),
+        (
+            "refresh_finds_no_drift_after_a_deploy_and_exactly_a_change_made_outside",
+            tokio::spawn(
+                refresh_finds_no_drift_after_a_deploy_and_exactly_a_change_made_outside(env),
+            ),
+        ),
+        (
+            "a_deploy_that_fails_half_way_converges_when_run_again_without_duplicates",
+            tokio::spawn(
+                a_deploy_that_fails_half_way_converges_when_run_again_without_duplicates(env),
+            ),
+        ),
+        (
+            "the_double_refuses_what_the_published_reference_does_not_allow",
+            tokio::spawn(the_double_refuses_what_the_published_reference_does_not_allow(env)),
+        ),
+        (
+            "logs_and_invoke_through_cloud_logging_and_the_functions_urls",
+            tokio::spawn(logs_and_invoke_through_cloud_logging_and_the_functions_urls(env)),
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (name, task) in scenarios {
+        if task.await.is_err() {
+            failed.push(name);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failed scenarios (their panics are above): {failed:?}"
+    );
+}
 
 async fn connect(env: &CloudEnv, graph: &nimbus_graph::AppGraph) -> nimbus_gcp::Gcp {
     nimbus_gcp::Gcp::new(
@@ -243,9 +289,9 @@ fn config_id(lines: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn deploy_update_redeploy_and_remove_send_exactly_the_documented_requests() {
-    let Some(env) = cloud::env() else { return };
+async fn deploy_update_redeploy_and_remove_send_exactly_the_documented_requests(
+    env: &'static CloudEnv,
+) {
     let project = "nimbus-cp-life";
     let mut shop = Shop::new(project);
     let gcp = connect(env, &shop.graph).await;
@@ -374,9 +420,9 @@ async fn deploy_update_redeploy_and_remove_send_exactly_the_documented_requests(
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refresh_finds_no_drift_after_a_deploy_and_exactly_a_change_made_outside() {
-    let Some(env) = cloud::env() else { return };
+async fn refresh_finds_no_drift_after_a_deploy_and_exactly_a_change_made_outside(
+    env: &'static CloudEnv,
+) {
     let project = "nimbus-cp-drift";
     let shop = Shop::new(project);
     let gcp = connect(env, &shop.graph).await;
@@ -478,9 +524,9 @@ async fn refresh_finds_no_drift_after_a_deploy_and_exactly_a_change_made_outside
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_deploy_that_fails_half_way_converges_when_run_again_without_duplicates() {
-    let Some(env) = cloud::env() else { return };
+async fn a_deploy_that_fails_half_way_converges_when_run_again_without_duplicates(
+    env: &'static CloudEnv,
+) {
     let project = "nimbus-cp-fault";
     let shop = Shop::new(project);
     let gcp = connect(env, &shop.graph).await;
@@ -572,11 +618,13 @@ async fn a_deploy_that_fails_half_way_converges_when_run_again_without_duplicate
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_double_refuses_what_the_published_reference_does_not_allow() {
-    let Some(env) = cloud::env() else { return };
+async fn the_double_refuses_what_the_published_reference_does_not_allow(env: &'static CloudEnv) {
     let project = "nimbus-cp-refuse";
-    let client = reqwest::Client::new();
+    // nimbus's client (it installs the TLS crypto provider reqwest needs), used raw.
+    let client = nimbus_gcp::api::Client::new(env.endpoints(), Credentials::Anonymous)
+        .unwrap()
+        .raw()
+        .clone();
     let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut r = client.request(method, format!("{}{path}", env.double));
         if let Some(b) = body {
@@ -679,9 +727,7 @@ fn service_account_key(env: &CloudEnv, project: &str) -> Option<Credentials> {
     Some(Credentials::from_json(&key.to_string()).unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls() {
-    let Some(env) = cloud::env() else { return };
+async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls(env: &'static CloudEnv) {
     let project = "nimbus-cp-ops";
     let shop = Shop::new(project);
     let Some(credentials) = service_account_key(env, project) else {

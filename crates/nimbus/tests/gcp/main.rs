@@ -71,9 +71,18 @@ fn json_of(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
+/// One test, so that one environment serves both scenarios (cargo nextest runs each test in a
+/// process of its own, and the emulators take seconds to start).
 #[test]
-fn deploy_plan_info_logs_invoke_and_remove_with_the_cli() {
+fn gcp_with_the_cli() {
     let Some(env) = cloud::env() else { return };
+    let refused =
+        std::thread::spawn(move || a_manifest_gen2_cannot_run_is_refused_before_any_call(env));
+    deploy_plan_info_logs_invoke_and_remove_with_the_cli(env);
+    refused.join().expect("the refused manifest scenario");
+}
+
+fn deploy_plan_info_logs_invoke_and_remove_with_the_cli(env: &CloudEnv) {
     let shop = Shop::new("nimbus-cli-shop");
     let p = shop.project.as_str();
 
@@ -217,9 +226,7 @@ fn deploy_plan_info_logs_invoke_and_remove_with_the_cli() {
     assert_eq!(env.violations(p), Vec::<Value>::new());
 }
 
-#[test]
-fn a_manifest_gen2_cannot_run_is_refused_before_any_call() {
-    let Some(env) = cloud::env() else { return };
+fn a_manifest_gen2_cannot_run_is_refused_before_any_call(env: &CloudEnv) {
     let shop = Shop::new("nimbus-cli-refused");
     let manifest = shop.dir.path().join("nimbus.yaml");
     let yaml = std::fs::read_to_string(&manifest).unwrap();
