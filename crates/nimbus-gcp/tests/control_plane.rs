@@ -581,7 +581,10 @@ async fn a_deploy_that_fails_half_way_converges_when_run_again_without_duplicate
         "gcp.iam.service_account/nightly-report",
         "gcp.functions.function/get-order",
     ] {
-        assert!(adopted.iter().any(|a| a == id), "{id} not adopted: {adopted:?}");
+        assert!(
+            adopted.iter().any(|a| a == id),
+            "{id} not adopted: {adopted:?}"
+        );
     }
     let (control, _) = writes_since(env, project, mark);
     // The failed function is redeployed in place (its name is taken), nothing is made twice.
