@@ -375,6 +375,116 @@ impl Client {
         Ok(Some(token.to_string()))
     }
 
+    /// An ID token for calling `audience` (a function's URL), when the credentials can make one:
+    /// a service account key (a JWT with `target_audience`, exchanged at its token URI), gcloud
+    /// user credentials (the `id_token` of a refresh), or the metadata server's identity
+    /// endpoint. `None` for anonymous credentials and a bare access token.
+    pub async fn id_token(&self, audience: &str) -> Result<Option<String>, ApiError> {
+        let fail = |url: &str, status: Option<u16>, message: String| ApiError {
+            method: "POST".into(),
+            url: url.to_string(),
+            status,
+            message: format!("getting an ID token: {message}"),
+        };
+        let (request, url, field) = match &self.credentials {
+            Credentials::Anonymous | Credentials::Token(_) => return Ok(None),
+            Credentials::ServiceAccount {
+                email,
+                key,
+                token_uri,
+            } => {
+                let now = chrono::Utc::now().timestamp();
+                let claims = json!({
+                    "iss": email, "sub": email, "aud": token_uri, "iat": now, "exp": now + 3600,
+                    "target_audience": audience,
+                });
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.as_bytes())
+                    .map_err(|e| fail(token_uri, None, format!("the service account key: {e}")))?;
+                let jwt = jsonwebtoken::encode(
+                    &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+                    &claims,
+                    &key,
+                )
+                .map_err(|e| fail(token_uri, None, format!("signing: {e}")))?;
+                let form = format!(
+                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={jwt}"
+                );
+                (
+                    self.http
+                        .post(token_uri)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form),
+                    token_uri.clone(),
+                    "id_token",
+                )
+            }
+            Credentials::AuthorizedUser {
+                client_id,
+                client_secret,
+                refresh_token,
+            } => {
+                let url = "https://oauth2.googleapis.com/token".to_string();
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("client_id", client_id),
+                    ("client_secret", client_secret),
+                    ("refresh_token", refresh_token),
+                ]
+                .iter()
+                .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+                (
+                    self.http
+                        .post(&url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form),
+                    url,
+                    "id_token",
+                )
+            }
+            Credentials::Metadata(host) => {
+                let url = format!(
+                    "{host}/computeMetadata/v1/instance/service-accounts/default/identity?audience={}&format=full",
+                    urlencode(audience)
+                );
+                (
+                    self.http.get(&url).header("Metadata-Flavor", "Google"),
+                    url,
+                    "",
+                )
+            }
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fail(&url, None, e.to_string()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| fail(&url, Some(status.as_u16()), e.to_string()))?;
+        if !status.is_success() {
+            return Err(fail(
+                &url,
+                Some(status.as_u16()),
+                format!("{status}: {}", text.chars().take(300).collect::<String>()),
+            ));
+        }
+        if field.is_empty() {
+            return Ok(Some(text.trim().to_string()));
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match body.get(field).and_then(Value::as_str) {
+            Some(t) => Ok(Some(t.to_string())),
+            None => Err(fail(
+                &url,
+                Some(status.as_u16()),
+                format!("no `{field}` in the answer"),
+            )),
+        }
+    }
+
     /// Sends `method` to `url` with an optional JSON body; returns the JSON answer.
     pub async fn json(
         &self,

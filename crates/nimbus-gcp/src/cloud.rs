@@ -4,21 +4,32 @@
 //! `deploy`: ensures the deployment bucket, uploads each function's package unless the
 //! content-addressed object is there already, lowers the app and applies it under the lock.
 //! `remove`: destroys the deployment (buckets and collections holding data are kept unless
-//! forced) and deletes its packages. `logs` and `invoke` are not implemented yet for GCP and say so.
+//! forced) and deletes its packages.
+//!
+//! `logs`: Cloud Logging `entries.list` over the functions' Cloud Run services
+//! (`resource.type = "cloud_run_revision"`, `resource.labels.service_name`, `timestamp >=` the
+//! window's start), oldest first, each entry once (by `insertId`); `--follow` polls again every
+//! poll interval ([`Timing::poll`]) from the newest entry seen. Entries without text (the request
+//! log's) are left out.
+//!
+//! `invoke`: the neutral event becomes the request(s) Google would send ([`crate::events`]),
+//! sent to the function's URL from the state, with an ID token for that URL when the credentials
+//! can make one (Cloud Run requires `roles/run.invoker`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use nimbus_cloud::{
-    Cloud, DeployOptions, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogQuery, LogSink,
-    Options, Progress, ResourceInfo, Target, Upload,
+    Cloud, DeployOptions, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogLine, LogQuery,
+    LogSink, Options, Progress, ResourceInfo, Target, Upload,
 };
 use nimbus_engine::{Deployment, Engine, LockOptions, ObjectStoreBackend, Plan, Report};
 use nimbus_graph::{AppGraph, TriggerSpec};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::api::{Client, Credentials, Endpoints, urlencode};
-use crate::driver::GcpDriver;
+use crate::driver::{GcpDriver, Scope, Timing};
 use crate::error::GcpError;
 use crate::kinds;
 use crate::lower::{GcpSettings, lower};
@@ -30,6 +41,7 @@ pub struct Gcp {
     client: Client,
     settings: GcpSettings,
     options: Options,
+    timing: Timing,
 }
 
 impl std::fmt::Debug for Gcp {
@@ -84,7 +96,14 @@ impl Gcp {
             client,
             settings,
             options,
+            timing: Timing::from_env(),
         })
+    }
+
+    /// Waits and polls as `timing` says (by default as the environment says: [`Timing::from_env`]).
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
     }
 
     /// The settings in use.
@@ -102,7 +121,12 @@ impl Gcp {
     ) -> Result<Engine<ObjectStoreBackend<GcsStore>, GcpDriver>, GcpError> {
         let deployment = Deployment::new(&graph.service, &graph.stage, "gcp")?;
         let backend = ObjectStoreBackend::new(self.store(), "state", &deployment);
-        let driver = GcpDriver::new(self.client.clone(), self.options.progress.clone());
+        let driver = GcpDriver::new(
+            self.client.clone(),
+            Scope::new(&self.settings, &graph.service, &graph.stage),
+            self.timing,
+            self.options.progress.clone(),
+        );
         let mut engine_options = nimbus_engine::Options {
             parallelism: self.options.parallelism.max(1),
             lock: LockOptions {
@@ -111,11 +135,8 @@ impl Gcp {
             },
             ..Default::default()
         };
-        if let Some(ms) = std::env::var("NIMBUS_GCP_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            engine_options.retry.initial_backoff = Duration::from_millis(ms);
+        if let Some(base) = self.timing.retry_base {
+            engine_options.retry.initial_backoff = base;
         }
         let mut engine = Engine::new(deployment, backend, driver).with_options(engine_options);
         if let Some(p) = self.options.progress.clone() {
@@ -201,7 +222,12 @@ impl Cloud for Gcp {
     }
 
     async fn remove(&self, graph: &AppGraph, force: bool) -> Result<Report, GcpError> {
-        let report = self.engine(graph)?.destroy(force).await?;
+        let engine = self.engine(graph)?;
+        // Never deployed (there may not even be a deployment bucket to lock in): nothing to do.
+        if engine.state().await?.is_none() {
+            return Ok(Report::default());
+        }
+        let report = engine.destroy(force).await?;
         let store = self.store();
         let prefix = format!("packages/{}/{}/", graph.service, graph.stage);
         let api = |source| GcpError::Api {
@@ -302,27 +328,282 @@ impl Cloud for Gcp {
 
     async fn logs(
         &self,
-        _graph: &AppGraph,
-        _query: &LogQuery,
-        _sink: LogSink<'_>,
+        graph: &AppGraph,
+        query: &LogQuery,
+        sink: LogSink<'_>,
     ) -> Result<(), GcpError> {
-        Err(GcpError::NotImplemented(
-            "`nimbus logs -p gcp` (read them with `gcloud functions logs read`)",
-        ))
+        let functions: Vec<&str> = match &query.function {
+            Some(f) => {
+                check_function(graph, f)?;
+                vec![f.as_str()]
+            }
+            None => graph.functions.keys().map(String::as_str).collect(),
+        };
+        let services: BTreeMap<String, String> = functions
+            .iter()
+            .map(|f| {
+                (
+                    names::function(&graph.service, &graph.stage, f),
+                    f.to_string(),
+                )
+            })
+            .collect();
+        let window = query.since.unwrap_or(DEFAULT_LOG_WINDOW);
+        let mut start = chrono::Utc::now()
+            - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(10));
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let url = self.client.url("logging", "/v2/entries:list");
+        let api = |source| GcpError::Api {
+            action: "reading the functions' logs (Cloud Logging)".into(),
+            source,
+        };
+        loop {
+            let filter = format!(
+                "resource.type = \"cloud_run_revision\" AND ({}) AND timestamp >= \"{}\"",
+                services
+                    .keys()
+                    .map(|s| format!("resource.labels.service_name = \"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(" OR "),
+                start.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            );
+            let mut token: Option<String> = None;
+            loop {
+                let mut body = json!({
+                    "resourceNames": [format!("projects/{}", self.settings.project)],
+                    "filter": filter,
+                    "orderBy": "timestamp asc",
+                    "pageSize": 1000,
+                });
+                if let Some(t) = &token {
+                    body["pageToken"] = json!(t);
+                }
+                let page = self
+                    .client
+                    .json(Method::POST, &url, Some(&body))
+                    .await
+                    .map_err(api)?;
+                for entry in page["entries"].as_array().into_iter().flatten() {
+                    let id = entry["insertId"].as_str().unwrap_or_default().to_string();
+                    let Some(line) = log_line(entry, &services) else {
+                        continue;
+                    };
+                    if !id.is_empty() && !seen.insert(id) {
+                        continue;
+                    }
+                    if let Some(t) = chrono::DateTime::from_timestamp_millis(line.time_ms)
+                        && t > start
+                    {
+                        start = t;
+                    }
+                    if !sink(line) {
+                        return Ok(());
+                    }
+                }
+                token = page["nextPageToken"].as_str().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+            if !query.follow {
+                return Ok(());
+            }
+            tokio::time::sleep(self.timing.poll).await;
+        }
     }
 
     async fn invoke(
         &self,
-        _graph: &AppGraph,
-        _function: &str,
-        _event: &Value,
+        graph: &AppGraph,
+        function: &str,
+        event: &Value,
     ) -> Result<Invoked, GcpError> {
-        Err(GcpError::NotImplemented(
-            "`nimbus invoke -p gcp` (call the function with `gcloud functions call`)",
-        ))
+        check_function(graph, function)?;
+        let state = self.engine(graph)?.state().await?;
+        let uri = state
+            .as_ref()
+            .and_then(|s| s.get(&format!("{}/{function}", kinds::FUNCTION)))
+            .and_then(|e| e.outputs.get("uri"))
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| GcpError::NotDeployed {
+                function: function.to_string(),
+                service: graph.service.clone(),
+                stage: graph.stage.clone(),
+            })?;
+        let natives = self.natives(graph, function, event)?;
+        let token = self
+            .client
+            .id_token(&uri)
+            .await
+            .map_err(|source| GcpError::Api {
+                action: format!("getting an ID token to call `{function}`"),
+                source,
+            })?;
+        let mut results = Vec::new();
+        let mut failed = false;
+        let mut request_id = None;
+        for r in crate::events::requests(event, &natives) {
+            let url = format!("{}{}", uri.trim_end_matches('/'), r.path);
+            let method = Method::from_bytes(r.method.as_bytes()).unwrap_or(Method::POST);
+            let mut request = self.client.raw().request(method.clone(), &url);
+            for (k, v) in &r.headers {
+                request = request.header(k, v);
+            }
+            if let Some(t) = &token {
+                request = request.bearer_auth(t);
+            }
+            let response = request
+                .body(r.body)
+                .send()
+                .await
+                .map_err(|e| GcpError::Api {
+                    action: format!("invoking `{function}`"),
+                    source: crate::api::ApiError {
+                        method: method.to_string(),
+                        url: url.clone(),
+                        status: None,
+                        message: e.to_string(),
+                    },
+                })?;
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            request_id = request_id.or_else(|| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == "function-execution-id" || k == "x-cloud-trace-context")
+                    .map(|(_, v)| v.clone())
+            });
+            let bytes = response.bytes().await.unwrap_or_default();
+            failed |= status >= 500 || (event["type"] != "http" && status >= 300);
+            results.push(crate::events::http_result(status, &headers, &bytes));
+        }
+        let result = match results.len() {
+            1 => results.remove(0),
+            _ => Value::Array(results),
+        };
+        Ok(Invoked {
+            request_id,
+            failed,
+            result,
+        })
     }
 
     async fn unlock(&self, graph: &AppGraph, lock_id: &str) -> Result<(), GcpError> {
         Ok(self.engine(graph)?.unlock(lock_id).await?)
+    }
+}
+
+/// How far back `logs` looks when not told.
+const DEFAULT_LOG_WINDOW: Duration = Duration::from_secs(600);
+
+fn check_function(graph: &AppGraph, function: &str) -> Result<(), GcpError> {
+    if graph.functions.contains_key(function) {
+        return Ok(());
+    }
+    Err(GcpError::UnknownFunction {
+        function: function.to_string(),
+        known: graph
+            .functions
+            .keys()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// A Cloud Logging entry of one of `services` as a log line (`None` without text).
+fn log_line(entry: &Value, services: &BTreeMap<String, String>) -> Option<LogLine> {
+    let service = entry["resource"]["labels"]["service_name"].as_str()?;
+    let function = services.get(service)?.clone();
+    let message = match (&entry["textPayload"], &entry["jsonPayload"]) {
+        (Value::String(t), _) => t.clone(),
+        (_, Value::Object(j)) => match j.get("message") {
+            Some(Value::String(m)) => m.clone(),
+            _ => Value::Object(j.clone()).to_string(),
+        },
+        _ => return None,
+    };
+    let time_ms = entry["timestamp"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(0, |t| t.timestamp_millis());
+    Some(LogLine {
+        time_ms,
+        function,
+        message: message.trim_end().to_string(),
+    })
+}
+
+impl Gcp {
+    /// The native names `event` refers to for `function` (see [`crate::events::Natives`]).
+    fn natives(
+        &self,
+        graph: &AppGraph,
+        function: &str,
+        event: &Value,
+    ) -> Result<crate::events::Natives, GcpError> {
+        let (service, stage) = (graph.service.as_str(), graph.stage.as_str());
+        let kind = event["type"].as_str().unwrap_or("http");
+        let f = &graph.functions[function];
+        // The resource the event names, else the function's first trigger of that kind.
+        let trigger = f.triggers.iter().find(|t| t.spec.kind().as_str() == kind);
+        let resource = event["source"]
+            .as_str()
+            .or_else(|| event["bucket"].as_str())
+            .or_else(|| event["table"].as_str())
+            .filter(|s| graph.resources.contains_key(*s))
+            .or_else(|| trigger.and_then(|t| t.spec.resource()));
+        let p = &self.settings.project;
+        let mut n = crate::events::Natives {
+            project: p.clone(),
+            database: format!(
+                "projects/{p}/databases/{}",
+                self.settings.firestore_database
+            ),
+            ..Default::default()
+        };
+        if let Some(r) = resource.and_then(|r| graph.resources.get(r)) {
+            match r.kind {
+                nimbus_manifest::ResourceKind::Queue | nimbus_manifest::ResourceKind::Topic => {
+                    let id = names::pubsub(service, stage, &r.name)?;
+                    n.topic = format!("projects/{p}/topics/{id}");
+                    n.subscription = format!("projects/{p}/subscriptions/{id}");
+                }
+                nimbus_manifest::ResourceKind::Bucket => {
+                    n.bucket = names::bucket(service, stage, &r.name, p)?;
+                }
+                nimbus_manifest::ResourceKind::Table => {
+                    n.collection = names::collection(service, stage, &r.name);
+                    if let nimbus_graph::ResourceSpec::Table { key, sort_key } = &r.spec {
+                        n.key_fields = std::iter::once(key.0.clone())
+                            .chain(sort_key.as_ref().map(|k| k.0.clone()))
+                            .collect();
+                    }
+                }
+            }
+        }
+        if let Some(t) = f
+            .triggers
+            .iter()
+            .find(|t| matches!(t.spec, TriggerSpec::Schedule { .. }))
+        {
+            n.job = format!(
+                "{}/jobs/{}",
+                self.settings.location(),
+                names::job(service, stage, &t.id)
+            );
+        }
+        Ok(n)
     }
 }

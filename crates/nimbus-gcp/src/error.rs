@@ -95,9 +95,26 @@ pub enum GcpError {
         #[source]
         source: std::io::Error,
     },
-    /// A command the GCP provider does not implement yet.
-    #[error("{0} is not implemented for GCP yet")]
-    NotImplemented(&'static str),
+    /// `logs` or `invoke` named a function the app does not have.
+    #[error("no function `{function}` in the app\n  hint: the functions are {known}")]
+    UnknownFunction {
+        /// The name given.
+        function: String,
+        /// The app's functions, listed.
+        known: String,
+    },
+    /// `invoke` of a function that is not deployed (no URL in the state).
+    #[error(
+        "function `{function}` is not deployed on GCP (service `{service}`, stage `{stage}`)\n  hint: run `nimbus deploy -p gcp` first"
+    )]
+    NotDeployed {
+        /// The function.
+        function: String,
+        /// The service.
+        service: String,
+        /// The stage.
+        stage: String,
+    },
     /// The deploy engine failed (its report is inside).
     #[error(transparent)]
     Engine(#[from] nimbus_engine::Error),

@@ -19,6 +19,7 @@ mod cloud;
 pub mod driver;
 pub mod env;
 mod error;
+pub mod events;
 pub mod kinds;
 mod lower;
 pub mod names;

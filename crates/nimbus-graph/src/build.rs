@@ -9,8 +9,8 @@ use nimbus_manifest::{
 };
 
 use crate::{
-    AppGraph, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpec, TriggerNode,
-    TriggerSpec, hash,
+    AppGraph, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpans, ResourceSpec,
+    TriggerNode, TriggerSpec, hash,
 };
 
 /// Queue visibility timeout when the manifest sets none.
@@ -196,6 +196,14 @@ fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode
         spec,
         hash: String::new(),
         span: name.span,
+        spans: ResourceSpans {
+            visibility_timeout: r.visibility_timeout.as_ref().map_or(name.span, |d| d.span),
+            retention: r.retention.as_ref().map_or(name.span, |d| d.span),
+            max_receives: r
+                .dead_letter
+                .as_ref()
+                .map_or(name.span, |d| d.max_receives.span),
+        },
     };
     node.hash = hash::of(&node);
     node

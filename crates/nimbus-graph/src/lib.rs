@@ -268,6 +268,20 @@ pub struct ResourceNode {
     /// Where it was declared.
     #[serde(skip)]
     pub span: Span,
+    /// Where its settings are (each falls back to `span` when the manifest leaves it out).
+    #[serde(skip)]
+    pub spans: ResourceSpans,
+}
+
+/// Manifest positions of a resource's settings, for provider checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResourceSpans {
+    /// A queue's `visibility_timeout`.
+    pub visibility_timeout: Span,
+    /// A queue's `retention`.
+    pub retention: Span,
+    /// A queue's `dead_letter.max_receives`.
+    pub max_receives: Span,
 }
 
 /// Kind-specific resource settings, with defaults applied.

@@ -102,10 +102,11 @@ pub(crate) fn function_json(graph: &AppGraph, f: &FunctionNode) -> Vec<u8> {
         "triggers": triggers,
     });
     if graph.provider == "gcp" {
+        // Cloud Scheduler and a queue's push subscription call the function's URL over HTTP.
         let http = f.triggers.iter().any(|t| {
             matches!(
                 t.spec,
-                TriggerSpec::Http { .. } | TriggerSpec::Schedule { .. }
+                TriggerSpec::Http { .. } | TriggerSpec::Schedule { .. } | TriggerSpec::Queue { .. }
             )
         });
         doc["gcp"] = json!({ "signature": if http || f.triggers.is_empty() { "http" } else { "cloudevent" } });

@@ -148,11 +148,20 @@ fn zips_are_normalized_and_carry_the_provider_shim() {
             "get-order",
             &["_nimbus_aws.py", "_nimbus/aws.py", "_nimbus/core.py"],
         ),
-        (ProviderId::Gcp, "get-order", &["main.py", "_nimbus/gcp.py"]),
+        (
+            ProviderId::Gcp,
+            "get-order",
+            &["main.py", "_nimbus/gcp.py", "_nimbus/gcp_resources.py"],
+        ),
         (
             ProviderId::Gcp,
             "charge-payment",
-            &["package.json", "_nimbus_gcp.js", "_nimbus/gcp.js"],
+            &[
+                "package.json",
+                "_nimbus_gcp.js",
+                "_nimbus/gcp.js",
+                "_nimbus/gcp_resources.js",
+            ],
         ),
         (
             ProviderId::Local,
@@ -207,12 +216,8 @@ fn zips_are_normalized_and_carry_the_provider_shim() {
             "no absolute paths"
         );
         if provider == ProviderId::Gcp {
-            let sig = if function == "get-order" {
-                "http"
-            } else {
-                "cloudevent"
-            };
-            assert_eq!(v["gcp"]["signature"], sig);
+            // An HTTP route and a queue's push subscription both call the function over HTTP.
+            assert_eq!(v["gcp"]["signature"], "http");
         }
     }
     // Tests, caches and other functions' directories are not in the package.

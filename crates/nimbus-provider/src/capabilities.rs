@@ -103,6 +103,8 @@ pub struct TriggerCapability {
     pub timezones: Option<Vec<String>>,
     /// Why the provider cannot run this trigger kind at all (the row documents the gap).
     pub unsupported: Option<String>,
+    /// Set when a function with this trigger can have no trigger of another kind: why.
+    pub alone: Option<String>,
 }
 
 /// How the provider implements a resource kind.
@@ -111,6 +113,29 @@ pub struct TriggerCapability {
 pub struct ResourceCapability {
     /// The native service.
     pub native: String,
+    /// Queues: the visibility timeout the provider allows, in seconds.
+    pub visibility_timeout: Option<Range>,
+    /// Queues: the retention the provider allows, in seconds.
+    pub retention: Option<Range>,
+    /// Queues: the `dead_letter.max_receives` the provider allows.
+    pub max_receives: Option<Range>,
+}
+
+/// An inclusive range of allowed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    /// Smallest.
+    pub min: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Range {
+    /// Whether `v` is in the range.
+    pub fn contains(&self, v: u64) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
 }
 
 impl Capabilities {

@@ -1,21 +1,25 @@
 //! Holding an app graph against one provider's capabilities.
 
 use nimbus_diagnostic::Diagnostic;
-use nimbus_graph::{AppGraph, FunctionNode, TriggerKind, TriggerNode, TriggerSpec};
+use nimbus_graph::{
+    AppGraph, FunctionNode, ResourceNode, ResourceSpec, TriggerKind, TriggerNode, TriggerSpec,
+};
 use nimbus_manifest::{Auth, Runtime};
 use nimbus_schedule::ScheduleExpr;
 
 use crate::Capabilities;
+use crate::capabilities::{Range, ResourceCapability};
 
 /// Everything in `graph` that the provider described by `caps` cannot do, at the manifest line.
 pub fn check(graph: &AppGraph, caps: &Capabilities) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     for resource in graph.resources.values() {
-        if caps.resource(resource.kind).is_none() {
-            diags.push(Diagnostic::error(
+        match caps.resource(resource.kind) {
+            None => diags.push(Diagnostic::error(
                 resource.span,
                 format!("{} has no {} resources", caps.name, resource.kind),
-            ));
+            )),
+            Some(cap) => queue_limits(resource, cap, caps, &mut diags),
         }
     }
     for f in graph.functions.values() {
@@ -87,8 +91,112 @@ fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) 
         ));
     }
     timeout(f, caps, diags);
+    alone(f, caps, diags);
     for t in &f.triggers {
         trigger(f, t, caps, diags);
+    }
+}
+
+/// A queue's visibility timeout, retention and receives against the provider's ranges.
+fn queue_limits(
+    r: &ResourceNode,
+    cap: &ResourceCapability,
+    caps: &Capabilities,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let ResourceSpec::Queue {
+        visibility_timeout_ms,
+        retention_ms,
+        max_receives,
+    } = &r.spec
+    else {
+        return;
+    };
+    let secs = |ms: u64| ms.div_ceil(1000);
+    let mut limit =
+        |range: Option<Range>, value: u64, span, what: &str, show: fn(u64) -> String| {
+            let Some(range) = range else { return };
+            if range.contains(value) {
+                return;
+            }
+            let (min, max) = (show(range.min), show(range.max));
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "queue `{}` has a `{what}` of {}; on {} it must be between {min} and {max}",
+                        r.name,
+                        show(value),
+                        caps.id
+                    ),
+                )
+                .with_label(format!("outside {}'s range", caps.id))
+                .with_hint(format!(
+                    "set `{what}` of queue `{}` between {min} and {max}",
+                    r.name
+                )),
+            );
+        };
+    limit(
+        cap.visibility_timeout,
+        secs(*visibility_timeout_ms),
+        r.spans.visibility_timeout,
+        "visibility_timeout",
+        duration,
+    );
+    limit(
+        cap.retention,
+        secs(*retention_ms),
+        r.spans.retention,
+        "retention",
+        duration,
+    );
+    if let Some(n) = max_receives {
+        limit(
+            cap.max_receives,
+            u64::from(*n),
+            r.spans.max_receives,
+            "max_receives",
+            |n| n.to_string(),
+        );
+    }
+}
+
+/// Seconds as the manifest writes durations, in the largest unit that divides them (`10m`).
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A trigger kind that must be a function's only kind (`alone` in the capabilities), mixed
+/// with another kind: an error at the first trigger of another kind.
+fn alone(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
+    for t in &f.triggers {
+        let kind = t.spec.kind();
+        let Some(reason) = caps.trigger(kind).and_then(|c| c.alone.as_ref()) else {
+            continue;
+        };
+        if let Some(other) = f.triggers.iter().find(|o| o.spec.kind() != kind) {
+            diags.push(
+                Diagnostic::error(
+                    other.span,
+                    format!(
+                        "function `{}` has `{kind}` and `{}` triggers; on {} {reason}",
+                        f.name,
+                        other.spec.kind(),
+                        caps.name
+                    ),
+                )
+                .with_hint(format!(
+                    "move the `{}` trigger to a function of its own (two functions can share one handler file)",
+                    other.spec.kind()
+                )),
+            );
+            return;
+        }
     }
 }
 

@@ -106,7 +106,9 @@ test('GCP http signature', async (t) => {
     const r = JSON.parse((await srv.request('GET', '/x/resources')).body);
     assert.deepEqual(r.granted, ['images', 'order-events', 'orders']);
     assert.ok(r.not_granted.message.includes('"secrets" is not granted to function "probe"'));
-    assert.ok(r.no_client.message.includes('"orders" (table)') && r.no_client.message.includes('"gcp"'));
+    // the GCP clients exist; `orders` is granted `write`, which does not allow reads
+    assert.equal(r.no_client.type, 'ResourceAccessError');
+    assert.ok(r.no_client.message.includes('table "orders", which does not allow get()'), r.no_client.message);
   });
 
   await t.test('Cloud Scheduler HTTP POST -> schedule', async () => {
@@ -194,5 +196,87 @@ test('signature derivation (when function.json has no gcp.signature)', () => {
   assert.equal(gcp.signature({ triggers: [{ type: 'schedule' }] }), 'http');
   assert.equal(gcp.signature({ triggers: [{ type: 'schedule' }, { type: 'topic' }] }), 'http');
   assert.equal(gcp.signature({ triggers: [{ type: 'http' }, { type: 'queue' }] }), 'http');
+  assert.equal(gcp.signature({ triggers: [{ type: 'queue' }] }), 'http'); // pushed over HTTP
+  assert.equal(gcp.signature({ triggers: [{ type: 'queue' }, { type: 'topic' }] }), 'http');
   assert.equal(gcp.signature({}), 'http');
+});
+
+// What a push subscription POSTs to its endpoint (Pub/Sub's documented push format).
+function pushEnvelope(subscription, data = '{"order":42}', attempt = 3) {
+  return {
+    message: {
+      attributes: { kind: 'card' }, data: Buffer.from(data).toString('base64'), messageId: '2070443601311540',
+      message_id: '2070443601311540', publishTime: '2026-02-26T19:13:55.749Z', publish_time: '2026-02-26T19:13:55.749Z',
+    },
+    subscription,
+    deliveryAttempt: attempt,
+  };
+}
+
+test('Pub/Sub push deliveries to a queue function (http signature)', async (t) => {
+  const srv = await startFF(config('gcp'), null);
+  t.after(() => srv.stop());
+
+  await t.test('a push -> queue event, 204 acknowledges', async () => {
+    srv.rec.clear();
+    const r = await srv.request('POST', '/', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(pushEnvelope('projects/my-project/subscriptions/jobs-sub')),
+    });
+    assert.equal(r.status, 204, r.body.toString() + srv.output);
+    assert.deepEqual(srv.rec.last().event, {
+      type: 'queue', source: 'jobs',
+      messages: [{ id: '2070443601311540', body: '{"order":42}', attributes: { kind: 'card' }, receive_count: 3 }],
+    });
+  });
+
+  await t.test('a failed message -> 500 (redelivered, then dead-lettered)', async () => {
+    const r = await srv.request('POST', '/', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(pushEnvelope('projects/my-project/subscriptions/jobs-sub', 'please fail')),
+    });
+    assert.equal(r.status, 500);
+  });
+
+  await t.test('a CloudEvent still reaches an Eventarc trigger of the same function', async () => {
+    srv.rec.clear();
+    const c = CASES.find((x) => x.name === 'pubsub-topic');
+    const r = await srv.request('POST', '/', binary(c, caseData(c)));
+    assert.equal(r.status, 200, r.body.toString());
+    assert.deepEqual(srv.rec.last().event, expected('gcp', c.name));
+  });
+});
+
+test('native names from the environment', () => {
+  const gcp = require(path.join(buildPackage('gcp', config('gcp')), '_nimbus', 'gcp.js'));
+  const env = {
+    NIMBUS_RESOURCE_PAYMENTS_SUBSCRIPTION: 'projects/p/subscriptions/shop-dev-payments',
+    NIMBUS_SCHEDULE_NIGHTLY_JOB: 'projects/p/locations/r/jobs/shop-dev-f-schedule-0',
+  };
+  const cfg = gcp.withEnvNatives(config('gcp'), env);
+  const ev = gcp.pushEvent(pushEnvelope('projects/p/subscriptions/shop-dev-payments'), cfg);
+  assert.deepEqual([ev.type, ev.source], ['queue', 'payments']);
+  assert.equal(gcp.scheduleFromHttp({ 'x-cloudscheduler-jobname': 'shop-dev-f-schedule-0' }, cfg).name, 'nightly');
+});
+
+test('bucket events outside the triggers\' prefix and suffix are acknowledged, not handled', async (t) => {
+  const cfg = config('gcp', 'handlers/probe.js', {
+    triggers: [{ type: 'bucket', resource: 'images', events: ['created'], prefix: 'uploads/', suffix: '.jpg' }],
+    resources: { images: { type: 'bucket', access: 'read_write', native: { name: 'sample-bucket' } } },
+    gcp: { signature: 'cloudevent' },
+  });
+  const srv = await startFF(cfg, null);
+  t.after(() => srv.stop());
+  const created = CASES.find((x) => x.name === 'storage-finalized');
+  const deleted = CASES.find((x) => x.name === 'storage-deleted');
+  const deliver = (c, key) => srv.request('POST', '/', binary(c, { ...caseData(c), name: key }));
+  srv.rec.clear();
+  for (const key of ['thumbnails/cat.jpg', 'uploads/cat.png', 'cat.jpg']) {
+    const r = await deliver(created, key);
+    assert.ok(r.status === 200 || r.status === 204, `${r.status} ${r.body}`); // acknowledged: no redelivery
+  }
+  assert.ok((await deliver(deleted, 'uploads/cat.jpg')).status < 300); // `deleted` is not among the events
+  assert.deepEqual(srv.rec.all(), []);
+  assert.ok((await deliver(created, 'uploads/cat.jpg')).status < 300);
+  assert.equal(srv.rec.last().event.key, 'uploads/cat.jpg');
 });

@@ -193,3 +193,43 @@ def header_values(headers, name):
 
 def deep_copy(x):
     return copy.deepcopy(x)
+
+
+@pytest.fixture(scope="session")
+def gcp_emulators():
+    """Google's Firestore and Pub/Sub emulators and fake-gcs-server on free ports, for the whole
+    session (crates/nimbus-gcp/tests/support/gcp_env.py starts and stops them): their URLs."""
+    support = str(ROOT / "crates" / "nimbus-gcp" / "tests" / "support")
+    sys.path.insert(0, support)
+    try:
+        import gcp_env
+    finally:
+        sys.path.remove(support)
+    try:
+        env = gcp_env.start(("storage", "pubsub", "firestore"))
+    except gcp_env.Missing as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    try:
+        yield env.urls
+    finally:
+        env.stop()
+
+
+def rest(base, method, path, body=None, timeout=30):
+    """A JSON call to an emulator's REST API: ``(status, parsed body or None)``."""
+    import urllib.error
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, method=method, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, raw.decode("utf-8", "replace")

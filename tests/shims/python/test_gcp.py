@@ -116,7 +116,9 @@ def test_http_resources(http_srv):
     r = json.loads(body)
     assert r["granted"] == ["images", "order-events", "orders"]
     assert "'secrets' is not granted to function 'probe'" in r["not_granted"]["message"]
-    assert "'orders' (table)" in r["no_client"]["message"] and "'gcp'" in r["no_client"]["message"]
+    # the GCP clients exist; `orders` is granted `write`, which does not allow reads
+    assert r["no_client"]["type"] == "ResourceAccessError"
+    assert "'write' access to table 'orders', which does not allow get()" in r["no_client"]["message"]
 
 
 def test_cloud_scheduler_http(http_srv):
@@ -205,6 +207,87 @@ def test_signature_derivation(tmp_path):
         assert gcp.signature({"triggers": [{"type": "topic"}]}) == "cloudevent"
         assert gcp.signature({"triggers": [{"type": "schedule"}]}) == "http"
         assert gcp.signature({"triggers": [{"type": "http"}, {"type": "queue"}]}) == "http"
+        assert gcp.signature({"triggers": [{"type": "queue"}]}) == "http"  # pushed over HTTP
+        assert gcp.signature({"triggers": [{"type": "queue"}, {"type": "topic"}]}) == "http"
         assert gcp.signature({"triggers": [{"type": "schedule"}, {"type": "topic"}]}) == "http"
         assert gcp.signature({"triggers": [{"type": "bucket"}, {"type": "table"}]}) == "cloudevent"
         assert gcp.signature({}) == "http"
+
+
+# --------------------------------------------------------------------------- Pub/Sub push (queues)
+
+
+def push_envelope(subscription, data=b'{"order":42}', attempt=3):
+    """What a push subscription POSTs to its endpoint (Pub/Sub's documented push format)."""
+    return {"message": {"attributes": {"kind": "card"}, "data": base64.b64encode(data).decode(),
+                        "messageId": "2070443601311540", "message_id": "2070443601311540",
+                        "publishTime": "2026-02-26T19:13:55.749Z", "publish_time": "2026-02-26T19:13:55.749Z"},
+            "subscription": subscription, "deliveryAttempt": attempt}
+
+
+def test_pubsub_push_to_a_queue_function(http_srv):
+    http_srv.rec.clear()
+    body = json.dumps(push_envelope("projects/my-project/subscriptions/jobs-sub")).encode()
+    status, _, resp = http_srv.request("POST", "/", headers={"Content-Type": "application/json"}, body=body)
+    assert status == 204, resp + http_srv.log().encode()  # 2xx acknowledges the message
+    got = http_srv.rec.last()
+    assert got["event"] == {"type": "queue", "source": "jobs", "messages": [
+        {"id": "2070443601311540", "body": '{"order":42}', "attributes": {"kind": "card"}, "receive_count": 3}]}
+
+
+def test_pubsub_push_failure_is_redelivered(http_srv):
+    body = json.dumps(push_envelope("projects/my-project/subscriptions/jobs-sub", b"please fail")).encode()
+    status, _, _ = http_srv.request("POST", "/", headers={"Content-Type": "application/json"}, body=body)
+    assert status == 500  # not acknowledged: Pub/Sub redelivers, then dead-letters
+    assert wait_for_log(http_srv, "failed message(s) '2070443601311540'")
+
+
+def test_push_subscription_names_come_from_the_environment(tmp_path, monkeypatch):
+    root = build_package(tmp_path / "pkg", "gcp", config("gcp"))
+    monkeypatch.setenv("NIMBUS_RESOURCE_PAYMENTS_SUBSCRIPTION", "projects/p/subscriptions/shop-dev-payments")
+    monkeypatch.setenv("NIMBUS_RESOURCE_ORDERS_COLLECTION", "shop-dev-orders")
+    monkeypatch.setenv("NIMBUS_SCHEDULE_NIGHTLY_JOB", "projects/p/locations/r/jobs/shop-dev-f-schedule-0")
+    with in_process(root):
+        from _nimbus import gcp
+        cfg = gcp.with_env_natives(gcp.init().config)
+        event = gcp.push_event(push_envelope("projects/p/subscriptions/shop-dev-payments"), cfg)
+        assert (event["type"], event["source"]) == ("queue", "payments")
+        assert gcp.schedule_from_http({"x-cloudscheduler-jobname": "shop-dev-f-schedule-0"}, cfg)["name"] == "nightly"
+        case = next(c for c in CASES if c["name"] == "firestore-written")
+        data = case_data(case)
+        data["value"]["name"] = data["value"]["name"].replace("/orders/", "/shop-dev-orders/")
+        data["oldValue"]["name"] = data["oldValue"]["name"].replace("/orders/", "/shop-dev-orders/")
+        ce = dict(case["ce"], data=data)
+        assert gcp.cloud_event_to_neutral(ce, cfg)["table"] == "orders"
+
+
+# --------------------------------------------------------------------------- bucket triggers' prefix/suffix
+
+
+def test_bucket_events_outside_the_triggers_prefix_and_suffix_are_acknowledged_unhandled(tmp_path, recorder):
+    import flask
+
+    triggers = [{"type": "bucket", "resource": "images", "events": ["created"], "prefix": "uploads/",
+                 "suffix": ".jpg"}]
+    resources = {"images": {"type": "bucket", "access": "read_write", "native": {"name": "sample-bucket"}}}
+    root = build_package(tmp_path / "pkg", "gcp", config("gcp", triggers=triggers, resources=resources,
+                                                          gcp={"signature": "cloudevent"}))
+    case = next(c for c in CASES if c["name"] == "storage-finalized")
+    deleted = next(c for c in CASES if c["name"] == "storage-deleted")
+    with in_process(root):
+        import main
+        app = flask.Flask("t")
+
+        def deliver(case, key):
+            data = dict(case_data(case), name=key)
+            headers, body = _binary(case, data)
+            with app.test_request_context("/", method="POST", headers=headers, data=body):
+                return main.nimbus_entry(flask.request)
+
+        for key in ("thumbnails/cat.jpg", "uploads/cat.png", "cat.jpg"):
+            assert deliver(case, key)[1] == 200  # acknowledged (no redelivery)
+        assert recorder.all() == []
+        assert deliver(deleted, "uploads/cat.jpg")[1] == 200  # `deleted` is not among the events
+        assert recorder.all() == []
+        assert deliver(case, "uploads/cat.jpg")[1] == 200
+        assert recorder.last()["event"]["key"] == "uploads/cat.jpg"

@@ -7,8 +7,24 @@
 // @google-cloud/functions-framework can be required, `nimbus_entry` is also registered with
 // the signature type from function.json (`"gcp": {"signature": "http" | "cloudevent"}`), which
 // takes precedence over --signature-type / FUNCTION_SIGNATURE_TYPE.
+//
+// Signature: `http` when the function has an http, schedule or queue trigger (or none), else
+// `cloudevent`. Under `http` a request is, in this order: a CloudEvent (binary or structured mode,
+// when the function has an Eventarc trigger: topic, bucket or table), a Pub/Sub push delivery (when
+// it has a queue trigger: the queue's subscription pushes {message, subscription, deliveryAttempt};
+// 2xx acknowledges, anything else has Pub/Sub redeliver), a Cloud Scheduler call (when it has a
+// schedule trigger), else an HTTP request.
+//
+// Eventarc cannot filter objects by name: a bucket event whose key matches none of the function's
+// bucket triggers (prefix/suffix, and the action in `events`) is acknowledged without calling the
+// handler, so a function writing into the bucket that triggers it does not trigger itself.
+//
+// Native names: lowering sets NIMBUS_RESOURCE_<R>_{COLLECTION,DATABASE,TOPIC,SUBSCRIPTION,NAME} and
+// NIMBUS_SCHEDULE_<T>_JOB (crates/nimbus-gcp/src/env.rs); they are merged into function.json's
+// `native` blocks so that events map to neutral names exactly.
 
 const core = require('./core.js');
+require('./gcp_resources.js'); // registers the "gcp" resource client factory
 
 const PROVIDER = 'gcp';
 
@@ -16,12 +32,51 @@ function init() {
   return core.getFunction({ provider: PROVIDER });
 }
 
+function triggerTypes(config) {
+  return new Set((config.triggers || []).filter(Boolean).map((t) => t.type));
+}
+
 function signature(config) {
   const sig = String(((config.gcp || {}).signature) || '').toLowerCase();
   if (sig === 'http' || sig === 'cloudevent') return sig;
-  // like the packager: http with an http or schedule trigger (or none), else cloudevent
-  const types = new Set((config.triggers || []).filter(Boolean).map((t) => t.type));
-  return !types.size || types.has('http') || types.has('schedule') ? 'http' : 'cloudevent';
+  // like the packager: http with an http, schedule or queue trigger (or none), else cloudevent
+  const types = triggerTypes(config);
+  return !types.size || types.has('http') || types.has('schedule') || types.has('queue') ? 'http' : 'cloudevent';
+}
+
+// ---------------------------------------------------------------------------- native names
+
+const RESOURCE_FIELDS = ['COLLECTION', 'DATABASE', 'TOPIC', 'SUBSCRIPTION', 'NAME'];
+const varPart = (name) => String(name).toUpperCase().replace(/-/g, '_');
+
+// function.json with the deployment's native names merged into `native` (a copy).
+function withEnvNatives(config, env = process.env) {
+  const out = { ...config };
+  if (config.resources && typeof config.resources === 'object') {
+    out.resources = {};
+    for (const [name, spec] of Object.entries(config.resources)) {
+      let s = spec;
+      if (spec && typeof spec === 'object') {
+        const extra = {};
+        for (const f of RESOURCE_FIELDS) {
+          const v = env[`NIMBUS_RESOURCE_${varPart(name)}_${f}`];
+          if (v) extra[f.toLowerCase()] = v;
+        }
+        if (Object.keys(extra).length) s = { ...spec, native: [spec.native, extra] };
+      }
+      out.resources[name] = s;
+    }
+  }
+  if (Array.isArray(config.triggers)) {
+    out.triggers = config.triggers.map((t) => {
+      if (t && t.type === 'schedule' && typeof t.name === 'string') {
+        const v = env[`NIMBUS_SCHEDULE_${varPart(t.name)}_JOB`];
+        if (v) return { ...t, native: [t.native, { job: v }] };
+      }
+      return t;
+    });
+  }
+  return out;
 }
 
 function loadFramework() {
@@ -137,6 +192,16 @@ function storageEvent(ce, config) {
   const [bucket] = core.resolveResource(config, ['bucket'], [b, sourcePath(ce.source)], b);
   const size = data.size;
   return { type: 'bucket', bucket, key: data.name || '', size: size == null || size === '' ? null : Number(size), action };
+}
+
+// Whether a bucket event is one of the function's bucket triggers (its resource, one of its
+// `events`, the key within its prefix and suffix); true when no bucket trigger names the resource.
+function bucketWanted(event, config) {
+  const triggers = (config.triggers || []).filter((t) => t && t.type === 'bucket' && t.resource === event.bucket);
+  if (!triggers.length) return true;
+  const key = event.key || '';
+  return triggers.some((t) => (t.events || ['created', 'deleted']).includes(event.action) &&
+    key.startsWith(t.prefix || '') && key.endsWith(t.suffix || ''));
 }
 
 // Firestore `Value` (JSON form) -> plain JSON value
@@ -278,13 +343,58 @@ function remoteAddress(req) {
   return a && a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
+// The body of a Pub/Sub push delivery ({message: {...}, subscription: "..."}), or null.
+function pushEnvelope(headers, raw) {
+  const ct = String(headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  if ((ct && ct !== 'application/json') || !raw.length) return null;
+  let body;
+  try { body = JSON.parse(raw.toString('utf8')); } catch { return null; }
+  if (body && typeof body === 'object' && body.message && typeof body.message === 'object' &&
+      typeof body.subscription === 'string') return body;
+  return null;
+}
+
+// A Pub/Sub push delivery -> a queue (or topic) event of one message.
+function pushEvent(envelope, config) {
+  const msg = envelope.message || {};
+  const sub = envelope.subscription || '';
+  const short = last(sub);
+  const [name, type] = core.resolveResource(config, ['queue', 'topic'], [sub, short], short);
+  const m = {
+    id: msg.messageId || msg.message_id || null,
+    body: core.b64decodeText(msg.data),
+    attributes: Object.fromEntries(Object.entries(msg.attributes || {}).map(([k, v]) => [k, String(v)])),
+  };
+  if (type === 'queue') {
+    const rc = parseInt(envelope.deliveryAttempt || 1, 10);
+    m.receive_count = Number.isNaN(rc) ? 1 : rc;
+  }
+  return { type, source: name, messages: [m] };
+}
+
+// A push delivery: the handler's failure (a throw, or the message in `failed`) throws, which
+// answers 500, so Pub/Sub redelivers (and dead-letters after the queue's max_receives).
+async function handlePush(fn, envelope, rid) {
+  const event = pushEvent(envelope, withEnvNatives(fn.config));
+  const result = await fn.invoke(event, fn.context(rid || event.messages[0].id));
+  const failed = core.normalizeBatch(result, event);
+  if (failed.length) throw new core.BatchItemFailure(failed);
+}
+
 async function handleRequest(fn, req, res) {
   const headers = requestHeaders(req);
   const raw = rawBodyOf(req);
   const rid = headers['function-execution-id'] || headers['ce-id'];
-  if (signature(fn.config) === 'cloudevent' && looksLikeCloudEvent(headers)) {
+  const types = triggerTypes(fn.config);
+  const events = signature(fn.config) === 'cloudevent' || ['topic', 'bucket', 'table', 'queue'].some((t) => types.has(t));
+  if (events && looksLikeCloudEvent(headers)) {
     await handleCloudEvent(fn, cloudEventFromHttp(headers, raw));
     return send(res, 200, [['content-type', 'text/plain; charset=utf-8']], 'OK');
+  }
+  const envelope = types.has('queue') && String(req.method).toUpperCase() === 'POST' ? pushEnvelope(headers, raw) : null;
+  if (envelope) {
+    await handlePush(fn, envelope, rid);
+    return send(res, 204, [], '');
   }
   if (isScheduleRequest(headers, fn.config)) {
     await fn.invoke(scheduleFromHttp(headers, fn.config), fn.context(rid));
@@ -299,7 +409,12 @@ async function handleRequest(fn, req, res) {
 }
 
 async function handleCloudEvent(fn, ce) {
-  const event = cloudEventToNeutral(ce, fn.config);
+  const config = withEnvNatives(fn.config);
+  const event = cloudEventToNeutral(ce, config);
+  if (event.type === 'bucket' && !bucketWanted(event, config)) {
+    console.error(`nimbus: ${event.action} ${event.bucket}/${event.key} matches none of the function's bucket triggers: acknowledged, not handled`);
+    return undefined;
+  }
   const result = await fn.invoke(event, fn.context(ce.id));
   if (event.type === 'queue' || event.type === 'topic') {
     const failed = core.normalizeBatch(result, event);
@@ -317,5 +432,6 @@ async function entry(arg, res) {
 
 module.exports = {
   PROVIDER, init, signature, registerSignature, entry, cloudEventToNeutral, cloudEventFromHttp, fromFramework,
-  firestoreValue, httpEvent, scheduleFromHttp, looksLikeCloudEvent,
+  firestoreValue, httpEvent, scheduleFromHttp, looksLikeCloudEvent, withEnvNatives, bucketWanted, pushEnvelope,
+  pushEvent,
 };

@@ -8,19 +8,39 @@ When ``functions_framework`` is importable, ``main.py`` also registers
 (``"gcp": {"signature": "http" | "cloudevent"}``), which takes precedence over
 ``--signature-type``/``FUNCTION_SIGNATURE_TYPE``.
 
-Native events handled: HTTP, Cloud Scheduler HTTP POST, and the CloudEvents
+Native events handled: HTTP, Cloud Scheduler HTTP POST, Pub/Sub push deliveries (a queue's
+subscription pushes ``{"message", "subscription", "deliveryAttempt"}`` to the function's URL:
+2xx acknowledges, anything else has Pub/Sub redeliver), and the CloudEvents
 ``google.cloud.pubsub.topic.v1.messagePublished``,
 ``google.cloud.storage.object.v1.finalized|deleted``,
 ``google.cloud.firestore.document.v1.written|created|updated|deleted`` (JSON
 encoding only) and ``google.cloud.scheduler.job.v1.executed``.
+
+Signature: ``http`` when the function has an http, schedule or queue trigger (or none), else
+``cloudevent``. Under ``http`` a request is, in this order: a CloudEvent (binary or structured
+content mode, when the function has an Eventarc trigger: topic, bucket or table), a Pub/Sub push
+(when it has a queue trigger), a Cloud Scheduler call (when it has a schedule trigger), else an
+HTTP request.
+
+Eventarc cannot filter objects by name: a bucket event whose key matches none of the function's
+bucket triggers (``prefix``/``suffix``, and the action in ``events``) is acknowledged without
+calling the handler, so a function that writes into the bucket it is triggered by (a thumbnail
+maker writing ``thumbnails/`` on ``uploads/``) does not trigger itself.
+
+Native names: lowering sets ``NIMBUS_RESOURCE_<R>_{COLLECTION,DATABASE,TOPIC,SUBSCRIPTION,NAME}``
+and ``NIMBUS_SCHEDULE_<T>_JOB`` (crates/nimbus-gcp/src/env.rs); they are merged into
+function.json's ``native`` blocks so events map to neutral names exactly.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import sys
 
 from . import core
+from . import gcp_resources  # noqa: F401 - registers the "gcp" resource client factory
 
 PROVIDER = "gcp"
 
@@ -29,14 +49,61 @@ def init():
     return core.get_function(provider=PROVIDER)
 
 
+def _trigger_types(config: dict) -> set:
+    return {t.get("type") for t in config.get("triggers") or [] if isinstance(t, dict)}
+
+
 def signature(config: dict) -> str:
     """``http`` or ``cloudevent``: function.json ``gcp.signature``, else derived from the triggers
-    like the packager does (``http`` with an http or schedule trigger or none, else ``cloudevent``)."""
+    like the packager does (``http`` with an http, schedule or queue trigger or none, else
+    ``cloudevent``)."""
     sig = ((config.get("gcp") or {}).get("signature") or "").lower()
     if sig in ("http", "cloudevent"):
         return sig
-    types = {t.get("type") for t in config.get("triggers") or [] if isinstance(t, dict)}
-    return "http" if not types or types & {"http", "schedule"} else "cloudevent"
+    types = _trigger_types(config)
+    return "http" if not types or types & {"http", "schedule", "queue"} else "cloudevent"
+
+
+# --------------------------------------------------------------------------- native names
+
+_RESOURCE_FIELDS = ("COLLECTION", "DATABASE", "TOPIC", "SUBSCRIPTION", "NAME")
+
+
+def _var_part(name: str) -> str:
+    """``order-events`` -> ``ORDER_EVENTS`` (crates/nimbus-gcp/src/env.rs ``var_part``)."""
+    return name.upper().replace("-", "_")
+
+
+def with_env_natives(config: dict, env=None) -> dict:
+    """function.json with the deployment's native names merged into ``native`` (see the module
+    docs). Returns a copy; ``config`` itself is unchanged."""
+    env = os.environ if env is None else env
+    out = config
+    resources = config.get("resources")
+    if isinstance(resources, dict):
+        merged = {}
+        for name, spec in resources.items():
+            if isinstance(spec, dict) and isinstance(name, str):
+                extra = {}
+                for field in _RESOURCE_FIELDS:
+                    v = env.get("NIMBUS_RESOURCE_%s_%s" % (_var_part(name), field))
+                    if v:
+                        extra[field.lower()] = v
+                if extra:
+                    spec = dict(spec, native=[spec.get("native"), extra])
+            merged[name] = spec
+        out = dict(out, resources=merged)
+    triggers = config.get("triggers")
+    if isinstance(triggers, list):
+        merged = []
+        for t in triggers:
+            if isinstance(t, dict) and t.get("type") == "schedule" and isinstance(t.get("name"), str):
+                v = env.get("NIMBUS_SCHEDULE_%s_JOB" % _var_part(t["name"]))
+                if v:
+                    t = dict(t, native=[t.get("native"), {"job": v}])
+            merged.append(t)
+        out = dict(out, triggers=merged)
+    return out
 
 
 def register_signature(func) -> str | None:
@@ -149,6 +216,23 @@ def storage_event(ce: dict, config: dict) -> dict:
     size = data.get("size")
     return {"type": "bucket", "bucket": bucket, "key": data.get("name") or "",
             "size": int(size) if size not in (None, "") else None, "action": action}
+
+
+def bucket_wanted(event: dict, config: dict) -> bool:
+    """Whether a bucket event is one of the function's bucket triggers: its resource, one of its
+    ``events``, the key within its ``prefix`` and ``suffix``. True when no bucket trigger names
+    the resource (nothing to filter by)."""
+    triggers = [t for t in config.get("triggers") or []
+                if isinstance(t, dict) and t.get("type") == "bucket" and t.get("resource") == event.get("bucket")]
+    if not triggers:
+        return True
+    key = event.get("key") or ""
+    for t in triggers:
+        events = t.get("events") or ["created", "deleted"]
+        if event.get("action") in events and key.startswith(t.get("prefix") or "") \
+                and key.endswith(t.get("suffix") or ""):
+            return True
+    return False
 
 
 def firestore_value(v):
@@ -273,6 +357,37 @@ def is_schedule_request(headers: dict, config: dict) -> bool:
     return headers.get("x-cloudscheduler") == "true" or "http" not in types
 
 
+def push_envelope(headers: dict, raw: bytes):
+    """The body of a Pub/Sub push delivery (``{"message": {...}, "subscription": "..."}``), or None."""
+    ct = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ct not in ("application/json", "") or not raw:
+        return None
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("message"), dict) and isinstance(body.get("subscription"), str):
+        return body
+    return None
+
+
+def push_event(envelope: dict, config: dict) -> dict:
+    """A Pub/Sub push delivery -> a queue (or topic) event of one message."""
+    msg = envelope.get("message") or {}
+    sub = envelope.get("subscription") or ""
+    short = sub.rsplit("/", 1)[-1] if sub else None
+    name, etype = core.resolve_resource(config, ("queue", "topic"), [sub, short], short)
+    m = {"id": msg.get("messageId") or msg.get("message_id"),
+         "body": core.b64decode_text(msg.get("data")),
+         "attributes": {k: str(v) for k, v in (msg.get("attributes") or {}).items()}}
+    if etype == "queue":
+        try:
+            m["receive_count"] = int(envelope.get("deliveryAttempt") or 1)
+        except (TypeError, ValueError):
+            m["receive_count"] = 1
+    return {"type": etype, "source": name, "messages": [m]}
+
+
 def _flask_response(res: dict):
     return core.http_body_bytes(res), res["status"], core.header_pairs(res["headers"])
 
@@ -282,9 +397,15 @@ def handle_request(fn, req):
     headers = core.join_headers(req.headers.items())
     raw = req.get_data()
     ctx_id = headers.get("function-execution-id") or headers.get("ce-id")
-    if signature(fn.config) == "cloudevent" and looks_like_cloud_event(headers):
+    types = _trigger_types(fn.config)
+    events = signature(fn.config) == "cloudevent" or types & {"topic", "bucket", "table", "queue"}
+    if events and looks_like_cloud_event(headers):
         handle_cloud_event(fn, cloud_event_from_http(headers, raw))
         return "OK", 200, [("content-type", "text/plain; charset=utf-8")]
+    envelope = push_envelope(headers, raw) if "queue" in types and req.method == "POST" else None
+    if envelope is not None:
+        handle_push(fn, envelope, ctx_id)
+        return b"", 204, []
     if is_schedule_request(headers, fn.config):
         fn.invoke(schedule_from_http(headers, fn.config), fn.context(request_id=ctx_id))
         return b"", 204, []
@@ -294,8 +415,26 @@ def handle_request(fn, req):
     return _flask_response(res)
 
 
+def handle_push(fn, envelope: dict, request_id=None):
+    """A Pub/Sub push delivery: the handler's failure (a raise, or the message in ``failed``)
+    raises, which answers 500, so Pub/Sub redelivers (and dead-letters after the queue's
+    ``max_receives``)."""
+    config = with_env_natives(fn.config)
+    event = push_event(envelope, config)
+    message_id = event["messages"][0]["id"]
+    result = fn.invoke(event, fn.context(request_id=request_id or message_id))
+    failed = core.normalize_batch(result, event)
+    if failed:
+        raise core.BatchItemFailure(failed)
+
+
 def handle_cloud_event(fn, ce: dict):
-    event = cloud_event_to_neutral(ce, fn.config)
+    config = with_env_natives(fn.config)
+    event = cloud_event_to_neutral(ce, config)
+    if event["type"] == "bucket" and not bucket_wanted(event, config):
+        print("nimbus: %s %s/%s matches none of the function's bucket triggers: acknowledged, not handled"
+              % (event["action"], event["bucket"], event["key"]), file=sys.stderr)
+        return None
     result = fn.invoke(event, fn.context(request_id=ce.get("id")))
     if event["type"] in ("queue", "topic"):
         failed = core.normalize_batch(result, event)

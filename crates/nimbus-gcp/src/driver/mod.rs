@@ -4,11 +4,20 @@
 //! long-running ones (Cloud Functions, Eventarc, API Gateway) return an operation, which is polled
 //! (`GET <api>/<version>/<operation name>`) with progress ([`nimbus_cloud::Progress::Waiting`])
 //! until it is `done`, fails with its `error`, or passes the timeout (`NIMBUS_GCP_OPERATION_TIMEOUT`
-//! seconds, 20 minutes by default; poll interval `NIMBUS_GCP_POLL_MS`, 2 s by default).
+//! seconds, 20 minutes by default; poll interval `NIMBUS_GCP_POLL_MS`, 2 s by default: [`Timing`]).
 //! Updates send only what changed: a `PATCH` with an `updateMask` of the changed fields.
-//! IAM members are read-modify-write of the resource's policy with its `etag` (a concurrent
-//! change is a retryable conflict). Deletes of missing objects succeed. 429 and 5xx answers
-//! are retryable.
+//! IAM members are read-modify-write of the resource's policy with its `etag` ([`iam`]).
+//! Deletes of missing objects succeed. 429 and 5xx answers are retryable.
+//!
+//! **Reading** answers in lowering's shape ([`shape`]), by physical id (the full resource name) or
+//! by physical name (the short id lowering chose: the engine looks an interrupted create up that
+//! way), which the [`Scope`] turns into the full name. A function still `DEPLOYING` (its create
+//! was interrupted) is waited for; one left `FAILED` by a failed build serves nothing and reads as
+//! absent, and a create that finds its name taken by such a function redeploys it in place (a
+//! `PATCH` of every field lowering sets), so a deploy that failed half-way converges when re-run.
+
+mod iam;
+pub mod shape;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,11 +29,119 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{ApiError, Client, urlencode};
 use crate::kinds;
+use crate::lower::GcpSettings;
+use crate::names;
 
-/// The driver: a client and where progress goes.
+/// Where a deployment's objects live: what turns a short physical name into a full one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The project id.
+    pub project: String,
+    /// The region of functions, triggers, jobs and the gateway.
+    pub region: String,
+    /// Where Firestore's Eventarc triggers are (the database's location).
+    pub firestore_location: String,
+    /// The Firestore database's full name.
+    pub database: String,
+    /// The API Gateway API's id (its configs are named under it).
+    pub api: String,
+}
+
+impl Scope {
+    /// The scope of the deployment of `service` and `stage` with `settings`.
+    pub fn new(settings: &GcpSettings, service: &str, stage: &str) -> Self {
+        Scope {
+            project: settings.project.clone(),
+            region: settings.region.clone(),
+            firestore_location: settings.firestore_location.clone(),
+            database: format!(
+                "projects/{}/databases/{}",
+                settings.project, settings.firestore_database
+            ),
+            api: names::api(service, stage),
+        }
+    }
+
+    /// The full names a physical id or name of `kind` may stand for (a full name stands for
+    /// itself; an Eventarc trigger may be in the region or with the Firestore database).
+    pub fn full_names(&self, kind: &str, id: &str) -> Vec<String> {
+        if id.starts_with("projects/") {
+            return vec![id.to_string()];
+        }
+        let p = &self.project;
+        let location = |l: &str| format!("projects/{p}/locations/{l}");
+        match kind {
+            kinds::TOPIC => vec![format!("projects/{p}/topics/{id}")],
+            kinds::SUBSCRIPTION => vec![format!("projects/{p}/subscriptions/{id}")],
+            kinds::FUNCTION => vec![format!("{}/functions/{id}", location(&self.region))],
+            kinds::EVENTARC_TRIGGER => {
+                let mut out = vec![format!("{}/triggers/{id}", location(&self.region))];
+                if self.firestore_location != self.region {
+                    out.push(format!(
+                        "{}/triggers/{id}",
+                        location(&self.firestore_location)
+                    ));
+                }
+                out
+            }
+            kinds::SCHEDULER_JOB => vec![format!("{}/jobs/{id}", location(&self.region))],
+            kinds::API => vec![format!("{}/apis/{id}", location("global"))],
+            kinds::API_CONFIG => vec![format!(
+                "{}/apis/{}/configs/{id}",
+                location("global"),
+                self.api
+            )],
+            kinds::GATEWAY => vec![format!("{}/gateways/{id}", location(&self.region))],
+            _ => vec![id.to_string()],
+        }
+    }
+}
+
+/// How long to wait, and how often to look, for Google's long-running work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Between two reads of an operation (`NIMBUS_GCP_POLL_MS`, 2 s by default).
+    pub poll: Duration,
+    /// The longest wait for one operation (`NIMBUS_GCP_OPERATION_TIMEOUT` seconds, 20 minutes).
+    pub operation_timeout: Duration,
+    /// The engine's first wait before retrying a retryable failure (`NIMBUS_GCP_RETRY_BASE_MS`;
+    /// the engine's default when unset).
+    pub retry_base: Option<Duration>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            poll: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(1200),
+            retry_base: None,
+        }
+    }
+}
+
+impl Timing {
+    /// The defaults, overridden by the environment variables named on each field.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let d = Timing::default();
+        Timing {
+            poll: var("NIMBUS_GCP_POLL_MS").map_or(d.poll, Duration::from_millis),
+            operation_timeout: var("NIMBUS_GCP_OPERATION_TIMEOUT")
+                .map_or(d.operation_timeout, Duration::from_secs),
+            retry_base: var("NIMBUS_GCP_RETRY_BASE_MS").map(Duration::from_millis),
+        }
+    }
+}
+
+/// The driver: a client, the deployment's scope, and where progress goes.
 #[derive(Clone)]
 pub struct GcpDriver {
     client: Client,
+    scope: Scope,
     progress: Option<nimbus_cloud::ProgressFn>,
     timeout: Duration,
     poll: Duration,
@@ -37,19 +154,20 @@ fn de(e: ApiError) -> DriverError {
 }
 
 impl GcpDriver {
-    /// A driver calling through `client`, reporting waits to `progress`.
-    pub fn new(client: Client, progress: Option<nimbus_cloud::ProgressFn>) -> Self {
-        let secs = |var: &str, default: u64| {
-            std::env::var(var)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
+    /// A driver calling through `client` for the deployment in `scope`, waiting as `timing`
+    /// says, reporting waits to `progress`.
+    pub fn new(
+        client: Client,
+        scope: Scope,
+        timing: Timing,
+        progress: Option<nimbus_cloud::ProgressFn>,
+    ) -> Self {
         GcpDriver {
             client,
+            scope,
             progress,
-            timeout: Duration::from_secs(secs("NIMBUS_GCP_OPERATION_TIMEOUT", 1200)),
-            poll: Duration::from_millis(secs("NIMBUS_GCP_POLL_MS", 2000)),
+            timeout: timing.operation_timeout,
+            poll: timing.poll,
         }
     }
 
@@ -59,6 +177,16 @@ impl GcpDriver {
 
     async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> R<Value> {
         self.client.json(method, url, body).await.map_err(de)
+    }
+
+    fn waiting(&self, what: &str, status: &str, started: Instant) {
+        if let Some(p) = &self.progress {
+            p(&nimbus_cloud::Progress::Waiting {
+                what: what.to_string(),
+                status: status.to_string(),
+                elapsed: started.elapsed(),
+            });
+        }
     }
 
     /// Waits for a long-running operation of `api` (`version`) and returns its `response`.
@@ -75,7 +203,11 @@ impl GcpDriver {
                 }
                 return Ok(op.get("response").cloned().unwrap_or(Value::Null));
             }
-            let Some(name) = op["name"].as_str().map(str::to_string) else {
+            let Some(name) = op["name"]
+                .as_str()
+                .filter(|n| n.contains("/operations/"))
+                .map(str::to_string)
+            else {
                 // Not an operation: the answer is the object.
                 return Ok(op);
             };
@@ -85,18 +217,12 @@ impl GcpDriver {
                     self.timeout.as_secs()
                 )));
             }
-            if let Some(p) = &self.progress {
-                let status = op["metadata"]["stage"]
-                    .as_str()
-                    .or_else(|| op["metadata"]["statusDetail"].as_str())
-                    .unwrap_or("running")
-                    .to_string();
-                p(&nimbus_cloud::Progress::Waiting {
-                    what: what.to_string(),
-                    status,
-                    elapsed: started.elapsed(),
-                });
-            }
+            let status = op["metadata"]["stage"]
+                .as_str()
+                .or_else(|| op["metadata"]["statusDetail"].as_str())
+                .unwrap_or("running")
+                .to_string();
+            self.waiting(what, &status, started);
             tokio::time::sleep(self.poll).await;
             op = self
                 .call(
@@ -116,15 +242,20 @@ impl GcpDriver {
         name: &str,
         id_param: &str,
         body: &Value,
-    ) -> R<Value> {
+    ) -> Result<Value, Failed> {
         let (parent, id) = split_name(name);
         let url = self.url(
             api,
             &format!("/{version}/{parent}?{id_param}={}", urlencode(id)),
         );
-        let op = self.call(Method::POST, &url, Some(body)).await?;
+        let op = self
+            .client
+            .json(Method::POST, &url, Some(body))
+            .await
+            .map_err(Failed::Call)?;
         self.wait(api, version, op, &format!("creating `{name}`"))
             .await
+            .map_err(Failed::Driver)
     }
 
     async fn delete_lro(&self, api: &str, version: &str, name: &str) -> R<()> {
@@ -146,6 +277,27 @@ impl GcpDriver {
         }
     }
 
+    /// `PATCH <api>/<version>/<name>?updateMask=…` with `body`, waited for.
+    async fn patch_lro(
+        &self,
+        api: &str,
+        version: &str,
+        name: &str,
+        mask: &[String],
+        body: &Value,
+    ) -> R<Value> {
+        let url = self.url(
+            api,
+            &format!(
+                "/{version}/{name}?updateMask={}",
+                urlencode(&mask.join(","))
+            ),
+        );
+        let op = self.call(Method::PATCH, &url, Some(body)).await?;
+        self.wait(api, version, op, &format!("updating `{name}`"))
+            .await
+    }
+
     async fn get(&self, api: &str, path: &str) -> R<Option<Value>> {
         match self
             .client
@@ -158,158 +310,26 @@ impl GcpDriver {
         }
     }
 
-    // ------------------------------------------------------------------- IAM policies
-
-    /// `(get url, get method, get body, set url, set method, wraps policy)` of an IAM member.
-    fn policy_calls(
-        &self,
-        kind: &str,
-        p: &Value,
-    ) -> (String, Method, Option<Value>, String, Method, bool) {
-        let v3 = json!({ "options": { "requestedPolicyVersion": 3 } });
-        let (api, resource) = match kind {
-            kinds::PROJECT_IAM_MEMBER => (
-                "cloudresourcemanager",
-                format!("/v1/projects/{}", str_of(p, "project")),
-            ),
-            kinds::TOPIC_IAM_MEMBER => ("pubsub", format!("/v1/{}", str_of(p, "topic"))),
-            kinds::SUBSCRIPTION_IAM_MEMBER => {
-                ("pubsub", format!("/v1/{}", str_of(p, "subscription")))
+    /// The function `name` once it is no longer `DEPLOYING` (an interrupted create or update
+    /// goes on without us).
+    async fn settled_function(&self, name: &str) -> R<Option<Value>> {
+        let started = Instant::now();
+        loop {
+            let Some(f) = self.get("cloudfunctions", &format!("/v2/{name}")).await? else {
+                return Ok(None);
+            };
+            if f["state"] != "DEPLOYING" {
+                return Ok(Some(f));
             }
-            kinds::SERVICE_IAM_MEMBER => ("run", format!("/v2/{}", str_of(p, "service"))),
-            _ => {
-                let b = format!("/storage/v1/b/{}/iam", urlencode(str_of(p, "bucket")));
-                let get = self.url("storage", &format!("{b}?optionsRequestedPolicyVersion=3"));
-                return (
-                    get,
-                    Method::GET,
-                    None,
-                    self.url("storage", &b),
-                    Method::PUT,
-                    false,
-                );
+            if started.elapsed() > self.timeout {
+                return Err(DriverError::retryable(format!(
+                    "function `{name}` still deploying after {} s",
+                    self.timeout.as_secs()
+                )));
             }
-        };
-        let get = self.url(api, &format!("{resource}:getIamPolicy"));
-        let set = self.url(api, &format!("{resource}:setIamPolicy"));
-        let get_method = if api == "run" {
-            Method::GET
-        } else {
-            Method::POST
-        };
-        let get = if api == "run" {
-            format!("{get}?options.requestedPolicyVersion=3")
-        } else {
-            get
-        };
-        (
-            get,
-            get_method,
-            (api != "run").then_some(v3),
-            set,
-            Method::POST,
-            true,
-        )
-    }
-
-    /// Adds (`add`) or removes the member of `p` in the role (and condition) of `p`.
-    async fn edit_policy(&self, kind: &str, p: &Value, add: bool) -> R<()> {
-        let (get, get_method, get_body, set, set_method, wrap) = self.policy_calls(kind, p);
-        let mut policy = match self.client.json(get_method, &get, get_body.as_ref()).await {
-            Ok(v) => v,
-            Err(e) if e.not_found() && !add => return Ok(()),
-            Err(e) => return Err(de(e)),
-        };
-        let role = str_of(p, "role");
-        let member = str_of(p, "member");
-        let condition = p.get("condition").cloned();
-        let bindings = policy
-            .as_object_mut()
-            .ok_or_else(|| DriverError::permanent(format!("{get}: the policy is not an object")))?
-            .entry("bindings")
-            .or_insert_with(|| json!([]));
-        let list = bindings.as_array_mut().expect("bindings are a list");
-        let pos = list
-            .iter()
-            .position(|b| b["role"] == role && b.get("condition") == condition.as_ref());
-        let changed = match (add, pos) {
-            (true, Some(i)) => {
-                let members = list[i]["members"].as_array_mut();
-                match members {
-                    Some(m) if m.iter().any(|x| x == member) => false,
-                    Some(m) => {
-                        m.push(json!(member));
-                        true
-                    }
-                    None => {
-                        list[i]["members"] = json!([member]);
-                        true
-                    }
-                }
-            }
-            (true, None) => {
-                let mut b = json!({ "role": role, "members": [member] });
-                if let Some(c) = &condition {
-                    b["condition"] = c.clone();
-                }
-                list.push(b);
-                true
-            }
-            (false, Some(i)) => {
-                let before = list[i]["members"].as_array().map_or(0, Vec::len);
-                if let Some(m) = list[i]["members"].as_array_mut() {
-                    m.retain(|x| x != member);
-                }
-                let after = list[i]["members"].as_array().map_or(0, Vec::len);
-                if after == 0 {
-                    list.remove(i);
-                }
-                before != after
-            }
-            (false, None) => false,
-        };
-        if !changed {
-            return Ok(());
+            self.waiting(&format!("function `{name}`"), "deploying", started);
+            tokio::time::sleep(self.poll).await;
         }
-        if condition.is_some()
-            || policy["version"].as_u64().unwrap_or(1) < 3 && has_conditions(&policy)
-        {
-            policy["version"] = json!(3);
-        }
-        let body = if wrap {
-            json!({ "policy": policy })
-        } else {
-            policy
-        };
-        match self.client.json(set_method, &set, Some(&body)).await {
-            Ok(_) => Ok(()),
-            // The etag no longer matches: someone changed the policy; read it again.
-            Err(e) if e.conflict() || e.status == Some(412) => {
-                Err(DriverError::retryable(e.to_string()))
-            }
-            Err(e) => Err(de(e)),
-        }
-    }
-
-    async fn has_member(&self, kind: &str, p: &Value) -> R<bool> {
-        let (get, get_method, get_body, ..) = self.policy_calls(kind, p);
-        let policy = match self.client.json(get_method, &get, get_body.as_ref()).await {
-            Ok(v) => v,
-            Err(e) if e.not_found() => return Ok(false),
-            Err(e) => return Err(de(e)),
-        };
-        let condition = p.get("condition");
-        Ok(policy["bindings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|b| {
-                b["role"] == p["role"]
-                    && b.get("condition") == condition
-                    && b["members"]
-                        .as_array()
-                        .is_some_and(|m| m.iter().any(|x| *x == p["member"]))
-            }))
     }
 
     // ------------------------------------------------------------------- per kind
@@ -324,12 +344,9 @@ impl GcpDriver {
                     "accountId": p["accountId"],
                     "serviceAccount": { "displayName": p["displayName"], "description": p["description"] },
                 });
-                let sa = match self.client.json(Method::POST, &url, Some(&body)).await {
-                    Ok(v) => v,
-                    Err(e) => return Err(de(e)),
-                };
+                let sa = self.call(Method::POST, &url, Some(&body)).await?;
                 let email = str_of(&sa, "email").to_string();
-                Ok((email.clone(), account_outputs(&sa)))
+                Ok((email, account_outputs(&sa)))
             }
             kinds::PROJECT_IAM_MEMBER
             | kinds::TOPIC_IAM_MEMBER
@@ -337,7 +354,7 @@ impl GcpDriver {
             | kinds::SERVICE_IAM_MEMBER
             | kinds::BUCKET_IAM_MEMBER => {
                 self.edit_policy(kind, p, true).await?;
-                Ok((member_id(p), BTreeMap::new()))
+                Ok((iam::member_id(p), BTreeMap::new()))
             }
             kinds::TOPIC | kinds::SUBSCRIPTION => {
                 let body = without(p, &["name"]);
@@ -374,18 +391,25 @@ impl GcpDriver {
                         e.message
                     ))
                 })?;
-                Ok((
-                    format!("{database}/documents/{collection}"),
-                    outputs([
-                        ("collection", json!(collection)),
-                        ("path", json!(format!("{database}/documents/{collection}"))),
-                    ]),
-                ))
+                let path = format!("{database}/documents/{collection}");
+                Ok((path.clone(), collection_outputs(collection, &path)))
             }
             kinds::FUNCTION => {
-                let f = self
+                let f = match self
                     .create_lro("cloudfunctions", "v2", &name, "functionId", p)
-                    .await?;
+                    .await
+                {
+                    Ok(f) => f,
+                    // Ours, left by an earlier run whose build failed: redeploy it in place.
+                    Err(Failed::Call(e)) if e.conflict() => {
+                        let mut mask = update_mask(kind, &json!({}), p);
+                        mask.retain(|m| m != "environment");
+                        self.patch_lro("cloudfunctions", "v2", &name, &mask, p)
+                            .await?
+                    }
+                    Err(Failed::Call(e)) => return Err(de(e)),
+                    Err(Failed::Driver(e)) => return Err(e),
+                };
                 let f = match f.get("serviceConfig") {
                     Some(_) => f,
                     None => self
@@ -397,7 +421,8 @@ impl GcpDriver {
             }
             kinds::EVENTARC_TRIGGER => {
                 self.create_lro("eventarc", "v1", &name, "triggerId", p)
-                    .await?;
+                    .await
+                    .map_err(Failed::into_driver)?;
                 Ok((name.clone(), outputs([("name", json!(name))])))
             }
             kinds::SCHEDULER_JOB => {
@@ -413,19 +438,22 @@ impl GcpDriver {
             kinds::API => {
                 let api = self
                     .create_lro("apigateway", "v1", &name, "apiId", p)
-                    .await?;
+                    .await
+                    .map_err(Failed::into_driver)?;
                 Ok((name.clone(), api_outputs(&name, &api)))
             }
             kinds::API_CONFIG => {
                 let body = encode_documents(p);
                 self.create_lro("apigateway", "v1", &name, "apiConfigId", &body)
-                    .await?;
+                    .await
+                    .map_err(Failed::into_driver)?;
                 Ok((name.clone(), outputs([("name", json!(name))])))
             }
             kinds::GATEWAY => {
                 let gw = self
                     .create_lro("apigateway", "v1", &name, "gatewayId", p)
-                    .await?;
+                    .await
+                    .map_err(Failed::into_driver)?;
                 let gw = match gw.get("defaultHostname") {
                     Some(_) => gw,
                     None => self
@@ -487,37 +515,30 @@ impl GcpDriver {
                 self.call(Method::PATCH, &url, Some(&Value::Object(body)))
                     .await?;
             }
-            kinds::FUNCTION | kinds::EVENTARC_TRIGGER | kinds::API | kinds::GATEWAY => {
-                let (api, version) = match kind {
-                    kinds::FUNCTION => ("cloudfunctions", "v2"),
-                    kinds::EVENTARC_TRIGGER => ("eventarc", "v1"),
-                    _ => ("apigateway", "v1"),
-                };
-                let url = self.url(
-                    api,
-                    &format!(
-                        "/{version}/{name}?updateMask={}",
-                        urlencode(&mask.join(","))
-                    ),
-                );
-                let op = self.call(Method::PATCH, &url, Some(p)).await?;
+            kinds::FUNCTION => {
                 let done = self
-                    .wait(api, version, op, &format!("updating `{name}`"))
+                    .patch_lro("cloudfunctions", "v2", &name, &mask, p)
                     .await?;
-                match kind {
-                    kinds::FUNCTION => {
-                        let f = match done.get("serviceConfig") {
-                            Some(_) => done,
-                            None => self.get(api, &format!("/v2/{name}")).await?.unwrap_or(done),
-                        };
-                        out = function_outputs(&name, &f);
-                    }
-                    kinds::GATEWAY => {
-                        if let Some(gw) = self.get(api, &format!("/v1/{name}")).await? {
-                            out = gateway_outputs(&name, &gw);
-                        }
-                    }
-                    _ => {}
+                let f = match done.get("serviceConfig") {
+                    Some(_) => done,
+                    None => self
+                        .get("cloudfunctions", &format!("/v2/{name}"))
+                        .await?
+                        .unwrap_or(done),
+                };
+                out = function_outputs(&name, &f);
+            }
+            kinds::EVENTARC_TRIGGER | kinds::API | kinds::GATEWAY => {
+                let api = if kind == kinds::EVENTARC_TRIGGER {
+                    "eventarc"
+                } else {
+                    "apigateway"
+                };
+                self.patch_lro(api, "v1", &name, &mask, p).await?;
+                if kind == kinds::GATEWAY
+                    && let Some(gw) = self.get(api, &format!("/v1/{name}")).await?
+                {
+                    out = gateway_outputs(&name, &gw);
                 }
             }
             kinds::SCHEDULER_JOB => {
@@ -534,6 +555,31 @@ impl GcpDriver {
             }
         }
         Ok(out)
+    }
+
+    /// The first of `names` that exists, read from `api` (`version`).
+    async fn first(&self, api: &str, version: &str, names: &[String]) -> R<Option<Value>> {
+        for n in names {
+            if let Some(v) = self.get(api, &format!("/{version}/{n}")).await? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A create's failure: the first call (whose status tells, e.g., a name taken), or later.
+enum Failed {
+    Call(ApiError),
+    Driver(DriverError),
+}
+
+impl Failed {
+    fn into_driver(self) -> DriverError {
+        match self {
+            Failed::Call(e) => de(e),
+            Failed::Driver(e) => e,
+        }
     }
 }
 
@@ -624,46 +670,42 @@ impl Driver for GcpDriver {
     }
 
     async fn read(&self, kind: &str, physical_id: &str) -> R<Option<Live>> {
-        let live = |properties: Value, outputs: BTreeMap<String, Value>| {
+        let live = |physical_id: String, properties: Value, outputs: BTreeMap<String, Value>| {
             Some(Live {
-                physical_id: physical_id.to_string(),
+                physical_id,
                 properties,
                 outputs,
             })
         };
+        let names = self.scope.full_names(kind, physical_id);
+        let name = names[0].clone();
         Ok(match kind {
             kinds::SERVICE_ACCOUNT => {
-                // By email (recorded) or by account id (an interrupted create).
-                let id = if physical_id.contains('@') {
+                let email = if physical_id.contains('@') {
                     physical_id.to_string()
                 } else {
-                    return Ok(None);
+                    format!(
+                        "{physical_id}@{}.iam.gserviceaccount.com",
+                        self.scope.project
+                    )
                 };
                 let Some(sa) = self
-                    .get("iam", &format!("/v1/projects/-/serviceAccounts/{id}"))
+                    .get("iam", &format!("/v1/projects/-/serviceAccounts/{email}"))
                     .await?
                 else {
                     return Ok(None);
                 };
-                let project = str_of(&sa, "projectId").to_string();
-                let props = json!({
-                    "project": project,
-                    "accountId": id.split('@').next().unwrap_or_default(),
-                    "displayName": sa["displayName"],
-                    "description": sa["description"],
-                });
-                live(props, account_outputs(&sa))
+                live(email, shape::service_account(&sa), account_outputs(&sa))
             }
             kinds::TOPIC | kinds::SUBSCRIPTION => {
-                let path = if physical_id.starts_with("projects/") {
-                    physical_id.to_string()
-                } else {
+                let Some(v) = self.get("pubsub", &format!("/v1/{name}")).await? else {
                     return Ok(None);
                 };
-                let Some(v) = self.get("pubsub", &format!("/v1/{path}")).await? else {
-                    return Ok(None);
+                let props = match kind {
+                    kinds::TOPIC => shape::topic(&v),
+                    _ => shape::subscription(&v),
                 };
-                live(v, outputs([("name", json!(path))]))
+                live(name.clone(), props, outputs([("name", json!(name))]))
             }
             kinds::BUCKET => {
                 let Some(b) = self
@@ -675,71 +717,91 @@ impl Driver for GcpDriver {
                 else {
                     return Ok(None);
                 };
-                let props = json!({
-                    "name": b["name"],
-                    "project": b["projectNumber"],
-                    "location": b["location"].as_str().map(str::to_ascii_lowercase),
-                    "storageClass": b["storageClass"],
-                    "iamConfiguration": {
-                        "uniformBucketLevelAccess": { "enabled": b["iamConfiguration"]["uniformBucketLevelAccess"]["enabled"] },
-                        "publicAccessPrevention": b["iamConfiguration"]["publicAccessPrevention"],
-                    },
-                    "versioning": { "enabled": b["versioning"]["enabled"].as_bool().unwrap_or(false) },
-                    "labels": b["labels"],
-                });
-                live(props, outputs([("name", b["name"].clone())]))
+                live(
+                    physical_id.to_string(),
+                    shape::bucket(&b, &self.scope.project),
+                    outputs([("name", b["name"].clone())]),
+                )
+            }
+            kinds::COLLECTION => {
+                let path = if physical_id.contains("/documents/") {
+                    physical_id.to_string()
+                } else {
+                    format!("{}/documents/{physical_id}", self.scope.database)
+                };
+                let (database, collection) = path.split_once("/documents/").unwrap_or_default();
+                live(
+                    path.clone(),
+                    json!({ "database": database, "collection": collection }),
+                    collection_outputs(collection, &path),
+                )
             }
             kinds::FUNCTION => {
-                let Some(f) = self
-                    .get("cloudfunctions", &format!("/v2/{}", full(physical_id)))
+                let Some(f) = self.settled_function(&name).await? else {
+                    return Ok(None);
+                };
+                if f["state"] == "FAILED" {
+                    return Ok(None);
+                }
+                live(
+                    name.clone(),
+                    shape::function(&f),
+                    function_outputs(&name, &f),
+                )
+            }
+            kinds::EVENTARC_TRIGGER => {
+                let Some(t) = self.first("eventarc", "v1", &names).await? else {
+                    return Ok(None);
+                };
+                let name = str_of(&t, "name").to_string();
+                live(
+                    name.clone(),
+                    shape::eventarc_trigger(&t),
+                    outputs([("name", json!(name))]),
+                )
+            }
+            kinds::SCHEDULER_JOB => {
+                let Some(j) = self.first("cloudscheduler", "v1", &names).await? else {
+                    return Ok(None);
+                };
+                live(
+                    name.clone(),
+                    shape::scheduler_job(&j),
+                    outputs([("name", json!(name))]),
+                )
+            }
+            kinds::API => {
+                let Some(a) = self.first("apigateway", "v1", &names).await? else {
+                    return Ok(None);
+                };
+                live(name.clone(), shape::api(&a), api_outputs(&name, &a))
+            }
+            kinds::API_CONFIG => {
+                let Some(c) = self
+                    .get("apigateway", &format!("/v1/{name}?view=FULL"))
                     .await?
                 else {
                     return Ok(None);
                 };
-                let name = str_of(&f, "name").to_string();
-                live(f.clone(), function_outputs(&name, &f))
-            }
-            kinds::EVENTARC_TRIGGER
-            | kinds::SCHEDULER_JOB
-            | kinds::API
-            | kinds::API_CONFIG
-            | kinds::GATEWAY => {
-                let (api, version) = match kind {
-                    kinds::EVENTARC_TRIGGER => ("eventarc", "v1"),
-                    kinds::SCHEDULER_JOB => ("cloudscheduler", "v1"),
-                    _ => ("apigateway", "v1"),
-                };
-                if !physical_id.starts_with("projects/") {
-                    return Ok(None);
-                }
-                let Some(v) = self.get(api, &format!("/{version}/{physical_id}")).await? else {
-                    return Ok(None);
-                };
-                let out = match kind {
-                    kinds::API => api_outputs(physical_id, &v),
-                    kinds::GATEWAY => gateway_outputs(physical_id, &v),
-                    _ => outputs([("name", json!(physical_id))]),
-                };
-                live(v, out)
-            }
-            kinds::COLLECTION => {
-                let (database, collection) =
-                    physical_id.split_once("/documents/").unwrap_or_default();
                 live(
-                    json!({ "database": database, "collection": collection }),
-                    outputs([
-                        ("collection", json!(collection)),
-                        ("path", json!(physical_id)),
-                    ]),
+                    name.clone(),
+                    shape::api_config(&c),
+                    outputs([("name", json!(name))]),
                 )
+            }
+            kinds::GATEWAY => {
+                let Some(g) = self.first("apigateway", "v1", &names).await? else {
+                    return Ok(None);
+                };
+                live(name.clone(), shape::gateway(&g), gateway_outputs(&name, &g))
             }
             // IAM members: the physical id is `<resource> <role> <member>`, present or not.
             _ => {
-                let Some(p) = member_properties(kind, physical_id) else {
+                let Some(p) = iam::member_properties(kind, physical_id) else {
                     return Ok(None);
                 };
                 if self.has_member(kind, &p).await? {
-                    live(p, BTreeMap::new())
+                    live(physical_id.to_string(), p, BTreeMap::new())
                 } else {
                     None
                 }
@@ -783,10 +845,6 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn full(name: &str) -> &str {
-    name
-}
-
 fn outputs<const N: usize>(items: [(&str, Value); N]) -> BTreeMap<String, Value> {
     items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
@@ -808,6 +866,10 @@ fn account_outputs(sa: &Value) -> BTreeMap<String, Value> {
         ("member", json!(format!("serviceAccount:{email}"))),
         ("name", sa["name"].clone()),
     ])
+}
+
+fn collection_outputs(collection: &str, path: &str) -> BTreeMap<String, Value> {
+    outputs([("collection", json!(collection)), ("path", json!(path))])
 }
 
 fn function_outputs(name: &str, f: &Value) -> BTreeMap<String, Value> {
@@ -847,45 +909,6 @@ fn gateway_outputs(name: &str, gw: &Value) -> BTreeMap<String, Value> {
 /// `projects/p/locations/l/functions/f` → (`projects/p/locations/l/functions`, `f`).
 fn split_name(name: &str) -> (&str, &str) {
     name.rsplit_once('/').unwrap_or(("", name))
-}
-
-/// The physical id of an IAM member: `<resource> <role> <member>[ <condition title>]`.
-fn member_id(p: &Value) -> String {
-    let resource = ["project", "topic", "subscription", "service", "bucket"]
-        .iter()
-        .find_map(|k| p.get(*k).and_then(Value::as_str))
-        .unwrap_or_default();
-    let mut id = format!("{resource} {} {}", str_of(p, "role"), str_of(p, "member"));
-    if let Some(c) = p.get("condition") {
-        id.push(' ');
-        id.push_str(&serde_json::to_string(c).expect("json"));
-    }
-    id
-}
-
-/// The properties an IAM member's physical id stands for.
-fn member_properties(kind: &str, id: &str) -> Option<Value> {
-    let mut parts = id.splitn(4, ' ');
-    let (resource, role, member) = (parts.next()?, parts.next()?, parts.next()?);
-    let key = match kind {
-        kinds::PROJECT_IAM_MEMBER => "project",
-        kinds::TOPIC_IAM_MEMBER => "topic",
-        kinds::SUBSCRIPTION_IAM_MEMBER => "subscription",
-        kinds::SERVICE_IAM_MEMBER => "service",
-        kinds::BUCKET_IAM_MEMBER => "bucket",
-        _ => return None,
-    };
-    let mut p = json!({ key: resource, "role": role, "member": member });
-    if let Some(c) = parts.next() {
-        p["condition"] = serde_json::from_str(c).ok()?;
-    }
-    Some(p)
-}
-
-fn has_conditions(policy: &Value) -> bool {
-    policy["bindings"]
-        .as_array()
-        .is_some_and(|b| b.iter().any(|b| b.get("condition").is_some()))
 }
 
 /// The fields to name in an update mask: changed top-level fields, and for the nested configs
@@ -974,12 +997,35 @@ mod tests {
             ["ackDeadlineSeconds"]
         );
         assert_eq!(snake_case("ackDeadlineSeconds"), "ack_deadline_seconds");
-        let id = member_id(
-            &json!({"topic": "projects/p/topics/t", "role": "roles/x", "member": "user:a"}),
+    }
+
+    #[test]
+    fn short_names_become_full_names() {
+        let scope = Scope {
+            project: "p".into(),
+            region: "europe-west1".into(),
+            firestore_location: "eur3".into(),
+            database: "projects/p/databases/(default)".into(),
+            api: "shop-dev".into(),
+        };
+        assert_eq!(
+            scope.full_names(kinds::FUNCTION, "shop-dev-f"),
+            ["projects/p/locations/europe-west1/functions/shop-dev-f"]
         );
         assert_eq!(
-            member_properties(kinds::TOPIC_IAM_MEMBER, &id).unwrap()["topic"],
-            "projects/p/topics/t"
+            scope.full_names(kinds::EVENTARC_TRIGGER, "t"),
+            [
+                "projects/p/locations/europe-west1/triggers/t",
+                "projects/p/locations/eur3/triggers/t"
+            ]
+        );
+        assert_eq!(
+            scope.full_names(kinds::API_CONFIG, "shop-dev-0123abcd"),
+            ["projects/p/locations/global/apis/shop-dev/configs/shop-dev-0123abcd"]
+        );
+        assert_eq!(
+            scope.full_names(kinds::TOPIC, "projects/p/topics/t"),
+            ["projects/p/topics/t"]
         );
     }
 }

@@ -1,0 +1,239 @@
+//! Google Cloud on 127.0.0.1 for the tests of this binary: fake-gcs-server, the Pub/Sub and
+//! Firestore emulators, and the discovery-validated control-plane double in front of them, started
+//! once per test binary by `tests/support/gcp_env.py` and stopped by it when this process ends
+//! (its stdin, held here, then closes). Each test deploys to a project of its own, so they run in
+//! parallel against one environment and read only their own requests from the double's log.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use nimbus_gcp::api::Endpoints;
+use serde_json::{Value, json};
+
+/// The running environment.
+pub struct CloudEnv {
+    /// The double's base URL.
+    pub double: String,
+    /// fake-gcs-server, directly.
+    pub storage: String,
+    /// The Pub/Sub emulator, directly.
+    pub pubsub: String,
+    /// The Firestore emulator, directly.
+    pub firestore: String,
+    _child: Mutex<(Child, ChildStdin)>,
+}
+
+/// The environment, started on first use; `None` (skip) when a tool is missing and `CI` is not set.
+pub fn env() -> Option<&'static CloudEnv> {
+    static ENV: OnceLock<Option<CloudEnv>> = OnceLock::new();
+    ENV.get_or_init(start).as_ref()
+}
+
+// The child lives as long as this process: it stops when its stdin closes, at our exit.
+#[allow(clippy::zombie_processes)]
+fn start() -> Option<CloudEnv> {
+    let python = super::venv_tool("python")?;
+    let script = super::repo().join("crates/nimbus-gcp/tests/support/gcp_env.py");
+    let mut child = Command::new(python)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting gcp_env.py");
+    let stdin = child.stdin.take().expect("piped stdin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("reading gcp_env.py's first line");
+    let urls: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|_| panic!("gcp_env.py did not start: {line:?}"));
+    if let Some(missing) = urls["missing"].as_str() {
+        assert!(std::env::var_os("CI").is_none(), "{missing}");
+        eprintln!("SKIPPED: {missing}");
+        return None;
+    }
+    let url = |k: &str| urls[k].as_str().expect("a URL").to_string();
+    Some(CloudEnv {
+        double: url("double"),
+        storage: url("storage"),
+        pubsub: url("pubsub"),
+        firestore: url("firestore"),
+        _child: Mutex::new((child, stdin)),
+    })
+}
+
+impl CloudEnv {
+    /// Every API through the double.
+    pub fn endpoints(&self) -> Endpoints {
+        let mut e = Endpoints::from_env();
+        for (api, _) in nimbus_gcp::api::APIS {
+            e.set(api, &format!("{}/{api}", self.double));
+        }
+        e
+    }
+
+    /// The environment variables that point the `nimbus` binary at it.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = nimbus_gcp::api::APIS
+            .iter()
+            .map(|(api, _)| {
+                (
+                    format!("NIMBUS_GCP_{}_ENDPOINT", api.to_ascii_uppercase()),
+                    format!("{}/{api}", self.double),
+                )
+            })
+            .collect();
+        vars.push(("NIMBUS_GCP_ANONYMOUS".into(), "1".into()));
+        vars.push(("NIMBUS_GCP_POLL_MS".into(), "20".into()));
+        vars.push(("NIMBUS_GCP_RETRY_BASE_MS".into(), "20".into()));
+        vars
+    }
+
+    fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "-X",
+            method,
+            &format!("{}/_double/{path}", self.double),
+        ]);
+        if let Some(b) = body {
+            cmd.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
+        }
+        let out = cmd.output().expect("curl");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{path}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    fn list(&self, path: &str) -> Vec<Value> {
+        self.control("GET", path, None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A position in the double's request log, for [`requests_since`](Self::requests_since).
+    pub fn mark(&self) -> usize {
+        self.list("requests").len()
+    }
+
+    /// The requests logged after `mark` that name `project` (in their path, query or body).
+    pub fn requests_since(&self, project: &str, mark: usize) -> Vec<Value> {
+        self.list("requests")
+            .into_iter()
+            .skip(mark)
+            .filter(|r| r.to_string().contains(project))
+            .collect()
+    }
+
+    /// The requests naming `project` that the published API reference does not allow.
+    pub fn violations(&self, project: &str) -> Vec<Value> {
+        self.list("violations")
+            .into_iter()
+            .filter(|r| r.to_string().contains(project))
+            .collect()
+    }
+
+    /// Makes the next request of discovery method `method` whose path, query and body contain
+    /// every text of `matching` fail as `mode` says (`operation_error`, `http_500`,
+    /// `http_500_after_write`).
+    pub fn fault(&self, method: &str, mode: &str, matching: &[&str]) {
+        self.control(
+            "POST",
+            "faults",
+            Some(json!({ "method": method, "mode": mode, "match": matching, "count": 1 })),
+        );
+    }
+
+    /// Changes a resource on the double, as someone outside Nimbus would.
+    pub fn mutate(&self, name: &str, set: Value) {
+        self.control("POST", "mutate", Some(json!({ "name": name, "set": set })));
+    }
+
+    /// Every resource the double holds.
+    pub fn resources(&self) -> Value {
+        self.control("GET", "resources", None)
+    }
+
+    /// Adds Cloud Logging entries.
+    pub fn add_logs(&self, entries: Value) {
+        self.control("POST", "logs", Some(json!({ "entries": entries })));
+    }
+
+    /// The requests the functions' URLs received.
+    pub fn invocations(&self) -> Vec<Value> {
+        self.list("invocations")
+    }
+}
+
+/// `POST /v1/projects/p/topics/t?x=y` for a logged request.
+pub fn line(r: &Value) -> String {
+    let q = r["query"].as_str().unwrap_or_default();
+    format!(
+        "{} /{}{}{}",
+        r["http"].as_str().unwrap_or_default(),
+        r["api"].as_str().unwrap_or_default(),
+        r["path"].as_str().unwrap_or_default(),
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{q}")
+        }
+    )
+}
+
+/// A copy of the shop example in a fresh directory (its manifest's project set to `project`), so
+/// a test can change handler files and build it.
+pub fn shop_copy(project: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&super::repo().join("examples/shop"), dir.path());
+    let manifest = dir.path().join("nimbus.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("project: my-project", &format!("project: {project}")),
+    )
+    .unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if [".nimbus", "node_modules", "__pycache__"].contains(&name.to_str().unwrap_or_default()) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The graph and a real build (`nimbus build -p gcp`'s) of the app in `dir`.
+pub fn build(dir: &Path) -> (nimbus_graph::AppGraph, nimbus_package::BuildReport, PathBuf) {
+    let graph = super::graph_of(&dir.join("nimbus.yaml"));
+    let options = nimbus_package::BuildOptions::conventional(
+        dir,
+        nimbus_provider::ProviderId::Gcp,
+        &graph.stage,
+    );
+    let report = nimbus_package::build(&graph, &options, &|_| {}).expect("building the packages");
+    (graph, report, options.out_dir)
+}
+
+/// The timing of the tests: poll operations and retry every 20 ms.
+pub fn fast() -> nimbus_gcp::driver::Timing {
+    nimbus_gcp::driver::Timing {
+        poll: Duration::from_millis(20),
+        operation_timeout: Duration::from_secs(60),
+        retry_base: Some(Duration::from_millis(20)),
+    }
+}
