@@ -16,6 +16,7 @@ pub mod auth;
 pub mod buckets;
 mod clock;
 pub mod control;
+pub mod daemon;
 pub mod deployment;
 mod dispatch;
 mod gateway;

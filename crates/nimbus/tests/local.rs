@@ -849,3 +849,63 @@ fn dev_reloads_a_changed_handler() {
     let status = child.wait().unwrap();
     assert!(status.success(), "Ctrl-C stops cleanly: {status:?}");
 }
+
+/// The executable (first word of the command line) of process `pid`.
+fn program_of(pid: u64) -> (String, Vec<String>) {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let mut words = raw
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| text(w));
+    let program = words.next().unwrap();
+    (program, words.collect())
+}
+
+#[test]
+fn the_runtime_runs_as_its_lean_executable_or_as_nimbus_runtime_when_that_is_missing() {
+    let files = [
+        (
+            "nimbus.yaml",
+            "version: 1\nservice: lean\nfunctions:\n  hi:\n    handler: app.py:handler\n    triggers: [ { http: { method: GET, path: /hi } } ]\n",
+        ),
+        ("app.py", "def handler(event, context):\n    return 'hi'\n"),
+    ];
+    // Beside `nimbus` (as cargo builds and installs them): the lean executable serves.
+    let app = App::deploy(&files, &[]);
+    let (program, _) = program_of(app.info()["pid"].as_u64().unwrap());
+    assert!(
+        program.ends_with("/nimbus-runtime"),
+        "the runtime is the lean executable: {program}"
+    );
+    assert_eq!(http("GET", &format!("{}/hi", app.url), None, &[]).2, "hi");
+    drop(app);
+
+    // A `nimbus` copied alone: it serves the deployment itself through `nimbus __runtime`.
+    let alone = tempfile::tempdir().unwrap();
+    let exe = alone.path().join("nimbus");
+    std::fs::copy(env!("CARGO_BIN_EXE_nimbus"), &exe).unwrap();
+    let project = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        std::fs::write(project.path().join(path), content).unwrap();
+    }
+    let run = |args: &[&str]| {
+        Command::new(&exe)
+            .args(args)
+            .current_dir(project.path())
+            .env_remove("NIMBUS_PROVIDER")
+            .env_remove("NIMBUS_STAGE")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["deploy", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let url = text(&out.stdout).trim().to_string();
+    let info: Value = serde_json::from_slice(&run(&["info", "--output", "json"]).stdout).unwrap();
+    let (program, args) = program_of(info["pid"].as_u64().unwrap());
+    let served = http("GET", &format!("{url}/hi"), None, &[]).2;
+    let removed = run(&["remove", "--yes"]);
+    assert_eq!(program, exe.to_string_lossy(), "the copied nimbus runs it");
+    assert_eq!(args.first().map(String::as_str), Some("__runtime"));
+    assert_eq!(served, "hi");
+    assert_eq!(removed.status.code(), Some(0), "{}", text(&removed.stderr));
+}

@@ -77,8 +77,8 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
     Ok(())
 }
 
-/// Starts `nimbus __runtime` detached (its own process group, output to `daemon.log`) and
-/// waits until it answers.
+/// Starts the runtime detached (its own process group, output to `daemon.log`) and waits until
+/// it answers: the lean `nimbus-runtime` executable beside this one, else `nimbus __runtime`.
 fn spawn(state: &nimbus_local::StateDir, port: Option<u16>) -> Result<RuntimeInfo, Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure::Internal(e.into()))?;
     let log = std::fs::File::options()
@@ -87,8 +87,15 @@ fn spawn(state: &nimbus_local::StateDir, port: Option<u16>) -> Result<RuntimeInf
         .open(state.daemon_log())
         .map_err(|e| Failure::Internal(anyhow::Error::new(e).context("opening daemon.log")))?;
     let _ = std::fs::remove_file(state.runtime());
-    let mut cmd = Command::new(exe);
-    cmd.arg("__runtime").arg("--state").arg(state.root());
+    let lean = exe.with_file_name(nimbus_local::daemon::EXECUTABLE);
+    let mut cmd = if lean.is_file() {
+        Command::new(lean)
+    } else {
+        let mut cmd = Command::new(exe);
+        cmd.arg("__runtime");
+        cmd
+    };
+    cmd.arg("--state").arg(state.root());
     if let Some(p) = port {
         cmd.arg("--port").arg(p.to_string());
     }

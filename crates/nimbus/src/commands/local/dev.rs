@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{build, compile_local, runtime_options, state_of};
+use super::{build, compile_local, state_of};
 use crate::cli::{DevArgs, Global};
 use crate::output::{Failure, Out};
 
@@ -29,7 +29,7 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
     let watch_roots = roots(&compiled);
     let tokio = tokio::runtime::Runtime::new().map_err(|e| Failure::Internal(e.into()))?;
     tokio.block_on(async {
-        let server = nimbus_local::Server::start(state.clone(), runtime_options(None), deployment, args.port)
+        let server = nimbus_local::Server::start(state.clone(), nimbus_local::daemon::options_from_env(None), deployment, args.port)
             .await
             .map_err(|e| Failure::User(e.into()))?;
         eprintln!("serving `{}` (stage `{}`) on {} — watching for changes, Ctrl-C to stop", compiled.graph.service, compiled.graph.stage, server.info.gateway_url());

@@ -9,7 +9,7 @@ mod logs;
 
 use std::time::Duration;
 
-use nimbus_local::{Deployment, RuntimeInfo, RuntimeOptions, StateDir, control};
+use nimbus_local::{Deployment, RuntimeInfo, StateDir, control};
 use nimbus_package::BuildOptions;
 use nimbus_provider::{Compiled, ProviderId};
 
@@ -75,28 +75,6 @@ fn build(compiled: &Compiled, out: &Out) -> Result<Deployment, Failure> {
         &report.manifest,
         &options.out_dir,
     ))
-}
-
-/// Runtime settings from the environment: credentials for routes, a faster schedule clock.
-fn runtime_options(api_key: Option<String>) -> RuntimeOptions {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut options = RuntimeOptions::default();
-    options.keys.api_key = api_key
-        .or_else(|| env("NIMBUS_LOCAL_API_KEY"))
-        .unwrap_or_else(|| nimbus_local::state::random_token(16));
-    options.keys.jwt_secret = env("NIMBUS_JWT_SECRET");
-    options.keys.jwt_public_key_pem =
-        env("NIMBUS_JWT_PUBLIC_KEY").map(|v| std::fs::read_to_string(&v).unwrap_or(v));
-    if let Some(scale) = env("NIMBUS_LOCAL_CLOCK_SCALE").and_then(|s| s.parse().ok()) {
-        options.clock_scale = scale;
-    }
-    if let Some(base) = env("NIMBUS_LOCAL_RETRY_BASE_MS").and_then(|s| s.parse().ok()) {
-        options.retry_base_ms = base;
-    }
-    if let Some(max) = env("NIMBUS_LOCAL_MAX_BODY").and_then(|s| s.parse().ok()) {
-        options.max_body_bytes = max;
-    }
-    options
 }
 
 /// A running runtime for this service and stage, or a user error saying how to start one.
@@ -257,26 +235,8 @@ pub fn info(global: &Global, out: &Out) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The hidden `__runtime` command: serve a deployment until asked to stop.
+/// The hidden `__runtime` command: serve a deployment until asked to stop (what the
+/// `nimbus-runtime` executable does, for when it is not installed beside `nimbus`).
 pub fn runtime(args: &RuntimeArgs) -> Result<(), Failure> {
-    let state = StateDir::at(args.state.clone());
-    let deployment = Deployment::read(&state.deployment()).map_err(|e| Failure::User(e.into()))?;
-    let api_key = std::env::var("NIMBUS_RUNTIME_API_KEY").ok();
-    let tokio = tokio::runtime::Runtime::new().map_err(|e| Failure::Internal(e.into()))?;
-    tokio.block_on(async move {
-        let server =
-            nimbus_local::Server::start(state, runtime_options(api_key), deployment, args.port)
-                .await
-                .map_err(|e| Failure::User(e.into()))?;
-        let mut stopping = server.stopping();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Failure::Internal(e.into()))?;
-        tokio::select! {
-            _ = stopping.changed() => {}
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        server.stop().await;
-        Ok(())
-    })
+    nimbus_local::daemon::serve(args.state.clone(), args.port).map_err(|e| Failure::User(e.into()))
 }
