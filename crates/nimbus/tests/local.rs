@@ -850,13 +850,10 @@ fn dev_reloads_a_changed_handler() {
     assert!(status.success(), "Ctrl-C stops cleanly: {status:?}");
 }
 
-/// The executable (first word of the command line) of process `pid`.
+/// The executable of process `pid` and the arguments it was given.
 fn program_of(pid: u64) -> (String, Vec<String>) {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    let mut words = raw
-        .split(|b| *b == 0)
-        .filter(|w| !w.is_empty())
-        .map(|w| text(w));
+    let mut words = raw.split(|b| *b == 0).filter(|w| !w.is_empty()).map(text);
     let program = words.next().unwrap();
     (program, words.collect())
 }
