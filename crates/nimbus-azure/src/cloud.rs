@@ -691,6 +691,21 @@ fn outputs_of(deployment: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Function → the SHA-256 that names its deployed package: the deployment's `packages`
+/// parameter holds the package blob of each app (`<sha256>.zip`, content-addressed).
+fn packages_of(deployment: &Value) -> BTreeMap<String, String> {
+    deployment["properties"]["parameters"]["packages"]["value"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(function, blob)| {
+            let sha = blob.as_str()?.strip_suffix(".zip")?;
+            let valid = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+            valid.then(|| (function.clone(), sha.to_string()))
+        })
+        .collect()
+}
+
 fn created_of(deployment: &Value) -> BTreeSet<String> {
     deployment["properties"]["outputResources"]
         .as_array()
@@ -982,6 +997,11 @@ impl Cloud for Azure {
         let deployed = deployment
             .as_ref()
             .is_some_and(|d| d["properties"]["provisioningState"] == "Succeeded");
+        let packages = deployment
+            .as_ref()
+            .filter(|_| deployed)
+            .map(packages_of)
+            .unwrap_or_default();
         let mut info = Info {
             provider: "azure".into(),
             service: graph.service.clone(),
@@ -1036,7 +1056,7 @@ impl Cloud for Azure {
                 runtime: caps.runtime(f.runtime).unwrap_or_default().to_string(),
                 memory_mb: app.instance_memory_mb,
                 timeout_s: app.timeout_s.try_into().unwrap_or(u32::MAX),
-                package_sha256: String::new(),
+                package_sha256: packages.get(&app.function).cloned().unwrap_or_default(),
             });
         }
         for r in graph.resources.values() {

@@ -185,7 +185,10 @@ pub struct FunctionInfo {
     pub memory_mb: u32,
     /// Timeout in seconds.
     pub timeout_s: u32,
-    /// SHA-256 of the deployed package.
+    /// SHA-256 of the deployed package: the content address that names it where it is stored
+    /// (`<sha256>.zip`). AWS and GCP deploy the build's zip and name it by its SHA-256; Azure
+    /// assembles an app package from it and names that by the SHA-256 of its inputs (the zip's
+    /// SHA-256 and the generated files). Empty when nothing is deployed.
     pub package_sha256: String,
 }
 
