@@ -106,9 +106,7 @@ pub async fn connect_with(
         .subscription
         .clone()
         .or_else(|| env("AZURE_SUBSCRIPTION_ID"))
-        .ok_or_else(|| AzureError::Settings {
-            message: "no Azure subscription: set `providers.azure.subscription` in nimbus.yaml or AZURE_SUBSCRIPTION_ID".into(),
-        })?;
+        .ok_or(AzureError::NoSubscription)?;
     settings.subscription = Some(subscription.clone());
     let credential = Credential::from_lookup(lookup)?;
     let endpoint = env("NIMBUS_AZURE_ARM_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.into());
@@ -361,12 +359,13 @@ impl Azure {
         if self.arm.get(&path).await?.is_some() {
             return Ok(());
         }
-        let location = self.settings.location.clone().ok_or_else(|| AzureError::Settings {
-            message: format!(
-                "resource group `{}` does not exist and `providers.azure.location` is not set, so nimbus cannot create it",
-                self.settings.resource_group
-            ),
-        })?;
+        let location = self
+            .settings
+            .location
+            .clone()
+            .ok_or_else(|| AzureError::NoLocation {
+                resource_group: self.settings.resource_group.clone(),
+            })?;
         self.arm
             .call(
                 Method::Put,
@@ -737,6 +736,10 @@ impl Cloud for Azure {
             AzureError::Engine(e) => Some(e),
             _ => None,
         }
+    }
+
+    fn hint(error: &AzureError) -> Option<String> {
+        error.hint()
     }
 
     async fn plan(&self, target: &Target<'_>, _refresh: bool) -> Result<Plan, AzureError> {
@@ -1459,7 +1462,23 @@ impl Azure {
             let r = self.arm.call(Method::Put, &path, Some(&body)).await?;
             self.arm
                 .wait(&self.deployment_name(), r, DEPLOY_LIMIT)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    AzureError::DeploymentFailed {
+                        deployment,
+                        state,
+                        codes,
+                        message,
+                        ..
+                    } => AzureError::DeploymentFailed {
+                        deployment,
+                        resource_group: Some(self.settings.resource_group.clone()),
+                        state,
+                        codes,
+                        message,
+                    },
+                    e => e,
+                })?;
             let d = self.deployment().await?.unwrap_or_default();
             let state = d["properties"]["provisioningState"]
                 .as_str()
@@ -1467,7 +1486,9 @@ impl Azure {
             if state != "Succeeded" {
                 return Err(AzureError::DeploymentFailed {
                     deployment: self.deployment_name(),
+                    resource_group: Some(self.settings.resource_group.clone()),
                     state: state.to_string(),
+                    codes: crate::arm::error_codes(&d["properties"]["error"]),
                     message: crate::arm::error_text(&d["properties"]["error"]),
                 });
             }

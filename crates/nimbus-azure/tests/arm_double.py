@@ -42,7 +42,7 @@ queue, Service Bus or timer function and answers 202, as the admin API does. Nod
 
 Test hooks: `GET /_double/calls` (every request as `[method, path]`), `GET /_double/resources`
 (what the resource group holds), `POST /_double/fail-next-deployment` (the next deployment fails
-with the given body's message).
+with the given body's `message`, and `code`, by default `Conflict`, as its failed resource's).
 
 Usage: python arm_double.py --port N --token T --blob-endpoint URL
 """
@@ -776,7 +776,8 @@ class Handler(BaseHTTPRequestHandler):
             arm.traces.extend(json.loads(raw or b"[]"))
             return self.reply(204)
         if path == "/_double/fail-next-deployment" and method == "POST":
-            arm.fail_next = json.loads(raw or b"{}").get("message", "injected failure")
+            given = json.loads(raw or b"{}")
+            arm.fail_next = (given.get("code", "Conflict"), given.get("message", "injected failure"))
             return self.reply(204)
         return self.reply(404, {"error": {"code": "NotFound", "message": path}})
 
@@ -859,7 +860,7 @@ class Handler(BaseHTTPRequestHandler):
         arm.fail_next = None
         if failure:
             op = arm.new_operation("Failed", {"code": "DeploymentFailed", "message": "At least one resource deployment operation failed.",
-                                              "details": [{"code": "Conflict", "message": failure}]})
+                                              "details": [{"code": failure[0], "message": failure[1]}]})
             state = "Failed"
             created = []
         else:

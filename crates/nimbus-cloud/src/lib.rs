@@ -253,6 +253,13 @@ pub trait Cloud: Send + Sync {
     /// [`nimbus_engine::Error`] in a transparent variant return it from there.
     fn engine_error(error: &Self::Error) -> Option<&nimbus_engine::Error>;
 
+    /// How the user can fix `error`, when there is an obvious next step. By default the deploy
+    /// engine's hint; providers with hints of their own (credentials, the cloud's error codes)
+    /// return those too.
+    fn hint(error: &Self::Error) -> Option<String> {
+        Self::engine_error(error).and_then(nimbus_engine::Error::hint)
+    }
+
     /// What a deploy of `target` would change. With `refresh`, what the cloud really has is read
     /// first and differences are reported as drift. Read-only: writes nothing, takes no lock.
     fn plan(

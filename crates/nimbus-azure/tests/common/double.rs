@@ -131,12 +131,17 @@ impl ArmDouble {
         self.hook("GET", "/_double/invocations", None)
     }
 
-    /// Makes the next deployment fail with `message`.
+    /// Makes the next deployment fail with `message` (its failed resource's code `Conflict`).
     pub fn fail_next_deployment(&self, message: &str) {
+        self.fail_next_deployment_with("Conflict", message);
+    }
+
+    /// Makes the next deployment fail with ARM's `code` and `message` for its failed resource.
+    pub fn fail_next_deployment_with(&self, code: &str, message: &str) {
         self.hook(
             "POST",
             "/_double/fail-next-deployment",
-            Some(&serde_json::json!({ "message": message }).to_string()),
+            Some(&serde_json::json!({ "code": code, "message": message }).to_string()),
         );
     }
 }
