@@ -273,7 +273,9 @@ impl Arm {
                     "Failed" | "Canceled" => {
                         return Err(AzureError::DeploymentFailed {
                             deployment: what.to_string(),
+                            resource_group: None,
                             state: status,
+                            codes: error_codes(&p.body["error"]),
                             message: error_text(&p.body["error"]),
                         });
                     }
@@ -341,6 +343,21 @@ pub fn error_text(error: &Value) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+/// Every `code` of ARM's error and its `details`, outermost first.
+pub fn error_codes(error: &Value) -> Vec<String> {
+    fn walk(e: &Value, codes: &mut Vec<String>) {
+        if let Some(code) = e["code"].as_str() {
+            codes.push(code.to_string());
+        }
+        for d in e["details"].as_array().into_iter().flatten() {
+            walk(d, codes);
+        }
+    }
+    let mut codes = Vec::new();
+    walk(error, &mut codes);
+    codes
 }
 
 fn error_of(method: Method, path: &str, r: &Response) -> AzureError {

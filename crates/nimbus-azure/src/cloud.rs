@@ -106,9 +106,7 @@ pub async fn connect_with(
         .subscription
         .clone()
         .or_else(|| env("AZURE_SUBSCRIPTION_ID"))
-        .ok_or_else(|| AzureError::Settings {
-            message: "no Azure subscription: set `providers.azure.subscription` in nimbus.yaml or AZURE_SUBSCRIPTION_ID".into(),
-        })?;
+        .ok_or(AzureError::NoSubscription)?;
     settings.subscription = Some(subscription.clone());
     let credential = Credential::from_lookup(lookup)?;
     let endpoint = env("NIMBUS_AZURE_ARM_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.into());
@@ -361,12 +359,13 @@ impl Azure {
         if self.arm.get(&path).await?.is_some() {
             return Ok(());
         }
-        let location = self.settings.location.clone().ok_or_else(|| AzureError::Settings {
-            message: format!(
-                "resource group `{}` does not exist and `providers.azure.location` is not set, so nimbus cannot create it",
-                self.settings.resource_group
-            ),
-        })?;
+        let location = self
+            .settings
+            .location
+            .clone()
+            .ok_or_else(|| AzureError::NoLocation {
+                resource_group: self.settings.resource_group.clone(),
+            })?;
         self.arm
             .call(
                 Method::Put,
@@ -691,6 +690,21 @@ fn outputs_of(deployment: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Function → the SHA-256 that names its deployed package: the deployment's `packages`
+/// parameter holds the package blob of each app (`<sha256>.zip`, content-addressed).
+fn packages_of(deployment: &Value) -> BTreeMap<String, String> {
+    deployment["properties"]["parameters"]["packages"]["value"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(function, blob)| {
+            let sha = blob.as_str()?.strip_suffix(".zip")?;
+            let valid = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+            valid.then(|| (function.clone(), sha.to_string()))
+        })
+        .collect()
+}
+
 fn created_of(deployment: &Value) -> BTreeSet<String> {
     deployment["properties"]["outputResources"]
         .as_array()
@@ -722,6 +736,10 @@ impl Cloud for Azure {
             AzureError::Engine(e) => Some(e),
             _ => None,
         }
+    }
+
+    fn hint(error: &AzureError) -> Option<String> {
+        error.hint()
     }
 
     async fn plan(&self, target: &Target<'_>, _refresh: bool) -> Result<Plan, AzureError> {
@@ -982,6 +1000,11 @@ impl Cloud for Azure {
         let deployed = deployment
             .as_ref()
             .is_some_and(|d| d["properties"]["provisioningState"] == "Succeeded");
+        let packages = deployment
+            .as_ref()
+            .filter(|_| deployed)
+            .map(packages_of)
+            .unwrap_or_default();
         let mut info = Info {
             provider: "azure".into(),
             service: graph.service.clone(),
@@ -1036,7 +1059,7 @@ impl Cloud for Azure {
                 runtime: caps.runtime(f.runtime).unwrap_or_default().to_string(),
                 memory_mb: app.instance_memory_mb,
                 timeout_s: app.timeout_s.try_into().unwrap_or(u32::MAX),
-                package_sha256: String::new(),
+                package_sha256: packages.get(&app.function).cloned().unwrap_or_default(),
             });
         }
         for r in graph.resources.values() {
@@ -1439,7 +1462,23 @@ impl Azure {
             let r = self.arm.call(Method::Put, &path, Some(&body)).await?;
             self.arm
                 .wait(&self.deployment_name(), r, DEPLOY_LIMIT)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    AzureError::DeploymentFailed {
+                        deployment,
+                        state,
+                        codes,
+                        message,
+                        ..
+                    } => AzureError::DeploymentFailed {
+                        deployment,
+                        resource_group: Some(self.settings.resource_group.clone()),
+                        state,
+                        codes,
+                        message,
+                    },
+                    e => e,
+                })?;
             let d = self.deployment().await?.unwrap_or_default();
             let state = d["properties"]["provisioningState"]
                 .as_str()
@@ -1447,7 +1486,9 @@ impl Azure {
             if state != "Succeeded" {
                 return Err(AzureError::DeploymentFailed {
                     deployment: self.deployment_name(),
+                    resource_group: Some(self.settings.resource_group.clone()),
                     state: state.to_string(),
+                    codes: crate::arm::error_codes(&d["properties"]["error"]),
                     message: crate::arm::error_text(&d["properties"]["error"]),
                 });
             }

@@ -52,8 +52,9 @@ pub mod api {
     pub const IDENTITY: &str = "2023-01-31";
     /// `Microsoft.Authorization/roleAssignments`.
     pub const ROLES: &str = "2022-04-01";
-    /// `Microsoft.ServiceBus/*`.
-    pub const SERVICE_BUS: &str = "2021-11-01";
+    /// `Microsoft.ServiceBus/*`. 2021-11-01 has no `minimumTlsVersion` or
+    /// `publicNetworkAccess` on a namespace (ARM would drop them): a later version has both.
+    pub const SERVICE_BUS: &str = "2026-01-01";
     /// `Microsoft.OperationalInsights/workspaces`.
     pub const WORKSPACE: &str = "2023-09-01";
     /// `Microsoft.Insights/components`.

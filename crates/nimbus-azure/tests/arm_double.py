@@ -6,11 +6,19 @@ and answers as ARM documents it. What it checks:
 
 - every request carries `Authorization: Bearer <token>` (the token given with --token) and the
   `api-version` query parameter;
-- request bodies against Microsoft's published models on PyPI (not copied here):
-  `azure-mgmt-resource-deployments` (Deployment, DeploymentWhatIf), `azure-mgmt-storage`
-  (StorageAccountCreateParameters, BlobContainer, StorageQueue, Table), `azure-mgmt-web` (Site,
-  AppServicePlan): unknown properties, missing required ones and wrong JSON types are rejected
-  with ARM's `InvalidRequestContent` error;
+- request bodies against Microsoft's published models on PyPI (not copied here; `MODELS` maps
+  each resource type to its model, of the api-version the template uses where a release
+  publishes it): `azure-mgmt-resource-deployments` (Deployment, DeploymentWhatIf),
+  `azure-mgmt-storage` (StorageAccountCreateParameters, BlobServiceProperties, BlobContainer,
+  StorageQueue, Table), `azure-mgmt-web` (Site, AppServicePlan), `azure-mgmt-msi` (Identity),
+  `azure-mgmt-authorization` (RoleAssignmentCreateParameters), `azure-mgmt-servicebus`
+  (SBNamespace, SBTopic, SBSubscription), `azure-mgmt-eventgrid` (SystemTopic,
+  EventSubscription, its destinations and filters chosen by their discriminators),
+  `azure-mgmt-applicationinsights` (ApplicationInsightsComponent), `azure-mgmt-loganalytics`
+  (Workspace): unknown properties, missing required ones, wrong JSON types and malformed ISO 8601
+  durations and date-times are rejected with ARM's `InvalidRequestContent` error. Both model
+  generations are read: the newer ones' rest fields and the older (msrest) ones' attribute maps.
+  Not validated: `Microsoft.Web/sites/extensions` (the `onedeploy` body has no published model);
 - the template against the deploymentTemplate schema's structure (`$schema`, `contentVersion`,
   `parameters` with types and defaults, `variables`, `resources` with `type`/`apiVersion`/`name`,
   `outputs`), every `[...]` expression parsed and evaluated (parameters, variables, concat,
@@ -34,7 +42,7 @@ queue, Service Bus or timer function and answers 202, as the admin API does. Nod
 
 Test hooks: `GET /_double/calls` (every request as `[method, path]`), `GET /_double/resources`
 (what the resource group holds), `POST /_double/fail-next-deployment` (the next deployment fails
-with the given body's message).
+with the given body's `message`, and `code`, by default `Conflict`, as its failed resource's).
 
 Usage: python arm_double.py --port N --token T --blob-endpoint URL
 """
@@ -55,9 +63,16 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import azure.mgmt.applicationinsights.v2020_02_02.models as aim
+import azure.mgmt.authorization.v2022_04_01.models as am
+import azure.mgmt.eventgrid.models as egm  # 10.2.0: 2022-06-15 only
+import azure.mgmt.loganalytics.models as lam
+import azure.mgmt.msi.v2023_01_31.models as msim
 import azure.mgmt.resource.deployments.models as dm
+import azure.mgmt.servicebus.models as sbm  # 10.0.0: 2026-01-01 only
 import azure.mgmt.storage.models as sm
 import azure.mgmt.web.models as wm
+import isodate
 
 SCHEMA_PREFIX = "https://schema.management.azure.com/schemas/"
 
@@ -94,8 +109,22 @@ def _shape(deser):
             return ("prim", t)
         if isinstance(t, type) and issubclass(t, str):  # an extensible enum
             return ("prim", str)
+        if getattr(t, "__name__", "") == "_deserialize_duration":
+            return ("time", "duration")
+        if getattr(t, "__name__", "") == "_deserialize_datetime":
+            return ("time", "iso-8601")
         return ("any",)
     return ("any",)
+
+
+def _check_time(t, value, path):
+    """An ISO 8601 date-time (`iso-8601`) or duration (`duration`) string."""
+    if not isinstance(value, str):
+        raise Invalid("%s: expected a string (%s), got %s" % (path, t, type(value).__name__))
+    try:
+        (isodate.parse_datetime if t == "iso-8601" else isodate.parse_duration)(value)
+    except (ValueError, isodate.ISO8601Error):
+        raise Invalid("%s: `%s` is not an ISO 8601 %s" % (path, value, "date-time" if t == "iso-8601" else "duration")) from None
 
 
 def _fields(cls):
@@ -115,6 +144,8 @@ def _check_type(shape, value, path):
             ok = True
         if not ok:
             raise Invalid("%s: expected %s, got %s" % (path, t.__name__, type(value).__name__))
+    elif kind == "time":
+        _check_time(shape[1], value, path)
     elif kind == "model":
         validate_model(shape[1], value, path)
     elif kind == "list":
@@ -140,6 +171,8 @@ def _check_type(shape, value, path):
 
 def validate_model(cls, data, path, read_only_ok=False):
     """`data` (a REST JSON body) against the published model `cls`."""
+    if hasattr(cls, "_attribute_map"):
+        return validate_msrest(cls, data, path)
     if not isinstance(data, dict):
         raise Invalid("%s: expected an object for %s" % (path, cls.__name__))
     fields = _fields(cls)
@@ -154,7 +187,113 @@ def validate_model(cls, data, path, read_only_ok=False):
             raise Invalid("%s: %s requires `%s`" % (path, cls.__name__, name))
 
 
-# The published model of each resource type's PUT body.
+# Older packages (msrest models): each attribute names its REST key, flattened ones as a dotted
+# path (`properties.principalId`), and its type as a string: `str`, `int`, `bool`, `float`,
+# `object`, `iso-8601`, `duration`, `[T]`, `{T}` or a model of the same module; `_validation`
+# says which are required or read-only, and a base model's `_subtype_map` names the subclass of
+# each discriminator value.
+
+
+def _msrest_tree(cls):
+    """A model's attributes as a tree of REST keys: {key: (attr, type) | {key: ...}}."""
+    tree = {}
+    for attr, info in cls._attribute_map.items():
+        parts = [k.replace("\\.", ".") for k in re.split(r"(?<!\\)\.", info["key"])]
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = (attr, info["type"])
+    return tree
+
+
+def _msrest_class(cls, name):
+    module = sys.modules[cls.__module__]
+    model = getattr(module, name, None)
+    if model is None:
+        raise Invalid("the double cannot resolve model `%s` of %s" % (name, cls.__name__), "DoubleBug", 500)
+    return model
+
+
+def _msrest_subclass(cls, data, path):
+    """The subclass a discriminator value in `data` selects (`cls` itself when it has none)."""
+    for attr, mapping in (getattr(cls, "_subtype_map", None) or {}).items():
+        key = cls._attribute_map[attr]["key"]
+        value = data.get(key)
+        if value is None:
+            raise Invalid("%s: %s requires `%s`" % (path, cls.__name__, key))
+        if value not in mapping:
+            raise Invalid("%s.%s: `%s` is not one of %s" % (path, key, value, sorted(mapping)))
+        sub = _msrest_class(cls, mapping[value])
+        return cls if sub is cls else _msrest_subclass(sub, data, path)
+    return cls
+
+
+def _msrest_type(cls, t, value, path):
+    if value is None:
+        return
+    if t.startswith("[") and t.endswith("]"):
+        if not isinstance(value, list):
+            raise Invalid("%s: expected an array" % path)
+        for i, v in enumerate(value):
+            _msrest_type(cls, t[1:-1], v, "%s[%d]" % (path, i))
+    elif t.startswith("{") and t.endswith("}"):
+        if not isinstance(value, dict):
+            raise Invalid("%s: expected an object" % path)
+        for k, v in value.items():
+            _msrest_type(cls, t[1:-1], v, "%s.%s" % (path, k))
+    elif t in ("str", "int", "bool", "float"):
+        _check_type(("prim", {"str": str, "int": int, "bool": bool, "float": float}[t]), value, path)
+    elif t in ("iso-8601", "duration"):
+        _check_time(t, value, path)
+    elif t == "object":
+        return
+    else:
+        validate_msrest(_msrest_class(cls, t), value, path)
+
+
+def validate_msrest(cls, data, path):
+    if not isinstance(data, dict):
+        raise Invalid("%s: expected an object for %s" % (path, cls.__name__))
+    cls = _msrest_subclass(cls, data, path)
+    _msrest_node(cls, _msrest_tree(cls), data, path)
+
+
+def _msrest_node(cls, tree, data, path):
+    if not isinstance(data, dict):
+        raise Invalid("%s: expected an object" % path)
+    for key, value in data.items():
+        entry = tree.get(key)
+        if entry is None:
+            raise Invalid("%s: `%s` is not a property of %s" % (path, key, cls.__name__))
+        if isinstance(entry, dict):
+            _msrest_node(cls, entry, value, "%s.%s" % (path, key))
+        else:
+            _msrest_type(cls, entry[1], value, "%s.%s" % (path, key))
+    for key, entry in tree.items():
+        if isinstance(entry, tuple):
+            rules = cls._validation.get(entry[0], {})
+            if rules.get("required") and not rules.get("readonly") and key not in data:
+                raise Invalid("%s: %s requires `%s`" % (path, cls.__name__, key))
+        elif key not in data and _msrest_requires(cls, entry):
+            raise Invalid("%s: %s requires `%s`" % (path, cls.__name__, key))
+
+
+def _msrest_requires(cls, tree):
+    """Whether a flattened object holds a required attribute (then it is required itself)."""
+    for entry in tree.values():
+        if isinstance(entry, dict):
+            if _msrest_requires(cls, entry):
+                return True
+        else:
+            rules = cls._validation.get(entry[0], {})
+            if rules.get("required") and not rules.get("readonly"):
+                return True
+    return False
+
+
+# The published model of each resource type's PUT body, of the resource's api-version in the
+# template where its package publishes that one (see MODEL_API_VERSIONS). No published model:
+# `Microsoft.Web/sites/extensions` (the `onedeploy` PUT body is untyped in Microsoft's spec).
 MODELS = {
     "Microsoft.Storage/storageAccounts": sm.StorageAccountCreateParameters,
     "Microsoft.Storage/storageAccounts/blobServices": sm.BlobServiceProperties,
@@ -163,6 +302,15 @@ MODELS = {
     "Microsoft.Storage/storageAccounts/tableServices/tables": sm.Table,
     "Microsoft.Web/sites": wm.Site,
     "Microsoft.Web/serverfarms": wm.AppServicePlan,
+    "Microsoft.ManagedIdentity/userAssignedIdentities": msim.Identity,
+    "Microsoft.Authorization/roleAssignments": am.RoleAssignmentCreateParameters,
+    "Microsoft.ServiceBus/namespaces": sbm.SBNamespace,
+    "Microsoft.ServiceBus/namespaces/topics": sbm.SBTopic,
+    "Microsoft.ServiceBus/namespaces/topics/subscriptions": sbm.SBSubscription,
+    "Microsoft.EventGrid/systemTopics": egm.SystemTopic,
+    "Microsoft.EventGrid/systemTopics/eventSubscriptions": egm.EventSubscription,
+    "Microsoft.Insights/components": aim.ApplicationInsightsComponent,
+    "Microsoft.OperationalInsights/workspaces": lam.Workspace,
 }
 # Keys of a template resource that are not part of the REST body.
 TEMPLATE_ONLY = {"type", "apiVersion", "name", "dependsOn", "scope", "condition", "copy", "comments"}
@@ -628,7 +776,8 @@ class Handler(BaseHTTPRequestHandler):
             arm.traces.extend(json.loads(raw or b"[]"))
             return self.reply(204)
         if path == "/_double/fail-next-deployment" and method == "POST":
-            arm.fail_next = json.loads(raw or b"{}").get("message", "injected failure")
+            given = json.loads(raw or b"{}")
+            arm.fail_next = (given.get("code", "Conflict"), given.get("message", "injected failure"))
             return self.reply(204)
         return self.reply(404, {"error": {"code": "NotFound", "message": path}})
 
@@ -711,7 +860,7 @@ class Handler(BaseHTTPRequestHandler):
         arm.fail_next = None
         if failure:
             op = arm.new_operation("Failed", {"code": "DeploymentFailed", "message": "At least one resource deployment operation failed.",
-                                              "details": [{"code": "Conflict", "message": failure}]})
+                                              "details": [{"code": failure[0], "message": failure[1]}]})
             state = "Failed"
             created = []
         else:

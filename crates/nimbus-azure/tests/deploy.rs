@@ -146,6 +146,22 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         .find(|f| f.name == "make-thumbnail")
         .unwrap();
     assert_eq!((thumb.memory_mb, thumb.timeout_s), (512, 30));
+    // Each function's package SHA-256 names the blob it was deployed from.
+    assert_eq!(info.functions.len(), 6);
+    for f in &info.functions {
+        let upload = deployed
+            .uploads
+            .iter()
+            .find(|u| u.function == f.name)
+            .unwrap();
+        assert_eq!(f.package_sha256.len(), 64, "{f:?}");
+        assert!(
+            upload
+                .location
+                .ends_with(&format!("/{}.zip", f.package_sha256)),
+            "{f:?} {upload:?}"
+        );
+    }
     let created = double.resources();
     assert!(
         created
@@ -406,5 +422,6 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     assert!(double.resources().is_empty(), "{:?}", double.resources());
     let info = azure.info(&bigger).await.unwrap();
     assert!(!info.deployed);
+    assert!(info.functions.iter().all(|f| f.package_sha256.is_empty()));
     let _ = Value::Null;
 }

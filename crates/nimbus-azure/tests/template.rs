@@ -308,3 +308,116 @@ fn checkov_fails_only_the_skipped_checks() {
         "these checks pass now; remove them from providers/azure/checkov-skips.txt: {stale:?}"
     );
 }
+
+/// The first resource of `doc` of type `t`, to change.
+fn first_of<'a>(doc: &'a mut Value, t: &str) -> &'a mut Value {
+    doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["type"] == t)
+        .unwrap_or_else(|| panic!("the shop's template has a {t}"))
+}
+
+/// The ARM test double takes the shop's template and refuses bodies that break Microsoft's
+/// published models of each resource type: each change below is refused with ARM's
+/// `InvalidRequestContent`, naming what is wrong.
+#[test]
+fn the_arm_double_refuses_bodies_its_models_reject() {
+    let double = common::double::ArmDouble::start_without_storage();
+    let group = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourcegroups/rg";
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}?api-version=2021-04-01"),
+        &serde_json::json!({ "location": "westeurope" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let template: Value = serde_json::from_str(&shop_template()).unwrap();
+    let deploy = |name: &str, template: &Value| {
+        double.arm(
+            "PUT",
+            &format!(
+                "{group}/providers/Microsoft.Resources/deployments/{name}?api-version=2024-03-01"
+            ),
+            &serde_json::json!({
+                "properties": { "mode": "Incremental", "template": template, "parameters": {} }
+            }),
+        )
+    };
+    let (status, body) = deploy("valid", &template);
+    assert_eq!(status, 201, "the shop's template as generated: {body}");
+
+    type Change = fn(&mut Value);
+    let cases: [(&str, Change, &str); 7] = [
+        (
+            "role assignment without principalId",
+            |t| {
+                let p = &mut first_of(t, "Microsoft.Authorization/roleAssignments")["properties"];
+                p.as_object_mut().unwrap().remove("principalId");
+            },
+            "RoleAssignmentCreateParameters requires `principalId`",
+        ),
+        (
+            "role assignment with an unknown property",
+            |t| {
+                first_of(t, "Microsoft.Authorization/roleAssignments")["properties"]["role"] =
+                    "Reader".into();
+            },
+            "`role` is not a property of RoleAssignmentCreateParameters",
+        ),
+        (
+            "identity with a property it does not have",
+            |t| {
+                first_of(t, "Microsoft.ManagedIdentity/userAssignedIdentities")["properties"] =
+                    serde_json::json!({ "clientId": 7 });
+            },
+            "properties.clientId: expected str, got int",
+        ),
+        (
+            "Service Bus subscription with a lock duration that is not ISO 8601",
+            |t| {
+                first_of(t, "Microsoft.ServiceBus/namespaces/topics/subscriptions")["properties"]
+                    ["lockDuration"] = "5 minutes".into();
+            },
+            "`5 minutes` is not an ISO 8601 duration",
+        ),
+        (
+            "event subscription to an unknown kind of endpoint",
+            |t| {
+                first_of(t, "Microsoft.EventGrid/systemTopics/eventSubscriptions")["properties"]
+                    ["destination"]["endpointType"] = "Webhook".into();
+            },
+            "`Webhook` is not one of",
+        ),
+        (
+            "Application Insights component without kind",
+            |t| {
+                first_of(t, "Microsoft.Insights/components")
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("kind");
+            },
+            "ApplicationInsightsComponent requires `kind`",
+        ),
+        (
+            "Log Analytics workspace with a string retention",
+            |t| {
+                first_of(t, "Microsoft.OperationalInsights/workspaces")["properties"]["retentionInDays"] =
+                    "30".into();
+            },
+            "properties.retentionInDays: expected int, got str",
+        ),
+    ];
+    for (i, (what, change, message)) in cases.into_iter().enumerate() {
+        let mut t = template.clone();
+        change(&mut t);
+        let (status, body) = deploy(&format!("invalid-{i}"), &t);
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(
+            body["error"]["code"], "InvalidRequestContent",
+            "{what}: {body}"
+        );
+        let got = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(got.contains(message), "{what}: `{got}` lacks `{message}`");
+    }
+}

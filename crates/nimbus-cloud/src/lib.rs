@@ -185,7 +185,10 @@ pub struct FunctionInfo {
     pub memory_mb: u32,
     /// Timeout in seconds.
     pub timeout_s: u32,
-    /// SHA-256 of the deployed package.
+    /// SHA-256 of the deployed package: the content address that names it where it is stored
+    /// (`<sha256>.zip`). AWS and GCP deploy the build's zip and name it by its SHA-256; Azure
+    /// assembles an app package from it and names that by the SHA-256 of its inputs (the zip's
+    /// SHA-256 and the generated files). Empty when nothing is deployed.
     pub package_sha256: String,
 }
 
@@ -249,6 +252,13 @@ pub trait Cloud: Send + Sync {
     /// print its report (what was done before a failure) and its hint. Providers that wrap
     /// [`nimbus_engine::Error`] in a transparent variant return it from there.
     fn engine_error(error: &Self::Error) -> Option<&nimbus_engine::Error>;
+
+    /// How the user can fix `error`, when there is an obvious next step. By default the deploy
+    /// engine's hint; providers with hints of their own (credentials, the cloud's error codes)
+    /// return those too.
+    fn hint(error: &Self::Error) -> Option<String> {
+        Self::engine_error(error).and_then(nimbus_engine::Error::hint)
+    }
 
     /// What a deploy of `target` would change. With `refresh`, what the cloud really has is read
     /// first and differences are reported as drift. Read-only: writes nothing, takes no lock.

@@ -1,7 +1,8 @@
 //! `nimbus … -p azure`, the real binary, against Azurite (deployment storage) and the ARM test
 //! double (`crates/nimbus-azure/tests/arm_double.py`), configured only through the documented
 //! environment variables: deploy, an unchanged redeploy, `plan --detailed-exitcode`, `info`,
-//! `unlock` with a wrong id, and `remove`.
+//! `unlock` with a wrong id, failures with their hints (a failed ARM deployment, a refused
+//! token, no subscription), and `remove`.
 
 #[path = "../../nimbus-azure/tests/common/mod.rs"]
 #[allow(missing_docs)]
@@ -14,9 +15,9 @@ use common::azurite::{Azurite, KEY};
 use common::double::{ArmDouble, TOKEN};
 use serde_json::Value;
 
-fn nimbus(args: &[&str], dir: &Path, azurite: &Azurite, double: &ArmDouble) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nimbus"))
-        .args(args)
+fn command(args: &[&str], dir: &Path, azurite: &Azurite, double: &ArmDouble) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus"));
+    c.args(args)
         .current_dir(dir)
         .env_remove("NIMBUS_PROVIDER")
         .env_remove("NIMBUS_STAGE")
@@ -27,9 +28,22 @@ fn nimbus(args: &[&str], dir: &Path, azurite: &Azurite, double: &ArmDouble) -> O
         .env("NIMBUS_AZURE_ACCESS_TOKEN", TOKEN)
         .env("NIMBUS_AZURE_ARM_ENDPOINT", double.url())
         .env("NIMBUS_AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint())
-        .env("NIMBUS_AZURE_STORAGE_KEY", KEY)
+        .env("NIMBUS_AZURE_STORAGE_KEY", KEY);
+    c
+}
+
+fn nimbus(args: &[&str], dir: &Path, azurite: &Azurite, double: &ArmDouble) -> Output {
+    command(args, dir, azurite, double)
         .output()
         .expect("nimbus runs")
+}
+
+/// The `hint:` line of a failure's stderr.
+fn hint(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("hint: "))
+        .unwrap_or_else(|| panic!("no hint in:\n{stderr}"))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -101,6 +115,62 @@ fn deploy_plan_info_unlock_and_remove_with_p_azure() {
         "{}",
         text(&out.stderr)
     );
+
+    // Failures reach the user with ARM's code and message, and a hint saying how to fix them.
+    double.fail_next_deployment_with(
+        "MissingSubscriptionRegistration",
+        "The subscription is not registered to use namespace 'Microsoft.Web'.",
+    );
+    let out = run(&["deploy", "-p", "azure"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("DeploymentFailed: At least one resource deployment operation failed.")
+            && stderr.contains(
+                "MissingSubscriptionRegistration: The subscription is not registered to use namespace 'Microsoft.Web'."
+            ),
+        "{stderr}"
+    );
+    assert_eq!(
+        hint(&stderr),
+        "register the resource provider once per subscription: `az provider register --namespace Microsoft.Web`"
+    );
+    double.fail_next_deployment("the plan's quota is exhausted");
+    let out = run(&["deploy", "-p", "azure"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Conflict: the plan's quota is exhausted"),
+        "{stderr}"
+    );
+    assert!(
+        hint(&stderr).contains("az deployment operation group list --resource-group shop --name "),
+        "{stderr}"
+    );
+    // A refused token: ARM's 401 and its code.
+    let out = command(&["info", "-p", "azure"], dir, &azurite, &double)
+        .env("NIMBUS_AZURE_ACCESS_TOKEN", "expired")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("InvalidAuthenticationToken"), "{stderr}");
+    assert!(
+        hint(&stderr).starts_with("sign in again: `az login`"),
+        "{stderr}"
+    );
+    // No subscription anywhere.
+    let out = command(&["plan", "-p", "azure"], dir, &azurite, &double)
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no Azure subscription is set"), "{stderr}");
+    assert!(hint(&stderr).contains("AZURE_SUBSCRIPTION_ID"), "{stderr}");
+    // After the failures, the same deploy goes through.
+    let out = run(&["deploy", "-p", "azure"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     let out = run(&["remove", "-p", "azure", "--yes", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -22,7 +22,18 @@ impl ArmDouble {
     /// packages uploaded there are where the template points), and the Functions host stand-in
     /// reads packages and runs apps with its connection string.
     pub fn start(azurite: &super::azurite::Azurite) -> ArmDouble {
-        let blob_endpoint = format!("{}/", azurite.blob_endpoint());
+        Self::start_with(
+            &format!("{}/", azurite.blob_endpoint()),
+            &azurite.connection_string(),
+        )
+    }
+
+    /// Starts the double without storage: enough to validate deployments, not to run apps.
+    pub fn start_without_storage() -> ArmDouble {
+        Self::start_with("", "")
+    }
+
+    fn start_with(blob_endpoint: &str, connection_string: &str) -> ArmDouble {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -34,8 +45,8 @@ impl ArmDouble {
         let mut child = Command::new(python)
             .arg(super::repo().join("crates/nimbus-azure/tests/arm_double.py"))
             .args(["--port", &port.to_string(), "--token", TOKEN])
-            .args(["--blob-endpoint", &blob_endpoint])
-            .args(["--storage-connection-string", &azurite.connection_string()])
+            .args(["--blob-endpoint", blob_endpoint])
+            .args(["--storage-connection-string", connection_string])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -55,20 +66,39 @@ impl ArmDouble {
     }
 
     fn hook(&self, method: &str, path: &str, body: Option<&str>) -> Value {
-        // A plain HTTP/1.1 exchange: the double is ours, no client library needed.
+        self.exchange(method, path, "", body.unwrap_or("")).1
+    }
+
+    /// A plain HTTP/1.1 exchange (the double is ours, no client library needed): its status and
+    /// JSON body (null when there is none).
+    fn exchange(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, Value) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let body = body.unwrap_or("");
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let payload = out.split("\r\n\r\n").nth(1).unwrap_or("");
-        serde_json::from_str(payload).unwrap_or(Value::Null)
+        (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+    }
+
+    /// An ARM request with the double's token: its status and JSON body.
+    pub fn arm(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        self.exchange(
+            method,
+            path,
+            &format!("Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"),
+            &body.to_string(),
+        )
     }
 
     /// Every request so far, as `[method, path]`.
@@ -101,12 +131,17 @@ impl ArmDouble {
         self.hook("GET", "/_double/invocations", None)
     }
 
-    /// Makes the next deployment fail with `message`.
+    /// Makes the next deployment fail with `message` (its failed resource's code `Conflict`).
     pub fn fail_next_deployment(&self, message: &str) {
+        self.fail_next_deployment_with("Conflict", message);
+    }
+
+    /// Makes the next deployment fail with ARM's `code` and `message` for its failed resource.
+    pub fn fail_next_deployment_with(&self, code: &str, message: &str) {
         self.hook(
             "POST",
             "/_double/fail-next-deployment",
-            Some(&serde_json::json!({ "message": message }).to_string()),
+            Some(&serde_json::json!({ "code": code, "message": message }).to_string()),
         );
     }
 }

@@ -162,8 +162,8 @@ fn print_progress(p: &Progress, color: bool) {
     }
 }
 
-/// A provider error as a user failure: its message, its causes, and the engine's hint and
-/// report when it is the engine that stopped.
+/// A provider error as a user failure: its message, its causes, the engine's report when it is
+/// the engine that stopped, and the provider's hint ([`Cloud::hint`]).
 fn failure<C: Cloud>(e: C::Error) -> Failure {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -171,20 +171,18 @@ fn failure<C: Cloud>(e: C::Error) -> Failure {
         text.push_str(&format!("\n  caused by: {s}"));
         source = s.source();
     }
-    if let Some(engine) = C::engine_error(&e) {
-        if let nimbus_engine::Error::Failed { report, .. } = engine {
-            let s = report.summary;
-            text.push_str(&format!(
-                "\n  done before stopping: {} created, {} updated, {} replaced, {} deleted (all recorded in the state)",
-                s.create, s.update, s.replace, s.delete
-            ));
-            for w in &report.warnings {
-                text.push_str(&format!("\n  warning: {w}"));
-            }
+    if let Some(nimbus_engine::Error::Failed { report, .. }) = C::engine_error(&e) {
+        let s = report.summary;
+        text.push_str(&format!(
+            "\n  done before stopping: {} created, {} updated, {} replaced, {} deleted (all recorded in the state)",
+            s.create, s.update, s.replace, s.delete
+        ));
+        for w in &report.warnings {
+            text.push_str(&format!("\n  warning: {w}"));
         }
-        if let Some(hint) = engine.hint() {
-            text.push_str(&format!("\n  hint: {hint}"));
-        }
+    }
+    if let Some(hint) = C::hint(&e) {
+        text.push_str(&format!("\n  hint: {hint}"));
     }
     Failure::user(text)
 }
