@@ -13,7 +13,8 @@ with its packages cached.
 
 Long-running operations are polled every --poll-ms (NIMBUS_GCP_POLL_MS; the double finishes an
 operation on its second read), so the numbers measure nimbus and the double, not Google's builds.
-Needs the project's venv (scripts/test installs it into .tools/venv) and gcloud's emulators.
+Runs itself in the project's venv (.tools/venv, installed as scripts/test does when missing);
+needs gcloud's emulators.
 Usage: bench/gcp.py [--runs 5] [--poll-ms 50] [--debug] [--json]
 """
 
@@ -44,7 +45,19 @@ def timed(cmd, cwd, env):
     return elapsed, proc.stdout
 
 
+def in_the_venv():
+    """Re-runs this script with the project's venv python (where the emulator wrappers and
+    Google's libraries are installed), installing the venv first when it is missing."""
+    venv = os.path.join(ROOT, ".tools", "venv")
+    if os.path.realpath(sys.prefix) == os.path.realpath(venv):
+        return
+    python = subprocess.run(["bash", "-c", "source scripts/lib/tools.sh && ensure_venv"], cwd=ROOT,
+                            check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
+    os.execv(python, [python, os.path.abspath(__file__)] + sys.argv[1:])
+
+
 def main():
+    in_the_venv()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--poll-ms", type=int, default=50)
