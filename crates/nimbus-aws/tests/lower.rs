@@ -4,11 +4,12 @@ mod common;
 
 use nimbus_aws::{AwsError, AwsSettings};
 use nimbus_engine::NativeResource;
+use nimbus_test_support as support;
 use serde_json::json;
 
 fn lower(manifest: &str) -> Result<Vec<NativeResource>, AwsError> {
-    let g = common::graph_str(manifest);
-    nimbus_aws::lower(&g, &common::build_of(&g), &common::settings(&g))
+    let g = support::graph_str("aws", manifest);
+    nimbus_aws::lower(&g, &support::build_of(&g), &common::settings(&g))
 }
 
 fn find<'a>(rs: &'a [NativeResource], id: &str) -> &'a NativeResource {
@@ -58,8 +59,8 @@ fn jwt_routes_share_an_authorizer_per_issuer_and_audience() {
         json!({ "Issuer": "https://issuer.example", "Audience": ["app"] })
     );
     // The template turns the route's execute-api ARN into the same pattern.
-    let g = common::graph_str(JWT);
-    let t = nimbus_aws::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let g = support::graph_str("aws", JWT);
+    let t = nimbus_aws::template(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
     assert!(t.contains(r#":${HttpApi}/*/GET/files/*""#), "{t}");
     assert!(t.contains(r#":${HttpApi}/*/*/any""#), "{t}");
 }
@@ -84,7 +85,8 @@ functions:
 #[test]
 fn a_queue_must_hide_messages_longer_than_its_consumer_runs() {
     // The manifest's validation says so first; lowering keeps AWS's rule on its own graph.
-    let mut g = common::graph_str(
+    let mut g = support::graph_str(
+        "aws",
         r#"
 version: 1
 service: q
@@ -97,7 +99,7 @@ functions:
     triggers: [ { queue: jobs } ]
 "#,
     );
-    let build = common::build_of(&g);
+    let build = support::build_of(&g);
     assert!(nimbus_aws::lower(&g, &build, &common::settings(&g)).is_ok());
     g.functions.get_mut("work").unwrap().timeout_ms = 61_000;
     let err = nimbus_aws::lower(&g, &build, &common::settings(&g)).unwrap_err();
@@ -144,7 +146,8 @@ functions:
         json!([{ "AttributeName": "pk", "AttributeType": "S" }, { "AttributeName": "n", "AttributeType": "N" }])
     );
     // The template gives the pattern as a string, as CloudFormation wants.
-    let g = common::graph_str(
+    let g = support::graph_str(
+        "aws",
         r#"
 version: 1
 service: q
@@ -156,7 +159,7 @@ functions:
     triggers: [ { table: { name: items, events: [modify] } } ]
 "#,
     );
-    let t = nimbus_aws::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let t = nimbus_aws::template(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
     assert!(
         t.contains(r#""Pattern": "{\"eventName\":[\"MODIFY\"]}""#),
         "{t}"
@@ -241,8 +244,8 @@ providers:
 
 #[test]
 fn builds_and_settings_are_checked_and_used() {
-    let g = common::graph_str(ONE);
-    let build = common::build_of(&g);
+    let g = support::graph_str("aws", ONE);
+    let build = support::build_of(&g);
     let settings = AwsSettings {
         region: "eu-west-1".into(),
         account_id: "210987654321".into(),

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use nimbus_aws::kinds;
 use nimbus_engine::NativeResource;
 use nimbus_engine::resource::references;
+use nimbus_test_support as support;
 use serde_json::{Value, json};
 
 fn shop_resources() -> Vec<NativeResource> {
-    let g = common::shop();
-    nimbus_aws::lower(&g, &common::build_of(&g), &common::settings(&g)).unwrap()
+    let g = support::shop("aws");
+    nimbus_aws::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap()
 }
 
 fn find<'a>(rs: &'a [NativeResource], id: &str) -> &'a NativeResource {
@@ -247,8 +248,8 @@ fn functions_run_the_shim_with_their_settings() {
         p["Code"]["S3Bucket"],
         "nimbus-shop-dev-123456789012-us-east-1"
     );
-    let g = common::shop();
-    let sha = &common::build_of(&g).functions["charge-payment"].sha256;
+    let g = support::shop("aws");
+    let sha = &support::build_of(&g).functions["charge-payment"].sha256;
     assert_eq!(p["Code"]["S3Key"], format!("shop/dev/{sha}.zip"));
     assert_eq!(
         f.depends_on,

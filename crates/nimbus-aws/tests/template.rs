@@ -6,31 +6,20 @@ mod common;
 use std::collections::BTreeMap;
 
 use nimbus_aws::{cloudformation, kinds};
+use nimbus_test_support as support;
 use serde_json::Value;
 
 fn shop_template() -> String {
-    let g = common::shop();
-    nimbus_aws::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap()
+    let g = support::shop("aws");
+    nimbus_aws::template(&g, &support::build_of(&g), &common::settings(&g)).unwrap()
 }
 
 #[test]
 fn shop_template_matches_the_snapshot() {
-    let path = common::repo().join("crates/nimbus-aws/tests/snapshots/shop.template.json");
-    let got = shop_template();
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (BLESS=1 writes it)", path.display()));
-    assert!(
-        got == want,
-        "the shop's template differs from {} (BLESS=1 rewrites it); first difference at line {}",
-        path.display(),
-        got.lines()
-            .zip(want.lines())
-            .position(|(a, b)| a != b)
-            .map_or(got.lines().count().min(want.lines().count()) + 1, |i| i + 1)
+    support::assert_snapshot(
+        &support::repo().join("crates/nimbus-aws/tests/snapshots/shop.template.json"),
+        &shop_template(),
+        "the shop's template",
     );
 }
 
@@ -59,8 +48,8 @@ fn eval(v: &Value) -> Value {
 
 #[test]
 fn the_template_names_and_grants_what_lowering_does() {
-    let g = common::shop();
-    let native = nimbus_aws::lower(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let g = support::shop("aws");
+    let native = nimbus_aws::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
     let doc: Value = serde_json::from_str(&shop_template()).unwrap();
     let resources = doc["Resources"].as_object().unwrap();
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use nimbus_cloud::{Cloud, Options, Target};
 use nimbus_engine::{Backend, Deployment, LockInfo, LockOptions, ObjectStoreBackend, TryLock};
 use nimbus_gcp::api::{Credentials, Endpoints};
+use nimbus_test_support as support;
 use serde_json::Value;
 
 fn curl_json(url: &str) -> Value {
@@ -32,7 +33,7 @@ async fn state_lock_packages_and_pubsub_against_the_emulators() {
     let mut endpoints = Endpoints::from_env();
     endpoints.set("storage", &gcs_url);
     endpoints.set("pubsub", &ps_url);
-    let graph = common::graph_str(APP);
+    let graph = support::graph_str("gcp", APP);
     let gcp = |timeout: Duration| {
         let endpoints = endpoints.clone();
         let graph = graph.clone();
@@ -55,7 +56,7 @@ async fn state_lock_packages_and_pubsub_against_the_emulators() {
     // 1. Pub/Sub: the engine creates the topics and the subscription with its dead-letter policy,
     //    as the emulator's own REST API shows. (The emulator has no IAM: the dead-letter grants of
     //    the Pub/Sub agent are left out of this apply, and checked by the lowering tests.)
-    let build = common::build_of(&graph);
+    let build = support::build_of(&graph);
     let dir = tempfile::tempdir().unwrap();
     let target = Target {
         graph: &graph,

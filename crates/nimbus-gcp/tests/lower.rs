@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nimbus_engine::NativeResource;
 use nimbus_gcp::kinds;
+use nimbus_test_support as support;
 use serde_json::{Value, json};
 
 fn shop() -> Vec<NativeResource> {
-    let g = common::shop();
-    nimbus_gcp::lower(&g, &common::build_of(&g), &common::settings(&g)).unwrap()
+    let g = support::shop("gcp");
+    nimbus_gcp::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap()
 }
 
 fn get<'a>(rs: &'a [NativeResource], id: &str) -> &'a NativeResource {
@@ -71,7 +72,7 @@ fn lowering_is_deterministic() {
 #[test]
 fn each_function_runs_as_its_own_account_with_only_what_it_uses() {
     let rs = shop();
-    let g = common::shop();
+    let g = support::shop("gcp");
     let accounts: Vec<&NativeResource> = rs
         .iter()
         .filter(|r| r.kind == kinds::SERVICE_ACCOUNT)
@@ -159,8 +160,8 @@ fn each_function_runs_as_its_own_account_with_only_what_it_uses() {
 #[test]
 fn functions_are_gen2_with_their_package_limits_and_names() {
     let rs = shop();
-    let g = common::shop();
-    let build = common::build_of(&g);
+    let g = support::shop("gcp");
+    let build = support::build_of(&g);
     let f = get(&rs, "gcp.functions.function/place-order");
     assert_eq!(f.physical_name.as_deref(), Some("shop-dev-place-order"));
     let p = &f.properties;
@@ -336,10 +337,11 @@ fn http_routes_share_one_gateway_with_path_parameters() {
     let gw = get(&rs, "gcp.apigateway.gateway/http");
     assert_eq!(gw.properties["apiConfig"], reference(&config.id, "name"));
     // A change of routes is a new config (configs are immutable).
-    let g = common::graph_str(
+    let g = support::graph_str(
+        "gcp",
         "version: 1\nservice: shop\nfunctions:\n  a:\n    handler: a.py:handler\n    triggers: [ { http: { method: GET, path: \"/x/{rest+}\" } } ]\nproviders:\n  gcp: { project: p-1, region: us-central1 }\n",
     );
-    let other = nimbus_gcp::lower(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let other = nimbus_gcp::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
     let c2 = other.iter().find(|r| r.kind == kinds::API_CONFIG).unwrap();
     assert_ne!(c2.id, config.id);
     assert!(
@@ -350,8 +352,10 @@ fn http_routes_share_one_gateway_with_path_parameters() {
 
 #[test]
 fn missing_settings_are_clear_errors() {
-    let g =
-        common::graph_str("version: 1\nservice: s\nfunctions:\n  a: { handler: a.py:handler }\n");
+    let g = support::graph_str(
+        "gcp",
+        "version: 1\nservice: s\nfunctions:\n  a: { handler: a.py:handler }\n",
+    );
     let e = nimbus_gcp::GcpSettings::from_graph(&g, "1").unwrap_err();
     assert_eq!(
         e.to_string(),

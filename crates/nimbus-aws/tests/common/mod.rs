@@ -1,88 +1,10 @@
-//! Shared helpers: the shop example as a graph, a build of it, and settings.
+//! AWS-specific test helpers; the provider-neutral ones (the shop as a graph, a build of it,
+//! venv tools) are in `nimbus-test-support`.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
 use nimbus_aws::AwsSettings;
 use nimbus_graph::AppGraph;
-use nimbus_package::{Artifact, BuildManifest};
-use sha2::{Digest, Sha256};
-
-/// The repository's root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The graph of a manifest file for AWS, stage `dev`.
-pub fn graph_of(manifest: &Path) -> AppGraph {
-    let options = nimbus_manifest::LoadOptions {
-        provider: "aws".into(),
-        ..Default::default()
-    };
-    let loaded = nimbus_manifest::load_file(manifest, &options).unwrap_or_else(|e| match e {
-        nimbus_manifest::LoadError::Invalid(r) => panic!("{}", r.render(false)),
-        e => panic!("{e}"),
-    });
-    nimbus_graph::build(&loaded)
-}
-
-/// The graph of manifest text (handler files are not checked).
-pub fn graph_str(manifest: &str) -> AppGraph {
-    let options = nimbus_manifest::LoadOptions {
-        provider: "aws".into(),
-        check_files: false,
-        ..Default::default()
-    };
-    let loaded =
-        nimbus_manifest::load_str(Path::new("nimbus.yaml"), manifest.to_string(), &options)
-            .unwrap_or_else(|e| match e {
-                nimbus_manifest::LoadError::Invalid(r) => panic!("{}", r.render(false)),
-                e => panic!("{e}"),
-            });
-    nimbus_graph::build(&loaded)
-}
-
-/// The shop example's graph.
-pub fn shop() -> AppGraph {
-    graph_of(&repo().join("examples/shop/nimbus.yaml"))
-}
-
-/// A build of `graph` with stable made-up hashes (a real build is tested in nimbus-package).
-pub fn build_of(graph: &AppGraph) -> BuildManifest {
-    let functions = graph
-        .functions
-        .keys()
-        .map(|name| {
-            let sha256 = hex(&Sha256::digest(format!("zip of {name}")));
-            let artifact = Artifact {
-                file: format!("{name}.zip"),
-                sha256,
-                size: 1000,
-                unzipped_size: 4000,
-                files: 10,
-                input_hash: hex(&Sha256::digest(format!("inputs of {name}"))),
-                deps: None,
-            };
-            (name.clone(), artifact)
-        })
-        .collect::<BTreeMap<_, _>>();
-    BuildManifest {
-        format: "nimbus-package-v1".into(),
-        service: graph.service.clone(),
-        stage: graph.stage.clone(),
-        provider: "aws".into(),
-        functions,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// us-east-1, the account moto uses, the conventional bucket.
 pub fn settings(graph: &AppGraph) -> AwsSettings {

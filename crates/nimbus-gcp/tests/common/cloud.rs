@@ -11,6 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use nimbus_gcp::api::Endpoints;
+use nimbus_test_support as support;
 use serde_json::{Value, json};
 
 /// The running environment.
@@ -35,8 +36,8 @@ pub fn env() -> Option<&'static CloudEnv> {
 // The child lives as long as this process: it stops when its stdin closes, at our exit.
 #[allow(clippy::zombie_processes)]
 fn start() -> Option<CloudEnv> {
-    let python = super::venv_tool("python")?;
-    let script = super::repo().join("crates/nimbus-gcp/tests/support/gcp_env.py");
+    let python = support::venv_tool("python")?;
+    let script = support::repo().join("crates/nimbus-gcp/tests/support/gcp_env.py");
     let mut child = Command::new(python)
         .arg(&script)
         .stdin(Stdio::piped())
@@ -190,7 +191,7 @@ pub fn line(r: &Value) -> String {
 /// a test can change handler files and build it.
 pub fn shop_copy(project: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&super::repo().join("examples/shop"), dir.path());
+    copy_dir(&support::repo().join("examples/shop"), dir.path());
     let manifest = dir.path().join("nimbus.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(
@@ -219,7 +220,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The graph and a real build (`nimbus build -p gcp`'s) of the app in `dir`.
 pub fn build(dir: &Path) -> (nimbus_graph::AppGraph, nimbus_package::BuildReport, PathBuf) {
-    let graph = super::graph_of(&dir.join("nimbus.yaml"));
+    let graph = support::graph_of("gcp", &dir.join("nimbus.yaml"));
     let options = nimbus_package::BuildOptions::conventional(
         dir,
         nimbus_provider::ProviderId::Gcp,

@@ -11,21 +11,15 @@ mod moto;
 mod proxy;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nimbus_test_support::repo;
 use serde_json::Value;
 
 use crate::moto::Endpoint;
 use crate::proxy::Proxy;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// A copy of the shop deployed to one stage, behind a recording proxy.
 struct Shop {

@@ -7,29 +7,11 @@
 //! `<repo>/.tools/venv/bin`). A missing tool fails the test, never skips it.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nimbus_test_support::required_venv_tool;
 use serde_json::Value;
-
-/// A tool from the test venv.
-pub fn tool(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("NIMBUS_TEST_PYTHON") {
-        Some(python) => PathBuf::from(python)
-            .parent()
-            .expect("NIMBUS_TEST_PYTHON is a file path")
-            .to_path_buf(),
-        None => crate::repo().join(".tools/venv/bin"),
-    };
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "`{name}` is not installed at {}: run scripts/test (it installs tests/requirements.txt into .tools/venv)",
-        path.display()
-    );
-    path
-}
 
 /// A running AWS endpoint.
 pub struct Endpoint {
@@ -44,7 +26,7 @@ impl Endpoint {
             return Endpoint { url, child: None };
         }
         let port = free_port();
-        let child = Command::new(tool("moto_server"))
+        let child = Command::new(required_venv_tool("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -86,7 +68,7 @@ impl Endpoint {
 
     /// Runs the AWS CLI and returns what it printed, successful or not.
     pub fn aws_raw(&self, args: &[&str]) -> Output {
-        Command::new(tool("aws"))
+        Command::new(required_venv_tool("aws"))
             .args(["--endpoint-url", &self.url, "--output", "json"])
             .args(args)
             .envs(credentials())

@@ -1,0 +1,45 @@
+//! Tools installed in the test venv: the directory of `NIMBUS_TEST_PYTHON` (which `scripts/test`
+//! sets), else `<repo>/.tools/venv/bin/`. `scripts/test` installs `tests/requirements.txt` there.
+
+use std::path::PathBuf;
+
+/// Where `name` would be installed in the test venv.
+fn venv_path(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("NIMBUS_TEST_PYTHON") {
+        Some(python) => PathBuf::from(python)
+            .parent()
+            .expect("NIMBUS_TEST_PYTHON is a file path")
+            .to_path_buf(),
+        None => crate::repo().join(".tools/venv/bin"),
+    };
+    dir.join(name)
+}
+
+fn not_installed(name: &str, path: &std::path::Path) -> String {
+    format!(
+        "`{name}` is not installed at {}: run scripts/test (it installs tests/requirements.txt into .tools/venv)",
+        path.display()
+    )
+}
+
+/// The venv tool `name`. A missing tool fails the test when `CI` is set; on a dev box it returns
+/// `None` and the caller skips (a `SKIPPED:` message is printed).
+pub fn venv_tool(name: &str) -> Option<PathBuf> {
+    let path = venv_path(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    let message = not_installed(name, &path);
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
+/// The venv tool `name`. A missing tool fails the test, never skips it.
+pub fn required_venv_tool(name: &str) -> PathBuf {
+    let path = venv_path(name);
+    assert!(path.is_file(), "{}", not_installed(name, &path));
+    path
+}
