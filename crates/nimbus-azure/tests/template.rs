@@ -4,8 +4,9 @@
 
 mod common;
 
+use nimbus_test_support as support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -21,22 +22,7 @@ fn resources(doc: &Value) -> &Vec<Value> {
 #[test]
 fn shop_template_matches_the_snapshot() {
     let path = common::repo().join("crates/nimbus-azure/tests/snapshots/shop.azuredeploy.json");
-    let got = shop_template();
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (BLESS=1 writes it)", path.display()));
-    assert!(
-        got == want,
-        "the shop's template differs from {} (BLESS=1 rewrites it); first difference at line {}",
-        path.display(),
-        got.lines()
-            .zip(want.lines())
-            .position(|(a, b)| a != b)
-            .map_or(got.lines().count().min(want.lines().count()) + 1, |i| i + 1)
-    );
+    support::assert_snapshot(&path, &shop_template(), "the shop's template");
 }
 
 #[test]
@@ -216,96 +202,17 @@ fn roles_are_scoped_to_exactly_what_each_function_uses() {
     assert_eq!(g.len(), 6);
 }
 
-/// The skip list: check id → reason.
-fn skips() -> BTreeMap<String, String> {
-    let path = common::repo().join("providers/azure/checkov-skips.txt");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (id, why) = line
-            .split_once('#')
-            .unwrap_or_else(|| panic!("{}: `{line}` has no `# justification`", path.display()));
-        assert!(
-            why.trim().len() > 20,
-            "{}: `{id}` needs a real justification",
-            path.display()
-        );
-        out.insert(id.trim().to_string(), why.trim().to_string());
-    }
-    out
-}
-
 #[test]
 fn checkov_fails_only_the_skipped_checks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("azuredeploy.json");
     std::fs::write(&path, shop_template()).unwrap();
-    let output = Command::new(common::venv_tool("checkov"))
-        .current_dir(dir.path())
-        .env("BC_SKIP_MAPPING", "TRUE")
-        .args([
-            "--framework",
-            "arm",
-            "--skip-download",
-            "--quiet",
-            "-o",
-            "json",
-            "-f",
-        ])
-        .arg(&path)
-        .output()
-        .expect("checkov runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "checkov printed no JSON ({e}); exit {:?}\n{stdout}\n{}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let summary = &report["summary"];
-    assert_eq!(
-        summary["parsing_errors"], 0,
-        "checkov could not parse the template: {summary}"
-    );
-    assert!(
-        summary["passed"].as_u64().unwrap_or(0) > 20,
-        "checkov checked too little: {summary}"
-    );
-    let failed: Vec<(String, String)> = report["results"]["failed_checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            (
-                c["check_id"].as_str().unwrap_or_default().to_string(),
-                c["resource"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    let skips = skips();
-    let unexpected: Vec<String> = failed
-        .iter()
-        .filter(|(id, _)| !skips.contains_key(id))
-        .map(|(id, resource)| format!("{id} on {resource}"))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "checkov failed checks that are not in providers/azure/checkov-skips.txt:\n{}",
-        unexpected.join("\n")
-    );
-    let failing: BTreeSet<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
-    let stale: Vec<&String> = skips
-        .keys()
-        .filter(|id| !failing.contains(id.as_str()))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "these checks pass now; remove them from providers/azure/checkov-skips.txt: {stale:?}"
+    support::assert_checkov_fails_only_skipped(
+        &common::venv_tool("checkov"),
+        "arm",
+        &path,
+        "providers/azure/checkov-skips.txt",
+        21,
     );
 }
 

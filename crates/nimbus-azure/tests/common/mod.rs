@@ -8,21 +8,14 @@
 pub mod azurite;
 pub mod double;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use nimbus_azure::AzureSettings;
 use nimbus_graph::AppGraph;
-use nimbus_package::{Artifact, BuildManifest};
-use sha2::{Digest, Sha256};
+use nimbus_package::BuildManifest;
 
-/// The repository's root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+#[allow(unused_imports)] // each test binary uses some of them
+pub use nimbus_test_support::{build_of, repo};
 
 /// The shop's manifest without `audit-orders` (its comment lines and its block).
 pub fn shop_yaml() -> String {
@@ -73,38 +66,6 @@ pub fn shop() -> AppGraph {
     graph_in(&shop_yaml(), Some(&repo().join("examples/shop")))
 }
 
-/// A build of `graph` with stable made-up hashes (a real build is tested in nimbus-package).
-pub fn build_of(graph: &AppGraph) -> BuildManifest {
-    let functions = graph
-        .functions
-        .keys()
-        .map(|name| {
-            let sha256 = hex(&Sha256::digest(format!("zip of {name}")));
-            let artifact = Artifact {
-                file: format!("{name}.zip"),
-                sha256,
-                size: 1000,
-                unzipped_size: 4000,
-                files: 10,
-                input_hash: hex(&Sha256::digest(format!("inputs of {name}"))),
-                deps: None,
-            };
-            (name.clone(), artifact)
-        })
-        .collect::<BTreeMap<_, _>>();
-    BuildManifest {
-        format: "nimbus-package-v1".into(),
-        service: graph.service.clone(),
-        stage: graph.stage.clone(),
-        provider: "azure".into(),
-        functions,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A fixed subscription for tests.
 pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
 
@@ -116,23 +77,9 @@ pub fn settings(graph: &AppGraph) -> AzureSettings {
     }
 }
 
-/// A tool of the project's venv (the directory of `NIMBUS_TEST_PYTHON`, else
-/// `<repo>/.tools/venv/bin/`). Missing: the test fails (run `scripts/test`, which installs it).
+/// A tool of the project's venv; missing, the test fails (run `scripts/test`, which installs it).
 pub fn venv_tool(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("NIMBUS_TEST_PYTHON") {
-        Some(python) => PathBuf::from(python)
-            .parent()
-            .expect("NIMBUS_TEST_PYTHON is a file path")
-            .to_path_buf(),
-        None => repo().join(".tools/venv/bin"),
-    };
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "`{name}` is not installed at {}: run scripts/test (it installs tests/requirements.txt into .tools/venv)",
-        path.display()
-    );
-    path
+    nimbus_test_support::required_venv_tool(name)
 }
 
 /// The shop (without `audit-orders`) copied into a temporary directory and really built for
