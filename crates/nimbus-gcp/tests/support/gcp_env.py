@@ -58,6 +58,27 @@ def wait_http(url: str, deadline_s: float = 90):
     raise RuntimeError("%s did not answer within %d s" % (url, deadline_s))
 
 
+def wait_pubsub_creates(base: str, deadline_s: float = 90):
+    """Waits until the Pub/Sub emulator creates a topic: its REST port answers (even with 400s)
+    before its backend takes writes, which a fresh, loaded machine makes visible."""
+    url = base + "/v1/projects/nimbus-ready/topics/ready"
+    end = time.time() + deadline_s
+    last = None
+    while time.time() < end:
+        request = urllib.request.Request(url, data=b"{}", method="PUT", headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=5).read()
+            return
+        except urllib.error.HTTPError as e:
+            if e.code == 409:  # already there: it took a write before
+                return
+            last = "HTTP %d" % e.code
+        except Exception as e:  # noqa: BLE001
+            last = repr(e)
+        time.sleep(0.2)
+    raise RuntimeError("the Pub/Sub emulator did not create a topic within %d s (last: %s)" % (deadline_s, last))
+
+
 def fake_gcs_binary() -> str:
     site = [p for p in sys.path if p.endswith("site-packages")]
     for s in site:
@@ -144,6 +165,8 @@ def start(services=("storage", "pubsub", "firestore", "double"), op_polls: int =
             t.join()
         if errors:
             raise errors[0]
+        if "pubsub" in services:
+            wait_pubsub_creates(env.urls["pubsub"])
         if "double" in services:
             sys.dont_write_bytecode = True
             sys.path.insert(0, HERE)
