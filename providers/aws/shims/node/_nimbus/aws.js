@@ -220,44 +220,11 @@ function tableEvents(ev, config) {
 
 const RESOURCE_FIELDS = ['NAME', 'ARN', 'URL', 'STREAM_ARN'];
 
-// `order-events` -> `ORDER_EVENTS` (crates/nimbus-aws/src/env.rs `var_part`)
-const varPart = (name) => name.toUpperCase().replace(/-/g, '_');
-
-// function.json with the deployment's native names merged into `native`. Lowering sets
-// NIMBUS_RESOURCE_<R>_{NAME,ARN,URL,STREAM_ARN} for every resource in `resources` and
-// NIMBUS_SCHEDULE_<T>_ARN for every schedule trigger (crates/nimbus-aws/src/env.rs); packaging
-// leaves `native` empty. With them, core.resolveResource / core.resolveSchedule map a native
-// source to its neutral name exactly, also for two triggers of the same type. Returns a copy.
+// function.json with the deployment's native names merged into `native`: lowering sets
+// NIMBUS_RESOURCE_<R>_{NAME,ARN,URL,STREAM_ARN} and NIMBUS_SCHEDULE_<T>_ARN
+// (crates/nimbus-aws/src/env.rs); see core.withEnvNatives.
 function withEnvNatives(config, env = process.env) {
-  let out = config;
-  const resources = config.resources;
-  if (resources && typeof resources === 'object' && !Array.isArray(resources)) {
-    const merged = {};
-    for (const [name, spec0] of Object.entries(resources)) {
-      let spec = spec0;
-      if (spec && typeof spec === 'object') {
-        const extra = {};
-        for (const field of RESOURCE_FIELDS) {
-          const v = env[`NIMBUS_RESOURCE_${varPart(name)}_${field}`];
-          if (v) extra[field.toLowerCase()] = v;
-        }
-        if (Object.keys(extra).length) spec = { ...spec, native: [spec.native, extra] };
-      }
-      merged[name] = spec;
-    }
-    out = { ...out, resources: merged };
-  }
-  if (Array.isArray(config.triggers)) {
-    out = {
-      ...out,
-      triggers: config.triggers.map((t) => {
-        if (!t || t.type !== 'schedule' || typeof t.name !== 'string') return t;
-        const v = env[`NIMBUS_SCHEDULE_${varPart(t.name)}_ARN`];
-        return v ? { ...t, native: [t.native, { arn: v }] } : t;
-      }),
-    };
-  }
-  return out;
+  return core.withEnvNatives(config, RESOURCE_FIELDS, 'ARN', env);
 }
 
 // native event -> neutral event, or an array of them (S3 / DynamoDB: one per record)

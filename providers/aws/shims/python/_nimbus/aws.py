@@ -253,47 +253,14 @@ def table_events(ev: dict, config: dict) -> list:
 _RESOURCE_FIELDS = ("NAME", "ARN", "URL", "STREAM_ARN")
 
 
-def _var_part(name: str) -> str:
-    """``order-events`` -> ``ORDER_EVENTS`` (crates/nimbus-aws/src/env.rs ``var_part``)."""
-    return name.upper().replace("-", "_")
-
-
 def with_env_natives(config: dict, env=None) -> dict:
     """function.json with the deployment's native names merged into ``native``.
 
     Lowering sets ``NIMBUS_RESOURCE_<R>_{NAME,ARN,URL,STREAM_ARN}`` for every resource
     in ``resources`` and ``NIMBUS_SCHEDULE_<T>_ARN`` for every schedule trigger
-    (crates/nimbus-aws/src/env.rs); packaging leaves ``native`` empty. With them,
-    ``core.resolve_resource`` / ``core.resolve_schedule`` map a native source to its
-    neutral name exactly, also for two triggers of the same type. Returns a copy;
-    ``config`` itself is unchanged when no variable is set."""
-    env = os.environ if env is None else env
-    out = config
-    resources = config.get("resources")
-    if isinstance(resources, dict):
-        merged = {}
-        for name, spec in resources.items():
-            if isinstance(spec, dict) and isinstance(name, str):
-                extra = {}
-                for field in _RESOURCE_FIELDS:
-                    v = env.get("NIMBUS_RESOURCE_%s_%s" % (_var_part(name), field))
-                    if v:
-                        extra[field.lower()] = v
-                if extra:
-                    spec = dict(spec, native=[spec.get("native"), extra])
-            merged[name] = spec
-        out = dict(out, resources=merged)
-    triggers = config.get("triggers")
-    if isinstance(triggers, list):
-        merged = []
-        for t in triggers:
-            if isinstance(t, dict) and t.get("type") == "schedule" and isinstance(t.get("name"), str):
-                v = env.get("NIMBUS_SCHEDULE_%s_ARN" % _var_part(t["name"]))
-                if v:
-                    t = dict(t, native=[t.get("native"), {"arn": v}])
-            merged.append(t)
-        out = dict(out, triggers=merged)
-    return out
+    (crates/nimbus-aws/src/env.rs); packaging leaves ``native`` empty (see
+    ``core.with_env_natives``)."""
+    return core.with_env_natives(config, _RESOURCE_FIELDS, "ARN", env)
 
 
 def to_neutral(event: dict, config: dict):

@@ -454,6 +454,47 @@ function matchRoute(triggers, method, p) {
 
 // ---------------------------------------------------------------------------- resource names
 
+// `order-events` -> `ORDER_EVENTS`: a neutral name inside a deployment's variable names (the
+// providers' env.rs `var_part`).
+const envVarPart = (name) => String(name).toUpperCase().replace(/-/g, '_');
+
+// function.json with the deployment's native names merged into `native`, for providers whose
+// packaging leaves `native` empty: NIMBUS_RESOURCE_<R>_<FIELD> for each of `resourceFields`
+// (set as {field.toLowerCase(): value} on resource R) and NIMBUS_SCHEDULE_<T>_<scheduleField>
+// for each schedule trigger T. With them, resolveResource / resolveSchedule map a native source
+// to its neutral name exactly, also for two triggers of the same type. Returns a copy.
+function withEnvNatives(config, resourceFields, scheduleField, env = process.env) {
+  let out = config;
+  const resources = config.resources;
+  if (resources && typeof resources === 'object' && !Array.isArray(resources)) {
+    const merged = {};
+    for (const [name, spec0] of Object.entries(resources)) {
+      let spec = spec0;
+      if (spec && typeof spec === 'object') {
+        const extra = {};
+        for (const field of resourceFields) {
+          const v = env[`NIMBUS_RESOURCE_${envVarPart(name)}_${field}`];
+          if (v) extra[field.toLowerCase()] = v;
+        }
+        if (Object.keys(extra).length) spec = { ...spec, native: [spec.native, extra] };
+      }
+      merged[name] = spec;
+    }
+    out = { ...out, resources: merged };
+  }
+  if (Array.isArray(config.triggers)) {
+    out = {
+      ...out,
+      triggers: config.triggers.map((t) => {
+        if (!t || t.type !== 'schedule' || typeof t.name !== 'string') return t;
+        const v = env[`NIMBUS_SCHEDULE_${envVarPart(t.name)}_${scheduleField}`];
+        return v ? { ...t, native: [t.native, { [scheduleField.toLowerCase()]: v }] } : t;
+      }),
+    };
+  }
+  return out;
+}
+
 function nativeStrings(native, out = []) {
   if (typeof native === 'string') out.push(native);
   else if (Array.isArray(native)) native.forEach((v) => nativeStrings(v, out));
@@ -592,6 +633,6 @@ module.exports = {
   packageRoot, loadConfig, parseTarget, loadHandler, registerResourceFactory, makeResources,
   makeContext, createFunction, getFunction, nowMs,
   dumps, rfc3339, b64decodeText, textOf, bodyOf, isBytes, toBuffer, joinHeaders, joinQuery, queryFromString,
-  firstIp, matchRoute, resolveResource, resolveSchedule,
+  firstIp, matchRoute, resolveResource, resolveSchedule, envVarPart, withEnvNatives,
   normalizeHttp, httpBodyBuffer, headerPairs, normalizeBatch, normalizeResult, errorInfo,
 };

@@ -616,6 +616,48 @@ def match_route(triggers, method: str, path: str):
 # --------------------------------------------------------------------------- resource names
 
 
+def env_var_part(name: str) -> str:
+    """``order-events`` -> ``ORDER_EVENTS``: a neutral name inside a deployment's variable names
+    (the providers' ``env.rs`` ``var_part``)."""
+    return str(name).upper().replace("-", "_")
+
+
+def with_env_natives(config: dict, resource_fields, schedule_field: str, env=None) -> dict:
+    """function.json with the deployment's native names merged into ``native``, for providers
+    whose packaging leaves ``native`` empty: ``NIMBUS_RESOURCE_<R>_<FIELD>`` for each of
+    ``resource_fields`` (set as ``{field.lower(): value}`` on resource R) and
+    ``NIMBUS_SCHEDULE_<T>_<schedule_field>`` for each schedule trigger T. With them,
+    ``resolve_resource`` / ``resolve_schedule`` map a native source to its neutral name exactly,
+    also for two triggers of the same type. Returns a copy; ``config`` itself is unchanged."""
+    env = os.environ if env is None else env
+    out = config
+    resources = config.get("resources")
+    if isinstance(resources, dict):
+        merged = {}
+        for name, spec in resources.items():
+            if isinstance(spec, dict) and isinstance(name, str):
+                extra = {}
+                for field in resource_fields:
+                    v = env.get("NIMBUS_RESOURCE_%s_%s" % (env_var_part(name), field))
+                    if v:
+                        extra[field.lower()] = v
+                if extra:
+                    spec = dict(spec, native=[spec.get("native"), extra])
+            merged[name] = spec
+        out = dict(out, resources=merged)
+    triggers = config.get("triggers")
+    if isinstance(triggers, list):
+        merged = []
+        for t in triggers:
+            if isinstance(t, dict) and t.get("type") == "schedule" and isinstance(t.get("name"), str):
+                v = env.get("NIMBUS_SCHEDULE_%s_%s" % (env_var_part(t["name"]), schedule_field))
+                if v:
+                    t = dict(t, native=[t.get("native"), {schedule_field.lower(): v}])
+            merged.append(t)
+        out = dict(out, triggers=merged)
+    return out
+
+
 def _native_strings(native):
     if isinstance(native, str):
         yield native

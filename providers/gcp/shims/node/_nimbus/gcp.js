@@ -47,36 +47,12 @@ function signature(config) {
 // ---------------------------------------------------------------------------- native names
 
 const RESOURCE_FIELDS = ['COLLECTION', 'DATABASE', 'TOPIC', 'SUBSCRIPTION', 'NAME'];
-const varPart = (name) => String(name).toUpperCase().replace(/-/g, '_');
 
-// function.json with the deployment's native names merged into `native` (a copy).
+// function.json with the deployment's native names merged into `native` (a copy):
+// NIMBUS_RESOURCE_<R>_{COLLECTION,DATABASE,TOPIC,SUBSCRIPTION,NAME} and NIMBUS_SCHEDULE_<T>_JOB
+// (crates/nimbus-gcp/src/env.rs); see core.withEnvNatives.
 function withEnvNatives(config, env = process.env) {
-  const out = { ...config };
-  if (config.resources && typeof config.resources === 'object') {
-    out.resources = {};
-    for (const [name, spec] of Object.entries(config.resources)) {
-      let s = spec;
-      if (spec && typeof spec === 'object') {
-        const extra = {};
-        for (const f of RESOURCE_FIELDS) {
-          const v = env[`NIMBUS_RESOURCE_${varPart(name)}_${f}`];
-          if (v) extra[f.toLowerCase()] = v;
-        }
-        if (Object.keys(extra).length) s = { ...spec, native: [spec.native, extra] };
-      }
-      out.resources[name] = s;
-    }
-  }
-  if (Array.isArray(config.triggers)) {
-    out.triggers = config.triggers.map((t) => {
-      if (t && t.type === 'schedule' && typeof t.name === 'string') {
-        const v = env[`NIMBUS_SCHEDULE_${varPart(t.name)}_JOB`];
-        if (v) return { ...t, native: [t.native, { job: v }] };
-      }
-      return t;
-    });
-  }
-  return out;
+  return core.withEnvNatives(config, RESOURCE_FIELDS, 'JOB', env);
 }
 
 function loadFramework() {

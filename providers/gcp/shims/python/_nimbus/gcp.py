@@ -69,41 +69,11 @@ def signature(config: dict) -> str:
 _RESOURCE_FIELDS = ("COLLECTION", "DATABASE", "TOPIC", "SUBSCRIPTION", "NAME")
 
 
-def _var_part(name: str) -> str:
-    """``order-events`` -> ``ORDER_EVENTS`` (crates/nimbus-gcp/src/env.rs ``var_part``)."""
-    return name.upper().replace("-", "_")
-
-
 def with_env_natives(config: dict, env=None) -> dict:
     """function.json with the deployment's native names merged into ``native`` (see the module
-    docs). Returns a copy; ``config`` itself is unchanged."""
-    env = os.environ if env is None else env
-    out = config
-    resources = config.get("resources")
-    if isinstance(resources, dict):
-        merged = {}
-        for name, spec in resources.items():
-            if isinstance(spec, dict) and isinstance(name, str):
-                extra = {}
-                for field in _RESOURCE_FIELDS:
-                    v = env.get("NIMBUS_RESOURCE_%s_%s" % (_var_part(name), field))
-                    if v:
-                        extra[field.lower()] = v
-                if extra:
-                    spec = dict(spec, native=[spec.get("native"), extra])
-            merged[name] = spec
-        out = dict(out, resources=merged)
-    triggers = config.get("triggers")
-    if isinstance(triggers, list):
-        merged = []
-        for t in triggers:
-            if isinstance(t, dict) and t.get("type") == "schedule" and isinstance(t.get("name"), str):
-                v = env.get("NIMBUS_SCHEDULE_%s_JOB" % _var_part(t["name"]))
-                if v:
-                    t = dict(t, native=[t.get("native"), {"job": v}])
-            merged.append(t)
-        out = dict(out, triggers=merged)
-    return out
+    docs and ``core.with_env_natives``): ``NIMBUS_RESOURCE_<R>_{COLLECTION,DATABASE,TOPIC,
+    SUBSCRIPTION,NAME}`` and ``NIMBUS_SCHEDULE_<T>_JOB`` (crates/nimbus-gcp/src/env.rs)."""
+    return core.with_env_natives(config, _RESOURCE_FIELDS, "JOB", env)
 
 
 def register_signature(func) -> str | None:
