@@ -48,11 +48,14 @@ Usage: python arm_double.py --port N --token T --blob-endpoint URL
 """
 
 import argparse
+import atexit
 import functools
 import io
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -511,10 +514,13 @@ def id_of(scope_rg, rtype, name, scope=None):
 
 
 class Arm:
-    def __init__(self, token, blob_endpoint, storage_connection_string=""):
+    def __init__(self, token, blob_endpoint, storage_connection_string="", apps_dir=""):
         self.token, self.blob_endpoint = token, blob_endpoint
         self.storage = storage_connection_string
-        self.apps_dir = tempfile.mkdtemp(prefix="arm-double-apps-")
+        # Where the host stand-in unpacks apps: the caller's folder (removed by the caller), else
+        # a temporary one removed when the double stops.
+        self.apps_dir = apps_dir or tempfile.mkdtemp(prefix="arm-double-apps-")
+        self.owns_apps_dir = not apps_dir
         self.lock = threading.Lock()
         self.groups = {}  # (sub, rg lower) -> {location}
         self.resources = {}  # id lower -> {id, type, body, runtime, keys}
@@ -1024,8 +1030,12 @@ def main():
     p.add_argument("--token", required=True)
     p.add_argument("--blob-endpoint", default="")
     p.add_argument("--storage-connection-string", default="")
+    p.add_argument("--apps-dir", default="", help="where to unpack apps (default: a temporary folder)")
     a = p.parse_args()
-    Handler.arm = Arm(a.token, a.blob_endpoint, a.storage_connection_string)
+    arm = Handler.arm = Arm(a.token, a.blob_endpoint, a.storage_connection_string, a.apps_dir)
+    if arm.owns_apps_dir:
+        atexit.register(shutil.rmtree, arm.apps_dir, True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     print("ready", flush=True)
     try:

@@ -13,6 +13,8 @@ pub const TOKEN: &str = "double-token";
 /// A running ARM test double.
 pub struct ArmDouble {
     child: Child,
+    /// Where the Functions host stand-in unpacks apps; removed with the double.
+    _apps: tempfile::TempDir,
     /// Its port.
     pub port: u16,
 }
@@ -42,11 +44,14 @@ impl ArmDouble {
         let python = std::env::var_os("NIMBUS_TEST_PYTHON")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| super::venv_tool("python"));
+        let apps = tempfile::tempdir().unwrap();
         let mut child = Command::new(python)
             .arg(super::repo().join("crates/nimbus-azure/tests/arm_double.py"))
             .args(["--port", &port.to_string(), "--token", TOKEN])
             .args(["--blob-endpoint", blob_endpoint])
             .args(["--storage-connection-string", connection_string])
+            .arg("--apps-dir")
+            .arg(apps.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -57,7 +62,11 @@ impl ArmDouble {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "ready", "the ARM double did not start");
-        ArmDouble { child, port }
+        ArmDouble {
+            child,
+            _apps: apps,
+            port,
+        }
     }
 
     /// Its base URL.
