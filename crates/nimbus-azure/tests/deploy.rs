@@ -216,7 +216,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
 
     // Invoke, through the double's Functions host stand-in running the deployed packages with
     // azure-functions against Azurite: get-order over HTTP, nightly-report through the admin API.
-    let seeded = Command::new(common::venv_tool("python"))
+    let seeded = Command::new(nimbus_test_support::required_venv_tool("python"))
         .arg("-c")
         .arg(
             "import sys, json\nfrom azure.data.tables import TableServiceClient\nfrom azure.storage.blob import BlobServiceClient\n\

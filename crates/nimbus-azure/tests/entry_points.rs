@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 fn python() -> PathBuf {
     std::env::var_os("NIMBUS_TEST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| common::venv_tool("python"))
+        .unwrap_or_else(|| nimbus_test_support::required_venv_tool("python"))
 }
 
 fn tests_dir() -> PathBuf {

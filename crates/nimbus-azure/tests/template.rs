@@ -208,7 +208,7 @@ fn checkov_fails_only_the_skipped_checks() {
     let path = dir.path().join("azuredeploy.json");
     std::fs::write(&path, shop_template()).unwrap();
     support::assert_checkov_fails_only_skipped(
-        &common::venv_tool("checkov"),
+        &support::required_venv_tool("checkov"),
         "arm",
         &path,
         "providers/azure/checkov-skips.txt",

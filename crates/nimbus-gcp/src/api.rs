@@ -25,6 +25,9 @@ use serde_json::{Value, json};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
+/// The OAuth scope of every access token nimbus asks for.
+const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
 /// Every API the provider calls, by the name its endpoint variable uses.
 pub const APIS: &[(&str, &str)] = &[
     ("storage", "https://storage.googleapis.com"),
@@ -276,6 +279,65 @@ impl Client {
         format!("{}{path}", self.endpoints.get(api))
     }
 
+    /// The POST that exchanges a service account key for a token at `token_uri`: a JWT signed
+    /// with the key, whose claims add `claim` (an access token's `scope`, or an ID token's
+    /// `target_audience`). Errs with what is wrong with the key.
+    fn key_grant(
+        &self,
+        email: &str,
+        key: &str,
+        token_uri: &str,
+        claim: (&str, &str),
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = json!({
+            "iss": email, "sub": email, "aud": token_uri, "iat": now, "exp": now + 3600,
+        });
+        claims[claim.0] = json!(claim.1);
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.as_bytes())
+            .map_err(|e| format!("the service account key: {e}"))?;
+        let jwt = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &key,
+        )
+        .map_err(|e| format!("signing: {e}"))?;
+        Ok(self
+            .http
+            .post(token_uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={jwt}"
+            )))
+    }
+
+    /// The POST that refreshes gcloud user credentials (its answer carries both an access token
+    /// and an ID token), and its URL.
+    fn refresh_grant(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        refresh_token: &str,
+    ) -> (reqwest::RequestBuilder, String) {
+        let url = "https://oauth2.googleapis.com/token".to_string();
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+            ("refresh_token", refresh_token),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+        let request = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+        (request, url)
+    }
+
     async fn token(&self) -> Result<Option<String>, ApiError> {
         let fail = |url: &str, message: String| ApiError {
             method: "POST".into(),
@@ -296,55 +358,16 @@ impl Client {
                 email,
                 key,
                 token_uri,
-            } => {
-                let now = chrono::Utc::now().timestamp();
-                let claims = json!({
-                    "iss": email, "sub": email, "aud": token_uri, "iat": now, "exp": now + 3600,
-                    "scope": "https://www.googleapis.com/auth/cloud-platform",
-                });
-                let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.as_bytes())
-                    .map_err(|e| fail(token_uri, format!("the service account key: {e}")))?;
-                let jwt = jsonwebtoken::encode(
-                    &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-                    &claims,
-                    &key,
-                )
-                .map_err(|e| fail(token_uri, format!("signing: {e}")))?;
-                let form = format!(
-                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={jwt}"
-                );
-                (
-                    self.http
-                        .post(token_uri)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(form),
-                    token_uri.clone(),
-                )
-            }
+            } => (
+                self.key_grant(email, key, token_uri, ("scope", CLOUD_PLATFORM_SCOPE))
+                    .map_err(|m| fail(token_uri, m))?,
+                token_uri.clone(),
+            ),
             Credentials::AuthorizedUser {
                 client_id,
                 client_secret,
                 refresh_token,
-            } => {
-                let url = "https://oauth2.googleapis.com/token".to_string();
-                let form = [
-                    ("grant_type", "refresh_token"),
-                    ("client_id", client_id),
-                    ("client_secret", client_secret),
-                    ("refresh_token", refresh_token),
-                ]
-                .iter()
-                .map(|(k, v)| format!("{k}={}", urlencode(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-                (
-                    self.http
-                        .post(&url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(form),
-                    url,
-                )
-            }
+            } => self.refresh_grant(client_id, client_secret, refresh_token),
             Credentials::Metadata(host) => {
                 let url =
                     format!("{host}/computeMetadata/v1/instance/service-accounts/default/token");
@@ -392,56 +415,19 @@ impl Client {
                 email,
                 key,
                 token_uri,
-            } => {
-                let now = chrono::Utc::now().timestamp();
-                let claims = json!({
-                    "iss": email, "sub": email, "aud": token_uri, "iat": now, "exp": now + 3600,
-                    "target_audience": audience,
-                });
-                let key = jsonwebtoken::EncodingKey::from_rsa_pem(key.as_bytes())
-                    .map_err(|e| fail(token_uri, None, format!("the service account key: {e}")))?;
-                let jwt = jsonwebtoken::encode(
-                    &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-                    &claims,
-                    &key,
-                )
-                .map_err(|e| fail(token_uri, None, format!("signing: {e}")))?;
-                let form = format!(
-                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={jwt}"
-                );
-                (
-                    self.http
-                        .post(token_uri)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(form),
-                    token_uri.clone(),
-                    "id_token",
-                )
-            }
+            } => (
+                self.key_grant(email, key, token_uri, ("target_audience", audience))
+                    .map_err(|m| fail(token_uri, None, m))?,
+                token_uri.clone(),
+                "id_token",
+            ),
             Credentials::AuthorizedUser {
                 client_id,
                 client_secret,
                 refresh_token,
             } => {
-                let url = "https://oauth2.googleapis.com/token".to_string();
-                let form = [
-                    ("grant_type", "refresh_token"),
-                    ("client_id", client_id),
-                    ("client_secret", client_secret),
-                    ("refresh_token", refresh_token),
-                ]
-                .iter()
-                .map(|(k, v)| format!("{k}={}", urlencode(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-                (
-                    self.http
-                        .post(&url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(form),
-                    url,
-                    "id_token",
-                )
+                let (request, url) = self.refresh_grant(client_id, client_secret, refresh_token);
+                (request, url, "id_token")
             }
             Credentials::Metadata(host) => {
                 let url = format!(

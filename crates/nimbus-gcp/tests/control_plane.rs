@@ -399,24 +399,7 @@ async fn deploy_update_redeploy_and_remove_send_exactly_the_documented_requests(
     let (control, objects) = writes_since(env, project, mark);
     assert_eq!(config_id(control), lines(REMOVE));
     assert!(objects["package"] >= 7, "{objects:?}");
-    let resources = env.resources();
-    for table in [
-        "functions",
-        "triggers",
-        "jobs",
-        "apis",
-        "configs",
-        "gateways",
-        "accounts",
-    ] {
-        let left: Vec<&String> = resources[table]
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| k.contains(project))
-            .collect();
-        assert!(left.is_empty(), "{table}: {left:?}");
-    }
+    env.assert_nothing_left(project);
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }
 

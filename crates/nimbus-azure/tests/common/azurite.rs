@@ -113,7 +113,7 @@ impl Azurite {
     /// nimbus code): blob name → `{"lease": state, "content": text}`; empty when the container
     /// does not exist.
     pub fn blobs(&self, container: &str) -> serde_json::Value {
-        let out = Command::new(super::venv_tool("python"))
+        let out = Command::new(nimbus_test_support::required_venv_tool("python"))
             .arg("-c")
             .arg(
                 "import sys, json\nfrom azure.storage.blob import BlobServiceClient\n\

@@ -43,7 +43,7 @@ impl ArmDouble {
             .port();
         let python = std::env::var_os("NIMBUS_TEST_PYTHON")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| super::venv_tool("python"));
+            .unwrap_or_else(|| nimbus_test_support::required_venv_tool("python"));
         let apps = tempfile::tempdir().unwrap();
         let mut child = Command::new(python)
             .arg(super::repo().join("crates/nimbus-azure/tests/arm_double.py"))

@@ -77,11 +77,6 @@ pub fn settings(graph: &AppGraph) -> AzureSettings {
     }
 }
 
-/// A tool of the project's venv; missing, the test fails (run `scripts/test`, which installs it).
-pub fn venv_tool(name: &str) -> PathBuf {
-    nimbus_test_support::required_venv_tool(name)
-}
-
 /// The shop (without `audit-orders`) copied into a temporary directory and really built for
 /// Azure with `nimbus_package::build` (dependencies cached under `target/nimbus-azure-test-cache`).
 pub struct BuiltShop {

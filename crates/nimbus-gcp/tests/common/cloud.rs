@@ -160,6 +160,29 @@ impl CloudEnv {
         self.control("GET", "resources", None)
     }
 
+    /// Asserts that the double holds no control-plane resource of `project` any more (functions,
+    /// triggers, jobs, gateway APIs/configs/gateways, service accounts).
+    pub fn assert_nothing_left(&self, project: &str) {
+        let resources = self.resources();
+        for table in [
+            "functions",
+            "triggers",
+            "jobs",
+            "apis",
+            "configs",
+            "gateways",
+            "accounts",
+        ] {
+            let left: Vec<&String> = resources[table]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.contains(project))
+                .collect();
+            assert!(left.is_empty(), "{table}: {left:?}");
+        }
+    }
+
     /// Adds Cloud Logging entries.
     pub fn add_logs(&self, entries: Value) {
         self.control("POST", "logs", Some(json!({ "entries": entries })));

@@ -139,34 +139,32 @@ def start(services=("storage", "pubsub", "firestore", "double"), op_polls: int =
             env.spawn([binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
                        "-backend", "memory", "-external-url", url, "-log-level", "error"])
             env.urls["storage"] = url
-            waits.append(url + "/storage/v1/b")
+            waits.append(lambda u=url + "/storage/v1/b": wait_http(u))
         if "pubsub" in services:
             port = free_port()
             env.spawn([gcloud(), "beta", "emulators", "pubsub", "start", "--host-port=127.0.0.1:%d" % port])
             env.urls["pubsub"] = "http://127.0.0.1:%d" % port
-            waits.append(env.urls["pubsub"] + "/v1/projects/nimbus-ready/topics")
+            waits.append(lambda u=env.urls["pubsub"]: wait_pubsub_creates(u))
         if "firestore" in services:
             port = free_port()
             env.spawn([gcloud(), "emulators", "firestore", "start", "--host-port=127.0.0.1:%d" % port])
             env.urls["firestore"] = "http://127.0.0.1:%d" % port
-            waits.append(env.urls["firestore"] + "/")
+            waits.append(lambda u=env.urls["firestore"] + "/": wait_http(u))
         errors = []
 
-        def run(u):
+        def run(wait):
             try:
-                wait_http(u)
+                wait()
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
 
-        threads = [threading.Thread(target=run, args=(u,)) for u in waits]
+        threads = [threading.Thread(target=run, args=(w,)) for w in waits]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         if errors:
             raise errors[0]
-        if "pubsub" in services:
-            wait_pubsub_creates(env.urls["pubsub"])
         if "double" in services:
             sys.dont_write_bytecode = True
             sys.path.insert(0, HERE)

@@ -203,24 +203,7 @@ fn deploy_plan_info_logs_invoke_and_remove_with_the_cli(env: &CloudEnv) {
 
     // Remove: nothing of the project is left in the double.
     shop.expect(env, &["remove", "--yes"], 0);
-    let resources = env.resources();
-    for table in [
-        "functions",
-        "triggers",
-        "jobs",
-        "apis",
-        "configs",
-        "gateways",
-        "accounts",
-    ] {
-        let left: Vec<&String> = resources[table]
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| k.contains(p))
-            .collect();
-        assert!(left.is_empty(), "{table}: {left:?}");
-    }
+    env.assert_nothing_left(p);
     let info = json_of(&shop.expect(env, &["info", "--output", "json"], 0));
     assert_eq!(info["deployed"], false);
     assert_eq!(env.violations(p), Vec::<Value>::new());
