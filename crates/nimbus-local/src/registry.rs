@@ -95,7 +95,11 @@ pub fn root() -> Option<PathBuf> {
     let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     let data = std::env::var_os("XDG_DATA_HOME")
         .and_then(absolute)
-        .or_else(|| std::env::var_os("HOME").and_then(absolute).map(|h| h.join(".local/share")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".local/share"))
+        })?;
     Some(data.join("nimbus").join("local").join("deployments"))
 }
 
@@ -174,7 +178,10 @@ pub fn serves(pid: u32, state: &Path) -> bool {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
     let wanted = state.as_os_str().as_encoded_bytes();
-    if args.windows(2).any(|w| w[0] == b"--state" && w[1] == wanted) {
+    if args
+        .windows(2)
+        .any(|w| w[0] == b"--state" && w[1] == wanted)
+    {
         return true;
     }
     let store = StateDir::at(state.to_path_buf()).store();

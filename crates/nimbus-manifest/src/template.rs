@@ -232,10 +232,21 @@ mod tests {
             .collect();
         assert_eq!(deferred, [("STRIPE_KEY", 9), ("SUFFIX", 10)]);
         let env = &loaded.manifest.functions.values().next().unwrap().env;
-        let key = env.iter().find(|(k, _)| k.value.as_str() == "KEY").unwrap().1;
+        let key = env
+            .iter()
+            .find(|(k, _)| k.value.as_str() == "KEY")
+            .unwrap()
+            .1;
         assert_eq!(key.value.0, "{{ env.STRIPE_KEY }}", "kept unrendered");
         // What is set, or has a default, is still rendered.
-        let region = loaded.manifest.providers.aws.as_ref().unwrap().region.as_ref();
+        let region = loaded
+            .manifest
+            .providers
+            .aws
+            .as_ref()
+            .unwrap()
+            .region
+            .as_ref();
         assert_eq!(region.unwrap().value, "us-east-1");
     }
 

@@ -460,7 +460,11 @@ fn the_manifest_is_found_in_the_folders_above_like_cargo_finds_cargo_toml() {
     let out = nimbus(&["validate", "-f", "src/.."], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // `nimbus.yml`, for Serverless Framework habits; both names in one folder is ambiguous.
-    std::fs::copy(dir.path().join("nimbus.yaml"), dir.path().join("nimbus.yml")).unwrap();
+    std::fs::copy(
+        dir.path().join("nimbus.yaml"),
+        dir.path().join("nimbus.yml"),
+    )
+    .unwrap();
     let out = nimbus(&["validate"], &deep);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -490,10 +494,19 @@ fn dash_f_with_a_function_name_says_which_command_was_meant() {
         "version: 1\nservice: sls\nfunctions:\n  place-order:\n    handler: app.py:handler\n    env: { KEY: \"{{ env.NIMBUS_TEST_UNSET }}\" }\n    triggers: [ { http: { method: POST, path: /orders } } ]\n",
     );
     for (args, meant) in [
-        (&["logs", "-f", "place-order"][..], "`nimbus logs place-order`"),
-        (&["invoke", "-f", "place-order"][..], "`nimbus invoke place-order`"),
+        (
+            &["logs", "-f", "place-order"][..],
+            "`nimbus logs place-order`",
+        ),
+        (
+            &["invoke", "-f", "place-order"][..],
+            "`nimbus invoke place-order`",
+        ),
         (&["deploy", "-f", "place-order"][..], "`nimbus deploy`"),
-        (&["info", "-f", "place-order", "-p", "aws"][..], "`nimbus info`"),
+        (
+            &["info", "-f", "place-order", "-p", "aws"][..],
+            "`nimbus info`",
+        ),
     ] {
         let out = nimbus(args, dir.path());
         assert_eq!(out.status.code(), Some(1), "{args:?}");

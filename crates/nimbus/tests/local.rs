@@ -863,7 +863,11 @@ fn dev_reloads_a_changed_handler() {
         &["info", "--all", "--output", "json"],
     )));
     assert_eq!(
-        (all[0]["service"].as_str(), all[0]["status"].as_str(), all[0]["url"].as_str()),
+        (
+            all[0]["service"].as_str(),
+            all[0]["status"].as_str(),
+            all[0]["url"].as_str()
+        ),
         (Some("devloop"), Some("running"), Some(url.as_str()))
     );
     let killed = Command::new("kill")
@@ -940,10 +944,7 @@ fn nimbus_with(dir: &Path, data: &Path, env: &[(&str, &str)], args: &[&str]) -> 
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    env.push((
-        "XDG_DATA_HOME".into(),
-        data.to_string_lossy().into_owned(),
-    ));
+    env.push(("XDG_DATA_HOME".into(), data.to_string_lossy().into_owned()));
     nimbus_in(dir, &env, args)
 }
 
@@ -980,8 +981,13 @@ fn write_files(dir: &Path, files: &[(&str, &str)]) {
 }
 
 fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 const FINDER_APP: &str = "version: 1\nservice: finder\nfunctions:\n  greet:\n    handler: app.py:handler\n    env: { GREETING: \"{{ env.NIMBUS_TEST_GREETING }}\" }\n    triggers: [ { http: { method: GET, path: \"/greet/{name}\" } } ]\n";
@@ -1027,10 +1033,25 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
 
     // At the root — no manifest there, the variable unset — info, logs and invoke work from
     // what was deployed from here.
-    let info = json_of(&ok(nimbus_with(root, data, &[], &["info", "--output", "json"])));
-    assert_eq!((info["service"].as_str(), info["url"].as_str()), (Some("finder"), Some(url.as_str())));
-    let logs = ok(nimbus_with(root, data, &[], &["logs", "greet", "--output", "json"]));
-    assert!(logs.contains("greeting ann"), "{logs}");
+    let info = json_of(&ok(nimbus_with(
+        root,
+        data,
+        &[],
+        &["info", "--output", "json"],
+    )));
+    assert_eq!(
+        (info["service"].as_str(), info["url"].as_str()),
+        (Some("finder"), Some(url.as_str()))
+    );
+    eventually(10, "the handler's output in the logs", || {
+        let logs = ok(nimbus_with(
+            root,
+            data,
+            &[],
+            &["logs", "greet", "--output", "json"],
+        ));
+        logs.contains("greeting ann").then_some(())
+    });
     let invoked = ok(nimbus_with(
         root,
         data,
@@ -1058,7 +1079,12 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
         "{err}"
     );
     // `--all` lists every local deployment; `--service` finds one by name.
-    let all = json_of(&ok(nimbus_with(elsewhere, data, &[], &["info", "--all", "--output", "json"])));
+    let all = json_of(&ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["info", "--all", "--output", "json"],
+    )));
     let manifest = app.join("nimbus.yaml").canonicalize().unwrap();
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
     assert_eq!(
@@ -1090,10 +1116,16 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
     // The registry holds no secret and is private all the same.
     use std::os::unix::fs::PermissionsExt;
     let registry = data.join("nimbus/local/deployments");
-    assert_eq!(std::fs::metadata(&registry).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&registry).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     for record in std::fs::read_dir(&registry).unwrap() {
         let record = record.unwrap().path();
-        assert_eq!(std::fs::metadata(&record).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&record).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let text = std::fs::read_to_string(&record).unwrap();
         assert!(
             !text.contains(info["api_key"].as_str().unwrap()),
@@ -1104,7 +1136,12 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
     // The project moves: its runtime is still known, and removed by service name.
     let moved = root.join("moved");
     std::fs::rename(&app, &moved).unwrap();
-    let all = json_of(&ok(nimbus_with(elsewhere, data, &[], &["info", "--all", "--output", "json"])));
+    let all = json_of(&ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["info", "--all", "--output", "json"],
+    )));
     assert_eq!(all[0]["status"], "running", "{all}");
     let removed = ok(nimbus_with(
         elsewhere,
@@ -1112,22 +1149,53 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
         &[],
         &["remove", "--service", "finder", "--yes"],
     ));
-    assert!(removed.contains("stopped `finder` (stage `dev`)"), "{removed}");
+    assert!(
+        removed.contains("stopped `finder` (stage `dev`)"),
+        "{removed}"
+    );
     eventually(10, "the runtime to exit", || (!alive(pid)).then_some(()));
-    let all = json_of(&ok(nimbus_with(elsewhere, data, &[], &["info", "--all", "--output", "json"])));
+    let all = json_of(&ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["info", "--all", "--output", "json"],
+    )));
     assert_eq!(all, json!([]));
 
     // Deployed again where it is now, stopped, then deleted: listed as gone, and forgotten
     // by `remove --service` (nothing left to stop).
-    ok(nimbus_with(&moved, data, &[("NIMBUS_TEST_GREETING", "hi")], &["deploy"]));
+    ok(nimbus_with(
+        &moved,
+        data,
+        &[("NIMBUS_TEST_GREETING", "hi")],
+        &["deploy"],
+    ));
     let stopped = ok(nimbus_with(&moved, data, &[], &["remove", "--keep-data"]));
     assert!(stopped.contains("kept its data"), "{stopped}");
     std::fs::remove_dir_all(&moved).unwrap();
-    let all = json_of(&ok(nimbus_with(elsewhere, data, &[], &["info", "--all", "--output", "json"])));
+    let all = json_of(&ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["info", "--all", "--output", "json"],
+    )));
     assert_eq!(all[0]["status"], "gone", "{all}");
-    let forgot = ok(nimbus_with(elsewhere, data, &[], &["remove", "--service", "finder", "--yes"]));
-    assert!(forgot.contains("nothing was running for `finder`"), "{forgot}");
-    let all = json_of(&ok(nimbus_with(elsewhere, data, &[], &["info", "--all", "--output", "json"])));
+    let forgot = ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["remove", "--service", "finder", "--yes"],
+    ));
+    assert!(
+        forgot.contains("nothing was running for `finder`"),
+        "{forgot}"
+    );
+    let all = json_of(&ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["info", "--all", "--output", "json"],
+    )));
     assert_eq!(all, json!([]));
 }
 
@@ -1139,7 +1207,13 @@ fn an_asked_for_port_is_exact_and_a_redeploy_keeps_its_port() {
     let data = data.path();
     let project = tempfile::tempdir().unwrap();
     let dir = project.path();
-    write_files(dir, &[("nimbus.yaml", PORTY_APP), ("app.py", "def handler(event, context):\n    return 'hi'\n")]);
+    write_files(
+        dir,
+        &[
+            ("nimbus.yaml", PORTY_APP),
+            ("app.py", "def handler(event, context):\n    return 'hi'\n"),
+        ],
+    );
     let me = std::process::id();
 
     // `--port`: exactly that port, or an error naming who holds it — never a silent move.
@@ -1147,12 +1221,18 @@ fn an_asked_for_port_is_exact_and_a_redeploy_keeps_its_port() {
     let port = taken.local_addr().unwrap().port().to_string();
     let err = fails(nimbus_with(dir, data, &[], &["deploy", "--port", &port]));
     assert!(
-        err.contains(&format!("port {port} on 127.0.0.1 is already in use by pid {me} (`"))
-            && err.contains("(asked for by --port)")
+        err.contains(&format!(
+            "port {port} on 127.0.0.1 is already in use by pid {me} (`"
+        )) && err.contains("(asked for by --port)")
             && err.contains("hint: stop what holds it"),
         "{err}"
     );
-    let info = json_of(&ok(nimbus_with(dir, data, &[], &["info", "--output", "json"])));
+    let info = json_of(&ok(nimbus_with(
+        dir,
+        data,
+        &[],
+        &["info", "--output", "json"],
+    )));
     assert_eq!(info["running"], false, "nothing started: {info}");
     // `providers.local.port` likewise.
     std::fs::write(
@@ -1162,8 +1242,9 @@ fn an_asked_for_port_is_exact_and_a_redeploy_keeps_its_port() {
     .unwrap();
     let err = fails(nimbus_with(dir, data, &[], &["deploy"]));
     assert!(
-        err.contains(&format!("port {port} on 127.0.0.1 is already in use by pid {me}"))
-            && err.contains("(asked for by `providers.local.port`)"),
+        err.contains(&format!(
+            "port {port} on 127.0.0.1 is already in use by pid {me}"
+        )) && err.contains("(asked for by `providers.local.port`)"),
         "{err}"
     );
     std::fs::write(dir.join("nimbus.yaml"), PORTY_APP).unwrap();
@@ -1175,7 +1256,9 @@ fn an_asked_for_port_is_exact_and_a_redeploy_keeps_its_port() {
     let first = ok(out).trim().to_string();
     assert!(stderr.contains(&format!("serving on {first}")), "{stderr}");
     ok(nimbus_with(dir, data, &[], &["remove", "--keep-data"]));
-    let again = ok(nimbus_with(dir, data, &[], &["deploy"])).trim().to_string();
+    let again = ok(nimbus_with(dir, data, &[], &["deploy"]))
+        .trim()
+        .to_string();
     assert_eq!(again, first, "a redeploy keeps the port");
     let first_port = first.rsplit(':').next().unwrap().to_string();
 
@@ -1184,11 +1267,22 @@ fn an_asked_for_port_is_exact_and_a_redeploy_keeps_its_port() {
     write_files(
         other.path(),
         &[
-            ("nimbus.yaml", &PORTY_APP.replace("service: porty", "service: other")),
-            ("app.py", "def handler(event, context):\n    return 'other'\n"),
+            (
+                "nimbus.yaml",
+                &PORTY_APP.replace("service: porty", "service: other"),
+            ),
+            (
+                "app.py",
+                "def handler(event, context):\n    return 'other'\n",
+            ),
         ],
     );
-    let err = fails(nimbus_with(other.path(), data, &[], &["deploy", "--port", &first_port]));
+    let err = fails(nimbus_with(
+        other.path(),
+        data,
+        &[],
+        &["deploy", "--port", &first_port],
+    ));
     assert!(
         err.contains(&format!(
             "port {first_port} on 127.0.0.1 is already in use by the local runtime of `porty` (stage `dev`"
@@ -1198,13 +1292,16 @@ fn an_asked_for_port_is_exact_and_a_redeploy_keeps_its_port() {
 
     // The port of last time is taken meanwhile: the gateway moves, and says so.
     ok(nimbus_with(dir, data, &[], &["remove", "--keep-data"]));
-    let holder = std::net::TcpListener::bind(("127.0.0.1", first_port.parse::<u16>().unwrap())).unwrap();
+    let holder =
+        std::net::TcpListener::bind(("127.0.0.1", first_port.parse::<u16>().unwrap())).unwrap();
     let out = nimbus_with(dir, data, &[], &["deploy"]);
     let stderr = text(&out.stderr);
     let moved = ok(out).trim().to_string();
     assert_ne!(moved, first);
     assert!(
-        stderr.contains(&format!("note: port {first_port}, used last time, is taken by pid {me}")),
+        stderr.contains(&format!(
+            "note: port {first_port}, used last time, is taken by pid {me}"
+        )),
         "{stderr}"
     );
     drop(holder);
@@ -1250,35 +1347,90 @@ fn invoke_infers_the_event_from_the_triggers_routes_it_and_fails_with_the_handle
     let body = |out: &str| json_of(json_of(out)["body"].as_str().unwrap());
 
     // The function's HTTP route, its parameter from the data.
-    let got = body(&ok(app.nimbus(&["invoke", "get-item", "--data", r#"{"id": "7", "full": 1}"#])));
-    assert_eq!(got, json!({ "method": "GET", "route": "/items/{id}", "params": { "id": "7" }, "query": { "full": "1" } }));
+    let got = body(&ok(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--data",
+        r#"{"id": "7", "full": 1}"#,
+    ])));
+    assert_eq!(
+        got,
+        json!({ "method": "GET", "route": "/items/{id}", "params": { "id": "7" }, "query": { "full": "1" } })
+    );
     // A path is matched against every route of the function.
-    let got = body(&ok(app.nimbus(&["invoke", "get-item", "--path", "/items/7/tags/red"])));
-    assert_eq!((got["method"].as_str(), got["params"].clone()), (Some("DELETE"), json!({ "id": "7", "tag": "red" })));
+    let got = body(&ok(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--path",
+        "/items/7/tags/red",
+    ])));
+    assert_eq!(
+        (got["method"].as_str(), got["params"].clone()),
+        (Some("DELETE"), json!({ "id": "7", "tag": "red" }))
+    );
     // A saved HTTP event is routed.
     let saved = app.dir.path().join("saved.json");
-    std::fs::write(&saved, r#"{"type": "http", "method": "GET", "path": "/items/42?x=1", "headers": {}}"#).unwrap();
-    let got = body(&ok(app.nimbus(&["invoke", "get-item", "--raw", "--data", "@saved.json"])));
-    assert_eq!((got["params"].clone(), got["query"].clone()), (json!({ "id": "42" }), json!({ "x": "1" })));
+    std::fs::write(
+        &saved,
+        r#"{"type": "http", "method": "GET", "path": "/items/42?x=1", "headers": {}}"#,
+    )
+    .unwrap();
+    let got = body(&ok(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--raw",
+        "--data",
+        "@saved.json",
+    ])));
+    assert_eq!(
+        (got["params"].clone(), got["query"].clone()),
+        (json!({ "id": "42" }), json!({ "x": "1" }))
+    );
     // An event kind the function has no trigger for is refused, naming its triggers.
     let err = fails(app.nimbus(&["invoke", "get-item", "--event-type", "queue"]));
-    assert!(err.contains("`get-item` has no `queue` trigger") && err.contains("its triggers: `http`"), "{err}");
-    let err = fails(app.nimbus(&["invoke", "get-item", "--raw", "--data", r#"{"type": "queue", "messages": []}"#]));
+    assert!(
+        err.contains("`get-item` has no `queue` trigger") && err.contains("its triggers: `http`"),
+        "{err}"
+    );
+    let err = fails(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--raw",
+        "--data",
+        r#"{"type": "queue", "messages": []}"#,
+    ]));
     assert!(err.contains("has no `queue` trigger"), "{err}");
     let err = fails(app.nimbus(&["invoke", "get-item", "--path", "/nowhere"]));
-    assert!(err.contains("matches no route of `get-item`") && err.contains("`GET /items/{id}`"), "{err}");
+    assert!(
+        err.contains("matches no route of `get-item`") && err.contains("`GET /items/{id}`"),
+        "{err}"
+    );
 
     // A `type` in the data is data: the worker gets a queue message (an HTTP event has no
     // `messages`, and the handler would fail).
     ok(app.nimbus(&["invoke", "worker", "--data", r#"{"type": "http", "n": 1}"#]));
     // A failed batch item, and an exception, make invoke fail and say so.
-    let err = fails(app.nimbus(&["invoke", "worker", "--data", r#"[{"n": 1}, {"fail": true}]"#]));
-    assert!(err.contains("`worker` reported 1 of 2 messages as failed: `manual-1`"), "{err}");
+    let err = fails(app.nimbus(&[
+        "invoke",
+        "worker",
+        "--data",
+        r#"[{"n": 1}, {"fail": true}]"#,
+    ]));
+    assert!(
+        err.contains("`worker` reported 1 of 2 messages as failed: `manual-1`"),
+        "{err}"
+    );
     let err = fails(app.nimbus(&["invoke", "broken"]));
-    assert!(err.contains("`broken` failed (error)") && err.contains("boom"), "{err}");
+    assert!(
+        err.contains("`broken` failed (error)") && err.contains("boom"),
+        "{err}"
+    );
     // Serverless Framework's `-f FUNCTION` gets the command that was meant.
     let err = fails(app.nimbus(&["invoke", "-f", "worker"]));
-    assert!(err.contains("did you mean `nimbus invoke worker`?"), "{err}");
+    assert!(
+        err.contains("did you mean `nimbus invoke worker`?"),
+        "{err}"
+    );
     let err = fails(app.nimbus(&["logs", "-f", "broken"]));
     assert!(err.contains("did you mean `nimbus logs broken`?"), "{err}");
 }

@@ -531,7 +531,15 @@ fn located(compiled: &Compiled, provider: ProviderId) -> Result<(), Failure> {
     Err(Failure::user(format!(
         "`providers.{provider}` in {} reads {} from the environment, and it is not set here: nimbus needs it to find the deployment\n  hint: set {} as it was set for the deploy",
         compiled.loaded.path.display(),
-        if list.is_empty() { "a variable".to_string() } else { list.clone() },
-        if list.is_empty() { "it".to_string() } else { list },
+        if list.is_empty() {
+            "a variable".to_string()
+        } else {
+            list.clone()
+        },
+        if list.is_empty() {
+            "it".to_string()
+        } else {
+            list
+        },
     )))
 }

@@ -261,12 +261,10 @@ fn match_path(
     };
     let mut allowed = Vec::new();
     for m in &methods {
-        match router.route(if m == "ANY" { "POST" } else { m }, path) {
+        let method = if m == "ANY" { "POST" } else { m.as_str() };
+        match router.route(method, path) {
             Routed::Found(found) => {
-                let method = match (m.as_str(), found.route.method) {
-                    ("ANY", _) => "POST".to_string(),
-                    (m, _) => m.to_string(),
-                };
+                let method = method.to_string();
                 let params = found
                     .params
                     .iter()
@@ -387,9 +385,12 @@ fn routed(
         .get("method")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let path = path
-        .map(str::to_string)
-        .or_else(|| event.get("path").and_then(Value::as_str).map(str::to_string));
+    let path = path.map(str::to_string).or_else(|| {
+        event
+            .get("path")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     match path {
         Some(path) => {
             let (method, route, params, query) =
@@ -534,7 +535,12 @@ fn names(kinds: &[EventType]) -> String {
 mod tests {
     use super::*;
 
-    fn args(data: Option<&str>, event_type: Option<EventType>, raw: bool, path: Option<&str>) -> InvokeArgs {
+    fn args(
+        data: Option<&str>,
+        event_type: Option<EventType>,
+        raw: bool,
+        path: Option<&str>,
+    ) -> InvokeArgs {
         InvokeArgs {
             function: Some("f".into()),
             data: data.map(str::to_string),
@@ -570,7 +576,12 @@ mod tests {
     #[test]
     fn a_type_field_is_data_and_the_kind_comes_from_the_triggers() {
         let q = queue_trigger();
-        let e = for_invoke("f", &[&q], &args(Some(r#"{"type": "table", "n": 1}"#), None, false, None)).unwrap();
+        let e = for_invoke(
+            "f",
+            &[&q],
+            &args(Some(r#"{"type": "table", "n": 1}"#), None, false, None),
+        )
+        .unwrap();
         assert_eq!(e["type"], "queue");
         assert_eq!(e["source"], "jobs");
         assert_eq!(e["messages"][0]["body"], r#"{"type":"table","n":1}"#);
@@ -579,13 +590,36 @@ mod tests {
     #[test]
     fn an_event_type_the_function_has_no_trigger_for_is_refused() {
         let h = http_trigger(HttpMethod::Get, "/orders/{id}");
-        let text = error(for_invoke("f", &[&h], &args(None, Some(EventType::Queue), false, None)));
-        assert!(text.contains("`f` has no `queue` trigger") && text.contains("its triggers: `http`"), "{text}");
-        let text = error(for_invoke("f", &[&h], &args(Some(r#"{"type": "queue", "messages": []}"#), None, true, None)));
+        let text = error(for_invoke(
+            "f",
+            &[&h],
+            &args(None, Some(EventType::Queue), false, None),
+        ));
+        assert!(
+            text.contains("`f` has no `queue` trigger") && text.contains("its triggers: `http`"),
+            "{text}"
+        );
+        let text = error(for_invoke(
+            "f",
+            &[&h],
+            &args(
+                Some(r#"{"type": "queue", "messages": []}"#),
+                None,
+                true,
+                None,
+            ),
+        ));
         assert!(text.contains("has no `queue` trigger"), "{text}");
-        let s = TriggerSpec::Schedule { expression: "rate(5 minutes)".into(), timezone: "UTC".into() };
+        let s = TriggerSpec::Schedule {
+            expression: "rate(5 minutes)".into(),
+            timezone: "UTC".into(),
+        };
         let text = error(for_invoke("f", &[&h, &s], &args(None, None, false, None)));
-        assert!(text.contains("several kinds (`http`, `schedule`)") && text.contains("--event-type http|schedule"), "{text}");
+        assert!(
+            text.contains("several kinds (`http`, `schedule`)")
+                && text.contains("--event-type http|schedule"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -594,8 +628,16 @@ mod tests {
         let del = http_trigger(HttpMethod::Delete, "/orders/{id}/items/{item}");
         let triggers = [&get, &del];
         // From the data: path parameters, the rest is the query of a GET.
-        let e = for_invoke("f", &triggers, &args(Some(r#"{"id": 42, "verbose": true}"#), None, false, None)).unwrap();
-        assert_eq!((e["method"].as_str(), e["path"].as_str()), (Some("GET"), Some("/orders/42")));
+        let e = for_invoke(
+            "f",
+            &triggers,
+            &args(Some(r#"{"id": 42, "verbose": true}"#), None, false, None),
+        )
+        .unwrap();
+        assert_eq!(
+            (e["method"].as_str(), e["path"].as_str()),
+            (Some("GET"), Some("/orders/42"))
+        );
         assert_eq!(e["path_params"], json!({ "id": "42" }));
         assert_eq!(e["query"], json!({ "verbose": "true" }));
         assert_eq!(e["body"], Value::Null);
@@ -603,40 +645,70 @@ mod tests {
         let text = error(for_invoke("f", &triggers, &args(None, None, false, None)));
         assert!(text.contains("needs `id`"), "{text}");
         // --path is matched against every route of the function.
-        let e = for_invoke("f", &triggers, &args(None, None, false, Some("/orders/7/items/x%20y?all=1"))).unwrap();
+        let e = for_invoke(
+            "f",
+            &triggers,
+            &args(None, None, false, Some("/orders/7/items/x%20y?all=1")),
+        )
+        .unwrap();
         assert_eq!(e["method"], "DELETE");
         assert_eq!(e["route"], "/orders/{id}/items/{item}");
         assert_eq!(e["path_params"], json!({ "id": "7", "item": "x y" }));
         assert_eq!(e["query"], json!({ "all": "1" }));
-        let text = error(for_invoke("f", &triggers, &args(None, None, false, Some("/carts/1"))));
-        assert!(text.contains("`/carts/1` matches no route of `f`") && text.contains("`GET /orders/{id}`"), "{text}");
+        let text = error(for_invoke(
+            "f",
+            &triggers,
+            &args(None, None, false, Some("/carts/1")),
+        ));
+        assert!(
+            text.contains("`/carts/1` matches no route of `f`")
+                && text.contains("`GET /orders/{id}`"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_saved_http_event_is_routed_and_completed() {
         let get = http_trigger(HttpMethod::Get, "/orders/{id}");
-        let saved = r#"{"type": "http", "method": "GET", "path": "/orders/o-9", "headers": {"x-a": "1"}}"#;
+        let saved =
+            r#"{"type": "http", "method": "GET", "path": "/orders/o-9", "headers": {"x-a": "1"}}"#;
         let e = for_invoke("f", &[&get], &args(Some(saved), None, true, None)).unwrap();
         assert_eq!(e["route"], "/orders/{id}");
         assert_eq!(e["path_params"], json!({ "id": "o-9" }));
         assert_eq!(e["headers"], json!({ "x-a": "1" }), "kept");
-        assert_eq!((e["query"].clone(), e["is_base64"].clone()), (json!({}), json!(false)));
+        assert_eq!(
+            (e["query"].clone(), e["is_base64"].clone()),
+            (json!({}), json!(false))
+        );
         // Without a path: the route's path from its path parameters.
         let saved = r#"{"type": "http", "path_params": {"id": "o-1"}}"#;
         let e = for_invoke("f", &[&get], &args(Some(saved), None, true, None)).unwrap();
-        assert_eq!((e["method"].as_str(), e["path"].as_str()), (Some("GET"), Some("/orders/o-1")));
+        assert_eq!(
+            (e["method"].as_str(), e["path"].as_str()),
+            (Some("GET"), Some("/orders/o-1"))
+        );
         // A method the route does not allow.
         let saved = r#"{"type": "http", "method": "POST", "path": "/orders/o-9"}"#;
-        let text = error(for_invoke("f", &[&get], &args(Some(saved), None, true, None)));
+        let text = error(for_invoke(
+            "f",
+            &[&get],
+            &args(Some(saved), None, true, None),
+        ));
         assert!(text.contains("for POST (it allows GET)"), "{text}");
     }
 
     #[test]
     fn failed_messages_come_from_queue_and_topic_results() {
         let queue = json!({ "type": "queue" });
-        assert_eq!(failed_messages(&queue, &json!({ "failed": ["m-1"] })), Some(vec!["m-1".to_string()]));
+        assert_eq!(
+            failed_messages(&queue, &json!({ "failed": ["m-1"] })),
+            Some(vec!["m-1".to_string()])
+        );
         assert_eq!(failed_messages(&queue, &json!({ "failed": [] })), None);
         assert_eq!(failed_messages(&queue, &Value::Null), None);
-        assert_eq!(failed_messages(&json!({ "type": "http" }), &json!({ "failed": ["x"] })), None);
+        assert_eq!(
+            failed_messages(&json!({ "type": "http" }), &json!({ "failed": ["x"] })),
+            None
+        );
     }
 }

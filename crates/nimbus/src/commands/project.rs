@@ -94,8 +94,9 @@ fn clean(path: &Path) -> PathBuf {
 
 /// The nearest manifest from the current folder up, as a relative path (`../nimbus.yaml`).
 fn discover() -> Result<Option<PathBuf>, Failure> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Failure::Internal(anyhow::Error::new(e).context("reading the current folder")))?;
+    let cwd = std::env::current_dir().map_err(|e| {
+        Failure::Internal(anyhow::Error::new(e).context("reading the current folder"))
+    })?;
     let mut up = PathBuf::from(".");
     for dir in cwd.ancestors() {
         if in_dir(dir)?.is_some() {
@@ -125,7 +126,10 @@ pub fn check_file_flag(cli: &Cli) -> Result<(), Failure> {
     let Ok(Some(manifest)) = discover() else {
         return Ok(());
     };
-    if !function_names(&manifest, &cli.global).iter().any(|f| f == name) {
+    if !function_names(&manifest, &cli.global)
+        .iter()
+        .any(|f| f == name)
+    {
         return Ok(());
     }
     let (command, takes_function) = command_name(&cli.command);

@@ -992,7 +992,10 @@ fn logs_come_from_cloudwatch_and_plan_exit_codes_follow_terraform() {
     );
     let out = shop.ok(&["logs", "get-order", "--since", "5m"]);
     assert!(out.contains("order 42 read"), "{out}");
-    assert_eq!(json(&shop.ok(&["info", "--output", "json"]))["deployed"], true);
+    assert_eq!(
+        json(&shop.ok(&["info", "--output", "json"]))["deployed"],
+        true
+    );
     // What locates the deployment (the region) is needed, and named.
     std::fs::write(
         &manifest,
@@ -1011,6 +1014,9 @@ fn logs_come_from_cloudwatch_and_plan_exit_codes_follow_terraform() {
     );
     std::fs::write(&manifest, &templated).unwrap();
     let removed = json(&shop.ok(&["remove", "--yes", "--output", "json"]));
-    assert!(removed["summary"]["delete"].as_u64().unwrap() > 0, "{removed}");
+    assert!(
+        removed["summary"]["delete"].as_u64().unwrap() > 0,
+        "{removed}"
+    );
     assert_eq!(leftovers(&shop), Vec::<String>::new());
 }

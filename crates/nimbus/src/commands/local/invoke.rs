@@ -57,7 +57,10 @@ pub fn invoke(global: &Global, args: &InvokeArgs, out: &Out) -> Result<(), Failu
             reply["request_id"].as_str().unwrap_or("")
         );
     }
-    let hint = format!("  hint: `nimbus logs {name}{}` shows what it printed", target.flags);
+    let hint = format!(
+        "  hint: `nimbus logs {name}{}` shows what it printed",
+        target.flags
+    );
     if reply["ok"] != true {
         return Err(Failure::user(format!(
             "`{name}` failed ({}): {}\n{hint}",
@@ -71,7 +74,11 @@ pub fn invoke(global: &Global, args: &InvokeArgs, out: &Out) -> Result<(), Failu
             "`{name}` reported {} of {total} message{} as failed: {} (they would be delivered again)\n{hint}",
             failed.len(),
             if total == 1 { "" } else { "s" },
-            failed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "),
+            failed
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
         )));
     }
     Ok(())

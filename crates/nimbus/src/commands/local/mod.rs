@@ -139,7 +139,9 @@ fn local_failure(e: nimbus_local::LocalError, asked_by: Option<&str>) -> Failure
     match e {
         nimbus_local::LocalError::PortInUse { .. } => Failure::user(format!(
             "{e}{}\n  hint: stop what holds it, or ask for another port (`--port N`, `providers.local.port`); with neither, nimbus picks a free port and keeps it across redeploys",
-            asked_by.map(|a| format!(" (asked for by {a})")).unwrap_or_default()
+            asked_by
+                .map(|a| format!(" (asked for by {a})"))
+                .unwrap_or_default()
         )),
         e => Failure::User(e.into()),
     }
@@ -185,7 +187,9 @@ fn register(compiled: &Compiled, state: &StateDir, info: &RuntimeInfo) {
         pid: info.pid,
     };
     if let Err(e) = registry::save(&record) {
-        eprintln!("warning: could not record the deployment in the registry of local deployments: {e}");
+        eprintln!(
+            "warning: could not record the deployment in the registry of local deployments: {e}"
+        );
     }
 }
 
