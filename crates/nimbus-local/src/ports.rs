@@ -143,6 +143,9 @@ fn command_line(proc_dir: &Path) -> String {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
         .join(" ");
     let text = if text.is_empty() {
         std::fs::read_to_string(proc_dir.join("comm"))

@@ -23,7 +23,6 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
     let deployment = build(&compiled, out)?;
     let state = state_of(&compiled);
     let internal = |e: nimbus_local::LocalError| Failure::Internal(e.into());
-    std::fs::create_dir_all(state.logs()).map_err(|e| Failure::Internal(e.into()))?;
     let requested = requested_port(args.port, &deployment).filter(|(p, _)| *p != 0);
     let mut running = control::running(&state);
     // Asked for another port than the running runtime's: restart it there.
@@ -68,6 +67,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
                 nimbus_local::ports::ensure_free(port)
                     .map_err(|e| local_failure(e, Some(asked_by)))?;
             }
+            std::fs::create_dir_all(state.logs()).map_err(|e| Failure::Internal(e.into()))?;
             deployment.write(&state.deployment()).map_err(internal)?;
             let info = spawn(&state, args.port)?;
             if requested.is_none() {
