@@ -1079,12 +1079,15 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
         "{err}"
     );
     // `--all` lists every local deployment; `--service` finds one by name.
-    let all = json_of(&ok(nimbus_with(
-        elsewhere,
-        data,
-        &[],
-        &["info", "--all", "--output", "json"],
-    )));
+    let listed = || {
+        json_of(&ok(nimbus_with(
+            elsewhere,
+            data,
+            &[],
+            &["info", "--all", "--output", "json"],
+        )))
+    };
+    let all = listed();
     let manifest = app.join("nimbus.yaml").canonicalize().unwrap();
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
     assert_eq!(
@@ -1136,12 +1139,7 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
     // The project moves: its runtime is still known, and removed by service name.
     let moved = root.join("moved");
     std::fs::rename(&app, &moved).unwrap();
-    let all = json_of(&ok(nimbus_with(
-        elsewhere,
-        data,
-        &[],
-        &["info", "--all", "--output", "json"],
-    )));
+    let all = listed();
     assert_eq!(all[0]["status"], "running", "{all}");
     let removed = ok(nimbus_with(
         elsewhere,
@@ -1154,12 +1152,7 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
         "{removed}"
     );
     eventually(10, "the runtime to exit", || (!alive(pid)).then_some(()));
-    let all = json_of(&ok(nimbus_with(
-        elsewhere,
-        data,
-        &[],
-        &["info", "--all", "--output", "json"],
-    )));
+    let all = listed();
     assert_eq!(all, json!([]));
 
     // Deployed again where it is now, stopped, then deleted: listed as gone, and forgotten
@@ -1173,12 +1166,7 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
     let stopped = ok(nimbus_with(&moved, data, &[], &["remove", "--keep-data"]));
     assert!(stopped.contains("kept its data"), "{stopped}");
     std::fs::remove_dir_all(&moved).unwrap();
-    let all = json_of(&ok(nimbus_with(
-        elsewhere,
-        data,
-        &[],
-        &["info", "--all", "--output", "json"],
-    )));
+    let all = listed();
     assert_eq!(all[0]["status"], "gone", "{all}");
     let forgot = ok(nimbus_with(
         elsewhere,
@@ -1190,12 +1178,7 @@ fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_afte
         forgot.contains("nothing was running for `finder`"),
         "{forgot}"
     );
-    let all = json_of(&ok(nimbus_with(
-        elsewhere,
-        data,
-        &[],
-        &["info", "--all", "--output", "json"],
-    )));
+    let all = listed();
     assert_eq!(all, json!([]));
 }
 

@@ -479,14 +479,8 @@ fn body_text(v: &Value) -> String {
 }
 
 fn kind_of(t: &TriggerSpec) -> EventType {
-    match t {
-        TriggerSpec::Http { .. } => EventType::Http,
-        TriggerSpec::Schedule { .. } => EventType::Schedule,
-        TriggerSpec::Queue { .. } => EventType::Queue,
-        TriggerSpec::Topic { .. } => EventType::Topic,
-        TriggerSpec::Bucket { .. } => EventType::Bucket,
-        TriggerSpec::Table { .. } => EventType::Table,
-    }
+    use clap::ValueEnum as _;
+    EventType::from_str(t.kind().as_str(), false).expect("every trigger kind is an event type")
 }
 
 /// The distinct kinds of `triggers`, in their order.
