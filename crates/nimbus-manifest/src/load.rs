@@ -113,7 +113,12 @@ pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Lo
         dir
     };
     match resolve(&source, &dir, options) {
-        Ok((manifest, stage, warnings, deferred)) => Ok(Loaded {
+        Ok(Resolved {
+            manifest,
+            stage,
+            warnings,
+            deferred,
+        }) => Ok(Loaded {
             manifest,
             stage,
             provider: options.provider.clone(),
@@ -127,12 +132,8 @@ pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Lo
     }
 }
 
-/// Everything but I/O: text in, resolved manifest or diagnostics out.
-fn resolve(
-    source: &str,
-    dir: &Path,
-    options: &LoadOptions,
-) -> Result<(Manifest, Name, Vec<Diagnostic>, Vec<Deferred>), Vec<Diagnostic>> {
+/// Everything but I/O: text in, resolved manifest (or diagnostics) out.
+fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, Vec<Diagnostic>> {
     let mut root = yaml::parse(source).map_err(|d| vec![d])?;
     let mut diags = Vec::new();
 
@@ -215,7 +216,20 @@ fn resolve(
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
-    Ok((manifest, stage, diags, ctx.deferred.take()))
+    Ok(Resolved {
+        manifest,
+        stage,
+        warnings: diags,
+        deferred: ctx.deferred.take(),
+    })
+}
+
+/// What [`resolve`] makes of the text.
+struct Resolved {
+    manifest: Manifest,
+    stage: Name,
+    warnings: Vec<Diagnostic>,
+    deferred: Vec<Deferred>,
 }
 
 /// Renders and merges the base `vars` with the stage's `vars`.

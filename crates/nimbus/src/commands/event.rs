@@ -245,6 +245,14 @@ fn route_list(routes: &[Route]) -> String {
         .join(", ")
 }
 
+/// A path matched against a function's routes.
+struct PathMatch {
+    method: String,
+    route: String,
+    params: Map<String, Value>,
+    query: Map<String, Value>,
+}
+
 /// `path` (with an optional `?query`) matched against `routes` for `method` (any method when
 /// unset): the method, the route's pattern, its path parameters and the query.
 fn match_path(
@@ -252,7 +260,7 @@ fn match_path(
     routes: &[Route],
     method: Option<&str>,
     path: &str,
-) -> Result<(String, String, Map<String, Value>, Map<String, Value>), Failure> {
+) -> Result<PathMatch, Failure> {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let router = router(routes);
     let methods: Vec<String> = match method {
@@ -281,7 +289,12 @@ fn match_path(
                         )
                     })
                     .collect();
-                return Ok((method, found.route.pattern.clone(), params, query));
+                return Ok(PathMatch {
+                    method,
+                    route: found.route.pattern.clone(),
+                    params,
+                    query,
+                });
             }
             Routed::MethodNotAllowed(m) => allowed = m,
             Routed::NotFound => {}
@@ -311,7 +324,12 @@ fn http(
 ) -> Result<Value, Failure> {
     let (method, route, params, mut query, path) = match path {
         Some(path) => {
-            let (method, route, params, query) = match_path(function, routes, None, path)?;
+            let PathMatch {
+                method,
+                route,
+                params,
+                query,
+            } = match_path(function, routes, None, path)?;
             let bare = path.split_once('?').map_or(path, |(p, _)| p).to_string();
             (method, route, params, query, bare)
         }
@@ -393,8 +411,12 @@ fn routed(
     });
     match path {
         Some(path) => {
-            let (method, route, params, query) =
-                match_path(function, routes, method.as_deref(), &path)?;
+            let PathMatch {
+                method,
+                route,
+                params,
+                query,
+            } = match_path(function, routes, method.as_deref(), &path)?;
             let bare = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
             event.insert("method".into(), json!(method));
             event.insert("path".into(), json!(bare));
