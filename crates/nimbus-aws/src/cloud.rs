@@ -676,7 +676,7 @@ impl Cloud for Aws {
                 })
             })
             .unwrap_or(Value::Null);
-        let failed = out.function_error().is_some();
+        let failed = out.function_error().is_some() || events::reports_failed_items(&payload);
         let result = match (event["type"].as_str(), failed) {
             (Some("http") | None, false) => events::http_result(&payload),
             _ => payload,

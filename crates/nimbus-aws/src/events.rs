@@ -247,9 +247,29 @@ pub fn http_result(payload: &Value) -> Value {
     })
 }
 
+/// Whether a function's result reports failed items: the partial batch response of an SQS or
+/// DynamoDB Streams invocation (`{"batchItemFailures": [{"itemIdentifier": ...}]}`) with at least
+/// one item. Lambda counts such an invocation as a success; `nimbus invoke` does not.
+pub fn reports_failed_items(payload: &Value) -> bool {
+    payload
+        .get("batchItemFailures")
+        .and_then(Value::as_array)
+        .is_some_and(|items| !items.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_batch_response_with_items_is_a_failure() {
+        assert!(reports_failed_items(
+            &json!({ "batchItemFailures": [{ "itemIdentifier": "m-1" }] })
+        ));
+        assert!(!reports_failed_items(&json!({ "batchItemFailures": [] })));
+        assert!(!reports_failed_items(&json!({ "statusCode": 200 })));
+        assert!(!reports_failed_items(&Value::Null));
+    }
 
     fn sources() -> Sources {
         Sources {

@@ -64,3 +64,14 @@ pub fn alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Asks process `pid` to stop (SIGTERM: the runtime drains and stops, as on `POST /shutdown`).
+/// For a runtime that cannot be reached through its state folder (moved or deleted).
+pub fn terminate(pid: u32) -> std::io::Result<()> {
+    let pid = i32::try_from(pid).map_err(std::io::Error::other)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(std::io::Error::from)
+}

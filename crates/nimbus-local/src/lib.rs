@@ -24,6 +24,8 @@ mod invoke;
 pub mod logs;
 mod metrics;
 mod names;
+pub mod ports;
+pub mod registry;
 mod resources;
 pub mod router;
 mod runtime;
@@ -33,7 +35,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use deployment::{Deployment, from_build};
@@ -81,6 +82,14 @@ pub enum LocalError {
         /// How to get it.
         hint: String,
     },
+    /// The port asked for is taken.
+    #[error("port {port} on 127.0.0.1 is already in use{}", .holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    PortInUse {
+        /// The port.
+        port: u16,
+        /// Who holds it, when that can be seen.
+        holder: Option<String>,
+    },
     /// No port could be bound.
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind {
@@ -110,29 +119,13 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// The first free port from `start` on (up to 100 tries), or any free port with `start` 0.
-async fn bind(start: u16) -> Result<TcpListener, LocalError> {
-    let last = if start == 0 {
-        0
-    } else {
-        start.saturating_add(99)
-    };
-    let mut error = None;
-    for port in start..=last {
-        match TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(l) => return Ok(l),
-            Err(e) => error = Some(e),
-        }
-    }
-    Err(LocalError::Bind {
-        port: start,
-        source: error.unwrap_or_else(|| std::io::Error::other("no port")),
-    })
-}
-
 impl Server {
     /// Opens the state, deploys `deployment`, and starts the gateway and the admin API.
-    /// `port` overrides the deployment's port; the admin API takes any free port.
+    /// The gateway listens on exactly the port asked for — `port`, else the deployment's
+    /// (`providers.local.port`); `0` is any free port — or fails with
+    /// [`LocalError::PortInUse`]. When none is asked for, it takes the port this state folder
+    /// used last time if that is free, else 3000 or the next free one; the port is recorded in
+    /// the state folder. The admin API takes any free port.
     pub async fn start(
         state: StateDir,
         options: RuntimeOptions,
@@ -141,8 +134,17 @@ impl Server {
     ) -> Result<Server, LocalError> {
         let api_key = options.keys.api_key.clone();
         let runtime = Runtime::open(state.clone(), options)?;
-        let gateway = bind(port.or(deployment.port).unwrap_or(3000)).await?;
-        let admin = bind(0).await?;
+        let gateway = match port.or(deployment.port) {
+            Some(asked) => ports::bind_exact(asked).await?,
+            None => match state.last_port() {
+                Some(last) => match ports::bind_exact(last).await {
+                    Ok(l) => l,
+                    Err(_) => ports::bind_from(ports::DEFAULT_PORT).await?,
+                },
+                None => ports::bind_from(ports::DEFAULT_PORT).await?,
+            },
+        };
+        let admin = ports::bind_exact(0).await?;
         let info = RuntimeInfo {
             pid: std::process::id(),
             gateway_port: gateway.local_addr().map(|a| a.port()).unwrap_or(0),
@@ -179,6 +181,7 @@ impl Server {
             &state.runtime(),
             &serde_json::to_vec_pretty(&info).expect("json"),
         )?;
+        state.record_port(info.gateway_port)?;
         runtime.log(
             "info",
             None,

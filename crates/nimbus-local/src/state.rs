@@ -67,6 +67,26 @@ impl StateDir {
     pub fn runtime(&self) -> PathBuf {
         self.root.join("runtime.json")
     }
+    /// The gateway port this deployment used last (kept across stops, so a redeploy keeps it).
+    pub fn port_file(&self) -> PathBuf {
+        self.root.join("port.json")
+    }
+    /// The gateway port this deployment used last, if it ran before.
+    pub fn last_port(&self) -> Option<u16> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.port_file()).ok()?).ok()?;
+        v.get("port")?
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+    }
+    /// Records the gateway port in use.
+    pub fn record_port(&self, port: u16) -> Result<(), LocalError> {
+        write_atomic(
+            &self.port_file(),
+            serde_json::json!({ "port": port }).to_string().as_bytes(),
+        )
+    }
     /// The runtime process's own output (panics, startup errors).
     pub fn daemon_log(&self) -> PathBuf {
         self.root.join("logs").join("daemon.log")

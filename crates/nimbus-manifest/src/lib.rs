@@ -27,6 +27,7 @@ pub(crate) mod yaml;
 pub use load::{DEFAULT_STAGE, LoadError, LoadOptions, Loaded, load_file, load_str};
 pub use model::*;
 pub use spanned::Spanned;
+pub use template::Deferred;
 pub use types::*;
 pub use validate::SUPPORTED_VERSION;
 pub use yaml::to_yaml;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::de::{DeError, from_key, from_node, node_span, scalar_span};
 use crate::model::{Defaults, Manifest, Providers, TOP_LEVEL_KEYS};
-use crate::template::{self, Context};
+use crate::template::{self, Context, Deferred};
 use crate::types::Name;
 use crate::{Spanned, validate, yaml};
 
@@ -28,6 +28,10 @@ pub struct LoadOptions {
     pub env: BTreeMap<String, String>,
     /// Check that handler files exist (off for in-memory tests and fuzzing).
     pub check_files: bool,
+    /// For commands that work from what was deployed (`info`, `logs`, `remove`): a value whose
+    /// `{{ env.NAME }}` is not set keeps its template text instead of being an error, and is
+    /// listed in [`Loaded::deferred`]. Deploy-time inputs are then not needed.
+    pub defer_env: bool,
 }
 
 impl Default for LoadOptions {
@@ -37,6 +41,7 @@ impl Default for LoadOptions {
             provider: "local".into(),
             env: BTreeMap::new(),
             check_files: true,
+            defer_env: false,
         }
     }
 }
@@ -61,6 +66,9 @@ pub struct Loaded {
     pub source: String,
     /// Problems that do not stop the manifest from being used.
     pub warnings: Vec<Diagnostic>,
+    /// Values left unrendered because their environment variable is not set (only with
+    /// [`LoadOptions::defer_env`]).
+    pub deferred: Vec<Deferred>,
 }
 
 impl Loaded {
@@ -105,7 +113,12 @@ pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Lo
         dir
     };
     match resolve(&source, &dir, options) {
-        Ok((manifest, stage, warnings)) => Ok(Loaded {
+        Ok(Resolved {
+            manifest,
+            stage,
+            warnings,
+            deferred,
+        }) => Ok(Loaded {
             manifest,
             stage,
             provider: options.provider.clone(),
@@ -113,17 +126,14 @@ pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Lo
             dir,
             source,
             warnings,
+            deferred,
         }),
         Err(diagnostics) => Err(LoadError::Invalid(Report::new(path, source, diagnostics))),
     }
 }
 
-/// Everything but I/O: text in, resolved manifest or diagnostics out.
-fn resolve(
-    source: &str,
-    dir: &Path,
-    options: &LoadOptions,
-) -> Result<(Manifest, Name, Vec<Diagnostic>), Vec<Diagnostic>> {
+/// Everything but I/O: text in, resolved manifest (or diagnostics) out.
+fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, Vec<Diagnostic>> {
     let mut root = yaml::parse(source).map_err(|d| vec![d])?;
     let mut diags = Vec::new();
 
@@ -164,6 +174,8 @@ fn resolve(
         service,
         env: options.env.clone(),
         vars: None,
+        defer_env: options.defer_env,
+        deferred: Default::default(),
     };
     let vars = render_vars(map, &stage, &ctx, &mut diags);
     ctx.vars = Some(vars.clone());
@@ -204,7 +216,20 @@ fn resolve(
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
-    Ok((manifest, stage, diags))
+    Ok(Resolved {
+        manifest,
+        stage,
+        warnings: diags,
+        deferred: ctx.deferred.take(),
+    })
+}
+
+/// What [`resolve`] makes of the text.
+struct Resolved {
+    manifest: Manifest,
+    stage: Name,
+    warnings: Vec<Diagnostic>,
+    deferred: Vec<Deferred>,
 }
 
 /// Renders and merges the base `vars` with the stage's `vars`.

@@ -467,7 +467,9 @@ pub struct AzureSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSettings {
-    /// The gateway's port (3000, or the next free one, when unset).
+    /// The gateway's port, exactly: `deploy` and `dev` fail, naming the holder, when it is
+    /// taken (`0`: any free port). Unset: the port this deployment had last time, else 3000 or
+    /// the next free one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<Spanned<u16>>,
     /// How long an idle worker is kept before it is stopped (`60s` when unset).

@@ -3,8 +3,11 @@
 //!
 //! Templates are rendered in the YAML node tree before values are decoded, so a rendered
 //! `"{{ vars.memory }}"` is checked as a memory size. An undefined name is an error at the exact
-//! column of the expression, never an empty string.
+//! column of the expression, never an empty string — except in the deferred mode
+//! ([`Context::defer_env`]) of the commands that work from what was deployed: there an
+//! `{{ env.NAME }}` whose variable is not set leaves its value unrendered and is listed instead.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use marked_yaml::Node;
@@ -21,6 +24,19 @@ pub(crate) struct Context {
     pub service: String,
     pub env: BTreeMap<String, String>,
     pub vars: Option<BTreeMap<String, serde_json::Value>>,
+    /// Leave values whose `{{ env.NAME }}` is not set unrendered, listing them in `deferred`.
+    pub defer_env: bool,
+    /// The values left unrendered in the deferred mode.
+    pub deferred: RefCell<Vec<Deferred>>,
+}
+
+/// A value left unrendered because the environment variable it reads is not set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    /// The environment variable (`NAME` of `{{ env.NAME }}`).
+    pub variable: String,
+    /// The value in the manifest.
+    pub span: Span,
 }
 
 impl Context {
@@ -84,8 +100,42 @@ fn render_scalar(
             *scalar = MarkedScalarNode::new(span, rendered);
             scalar.set_coerce(true);
         }
-        Err(error) => diags.push(template_error(text, ctx, scalar, &error)),
+        Err(error) => {
+            let undefined_env = (error.kind() == ErrorKind::UndefinedError)
+                .then(|| undefined_name(text, &error))
+                .and_then(|name| name.strip_prefix("env.").map(str::to_string));
+            match undefined_env {
+                Some(variable) if ctx.defer_env => ctx.deferred.borrow_mut().push(Deferred {
+                    variable,
+                    span: scalar_span(scalar),
+                }),
+                _ => diags.push(template_error(text, ctx, scalar, &error)),
+            }
+        }
     }
+}
+
+/// The valid byte range of the expression `error` points at in `text`, if any.
+fn error_range(text: &str, error: &minijinja::Error) -> Option<std::ops::Range<usize>> {
+    error
+        .range()
+        .filter(|r| {
+            r.start <= r.end && text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
+        })
+        .filter(|r| r.end <= text.len() && !text.contains('\n'))
+}
+
+/// The undefined name (`vars.x`, `env.NAME`) an undefined-value error is about.
+fn undefined_name(text: &str, error: &minijinja::Error) -> String {
+    let expr = error_range(text, error)
+        .map(|r| text[r].trim().to_string())
+        .unwrap_or_else(|| text.trim().to_string());
+    let name = expr
+        .trim_start_matches("{{")
+        .trim_end_matches("}}")
+        .trim()
+        .to_string();
+    name.split('|').next().unwrap_or("").trim().to_string()
 }
 
 fn template_error(
@@ -96,12 +146,7 @@ fn template_error(
 ) -> Diagnostic {
     let base = scalar_span(scalar);
     let quote = u32::from(!scalar.may_coerce());
-    let range = error
-        .range()
-        .filter(|r| {
-            r.start <= r.end && text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
-        })
-        .filter(|r| r.end <= text.len() && !text.contains('\n'));
+    let range = error_range(text, error);
     let span = match &range {
         Some(r) => {
             let start = text[..r.start].chars().count() as u32;
@@ -110,12 +155,9 @@ fn template_error(
         }
         None => base,
     };
-    let expr = range.map(|r| text[r].trim().to_string());
     match error.kind() {
         ErrorKind::UndefinedError => {
-            let expr = expr.unwrap_or_else(|| text.trim().to_string());
-            let name = expr.trim_start_matches("{{").trim_end_matches("}}").trim().to_string();
-            let name = name.split('|').next().unwrap_or("").trim().to_string();
+            let name = undefined_name(text, error);
             if ctx.vars.is_none() && name.starts_with("vars") {
                 return Diagnostic::error(span, format!("`vars` cannot refer to other vars (`{name}`)"))
                     .with_label("vars are rendered before they exist")
@@ -150,5 +192,72 @@ fn undefined_hint(name: &str, ctx: &Context) -> String {
         Some(best) => format!("did you mean `{best}`?"),
         None => "templates can use `stage`, `provider`, `service`, `vars.<name>` and `env.<NAME>`"
             .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{LoadError, LoadOptions, load_str};
+
+    const MANIFEST: &str = "version: 1\nservice: s\nproviders:\n  aws: { region: \"{{ env.REGION | default('us-east-1') }}\" }\nfunctions:\n  f:\n    handler: app.py:handler\n    env:\n      KEY: \"{{ env.STRIPE_KEY }}\"\n      STAGE: \"{{ stage }}-{{ env.SUFFIX }}\"\n";
+
+    fn options(defer_env: bool) -> LoadOptions {
+        LoadOptions {
+            check_files: false,
+            defer_env,
+            ..LoadOptions::default()
+        }
+    }
+
+    #[test]
+    fn an_unset_env_variable_is_an_error_unless_deferred() {
+        let strict = load_str(Path::new("nimbus.yaml"), MANIFEST.into(), &options(false));
+        let Err(LoadError::Invalid(report)) = strict else {
+            panic!("an unset variable must be an error when not deferred")
+        };
+        let text = report.render(false);
+        assert!(
+            text.contains("undefined template variable `env.STRIPE_KEY`")
+                && text.contains("undefined template variable `env.SUFFIX`"),
+            "{text}"
+        );
+
+        let loaded = load_str(Path::new("nimbus.yaml"), MANIFEST.into(), &options(true)).unwrap();
+        let deferred: Vec<(&str, u32)> = loaded
+            .deferred
+            .iter()
+            .map(|d| (d.variable.as_str(), d.span.line))
+            .collect();
+        assert_eq!(deferred, [("STRIPE_KEY", 9), ("SUFFIX", 10)]);
+        let env = &loaded.manifest.functions.values().next().unwrap().env;
+        let key = env
+            .iter()
+            .find(|(k, _)| k.value.as_str() == "KEY")
+            .unwrap()
+            .1;
+        assert_eq!(key.value.0, "{{ env.STRIPE_KEY }}", "kept unrendered");
+        // What is set, or has a default, is still rendered.
+        let region = loaded
+            .manifest
+            .providers
+            .aws
+            .as_ref()
+            .unwrap()
+            .region
+            .as_ref();
+        assert_eq!(region.unwrap().value, "us-east-1");
+    }
+
+    #[test]
+    fn deferring_does_not_hide_other_template_errors() {
+        let text = MANIFEST.replace("{{ stage }}", "{{ stag }}");
+        let Err(LoadError::Invalid(report)) =
+            load_str(Path::new("nimbus.yaml"), text, &options(true))
+        else {
+            panic!("a misspelt name is an error in every mode")
+        };
+        assert!(report.render(false).contains("`stag`"));
     }
 }

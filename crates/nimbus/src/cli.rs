@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     max_term_width = 100
 )]
 #[command(
-    after_help = "Examples:\n  nimbus init my-app && cd my-app\n  nimbus validate -p aws\n  nimbus graph -f examples/shop/nimbus.yaml -s prod --format json"
+    after_help = "Examples:\n  nimbus init my-app && cd my-app\n  nimbus validate -p aws\n  nimbus graph -f examples/shop/nimbus.yaml -s prod --format json\n\nThe manifest is `-f PATH`, else `nimbus.yaml` (or `nimbus.yml`) in this folder or the nearest\nparent folder that has one, as cargo finds Cargo.toml."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -27,15 +27,11 @@ pub struct Cli {
 /// Flags every command accepts.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The manifest file
-    #[arg(
-        short = 'f',
-        long = "file",
-        global = true,
-        default_value = "nimbus.yaml",
-        value_name = "PATH"
-    )]
-    pub file: PathBuf,
+    /// The manifest file (or its folder); default: `nimbus.yaml` in this folder or the nearest
+    /// parent that has one. Always the manifest: a function is named without a flag
+    /// (`nimbus logs FUNCTION`)
+    #[arg(short = 'f', long = "file", global = true, value_name = "PATH")]
+    pub file: Option<PathBuf>,
 
     /// Target provider: local, aws, gcp or azure
     #[arg(
@@ -109,7 +105,7 @@ pub enum Command {
 
     /// Deploy: build the packages, then update the cloud (or start the local runtime) to match
     #[command(
-        after_help = "Examples:\n  nimbus deploy                        # the local runtime (the default provider)\n  nimbus deploy -p aws -s prod         # AWS Lambda, through a plan and the deploy engine\n  nimbus deploy -p aws --output json   # endpoints and the report on stdout, for CI\n\nLocal: redeploying replaces only changed functions; in-flight requests finish first.\nClouds: only what changed is touched; an unchanged redeploy makes no write call. The state\nand a lock live in the deployment's own storage, so CI runners share them. A deploy that\nwould delete or replace a table or bucket holding data stops before changing anything,\nunless --force. Interrupted? Run it again: it continues from what was recorded."
+        after_help = "Examples:\n  nimbus deploy                        # the local runtime (the default provider)\n  nimbus deploy --port 3500            # local: exactly this port (an error when it is taken)\n  nimbus deploy -p aws -s prod         # AWS Lambda, through a plan and the deploy engine\n  nimbus deploy -p aws --output json   # endpoints and the report on stdout, for CI\n\nLocal: the URL it serves on is printed on stdout (`URL=$(nimbus deploy)`). Redeploying\nreplaces only changed functions; in-flight requests finish first.\nClouds: only what changed is touched; an unchanged redeploy makes no write call. The state\nand a lock live in the deployment's own storage, so CI runners share them. A deploy that\nwould delete or replace a table or bucket holding data stops before changing anything,\nunless --force. Interrupted? Run it again: it continues from what was recorded."
     )]
     Deploy(DeployArgs),
 
@@ -127,29 +123,31 @@ pub enum Command {
 
     /// Run the app in the local runtime in the foreground, reloading changed functions
     #[command(
-        after_help = "Examples:\n  nimbus dev\n  nimbus dev --port 8080\n\nEdit a handler or the manifest and the changed functions reload within a second.\nCtrl-C stops it, letting in-flight requests finish."
+        after_help = "Examples:\n  nimbus dev\n  nimbus dev --port 8080     # exactly this port (an error when it is taken)\n\nEdit a handler or the manifest and the changed functions reload within a second.\nCtrl-C stops it, letting in-flight requests finish."
     )]
     Dev(DevArgs),
 
     /// Remove the deployed app: stop the local runtime, or delete its cloud resources
     #[command(
-        after_help = "Examples:\n  nimbus remove --yes\n  nimbus remove --keep-data       # local: stop it, keep tables, queues and buckets\n  nimbus remove -p aws --yes      # clouds: tables and buckets holding data are kept\n  nimbus remove -p aws --yes --force   # ...and deleted too\n\nWithout a terminal, removing needs --yes."
+        after_help = "Examples:\n  nimbus remove --yes\n  nimbus remove --keep-data       # local: stop it, keep tables, queues and buckets\n  nimbus remove --service shop -s dev --yes   # local: one whose project moved or is gone\n  nimbus remove -p aws --yes      # clouds: tables and buckets holding data are kept\n  nimbus remove -p aws --yes --force   # ...and deleted too\n\nWithout a terminal, removing needs --yes. Needs no deploy-time input: values from unset\nenvironment variables are not read."
     )]
     Remove(RemoveArgs),
 
-    /// Show the deployed app: endpoints, functions and their instances, queue depths
-    #[command(after_help = "Examples:\n  nimbus info\n  nimbus info --output json")]
-    Info,
+    /// Show the deployed app: its URL, endpoints, functions and their instances, queue depths
+    #[command(
+        after_help = "Examples:\n  nimbus info                       # the app of the manifest found here (or above)\n  nimbus info -f examples/shop/nimbus.yaml -s prod\n  nimbus info --all                 # every local deployment on this machine\n  nimbus info --service shop        # a local deployment, without its manifest\n  nimbus info --output json\n\nWithout a manifest here or above, the local deployment made from this folder is shown.\nNeeds no deploy-time input: values from unset environment variables are not read."
+    )]
+    Info(InfoArgs),
 
     /// Invoke a deployed function with an event
     #[command(
-        after_help = "Examples:\n  nimbus invoke get-order --data '{\"id\": \"42\"}'          # as its HTTP route, data = path params/body\n  nimbus invoke charge-payment --data @payment.json\n  nimbus invoke nightly-report --event-type schedule\n  nimbus invoke audit-orders --data '{\"type\": \"table\", \"table\": \"orders\", \"action\": \"insert\", \"key\": {\"id\": \"1\"}, \"new\": {\"id\": \"1\"}}'\n\nData with a `type` field is used as the neutral event as is."
+        after_help = "Examples:\n  nimbus invoke get-order --data '{\"id\": \"42\"}'          # its HTTP route; data = path params (GET) or body\n  nimbus invoke get-order --path /orders/42\n  nimbus invoke charge-payment --data @payment.json      # a queue message (an array: several)\n  nimbus invoke nightly-report                           # its schedule\n  nimbus invoke audit-orders --data '{\"action\": \"insert\", \"key\": {\"id\": \"1\"}, \"new\": {\"id\": \"1\"}}'\n  nimbus invoke get-order --raw --data @saved-http-event.json\n\nThe event's kind is --event-type, else the kind of the function's triggers. A handler that\nfails (an error, or failed messages in its result) makes invoke exit 1."
     )]
     Invoke(InvokeArgs),
 
     /// Show a function's logs: invocations and what the handler printed
     #[command(
-        after_help = "Examples:\n  nimbus logs place-order\n  nimbus logs --since 10m --follow     # every function\n  nimbus logs charge-payment --output json"
+        after_help = "Examples:\n  nimbus logs place-order\n  nimbus logs --since 10m --follow     # every function\n  nimbus logs charge-payment --output json\n  nimbus logs --service shop           # local: a deployment, without its manifest\n\nThe function is an argument, not `-f` (which is always the manifest file). Needs no\ndeploy-time input: values from unset environment variables are not read."
     )]
     Logs(LogsArgs),
 
@@ -202,7 +200,9 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// Local: gateway port (3000, or the next free one, when unset)
+    /// Local: the gateway's port, exactly (an error when it is taken; `0`: any free port).
+    /// Unset: `providers.local.port`, else the port of the last deploy, else 3000 or the next
+    /// free one
     #[arg(long)]
     pub port: Option<u16>,
     /// Clouds: allow deleting or replacing tables and buckets that hold data
@@ -253,9 +253,29 @@ pub struct UnlockArgs {
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// Gateway port (3000, or the next free one, when unset)
+    /// The gateway's port, exactly (an error when it is taken; `0`: any free port). Unset:
+    /// `providers.local.port`, else the port used last time, else 3000 or the next free one
     #[arg(long)]
     pub port: Option<u16>,
+}
+
+/// Which local deployment, when there is no manifest to say it.
+#[derive(Debug, Args)]
+pub struct Which {
+    /// Local: the deployment of this service (as `nimbus info --all` lists them), found in the
+    /// registry of local deployments instead of through a manifest; with `-s` for its stage
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Local: list every local deployment on this machine (service, stage, manifest, URL,
+    /// running or not), wherever its project is
+    #[arg(long, conflicts_with = "service")]
+    pub all: bool,
+    #[command(flatten)]
+    pub which: Which,
 }
 
 #[derive(Debug, Args)]
@@ -270,19 +290,34 @@ pub struct RemoveArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
+    pub which: Which,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
-    /// The function
-    pub function: String,
-    /// The event data: JSON, or @file with JSON
+    /// The function to invoke (required)
+    pub function: Option<String>,
+    /// The event's data: JSON, or @file with JSON. It fills the event (the HTTP body and path
+    /// parameters, the queue or topic messages, ...); a `type` field in it is data too
     #[arg(long, short = 'd')]
     pub data: Option<String>,
-    /// Which trigger to simulate (the function's first trigger when unset)
+    /// Which of the function's triggers to simulate; unset, the kind of its triggers (required
+    /// when it has triggers of several kinds)
     #[arg(long, value_enum)]
     pub event_type: Option<EventType>,
+    /// The data is a whole neutral event (`{"type": "http", "method": ..., "path": ...}`, as
+    /// docs/function-contract.md shows), sent as it is; an HTTP event's path is matched against
+    /// the function's routes to fill its route and path parameters
+    #[arg(long, requires = "data")]
+    pub raw: bool,
+    /// HTTP: the request path (`/orders/42?verbose=1`), matched against the function's routes;
+    /// unset, the function's route with its parameters taken from the data's fields
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub which: Which,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -305,6 +340,8 @@ pub struct LogsArgs {
     /// Only lines newer than this: `30s`, `5m`, `2h`
     #[arg(long)]
     pub since: Option<String>,
+    #[command(flatten)]
+    pub which: Which,
 }
 
 #[derive(Debug, Args)]

@@ -66,6 +66,14 @@ impl Out {
         }
     }
 
+    /// `text` in the ANSI style `code` (`1` bold, `32` green) when colours are on.
+    pub fn paint(&self, code: &str, text: &str) -> String {
+        match self.color {
+            true => format!("\x1b[{code}m{text}\x1b[0m"),
+            false => text.to_string(),
+        }
+    }
+
     /// A line of progress or detail on stderr, only with `--verbose`.
     pub fn detail(&self, text: impl std::fmt::Display) {
         if self.verbose {

@@ -11,11 +11,14 @@ fn repo() -> PathBuf {
 }
 
 fn nimbus(args: &[&str], dir: &Path) -> Output {
+    // An empty registry of local deployments of its own.
+    let data = tempfile::tempdir().unwrap();
     Command::new(env!("CARGO_BIN_EXE_nimbus"))
         .args(args)
         .current_dir(dir)
         .env_remove("NIMBUS_PROVIDER")
         .env_remove("NIMBUS_STAGE")
+        .env("XDG_DATA_HOME", data.path())
         .output()
         .expect("nimbus runs")
 }
@@ -437,4 +440,119 @@ fn build_for_azure_writes_the_arm_template_and_the_entry_points() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn the_manifest_is_found_in_the_folders_above_like_cargo_finds_cargo_toml() {
+    let dir = project(
+        "version: 1\nservice: found\nfunctions:\n  hi:\n    handler: app.py:handler\n    triggers: [ { http: { method: GET, path: /hi } } ]\n",
+    );
+    let deep = dir.path().join("src/deeper");
+    std::fs::create_dir_all(&deep).unwrap();
+    let out = nimbus(&["validate"], &deep);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("../../nimbus.yaml is valid for local (service `found`"),
+        "handler paths resolve against the manifest's folder: {}",
+        text(&out.stdout)
+    );
+    // `-f` takes the manifest's folder too.
+    let out = nimbus(&["validate", "-f", "src/.."], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // `nimbus.yml`, for Serverless Framework habits; both names in one folder is ambiguous.
+    std::fs::copy(
+        dir.path().join("nimbus.yaml"),
+        dir.path().join("nimbus.yml"),
+    )
+    .unwrap();
+    let out = nimbus(&["validate"], &deep);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("has both `") && err.contains("which one is the manifest?"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.path().join("nimbus.yaml")).unwrap();
+    let out = nimbus(&["graph", "--format", "json"], &deep);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // No manifest here or above: where it looked, and how to make one.
+    let empty = tempfile::tempdir().unwrap();
+    let out = nimbus(&["validate"], empty.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no `nimbus.yaml` or `nimbus.yml` in `")
+            && err.contains("or any folder above it")
+            && err.contains("nimbus init"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dash_f_with_a_function_name_says_which_command_was_meant() {
+    let dir = project(
+        "version: 1\nservice: sls\nfunctions:\n  place-order:\n    handler: app.py:handler\n    env: { KEY: \"{{ env.NIMBUS_TEST_UNSET }}\" }\n    triggers: [ { http: { method: POST, path: /orders } } ]\n",
+    );
+    for (args, meant) in [
+        (
+            &["logs", "-f", "place-order"][..],
+            "`nimbus logs place-order`",
+        ),
+        (
+            &["invoke", "-f", "place-order"][..],
+            "`nimbus invoke place-order`",
+        ),
+        (&["deploy", "-f", "place-order"][..], "`nimbus deploy`"),
+        (
+            &["info", "-f", "place-order", "-p", "aws"][..],
+            "`nimbus info`",
+        ),
+    ] {
+        let out = nimbus(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("there is no file `place-order`: `-f` is `--file`, the manifest, but `place-order` is a function of nimbus.yaml")
+                && err.contains(&format!("did you mean {meant}?")),
+            "{args:?}: {err}"
+        );
+    }
+    // Any other missing file is just that.
+    let out = nimbus(&["validate", "-f", "nope.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no manifest to read") && !err.contains("did you mean"),
+        "{err}"
+    );
+}
+
+#[test]
+fn local_deployments_are_addressed_without_a_manifest_only_locally() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = nimbus(&["info", "--all"], empty.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "no local deployments are recorded on this machine"
+    );
+    let out = nimbus(&["remove", "--service", "ghost", "--yes"], empty.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no local deployment of `ghost` is recorded on this machine"),
+        "{}",
+        text(&out.stderr)
+    );
+    for args in [
+        &["info", "--all", "-p", "aws"][..],
+        &["logs", "--service", "shop", "-p", "gcp"][..],
+    ] {
+        let out = nimbus(args, empty.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("finds local deployments (`-p local`)"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -18,11 +18,13 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
-/// A deployed project; removed (runtime stopped, data deleted) when dropped.
+/// A deployed project; removed (runtime stopped, data deleted) when dropped. Its registry of
+/// local deployments is its own (`XDG_DATA_HOME` in a temp dir).
 struct App {
     dir: tempfile::TempDir,
     url: String,
     env: Vec<(String, String)>,
+    _data: tempfile::TempDir,
 }
 
 fn nimbus_in(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
@@ -54,10 +56,15 @@ impl App {
     }
 
     fn deploy_dir(dir: tempfile::TempDir, env: &[(&str, &str)]) -> App {
-        let env: Vec<(String, String)> = env
+        let data = tempfile::tempdir().unwrap();
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        env.push((
+            "XDG_DATA_HOME".into(),
+            data.path().to_string_lossy().into_owned(),
+        ));
         let out = nimbus_in(dir.path(), &env, &["deploy", "--port", "0"]);
         assert_eq!(
             out.status.code(),
@@ -67,7 +74,12 @@ impl App {
         );
         let url = text(&out.stdout).trim().to_string();
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        App { dir, url, env }
+        App {
+            dir,
+            url,
+            env,
+            _data: data,
+        }
     }
 
     fn nimbus(&self, args: &[&str]) -> Output {
@@ -811,9 +823,11 @@ fn dev_reloads_a_changed_handler() {
         "def handler(event, context):\n    return 'one'\n",
     )
     .unwrap();
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_nimbus"))
         .args(["dev", "--port", "0"])
         .current_dir(dir.path())
+        .env("XDG_DATA_HOME", data.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -841,6 +855,21 @@ fn dev_reloads_a_changed_handler() {
         (http("GET", &format!("{url}/hi"), None, &[]).2 == "two").then_some(())
     });
     eprintln!("dev reload took {:?}", changed.elapsed());
+    // `nimbus dev` is a local deployment like the others while it runs.
+    let all = json_of(&ok(nimbus_with(
+        dir.path(),
+        data.path(),
+        &[],
+        &["info", "--all", "--output", "json"],
+    )));
+    assert_eq!(
+        (
+            all[0]["service"].as_str(),
+            all[0]["status"].as_str(),
+            all[0]["url"].as_str()
+        ),
+        (Some("devloop"), Some("running"), Some(url.as_str()))
+    );
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -885,12 +914,14 @@ fn the_runtime_runs_as_its_lean_executable_or_as_nimbus_runtime_when_that_is_mis
     for (path, content) in files {
         std::fs::write(project.path().join(path), content).unwrap();
     }
+    let data = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         Command::new(&exe)
             .args(args)
             .current_dir(project.path())
             .env_remove("NIMBUS_PROVIDER")
             .env_remove("NIMBUS_STAGE")
+            .env("XDG_DATA_HOME", data.path())
             .output()
             .unwrap()
     };
@@ -905,4 +936,484 @@ fn the_runtime_runs_as_its_lean_executable_or_as_nimbus_runtime_when_that_is_mis
     assert_eq!(args.first().map(String::as_str), Some("__runtime"));
     assert_eq!(served, "hi");
     assert_eq!(removed.status.code(), Some(0), "{}", text(&removed.stderr));
+}
+
+/// Runs nimbus in `dir` with the registry of local deployments in `data` and extra `env`.
+fn nimbus_with(dir: &Path, data: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.push(("XDG_DATA_HOME".into(), data.to_string_lossy().into_owned()));
+    nimbus_in(dir, &env, args)
+}
+
+/// Requires exit 0; returns stdout.
+fn ok(out: Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Requires exit 1; returns stderr.
+fn fails(out: Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+const FINDER_APP: &str = "version: 1\nservice: finder\nfunctions:\n  greet:\n    handler: app.py:handler\n    env: { GREETING: \"{{ env.NIMBUS_TEST_GREETING }}\" }\n    triggers: [ { http: { method: GET, path: \"/greet/{name}\" } } ]\n";
+const FINDER_HANDLER: &str = "import os\n\ndef handler(event, context):\n    print('greeting', event['path_params']['name'])\n    return os.environ['GREETING'] + ' ' + event['path_params']['name']\n";
+
+#[test]
+fn a_local_deployment_is_found_from_anywhere_and_needs_no_deploy_time_input_after_deploy() {
+    let repo = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (root, data) = (repo.path(), data.path());
+    let app = root.join("examples/finder");
+    write_files(
+        &app,
+        &[
+            ("nimbus.yaml", FINDER_APP),
+            ("app.py", FINDER_HANDLER),
+            ("sub/deeper/notes.txt", "below the manifest\n"),
+        ],
+    );
+    let deploy = ["deploy", "-f", "examples/finder/nimbus.yaml", "--port", "0"];
+
+    // Deploying needs the variable the manifest reads: without it, the error names it.
+    let err = fails(nimbus_with(root, data, &[], &deploy));
+    assert!(
+        err.contains("undefined template variable `env.NIMBUS_TEST_GREETING`"),
+        "{err}"
+    );
+    // With it, from the repository's root; the hints keep the `-f`.
+    let out = nimbus_with(root, data, &[("NIMBUS_TEST_GREETING", "hello")], &deploy);
+    let stderr = text(&out.stderr);
+    let url = ok(out).trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        stderr.contains(&format!("serving on {url}"))
+            && stderr.contains("nimbus info -f examples/finder/nimbus.yaml")
+            && stderr.contains("nimbus remove -f examples/finder/nimbus.yaml"),
+        "{stderr}"
+    );
+    assert_eq!(
+        http("GET", &format!("{url}/greet/ann"), None, &[]).2,
+        "hello ann"
+    );
+
+    // At the root — no manifest there, the variable unset — info, logs and invoke work from
+    // what was deployed from here.
+    let info = json_of(&ok(nimbus_with(
+        root,
+        data,
+        &[],
+        &["info", "--output", "json"],
+    )));
+    assert_eq!(
+        (info["service"].as_str(), info["url"].as_str()),
+        (Some("finder"), Some(url.as_str()))
+    );
+    eventually(10, "the handler's output in the logs", || {
+        let logs = ok(nimbus_with(
+            root,
+            data,
+            &[],
+            &["logs", "greet", "--output", "json"],
+        ));
+        logs.contains("greeting ann").then_some(())
+    });
+    let invoked = ok(nimbus_with(
+        root,
+        data,
+        &[],
+        &["invoke", "greet", "--data", r#"{"name": "bo"}"#],
+    ));
+    assert!(invoked.contains("hello bo"), "{invoked}");
+    // Below the manifest, it is found in the folders above, as cargo finds Cargo.toml.
+    let info = json_of(&ok(nimbus_with(
+        &app.join("sub/deeper"),
+        data,
+        &[],
+        &["info", "--output", "json"],
+    )));
+    assert_eq!(info["url"], url.as_str());
+
+    // Elsewhere, with no manifest and nothing deployed from there: the error lists what is.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = elsewhere.path();
+    let err = fails(nimbus_with(elsewhere, data, &[], &["info"]));
+    assert!(
+        err.contains("no `nimbus.yaml` or `nimbus.yml` in")
+            && err.contains("`finder` (stage `dev`) from")
+            && err.contains("--service"),
+        "{err}"
+    );
+    // `--all` lists every local deployment; `--service` finds one by name.
+    let listed = || {
+        json_of(&ok(nimbus_with(
+            elsewhere,
+            data,
+            &[],
+            &["info", "--all", "--output", "json"],
+        )))
+    };
+    let all = listed();
+    let manifest = app.join("nimbus.yaml").canonicalize().unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(
+        (
+            all[0]["service"].as_str(),
+            all[0]["stage"].as_str(),
+            all[0]["status"].as_str(),
+            all[0]["url"].as_str(),
+            all[0]["manifest"].as_str()
+        ),
+        (
+            Some("finder"),
+            Some("dev"),
+            Some("running"),
+            Some(url.as_str()),
+            manifest.to_str()
+        )
+    );
+    let table = ok(nimbus_with(elsewhere, data, &[], &["info", "--all"]));
+    assert!(table.contains("finder") && table.contains(&url), "{table}");
+    let info = json_of(&ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["info", "--service", "finder", "--output", "json"],
+    )));
+    assert_eq!(info["url"], url.as_str());
+    let pid = info["pid"].as_u64().unwrap();
+    // The registry holds no secret and is private all the same.
+    use std::os::unix::fs::PermissionsExt;
+    let registry = data.join("nimbus/local/deployments");
+    assert_eq!(
+        std::fs::metadata(&registry).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for record in std::fs::read_dir(&registry).unwrap() {
+        let record = record.unwrap().path();
+        assert_eq!(
+            std::fs::metadata(&record).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let text = std::fs::read_to_string(&record).unwrap();
+        assert!(
+            !text.contains(info["api_key"].as_str().unwrap()),
+            "no API key in the registry: {text}"
+        );
+    }
+
+    // The project moves: its runtime is still known, and removed by service name.
+    let moved = root.join("moved");
+    std::fs::rename(&app, &moved).unwrap();
+    let all = listed();
+    assert_eq!(all[0]["status"], "running", "{all}");
+    let removed = ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["remove", "--service", "finder", "--yes"],
+    ));
+    assert!(
+        removed.contains("stopped `finder` (stage `dev`)"),
+        "{removed}"
+    );
+    eventually(10, "the runtime to exit", || (!alive(pid)).then_some(()));
+    let all = listed();
+    assert_eq!(all, json!([]));
+
+    // Deployed again where it is now, stopped, then deleted: listed as gone, and forgotten
+    // by `remove --service` (nothing left to stop).
+    ok(nimbus_with(
+        &moved,
+        data,
+        &[("NIMBUS_TEST_GREETING", "hi")],
+        &["deploy"],
+    ));
+    let stopped = ok(nimbus_with(&moved, data, &[], &["remove", "--keep-data"]));
+    assert!(stopped.contains("kept its data"), "{stopped}");
+    std::fs::remove_dir_all(&moved).unwrap();
+    let all = listed();
+    assert_eq!(all[0]["status"], "gone", "{all}");
+    let forgot = ok(nimbus_with(
+        elsewhere,
+        data,
+        &[],
+        &["remove", "--service", "finder", "--yes"],
+    ));
+    assert!(
+        forgot.contains("nothing was running for `finder`"),
+        "{forgot}"
+    );
+    let all = listed();
+    assert_eq!(all, json!([]));
+}
+
+const PORTY_APP: &str = "version: 1\nservice: porty\nfunctions:\n  hi:\n    handler: app.py:handler\n    triggers: [ { http: { method: GET, path: /hi } } ]\n";
+
+#[test]
+fn an_asked_for_port_is_exact_and_a_redeploy_keeps_its_port() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    write_files(
+        dir,
+        &[
+            ("nimbus.yaml", PORTY_APP),
+            ("app.py", "def handler(event, context):\n    return 'hi'\n"),
+        ],
+    );
+    let me = std::process::id();
+
+    // `--port`: exactly that port, or an error naming who holds it — never a silent move.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let err = fails(nimbus_with(dir, data, &[], &["deploy", "--port", &port]));
+    assert!(
+        err.contains(&format!(
+            "port {port} on 127.0.0.1 is already in use by pid {me} (`"
+        )) && err.contains("(asked for by --port)")
+            && err.contains("hint: stop what holds it"),
+        "{err}"
+    );
+    let info = json_of(&ok(nimbus_with(
+        dir,
+        data,
+        &[],
+        &["info", "--output", "json"],
+    )));
+    assert_eq!(info["running"], false, "nothing started: {info}");
+    // `providers.local.port` likewise.
+    std::fs::write(
+        dir.join("nimbus.yaml"),
+        format!("{PORTY_APP}providers:\n  local: {{ port: {port} }}\n"),
+    )
+    .unwrap();
+    let err = fails(nimbus_with(dir, data, &[], &["deploy"]));
+    assert!(
+        err.contains(&format!(
+            "port {port} on 127.0.0.1 is already in use by pid {me}"
+        )) && err.contains("(asked for by `providers.local.port`)"),
+        "{err}"
+    );
+    std::fs::write(dir.join("nimbus.yaml"), PORTY_APP).unwrap();
+    drop(taken);
+
+    // Nothing asked: a free port, printed; a redeploy after a stop keeps it.
+    let out = nimbus_with(dir, data, &[], &["deploy"]);
+    let stderr = text(&out.stderr);
+    let first = ok(out).trim().to_string();
+    assert!(stderr.contains(&format!("serving on {first}")), "{stderr}");
+    ok(nimbus_with(dir, data, &[], &["remove", "--keep-data"]));
+    let again = ok(nimbus_with(dir, data, &[], &["deploy"]))
+        .trim()
+        .to_string();
+    assert_eq!(again, first, "a redeploy keeps the port");
+    let first_port = first.rsplit(':').next().unwrap().to_string();
+
+    // Another local deployment holding the asked-for port is named.
+    let other = tempfile::tempdir().unwrap();
+    write_files(
+        other.path(),
+        &[
+            (
+                "nimbus.yaml",
+                &PORTY_APP.replace("service: porty", "service: other"),
+            ),
+            (
+                "app.py",
+                "def handler(event, context):\n    return 'other'\n",
+            ),
+        ],
+    );
+    let err = fails(nimbus_with(
+        other.path(),
+        data,
+        &[],
+        &["deploy", "--port", &first_port],
+    ));
+    assert!(
+        err.contains(&format!(
+            "port {first_port} on 127.0.0.1 is already in use by the local runtime of `porty` (stage `dev`"
+        )),
+        "{err}"
+    );
+
+    // The port of last time is taken meanwhile: the gateway moves, and says so.
+    ok(nimbus_with(dir, data, &[], &["remove", "--keep-data"]));
+    let holder =
+        std::net::TcpListener::bind(("127.0.0.1", first_port.parse::<u16>().unwrap())).unwrap();
+    let out = nimbus_with(dir, data, &[], &["deploy"]);
+    let stderr = text(&out.stderr);
+    let moved = ok(out).trim().to_string();
+    assert_ne!(moved, first);
+    assert!(
+        stderr.contains(&format!(
+            "note: port {first_port}, used last time, is taken by pid {me}"
+        )),
+        "{stderr}"
+    );
+    drop(holder);
+    ok(nimbus_with(dir, data, &[], &["remove", "--yes"]));
+}
+
+const INVOKER_APP: &str = "version: 1
+service: invoker
+resources:
+  jobs: { type: queue }
+functions:
+  get-item:
+    handler: fns/get.py:handler
+    triggers:
+      - http: { method: GET, path: \"/items/{id}\" }
+      - http: { method: DELETE, path: \"/items/{id}/tags/{tag}\" }
+  worker:
+    handler: fns/worker.py:handler
+    triggers: [ { queue: { name: jobs } } ]
+  broken:
+    handler: fns/broken.py:handler
+    triggers: [ { http: { method: POST, path: /broken } } ]
+";
+
+#[test]
+fn invoke_infers_the_event_from_the_triggers_routes_it_and_fails_with_the_handler() {
+    let files = [
+        ("nimbus.yaml", INVOKER_APP),
+        (
+            "fns/get.py",
+            "import json\n\ndef handler(event, context):\n    return {'status': 200, 'body': json.dumps({'method': event['method'], 'route': event['route'], 'params': event['path_params'], 'query': event['query']})}\n",
+        ),
+        (
+            "fns/worker.py",
+            "import json\n\ndef handler(event, context):\n    failed = [m['id'] for m in event['messages'] if json.loads(m['body']).get('fail')]\n    return {'failed': failed} if failed else None\n",
+        ),
+        (
+            "fns/broken.py",
+            "def handler(event, context):\n    raise RuntimeError('boom')\n",
+        ),
+    ];
+    let app = App::deploy(&files, &[]);
+    let body = |out: &str| json_of(json_of(out)["body"].as_str().unwrap());
+
+    // The function's HTTP route, its parameter from the data.
+    let got = body(&ok(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--data",
+        r#"{"id": "7", "full": 1}"#,
+    ])));
+    assert_eq!(
+        got,
+        json!({ "method": "GET", "route": "/items/{id}", "params": { "id": "7" }, "query": { "full": "1" } })
+    );
+    // A path is matched against every route of the function.
+    let got = body(&ok(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--path",
+        "/items/7/tags/red",
+    ])));
+    assert_eq!(
+        (got["method"].as_str(), got["params"].clone()),
+        (Some("DELETE"), json!({ "id": "7", "tag": "red" }))
+    );
+    // A saved HTTP event is routed.
+    let saved = app.dir.path().join("saved.json");
+    std::fs::write(
+        &saved,
+        r#"{"type": "http", "method": "GET", "path": "/items/42?x=1", "headers": {}}"#,
+    )
+    .unwrap();
+    let got = body(&ok(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--raw",
+        "--data",
+        "@saved.json",
+    ])));
+    assert_eq!(
+        (got["params"].clone(), got["query"].clone()),
+        (json!({ "id": "42" }), json!({ "x": "1" }))
+    );
+    // An event kind the function has no trigger for is refused, naming its triggers.
+    let err = fails(app.nimbus(&["invoke", "get-item", "--event-type", "queue"]));
+    assert!(
+        err.contains("`get-item` has no `queue` trigger") && err.contains("its triggers: `http`"),
+        "{err}"
+    );
+    let err = fails(app.nimbus(&[
+        "invoke",
+        "get-item",
+        "--raw",
+        "--data",
+        r#"{"type": "queue", "messages": []}"#,
+    ]));
+    assert!(err.contains("has no `queue` trigger"), "{err}");
+    let err = fails(app.nimbus(&["invoke", "get-item", "--path", "/nowhere"]));
+    assert!(
+        err.contains("matches no route of `get-item`") && err.contains("`GET /items/{id}`"),
+        "{err}"
+    );
+
+    // A `type` in the data is data: the worker gets a queue message (an HTTP event has no
+    // `messages`, and the handler would fail).
+    ok(app.nimbus(&["invoke", "worker", "--data", r#"{"type": "http", "n": 1}"#]));
+    // A failed batch item, and an exception, make invoke fail and say so.
+    let err = fails(app.nimbus(&[
+        "invoke",
+        "worker",
+        "--data",
+        r#"[{"n": 1}, {"fail": true}]"#,
+    ]));
+    assert!(
+        err.contains("`worker` reported 1 of 2 messages as failed: `manual-1`"),
+        "{err}"
+    );
+    let err = fails(app.nimbus(&["invoke", "broken"]));
+    assert!(
+        err.contains("`broken` failed (error)") && err.contains("boom"),
+        "{err}"
+    );
+    // Serverless Framework's `-f FUNCTION` gets the command that was meant.
+    let err = fails(app.nimbus(&["invoke", "-f", "worker"]));
+    assert!(
+        err.contains("did you mean `nimbus invoke worker`?"),
+        "{err}"
+    );
+    let err = fails(app.nimbus(&["logs", "-f", "broken"]));
+    assert!(err.contains("did you mean `nimbus logs broken`?"), "{err}");
 }

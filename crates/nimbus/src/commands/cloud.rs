@@ -3,7 +3,9 @@
 //!
 //! Each command compiles the manifest, builds the packages when the command needs them
 //! (`deploy`, `plan`), connects to the provider named by `-p`, runs, and prints: data on stdout
-//! (the plan, endpoints, `--output json`), progress and everything else on stderr.
+//! (the plan, endpoints, `--output json`), progress and everything else on stderr. Only
+//! `deploy` and `plan` resolve deploy-time inputs (`{{ env.NAME }}`); the others work on what
+//! was deployed and need only what locates it (the provider's settings).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -14,7 +16,9 @@ use nimbus_engine::{Action, Event};
 use nimbus_provider::{Compiled, ProviderId};
 use serde_json::json;
 
-use crate::cli::{DeployArgs, EngineArgs, Global, InvokeArgs, LogsArgs, PlanArgs, RemoveArgs};
+use crate::cli::{
+    DeployArgs, EngineArgs, Global, InvokeArgs, LogsArgs, PlanArgs, RemoveArgs, Which,
+};
 use crate::output::{Failure, Out};
 
 /// One cloud command with its arguments.
@@ -38,10 +42,34 @@ impl Op<'_> {
     }
 }
 
+/// Refuses the flags that address local deployments (`--service`, `--all`) on a cloud.
+pub fn local_only(flag: Option<&str>, which: &Which) -> Result<(), Failure> {
+    let flag = flag.or(which.service.as_ref().map(|_| "--service"));
+    match flag {
+        Some(flag) => Err(Failure::user(format!(
+            "`{flag}` finds local deployments (`-p local`); a cloud deployment is found through its manifest\n  hint: run the command where its `nimbus.yaml` is, or pass `-f PATH`"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Runs `op` against the cloud named by `-p`.
 pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
     let provider = super::provider(global)?;
-    let compiled = super::compile(global, out)?;
+    match &op {
+        Op::Remove(a) => local_only(None, &a.which)?,
+        Op::Logs(a) => local_only(None, &a.which)?,
+        Op::Invoke(a) => local_only(None, &a.which)?,
+        _ => {}
+    }
+    let compiled = match &op {
+        Op::Deploy(_) | Op::Plan(_) => super::compile(global, out)?,
+        _ => {
+            let compiled = super::load_deployed(global, out)?;
+            located(&compiled, provider)?;
+            compiled
+        }
+    };
     if let Op::Remove(args) = &op {
         confirm_remove(&compiled, provider, args)?;
     }
@@ -343,7 +371,16 @@ async fn execute<C: Cloud>(
             cloud.logs(graph, &query, &sink).await.map_err(failure::<C>)
         }
         Op::Invoke(args) => {
-            let (function, event) = super::event::for_invoke(graph, args, global)?;
+            let name = args.function.as_deref().unwrap_or_default();
+            let Some(function) = graph.functions.get(name) else {
+                return Err(super::event::unknown_function(
+                    name,
+                    &compiled.loaded.path.display().to_string(),
+                    graph.functions.keys().map(String::as_str),
+                ));
+            };
+            let triggers: Vec<_> = function.triggers.iter().map(|t| &t.spec).collect();
+            let event = super::event::for_invoke(name, &triggers, args)?;
             let invoked = cloud
                 .invoke(graph, &function.name, &event)
                 .await
@@ -356,9 +393,21 @@ async fn execute<C: Cloud>(
                     serde_json::to_string_pretty(&invoked.result).expect("json")
                 );
             }
+            if invoked.result.get("accepted") == Some(&json!(true)) {
+                eprintln!(
+                    "note: {provider} accepted the event and runs `{}` asynchronously: its outcome is in `nimbus logs {} -p {provider}`",
+                    function.name, function.name
+                );
+            }
             if invoked.failed {
                 return Err(Failure::user(format!(
-                    "function `{}` failed on {provider}",
+                    "`{}` failed on {provider}: {}\n  hint: `nimbus logs {} -p {provider}` shows what it printed",
+                    function.name,
+                    if event["type"] == "http" {
+                        "its handler raised an error (the response above)"
+                    } else {
+                        "its handler raised an error or reported failed items (the result above)"
+                    },
                     function.name
                 )));
             }
@@ -442,4 +491,55 @@ fn confirm_remove(
         "y" | "Y" | "yes" => Ok(()),
         _ => Err(Failure::user("nothing was removed")),
     }
+}
+
+/// Refuses to look for a deployment whose location (the provider's settings: region, project,
+/// resource group, ...) depends on an environment variable that is not set here, naming it:
+/// without it, the state cannot be found. Other deploy-time inputs are not needed.
+fn located(compiled: &Compiled, provider: ProviderId) -> Result<(), Failure> {
+    fn unrendered<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+        match v {
+            serde_json::Value::String(s) if s.contains("{{") => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| unrendered(i, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|i| unrendered(i, out)),
+            _ => {}
+        }
+    }
+    let deferred = &compiled.loaded.deferred;
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    let mut values = Vec::new();
+    if let Some(settings) = compiled.graph.settings.get(provider.as_str()) {
+        unrendered(settings, &mut values);
+    }
+    let mut missing: Vec<&str> = deferred
+        .iter()
+        .map(|d| d.variable.as_str())
+        .filter(|v| values.iter().any(|s| s.contains(&format!("env.{v}"))))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if values.is_empty() {
+        return Ok(());
+    }
+    let list = missing
+        .iter()
+        .map(|m| format!("`{m}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Failure::user(format!(
+        "`providers.{provider}` in {} reads {} from the environment, and it is not set here: nimbus needs it to find the deployment\n  hint: set {} as it was set for the deploy",
+        compiled.loaded.path.display(),
+        if list.is_empty() {
+            "a variable".to_string()
+        } else {
+            list.clone()
+        },
+        if list.is_empty() {
+            "it".to_string()
+        } else {
+            list
+        },
+    )))
 }

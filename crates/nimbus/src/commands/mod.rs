@@ -6,6 +6,7 @@ mod event;
 mod graph;
 mod init;
 mod local;
+mod project;
 mod schema;
 mod validate;
 
@@ -21,6 +22,14 @@ use crate::output::{Failure, Out, diagnostics_json};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
+    project::check_file_flag(&cli)?;
+    if let Command::Invoke(args) = &cli.command
+        && args.function.is_none()
+    {
+        return Err(Failure::user(
+            "which function? `nimbus invoke FUNCTION [--data JSON]`",
+        ));
+    }
     match cli.command {
         Command::Init(args) => init::run(&args, out),
         Command::Validate => validate::run(&cli.global, out),
@@ -39,8 +48,11 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Dev(args) => local::dev(&cli.global, &args, out),
         Command::Remove(args) if is_local(&cli.global)? => local::remove(&cli.global, &args, out),
         Command::Remove(args) => cloud::run(&cli.global, cloud::Op::Remove(&args), out),
-        Command::Info if is_local(&cli.global)? => local::info(&cli.global, out),
-        Command::Info => cloud::run(&cli.global, cloud::Op::Info, out),
+        Command::Info(args) if is_local(&cli.global)? => local::info(&cli.global, &args, out),
+        Command::Info(args) => {
+            cloud::local_only(args.all.then_some("--all"), &args.which)?;
+            cloud::run(&cli.global, cloud::Op::Info, out)
+        }
         Command::Invoke(args) if is_local(&cli.global)? => local::invoke(&cli.global, &args, out),
         Command::Invoke(args) => cloud::run(&cli.global, cloud::Op::Invoke(&args), out),
         Command::Logs(args) if is_local(&cli.global)? => local::logs(&cli.global, &args, out),
@@ -65,19 +77,21 @@ pub(crate) fn provider(global: &Global) -> Result<ProviderId, Failure> {
 /// rendered here (as a report on stderr, or as JSON on stdout with `--output json`).
 pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
     let provider = provider(global)?;
+    let file = project::required(global)?;
     let started = Instant::now();
     let options = LoadOptions {
         stage: global.stage.clone(),
         provider: provider.to_string(),
         env: std::env::vars().collect::<BTreeMap<_, _>>(),
         check_files: true,
+        defer_env: false,
     };
-    let report = match nimbus_manifest::load_file(&global.file, &options) {
+    let report = match nimbus_manifest::load_file(&file, &options) {
         Ok(loaded) => match nimbus_provider::compile(loaded, provider) {
             Ok(compiled) => {
                 out.detail(format_args!(
                     "compiled {} in {:.1?}",
-                    global.file.display(),
+                    file.display(),
                     started.elapsed()
                 ));
                 let warnings = nimbus_diagnostic::Report::new(
@@ -94,20 +108,15 @@ pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
         },
         Err(LoadError::Invalid(report)) => report,
         Err(e @ LoadError::Read { .. }) => {
-            let hint = if global.file.as_os_str() == "nimbus.yaml" {
-                "\n  hint: run `nimbus init` to create one, or point at a manifest with `-f PATH`"
-            } else {
-                ""
-            };
-            return Err(Failure::User(
-                anyhow::Error::new(e).context(format!("no manifest to read{hint}")),
-            ));
+            return Err(Failure::User(anyhow::Error::new(e).context(
+                "no manifest to read\n  hint: check the path given to `-f`; without `-f`, nimbus looks for `nimbus.yaml` here and in the folders above",
+            )));
         }
     };
     if out.json {
         let json = serde_json::json!({
             "valid": false,
-            "file": global.file.display().to_string(),
+            "file": file.display().to_string(),
             "provider": provider.as_str(),
             "errors": report.error_count(),
             "diagnostics": diagnostics_json(&report.path, &report.diagnostics),
@@ -122,4 +131,33 @@ pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
         out.report(&report);
     }
     Err(Failure::Reported)
+}
+
+/// The manifest as the commands that work on what is deployed need it (`info`, `logs`,
+/// `remove`, `invoke`, `unlock`): loaded without deploy-time inputs — a value whose
+/// `{{ env.NAME }}` is not set stays unrendered (listed in `loaded.deferred`), handler files
+/// need not exist — and not held against the provider's limits again (what is deployed was
+/// checked when it was deployed). A manifest that does not load even so is reported as
+/// [`compile`] reports it.
+pub(crate) fn load_deployed(global: &Global, out: &Out) -> Result<Compiled, Failure> {
+    let provider = provider(global)?;
+    let file = project::required(global)?;
+    let options = LoadOptions {
+        stage: global.stage.clone(),
+        provider: provider.to_string(),
+        env: std::env::vars().collect::<BTreeMap<_, _>>(),
+        check_files: false,
+        defer_env: true,
+    };
+    match nimbus_manifest::load_file(&file, &options) {
+        Ok(loaded) => {
+            let graph = nimbus_graph::build(&loaded);
+            Ok(Compiled {
+                loaded,
+                graph,
+                warnings: Vec::new(),
+            })
+        }
+        Err(_) => compile(global, out),
+    }
 }

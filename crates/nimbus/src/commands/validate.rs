@@ -9,7 +9,7 @@ pub fn run(global: &Global, out: &Out) -> Result<(), Failure> {
     if out.json {
         let json = serde_json::json!({
             "valid": true,
-            "file": global.file.display().to_string(),
+            "file": compiled.loaded.path.display().to_string(),
             "service": g.service,
             "stage": g.stage,
             "provider": g.provider,
@@ -23,7 +23,7 @@ pub fn run(global: &Global, out: &Out) -> Result<(), Failure> {
         let warnings = compiled.warnings.len();
         println!(
             "{} is valid for {} (service `{}`, stage `{}`): {} function{}, {} resource{}{}",
-            global.file.display(),
+            compiled.loaded.path.display(),
             g.provider,
             g.service,
             g.stage,

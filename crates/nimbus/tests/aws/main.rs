@@ -975,4 +975,48 @@ fn logs_come_from_cloudwatch_and_plan_exit_codes_follow_terraform() {
     let none = shop.run(&["logs", "no-such-function"]);
     assert_eq!(none.status.code(), Some(1));
     assert!(text(&none.stderr).contains("no function `no-such-function`"));
+
+    // A deploy-time input this shell does not have: `logs`, `info` and `remove` work from what
+    // was deployed all the same; `plan` (like `deploy`) needs it and names it.
+    let yaml = std::fs::read_to_string(&manifest).unwrap();
+    let templated = yaml.replace(
+        "LOG_LEVEL: \"{{ vars.log_level }}\"",
+        "LOG_LEVEL: \"{{ env.NIMBUS_TEST_UNSET_LEVEL }}\"",
+    );
+    assert_ne!(templated, yaml);
+    std::fs::write(&manifest, &templated).unwrap();
+    let err = text(&shop.run(&["plan"]).stderr);
+    assert!(
+        err.contains("undefined template variable `env.NIMBUS_TEST_UNSET_LEVEL`"),
+        "{err}"
+    );
+    let out = shop.ok(&["logs", "get-order", "--since", "5m"]);
+    assert!(out.contains("order 42 read"), "{out}");
+    assert_eq!(
+        json(&shop.ok(&["info", "--output", "json"]))["deployed"],
+        true
+    );
+    // What locates the deployment (the region) is needed, and named.
+    std::fs::write(
+        &manifest,
+        templated.replace(
+            "aws:   { region: us-east-1 }",
+            "aws:   { region: \"{{ env.NIMBUS_TEST_UNSET_REGION }}\" }",
+        ),
+    )
+    .unwrap();
+    let out = shop.run(&["info"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`providers.aws` in nimbus.yaml reads `NIMBUS_TEST_UNSET_REGION` from the environment, and it is not set here"),
+        "{err}"
+    );
+    std::fs::write(&manifest, &templated).unwrap();
+    let removed = json(&shop.ok(&["remove", "--yes", "--output", "json"]));
+    assert!(
+        removed["summary"]["delete"].as_u64().unwrap() > 0,
+        "{removed}"
+    );
+    assert_eq!(leftovers(&shop), Vec::<String>::new());
 }

@@ -1,6 +1,7 @@
 //! `nimbus deploy`: build, then start the local runtime in the background or update the one
 //! that is running (only changed functions are replaced; in-flight requests finish first).
 
+use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,7 +9,11 @@ use std::time::{Duration, Instant};
 use nimbus_local::{RuntimeInfo, control};
 use serde_json::{Value, json};
 
-use super::{admin, build, compile_local, state_of};
+use super::target::Target;
+use super::{
+    admin, build, compile_local, flags, local_failure, port_moved, register, requested_port,
+    state_of, stop,
+};
 use crate::cli::{DeployArgs, Global};
 use crate::output::{Failure, Out};
 
@@ -18,8 +23,28 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
     let deployment = build(&compiled, out)?;
     let state = state_of(&compiled);
     let internal = |e: nimbus_local::LocalError| Failure::Internal(e.into());
-    std::fs::create_dir_all(state.logs()).map_err(|e| Failure::Internal(e.into()))?;
-    let (info, action, changed) = match control::running(&state) {
+    let requested = requested_port(args.port, &deployment).filter(|(p, _)| *p != 0);
+    let mut running = control::running(&state);
+    // Asked for another port than the running runtime's: restart it there.
+    if let (Some(info), Some((port, asked_by))) = (&running, requested)
+        && info.gateway_port != port
+    {
+        nimbus_local::ports::ensure_free(port).map_err(|e| local_failure(e, Some(asked_by)))?;
+        let target = Target {
+            service: compiled.graph.service.clone(),
+            stage: compiled.graph.stage.clone(),
+            state: state.clone(),
+            flags: String::new(),
+        };
+        eprintln!(
+            "moving the local runtime from port {} to {port}",
+            info.gateway_port
+        );
+        stop(&target)?;
+        running = None;
+    }
+    let last = state.last_port();
+    let (info, action, changed) = match running {
         Some(info) => {
             deployment.write(&state.deployment()).map_err(internal)?;
             let reply = admin(
@@ -38,8 +63,16 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
             (info, "updated", changed)
         }
         None => {
+            if let Some((port, asked_by)) = requested {
+                nimbus_local::ports::ensure_free(port)
+                    .map_err(|e| local_failure(e, Some(asked_by)))?;
+            }
+            std::fs::create_dir_all(state.logs()).map_err(|e| Failure::Internal(e.into()))?;
             deployment.write(&state.deployment()).map_err(internal)?;
             let info = spawn(&state, args.port)?;
+            if requested.is_none() {
+                port_moved(last, info.gateway_port);
+            }
             (
                 info,
                 "started",
@@ -47,6 +80,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
             )
         }
     };
+    register(&compiled, &state, &info);
     let details = admin(&info, "GET", "/info", None, Duration::from_secs(5))?;
     if out.json {
         let mut v = details.clone();
@@ -68,12 +102,23 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
             "deployed"
         }
     );
-    println!("{}", info.gateway_url());
+    // The URL on stdout (`URL=$(nimbus deploy)`), and on stderr beside its label.
+    let url = info.gateway_url();
+    if std::io::stdout().is_terminal() {
+        eprint!("{}", out.paint("1", "serving on "));
+        println!("{}", out.paint("1", &url));
+    } else {
+        eprintln!("serving on {url}");
+        println!("{url}");
+    }
     for r in details["routes"].as_array().into_iter().flatten() {
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         eprintln!("  {:<7} {:<44} -> {}", s("method"), s("url"), s("function"));
     }
-    eprintln!("logs: nimbus logs [FUNCTION] --follow   info: nimbus info   stop: nimbus remove");
+    let flags = flags(global);
+    eprintln!(
+        "next: curl {url}/...   nimbus logs [FUNCTION]{flags} --follow   nimbus info{flags}   nimbus remove{flags}"
+    );
     Ok(())
 }
 
@@ -95,7 +140,9 @@ fn spawn(state: &nimbus_local::StateDir, port: Option<u16>) -> Result<RuntimeInf
         cmd.arg("__runtime");
         cmd
     };
-    cmd.arg("--state").arg(state.root());
+    // Absolute: `registry::serves` knows the process by it, also after the project moved.
+    cmd.arg("--state")
+        .arg(super::target::absolute(state.root()));
     if let Some(p) = port {
         cmd.arg("--port").arg(p.to_string());
     }

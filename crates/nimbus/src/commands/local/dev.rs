@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{build, compile_local, state_of};
+use super::{build, compile_local, local_failure, port_moved, register, requested_port, state_of};
 use crate::cli::{DevArgs, Global};
 use crate::output::{Failure, Out};
 
@@ -26,31 +26,41 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
     deployment
         .write(&state.deployment())
         .map_err(|e| Failure::Internal(e.into()))?;
+    let requested = requested_port(args.port, &deployment).filter(|(p, _)| *p != 0);
+    let last = state.last_port();
+    let manifest = compiled.loaded.path.clone();
     let watch_roots = roots(&compiled);
     let tokio = tokio::runtime::Runtime::new().map_err(|e| Failure::Internal(e.into()))?;
     tokio.block_on(async {
         let server = nimbus_local::Server::start(state.clone(), nimbus_local::daemon::options_from_env(None), deployment, args.port)
             .await
-            .map_err(|e| Failure::User(e.into()))?;
-        eprintln!("serving `{}` (stage `{}`) on {} — watching for changes, Ctrl-C to stop", compiled.graph.service, compiled.graph.stage, server.info.gateway_url());
+            .map_err(|e| local_failure(e, requested.map(|(_, by)| by)))?;
+        if requested.is_none() {
+            port_moved(last, server.info.gateway_port);
+        }
+        register(&compiled, &state, &server.info);
+        eprintln!("serving `{}` (stage `{}`) on {} — watching for changes, Ctrl-C to stop", compiled.graph.service, compiled.graph.stage, out.paint("1", &server.info.gateway_url()));
         for r in server.runtime.live().iter().flat_map(|l| l.router.routes().to_vec()) {
             eprintln!("  {:<7} {}{:<36} -> {}", r.method.to_string(), server.info.gateway_url(), r.pattern, r.function);
         }
-        let mut fingerprint = fingerprint(&global.file, &watch_roots);
+        let mut fingerprint = fingerprint(&manifest, &watch_roots);
         let mut stopping = server.stopping();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Failure::Internal(e.into()))?;
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
                 _ = stopping.changed() => break,
                 _ = tokio::time::sleep(Duration::from_millis(300)) => {}
             }
-            let now = fingerprint_blocking(&global.file, &watch_roots).await;
+            let now = fingerprint_blocking(&manifest, &watch_roots).await;
             if now == fingerprint {
                 continue;
             }
             fingerprint = now;
             let started = Instant::now();
-            let (global_file, stage, provider, out_json) = (global.file.clone(), global.stage.clone(), global.provider.clone(), out.json);
+            let (global_file, stage, provider, out_json) = (Some(manifest.clone()), global.stage.clone(), global.provider.clone(), out.json);
             let rebuilt = tokio::task::spawn_blocking(move || {
                 let global = crate::cli::Global { file: global_file, provider, stage, output: if out_json { crate::cli::OutputFormat::Json } else { crate::cli::OutputFormat::Human }, no_color: true, verbose: false, endpoint_url: None };
                 let out = Out { color: false, json: true, verbose: false };

@@ -1,23 +1,26 @@
 //! `nimbus logs`: a function's (or every function's) invocations and output, from the local
-//! runtime's log files; `--follow` keeps printing.
+//! runtime's log files; `--follow` keeps printing. The function is checked against what was
+//! deployed (`deployment.json`), not against the manifest.
 
 use std::time::Duration;
 
 use nimbus_local::logs::{self, Filter, Follower};
 
-use super::{compile_local, state_of};
+use super::target;
 use crate::cli::{Global, LogsArgs};
 use crate::output::{Failure, Out};
 
 pub fn logs(global: &Global, args: &LogsArgs, out: &Out) -> Result<(), Failure> {
-    let compiled = compile_local(global, out)?;
+    let target = target::resolve(global, &args.which, out)?;
     if let Some(f) = &args.function
-        && !compiled.graph.functions.contains_key(f)
+        && let Ok(deployed) = nimbus_local::Deployment::read(&target.state.deployment())
+        && !deployed.functions.contains_key(f)
     {
-        return Err(Failure::user(format!(
-            "no function `{f}` in {}",
-            global.file.display()
-        )));
+        return Err(crate::commands::event::unknown_function(
+            f,
+            &format!("the local deployment of {}", target.name()),
+            deployed.functions.keys().map(String::as_str),
+        ));
     }
     let since = match &args.since {
         None => None,
@@ -32,11 +35,12 @@ pub fn logs(global: &Global, args: &LogsArgs, out: &Out) -> Result<(), Failure> 
         function: args.function.clone(),
         since,
     };
-    let dir = state_of(&compiled).logs();
+    let dir = target.state.logs();
     if !dir.exists() {
         return Err(Failure::user(format!(
-            "`{}` has no local logs yet\n  hint: deploy it with `nimbus deploy`",
-            compiled.graph.service
+            "{} has no local logs yet\n  hint: deploy it with `nimbus deploy{}`",
+            target.name(),
+            super::deploy_flags(&target)
         )));
     }
     let print = |record: &serde_json::Value| {
