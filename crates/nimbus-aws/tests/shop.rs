@@ -235,7 +235,7 @@ fn functions_run_the_shim_with_their_settings() {
     let f = find(&rs, "aws.lambda.function/charge-payment");
     let p = &f.properties;
     assert_eq!(f.physical_name.as_deref(), Some("shop-dev-charge-payment"));
-    assert_eq!(p["Runtime"], "nodejs20.x");
+    assert_eq!(p["Runtime"], "nodejs22.x");
     assert_eq!(p["Handler"], "_nimbus_aws.handler");
     assert_eq!(p["MemorySize"], 256);
     assert_eq!(p["Timeout"], 10);

@@ -203,7 +203,7 @@ fn functions_are_gen2_with_their_package_limits_and_names() {
     );
     // Event-only functions take no traffic from outside Google.
     let charge = get(&rs, "gcp.functions.function/charge-payment");
-    assert_eq!(charge.properties["buildConfig"]["runtime"], "nodejs20");
+    assert_eq!(charge.properties["buildConfig"]["runtime"], "nodejs22");
     assert_eq!(
         charge.properties["serviceConfig"]["ingressSettings"],
         "ALLOW_INTERNAL_ONLY"

@@ -87,9 +87,7 @@ fn the_configuration_names_what_lowering_does() {
 
 #[test]
 fn checkov_fails_only_the_skipped_checks() {
-    let Some(checkov) = support::venv_tool("checkov") else {
-        return;
-    };
+    let checkov = support::required_venv_tool("checkov");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("main.tf.json");
     std::fs::write(&path, shop_tf()).unwrap();

@@ -21,7 +21,7 @@ use crate::types::{
 /// A Nimbus manifest: one serverless service, described once for every provider.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "Nimbus manifest", extend("$id" = "https://nimbus.dev/schemas/nimbus.schema.json"))]
+#[schemars(title = "Nimbus manifest", extend("$id" = "urn:nimbus:manifest:v1"))]
 pub struct Manifest {
     /// The manifest format version; this is version `1`.
     pub version: Spanned<u32>,
@@ -62,7 +62,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
-    /// Default runtime; without one, `.py` handlers run on `python3.12` and `.js` on `nodejs20`.
+    /// Default runtime; without one, `.py` handlers run on `python3.12` and `.js` on `nodejs22`.
     pub runtime: Option<Spanned<Runtime>>,
     /// Default memory in MiB (256 when unset).
     pub memory: Option<Spanned<MemoryMb>>,

@@ -656,22 +656,28 @@ pub enum Runtime {
     /// Python 3.13.
     #[serde(rename = "python3.13")]
     Python313,
-    /// Node.js 20.
+    /// Node.js 20 (retired: every provider's support ended on 2026-04-30; kept so that a
+    /// manifest naming it is refused with that date rather than as an unknown word).
     #[serde(rename = "nodejs20")]
+    #[schemars(skip)]
     Nodejs20,
     /// Node.js 22.
     #[serde(rename = "nodejs22")]
     Nodejs22,
+    /// Node.js 24.
+    #[serde(rename = "nodejs24")]
+    Nodejs24,
 }
 
 impl Runtime {
     /// Every neutral runtime.
-    pub const ALL: [Runtime; 5] = [
+    pub const ALL: [Runtime; 6] = [
         Runtime::Python311,
         Runtime::Python312,
         Runtime::Python313,
         Runtime::Nodejs20,
         Runtime::Nodejs22,
+        Runtime::Nodejs24,
     ];
 
     /// The neutral identifier (`python3.12`).
@@ -682,6 +688,7 @@ impl Runtime {
             Runtime::Python313 => "python3.13",
             Runtime::Nodejs20 => "nodejs20",
             Runtime::Nodejs22 => "nodejs22",
+            Runtime::Nodejs24 => "nodejs24",
         }
     }
 
@@ -689,15 +696,16 @@ impl Runtime {
     pub fn language(&self) -> Language {
         match self {
             Runtime::Python311 | Runtime::Python312 | Runtime::Python313 => Language::Python,
-            Runtime::Nodejs20 | Runtime::Nodejs22 => Language::Node,
+            Runtime::Nodejs20 | Runtime::Nodejs22 | Runtime::Nodejs24 => Language::Node,
         }
     }
 
-    /// The runtime used when neither the function nor the defaults name one.
+    /// The runtime used when neither the function nor the defaults name one: one that every
+    /// provider supports and none has deprecated (a test in `nimbus-provider` holds this).
     pub fn default_for(language: Language) -> Runtime {
         match language {
             Language::Python => Runtime::Python312,
-            Language::Node => Runtime::Nodejs20,
+            Language::Node => Runtime::Nodejs22,
         }
     }
 }

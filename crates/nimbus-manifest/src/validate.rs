@@ -225,7 +225,7 @@ impl Validator<'_> {
                 "use a {} runtime for this file, or set `runtime:` on function `{name}`",
                 match handler.language() {
                     crate::types::Language::Python => "Python (`python3.12`)",
-                    crate::types::Language::Node => "Node.js (`nodejs20`)",
+                    crate::types::Language::Node => "Node.js (`nodejs22`)",
                 }
             ));
         }

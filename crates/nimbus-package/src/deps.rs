@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nimbus_manifest::{Language, Runtime};
+use nimbus_manifest::{Language, ResourceKind, Runtime};
 use nimbus_provider::ProviderId;
 use sha2::{Digest, Sha256};
 
@@ -27,11 +27,13 @@ pub(crate) struct DepsPlan {
     pub key: String,
 }
 
-/// What `dir` declares for `runtime`, or `None` when it needs nothing installed.
+/// What `dir` declares for `runtime` (with the provider's shim libraries that resources of the
+/// `used` kinds need), or `None` when it needs nothing installed.
 pub(crate) fn plan(
     dir: &Path,
     runtime: Runtime,
     provider: ProviderId,
+    used: &[ResourceKind],
 ) -> Result<Option<DepsPlan>, PackageError> {
     let language = runtime.language();
     let names: &[&'static str] = match language {
@@ -48,7 +50,7 @@ pub(crate) fn plan(
             ));
         }
     }
-    merge_provider_deps(&mut files, language, provider);
+    merge_provider_deps(&mut files, language, provider, used);
     let Some((_, main)) = files.first() else {
         return Ok(None);
     };
@@ -97,6 +99,7 @@ fn merge_provider_deps(
     files: &mut Vec<(&'static str, Vec<u8>)>,
     language: Language,
     provider: ProviderId,
+    used: &[ResourceKind],
 ) {
     let mode = provider
         .capabilities()
@@ -104,7 +107,7 @@ fn merge_provider_deps(
         .as_ref()
         .map(|p| p.shim_deps)
         .unwrap_or_default();
-    let Some(declared) = crate::provider_deps::declared(provider, language) else {
+    let Some(declared) = crate::provider_deps::declared(provider, language, used) else {
         return;
     };
     if mode != nimbus_provider::ShimDeps::Vendor {
@@ -115,7 +118,7 @@ fn merge_provider_deps(
             let user = files.first().map(|(_, b)| b.as_slice());
             (
                 "requirements.txt",
-                crate::provider_deps::merge_requirements(user, declared),
+                crate::provider_deps::merge_requirements(user, &declared),
             )
         }
         Language::Node => {
@@ -125,7 +128,7 @@ fn merge_provider_deps(
                 .map(|(_, b)| b.as_slice());
             (
                 "package.json",
-                crate::provider_deps::merge_package_json(user, declared),
+                crate::provider_deps::merge_package_json(user, &declared),
             )
         }
     };

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nimbus_graph::{AppGraph, FunctionNode};
-use nimbus_manifest::Language;
+use nimbus_manifest::{Language, ResourceKind};
 use nimbus_provider::ProviderId;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -263,13 +263,14 @@ fn list_provider_deps(
     root: &Path,
     f: &FunctionNode,
     provider: ProviderId,
+    used: &[ResourceKind],
 ) -> Result<Option<String>, PackageError> {
     let listed = provider
         .capabilities()
         .package
         .as_ref()
         .is_some_and(|p| p.shim_deps == nimbus_provider::ShimDeps::List);
-    let Some(declared) = provider_deps::declared(provider, f.language) else {
+    let Some(declared) = provider_deps::declared(provider, f.language, used) else {
         return Ok(None);
     };
     if !listed {
@@ -287,12 +288,12 @@ fn list_provider_deps(
     let at_root = f.source_dir.is_empty();
     let (bytes, replaced) = match f.language {
         Language::Python if at_root => (
-            provider_deps::merge_requirements(user.as_deref(), declared),
+            provider_deps::merge_requirements(user.as_deref(), &declared),
             user.is_some().then(|| file.to_string()),
         ),
         Language::Python => {
             let mut text = String::from("# client libraries of the nimbus shim\n");
-            for line in provider_deps::missing_requirements(user.as_deref(), declared) {
+            for line in provider_deps::missing_requirements(user.as_deref(), &declared) {
                 text.push_str(&line);
                 text.push('\n');
             }
@@ -307,7 +308,7 @@ fn list_provider_deps(
                     Data::Bytes(b) => Some(b.to_vec()),
                     Data::File(_) => None,
                 });
-            let missing = provider_deps::missing_dependencies(user.as_deref(), declared);
+            let missing = provider_deps::missing_dependencies(user.as_deref(), &declared);
             let provider_only =
                 serde_json::to_vec(&serde_json::json!({ "dependencies": missing })).expect("json");
             (
@@ -323,6 +324,19 @@ fn list_provider_deps(
         data: Data::Bytes(Arc::from(bytes)),
     });
     Ok(replaced)
+}
+
+/// The kinds of the resources a function's `uses` grants (each once, in kind order): what
+/// decides which of the provider's client libraries its package gets.
+fn used_kinds(graph: &AppGraph, f: &FunctionNode) -> Vec<ResourceKind> {
+    let kinds: std::collections::BTreeSet<ResourceKind> = graph
+        .edges
+        .iter()
+        .filter(|e| e.from == f.id && matches!(e.link, nimbus_graph::Link::Uses { .. }))
+        .filter_map(|e| graph.resources.get(e.to.trim_start_matches("resource:")))
+        .map(|r| r.kind)
+        .collect();
+    kinds.into_iter().collect()
 }
 
 /// A function's package, and whether it was built (`true`) or reused.
@@ -342,7 +356,8 @@ fn package_one(
     } else {
         options.manifest_dir.join(&f.source_dir)
     };
-    let deps = deps::plan(&root, f.runtime, options.provider)?;
+    let used = used_kinds(graph, f);
+    let deps = deps::plan(&root, f.runtime, options.provider, &used)?;
     let skip_node_modules = f.language == Language::Node && deps.is_some();
     let selection = select::select(
         &root,
@@ -370,7 +385,7 @@ fn package_one(
         mode: 0o644,
         data: Data::Bytes(Arc::from(function_json)),
     });
-    let replaced = list_provider_deps(&mut entries, &root, f, options.provider)?;
+    let replaced = list_provider_deps(&mut entries, &root, f, options.provider, &used)?;
     let generated: std::collections::BTreeSet<String> =
         entries.iter().map(|e| e.path.clone()).collect();
     let mut selection = selection;

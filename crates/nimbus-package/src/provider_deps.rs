@@ -13,16 +13,20 @@
 //!   dependency file (`requirements.txt`, or the root `package.json`'s `dependencies`) for the
 //!   platform's own build to install (Cloud Functions does), which keeps zips small and builds fast.
 //!
+//! A function gets only the libraries its `uses` need: the capability table `[package.libraries]`
+//! names them per resource kind (and `always`, and `uses` for any resource), so a hello-world
+//! function ships none of the resource SDKs, and one that uses a queue gets the queue client.
+//!
 //! Everything here is data-driven: no provider is named in code.
 
-use nimbus_manifest::Language;
+use nimbus_manifest::{Language, ResourceKind};
 use nimbus_provider::ProviderId;
 use serde_json::{Map, Value};
 
 use crate::shims::PROVIDER_DEPS;
 
-/// The dependency file bytes `provider` declares for `language`, if any.
-pub(crate) fn declared(provider: ProviderId, language: Language) -> Option<&'static [u8]> {
+/// The dependency file bytes `provider` declares for `language`, if any: every library.
+pub(crate) fn declared_all(provider: ProviderId, language: Language) -> Option<&'static [u8]> {
     let lang = match language {
         Language::Python => "python",
         Language::Node => "node",
@@ -31,6 +35,53 @@ pub(crate) fn declared(provider: ProviderId, language: Language) -> Option<&'sta
         .iter()
         .find(|(p, l, _)| *p == provider.as_str() && *l == lang)
         .map(|(_, _, bytes)| *bytes)
+}
+
+/// The part of `provider`'s dependency file for `language` that a function using resources of
+/// `used` kinds needs (see `[package.libraries]`), or `None` when it needs none of them.
+pub(crate) fn declared(
+    provider: ProviderId,
+    language: Language,
+    used: &[ResourceKind],
+) -> Option<Vec<u8>> {
+    let all = declared_all(provider, language)?;
+    let wanted = provider
+        .capabilities()
+        .package
+        .as_ref()
+        .and_then(|p| p.libraries_for(used.iter().copied()));
+    let Some(wanted) = wanted else {
+        return Some(all.to_vec());
+    };
+    let picked = match language {
+        Language::Python => {
+            let wanted: std::collections::BTreeSet<String> = wanted
+                .iter()
+                .filter_map(|n| requirement_name(n))
+                .collect();
+            let lines: Vec<&str> = std::str::from_utf8(all)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| requirement_name(l).is_some_and(|n| wanted.contains(&n)))
+                .collect();
+            if lines.is_empty() {
+                return None;
+            }
+            let mut text = lines.join("\n");
+            text.push('\n');
+            text.into_bytes()
+        }
+        Language::Node => {
+            let mut doc: Value = serde_json::from_slice(all).ok()?;
+            let deps = doc.get_mut("dependencies")?.as_object_mut()?;
+            deps.retain(|name, _| wanted.contains(name.as_str()));
+            if deps.is_empty() {
+                return None;
+            }
+            to_bytes(&doc)
+        }
+    };
+    Some(picked)
 }
 
 /// The PEP 503 name a requirement line is about (`Google_Cloud.Firestore>=2` →
@@ -140,6 +191,76 @@ fn to_bytes(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every library a provider declares is named in its `[package.libraries]` table and the
+    /// other way round, so a library added to a shim (or renamed) cannot be silently left out of
+    /// every package, nor a table entry point at nothing.
+    #[test]
+    fn every_declared_library_has_a_row_and_every_row_a_library() {
+        for provider in ProviderId::ALL {
+            let Some(table) = provider
+                .capabilities()
+                .package
+                .as_ref()
+                .and_then(|p| p.libraries.clone())
+            else {
+                continue;
+            };
+            let mut declared = std::collections::BTreeSet::new();
+            if let Some(bytes) = declared_all(provider, Language::Python) {
+                declared.extend(
+                    String::from_utf8_lossy(bytes)
+                        .lines()
+                        .filter_map(requirement_name),
+                );
+            }
+            if let Some(bytes) = declared_all(provider, Language::Node) {
+                let doc: Value = serde_json::from_slice(bytes).unwrap();
+                declared.extend(doc["dependencies"].as_object().unwrap().keys().cloned());
+            }
+            let listed: std::collections::BTreeSet<String> = table
+                .values()
+                .flatten()
+                .map(|n| requirement_name(n).filter(|_| !n.starts_with('@')).unwrap_or(n.clone()))
+                .collect();
+            assert_eq!(
+                declared, listed,
+                "{provider}: the shim's dependency files and `[package.libraries]` disagree"
+            );
+        }
+    }
+
+    #[test]
+    fn a_function_gets_only_the_libraries_its_uses_need() {
+        let names = |bytes: Option<Vec<u8>>| -> Vec<String> {
+            let Some(bytes) = bytes else { return vec![] };
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(doc) => doc["dependencies"].as_object().unwrap().keys().cloned().collect(),
+                Err(_) => String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .filter_map(requirement_name)
+                    .collect(),
+            }
+        };
+        let azure = ProviderId::Azure;
+        assert!(names(declared(azure, Language::Python, &[])).is_empty());
+        assert_eq!(
+            names(declared(azure, Language::Node, &[])),
+            ["@azure/functions"]
+        );
+        assert_eq!(
+            names(declared(azure, Language::Python, &[ResourceKind::Queue])),
+            ["azure-identity", "azure-storage-queue"]
+        );
+        assert_eq!(
+            names(declared(
+                ProviderId::Gcp,
+                Language::Node,
+                &[ResourceKind::Topic, ResourceKind::Queue]
+            )),
+            ["@google-cloud/pubsub"]
+        );
+    }
 
     #[test]
     fn requirement_names_are_normalized() {

@@ -53,6 +53,8 @@ const SKIP_DIRS: &[&str] = &[
 ];
 /// File globs never packaged unless an include glob names them.
 const SKIP_FILES: &[&str] = &[
+    // The manifest's JSON Schema that `nimbus init` writes for editors.
+    "nimbus.schema.json",
     "*.pyc",
     "*.pyo",
     ".DS_Store",

@@ -507,9 +507,29 @@ fn zip_text(path: &Path, name: &str) -> String {
 
 #[test]
 fn a_provider_lists_its_shim_libraries_in_the_root_dependency_file() {
-    // GCP declares `shim_deps = "list"`: its client libraries go into the zip's root
-    // requirements.txt / package.json for Cloud Functions' build; nothing is installed here.
-    let manifest = "version: 1\nservice: t\nfunctions:\n  f:\n    handler: app.py:handler\n  g:\n    handler: fn/app.py:handler\n  n:\n    runtime: nodejs20\n    handler: js/app.js:handler\n";
+    // GCP declares `shim_deps = "list"`: the client libraries a function's `uses` need go into the
+    // zip's root requirements.txt / package.json for Cloud Functions' build; nothing is installed
+    // here, and a function that uses nothing lists nothing.
+    let manifest = r#"version: 1
+service: t
+resources:
+  orders: { type: table, key: { id: string } }
+  files: { type: bucket }
+  jobs: { type: queue }
+functions:
+  f:
+    handler: app.py:handler
+    uses: [ { resource: orders, access: read }, { resource: files, access: read } ]
+  g:
+    handler: fn/app.py:handler
+    uses: [ { resource: jobs, access: send } ]
+  hello:
+    handler: hello/app.py:handler
+  n:
+    runtime: nodejs22
+    handler: js/app.js:handler
+    uses: [ { resource: orders, access: write } ]
+"#;
     let dir = project(
         manifest,
         &[
@@ -517,6 +537,7 @@ fn a_provider_lists_its_shim_libraries_in_the_root_dependency_file() {
             // The user's own file at the root (nothing to install): merged into the root file.
             ("requirements.txt", "# mine\n"),
             ("fn/app.py", "def handler(e, c): pass\n"),
+            ("hello/app.py", "def handler(e, c): pass\n"),
             ("js/app.js", "exports.handler = async () => 1;\n"),
         ],
     );
@@ -528,17 +549,21 @@ fn a_provider_lists_its_shim_libraries_in_the_root_dependency_file() {
         root.contains("google-cloud-firestore==") && root.contains("google-cloud-storage=="),
         "{root}"
     );
+    assert!(!root.contains("google-cloud-pubsub"), "f uses no queue or topic: {root}");
     // (That the user's own pin of a listed package wins is a unit test of provider_deps.)
     let g = zip_text(&out.join("g.zip"), "requirements.txt");
+    assert!(g.contains("google-cloud-pubsub=="), "{g}");
+    assert!(!g.contains("google-cloud-firestore"), "g uses no table: {g}");
     assert!(
-        g.contains("google-cloud-pubsub==") && g.contains("google-cloud-firestore=="),
-        "{g}"
+        !zip_names(&out.join("hello.zip")).contains(&"requirements.txt".to_string()),
+        "a function that uses nothing lists no library"
     );
     let pkg: serde_json::Value =
         serde_json::from_str(&zip_text(&out.join("n.zip"), "package.json")).unwrap();
     assert_eq!(pkg["main"], "_nimbus_gcp.js");
-    assert!(
-        pkg["dependencies"]["@google-cloud/firestore"].is_string(),
+    assert_eq!(
+        pkg["dependencies"],
+        serde_json::json!({ "@google-cloud/firestore": pkg["dependencies"]["@google-cloud/firestore"].clone() }),
         "{pkg}"
     );
     assert!(
@@ -551,4 +576,47 @@ fn a_provider_lists_its_shim_libraries_in_the_root_dependency_file() {
     build_dir(dir.path(), ProviderId::Aws, None).unwrap();
     let aws = dir.path().join(".nimbus/build/aws/dev/g.zip");
     assert!(!zip_names(&aws).contains(&"requirements.txt".to_string()));
+}
+
+/// Azure installs the shim's client libraries into the package (`shim_deps = "vendor"`), but only
+/// those the function's `uses` need: a hello-world gets none of the SDKs (it was 948 files and
+/// 8.1 MiB with every Azure SDK), a function that sends to a queue gets the queue client and the
+/// identity library, and nothing else.
+#[test]
+fn azure_packages_hold_only_the_sdks_their_uses_need() {
+    let manifest = r#"version: 1
+service: t
+resources:
+  jobs: { type: queue }
+functions:
+  hello:
+    handler: hello/app.py:handler
+  sender:
+    handler: sender/app.py:handler
+    uses: [ { resource: jobs, access: send } ]
+"#;
+    let dir = project(
+        manifest,
+        &[
+            ("hello/app.py", "def handler(e, c): return {'status': 200}\n"),
+            ("sender/app.py", "def handler(e, c): pass\n"),
+        ],
+    );
+    let report = build_dir(dir.path(), ProviderId::Azure, None).unwrap();
+    let hello = &report.manifest.functions["hello"];
+    assert!(hello.deps.is_none(), "nothing to install for hello-world");
+    assert!(
+        hello.files < 20 && hello.size < 100_000,
+        "hello-world is {} files, {} bytes zipped",
+        hello.files,
+        hello.size
+    );
+    let out = dir.path().join(".nimbus/build/azure/dev");
+    let names = zip_names(&out.join("sender.zip"));
+    let has = |prefix: &str| names.iter().any(|n| n.starts_with(prefix));
+    assert!(has("azure/storage/queue/"), "the queue client is in the package");
+    assert!(has("azure/identity/"), "so is the identity library");
+    for absent in ["azure/data/tables/", "azure/servicebus/", "azure/storage/blob/"] {
+        assert!(!has(absent), "`{absent}` is not needed by a queue sender");
+    }
 }

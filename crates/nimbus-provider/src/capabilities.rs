@@ -19,8 +19,9 @@ pub struct Capabilities {
     pub name: String,
     /// Which schedule syntax the provider speaks (`aws`, `gcp`, `azure`, `local`).
     pub schedule_format: String,
-    /// Neutral runtime id → the provider's runtime id. A missing row means unsupported.
-    pub runtimes: BTreeMap<String, String>,
+    /// Neutral runtime id → the provider's runtime and its support dates; every neutral runtime
+    /// has a row (one with `unsupported` says why the provider does not offer it).
+    pub runtimes: BTreeMap<String, RuntimeRow>,
     /// Memory limits.
     pub memory: MemoryLimits,
     /// Longest timeout in seconds per trigger kind (`http`, `queue`, ...), and `default`.
@@ -33,6 +34,62 @@ pub struct Capabilities {
     pub resources: BTreeMap<String, ResourceCapability>,
     /// Package size limits, when the provider documents them.
     pub package: Option<PackageLimits>,
+}
+
+/// One neutral runtime on one provider: its id there and the dates the provider documents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeRow {
+    /// The provider's runtime id (`nodejs22.x`, `python312`, `node|22`); unset when unsupported.
+    pub id: Option<String>,
+    /// The day the provider ends support (`YYYY-MM-DD`): from then on Nimbus refuses the runtime.
+    pub deprecated: Option<String>,
+    /// The day the provider stops creating (or updating) functions on it, when it says so.
+    pub blocked: Option<String>,
+    /// Why the provider does not offer this runtime at all.
+    pub unsupported: Option<String>,
+}
+
+/// Whether a runtime can be used on a provider on a given day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeSupport<'a> {
+    /// Supported, under this provider id.
+    Supported(&'a str),
+    /// The provider's support ended on `deprecated` (and new functions are blocked from `blocked`).
+    Retired {
+        /// The provider's runtime id.
+        id: &'a str,
+        /// When support ended.
+        deprecated: &'a str,
+        /// When creating functions on it stopped (or stops), if the provider says.
+        blocked: Option<&'a str>,
+    },
+    /// Never offered; why.
+    Unsupported(&'a str),
+}
+
+/// Today's date in UTC as `YYYY-MM-DD` (the form the capability files write dates in, so that
+/// dates compare as strings).
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    civil_date((secs / 86_400) as i64)
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Largest deployment package the provider accepts.
@@ -49,6 +106,36 @@ pub struct PackageLimits {
     /// zip's root dependency file for the platform's build to install).
     #[serde(default)]
     pub shim_deps: ShimDeps,
+    /// Which of those client libraries a function needs, by name as the dependency files write
+    /// them (pip and npm names in one table): `always`; `uses` when it uses any resource; and per
+    /// resource kind it uses (`table`, `queue`, `topic`, `bucket`). Without this table every
+    /// declared library goes to every function.
+    #[serde(default)]
+    pub libraries: Option<BTreeMap<String, Vec<String>>>,
+}
+
+impl PackageLimits {
+    /// The names of the shim libraries a function using resources of `kinds` needs, or `None`
+    /// when the provider does not say (then it needs them all).
+    pub fn libraries_for<'a>(
+        &'a self,
+        kinds: impl IntoIterator<Item = ResourceKind>,
+    ) -> Option<std::collections::BTreeSet<&'a str>> {
+        let table = self.libraries.as_ref()?;
+        let mut keys: Vec<&str> = vec!["always"];
+        let kinds: Vec<ResourceKind> = kinds.into_iter().collect();
+        if !kinds.is_empty() {
+            keys.push("uses");
+        }
+        keys.extend(kinds.iter().map(|k| k.as_str()));
+        Some(
+            keys.iter()
+                .filter_map(|k| table.get(*k))
+                .flatten()
+                .map(String::as_str)
+                .collect(),
+        )
+    }
 }
 
 /// How a provider's shim libraries reach a package.
@@ -139,9 +226,32 @@ impl Range {
 }
 
 impl Capabilities {
-    /// The provider's id for a neutral runtime, if supported.
+    /// The provider's id for a neutral runtime, if it offers it (retired or not: see
+    /// [`runtime_support`](Self::runtime_support)).
     pub fn runtime(&self, runtime: Runtime) -> Option<&str> {
-        self.runtimes.get(runtime.id()).map(String::as_str)
+        self.runtimes.get(runtime.id())?.id.as_deref()
+    }
+
+    /// Whether `runtime` can be used on `today` (`YYYY-MM-DD`).
+    pub fn runtime_support(&self, runtime: Runtime, today: &str) -> RuntimeSupport<'_> {
+        let Some(row) = self.runtimes.get(runtime.id()) else {
+            return RuntimeSupport::Unsupported("the provider has no such runtime");
+        };
+        match (&row.id, &row.deprecated) {
+            (None, _) => RuntimeSupport::Unsupported(
+                row.unsupported
+                    .as_deref()
+                    .unwrap_or("the provider has no such runtime"),
+            ),
+            (Some(id), Some(deprecated)) if today >= deprecated.as_str() => {
+                RuntimeSupport::Retired {
+                    id,
+                    deprecated,
+                    blocked: row.blocked.as_deref(),
+                }
+            }
+            (Some(id), _) => RuntimeSupport::Supported(id),
+        }
     }
 
     /// Longest timeout, in seconds, for a trigger kind (`None`: the function has no trigger).
@@ -235,9 +345,23 @@ mod tests {
                 );
             }
             for runtime in Runtime::ALL {
+                let row = caps.runtimes.get(runtime.id());
+                let row = row.unwrap_or_else(|| panic!("{p}: no row for runtime `{runtime}`"));
                 assert!(
-                    caps.runtime(runtime).is_some(),
-                    "{p}: no row for runtime `{runtime}`"
+                    row.id.is_some() != row.unsupported.is_some(),
+                    "{p}: runtime `{runtime}` needs exactly one of `id` and `unsupported`"
+                );
+                for date in [&row.deprecated, &row.blocked].into_iter().flatten() {
+                    let ok = date.len() == 10
+                        && date.chars().enumerate().all(|(i, c)| match i {
+                            4 | 7 => c == '-',
+                            _ => c.is_ascii_digit(),
+                        });
+                    assert!(ok, "{p}: `{runtime}` date `{date}` is not YYYY-MM-DD");
+                }
+                assert!(
+                    row.id.is_none() || row.deprecated.is_some(),
+                    "{p}: `{runtime}` has no `deprecated` date (every provider documents one)"
                 );
             }
             for id in caps.runtimes.keys() {
@@ -258,7 +382,60 @@ mod tests {
                 }
             }
             assert!(caps.memory.min <= caps.memory.max);
+            let libraries = caps.package.as_ref().and_then(|p| p.libraries.as_ref());
+            for key in libraries.into_iter().flat_map(|l| l.keys()) {
+                let known = ["always", "uses"].contains(&key.as_str())
+                    || ResourceKind::ALL.iter().any(|k| k.as_str() == key);
+                assert!(known, "{p}: unknown `package.libraries` key `{key}`");
+            }
         }
+    }
+
+    /// The day the runtime dates were last checked against the providers' documentation.
+    const CHECKED: &str = "2026-12-07";
+
+    #[test]
+    fn retired_runtimes_are_dated_and_the_default_is_current_everywhere() {
+        let aws = ProviderId::Aws.capabilities();
+        assert_eq!(
+            aws.runtime_support(Runtime::Nodejs20, CHECKED),
+            RuntimeSupport::Retired {
+                id: "nodejs20.x",
+                deprecated: "2026-04-30",
+                blocked: Some("2026-06-01"),
+            }
+        );
+        assert_eq!(
+            aws.runtime_support(Runtime::Nodejs20, "2026-04-29"),
+            RuntimeSupport::Supported("nodejs20.x")
+        );
+        assert!(matches!(
+            ProviderId::Azure
+                .capabilities()
+                .runtime_support(Runtime::Nodejs24, CHECKED),
+            RuntimeSupport::Unsupported(why) if why.contains("preview")
+        ));
+        // The defaults: no provider has deprecated them (cfn-lint W2531 flags nodejs20.x).
+        for language in [nimbus_manifest::Language::Python, nimbus_manifest::Language::Node] {
+            let default = Runtime::default_for(language);
+            for p in ProviderId::ALL {
+                assert!(
+                    matches!(
+                        p.capabilities().runtime_support(default, CHECKED),
+                        RuntimeSupport::Supported(_)
+                    ),
+                    "{p} does not fully support the default runtime `{default}`"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dates_are_civil_days() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(20_429), "2025-12-07");
+        assert_eq!(civil_date(19_782), "2024-02-29");
+        assert_eq!(today().len(), 10);
     }
 
     #[test]
@@ -266,7 +443,8 @@ mod tests {
         let aws = ProviderId::Aws.capabilities();
         assert_eq!((aws.memory.min, aws.memory.max), (128, 10240));
         assert_eq!(aws.max_timeout_secs(Some(TriggerKind::Queue)), 900);
-        assert_eq!(aws.runtime(Runtime::Nodejs20), Some("nodejs20.x"));
+        assert_eq!(aws.runtime(Runtime::Nodejs22), Some("nodejs22.x"));
+        assert_eq!(aws.runtime(Runtime::Nodejs24), Some("nodejs24.x"));
         let gcp = ProviderId::Gcp.capabilities();
         assert_eq!(gcp.max_timeout_secs(Some(TriggerKind::Topic)), 540);
         assert_eq!(gcp.max_timeout_secs(Some(TriggerKind::Http)), 3600);

@@ -8,10 +8,16 @@ use nimbus_manifest::{Auth, Runtime};
 use nimbus_schedule::ScheduleExpr;
 
 use crate::Capabilities;
+use crate::RuntimeSupport;
 use crate::capabilities::{Range, ResourceCapability};
 
 /// Everything in `graph` that the provider described by `caps` cannot do, at the manifest line.
 pub fn check(graph: &AppGraph, caps: &Capabilities) -> Vec<Diagnostic> {
+    check_at(graph, caps, &crate::today())
+}
+
+/// [`check`] as of `today` (`YYYY-MM-DD`), which decides whether a runtime is retired.
+pub fn check_at(graph: &AppGraph, caps: &Capabilities, today: &str) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     for resource in graph.resources.values() {
         match caps.resource(resource.kind) {
@@ -23,27 +29,54 @@ pub fn check(graph: &AppGraph, caps: &Capabilities) -> Vec<Diagnostic> {
         }
     }
     for f in graph.functions.values() {
-        function(f, caps, &mut diags);
+        function(f, caps, today, &mut diags);
     }
     diags
 }
 
-fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
-    let provider = caps.id.as_str();
-    if caps.runtime(f.runtime).is_none() {
-        let supported: Vec<String> = Runtime::ALL
-            .iter()
-            .filter(|r| caps.runtime(**r).is_some())
-            .map(|r| format!("`{r}`"))
-            .collect();
-        diags.push(
-            Diagnostic::error(
-                f.spans.runtime,
-                format!("{} does not support runtime `{}`", caps.name, f.runtime),
+/// A runtime the provider does not offer, or whose support has ended, with the current ones of
+/// the same language.
+fn runtime(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<Diagnostic>) {
+    let current: Vec<String> = Runtime::ALL
+        .iter()
+        .filter(|r| {
+            r.language() == f.runtime.language()
+                && matches!(caps.runtime_support(**r, today), RuntimeSupport::Supported(_))
+        })
+        .map(|r| format!("`{r}`"))
+        .collect();
+    let hint = match current.as_slice() {
+        [] => format!("{} offers no current runtime for this language", caps.name),
+        [one] => format!("use {one}"),
+        [rest @ .., last] => format!("use {} or {last}", rest.join(", ")),
+    };
+    let message = match caps.runtime_support(f.runtime, today) {
+        RuntimeSupport::Supported(_) => return,
+        RuntimeSupport::Unsupported(why) => {
+            format!("{} does not support runtime `{}`: {why}", caps.name, f.runtime)
+        }
+        RuntimeSupport::Retired {
+            id,
+            deprecated,
+            blocked,
+        } => {
+            let blocked = match blocked {
+                Some(b) if today >= b => format!("; it accepts no new functions since {b}"),
+                Some(b) => format!("; it accepts no new functions from {b}"),
+                None => String::new(),
+            };
+            format!(
+                "runtime `{}` is retired on {}: support for `{id}` ended on {deprecated}{blocked}",
+                f.runtime, caps.name
             )
-            .with_hint(format!("{provider} supports {}", supported.join(", "))),
-        );
-    }
+        }
+    };
+    diags.push(Diagnostic::error(f.spans.runtime, message).with_hint(hint));
+}
+
+fn function(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<Diagnostic>) {
+    let provider = caps.id.as_str();
+    runtime(f, caps, today, diags);
     if caps.effective_memory(f.memory_mb).is_none() {
         let m = &caps.memory;
         let range = if m.sizes.is_empty() {

@@ -15,9 +15,10 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use capabilities::{
-    Capabilities, MemoryLimits, PackageLimits, ResourceCapability, ShimDeps, TriggerCapability,
+    Capabilities, MemoryLimits, PackageLimits, ResourceCapability, RuntimeRow, RuntimeSupport,
+    ShimDeps, TriggerCapability, today,
 };
-pub use check::check;
+pub use check::{check, check_at};
 use nimbus_diagnostic::Diagnostic;
 use nimbus_graph::AppGraph;
 

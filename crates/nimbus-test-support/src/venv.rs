@@ -22,21 +22,6 @@ fn not_installed(name: &str, path: &std::path::Path) -> String {
     )
 }
 
-/// The venv tool `name`. A missing tool fails the test when `CI` is set; on a dev box it returns
-/// `None` and the caller skips (a `SKIPPED:` message is printed).
-pub fn venv_tool(name: &str) -> Option<PathBuf> {
-    let path = venv_path(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    let message = not_installed(name, &path);
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED: {message}");
-    None
-}
-
 /// The venv tool `name`. A missing tool fails the test, never skips it.
 pub fn required_venv_tool(name: &str) -> PathBuf {
     let path = venv_path(name);

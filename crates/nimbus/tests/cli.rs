@@ -206,6 +206,15 @@ fn init_writes_a_valid_project_and_never_overwrites() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let manifest = std::fs::read_to_string(project.join("nimbus.yaml")).unwrap();
         assert!(manifest.contains("service: my-app"), "{manifest}");
+        // Editors validate against the schema file init wrote, offline: no address to fetch.
+        assert_eq!(
+            manifest.lines().next(),
+            Some("# yaml-language-server: $schema=./nimbus.schema.json")
+        );
+        let schema = std::fs::read_to_string(project.join("nimbus.schema.json")).unwrap();
+        let printed = nimbus(&["schema"], dir.path());
+        assert_eq!(schema, text(&printed.stdout), "init writes `nimbus schema`");
+        assert!(!schema.contains("https://nimbus.dev"), "no stranger's address");
         for provider in ["local", "aws", "gcp", "azure"] {
             let v = nimbus(&["validate", "-p", provider], &project);
             assert_eq!(

@@ -24,7 +24,8 @@ function venvPython() {
 let envProc = null;
 let urls = null;
 
-// Starts the emulators; resolves with their URLs (or skips, or fails under CI, when a tool is missing).
+// Starts the emulators; resolves with their URLs, or with `{missing}` (how to install the tool):
+// every test then fails with that message, never skips.
 function startEmulators() {
   return new Promise((resolve, reject) => {
     const script = path.join(ROOT, 'crates', 'nimbus-gcp', 'tests', 'support', 'gcp_env.py');
@@ -42,10 +43,7 @@ function startEmulators() {
 
 test.before(async () => {
   urls = await startEmulators();
-  if (urls.missing) {
-    if (process.env.CI) throw new Error(urls.missing);
-    return;
-  }
+  if (urls.missing) return;
   Object.assign(process.env, {
     FIRESTORE_EMULATOR_HOST: urls.firestore.replace('http://', ''),
     PUBSUB_EMULATOR_HOST: urls.pubsub.replace('http://', ''),
@@ -64,7 +62,11 @@ test.after(async () => {
   }
 });
 
-const skip = () => !urls || urls.missing;
+// A test that needs the emulators fails without them, with the install command.
+function needEmulators() {
+  if (!urls) throw new Error('the GCP emulators did not start (crates/nimbus-gcp/tests/support/gcp_env.py)');
+  if (urls.missing) throw new Error(urls.missing);
+}
 
 async function rest(base, method, urlPath, body) {
   const r = await fetch(base + urlPath, {
@@ -140,7 +142,7 @@ async function pull(topic, n = 1) {
 }
 
 test('table put/get/delete', async (t) => {
-  if (skip()) return t.skip('emulators missing');
+  needEmulators();
   const w = await world();
   const orders = resources().orders;
   const item = {
@@ -161,7 +163,7 @@ test('table put/get/delete', async (t) => {
 });
 
 test('table query and scan', async (t) => {
-  if (skip()) return t.skip('emulators missing');
+  needEmulators();
   await world();
   const orders = resources().orders;
   for (let i = 0; i < 5; i++) await orders.put({ customer: 'c1', id: `o${i}`, n: i });
@@ -191,7 +193,7 @@ test('document ids are the Python clients\' ids', () => {
 });
 
 test('queue send publishes to the queue\'s topic; topic publish', async (t) => {
-  if (skip()) return t.skip('emulators missing');
+  needEmulators();
   const w = await world();
   const res = resources();
   const mid = await res.refunds.send({ order: 'o1', amount: 5 }, { reason: 'damaged' });
@@ -207,7 +209,7 @@ test('queue send publishes to the queue\'s topic; topic publish', async (t) => {
 });
 
 test('bucket ops', async (t) => {
-  if (skip()) return t.skip('emulators missing');
+  needEmulators();
   const w = await world();
   const images = resources().images;
   const png = Buffer.from([...Array(256).keys()]);
@@ -230,7 +232,7 @@ test('bucket ops', async (t) => {
 });
 
 test('Google errors become ResourceErrors; a missing variable is clear', async (t) => {
-  if (skip()) return t.skip('emulators missing');
+  needEmulators();
   const w = await world();
   const { gr } = loadShim();
   const bucket = gr.makeClient('images', { type: 'bucket' }, { env: { NIMBUS_RESOURCE_IMAGES_NAME: `no-such-${w.bucket}` } });

@@ -24,13 +24,12 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), AwsError> {
         })?;
     let runtime = ProviderId::Aws
         .capabilities()
-        .runtimes
-        .get(f.runtime.id())
+        .runtime(f.runtime)
         .ok_or_else(|| AwsError::UnsupportedRuntime {
             function: f.name.clone(),
             runtime: f.runtime.id().to_string(),
         })?
-        .clone();
+        .to_string();
     let name = cx.function_name(&f.name);
 
     let log_group = names::log_group(&name);

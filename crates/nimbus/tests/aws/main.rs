@@ -379,7 +379,7 @@ fn the_shop_deploys_updates_one_function_redeploys_without_writes_and_is_removed
             .ends_with(&shop.name("payments"))
     );
     let charge = shop.function("charge-payment")["Configuration"].clone();
-    assert_eq!(charge["Runtime"], "nodejs20.x");
+    assert_eq!(charge["Runtime"], "nodejs22.x");
     let thumb = shop.function("make-thumbnail")["Configuration"].clone();
     assert_eq!(
         (thumb["MemorySize"].clone(), thumb["Timeout"].clone()),
