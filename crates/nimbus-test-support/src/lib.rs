@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub use checkov::assert_checkov_fails_only_skipped;
 pub use graph::{build_of, graph_of, graph_str, shop};
 pub use snapshot::assert_snapshot;
-pub use venv::{required_venv_tool, venv_tool};
+pub use venv::required_venv_tool;
 
 /// The repository's root.
 pub fn repo() -> PathBuf {
