@@ -220,6 +220,12 @@ impl Credentials {
     }
 }
 
+/// What to do when no credentials were found (and no metadata server answered).
+pub const NO_CREDENTIALS: &str = "none found: run `gcloud auth application-default login`, or set \
+`GOOGLE_APPLICATION_CREDENTIALS` to a service-account key file, or `GOOGLE_OAUTH_ACCESS_TOKEN` to an \
+access token (in GitHub Actions, `google-github-actions/auth` with workload identity federation \
+provides one); the metadata server that Google's own machines offer did not answer";
+
 /// A client of Google's REST APIs: endpoints, credentials, and a token cache.
 #[derive(Clone)]
 pub struct Client {
@@ -336,6 +342,11 @@ impl Client {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form);
         (request, url)
+    }
+
+    /// Gets (and caches) an access token now: whether the credentials work.
+    pub async fn check_credentials(&self) -> Result<(), ApiError> {
+        self.token().await.map(|_| ())
     }
 
     async fn token(&self) -> Result<Option<String>, ApiError> {

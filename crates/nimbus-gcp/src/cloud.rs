@@ -73,8 +73,17 @@ impl Gcp {
         credentials: Credentials,
         project_number: Option<String>,
     ) -> Result<Gcp, GcpError> {
+        let metadata = matches!(credentials, Credentials::Metadata(_));
         let client = Client::new(endpoints, credentials).map_err(GcpError::Credentials)?;
         let mut settings = GcpSettings::from_graph(graph, "")?;
+        if metadata {
+            // The last resort of Application Default Credentials: only Google's own machines
+            // answer. Off them, say how to provide credentials rather than show its address.
+            client.check_credentials().await.map_err(|e| match e.status {
+                None => GcpError::Credentials(crate::api::NO_CREDENTIALS.into()),
+                Some(_) => GcpError::Credentials(e.message),
+            })?;
+        }
         settings.project_number = match project_number {
             Some(n) => n,
             None => {

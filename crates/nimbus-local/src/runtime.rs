@@ -391,7 +391,7 @@ impl Runtime {
             Language::Python => {
                 let version = f.runtime.trim_start_matches("python");
                 nimbus_package::find_python(version)
-                    .ok_or_else(|| LocalError::MissingRuntime { runtime: f.runtime.clone(), hint: format!("install Python {version} (e.g. `pyenv install {version}`) or set `runtime:` to one you have") })?
+                    .ok_or_else(|| LocalError::MissingRuntime { runtime: f.runtime.clone(), hint: nimbus_package::missing_python_hint(version) })?
             }
             Language::Node => which("node").ok_or_else(|| LocalError::MissingRuntime {
                 runtime: f.runtime.clone(),

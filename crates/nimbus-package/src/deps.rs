@@ -23,6 +23,9 @@ pub(crate) struct DepsPlan {
     files: Vec<(&'static str, Vec<u8>)>,
     /// Where the dependency files are (for messages).
     dir: PathBuf,
+    /// The user's own dependency file, if any (what messages name); `None` when only the
+    /// provider's shim libraries are installed.
+    user_file: Option<PathBuf>,
     /// The cache key: what was installed is determined by it.
     pub key: String,
 }
@@ -50,6 +53,7 @@ pub(crate) fn plan(
             ));
         }
     }
+    let user_file = files.first().map(|(name, _)| dir.join(name));
     merge_provider_deps(&mut files, language, provider, used);
     let Some((_, main)) = files.first() else {
         return Ok(None);
@@ -88,6 +92,7 @@ pub(crate) fn plan(
         language,
         files,
         dir: dir.to_path_buf(),
+        user_file,
         key,
     }))
 }
@@ -154,6 +159,24 @@ impl DepsPlan {
         self.files[0].0
     }
 
+    /// What messages call the dependencies: the user's file, or the provider's libraries.
+    fn shown(&self) -> String {
+        match &self.user_file {
+            Some(path) => path.display().to_string(),
+            None => format!(
+                "{} (the provider shim's client libraries)",
+                self.manifest_name()
+            ),
+        }
+    }
+
+    /// Where the full output of a failed install is kept.
+    fn log_path(&self, cache_dir: &Path, tool: &str) -> PathBuf {
+        cache_dir
+            .join("logs")
+            .join(format!("{tool}-{}.log", &self.key[..16.min(self.key.len())]))
+    }
+
     /// Installs (or reuses) the dependencies; returns the directory holding the installed tree:
     /// the `--target` directory for Python, the `node_modules` directory for Node.
     pub fn ensure(
@@ -180,8 +203,8 @@ impl DepsPlan {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).map_err(PackageError::io("creating", &work))?;
         let result = match self.language {
-            Language::Python => self.pip(&work, runtime, provider),
-            Language::Node => self.npm(&work),
+            Language::Python => self.pip(&work, runtime, provider, cache_dir),
+            Language::Node => self.npm(&work, cache_dir),
         };
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&work);
@@ -200,6 +223,7 @@ impl DepsPlan {
         target: &Path,
         runtime: Runtime,
         provider: ProviderId,
+        cache_dir: &Path,
     ) -> Result<(), PackageError> {
         let version = runtime.id().trim_start_matches("python");
         // The requirements as planned (with the provider's libraries merged in), beside the
@@ -226,7 +250,8 @@ impl DepsPlan {
         let python = if provider == ProviderId::Local {
             find_python(version).ok_or_else(|| PackageError::ToolMissing {
                 tool: format!("python{version}"),
-                manifest: requirements.display().to_string(),
+                manifest: self.shown(),
+                hint: missing_python_hint(version),
             })?
         } else {
             for a in [
@@ -248,13 +273,23 @@ impl DepsPlan {
             }
             find_python("3").ok_or_else(|| PackageError::ToolMissing {
                 tool: "python3".into(),
-                manifest: requirements.display().to_string(),
+                manifest: self.shown(),
+                hint: "install Python 3 (e.g. `apt-get install python3 python3-pip`)".into(),
             })?
         };
+        // pip's messages name the file it was given and the target: the user's file and the
+        // cache folder are what mean something to them.
+        let user = self.shown();
+        let replacements = [
+            (requirements.display().to_string(), user.clone()),
+            (target.display().to_string(), ".nimbus/cache/deps".to_string()),
+        ];
         let result = run(
             Command::new(&python).args(&args).current_dir(&self.dir),
-            &format!("{} {}", python.display(), args.join(" ")),
-            &self.dir.join("requirements.txt"),
+            "pip",
+            &user,
+            &replacements,
+            &self.log_path(cache_dir, "pip"),
         );
         let _ = std::fs::remove_file(&requirements);
         result?;
@@ -263,11 +298,10 @@ impl DepsPlan {
         Ok(())
     }
 
-    fn npm(&self, work: &Path) -> Result<(), PackageError> {
+    fn npm(&self, work: &Path, cache_dir: &Path) -> Result<(), PackageError> {
         for (name, bytes) in &self.files {
             std::fs::write(work.join(name), bytes).map_err(PackageError::io("writing", work))?;
         }
-        let manifest = self.dir.join("package.json");
         let locked = self.files.iter().any(|(n, _)| *n == "package-lock.json");
         let args: &[&str] = if locked {
             &[
@@ -290,13 +324,22 @@ impl DepsPlan {
         if which("npm").is_none() {
             return Err(PackageError::ToolMissing {
                 tool: "npm".into(),
-                manifest: manifest.display().to_string(),
+                manifest: self.shown(),
+                hint: "install Node.js with npm (https://nodejs.org, or `apt-get install nodejs npm`)"
+                    .into(),
             });
         }
+        let user = self.shown();
+        let replacements = [
+            (work.join("package.json").display().to_string(), user.clone()),
+            (work.display().to_string(), self.dir.display().to_string()),
+        ];
         run(
             Command::new("npm").args(args).current_dir(work),
-            &format!("npm {}", args.join(" ")),
-            &manifest,
+            "npm",
+            &user,
+            &replacements,
+            &self.log_path(cache_dir, "npm"),
         )?;
         let _ = std::fs::remove_dir_all(work.join("node_modules/.bin"));
         let _ = std::fs::remove_file(work.join("node_modules/.package-lock.json"));
@@ -304,32 +347,91 @@ impl DepsPlan {
     }
 }
 
-fn run(cmd: &mut Command, shown: &str, manifest: &Path) -> Result<(), PackageError> {
-    let output = cmd.output().map_err(|e| PackageError::DepsFailed {
-        command: shown.to_string(),
-        manifest: manifest.display().to_string(),
-        status: "not started".into(),
-        output: e.to_string(),
-    })?;
+/// Runs an installer. On failure, its whole output goes to `log` and the error carries only the
+/// tool's own error lines (pip's `ERROR:` lines, npm's `npm error` lines), with internal paths
+/// replaced by what the user knows (`replacements`: from → to).
+fn run(
+    cmd: &mut Command,
+    tool: &str,
+    manifest: &str,
+    replacements: &[(String, String)],
+    log: &Path,
+) -> Result<(), PackageError> {
+    let failed = |status: String, output: String, log: Option<PathBuf>| PackageError::DepsFailed {
+        tool: tool.to_string(),
+        manifest: manifest.to_string(),
+        status,
+        output,
+        log,
+    };
+    let output = cmd
+        .output()
+        .map_err(|e| failed("not started".into(), e.to_string(), None))?;
     if output.status.success() {
         return Ok(());
     }
-    let text = format!(
+    let mut text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let tail: Vec<&str> = text.lines().rev().take(15).collect();
-    Err(PackageError::DepsFailed {
-        command: shown.to_string(),
-        manifest: manifest.display().to_string(),
-        status: output
-            .status
-            .code()
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "signal".into()),
-        output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-    })
+    for (from, to) in replacements {
+        text = text.replace(from.as_str(), to);
+    }
+    let kept = log.parent().and_then(|dir| {
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::write(log, &text).ok()?;
+        Some(log.to_path_buf())
+    });
+    let status = output
+        .status
+        .code()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "signal".into());
+    Err(failed(status, tool_errors(tool, &text), kept))
+}
+
+/// The lines of an installer's output that state its error, each once (at most 15); the last
+/// lines when it marked none.
+pub(crate) fn tool_errors(tool: &str, text: &str) -> String {
+    let marked = |l: &str| match tool {
+        "pip" => l.trim_start().starts_with("ERROR:"),
+        _ => {
+            (l.starts_with("npm error") || l.starts_with("npm ERR!"))
+                && !l.contains("A complete log of this run")
+                && !l.contains("/_logs/")
+        }
+    };
+    let mut lines: Vec<&str> = text.lines().filter(|l| marked(l)).collect();
+    if lines.is_empty() {
+        lines = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines = lines.split_off(lines.len().saturating_sub(15));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    lines.retain(|l| seen.insert(l.trim().to_string()));
+    lines.truncate(15);
+    lines.join("\n")
+}
+
+/// How to get an interpreter for Python `version`: which ones this machine has, and how to pick
+/// one of them or install the missing one.
+pub fn missing_python_hint(version: &str) -> String {
+    let have: Vec<&str> = Runtime::ALL
+        .iter()
+        .filter(|r| r.language() == Language::Python)
+        .map(|r| r.id())
+        .filter(|id| find_python(id.trim_start_matches("python")).is_some())
+        .collect();
+    let install = format!(
+        "install Python {version} (e.g. `pyenv install {version}`, or your system's `python{version}` package)"
+    );
+    match have.last() {
+        Some(pick) => format!(
+            "this machine has {}; set `runtime: {pick}` on the function (or in `defaults`) to use one of them, or {install}",
+            have.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
+        ),
+        None => format!("no Python 3 interpreter was found on PATH or through pyenv: {install}"),
+    }
 }
 
 /// A program on PATH.
@@ -365,4 +467,24 @@ pub fn find_python(version: &str) -> Option<PathBuf> {
                     && (version == "3" || String::from_utf8_lossy(&o.stdout).trim() == version)
             })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_tools_own_error_lines_are_kept_once() {
+        let pip = "Collecting x\nERROR: Invalid requirement: 'x ===' (from line 1 of fn/requirements.txt)\nERROR: Invalid requirement: 'x ===' (from line 1 of fn/requirements.txt)\n";
+        assert_eq!(
+            tool_errors("pip", pip),
+            "ERROR: Invalid requirement: 'x ===' (from line 1 of fn/requirements.txt)"
+        );
+        let npm = "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nope\nnpm error A complete log of this run can be found in: /root/.npm/_logs/x.log\n";
+        assert_eq!(
+            tool_errors("npm", npm),
+            "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nope"
+        );
+        assert_eq!(tool_errors("pip", "\nboom\n"), "boom");
+    }
 }

@@ -61,25 +61,32 @@ pub enum PackageError {
     },
     /// A tool needed to install dependencies is missing.
     #[error(
-        "`{tool}` is needed to install the dependencies in `{manifest}` but was not found on PATH"
+        "`{tool}` is needed to install the dependencies in `{manifest}` but was not found on PATH\n  hint: {hint}"
     )]
     ToolMissing {
         /// The tool.
         tool: String,
         /// The dependency file.
         manifest: String,
+        /// What is installed, and how to get what is missing.
+        hint: String,
     },
     /// Installing dependencies failed.
-    #[error("`{command}` failed for `{manifest}` (exit {status}):\n{output}")]
+    #[error(
+        "{tool} could not install `{manifest}` (exit {status}):\n{output}{}",
+        .log.as_ref().map(|l| format!("\n  full log: {}", l.display())).unwrap_or_default()
+    )]
     DepsFailed {
-        /// The command line.
-        command: String,
-        /// The dependency file.
+        /// `pip` or `npm`.
+        tool: String,
+        /// The user's dependency file.
         manifest: String,
         /// The exit status.
         status: String,
-        /// The tool's last output lines.
+        /// The tool's own error lines.
         output: String,
+        /// Where the tool's whole output was kept.
+        log: Option<PathBuf>,
     },
     /// The package is larger than the provider accepts.
     #[error("the package is {actual} MB {what}; {provider} accepts at most {limit} MB")]

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use deps::find_python;
+pub use deps::{find_python, missing_python_hint};
 pub use error::PackageError;
 
 use crate::archive::{Data, Entry};
@@ -444,7 +444,10 @@ fn package_one(
         if !installed_before {
             progress(Progress::InstallingDeps {
                 function: f.name.clone(),
-                manifest: format!("{}/{}", f.source_dir, d.manifest_name()),
+                manifest: match f.source_dir.as_str() {
+                    "" => d.manifest_name().to_string(),
+                    dir => format!("{dir}/{}", d.manifest_name()),
+                },
             });
         }
         let tree = d.ensure(&options.cache_dir, f.runtime, options.provider)?;

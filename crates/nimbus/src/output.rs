@@ -53,9 +53,18 @@ impl Out {
         } else {
             "error"
         };
-        eprintln!("{label}: {e}");
+        let message = e.to_string();
+        eprintln!("{label}: {message}");
+        // A cause whose text the message already quotes (`function `f`: <cause>`) is not
+        // printed again: each line of a tool's error appears once.
+        let mut shown = message;
         for cause in e.chain().skip(1) {
+            let cause = cause.to_string();
+            if shown.contains(&cause) {
+                continue;
+            }
             eprintln!("  caused by: {cause}");
+            shown.push_str(&cause);
         }
     }
 

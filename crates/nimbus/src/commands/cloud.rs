@@ -1,8 +1,9 @@
 //! The commands for the clouds (`-p aws|gcp|azure`): `deploy`, `plan`, `remove`, `info`,
 //! `logs`, `invoke`, `unlock`, the same for every cloud through [`nimbus_cloud::Cloud`].
 //!
-//! Each command compiles the manifest, builds the packages when the command needs them
-//! (`deploy`, `plan`), connects to the provider named by `-p`, runs, and prints: data on stdout
+//! Each command compiles the manifest, connects to the provider named by `-p` (which checks the
+//! credentials, so that a missing one fails before any build), builds the packages when the
+//! command needs them (`deploy`, `plan`), runs, and prints: data on stdout
 //! (the plan, endpoints, `--output json`), progress and everything else on stderr. Only
 //! `deploy` and `plan` resolve deploy-time inputs (`{{ env.NAME }}`); the others work on what
 //! was deployed and need only what locates it (the provider's settings).
@@ -73,22 +74,13 @@ pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
     if let Op::Remove(args) = &op {
         confirm_remove(&compiled, provider, args)?;
     }
-    let packages = match &op {
-        Op::Deploy(_) | Op::Plan(_) => {
-            Some(super::build::package(&compiled, provider, false, out)?)
-        }
-        _ => None,
-    };
     let options = options(op.engine_args(), out);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Internal(e.into()))?;
-    let target = packages.as_ref().map(|(report, dir)| Target {
-        graph: &compiled.graph,
-        build: &report.manifest,
-        build_dir: dir,
-    });
+    // Connecting checks the credentials (and the account, project or subscription) first: a
+    // deploy without them fails at once, not after building and fetching every dependency.
     runtime.block_on(async {
         match provider {
             ProviderId::Aws => {
@@ -96,25 +88,48 @@ pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
                     nimbus_aws::connect(&compiled.graph, options, global.endpoint_url.clone())
                         .await
                         .map_err(failure::<nimbus_aws::Aws>)?;
-                execute(&aws, &compiled, target.as_ref(), &op, global, out).await
+                build_and_execute(&aws, &compiled, provider, &op, global, out).await
             }
             ProviderId::Gcp => {
                 let gcp = nimbus_gcp::connect(&compiled.graph, options)
                     .await
                     .map_err(failure::<nimbus_gcp::Gcp>)?;
-                execute(&gcp, &compiled, target.as_ref(), &op, global, out).await
+                build_and_execute(&gcp, &compiled, provider, &op, global, out).await
             }
             ProviderId::Azure => {
                 let azure = nimbus_azure::connect(&compiled.graph, options)
                     .await
                     .map_err(failure::<nimbus_azure::Azure>)?;
-                execute(&azure, &compiled, target.as_ref(), &op, global, out).await
+                build_and_execute(&azure, &compiled, provider, &op, global, out).await
             }
             ProviderId::Local => Err(Failure::Internal(anyhow::anyhow!(
                 "the local provider has its own commands"
             ))),
         }
     })
+}
+
+/// Builds the packages when `op` needs them (`deploy`, `plan`), then runs it on `cloud`.
+async fn build_and_execute<C: Cloud>(
+    cloud: &C,
+    compiled: &Compiled,
+    provider: ProviderId,
+    op: &Op<'_>,
+    global: &Global,
+    out: &Out,
+) -> Result<(), Failure> {
+    let packages = match op {
+        Op::Deploy(_) | Op::Plan(_) => {
+            Some(super::build::package(compiled, provider, false, out)?)
+        }
+        _ => None,
+    };
+    let target = packages.as_ref().map(|(report, dir)| Target {
+        graph: &compiled.graph,
+        build: &report.manifest,
+        build_dir: dir,
+    });
+    execute(cloud, compiled, target.as_ref(), op, global, out).await
 }
 
 /// The provider options: parallelism, lock timeout, and progress printed on stderr.
