@@ -79,10 +79,13 @@ impl Gcp {
         if metadata {
             // The last resort of Application Default Credentials: only Google's own machines
             // answer. Off them, say how to provide credentials rather than show its address.
-            client.check_credentials().await.map_err(|e| match e.status {
-                None => GcpError::Credentials(crate::api::NO_CREDENTIALS.into()),
-                Some(_) => GcpError::Credentials(e.message),
-            })?;
+            client
+                .check_credentials()
+                .await
+                .map_err(|e| match e.status {
+                    None => GcpError::Credentials(crate::api::NO_CREDENTIALS.into()),
+                    Some(_) => GcpError::Credentials(e.message),
+                })?;
         }
         settings.project_number = match project_number {
             Some(n) => n,

@@ -390,8 +390,10 @@ impl Runtime {
         let found = match f.language {
             Language::Python => {
                 let version = f.runtime.trim_start_matches("python");
-                nimbus_package::find_python(version)
-                    .ok_or_else(|| LocalError::MissingRuntime { runtime: f.runtime.clone(), hint: nimbus_package::missing_python_hint(version) })?
+                nimbus_package::find_python(version).ok_or_else(|| LocalError::MissingRuntime {
+                    runtime: f.runtime.clone(),
+                    hint: nimbus_package::missing_python_hint(version),
+                })?
             }
             Language::Node => which("node").ok_or_else(|| LocalError::MissingRuntime {
                 runtime: f.runtime.clone(),

@@ -172,9 +172,10 @@ impl DepsPlan {
 
     /// Where the full output of a failed install is kept.
     fn log_path(&self, cache_dir: &Path, tool: &str) -> PathBuf {
-        cache_dir
-            .join("logs")
-            .join(format!("{tool}-{}.log", &self.key[..16.min(self.key.len())]))
+        cache_dir.join("logs").join(format!(
+            "{tool}-{}.log",
+            &self.key[..16.min(self.key.len())]
+        ))
     }
 
     /// Installs (or reuses) the dependencies; returns the directory holding the installed tree:
@@ -282,7 +283,10 @@ impl DepsPlan {
         let user = self.shown();
         let replacements = [
             (requirements.display().to_string(), user.clone()),
-            (target.display().to_string(), ".nimbus/cache/deps".to_string()),
+            (
+                target.display().to_string(),
+                ".nimbus/cache/deps".to_string(),
+            ),
         ];
         let result = run(
             Command::new(&python).args(&args).current_dir(&self.dir),
@@ -325,13 +329,17 @@ impl DepsPlan {
             return Err(PackageError::ToolMissing {
                 tool: "npm".into(),
                 manifest: self.shown(),
-                hint: "install Node.js with npm (https://nodejs.org, or `apt-get install nodejs npm`)"
-                    .into(),
+                hint:
+                    "install Node.js with npm (https://nodejs.org, or `apt-get install nodejs npm`)"
+                        .into(),
             });
         }
         let user = self.shown();
         let replacements = [
-            (work.join("package.json").display().to_string(), user.clone()),
+            (
+                work.join("package.json").display().to_string(),
+                user.clone(),
+            ),
             (work.display().to_string(), self.dir.display().to_string()),
         ];
         run(
@@ -428,7 +436,10 @@ pub fn missing_python_hint(version: &str) -> String {
     match have.last() {
         Some(pick) => format!(
             "this machine has {}; set `runtime: {pick}` on the function (or in `defaults`) to use one of them, or {install}",
-            have.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
+            have.iter()
+                .map(|h| format!("`{h}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         None => format!("no Python 3 interpreter was found on PATH or through pyenv: {install}"),
     }

@@ -55,10 +55,8 @@ pub(crate) fn declared(
     };
     let picked = match language {
         Language::Python => {
-            let wanted: std::collections::BTreeSet<String> = wanted
-                .iter()
-                .filter_map(|n| requirement_name(n))
-                .collect();
+            let wanted: std::collections::BTreeSet<String> =
+                wanted.iter().filter_map(|n| requirement_name(n)).collect();
             let lines: Vec<&str> = std::str::from_utf8(all)
                 .unwrap_or_default()
                 .lines()
@@ -221,7 +219,11 @@ mod tests {
             let listed: std::collections::BTreeSet<String> = table
                 .values()
                 .flatten()
-                .map(|n| requirement_name(n).filter(|_| !n.starts_with('@')).unwrap_or(n.clone()))
+                .map(|n| {
+                    requirement_name(n)
+                        .filter(|_| !n.starts_with('@'))
+                        .unwrap_or(n.clone())
+                })
                 .collect();
             assert_eq!(
                 declared, listed,
@@ -235,7 +237,12 @@ mod tests {
         let names = |bytes: Option<Vec<u8>>| -> Vec<String> {
             let Some(bytes) = bytes else { return vec![] };
             match serde_json::from_slice::<Value>(&bytes) {
-                Ok(doc) => doc["dependencies"].as_object().unwrap().keys().cloned().collect(),
+                Ok(doc) => doc["dependencies"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect(),
                 Err(_) => String::from_utf8_lossy(&bytes)
                     .lines()
                     .filter_map(requirement_name)

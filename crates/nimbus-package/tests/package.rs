@@ -549,11 +549,17 @@ functions:
         root.contains("google-cloud-firestore==") && root.contains("google-cloud-storage=="),
         "{root}"
     );
-    assert!(!root.contains("google-cloud-pubsub"), "f uses no queue or topic: {root}");
+    assert!(
+        !root.contains("google-cloud-pubsub"),
+        "f uses no queue or topic: {root}"
+    );
     // (That the user's own pin of a listed package wins is a unit test of provider_deps.)
     let g = zip_text(&out.join("g.zip"), "requirements.txt");
     assert!(g.contains("google-cloud-pubsub=="), "{g}");
-    assert!(!g.contains("google-cloud-firestore"), "g uses no table: {g}");
+    assert!(
+        !g.contains("google-cloud-firestore"),
+        "g uses no table: {g}"
+    );
     assert!(
         !zip_names(&out.join("hello.zip")).contains(&"requirements.txt".to_string()),
         "a function that uses nothing lists no library"
@@ -598,7 +604,10 @@ functions:
     let dir = project(
         manifest,
         &[
-            ("hello/app.py", "def handler(e, c): return {'status': 200}\n"),
+            (
+                "hello/app.py",
+                "def handler(e, c): return {'status': 200}\n",
+            ),
             ("sender/app.py", "def handler(e, c): pass\n"),
         ],
     );
@@ -614,9 +623,16 @@ functions:
     let out = dir.path().join(".nimbus/build/azure/dev");
     let names = zip_names(&out.join("sender.zip"));
     let has = |prefix: &str| names.iter().any(|n| n.starts_with(prefix));
-    assert!(has("azure/storage/queue/"), "the queue client is in the package");
+    assert!(
+        has("azure/storage/queue/"),
+        "the queue client is in the package"
+    );
     assert!(has("azure/identity/"), "so is the identity library");
-    for absent in ["azure/data/tables/", "azure/servicebus/", "azure/storage/blob/"] {
+    for absent in [
+        "azure/data/tables/",
+        "azure/servicebus/",
+        "azure/storage/blob/",
+    ] {
         assert!(!has(absent), "`{absent}` is not needed by a queue sender");
     }
 }

@@ -117,10 +117,10 @@ pub struct PackageLimits {
 impl PackageLimits {
     /// The names of the shim libraries a function using resources of `kinds` needs, or `None`
     /// when the provider does not say (then it needs them all).
-    pub fn libraries_for<'a>(
-        &'a self,
+    pub fn libraries_for(
+        &self,
         kinds: impl IntoIterator<Item = ResourceKind>,
-    ) -> Option<std::collections::BTreeSet<&'a str>> {
+    ) -> Option<std::collections::BTreeSet<&str>> {
         let table = self.libraries.as_ref()?;
         let mut keys: Vec<&str> = vec!["always"];
         let kinds: Vec<ResourceKind> = kinds.into_iter().collect();
@@ -416,7 +416,10 @@ mod tests {
             RuntimeSupport::Unsupported(why) if why.contains("preview")
         ));
         // The defaults: no provider has deprecated them (cfn-lint W2531 flags nodejs20.x).
-        for language in [nimbus_manifest::Language::Python, nimbus_manifest::Language::Node] {
+        for language in [
+            nimbus_manifest::Language::Python,
+            nimbus_manifest::Language::Node,
+        ] {
             let default = Runtime::default_for(language);
             for p in ProviderId::ALL {
                 assert!(

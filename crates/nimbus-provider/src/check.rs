@@ -41,7 +41,10 @@ fn runtime(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<D
         .iter()
         .filter(|r| {
             r.language() == f.runtime.language()
-                && matches!(caps.runtime_support(**r, today), RuntimeSupport::Supported(_))
+                && matches!(
+                    caps.runtime_support(**r, today),
+                    RuntimeSupport::Supported(_)
+                )
         })
         .map(|r| format!("`{r}`"))
         .collect();
@@ -53,7 +56,10 @@ fn runtime(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<D
     let message = match caps.runtime_support(f.runtime, today) {
         RuntimeSupport::Supported(_) => return,
         RuntimeSupport::Unsupported(why) => {
-            format!("{} does not support runtime `{}`: {why}", caps.name, f.runtime)
+            format!(
+                "{} does not support runtime `{}`: {why}",
+                caps.name, f.runtime
+            )
         }
         RuntimeSupport::Retired {
             id,

@@ -214,7 +214,10 @@ fn init_writes_a_valid_project_and_never_overwrites() {
         let schema = std::fs::read_to_string(project.join("nimbus.schema.json")).unwrap();
         let printed = nimbus(&["schema"], dir.path());
         assert_eq!(schema, text(&printed.stdout), "init writes `nimbus schema`");
-        assert!(!schema.contains("https://nimbus.dev"), "no stranger's address");
+        assert!(
+            !schema.contains("https://nimbus.dev"),
+            "no stranger's address"
+        );
         for provider in ["local", "aws", "gcp", "azure"] {
             let v = nimbus(&["validate", "-p", provider], &project);
             assert_eq!(

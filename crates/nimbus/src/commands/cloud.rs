@@ -119,9 +119,7 @@ async fn build_and_execute<C: Cloud>(
     out: &Out,
 ) -> Result<(), Failure> {
     let packages = match op {
-        Op::Deploy(_) | Op::Plan(_) => {
-            Some(super::build::package(compiled, provider, false, out)?)
-        }
+        Op::Deploy(_) | Op::Plan(_) => Some(super::build::package(compiled, provider, false, out)?),
         _ => None,
     };
     let target = packages.as_ref().map(|(report, dir)| Target {
