@@ -37,10 +37,7 @@ pub fn package(
             Progress::InstallingDeps { function, manifest } => {
                 eprintln!("  deps      {function:<24} installing {manifest} (cached for next time)")
             }
-            Progress::SkippedSecrets { function, files } => eprintln!(
-                "  note      {function}: left out secret-looking files {} (list them in `package.include` to ship them)",
-                files.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
-            ),
+            Progress::LeftOut(left_out) => eprintln!("  note      {left_out}"),
         }
     })
     .map_err(|e| Failure::User(e.into()))?;
@@ -76,6 +73,7 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
             "built": report.built,
             "cached": report.cached,
             "path": report.manifest_path.display().to_string(),
+            "left_out": report.left_out,
         });
         if let Some(t) = &template {
             json["template"] = serde_json::json!(t.display().to_string());
@@ -133,10 +131,7 @@ fn write_aws_template(
     let settings = nimbus_aws::AwsSettings::conventional(graph, region, "");
     let text =
         nimbus_aws::template(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
-    std::fs::write(&path, text)
-        .and_then(|()| std::fs::write(&key_path, &key))
-        .with_context(|| format!("writing {}", path.display()))
-        .map_err(Failure::Internal)?;
+    write_both(&path, text.as_bytes(), &key_path, &key)?;
     Ok(path)
 }
 
@@ -162,10 +157,7 @@ fn write_gcp_terraform(
         nimbus_gcp::terraform::export_settings(graph).map_err(|e| Failure::User(e.into()))?;
     let text =
         nimbus_gcp::main_tf_json(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
-    std::fs::write(&path, text)
-        .and_then(|()| std::fs::write(&key_path, &key))
-        .with_context(|| format!("writing {}", path.display()))
-        .map_err(Failure::Internal)?;
+    write_both(&path, text.as_bytes(), &key_path, &key)?;
     Ok(path)
 }
 
@@ -187,9 +179,25 @@ fn write_azure_outputs(
     let files = nimbus_azure::template::build_outputs(graph, build, &settings)
         .map_err(|e| Failure::User(e.into()))?;
     let dir = build_json.parent().unwrap_or(std::path::Path::new("."));
-    let _ = std::fs::remove_dir_all(dir.join("azure"));
-    for (rel, bytes) in &files {
-        let path = dir.join(rel);
+    // The `azure/` folder is written beside and swapped in whole, so concurrent builds never
+    // write into one another's; the other files are each written atomically.
+    let (apps, others): (Vec<_>, Vec<_>) = files.iter().partition(|(rel, _)| {
+        std::path::Path::new(rel)
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str() == "azure")
+    });
+    let staging = tempfile::Builder::new()
+        .prefix(".azure.")
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a temporary folder in {}", dir.display()))
+        .map_err(Failure::Internal)?;
+    let staged = staging.path().join("azure");
+    std::fs::create_dir_all(&staged)
+        .with_context(|| format!("creating {}", staged.display()))
+        .map_err(Failure::Internal)?;
+    for (rel, bytes) in apps {
+        let path = staging.path().join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))
@@ -199,7 +207,49 @@ fn write_azure_outputs(
             .with_context(|| format!("writing {}", path.display()))
             .map_err(Failure::Internal)?;
     }
+    swap_dir(&staged, &dir.join("azure"))?;
+    for (rel, bytes) in others {
+        let path = dir.join(rel);
+        nimbus_package::write_atomically(&path, bytes)
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(Failure::Internal)?;
+    }
     Ok(dir.join(nimbus_azure::template::TEMPLATE_FILE))
+}
+
+/// Moves the folder `new` to `dest`, replacing what is there. Another build may put its own
+/// there between the two renames; then it is moved aside again (the last build wins whole).
+fn swap_dir(new: &std::path::Path, dest: &std::path::Path) -> Result<(), Failure> {
+    let parent = dest.parent().unwrap_or(std::path::Path::new("."));
+    let aside = tempfile::Builder::new()
+        .prefix(".azure-old.")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))
+        .map_err(Failure::Internal)?;
+    let mut last = None;
+    for attempt in 0..20 {
+        let _ = std::fs::rename(dest, aside.path().join(attempt.to_string()));
+        match std::fs::rename(new, dest) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Failure::Internal(
+        anyhow::Error::from(last.expect("tried")).context(format!("replacing {}", dest.display())),
+    ))
+}
+
+/// Writes a generated file and then its key, each atomically.
+fn write_both(
+    path: &std::path::Path,
+    text: &[u8],
+    key_path: &std::path::Path,
+    key: &str,
+) -> Result<(), Failure> {
+    nimbus_package::write_atomically(path, text)
+        .and_then(|()| nimbus_package::write_atomically(key_path, key.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+        .map_err(Failure::Internal)
 }
 
 /// A digest of the packages a template refers to.

@@ -68,12 +68,7 @@ fn build(compiled: &Compiled, out: &Out) -> Result<Deployment, Failure> {
             nimbus_package::Progress::InstallingDeps { function, manifest } => {
                 eprintln!("  deps      {function}: installing {manifest}")
             }
-            nimbus_package::Progress::SkippedSecrets { function, files } => {
-                eprintln!(
-                    "  note      {function}: left out secret-looking files {}",
-                    files.join(", ")
-                )
-            }
+            nimbus_package::Progress::LeftOut(left_out) => eprintln!("  note      {left_out}"),
         }
     })
     .map_err(|e| Failure::User(e.into()))?;
