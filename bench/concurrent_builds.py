@@ -2,12 +2,13 @@
 """Run pairs of `nimbus build` on one project at the same moment and count the failures.
 
 Two builds of the same project at once must never corrupt each other (issue #13). For each of
-N rounds (default 50) the script starts two `nimbus build -p PROVIDER` processes on a copy of
-`examples/shop` together, waits for both, and counts the runs that fail and the rounds that
-leave temporary files or a `build.json` whose packages do not match the zips on disk. It prints
+N rounds (default 50) the script starts two `nimbus build -p PROVIDER` processes together on a
+copy of an example (`examples/hello-http` by default: small, so both finish at nearly the same
+instant), waits for both, and counts the runs that fail and the rounds that leave temporary files or a `build.json` whose packages do not match the zips on disk. It prints
 one JSON line: rounds, builds, failed builds, the distinct error lines, and leftovers.
 
-Usage: bench/concurrent_builds.py [--rounds 50] [--provider aws] [--force] [--nimbus PATH]
+Usage: bench/concurrent_builds.py [--rounds 50] [--provider aws] [--example hello-http] [--force]
+       [--nimbus PATH]
 (the default binary is target/debug/nimbus, built first with `cargo build -p nimbus`).
 """
 
@@ -22,9 +23,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def copy_example(dest):
+def copy_example(name, dest):
     shutil.copytree(
-        os.path.join(ROOT, "examples", "shop"),
+        os.path.join(ROOT, "examples", name),
         dest,
         ignore=shutil.ignore_patterns(".nimbus", "__pycache__", ".pytest_cache"),
     )
@@ -47,6 +48,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--provider", default="aws")
+    parser.add_argument("--example", default="hello-http", help="the folder of examples/ to build")
     parser.add_argument("--force", action="store_true", help="rebuild every package every time")
     parser.add_argument("--nimbus", help="the binary to run (default: build target/debug/nimbus)")
     args = parser.parse_args()
@@ -60,7 +62,7 @@ def main():
     failed, errors, inconsistent = 0, {}, 0
     with tempfile.TemporaryDirectory() as tmp:
         project = os.path.join(tmp, "shop")
-        copy_example(project)
+        copy_example(args.example, project)
         # One build first, so dependency installs are cached and the rounds race on packaging.
         subprocess.run(cmd, cwd=project, check=True, capture_output=True)
         out_dir = os.path.join(project, ".nimbus", "build", args.provider, "dev")

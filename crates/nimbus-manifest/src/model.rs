@@ -177,7 +177,9 @@ pub struct Concurrency {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSpec {
-    /// Only files matching one of these are packaged (all files when empty).
+    /// Only files matching one of these are packaged (all files when empty). Secret-looking
+    /// files (`.env`, keys, credentials) are left out unless a glob names them (`server.pem`) or
+    /// is written for them (`*.pem`); `**` or `*.json` does not ship them.
     #[serde(default)]
     pub include: Vec<String>,
     /// Files matching one of these are left out (after `include`).
