@@ -313,7 +313,12 @@ impl Validator<'_> {
 
     /// Refuses a handler file that a symlink on its path (the file or a folder) leads out of the
     /// project: packages never follow links out of it.
-    fn handler_inside(&mut self, handler: &Spanned<crate::types::Handler>, dir: &Path, path: &Path) {
+    fn handler_inside(
+        &mut self,
+        handler: &Spanned<crate::types::Handler>,
+        dir: &Path,
+        path: &Path,
+    ) {
         let (Ok(project), Ok(real)) = (dir.canonicalize(), path.canonicalize()) else {
             return;
         };
@@ -325,7 +330,10 @@ impl Validator<'_> {
         let mut link = handler.file.clone();
         for part in handler.file.split('/') {
             at.push(part);
-            if at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            if at
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
                 link = at
                     .strip_prefix(dir)
                     .unwrap_or(&at)

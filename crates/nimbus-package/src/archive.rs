@@ -51,9 +51,10 @@ pub(crate) fn write(
         .unwrap_or_default();
     let tmp = crate::temp::create(dir, &name)?;
     let tmp_path = tmp.path().to_path_buf();
-    let mut zip = ZipWriter::new(std::io::BufWriter::new(tmp.reopen().map_err(
-        PackageError::io("opening", &tmp_path),
-    )?));
+    let mut zip = ZipWriter::new(std::io::BufWriter::new(
+        tmp.reopen()
+            .map_err(PackageError::io("opening", &tmp_path))?,
+    ));
     let mut unzipped = 0u64;
     for entry in entries.iter() {
         let size = match &entry.data {

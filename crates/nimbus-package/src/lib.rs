@@ -191,7 +191,14 @@ pub fn build(
         .functions
         .par_iter()
         .map(|(name, f)| {
-            let result = package_one(graph, f, options, limits.as_ref(), previous.get(name), progress);
+            let result = package_one(
+                graph,
+                f,
+                options,
+                limits.as_ref(),
+                previous.get(name),
+                progress,
+            );
             (name.clone(), result)
         })
         .collect();

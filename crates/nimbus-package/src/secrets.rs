@@ -70,12 +70,7 @@ const NAMES: &[&str] = &[
 const PATHS: &[&str] = &["**/.docker/config.json", "**/.ssh/*"];
 
 /// Secret-looking names that are conventionally safe templates.
-const ALLOW: &[&str] = &[
-    ".env.example",
-    ".env.sample",
-    ".env.template",
-    ".env.dist",
-];
+const ALLOW: &[&str] = &[".env.example", ".env.sample", ".env.template", ".env.dist"];
 
 /// Why a file looks like a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +132,11 @@ impl Secrets {
     /// Whether an include glob's last part is itself secret-looking (`*.pem`, `.env.*`): a glob
     /// written for secrets ships them knowingly.
     pub(crate) fn names_secrets(&self, glob: &str) -> bool {
-        let last = glob.trim_end_matches('/').rsplit('/').next().unwrap_or(glob);
+        let last = glob
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(glob);
         self.names.is_match(last)
     }
 
@@ -286,13 +285,17 @@ mod tests {
     fn pem_private_keys_are_found_by_content_not_by_a_mention() {
         let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAwJ1x2bq3\n-----END RSA PRIVATE KEY-----\n";
         assert_eq!(content_of(key.as_bytes()), Some("a PEM private key"));
-        let bundle = format!("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\r\n{}", key.replace('\n', "\r\n"));
+        let bundle = format!(
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\r\n{}",
+            key.replace('\n', "\r\n")
+        );
         assert_eq!(content_of(bundle.as_bytes()), Some("a PEM private key"));
         let encrypted = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n";
         assert_eq!(content_of(encrypted.as_bytes()), Some("a PEM private key"));
         let code = "if text.startswith(\"-----BEGIN PRIVATE KEY-----\"):\n    parse(text)\n";
         assert_eq!(content_of(code.as_bytes()), None);
-        let certificate = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
+        let certificate =
+            "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
         assert_eq!(content_of(certificate.as_bytes()), None);
         assert_eq!(
             content_of(b"PuTTY-User-Key-File-3: ssh-ed25519\n"),

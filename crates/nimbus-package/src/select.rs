@@ -206,7 +206,11 @@ pub(crate) fn check_inside(project: &Path, rel: &str) -> Result<(), PackageError
 
 /// Selects the files of the function whose code is in `root` (`prefix` is its path inside the
 /// package).
-pub(crate) fn select(root: &Path, prefix: &str, filter: &Filter) -> Result<Selection, PackageError> {
+pub(crate) fn select(
+    root: &Path,
+    prefix: &str,
+    filter: &Filter,
+) -> Result<Selection, PackageError> {
     let canonical = root
         .canonicalize()
         .map_err(PackageError::io("reading the function directory", root))?;

@@ -209,7 +209,10 @@ fn private_keys_and_service_accounts_are_left_out_by_content() {
                 "fn/pem.py",
                 "HEADER = \"-----BEGIN PRIVATE KEY-----\"\nBODY = \"\"\n",
             ),
-            ("fn/data.json", r#"{"private_key": "not a credentials file"}"#),
+            (
+                "fn/data.json",
+                r#"{"private_key": "not a credentials file"}"#,
+            ),
         ],
     );
     let (result, notes) = build_noting(dir.path(), ProviderId::Aws);
@@ -225,7 +228,10 @@ fn private_keys_and_service_accounts_are_left_out_by_content() {
         ]
     );
     let names = zip_names(&dir.path().join(".nimbus/build/aws/dev/f.zip"));
-    assert!(names.contains(&"fn/pem.py".to_string()), "a mention is code");
+    assert!(
+        names.contains(&"fn/pem.py".to_string()),
+        "a mention is code"
+    );
     assert!(names.contains(&"fn/data.json".to_string()));
     assert!(
         !names
@@ -277,7 +283,10 @@ fn a_directory_shared_by_two_functions_reports_each_secret_once() {
     let dir = project(
         manifest,
         &[
-            ("fn/app.py", "def handler(e, c): pass\ndef other(e, c): pass\n"),
+            (
+                "fn/app.py",
+                "def handler(e, c): pass\ndef other(e, c): pass\n",
+            ),
             ("fn/.env", "TOKEN=1\n"),
         ],
     );
@@ -315,7 +324,10 @@ fn only_an_include_that_names_a_secret_ships_it() {
     // A glob that names the file, or is written for such files, ships it knowingly.
     assert_eq!(
         shipped("[\"*.py\", server.pem, sa.json]"),
-        (vec!["fn/sa.json".to_string(), "fn/server.pem".to_string()], 0)
+        (
+            vec!["fn/sa.json".to_string(), "fn/server.pem".to_string()],
+            0
+        )
     );
     // (Include globs themselves match case-sensitively, as the file system does.)
     assert_eq!(
@@ -383,7 +395,8 @@ fn a_function_directory_linked_out_of_the_project_is_refused() {
     assert!(!root.join(".nimbus/build/aws/dev/f.zip").exists());
 
     // A link further up the handler's path.
-    let manifest = "version: 1\nservice: t\nfunctions:\n  f:\n    handler: src/deep/app.py:handler\n";
+    let manifest =
+        "version: 1\nservice: t\nfunctions:\n  f:\n    handler: src/deep/app.py:handler\n";
     let (_tmp, root) = project_beside_outside(manifest);
     std::os::unix::fs::symlink("../outside", root.join("src")).unwrap();
     let err = failure(&root);
@@ -447,7 +460,11 @@ fn packages_over_the_provider_limit_are_refused_and_leave_nothing() {
         err.contains("MB zipped") && err.contains("at most 50 MB"),
         "{err}"
     );
-    assert_eq!(listing(&out), ["build.json", "f.zip"], "no over-limit zip, no temporary file");
+    assert_eq!(
+        listing(&out),
+        ["build.json", "f.zip"],
+        "no over-limit zip, no temporary file"
+    );
     assert_eq!(std::fs::read(out.join("f.zip")).unwrap(), before);
 }
 
@@ -463,7 +480,10 @@ fn a_file_over_4_gib_gets_a_true_message_at_once() {
         "{err}"
     );
     assert!(!err.contains("permissions"), "{err}");
-    assert_eq!(listing(&dir.path().join(".nimbus/build/aws/dev")), Vec::<String>::new());
+    assert_eq!(
+        listing(&dir.path().join(".nimbus/build/aws/dev")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -498,7 +518,10 @@ fn concurrent_builds_of_one_project_do_not_disturb_each_other() {
     let manifest = "version: 1\nservice: t\nfunctions:\n  a:\n    handler: fn/app.py:handler\n  b:\n    handler: fn/app.py:other\n";
     let dir = project(
         manifest,
-        &[("fn/app.py", "def handler(e, c): pass\ndef other(e, c): pass\n")],
+        &[(
+            "fn/app.py",
+            "def handler(e, c): pass\ndef other(e, c): pass\n",
+        )],
     );
     let g = graph(&dir.path().join("nimbus.yaml"), ProviderId::Aws);
     let mut options = BuildOptions::conventional(dir.path(), ProviderId::Aws, "dev");
@@ -517,7 +540,11 @@ fn concurrent_builds_of_one_project_do_not_disturb_each_other() {
         });
     }
     let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "{} of 50 builds failed: {failures:?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of 50 builds failed: {failures:?}",
+        failures.len()
+    );
     let out = dir.path().join(".nimbus/build/aws/dev");
     assert_eq!(listing(&out), ["a.zip", "b.zip", "build.json"]);
     let manifest: nimbus_package::BuildManifest =

@@ -38,7 +38,11 @@ pub fn graph(manifest: &Path, provider: ProviderId) -> nimbus_graph::AppGraph {
 
 /// The graph of `manifest`; `check_files: false` skips validation's checks of the handler files
 /// (to test what packaging itself refuses).
-pub fn graph_with(manifest: &Path, provider: ProviderId, check_files: bool) -> nimbus_graph::AppGraph {
+pub fn graph_with(
+    manifest: &Path,
+    provider: ProviderId,
+    check_files: bool,
+) -> nimbus_graph::AppGraph {
     let options = nimbus_manifest::LoadOptions {
         provider: provider.to_string(),
         check_files,
@@ -85,7 +89,8 @@ pub fn project(manifest: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-pub const ONE_FN: &str = "version: 1\nservice: t\nfunctions:\n  f:\n    handler: fn/app.py:handler\n";
+pub const ONE_FN: &str =
+    "version: 1\nservice: t\nfunctions:\n  f:\n    handler: fn/app.py:handler\n";
 
 pub fn zip_names(path: &Path) -> Vec<String> {
     let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();

@@ -28,7 +28,11 @@ pub fn package(
             return;
         }
         match event {
-            Progress::Built { function, artifact, millis } => eprintln!(
+            Progress::Built {
+                function,
+                artifact,
+                millis,
+            } => eprintln!(
                 "  built     {function:<24} {:>5} files {:>10}  {millis} ms",
                 artifact.files,
                 human_bytes(artifact.size)
@@ -267,5 +271,44 @@ pub(crate) fn human_bytes(n: u64) -> String {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_swaps_of_a_folder_always_leave_a_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("azure");
+        let failures = std::sync::Mutex::new(Vec::new());
+        for round in 0..50 {
+            std::thread::scope(|s| {
+                for writer in 0..2 {
+                    let (dir, dest, failures) = (dir.path(), &dest, &failures);
+                    s.spawn(move || {
+                        let staging = tempfile::tempdir_in(dir).unwrap();
+                        let new = staging.path().join("azure");
+                        std::fs::create_dir_all(new.join("f")).unwrap();
+                        std::fs::write(new.join("f/host.json"), format!("{round}/{writer}"))
+                            .unwrap();
+                        std::fs::write(new.join("f/function_app.py"), "x").unwrap();
+                        if let Err(e) = swap_dir(&new, dest) {
+                            failures.lock().unwrap().push(format!("{e:?}"));
+                        }
+                    });
+                }
+            });
+            let files = std::fs::read_dir(dest.join("f")).unwrap().count();
+            assert_eq!(files, 2, "round {round}: a whole folder");
+        }
+        assert!(failures.into_inner().unwrap().is_empty());
+        // Nothing is left beside it but the folder itself.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["azure"]);
     }
 }
