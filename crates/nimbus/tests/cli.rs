@@ -279,6 +279,34 @@ fn help_teaches_with_examples() {
 }
 
 #[test]
+fn build_names_each_secret_left_out_once_on_stderr_and_in_json() {
+    // Two functions in one folder: the `.env` is left out of both and named once.
+    let dir = project(
+        "version: 1\nservice: s\nfunctions:\n  f:\n    handler: app.py:handler\n  g:\n    handler: app.py:handler\n",
+    );
+    std::fs::write(dir.path().join(".env"), "TOKEN=1\n").unwrap();
+    std::os::unix::fs::symlink(".env", dir.path().join("config.txt")).unwrap();
+    let out = nimbus(&["build", "-p", "aws"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let notes: Vec<&str> = err.lines().filter(|l| l.contains("left out")).collect();
+    assert_eq!(
+        notes,
+        [
+            "  note      left out .env: looks like a secret; add it to package.include to ship it anyway",
+            "  note      left out config.txt: looks like a secret (it is a link to `.env`); add it to package.include to ship it anyway",
+        ],
+        "{err}"
+    );
+    let out = nimbus(&["build", "-p", "aws", "--output", "json"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["left_out"],
+        serde_json::json!([{ "path": ".env" }, { "path": "config.txt", "why": "it is a link to `.env`" }])
+    );
+}
+
+#[test]
 fn build_reports_built_then_cached_and_fails_cleanly() {
     let dir = project("version: 1\nservice: s\nfunctions:\n  f:\n    handler: app.py:handler\n");
     let out = nimbus(&["build", "-p", "aws", "--output", "json"], dir.path());
