@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 pub use deps::find_python;
 pub use error::PackageError;
-pub use temp::write_atomically;
+pub use temp::{temp_prefix, write_atomically};
 
 use crate::archive::{Data, Entry};
 

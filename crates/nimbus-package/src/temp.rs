@@ -15,10 +15,16 @@ use tempfile::NamedTempFile;
 
 use crate::error::PackageError;
 
+/// The prefix of this process's temporary files and folders for `name` (with the suffix `.tmp`,
+/// the next build removes them if this process is killed).
+pub fn temp_prefix(name: &str) -> String {
+    format!(".{name}.{}.", std::process::id())
+}
+
 /// A new temporary file in `dir` for the destination file `name`.
 pub(crate) fn create(dir: &Path, name: &str) -> Result<NamedTempFile, PackageError> {
     tempfile::Builder::new()
-        .prefix(&format!(".{name}.{}.", std::process::id()))
+        .prefix(&temp_prefix(name))
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(PackageError::io("creating a temporary file in", dir))
@@ -43,8 +49,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PackageError> {
     Ok(())
 }
 
-/// Removes the temporary files in `dir` left by processes that no longer run (this layout's,
-/// and the `<name>.tmp-<pid>` of earlier versions).
+/// Removes the temporary files and folders in `dir` left by processes that no longer run (this
+/// layout's, which [`temp_prefix`] also names folders with, and the `<name>.tmp-<pid>` of
+/// earlier versions).
 pub(crate) fn remove_stale(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -54,7 +61,11 @@ pub(crate) fn remove_stale(dir: &Path) {
         if let Some(pid) = owner(&name)
             && !running(pid)
         {
-            let _ = std::fs::remove_file(entry.path());
+            match entry.file_type().is_ok_and(|t| t.is_dir()) {
+                true => std::fs::remove_dir_all(entry.path()),
+                false => std::fs::remove_file(entry.path()),
+            }
+            .ok();
         }
     }
 }
@@ -106,8 +117,11 @@ mod tests {
         for p in [&dead, &old, &live, &zip] {
             std::fs::write(p, b"x").unwrap();
         }
+        let dead_dir = dir.path().join(format!(".azure.{}.abcdef.tmp", i32::MAX));
+        std::fs::create_dir_all(dead_dir.join("f")).unwrap();
+        std::fs::write(dead_dir.join("f/host.json"), b"{}").unwrap();
         remove_stale(dir.path());
-        assert!(!dead.exists() && !old.exists());
+        assert!(!dead.exists() && !old.exists() && !dead_dir.exists());
         assert!(live.exists() && zip.exists());
     }
 

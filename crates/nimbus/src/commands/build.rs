@@ -192,7 +192,8 @@ fn write_azure_outputs(
             .is_some_and(|c| c.as_os_str() == "azure")
     });
     let staging = tempfile::Builder::new()
-        .prefix(".azure.")
+        .prefix(&nimbus_package::temp_prefix("azure"))
+        .suffix(".tmp")
         .tempdir_in(dir)
         .with_context(|| format!("creating a temporary folder in {}", dir.display()))
         .map_err(Failure::Internal)?;
@@ -226,7 +227,8 @@ fn write_azure_outputs(
 fn swap_dir(new: &std::path::Path, dest: &std::path::Path) -> Result<(), Failure> {
     let parent = dest.parent().unwrap_or(std::path::Path::new("."));
     let aside = tempfile::Builder::new()
-        .prefix(".azure-old.")
+        .prefix(&nimbus_package::temp_prefix("azure-old"))
+        .suffix(".tmp")
         .tempdir_in(parent)
         .with_context(|| format!("creating a temporary folder in {}", parent.display()))
         .map_err(Failure::Internal)?;
