@@ -100,7 +100,9 @@ fn build_noting(
     provider: ProviderId,
 ) -> (Result<BuildReport, PackageError>, Vec<LeftOut>) {
     let g = graph(&dir.join("nimbus.yaml"), provider);
-    let options = BuildOptions::conventional(dir, provider, "dev");
+    let mut options = BuildOptions::conventional(dir, provider, "dev");
+    // The shim libraries some providers install are cached across tests and runs.
+    options.cache_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nimbus-package-cache");
     let notes = Mutex::new(Vec::new());
     let result = build(&g, &options, &|p| {
         if let Progress::LeftOut(l) = p {
