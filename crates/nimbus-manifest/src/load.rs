@@ -176,6 +176,7 @@ fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, 
         vars: None,
         defer_env: options.defer_env,
         deferred: Default::default(),
+        budget: Default::default(),
     };
     let vars = render_vars(map, &stage, &ctx, &mut diags);
     ctx.vars = Some(vars.clone());
