@@ -20,6 +20,7 @@ mod load;
 pub mod model;
 mod spanned;
 mod template;
+mod text;
 pub mod types;
 mod validate;
 pub(crate) mod yaml;

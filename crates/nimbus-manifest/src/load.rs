@@ -15,7 +15,7 @@ use crate::de::{DeError, from_key, from_node, node_span, scalar_span};
 use crate::model::{Defaults, Manifest, Providers, TOP_LEVEL_KEYS};
 use crate::template::{self, Context, Deferred};
 use crate::types::Name;
-use crate::{Spanned, validate, yaml};
+use crate::{Spanned, text, validate, yaml};
 
 /// What the manifest is resolved for.
 #[derive(Debug, Clone)]
@@ -96,16 +96,20 @@ pub enum LoadError {
 }
 
 /// Reads and loads the manifest at `path`.
+/// A UTF-8 byte-order mark is dropped; bytes that are not UTF-8 are an error at the first one.
 pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    let source = text::decode(bytes)
+        .map_err(|(shown, d)| LoadError::Invalid(Report::new(path, shown, vec![d])))?;
     load_str(path, source, options)
 }
 
 /// Loads a manifest from text; `path` names it in messages and anchors relative handler paths.
 pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let source = text::strip_bom(source);
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")

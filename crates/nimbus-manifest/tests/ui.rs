@@ -30,7 +30,7 @@ fn cases(dir: &str) -> Vec<Case> {
     paths
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
             let mut provider = ProviderId::Local;
             let mut options = LoadOptions {
                 env: BTreeMap::new(),
