@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use marked_yaml::Node;
-use marked_yaml::types::MarkedMappingNode;
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use nimbus_diagnostic::{Diagnostic, Report, Span, did_you_mean};
 use serde::Deserialize;
 
@@ -420,7 +420,10 @@ fn entries<T: for<'de> Deserialize<'de>>(
     };
     for (key, value) in map.iter() {
         let name = collect(from_key::<Spanned<Name>>(key), diags);
-        let item = collect(from_node::<T>(value), diags);
+        let item = collect(
+            from_node::<T>(value).map_err(|e| at_entry_key(e, key, value, section)),
+            diags,
+        );
         match (name, item) {
             (Some(name), Some(item)) => {
                 out.insert(name, item);
@@ -431,6 +434,29 @@ fn entries<T: for<'de> Deserialize<'de>>(
         }
     }
     out
+}
+
+/// A required key missing from an entry's own settings is reported at the entry's name (the
+/// line that starts it), not wherever its mapping happens to end.
+fn at_entry_key(mut e: DeError, key: &MarkedScalarNode, value: &Node, section: &str) -> DeError {
+    if e.message.starts_with("missing required key") && e.span == Some(node_span(value)) {
+        e.span = Some(scalar_span(key));
+        let what = section.trim_end_matches('s');
+        e.message = format!(
+            "{what} `{}` has no `{}`",
+            key.as_str(),
+            e.message
+                .trim_start_matches("missing required key `")
+                .trim_end_matches('`')
+        );
+        if e.hint.is_none() && section == "functions" && e.message.ends_with("`handler`") {
+            e.hint = Some(format!(
+                "add `handler: <file>:<function>` under `{}`, e.g. `handler: app.py:handler`",
+                key.as_str()
+            ));
+        }
+    }
+    e
 }
 
 /// Merges the chosen stage's `defaults` and `providers` over the base ones.
