@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
 use nimbus_manifest::{
-    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, Loaded, Resource, ResourceKind,
+    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, KeyType, Loaded, Resource, ResourceKind,
     Runtime, Spanned, Trigger,
 };
 
@@ -45,8 +45,9 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             .concurrency
             .as_ref()
             .and_then(|c| c.max.as_ref())
-            .or(defaults.concurrency.as_ref().and_then(|c| c.max.as_ref()))
-            .map(|m| **m);
+            .or(defaults.concurrency.as_ref().and_then(|c| c.max.as_ref()));
+        let concurrency_span = span_or(concurrency_max, name.span);
+        let concurrency_max = concurrency_max.map(|m| **m);
         let concurrency = concurrency_max.unwrap_or(DEFAULT_CONCURRENCY);
         let mut env: BTreeMap<String, String> = defaults
             .env
@@ -111,6 +112,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 ),
                 memory: span_or(memory, name.span),
                 timeout: span_or(timeout, name.span),
+                concurrency: concurrency_span,
             },
         };
         node.hash = hash::of(&node);
@@ -168,7 +170,9 @@ fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode
     };
     let spec = match *r.kind {
         ResourceKind::Table => ResourceSpec::Table {
-            key: first(&r.key).expect("validated: tables have a key"),
+            // A table without a key is an error of its own; `validate` still builds the graph
+            // of such a manifest to report the provider's findings in the same pass.
+            key: first(&r.key).unwrap_or_else(|| (String::new(), KeyType::String)),
             sort_key: first(&r.sort_key),
         },
         ResourceKind::Queue => ResourceSpec::Queue {

@@ -100,6 +100,8 @@ pub struct FunctionSpans {
     pub memory: Span,
     /// The timeout (function's or defaults').
     pub timeout: Span,
+    /// `concurrency.max` (function's or defaults'); the name when unset.
+    pub concurrency: Span,
 }
 
 /// One trigger of a function.

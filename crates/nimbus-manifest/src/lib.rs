@@ -25,7 +25,9 @@ pub mod types;
 mod validate;
 pub(crate) mod yaml;
 
-pub use load::{DEFAULT_STAGE, LoadError, LoadOptions, Loaded, load_file, load_str};
+pub use load::{
+    Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_file, check_str, load_file, load_str,
+};
 pub use model::*;
 pub use spanned::Spanned;
 pub use template::Deferred;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nimbus_manifest::{LoadError, LoadOptions};
+use nimbus_manifest::LoadOptions;
 use nimbus_provider::ProviderId;
 
 struct Case {
@@ -59,13 +59,11 @@ fn cases(dir: &str) -> Vec<Case> {
 
 /// Loads and compiles a case; the rendered report on failure.
 fn compile(case: &Case) -> Result<usize, String> {
-    let report = match nimbus_manifest::load_file(&case.path, &case.options) {
-        Ok(loaded) => match nimbus_provider::compile(loaded, case.provider) {
-            Ok(compiled) => return Ok(compiled.warnings.len()),
-            Err(report) => report,
-        },
-        Err(LoadError::Invalid(report)) => report,
-        Err(e) => panic!("{}: {e}", case.path.display()),
+    let checked = nimbus_manifest::check_file(&case.path, &case.options)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.path.display()));
+    let report = match nimbus_provider::compile_checked(checked, case.provider) {
+        Ok(compiled) => return Ok(compiled.warnings.len()),
+        Err(report) => report,
     };
     let mut report = report;
     report.path = PathBuf::from(case.path.file_name().unwrap());

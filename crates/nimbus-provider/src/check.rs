@@ -83,7 +83,7 @@ fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) 
     }
     if f.concurrency > caps.concurrency.max {
         diags.push(Diagnostic::error(
-            f.spans.name,
+            f.spans.concurrency,
             format!(
                 "function `{}` allows {} concurrent invocations; {} allows at most {}",
                 f.name, f.concurrency, caps.name, caps.concurrency.max

@@ -114,6 +114,37 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Checks a manifest in one pass: the manifest's own findings and, whenever its structure
+/// decoded, the provider's too, even when the manifest has errors — so a too-short
+/// `visibility_timeout` and a timeout over the provider's limit are reported together. A
+/// provider finding at the same place as an error already reported is left out.
+pub fn compile_checked(
+    checked: nimbus_manifest::Checked,
+    provider: ProviderId,
+) -> Result<Compiled, nimbus_diagnostic::Report> {
+    let nimbus_manifest::Checked { loaded, mut report } = checked;
+    let Some(loaded) = loaded else {
+        return Err(report);
+    };
+    if report.error_count() == 0 {
+        return compile(loaded, provider);
+    }
+    let graph = nimbus_graph::build(&loaded);
+    let taken: Vec<u32> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .filter_map(|d| d.span.map(|s| s.line))
+        .collect();
+    report.diagnostics.extend(
+        provider
+            .check(&graph)
+            .into_iter()
+            .filter(|d| d.span.is_none_or(|s| !taken.contains(&s.line))),
+    );
+    Err(report)
+}
+
 /// Builds the app graph of `loaded` and holds it against `provider`'s capabilities.
 /// Errors come back as a report that points into the manifest.
 pub fn compile(

@@ -86,8 +86,9 @@ pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
         check_files: true,
         defer_env: false,
     };
-    let report = match nimbus_manifest::load_file(&file, &options) {
-        Ok(loaded) => match nimbus_provider::compile(loaded, provider) {
+    // One pass: the manifest's errors and the provider's limits are reported together.
+    let report = match nimbus_manifest::check_file(&file, &options) {
+        Ok(checked) => match nimbus_provider::compile_checked(checked, provider) {
             Ok(compiled) => {
                 out.detail(format_args!(
                     "compiled {} in {:.1?}",
@@ -106,8 +107,7 @@ pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
             }
             Err(report) => report,
         },
-        Err(LoadError::Invalid(report)) => report,
-        Err(e @ LoadError::Read { .. }) => {
+        Err(e) => {
             return Err(Failure::User(anyhow::Error::new(e).context(
                 "no manifest to read\n  hint: check the path given to `-f`; without `-f`, nimbus looks for `nimbus.yaml` here and in the folders above",
             )));
