@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
 use nimbus_manifest::{
-    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, KeyType, Loaded, Resource, ResourceKind,
-    Runtime, Spanned, Trigger,
+    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, KeyType, Loaded, Resource,
+    ResourceKind, Runtime, Spanned, Trigger,
 };
 
 use crate::{
@@ -100,7 +100,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             env,
             include: package.include,
             exclude: package.exclude,
-            description: f.description.clone(),
+            description: f.description.as_ref().map(|d| d.value.clone()),
             triggers,
             hash: String::new(),
             spans: FunctionSpans {
@@ -113,6 +113,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 memory: span_or(memory, name.span),
                 timeout: span_or(timeout, name.span),
                 concurrency: concurrency_span,
+                description: span_or(f.description.as_ref(), name.span),
             },
         };
         node.hash = hash::of(&node);
@@ -121,15 +122,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
     edges.sort();
 
     let settings = provider_settings(loaded);
-    let hash = hash::combine(
-        functions
-            .values()
-            .map(|f| f.hash.as_str())
-            .chain(resources.values().map(|r| r.hash.as_str()))
-            .chain(std::iter::once(hash::of(&(&edges, &settings)).as_str()))
-            .collect::<Vec<_>>(),
-    );
-    AppGraph {
+    let mut graph = AppGraph {
         service: m.service.to_string(),
         stage: loaded.stage.to_string(),
         provider: loaded.provider.clone(),
@@ -137,7 +130,26 @@ pub fn build(loaded: &Loaded) -> AppGraph {
         functions,
         resources,
         edges,
-        hash,
+        hash: String::new(),
+    };
+    graph.rehash();
+    graph
+}
+
+impl AppGraph {
+    /// Recomputes [`AppGraph::hash`] from the nodes' hashes, the edges and the settings (after
+    /// settings were filled in from the environment, for example).
+    pub fn rehash(&mut self) {
+        self.hash = hash::combine(
+            self.functions
+                .values()
+                .map(|f| f.hash.as_str())
+                .chain(self.resources.values().map(|r| r.hash.as_str()))
+                .chain(std::iter::once(
+                    hash::of(&(&self.edges, &self.settings)).as_str(),
+                ))
+                .collect::<Vec<_>>(),
+        );
     }
 }
 

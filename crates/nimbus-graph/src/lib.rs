@@ -102,6 +102,8 @@ pub struct FunctionSpans {
     pub timeout: Span,
     /// `concurrency.max` (function's or defaults'); the name when unset.
     pub concurrency: Span,
+    /// The description; the name when unset.
+    pub description: Span,
 }
 
 /// One trigger of a function.

@@ -246,7 +246,11 @@ fn resolve_into(
     }
     // A value whose template failed stays unrendered: what decoding says about it would only
     // repeat the template error, so it is left out. Everything else is still decoded.
-    let template_lines: BTreeSet<u32> = diags.iter().filter_map(|d| d.span).map(|s| s.line).collect();
+    let template_lines: BTreeSet<u32> = diags
+        .iter()
+        .filter_map(|d| d.span)
+        .map(|s| s.line)
+        .collect();
 
     let mut broken = Broken::default();
     let mut decoded = Vec::new();
@@ -439,7 +443,19 @@ fn decode(
     {
         return None;
     }
+    let mut spans = crate::model::ManifestSpans::default();
+    if let Some((key, value)) = map.iter().find(|(k, _)| k.as_str() == "providers") {
+        spans.providers = Some(scalar_span(key));
+        if let Node::Mapping(ids) = value {
+            for (id, _) in ids.iter() {
+                spans
+                    .provider
+                    .insert(id.as_str().to_string(), scalar_span(id));
+            }
+        }
+    }
     Some(Manifest {
+        spans,
         version: version?,
         service: service?,
         defaults,
