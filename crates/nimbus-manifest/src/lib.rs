@@ -26,8 +26,8 @@ mod validate;
 pub(crate) mod yaml;
 
 pub use load::{
-    Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_file, check_str, load_file,
-    load_str,
+    Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_bytes, check_file, check_str,
+    load_file, load_str,
 };
 pub use model::*;
 pub use spanned::Spanned;

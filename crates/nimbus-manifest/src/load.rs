@@ -135,13 +135,21 @@ pub struct Checked {
 /// Reads and checks the manifest at `path` in one pass (see [`Checked`]); only a file that
 /// cannot be read is an `Err`.
 pub fn check_file(path: &Path, options: &LoadOptions) -> Result<Checked, LoadError> {
-    match load_bytes(path) {
-        Ok(source) => Ok(check_str(path, source, options)),
-        Err(LoadError::Invalid(report)) => Ok(Checked {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(check_bytes(path, bytes, options))
+}
+
+/// [`check_file`] on the file's bytes (a byte-order mark dropped, anything not UTF-8 an error).
+pub fn check_bytes(path: &Path, bytes: Vec<u8>, options: &LoadOptions) -> Checked {
+    match text::decode(bytes) {
+        Ok(source) => check_str(path, source, options),
+        Err((shown, d)) => Checked {
             loaded: None,
-            report,
-        }),
-        Err(e) => Err(e),
+            report: Report::new(path, shown, vec![d]),
+        },
     }
 }
 
