@@ -10,7 +10,8 @@
 //!
 //! A panic is a finding: the input is written to `target/fuzz-findings/` and the test fails,
 //! listing them. An abort (out of memory) kills the test. A hang stops it; the slowest
-//! execution is printed so that a slow one is seen before it becomes a hang.
+//! execution is printed (and kept as `target/fuzz-findings/slowest.yaml`) so that a slow one is
+//! seen before it becomes a hang.
 //!
 //! Budget: `NIMBUS_FUZZ_EXECS` executions (default 1500), or with `NIMBUS_FUZZ_SECONDS` as many
 //! as fit in that time (`scripts/test` gives it 60 s). `NIMBUS_FUZZ_SEED` picks another
@@ -274,6 +275,7 @@ fn fuzzed_manifests_never_panic_hang_or_abort() {
     let findings_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-findings");
     let mut findings = Vec::new();
     let mut slowest = (Duration::ZERO, String::new());
+    let mut slowest_input = Vec::new();
     let mut done = 0u64;
     // The corpus itself first, unchanged.
     let mut queue: Vec<(String, Vec<u8>)> = corpus.clone();
@@ -293,6 +295,7 @@ fn fuzzed_manifests_never_panic_hang_or_abort() {
         let took = one.elapsed();
         if took > slowest.0 {
             slowest = (took, name.clone());
+            slowest_input.clone_from(&input);
         }
         if let Err(panic) = outcome {
             let message = panic
@@ -308,6 +311,10 @@ fn fuzzed_manifests_never_panic_hang_or_abort() {
         done += 1;
     }
     std::panic::set_hook(previous_hook);
+    // Kept to look at: the slowest input is where a hang would start.
+    if std::fs::create_dir_all(&findings_dir).is_ok() {
+        let _ = std::fs::write(findings_dir.join("slowest.yaml"), &slowest_input);
+    }
     eprintln!(
         "manifest fuzzer: {done} executions in {:.1?} ({} corpus files), {} findings; slowest {:.1?} ({})",
         started.elapsed(),
