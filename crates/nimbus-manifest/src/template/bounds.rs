@@ -99,7 +99,7 @@ pub(crate) fn check(text: &str) -> Result<(), Refusal> {
     for token in tokenize(
         text,
         false,
-        SyntaxConfig::default(),
+        SyntaxConfig,
         WhitespaceConfig::default(),
     ) {
         // Syntax errors are reported by the parser, with its own message.
