@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support;
+use support::nimbus_env;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -12,33 +15,6 @@ fn repo() -> PathBuf {
 
 fn nimbus(args: &[&str], dir: &Path) -> Output {
     nimbus_env(args, dir, &[])
-}
-
-/// Deploy settings the provider may read from the environment; removed unless given in `env`.
-const SETTINGS_ENV: &[&str] = &[
-    "GOOGLE_CLOUD_PROJECT",
-    "CLOUDSDK_CORE_PROJECT",
-    "CLOUDSDK_FUNCTIONS_REGION",
-    "GOOGLE_CLOUD_REGION",
-    "AZURE_SUBSCRIPTION_ID",
-    "AZURE_DEFAULTS_LOCATION",
-];
-
-fn nimbus_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    // An empty registry of local deployments of its own.
-    let data = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NIMBUS_PROVIDER")
-        .env_remove("NIMBUS_STAGE")
-        .env("XDG_DATA_HOME", data.path());
-    for name in SETTINGS_ENV {
-        command.env_remove(name);
-    }
-    command.envs(env.iter().copied());
-    command.output().expect("nimbus runs")
 }
 
 fn text(bytes: &[u8]) -> String {

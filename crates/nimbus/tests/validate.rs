@@ -2,33 +2,12 @@
 //! required settings, bounded templates and encodings.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// Deploy settings the provider may read from the environment; removed unless given.
-const SETTINGS_ENV: &[&str] = &[
-    "GOOGLE_CLOUD_PROJECT",
-    "CLOUDSDK_CORE_PROJECT",
-    "CLOUDSDK_FUNCTIONS_REGION",
-    "GOOGLE_CLOUD_REGION",
-    "AZURE_SUBSCRIPTION_ID",
-    "AZURE_DEFAULTS_LOCATION",
-];
+mod support;
 
 fn nimbus(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    let data = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NIMBUS_PROVIDER")
-        .env_remove("NIMBUS_STAGE")
-        .env("NO_COLOR", "1")
-        .env("XDG_DATA_HOME", data.path());
-    for name in SETTINGS_ENV {
-        command.env_remove(name);
-    }
-    command.envs(env.iter().copied());
-    command.output().expect("nimbus runs")
+    support::nimbus_env(args, dir, env)
 }
 
 /// A project folder with `manifest` as `nimbus.yaml` and an `app.py`.

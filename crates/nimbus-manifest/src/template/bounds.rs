@@ -96,12 +96,7 @@ pub(crate) enum Refusal {
 pub(crate) fn check(text: &str) -> Result<(), Refusal> {
     let mut after_block_start = false;
     let mut in_block = false;
-    for token in tokenize(
-        text,
-        false,
-        SyntaxConfig,
-        WhitespaceConfig::default(),
-    ) {
+    for token in tokenize(text, false, SyntaxConfig, WhitespaceConfig::default()) {
         // Syntax errors are reported by the parser, with its own message.
         let Ok((token, span)) = token else {
             return Ok(());
