@@ -193,8 +193,25 @@ pub(crate) fn render(
                 ))
             })
         }
-        Err(error) if error.kind() == ErrorKind::OutOfFuel => {
-            budget.fuel.set(budget.fuel.get().saturating_sub(fuel));
+        Err(error) => {
+            // A render that ran out of fuel is charged all it was given. Other errors (an
+            // undefined name, most often) are not charged: minijinja does not say how far they
+            // got, and charging them all would turn the eleventh typo into a fuel error.
+            if error.kind() == ErrorKind::OutOfFuel {
+                budget.fuel.set(budget.fuel.get().saturating_sub(fuel));
+            }
+            budget
+                .bytes
+                .set(budget.bytes.get().saturating_sub(out.buf.len()));
+            Err(refusal(error, fuel, cap, out.hit))
+        }
+    }
+}
+
+/// What a failed render means: a limit hit, or a template error.
+fn refusal(error: Error, fuel: u64, cap: usize, output_full: bool) -> Refusal {
+    match error {
+        error if error.kind() == ErrorKind::OutOfFuel => {
             let (message, hint) = if fuel < FUEL_PER_VALUE {
                 (
                     format!(
@@ -208,13 +225,13 @@ pub(crate) fn render(
                     "loops in manifest templates must be small; write the value out, or put it in `vars`",
                 )
             };
-            Err(Refusal::Limit {
+            Refusal::Limit {
                 error,
                 message,
                 hint: hint.into(),
-            })
+            }
         }
-        Err(error) if out.hit => {
+        error if output_full => {
             let (message, hint) = if cap < MAX_VALUE_BYTES {
                 (
                     format!(
@@ -229,26 +246,24 @@ pub(crate) fn render(
                     "a manifest value rendered from a template can be at most this long",
                 )
             };
-            Err(Refusal::Limit {
+            Refusal::Limit {
                 error,
                 message,
                 hint: hint.into(),
-            })
+            }
         }
-        Err(error) if error.detail().is_some_and(|d| d.contains(FILTER_LIMIT)) => {
-            Err(Refusal::Limit {
-                message: format!(
-                    "template value is too large: {}",
-                    error.detail().unwrap_or_default()
-                ),
-                hint: format!(
-                    "values in manifest templates can be at most {}",
-                    kib(MAX_FILTER_BYTES)
-                ),
-                error,
-            })
-        }
-        Err(error) => Err(Refusal::Template(error)),
+        error if error.detail().is_some_and(|d| d.contains(FILTER_LIMIT)) => Refusal::Limit {
+            message: format!(
+                "template value is too large: {}",
+                error.detail().unwrap_or_default()
+            ),
+            hint: format!(
+                "values in manifest templates can be at most {}",
+                kib(MAX_FILTER_BYTES)
+            ),
+            error,
+        },
+        error => Refusal::Template(error),
     }
 }
 
