@@ -17,59 +17,24 @@
 //! as fit in that time (`scripts/test` gives it 60 s). `NIMBUS_FUZZ_SEED` picks another
 //! sequence; the same seed and count replay the same inputs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nimbus_manifest::{LoadOptions, check_bytes};
 use nimbus_provider::{ProviderId, Purpose, compile_checked};
 
-const TOKENS: &[&str] = &[
-    ":",
-    ": ",
-    "- ",
-    "{",
-    "}",
-    "[",
-    "]",
-    "\"",
-    "'",
-    "\t",
-    "\n",
-    "  ",
-    "#",
-    "|",
-    ">",
-    "? ",
-    ",",
-    "---",
-    "&a ",
-    "*a",
-    "!tag ",
-    "~",
-    "null",
-    "-1",
-    "0",
-    "99999999999999999999",
-    "1.5e300",
-    "cron(",
-    "rate(",
-    ")",
-    "é",
-    "\u{0}",
-    "key: value",
-    "functions:",
-    "type: queue",
-    "10s",
+/// Tokens beyond the shared YAML ones: settings, and template constructs from `{%` on (the
+/// mutation that writes a quoted template value picks from there).
+const EXTRA_TOKENS: &[&str] = &[
     "900s",
     "handler: app.py:handler",
     "providers:",
     "  gcp: { project: p }",
     "description: ",
-    "{{",
-    "}}",
     "{%",
     "%}",
-    "{{ vars.",
     "{{ env.HOME }}",
     "{{ stage }}",
     "{% for a in range(100000) %}",
@@ -98,6 +63,15 @@ const TOKENS: &[&str] = &[
     "{% include 'x' %}",
     "\u{feff}",
 ];
+
+/// Every token a mutation inserts.
+fn tokens() -> Vec<&'static str> {
+    common::YAML_TOKENS
+        .iter()
+        .chain(EXTRA_TOKENS)
+        .copied()
+        .collect()
+}
 
 /// Bytes that are not UTF-8 on their own, or change how lines end.
 const BYTES: &[&[u8]] = &[
@@ -166,7 +140,8 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[(String, Vec<u8>)]) {
             input.drain(at.min(end)..end);
         }
         1 | 2 => {
-            let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
+            let tokens = tokens();
+            let t = tokens[rng.below(tokens.len())].as_bytes();
             input.splice(at..at, t.iter().copied());
         }
         3 => {
@@ -213,8 +188,11 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[(String, Vec<u8>)]) {
         }
         8 => {
             // A template construct inside a quoted value.
-            let first = TOKENS.iter().position(|t| *t == "{{").expect("listed");
-            let t = TOKENS[first + rng.below(TOKENS.len() - first)];
+            let first = EXTRA_TOKENS
+                .iter()
+                .position(|t| *t == "{%")
+                .expect("listed");
+            let t = EXTRA_TOKENS[first + rng.below(EXTRA_TOKENS.len() - first)];
             let value = format!("\"{t}\"");
             input.splice(at..at, value.bytes());
         }
