@@ -63,6 +63,10 @@ pub struct SettingCapability {
 pub struct TextLimits {
     /// A function's `description`.
     pub description: Option<usize>,
+    /// The key of a tag in `providers.<id>.tags`.
+    pub tag_key: Option<usize>,
+    /// The value of a tag in `providers.<id>.tags`.
+    pub tag_value: Option<usize>,
 }
 
 /// Largest deployment package the provider accepts.
@@ -307,5 +311,9 @@ mod tests {
         assert_eq!(azure.effective_memory(3000), Some(4096));
         assert_eq!(azure.effective_memory(8192), None);
         assert_eq!(aws.text.description, Some(256));
+        assert_eq!(
+            (aws.text.tag_key, aws.text.tag_value),
+            (Some(128), Some(256))
+        );
     }
 }

@@ -60,9 +60,53 @@ pub fn fill_settings<'c>(
     missing
 }
 
+/// Tags (`providers.<id>.tags`) over the provider's lengths, at the `providers.<id>:` key.
+fn tags(graph: &AppGraph, manifest: &Manifest, caps: &Capabilities) -> Vec<Diagnostic> {
+    let id = caps.id.as_str();
+    let Some(tags) = graph
+        .settings
+        .get(id)
+        .and_then(|v| v.get("tags"))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    let span = manifest
+        .spans
+        .provider
+        .get(id)
+        .copied()
+        .or(manifest.spans.providers)
+        .unwrap_or(Span::at(1, 1, 1));
+    let mut diags = Vec::new();
+    for (key, value) in tags {
+        let value = value.as_str().unwrap_or_default();
+        for (what, text, max) in [
+            ("key", key.as_str(), caps.text.tag_key),
+            ("value", value, caps.text.tag_value),
+        ] {
+            let chars = text.chars().count();
+            if let Some(max) = max.filter(|max| chars > *max) {
+                diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!(
+                            "the {what} of tag `{key}` in `providers.{id}.tags` is {chars} characters long; {} takes at most {max}",
+                            caps.name
+                        ),
+                    )
+                    .with_hint(format!("shorten it to {max} characters or fewer")),
+                );
+            }
+        }
+    }
+    diags
+}
+
 /// [`fill_settings`], then an error for the required settings still missing (deploy would
 /// refuse to run) and a warning for the others, at the `providers.<id>:` key, else the
-/// `providers:` key, else the first line, with the lines to add and the variables to set.
+/// `providers:` key, else the first line, with the lines to add and the variables to set; and
+/// tags over the provider's lengths.
 pub fn check_settings(
     graph: &mut AppGraph,
     manifest: &Manifest,
@@ -72,6 +116,7 @@ pub fn check_settings(
     let missing = fill_settings(graph, caps, env);
     let id = caps.id.as_str();
     let spans = &manifest.spans;
+    let mut diags = tags(graph, manifest, caps);
     // Where to add, and the lines, indented as they go in the file.
     let (span, label, place, indent, opening) = match (spans.provider.get(id), spans.providers) {
         (Some(s), _) => (
@@ -96,7 +141,6 @@ pub fn check_settings(
             vec!["providers:".to_string(), format!("  {id}:")],
         ),
     };
-    let mut diags = Vec::new();
     for required in [true, false] {
         let keys: Vec<_> = missing
             .iter()
