@@ -159,15 +159,19 @@ fn deploy_plan_info_unlock_and_remove_with_p_azure() {
         hint(&stderr).starts_with("sign in again: `az login`"),
         "{stderr}"
     );
-    // No subscription anywhere.
+    // No subscription anywhere: refused as `validate` refuses it, before anything is built,
+    // at the manifest's `providers:` block with the variable that can give it.
     let out = command(&["plan", "-p", "azure"], dir, &azurite, &double)
         .env_remove("AZURE_SUBSCRIPTION_ID")
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no Azure subscription is set"), "{stderr}");
-    assert!(hint(&stderr).contains("AZURE_SUBSCRIPTION_ID"), "{stderr}");
+    assert!(
+        stderr.contains("needs `providers.azure.subscription`")
+            && stderr.contains("`AZURE_SUBSCRIPTION_ID`"),
+        "{stderr}"
+    );
     // After the failures, the same deploy goes through.
     let out = run(&["deploy", "-p", "azure"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support;
+use support::nimbus_env;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -11,16 +14,7 @@ fn repo() -> PathBuf {
 }
 
 fn nimbus(args: &[&str], dir: &Path) -> Output {
-    // An empty registry of local deployments of its own.
-    let data = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_nimbus"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NIMBUS_PROVIDER")
-        .env_remove("NIMBUS_STAGE")
-        .env("XDG_DATA_HOME", data.path())
-        .output()
-        .expect("nimbus runs")
+    nimbus_env(args, dir, &[])
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -45,7 +39,15 @@ fn project(manifest: &str) -> tempfile::TempDir {
 fn shop_validates_for_every_provider_but_azure() {
     // Azure has no change feed for Table storage: `audit-orders` (a table trigger) is refused
     // at its manifest line, with the reason.
-    let out = nimbus(&["validate", "-f", SHOP, "-p", "azure"], &repo());
+    let subscription = [(
+        "AZURE_SUBSCRIPTION_ID",
+        "00000000-0000-0000-0000-000000000000",
+    )];
+    let out = nimbus_env(
+        &["validate", "-f", SHOP, "-p", "azure"],
+        &repo(),
+        &subscription,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(
@@ -206,8 +208,44 @@ fn init_writes_a_valid_project_and_never_overwrites() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let manifest = std::fs::read_to_string(project.join("nimbus.yaml")).unwrap();
         assert!(manifest.contains("service: my-app"), "{manifest}");
-        for provider in ["local", "aws", "gcp", "azure"] {
+        for provider in ["local", "aws"] {
             let v = nimbus(&["validate", "-p", provider], &project);
+            assert_eq!(
+                v.status.code(),
+                Some(0),
+                "{template}/{provider}: {}",
+                text(&v.stderr)
+            );
+        }
+        // The clouds' required settings are not in the starter: validate refuses as deploy
+        // would, naming them; from the environment they do.
+        for (provider, env) in [
+            (
+                "gcp",
+                &[
+                    ("GOOGLE_CLOUD_PROJECT", "my-project"),
+                    ("CLOUDSDK_FUNCTIONS_REGION", "europe-west1"),
+                ][..],
+            ),
+            (
+                "azure",
+                &[
+                    (
+                        "AZURE_SUBSCRIPTION_ID",
+                        "00000000-0000-0000-0000-000000000000",
+                    ),
+                    ("AZURE_DEFAULTS_LOCATION", "westeurope"),
+                ][..],
+            ),
+        ] {
+            let v = nimbus(&["validate", "-p", provider], &project);
+            assert_eq!(v.status.code(), Some(1), "{template}/{provider}");
+            assert!(
+                text(&v.stderr).contains(&format!("needs `providers.{provider}.")),
+                "{}",
+                text(&v.stderr)
+            );
+            let v = nimbus_env(&["validate", "-p", provider], &project, env);
             assert_eq!(
                 v.status.code(),
                 Some(0),

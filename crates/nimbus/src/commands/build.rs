@@ -49,7 +49,7 @@ pub fn package(
 }
 
 pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> {
-    let compiled = super::compile(global, out)?;
+    let compiled = super::compile(global, out, nimbus_provider::Purpose::Export)?;
     let provider = super::provider(global)?;
     let started = Instant::now();
     let (report, _) = package(&compiled, provider, args.force, out)?;

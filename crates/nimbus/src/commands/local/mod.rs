@@ -36,7 +36,7 @@ fn compile_local(global: &Global, out: &Out) -> Result<Compiled, Failure> {
             "deploying to `{provider}` is not available in this version; `nimbus build -p {provider}` writes its packages\n  hint: use `-p local` (the default) to run the app on this machine"
         )));
     }
-    super::compile(global, out)
+    super::compile(global, out, nimbus_provider::Purpose::Deploy)
 }
 
 /// The state folder of the compiled service and stage.
