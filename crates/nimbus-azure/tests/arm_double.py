@@ -40,6 +40,10 @@ app's managed identity). HTTP routes check the function key when the route's aut
 `function`; `POST /_apps/<app>/admin/functions/<name>` (master key, body `{"input"}`) runs a
 queue, Service Bus or timer function and answers 202, as the admin API does. Node apps: 501.
 
+Changes made outside nimbus, through ARM as a user would make them: `DELETE` of any resource
+(with what is under it), and a site's app settings (`PUT <site>/config/appsettings`, body
+`StringDictionary`, replacing them all; `POST <site>/config/appsettings/list`).
+
 Test hooks: `GET /_double/calls` (every request as `[method, path]`), `GET /_double/resources`
 (what the resource group holds), `POST /_double/fail-next-deployment` (the next deployment fails
 with the given body's `message`, and `code`, by default `Conflict`, as its failed resource's).
@@ -832,6 +836,23 @@ class Handler(BaseHTTPRequestHandler):
                 arm.put_resource(rid, "Microsoft.Storage/storageAccounts", name, body)
                 op = arm.new_operation(result={"id": rid, "name": name, "properties": {"provisioningState": "Succeeded", **arm.resources[rid.lower()]["runtime"]}})
                 return self.reply(202, None, {"Location": "%s/_double/operations/%s" % (self.base(), op), "Retry-After": "0"})
+            m = re.fullmatch(r"(.+/providers/Microsoft\.Web/sites/[^/]+)/config/appsettings(/list)?", rid, re.I)
+            if m:  # Web Apps - Update Application Settings / List Application Settings
+                site = arm.resources.get(m.group(1).lower())
+                if site is None:
+                    raise Invalid("resource `%s` was not found" % m.group(1), "ResourceNotFound", 404)
+                config = site["body"].setdefault("properties", {}).setdefault("siteConfig", {})
+                if method == "PUT" and not m.group(2):
+                    validate_model(wm.StringDictionary, body, "app settings")
+                    # A new body: the record of the deployment that created the site stays as it was.
+                    site["body"] = json.loads(json.dumps(site["body"]))
+                    site["body"]["properties"]["siteConfig"]["appSettings"] = [
+                        {"name": k, "value": v} for k, v in (body.get("properties") or {}).items()]
+                    return self.reply(200, {"id": m.group(1) + "/config/appsettings", "name": "appsettings",
+                                            "properties": body.get("properties") or {}})
+                if method == "POST" and m.group(2):
+                    return self.reply(200, {"id": m.group(1) + "/config/appsettings", "name": "appsettings",
+                                            "properties": {s["name"]: s["value"] for s in config.get("appSettings", [])}})
             if method == "GET":
                 rec = arm.resources.get(rid.lower())
                 if rec is None or rec.get("internal"):
