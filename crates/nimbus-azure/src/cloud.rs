@@ -352,14 +352,31 @@ impl Azure {
             .collect()
     }
 
-    /// The ARM ids of data resources in `ids` (the data account and everything under it).
+    /// The Cosmos DB account of the tables.
+    fn cosmos_path(&self) -> String {
+        format!(
+            "{}/providers/Microsoft.DocumentDB/databaseAccounts/{}-{}",
+            self.rg_path(),
+            names::cosmos_account_prefix(&self.service, &self.stage),
+            self.suffix
+        )
+    }
+
+    /// The ARM ids of data resources in `ids`: the data account, the Cosmos DB account, and
+    /// everything under them but role assignments.
     fn data_ids<'a>(&self, ids: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
-        let data = self.account_path(&self.data_account()).to_ascii_lowercase();
+        let homes = [
+            self.account_path(&self.data_account()).to_ascii_lowercase(),
+            self.cosmos_path().to_ascii_lowercase(),
+        ];
         ids.filter(|id| {
             let l = id.to_ascii_lowercase();
             // Role assignments scoped to data resources are extension resources: not data.
-            (l == data || l.starts_with(&format!("{data}/")))
+            homes
+                .iter()
+                .any(|h| l == *h || l.starts_with(&format!("{h}/")))
                 && !l.contains("/providers/microsoft.authorization/")
+                && !l.contains("/sqlroleassignments/")
         })
         .cloned()
         .collect()
@@ -669,6 +686,8 @@ fn api_version_of(id: &str) -> &'static str {
         api::INSIGHTS
     } else if l.contains("/microsoft.eventgrid/") {
         api::EVENT_GRID
+    } else if l.contains("/microsoft.documentdb/") {
+        api::COSMOS
     } else {
         api::STORAGE
     }
@@ -680,6 +699,7 @@ fn delete_rank(id: &str) -> u8 {
     [
         "/eventsubscriptions/",
         "/roleassignments/",
+        "/sqlroleassignments/",
         "/extensions/",
         "/microsoft.web/sites/",
         "/microsoft.web/serverfarms/",
@@ -694,6 +714,7 @@ fn delete_rank(id: &str) -> u8 {
         "/queues/",
         "/tables/",
         "/blobservices/",
+        "/sqldatabases/",
     ]
     .iter()
     .position(|k| l.contains(k))
@@ -1050,6 +1071,13 @@ impl Cloud for Azure {
                         names::service_bus_prefix(&self.service, &self.stage),
                         self.suffix,
                         names::topic(&r.name)
+                    ),
+                    ResourceKind::Table => format!(
+                        "{}-{}/{}/{}",
+                        names::cosmos_account_prefix(&self.service, &self.stage),
+                        self.suffix,
+                        names::cosmos_database(&self.service),
+                        names::table(&r.name)
                     ),
                     k => format!(
                         "{}/{}",

@@ -65,7 +65,8 @@ fn environment(azurite: &Azurite, double: &ArmDouble) -> impl Fn(&str) -> Option
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     let azurite = Azurite::start();
-    let double = ArmDouble::start(&azurite);
+    let cosmos = common::cosmos::Cosmos::start();
+    let double = ArmDouble::start_with_cosmos(&azurite, &cosmos);
     let lookup = environment(&azurite, &double);
     assert_eq!(azurite.blob_endpoint().rsplit('/').next(), Some(ACCOUNT));
     let shop = common::build_shop();
@@ -103,7 +104,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         "{:?}",
         deployed.report.summary
     );
-    assert_eq!(deployed.uploads.len(), 6);
+    assert_eq!(deployed.uploads.len(), 7);
     assert!(deployed.uploads.iter().all(|u| !u.skipped && u.bytes > 0));
     for u in &deployed.uploads {
         let container = names::app_container(&u.function);
@@ -152,7 +153,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         .unwrap();
     assert_eq!((thumb.memory_mb, thumb.timeout_s), (512, 30));
     // Each function's package SHA-256 names the blob it was deployed from.
-    assert_eq!(info.functions.len(), 6);
+    assert_eq!(info.functions.len(), 7);
     for f in &info.functions {
         let upload = deployed
             .uploads
@@ -220,16 +221,19 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     assert_eq!(lines.lock().unwrap().len(), 1);
 
     // Invoke, through the double's Functions host stand-in running the deployed packages with
-    // azure-functions against Azurite: get-order over HTTP, nightly-report through the admin API.
+    // azure-functions against Azurite and the Cosmos DB server: get-order over HTTP (its table is a
+    // Cosmos DB container, seeded here in the shim's layout), nightly-report through the admin API.
     let seeded = Command::new(nimbus_test_support::required_venv_tool("python"))
         .arg("-c")
         .arg(
-            "import sys, json\nfrom azure.data.tables import TableServiceClient\nfrom azure.storage.blob import BlobServiceClient\n\
-             t = TableServiceClient.from_connection_string(sys.argv[1]).create_table('orders')\n\
-             t.upsert_entity({'PartitionKey': '42', 'RowKey': '', 'item': json.dumps({'id': '42', 'status': 'paid', 'amount': 9.5})})\n\
+            "import sys\nfrom azure.cosmos import CosmosClient, PartitionKey\nfrom azure.storage.blob import BlobServiceClient\n\
+             db = CosmosClient.from_connection_string(sys.argv[2]).create_database_if_not_exists('shop')\n\
+             c = db.create_container_if_not_exists('orders', PartitionKey(path='/pk'), default_ttl=-1)\n\
+             c.upsert_item({'id': '42', 'pk': '42', 'key': {'id': '42'}, 'item': {'id': '42', 'status': 'paid', 'amount': 9.5}, 'old': None, 'op': 'insert'})\n\
              BlobServiceClient.from_connection_string(sys.argv[1]).create_container('reports')\n",
         )
         .arg(azurite.connection_string())
+        .arg(cosmos.connection_string())
         .status()
         .unwrap();
     assert!(seeded.success());
