@@ -175,7 +175,8 @@ function tableClientClass(Base, ResourceError) {
 
 // ----------------------------------------------------------------------------- change feed
 
-const SYSTEM = new Set(['id', 'pk', 'ttl', '_rid', '_self', '_etag', '_attachments', '_ts', '_lsn']);
+// System properties of every document (and the change feed's `_lsn`), and the TTL setting.
+const SYSTEM = new Set(['ttl', '_rid', '_self', '_etag', '_attachments', '_ts', '_lsn']);
 
 // One change feed document of table `table` -> the neutral `table` event.
 function tableEvent(doc, table) {

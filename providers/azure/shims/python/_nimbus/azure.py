@@ -244,11 +244,7 @@ def _document(d):
         return d
     if hasattr(d, "to_dict"):
         return d.to_dict()
-    if hasattr(d, "to_json"):
-        import json
-
-        return json.loads(d.to_json())
-    return dict(d)
+    return d  # not a document: table_event says so
 
 
 def cosmos_events(docs, config: dict, resource: str | None = None) -> list:

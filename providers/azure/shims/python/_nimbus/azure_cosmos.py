@@ -25,7 +25,7 @@ item writes nothing.
 
 ``table_event`` turns one change feed document into the neutral event (``remove`` for a
 tombstone); documents written by something else than Nimbus (no ``op``) are ``modify`` events of
-their own fields.
+their own fields (without the system properties), keyed by ``id``.
 
 Where (app settings of the Azure provider, crates/nimbus-azure/src/env.rs):
 ``NIMBUS_AZURE_COSMOS_ENDPOINT`` (the account's document endpoint, with the app's identity) or
@@ -217,7 +217,8 @@ def table_client_class(base, resource_error, from_azure):
 
 # --------------------------------------------------------------------------- change feed
 
-_SYSTEM = ("id", "pk", "ttl", "_rid", "_self", "_etag", "_attachments", "_ts", "_lsn")
+# System properties of every document (and the change feed's `_lsn`), and the TTL setting.
+_SYSTEM = ("ttl", "_rid", "_self", "_etag", "_attachments", "_ts", "_lsn")
 
 
 def table_event(doc, table: str) -> dict:
