@@ -9,10 +9,12 @@
 //! template and parameters as the last successful deployment, which ARM still reports as
 //! `Succeeded` — makes no PUT, and reads nothing but the deployment; with `refresh` it runs
 //! what-if first, and deploys the template again when what-if shows drift (a resource changed or
-//! deleted outside nimbus, [`whatif`]), which puts it back. Resources an earlier deployment created that the template no longer
-//! has are then deleted; data (the data storage account, its containers, queues and tables) only
+//! deleted outside nimbus, [`whatif`]), which puts it back. Resources an earlier deployment
+//! created that the template no longer has are then deleted; data (the data storage account, its
+//! containers and queues, the Cosmos DB account, its database and the tables' containers) only
 //! with `force` (otherwise the deploy is refused before anything changes). What happened is
-//! summarised per resource against the previous deployment's state (`nimbus-state/<service>/<stage>/azure/state.json`).
+//! summarised per resource against the previous deployment's state
+//! (`nimbus-state/<service>/<stage>/azure/state.json`).
 //!
 //! **plan**: ARM what-if on the same template, mapped to the engine's `Plan` by [`whatif`]
 //! (`Create`, `Modify` → update, `NoChange` → same, resources the last deployment created that
@@ -21,7 +23,8 @@
 //! no what-if), because that is what deploy without `refresh` does. Read-only.
 //!
 //! **remove**: deletes what the deployments created, in reverse dependency order, keeping the
-//! data storage account (and so the deployment account holding the state) unless `force`.
+//! data (the data storage account, the Cosmos DB account, and so the deployment account holding
+//! the state) unless `force`.
 //!
 //! **info**, **invoke**, **logs**: from the deployment's outputs; HTTP functions are called at
 //! their URL (a function key from ARM when the route uses `api_key`), others through the
@@ -968,7 +971,7 @@ impl Cloud for Azure {
             self.write_state(&store, &state).await?;
             storage::unlock_lease(&store, &lease).await?;
             warnings.push(format!(
-                "the data storage account and the deployment account `{}` (state) were kept",
+                "the data (storage account, Cosmos DB account) and the deployment account `{}` (state) were kept",
                 self.deployment_account()
             ));
         }

@@ -416,13 +416,21 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     let recovered = azure.deploy(&target4, FORCE).await.unwrap();
     assert!(recovered.info.deployed);
 
-    // Remove: everything but the data account (and the state it needs) without force.
+    // Remove: everything but the data (and the state it needs) without force.
     let report = azure.remove(&bigger, false).await.unwrap();
     assert!(report.summary.delete > 50, "{:?}", report.summary);
     assert!(!report.retained.is_empty());
     let left = double.resources();
+    // Kept: the storage accounts and the Cosmos DB account with the tables' containers (data),
+    // not the SQL role assignments on them.
     assert!(
-        left.iter().all(|r| r.contains("/storageAccounts/")),
+        left.iter()
+            .all(|r| r.contains("/storageAccounts/") || r.contains("/databaseAccounts/")),
+        "{left:?}"
+    );
+    assert!(
+        left.iter().any(|r| r.ends_with("/containers/orders"))
+            && !left.iter().any(|r| r.contains("/sqlRoleAssignments/")),
         "{left:?}"
     );
     assert!(!left.iter().any(|r| r.contains("/Microsoft.Web/")));
