@@ -179,7 +179,6 @@ fn deploy_plan_info_unlock_and_remove_with_p_azure() {
     assert!(double.resources().is_empty(), "{:?}", double.resources());
 }
 
-
 /// `examples/shop`, unchanged (its `table` trigger included), builds and deploys with `-p azure`;
 /// a queue deleted outside nimbus is drift that `plan --refresh` reports (exit 2 with
 /// `--detailed-exitcode`) and `deploy --refresh` puts back.
@@ -198,9 +197,10 @@ fn the_shop_as_it_is_builds_and_deploys_and_drift_is_repaired_with_p_azure() {
 
     let out = run(&["build", "-p", "azure"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let template =
-        std::fs::read_to_string(walk(dir, "azuredeploy.json").expect("build writes azuredeploy.json"))
-            .unwrap();
+    let template = std::fs::read_to_string(
+        walk(dir, "azuredeploy.json").expect("build writes azuredeploy.json"),
+    )
+    .unwrap();
     assert!(template.contains("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"));
     assert!(template.contains("audit-orders"));
 
@@ -215,14 +215,26 @@ fn the_shop_as_it_is_builds_and_deploys_and_drift_is_repaired_with_p_azure() {
         .into_iter()
         .find(|r| r.ends_with("/queues/payments"))
         .unwrap();
-    let (status, _) = double.arm("DELETE", &format!("{queue}?api-version=2023-05-01"), &Value::Null);
+    let (status, _) = double.arm(
+        "DELETE",
+        &format!("{queue}?api-version=2023-05-01"),
+        &Value::Null,
+    );
     assert!(status == 200 || status == 202, "{status}");
     let out = run(&["plan", "-p", "azure", "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(0), "without refresh, against the state: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without refresh, against the state: {}",
+        text(&out.stderr)
+    );
     let out = run(&["plan", "-p", "azure", "--refresh", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(shown.contains("deleted outside nimbus") && shown.contains("payments"), "{shown}");
+    assert!(
+        shown.contains("deleted outside nimbus") && shown.contains("payments"),
+        "{shown}"
+    );
     let out = run(&["deploy", "-p", "azure", "--refresh"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(double.resources().contains(&queue), "the queue is back");

@@ -423,8 +423,11 @@ fn build_for_azure_writes_the_arm_template_and_the_entry_points() {
     );
     let out = nimbus(&["build", "-p", "azure"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let app = std::fs::read_to_string(dir.path().join(".nimbus/build/azure/dev/azure/f/function_app.py"))
-        .unwrap();
+    let app = std::fs::read_to_string(
+        dir.path()
+            .join(".nimbus/build/azure/dev/azure/f/function_app.py"),
+    )
+    .unwrap();
     assert!(
         app.contains("@app.cosmos_db_trigger(") && app.contains("container_name=\"t\""),
         "{app}"
