@@ -3,7 +3,9 @@
 //
 // Started by the local runtime as `node _nimbus/local_worker.js` with cwd = the unpacked package
 // root and two inherited pipes: fd 3 (runtime -> worker) and fd 4 (worker -> runtime); stdout and
-// stderr stay the handler's own (logs). Frames: 4-byte big-endian length + UTF-8 JSON.
+// stderr stay the handler's own (logs). When NIMBUS_LIFE_FD names an fd (5), that is the read end of
+// a pipe the runtime never writes to: it ends when the runtime is gone (even after `kill -9`), and the worker then kills its
+// process group, so that no worker outlives its runtime. Frames: 4-byte big-endian length + UTF-8 JSON.
 // First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
 // time and in the order received, {"id", "event", "timeout_ms" (or "deadline_ms"), "request_id"} ->
 // {"id", "ok": true, "result", "duration_ms"} or {"id", "ok": false, "error": {"type", "message",
@@ -184,7 +186,28 @@ function elapsedMs(t0) {
   return Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
 }
 
+// Kills the process group when the runtime's end of the life pipe closes. The socket does not keep
+// the worker alive (unref), and a worker started without one (by hand) watches nothing.
+function dieWithRuntime() {
+  const fd = Number(process.env.NIMBUS_LIFE_FD);
+  delete process.env.NIMBUS_LIFE_FD;
+  let life;
+  try {
+    if (!Number.isInteger(fd) || !fs.fstatSync(fd).isFIFO()) return;
+    life = new net.Socket({ fd, readable: true, writable: false });
+  } catch {
+    return;
+  }
+  const die = () => process.kill(0, 'SIGKILL');
+  life.on('end', die);
+  life.on('close', die);
+  life.on('error', die);
+  life.resume();
+  life.unref();
+}
+
 async function main() {
+  dieWithRuntime();
   let fn;
   try {
     fn = await core.getFunction({ provider: PROVIDER });
