@@ -1420,14 +1420,6 @@ fn invoke_infers_the_event_from_the_triggers_routes_it_and_fails_with_the_handle
 
 // --- No stalls, no orphans -------------------------------------------------------------------
 
-/// Whether a process exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
-}
-
 /// How many sockets process `pid` holds open.
 fn sockets_of(pid: u64) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -1444,7 +1436,7 @@ fn sockets_of(pid: u64) -> usize {
 
 /// Whether the server closed `s` (end of file, a reset, or a 408 before closing), reading
 /// for at most 30 s.
-fn closed_by_server(s: &mut TcpStream) -> bool {
+fn closed_by_server(mut s: &TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
@@ -1477,7 +1469,7 @@ fn slowloris_connections_are_capped_and_closed_while_real_requests_are_served() 
     let idle = sockets_of(pid);
     let host = app.url.strip_prefix("http://").unwrap().to_string();
     // 200 connections that never finish their request head.
-    let mut partial: Vec<TcpStream> = (0..200)
+    let partial: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut s = TcpStream::connect(&host).unwrap();
             s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-slow: ").unwrap();
@@ -1493,10 +1485,7 @@ fn slowloris_connections_are_capped_and_closed_while_real_requests_are_served() 
     let (status, _, body) = http("GET", &hello, None, &[]);
     assert_eq!((status, body.as_str()), (200, "hello"));
     // Every partial request is closed by the server.
-    let open = partial
-        .iter_mut()
-        .filter(|s| !closed_by_server(s))
-        .count();
+    let open = partial.iter().filter(|s| !closed_by_server(s)).count();
     assert_eq!(open, 0, "{open} of 200 partial requests still open");
     // A head without the body it announces gets 408.
     let mut s = TcpStream::connect(&host).unwrap();
@@ -1615,13 +1604,13 @@ fn workers_and_their_children_die_with_a_killed_runtime() {
         })
         .collect();
     // Both handlers run, each with a child in its process group.
-    let running: Vec<u32> = ["py", "js"]
+    let running: Vec<u64> = ["py", "js"]
         .iter()
         .flat_map(|name| {
             let file = pids.path().join(name);
             eventually(30, &format!("the {name} handler to start"), || {
                 let text = std::fs::read_to_string(&file).ok()?;
-                let pids: Vec<u32> = text
+                let pids: Vec<u64> = text
                     .split_whitespace()
                     .filter_map(|p| p.parse().ok())
                     .collect();
