@@ -1450,7 +1450,7 @@ fn closed_by_server(mut s: &TcpStream) -> bool {
     }
 }
 
-const HELLO_APP: &str = "version: 1\nservice: hello\nfunctions:\n  hello:\n    handler: app.py:handler\n    triggers: [ { http: { method: GET, path: /hello } } ]\n";
+const HELLO_APP: &str = "version: 1\nservice: hello\nfunctions:\n  hello:\n    handler: app.py:handler\n    triggers: [ { http: { method: GET, path: /hello } }, { http: { method: POST, path: /hello } } ]\n";
 const HELLO_HANDLER: &str = "def handler(event, context):\n    return {'status': 200, 'body': 'hello'}\n";
 
 #[test]
