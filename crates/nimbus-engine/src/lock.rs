@@ -257,7 +257,10 @@ mod tests {
             host: format!("{}-other", mine.host),
             ..gone.clone()
         };
-        assert!(!elsewhere.holder_is_gone(), "another host's pids say nothing");
+        assert!(
+            !elsewhere.holder_is_gone(),
+            "another host's pids say nothing"
+        );
         let old_format = LockInfo {
             host: String::new(),
             boot: String::new(),
@@ -269,6 +272,9 @@ mod tests {
             "x",
         )
         .unwrap();
-        assert_eq!(parsed.host, "", "locks written before `host` existed still parse");
+        assert_eq!(
+            parsed.host, "",
+            "locks written before `host` existed still parse"
+        );
     }
 }

@@ -40,10 +40,8 @@ fn processes(tag: &str) -> BTreeMap<u32, Process> {
             // Fields after `(comm)`: state, ppid, ...
             let (_, rest) = stat.rsplit_once(") ")?;
             let ppid = rest.split(' ').nth(1)?.parse().ok()?;
-            let tagged = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|var| var == needle.as_bytes())
-            });
+            let tagged = std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()));
             Some((pid, Process { ppid, tagged }))
         })
         .collect()

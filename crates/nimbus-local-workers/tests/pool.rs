@@ -538,9 +538,11 @@ async fn a_timeout_kills_what_the_handler_started_in_other_sessions() {
             .trim()
             .parse()
             .unwrap();
-        wait_for(&format!("the {name} process {pid} to die"), Duration::from_secs(5), || {
-            !alive(pid)
-        })
+        wait_for(
+            &format!("the {name} process {pid} to die"),
+            Duration::from_secs(5),
+            || !alive(pid),
+        )
         .await;
     }
 }

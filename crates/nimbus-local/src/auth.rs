@@ -105,16 +105,15 @@ pub fn check(
             validation.validate_nbf = true;
             validation.leeway = JWT_LEEWAY_SECS;
             validation.set_required_spec_claims(&["exp"]);
-            let data = decode::<serde_json::Value>(token, &key, &validation)
-                .map_err(|e| {
-                    Denied::Unauthorized(match e.kind() {
-                        ErrorKind::ExpiredSignature => "the token has expired (`exp`)".into(),
-                        ErrorKind::ImmatureSignature => {
-                            "the token is not valid yet (`nbf` is in the future)".into()
-                        }
-                        _ => format!("invalid token: {e}"),
-                    })
-                })?;
+            let data = decode::<serde_json::Value>(token, &key, &validation).map_err(|e| {
+                Denied::Unauthorized(match e.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired (`exp`)".into(),
+                    ErrorKind::ImmatureSignature => {
+                        "the token is not valid yet (`nbf` is in the future)".into()
+                    }
+                    _ => format!("invalid token: {e}"),
+                })
+            })?;
             let claims = data.claims;
             if claims.get("iss").and_then(|v| v.as_str()) != Some(cfg.issuer.as_str()) {
                 return Err(Denied::Forbidden(format!(

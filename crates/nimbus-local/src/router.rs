@@ -248,7 +248,11 @@ mod tests {
             matches!(r.route("head", "/orders/1"), Routed::MethodNotAllowed(_)),
             "nor is `head` HEAD"
         );
-        assert_eq!(found(&r, "patch", "/files/x").0, "files", "ANY takes any method");
+        assert_eq!(
+            found(&r, "patch", "/files/x").0,
+            "files",
+            "ANY takes any method"
+        );
     }
 
     #[test]

@@ -1451,7 +1451,8 @@ fn closed_by_server(mut s: &TcpStream) -> bool {
 }
 
 const HELLO_APP: &str = "version: 1\nservice: hello\nfunctions:\n  hello:\n    handler: app.py:handler\n    triggers: [ { http: { method: GET, path: /hello } }, { http: { method: POST, path: /hello } } ]\n";
-const HELLO_HANDLER: &str = "def handler(event, context):\n    return {'status': 200, 'body': 'hello'}\n";
+const HELLO_HANDLER: &str =
+    "def handler(event, context):\n    return {'status': 200, 'body': 'hello'}\n";
 
 #[test]
 fn slowloris_connections_are_capped_and_closed_while_real_requests_are_served() {
@@ -1472,7 +1473,8 @@ fn slowloris_connections_are_capped_and_closed_while_real_requests_are_served() 
     let partial: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut s = TcpStream::connect(&host).unwrap();
-            s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-slow: ").unwrap();
+            s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-slow: ")
+                .unwrap();
             s
         })
         .collect();
@@ -1480,7 +1482,10 @@ fn slowloris_connections_are_capped_and_closed_while_real_requests_are_served() 
         let held = sockets_of(pid).saturating_sub(idle);
         (held >= 50).then_some(held)
     });
-    assert!(held <= 50, "at most 50 connections held at once, saw {held}");
+    assert!(
+        held <= 50,
+        "at most 50 connections held at once, saw {held}"
+    );
     // A real request waits for a free slot and is served.
     let (status, _, body) = http("GET", &hello, None, &[]);
     assert_eq!((status, body.as_str()), (200, "hello"));
@@ -1695,7 +1700,10 @@ fn local_http_follows_the_contract_decoded_paths_malformed_bodies_exact_methods_
         &app.url,
         "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     );
-    assert_eq!((status, json_of(&body)["body"].clone()), (200, json!("abc")));
+    assert_eq!(
+        (status, json_of(&body)["body"].clone()),
+        (200, json!("abc"))
+    );
     // A token before its `nbf` is refused (beyond the 60 s leeway), as an expired one is.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1710,9 +1718,19 @@ fn local_http_follows_the_contract_decoded_paths_malformed_bodies_exact_methods_
         .unwrap();
         format!("Bearer {token}")
     };
-    let (status, _, body) = http("GET", &u("/jwt"), None, &[("authorization", &bearer(now + 600))]);
+    let (status, _, body) = http(
+        "GET",
+        &u("/jwt"),
+        None,
+        &[("authorization", &bearer(now + 600))],
+    );
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("not valid yet"), "{body}");
-    let (status, _, body) = http("GET", &u("/jwt"), None, &[("authorization", &bearer(now - 5))]);
+    let (status, _, body) = http(
+        "GET",
+        &u("/jwt"),
+        None,
+        &[("authorization", &bearer(now - 5))],
+    );
     assert_eq!(status, 200, "{body}");
 }
