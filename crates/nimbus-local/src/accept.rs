@@ -4,7 +4,7 @@
 //! [`ConnectionLimits::header_timeout`] closes its connection (hyper's `header_read_timeout`,
 //! which also bounds how long a kept-alive connection may sit idle), and an `accept` that fails
 //! because a resource is exhausted (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) backs off — 10 ms
-//! doubling to 1 s — instead of spinning, logging once per episode.
+//! doubling to 1 s — instead of spinning, logging it at most once a minute.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -45,6 +45,10 @@ impl Default for ConnectionLimits {
 /// The first and the longest pause after an `accept` that failed for lack of a resource.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
+/// A failing `accept` is logged at most once in this long (at the file limit, accepts fail and
+/// succeed by turns as connections close).
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// Whether an `accept` error means a resource is exhausted (waiting helps), rather than one
 /// connection having failed (the next accept is fine).
 fn exhausted(e: &io::Error) -> bool {
@@ -55,7 +59,7 @@ fn exhausted(e: &io::Error) -> bool {
 }
 
 /// Serves HTTP/1.1 on `listener` with `service` until `shutdown` turns true. `log` is called
-/// once when `accept` starts failing for lack of a resource, and once when it recovers.
+/// when `accept` fails for lack of a resource, at most once every [`WARN_EVERY`].
 pub(crate) async fn serve<S, F>(
     listener: TcpListener,
     limits: ConnectionLimits,
@@ -68,7 +72,7 @@ pub(crate) async fn serve<S, F>(
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut delay = BACKOFF.0;
-    let mut failing = false;
+    let mut warned: Option<tokio::time::Instant> = None;
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
@@ -78,8 +82,8 @@ pub(crate) async fn serve<S, F>(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) if exhausted(&e) => {
-                    if !failing {
-                        failing = true;
+                    if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                        warned = Some(tokio::time::Instant::now());
                         log("warn", format!(
                             "cannot accept connections on {}: {e}; retrying with backoff until some close",
                             listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
@@ -97,10 +101,6 @@ pub(crate) async fn serve<S, F>(
             },
             _ = shutdown.changed() => return,
         };
-        if failing {
-            failing = false;
-            log("info", "accepting connections again".into());
-        }
         delay = BACKOFF.0;
         let service = service.clone();
         tokio::spawn(async move {

@@ -4,8 +4,10 @@
 // Started by the local runtime as `node _nimbus/local_worker.js` with cwd = the unpacked package
 // root and two inherited pipes: fd 3 (runtime -> worker) and fd 4 (worker -> runtime); stdout and
 // stderr stay the handler's own (logs). When NIMBUS_LIFE_FD names an fd (5), that is the read end of
-// a pipe the runtime never writes to: it ends when the runtime is gone (even after `kill -9`), and the worker then kills its
-// process group, so that no worker outlives its runtime. Frames: 4-byte big-endian length + UTF-8 JSON.
+// a pipe the runtime never writes to: it ends when the runtime is gone (even after `kill -9`), and
+// the worker then kills its process group and every process carrying its NIMBUS_WORKER_TAG
+// (children that left the group: setsid, daemons), so that nothing outlives the runtime.
+// Frames: 4-byte big-endian length + UTF-8 JSON.
 // First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
 // time and in the order received, {"id", "event", "timeout_ms" (or "deadline_ms"), "request_id"} ->
 // {"id", "ok": true, "result", "duration_ms"} or {"id", "ok": false, "error": {"type", "message",
@@ -186,7 +188,28 @@ function elapsedMs(t0) {
   return Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
 }
 
-// Kills the process group when the runtime's end of the life pipe closes. The socket does not keep
+// SIGKILL to every other process started with this worker's tag, wherever it went.
+function killTagged() {
+  const tag = process.env.NIMBUS_WORKER_TAG;
+  if (!tag) return;
+  const needle = `NIMBUS_WORKER_TAG=${tag}`;
+  let pids;
+  try {
+    pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number);
+  } catch {
+    return; // no /proc: the process group is all there is
+  }
+  for (const pid of pids) {
+    if (pid === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(needle)) process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+}
+
+// Kills what the worker started and its process group when the runtime's end of the life pipe closes. The socket does not keep
 // the worker alive (unref), and a worker started without one (by hand) watches nothing.
 function dieWithRuntime() {
   const fd = Number(process.env.NIMBUS_LIFE_FD);
@@ -198,7 +221,10 @@ function dieWithRuntime() {
   } catch {
     return;
   }
-  const die = () => process.kill(0, 'SIGKILL');
+  const die = () => {
+    killTagged();
+    process.kill(0, 'SIGKILL');
+  };
   life.on('end', die);
   life.on('close', die);
   life.on('error', die);
