@@ -1596,7 +1596,7 @@ fn workers_and_their_children_die_with_a_killed_runtime() {
         ),
         (
             "fns/sleepy.js",
-            "const fs = require('node:fs');\nconst path = require('node:path');\nconst { spawn } = require('node:child_process');\nexports.handler = async () => {\n  const child = spawn('sleep', ['120'], { stdio: 'ignore' });\n  const own = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });\n  fs.writeFileSync(path.join(process.env.PIDS, 'js'), `${process.pid} ${child.pid} ${own.pid}`);\n  await new Promise((r) => setTimeout(r, 30000));\n  return 'done';\n};\n",
+            "const fs = require('node:fs');\nconst path = require('node:path');\nconst { spawn } = require('node:child_process');\nexports.handler = async () => {\n  const child = spawn('sleep', ['120'], { stdio: 'ignore' });\n  const own = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });\n  fs.writeFileSync(path.join(process.env.PIDS, 'js'), `${process.pid} ${child.pid} ${own.pid}`);\n  const end = Date.now() + 30000;\n  while (Date.now() < end);\n  return 'done';\n};\n",
         ),
     ];
     let app = App::deploy(&files, &[]);
@@ -1607,7 +1607,8 @@ fn workers_and_their_children_die_with_a_killed_runtime() {
             std::thread::spawn(move || http("GET", &url, None, &[]).0)
         })
         .collect();
-    // Both handlers run, each with a child in its process group and one in a session of its own.
+    // Both handlers run (Node's blocking its event loop), each with a child in its process group
+    // and one in a session of its own.
     let running: Vec<u64> = ["py", "js"]
         .iter()
         .flat_map(|name| {
