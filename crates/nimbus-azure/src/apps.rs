@@ -21,7 +21,9 @@
 //!   instance runs one invocation at a time (HTTP `perInstanceConcurrency: 1`, queue
 //!   `batchSize: 1` with `newBatchThreshold: 0`, Service Bus `maxConcurrentCalls: 1`) and
 //!   `maximumInstanceCount` is the limit, so at most that many run at once;
-//! - **bindings**: one Azure function per trigger ([`Binding`]).
+//! - **bindings**: one Azure function per trigger ([`Binding`]); a `table` trigger is the Cosmos DB
+//!   trigger on the table's container (its change feed, with the leases of every function in one
+//!   lease container, each under its own prefix).
 
 use nimbus_graph::{AppGraph, FunctionNode, ResourceSpec, TriggerSpec};
 use nimbus_manifest::{Auth, BucketEvent, HttpMethod, Language};
@@ -136,6 +138,19 @@ pub enum Trigger {
         /// The function's subscription.
         subscription: String,
     },
+    /// `cosmosDBTrigger` on a table's container (its change feed).
+    Table {
+        /// The neutral table.
+        resource: String,
+        /// The Cosmos DB database.
+        database: String,
+        /// The table's container.
+        container: String,
+        /// The function's prefix in the lease container.
+        lease_prefix: String,
+        /// Documents per invocation at most (`maxItemsPerInvocation`).
+        batch_size: u32,
+    },
     /// `blobTrigger` with the Event Grid source.
     Blob {
         /// The neutral bucket.
@@ -160,6 +175,7 @@ impl Trigger {
             Trigger::Queue { .. } => "queueTrigger",
             Trigger::Topic { .. } => "serviceBusTrigger",
             Trigger::Blob { .. } => "blobTrigger",
+            Trigger::Table { .. } => "cosmosDBTrigger",
         }
     }
 }
@@ -172,10 +188,10 @@ pub fn apps(graph: &AppGraph) -> Result<Vec<App>, AzureError> {
             provider: graph.provider.clone(),
         });
     }
-    graph.functions.values().map(app).collect()
+    graph.functions.values().map(|f| app(graph, f)).collect()
 }
 
-fn app(f: &FunctionNode) -> Result<App, AzureError> {
+fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
     let caps = ProviderId::Azure.capabilities();
     let unsupported = |what: String| AzureError::Unsupported {
         function: f.name.clone(),
@@ -275,11 +291,17 @@ fn app(f: &FunctionNode) -> Result<App, AzureError> {
                     index,
                 }
             }
-            TriggerSpec::Table { .. } => {
-                return Err(unsupported(
-                    "`table` triggers: Azure Table storage has no change feed".into(),
-                ));
-            }
+            TriggerSpec::Table {
+                resource,
+                batch_size,
+                ..
+            } => Trigger::Table {
+                resource: resource.clone(),
+                database: names::cosmos_database(&graph.service),
+                container: names::table(resource),
+                lease_prefix: names::lease_prefix(&f.name),
+                batch_size: (*batch_size).max(1),
+            },
         };
         bindings.push(Binding { name, trigger });
     }

@@ -7,17 +7,24 @@
 //! same content address is there, then PUT the template as the ARM deployment
 //! `nimbus-<service>-<stage>` (Incremental) and poll it. An unchanged redeploy — the same
 //! template and parameters as the last successful deployment, which ARM still reports as
-//! `Succeeded` — makes no PUT. Resources an earlier deployment created that the template no longer
-//! has are then deleted; data (the data storage account, its containers, queues and tables) only
+//! `Succeeded` — makes no PUT, and reads nothing but the deployment; with `refresh` it runs
+//! what-if first, and deploys the template again when what-if shows drift (a resource changed or
+//! deleted outside nimbus, [`whatif`]), which puts it back. Resources an earlier deployment
+//! created that the template no longer has are then deleted; data (the data storage account, its
+//! containers and queues, the Cosmos DB account, its database and the tables' containers) only
 //! with `force` (otherwise the deploy is refused before anything changes). What happened is
-//! summarised per resource against the previous deployment's state (`nimbus-state/<service>/<stage>/azure/state.json`).
+//! summarised per resource against the previous deployment's state
+//! (`nimbus-state/<service>/<stage>/azure/state.json`).
 //!
-//! **plan**: ARM what-if on the same template, mapped to the engine's `Plan` (`Create`,
-//! `Modify` → update, `NoChange` → same, and resources the last deployment created that the
-//! template drops → delete). Read-only.
+//! **plan**: ARM what-if on the same template, mapped to the engine's `Plan` by [`whatif`]
+//! (`Create`, `Modify` → update, `NoChange` → same, resources the last deployment created that
+//! the template drops → delete, and drift on the resources whose template did not change).
+//! Without `refresh`, an unchanged template is planned against the state (everything `same`,
+//! no what-if), because that is what deploy without `refresh` does. Read-only.
 //!
 //! **remove**: deletes what the deployments created, in reverse dependency order, keeping the
-//! data storage account (and so the deployment account holding the state) unless `force`.
+//! data (the data storage account, the Cosmos DB account, and so the deployment account holding
+//! the state) unless `force`.
 //!
 //! **info**, **invoke**, **logs**: from the deployment's outputs; HTTP functions are called at
 //! their URL (a function key from ARM when the route uses `api_key`), others through the
@@ -169,6 +176,13 @@ struct Planned {
     kind: String,
     id: Option<String>,
     hash: String,
+}
+
+mod whatif;
+
+/// SHA-256 of a template and its parameters: what the state remembers as `hash`.
+fn template_hash(doc: &Value, parameters: &Value) -> String {
+    sha(&serde_json::to_vec(&json!({ "template": doc, "parameters": parameters })).expect("json"))
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -341,14 +355,31 @@ impl Azure {
             .collect()
     }
 
-    /// The ARM ids of data resources in `ids` (the data account and everything under it).
+    /// The Cosmos DB account of the tables.
+    fn cosmos_path(&self) -> String {
+        format!(
+            "{}/providers/Microsoft.DocumentDB/databaseAccounts/{}-{}",
+            self.rg_path(),
+            names::cosmos_account_prefix(&self.service, &self.stage),
+            self.suffix
+        )
+    }
+
+    /// The ARM ids of data resources in `ids`: the data account, the Cosmos DB account, and
+    /// everything under them but role assignments.
     fn data_ids<'a>(&self, ids: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
-        let data = self.account_path(&self.data_account()).to_ascii_lowercase();
+        let homes = [
+            self.account_path(&self.data_account()).to_ascii_lowercase(),
+            self.cosmos_path().to_ascii_lowercase(),
+        ];
         ids.filter(|id| {
             let l = id.to_ascii_lowercase();
             // Role assignments scoped to data resources are extension resources: not data.
-            (l == data || l.starts_with(&format!("{data}/")))
+            homes
+                .iter()
+                .any(|h| l == *h || l.starts_with(&format!("{h}/")))
                 && !l.contains("/providers/microsoft.authorization/")
+                && !l.contains("/sqlroleassignments/")
         })
         .cloned()
         .collect()
@@ -623,6 +654,14 @@ impl Azure {
         Ok(n)
     }
 
+    /// The deployment, when its last run succeeded.
+    async fn deployed(&self) -> Result<Option<Value>, AzureError> {
+        Ok(self
+            .deployment()
+            .await?
+            .filter(|d| d["properties"]["provisioningState"] == "Succeeded"))
+    }
+
     async fn deployment(&self) -> Result<Option<Value>, AzureError> {
         self.arm
             .get(&format!(
@@ -650,6 +689,8 @@ fn api_version_of(id: &str) -> &'static str {
         api::INSIGHTS
     } else if l.contains("/microsoft.eventgrid/") {
         api::EVENT_GRID
+    } else if l.contains("/microsoft.documentdb/") {
+        api::COSMOS
     } else {
         api::STORAGE
     }
@@ -661,6 +702,7 @@ fn delete_rank(id: &str) -> u8 {
     [
         "/eventsubscriptions/",
         "/roleassignments/",
+        "/sqlroleassignments/",
         "/extensions/",
         "/microsoft.web/sites/",
         "/microsoft.web/serverfarms/",
@@ -675,6 +717,7 @@ fn delete_rank(id: &str) -> u8 {
         "/queues/",
         "/tables/",
         "/blobservices/",
+        "/sqldatabases/",
     ]
     .iter()
     .position(|k| l.contains(k))
@@ -742,109 +785,70 @@ impl Cloud for Azure {
         error.hint()
     }
 
-    async fn plan(&self, target: &Target<'_>, _refresh: bool) -> Result<Plan, AzureError> {
+    async fn plan(&self, target: &Target<'_>, refresh: bool) -> Result<Plan, AzureError> {
         self.check(target.graph)?;
         let (doc, parameters) = self.template(target)?;
         let planned = self.planned(&doc);
-        let mut rows: Vec<ResourcePlan> = Vec::new();
-        let body = json!({ "properties": { "mode": "Incremental", "template": doc, "parameters": parameters } });
-        let r = self
+        let group = self
             .arm
-            .send(
-                Method::Post,
-                &format!(
-                    "{}/whatIf?api-version={RESOURCES_API}",
-                    self.deployment_path()
-                ),
-                Some(&body),
-            )
+            .get(&format!("{}?api-version={RESOURCES_API}", self.rg_path()))
             .await?;
-        let missing_group = r.status == 404;
-        let result = if missing_group {
-            None
-        } else if (200..300).contains(&r.status) {
-            Some(self.arm.wait("what-if", r, OPERATION_LIMIT).await?.body)
-        } else {
-            return Err(AzureError::Api {
-                operation: "what-if".into(),
-                status: Some(r.status),
-                code: r.body["error"]["code"].as_str().map(String::from),
-                message: crate::arm::error_text(&r.body["error"]),
-            });
-        };
-        let logical_of: BTreeMap<String, &Planned> = planned
-            .iter()
-            .filter_map(|p| p.id.as_ref().map(|id| (id.to_ascii_lowercase(), p)))
-            .collect();
-        // The state says what earlier deployments created.
-        let store = if missing_group {
-            None
-        } else {
-            self.store().await.ok()
-        };
-        let state = match &store {
-            Some(s) => self.read_state(s).await.unwrap_or(None),
+        // The state says what earlier deployments created and with which template.
+        let state = match group {
+            Some(_) => match self.store().await.ok() {
+                Some(s) => self.read_state(&s).await.unwrap_or(None),
+                None => None,
+            },
             None => None,
         };
-        let created: BTreeSet<String> = state
-            .as_ref()
-            .map(|s| s.created.iter().map(|i| i.to_ascii_lowercase()).collect())
-            .unwrap_or_default();
-        match result {
-            None => {
-                for p in &planned {
-                    rows.push(row(&p.logical, &p.kind, Action::Create, Vec::new()));
-                }
+        let plan = |rows: Vec<ResourcePlan>, refreshed: bool| {
+            let mut summary = Summary::default();
+            rows.iter().for_each(|r| summary.add(r.action));
+            Plan {
+                format_version: nimbus_engine::plan::PLAN_FORMAT_VERSION,
+                service: self.service.clone(),
+                stage: self.stage.clone(),
+                provider: "azure".into(),
+                refreshed,
+                summary,
+                resources: rows,
+                interrupted: Vec::new(),
             }
-            Some(result) => {
-                for c in result["properties"]["changes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    let id = c["resourceId"].as_str().unwrap_or_default();
-                    let lower = id.to_ascii_lowercase();
-                    let (logical, kind) = match logical_of.get(&lower) {
-                        Some(p) => (p.logical.clone(), p.kind.clone()),
-                        None => logical_from_id(id),
-                    };
-                    let action = match c["changeType"].as_str().unwrap_or_default() {
-                        "Create" => Action::Create,
-                        "Modify" | "Deploy" => Action::Update,
-                        "NoChange" => Action::Same,
-                        "Delete" => Action::Delete,
-                        "Ignore" if created.contains(&lower) => Action::Delete,
-                        _ => continue,
-                    };
-                    let changes = c["delta"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|d| PropertyChange {
-                            path: d["path"].as_str().unwrap_or_default().to_string(),
-                            before: (!d["before"].is_null()).then(|| d["before"].clone()),
-                            after: (!d["after"].is_null()).then(|| d["after"].clone()),
-                            known_after_apply: false,
-                            forces_replacement: false,
-                        })
-                        .collect();
-                    rows.push(row(&logical, &kind, action, changes));
-                }
-            }
+        };
+        let all = |action: Action| -> Vec<ResourcePlan> {
+            let mut rows: Vec<ResourcePlan> = planned
+                .iter()
+                .map(|p| row(&p.logical, &p.kind, action, Vec::new()))
+                .collect();
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
+            rows.dedup_by(|a, b| a.id == b.id);
+            rows
+        };
+        // Without refresh, an unchanged template is what deploy skips: nothing to do, and the
+        // cloud is not read (as on the other providers, plan is then against the state).
+        if !refresh
+            && state
+                .as_ref()
+                .is_some_and(|s| s.hash == template_hash(&doc, &parameters))
+            && self.deployed().await?.is_some()
+        {
+            return Ok(plan(all(Action::Same), false));
         }
-        rows.sort_by(|a, b| a.id.cmp(&b.id));
-        rows.dedup_by(|a, b| a.id == b.id);
-        let mut summary = Summary::default();
-        rows.iter().for_each(|r| summary.add(r.action));
-        Ok(Plan {
-            format_version: nimbus_engine::plan::PLAN_FORMAT_VERSION,
-            service: self.service.clone(),
-            stage: self.stage.clone(),
-            provider: "azure".into(),
-            refreshed: !missing_group,
-            summary,
-            resources: rows,
-            interrupted: Vec::new(),
+        let result = match group {
+            Some(_) => self.what_if(&doc, &parameters).await?,
+            None => None,
+        };
+        Ok(match result {
+            None => plan(all(Action::Create), false),
+            Some(result) => {
+                let unchanged = state
+                    .as_ref()
+                    .is_some_and(|s| s.hash == template_hash(&doc, &parameters));
+                plan(
+                    whatif::rows(&result, &planned, state.as_ref(), unchanged),
+                    true,
+                )
+            }
         })
     }
 
@@ -853,8 +857,6 @@ impl Cloud for Azure {
         target: &Target<'_>,
         how: DeployOptions,
     ) -> Result<Deployed, AzureError> {
-        // ARM reads the cloud on every deployment, so `refresh` has nothing to add.
-        let force = how.force;
         self.check(target.graph)?;
         let started = Instant::now();
         let calls = self.calls();
@@ -867,7 +869,7 @@ impl Cloud for Azure {
         let result = self
             .deploy_locked(
                 target,
-                force,
+                how,
                 &store,
                 &doc,
                 &parameters,
@@ -969,7 +971,7 @@ impl Cloud for Azure {
             self.write_state(&store, &state).await?;
             storage::unlock_lease(&store, &lease).await?;
             warnings.push(format!(
-                "the data storage account and the deployment account `{}` (state) were kept",
+                "the data (storage account, Cosmos DB account) and the deployment account `{}` (state) were kept",
                 self.deployment_account()
             ));
         }
@@ -1072,6 +1074,13 @@ impl Cloud for Azure {
                         names::service_bus_prefix(&self.service, &self.stage),
                         self.suffix,
                         names::topic(&r.name)
+                    ),
+                    ResourceKind::Table => format!(
+                        "{}-{}/{}/{}",
+                        names::cosmos_account_prefix(&self.service, &self.stage),
+                        self.suffix,
+                        names::cosmos_database(&self.service),
+                        names::table(&r.name)
                     ),
                     k => format!(
                         "{}/{}",
@@ -1409,7 +1418,7 @@ impl Azure {
     async fn deploy_locked(
         &self,
         target: &Target<'_>,
-        force: bool,
+        how: DeployOptions,
         store: &BlobStore,
         doc: &Value,
         parameters: &Value,
@@ -1425,7 +1434,7 @@ impl Azure {
             .into_iter()
             .filter(|id| !lower_new.contains(&id.to_ascii_lowercase()))
             .collect();
-        if !lost.is_empty() && !force {
+        if !lost.is_empty() && !how.force {
             return Err(AzureError::Engine(nimbus_engine::Error::WouldLoseData {
                 scope: self.scope(),
                 resources: lost
@@ -1435,15 +1444,27 @@ impl Azure {
             }));
         }
         let uploads = self.upload(target, store).await?;
-        let hash = sha(
-            &serde_json::to_vec(&json!({ "template": doc, "parameters": parameters }))
-                .expect("json"),
-        );
-        let current = self.deployment().await?;
-        let unchanged = previous.hash == hash
-            && current
-                .as_ref()
-                .is_some_and(|d| d["properties"]["provisioningState"] == "Succeeded");
+        let hash = template_hash(doc, parameters);
+        let current = self.deployed().await?;
+        let mut unchanged = previous.hash == hash && current.is_some();
+        // With refresh, an unchanged template still goes through what-if: what was changed or
+        // deleted outside nimbus is put back by a deployment.
+        let mut repair = None;
+        if unchanged && how.refresh {
+            let rows = self
+                .what_if(doc, parameters)
+                .await?
+                .map(|r| whatif::rows(&r, planned, Some(&previous), true))
+                .unwrap_or_default();
+            if whatif::drifted(&rows) {
+                unchanged = false;
+                repair = Some(rows);
+            } else {
+                self.options.emit(Progress::Note {
+                    message: "what-if shows no drift".into(),
+                });
+            }
+        }
         let (deployment, summary, removed) = if unchanged {
             self.options.emit(Progress::Note {
                 message: format!(
@@ -1502,7 +1523,18 @@ impl Azure {
                 .collect();
             removed.sort_by_key(|id| (delete_rank(id), id.clone()));
             self.delete_ids(&removed).await?;
-            let summary = summarize(&previous.resources, planned, removed.len());
+            // A repair of drift counts what what-if showed; a changed template, by hashes.
+            let summary = match &repair {
+                Some(rows) => {
+                    let mut s = Summary::default();
+                    rows.iter()
+                        .filter(|r| r.action != Action::Delete)
+                        .for_each(|r| s.add(r.action));
+                    s.delete = removed.len();
+                    s
+                }
+                None => summarize(&previous.resources, planned, removed.len()),
+            };
             (d, summary, removed)
         };
         let outputs = outputs_of(&deployment);

@@ -12,10 +12,14 @@
 //! | queue | `@app.queue_trigger(queue_name)` → `nimbus.queue(resource=…)` | `app.storageQueue` | `NIMBUS_STORAGE` |
 //! | topic | `@app.service_bus_topic_trigger(topic_name, subscription_name)` → `nimbus.service_bus(resource=…)` | `app.serviceBusTopic` | `NIMBUS_SERVICEBUS` |
 //! | bucket | `@app.blob_trigger(path, source=EventGrid)` → `nimbus.blob(resource=…)` | `app.storageBlob` | `NIMBUS_STORAGE` |
+//! | table | `@app.cosmos_db_trigger(database_name, container_name, lease_container_name, lease_container_prefix)` → `nimbus.cosmos(resource=…)` | `app.cosmosDB` | `NIMBUS_COSMOS` |
 //!
-//! Connections are identity-based: the app settings `NIMBUS_STORAGE__*` and
-//! `NIMBUS_SERVICEBUS__*` name the service URIs, `managedidentity` and the client id of the
-//! app's user-assigned identity (see [`crate::template`]).
+//! Connections are identity-based: the app settings `NIMBUS_STORAGE__*`, `NIMBUS_SERVICEBUS__*`
+//! and `NIMBUS_COSMOS__*` name the service URIs (the Cosmos DB account's `accountEndpoint`),
+//! `managedidentity` and the client id of the app's user-assigned identity (see
+//! [`crate::template`]). A table trigger retries a failed batch (exponential backoff, 4 s to
+//! 15 min, 10 times), which the Cosmos DB trigger supports and without which the change feed
+//! moves on past a failed batch.
 //!
 //! `host.json` sets the route prefix to nothing (so paths match the manifest), the timeout, the
 //! queue trigger's `batchSize` and `maxDequeueCount` (the manifest's `max_receives`; the poison
@@ -34,6 +38,10 @@ use crate::apps::{self, App, Trigger};
 pub const STORAGE_CONNECTION: &str = "NIMBUS_STORAGE";
 /// The Service Bus connection's app-setting prefix.
 pub const SERVICE_BUS_CONNECTION: &str = "NIMBUS_SERVICEBUS";
+/// The Cosmos DB connection's app-setting prefix.
+pub const COSMOS_CONNECTION: &str = "NIMBUS_COSMOS";
+/// Retries of a failed Cosmos DB trigger batch.
+pub const TABLE_RETRIES: u32 = 10;
 
 /// The Python entry point's file name.
 pub const PYTHON_ENTRY: &str = "function_app.py";
@@ -259,6 +267,35 @@ pub fn function_app_py(graph: &AppGraph, app: &App) -> String {
                 )
                 .unwrap();
             }
+            Trigger::Table {
+                resource,
+                database,
+                container,
+                lease_prefix,
+                batch_size,
+            } => {
+                writeln!(
+                    s,
+                    "@app.retry(strategy=\"exponential_backoff\", max_retry_count=\"{TABLE_RETRIES}\", minimum_interval=\"00:00:04\", maximum_interval=\"00:15:00\")"
+                )
+                .unwrap();
+                writeln!(
+                    s,
+                    "@app.cosmos_db_trigger(arg_name=\"docs\", connection={}, database_name={}, container_name={}, lease_container_name={}, lease_container_prefix={}, create_lease_container_if_not_exists=False, max_items_per_invocation={batch_size})",
+                    py(COSMOS_CONNECTION),
+                    py(database),
+                    py(container),
+                    py(crate::names::LEASES_CONTAINER),
+                    py(lease_prefix)
+                )
+                .unwrap();
+                writeln!(
+                    s,
+                    "def {f}(docs: func.DocumentList, context: func.Context) -> None:\n    nimbus.cosmos(docs, None, context, resource={})",
+                    py(resource)
+                )
+                .unwrap();
+            }
             Trigger::Blob {
                 resource,
                 container,
@@ -351,6 +388,25 @@ pub fn index_js(graph: &AppGraph, app: &App) -> String {
                     js(topic),
                     js(subscription),
                     js(SERVICE_BUS_CONNECTION),
+                    js(resource)
+                )
+                .unwrap();
+            }
+            Trigger::Table {
+                resource,
+                database,
+                container,
+                lease_prefix,
+                batch_size,
+            } => {
+                writeln!(
+                    s,
+                    "app.cosmosDB({name}, {{\n  connection: {}, databaseName: {}, containerName: {},\n  leaseContainerName: {}, leaseContainerPrefix: {}, createLeaseContainerIfNotExists: false, maxItemsPerInvocation: {batch_size},\n  retry: {{ strategy: 'exponentialBackoff', maxRetryCount: {TABLE_RETRIES}, minimumInterval: {{ seconds: 4 }}, maximumInterval: {{ minutes: 15 }} }},\n  handler: (documents, context) => nimbus.cosmosDB(documents, context, null, {{ resource: {} }}),\n}});",
+                    js(COSMOS_CONNECTION),
+                    js(database),
+                    js(container),
+                    js(crate::names::LEASES_CONTAINER),
+                    js(lease_prefix),
                     js(resource)
                 )
                 .unwrap();

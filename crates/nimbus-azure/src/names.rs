@@ -15,10 +15,14 @@
 //! | ARM deployment | `nimbus-{service}-{stage}` | 1–64, `[-\w.()]` |
 //! | deployment storage account (packages, lock, state, Functions host storage) | `{service}{stage}` letters and digits fitted to 15, `d`, suffix | 3–24, lowercase letters and digits, global |
 //! | host storage account (`AzureWebJobsStorage` of every app) | same with `h` | same |
-//! | data storage account (the manifest's buckets, queues, tables) | same with `s` | same |
+//! | data storage account (the manifest's buckets and queues) | same with `s` | same |
 //! | blob container (bucket) | `{bucket}` | 3–63, lowercase letters, digits, single `-` |
 //! | storage queue | `{queue}`, poison queue `{queue}-poison` | 3–63, as containers |
-//! | storage table | `{table}` without `-` (+ 8 hex digits of its hash when a `-` was dropped) | 3–63, letters and digits, starting with a letter |
+//! | Cosmos DB account (the manifest's tables) | `{service}-{stage}` fitted to 35, `-`, suffix | 3–44, lowercase letters, digits, `-`, global |
+//! | Cosmos DB database | `{service}` | 1–255, no `/ \\ ? #` |
+//! | Cosmos DB container (table) | `{table}` | as the database |
+//! | lease container (the Cosmos DB triggers' change feed leases) | `nimbus_leases` (no neutral name has `_`) | as the database |
+//! | lease prefix (per function, in the lease container) | `{function}.` | — |
 //! | Service Bus namespace | `{service}-{stage}` fitted to 41, `-`, suffix | 6–50, letters, digits, `-`, global; may not end in `-sb` or `-mgmt` |
 //! | Service Bus topic | `{topic}` | 1–260 |
 //! | Service Bus subscription | `{function}` | 1–50 |
@@ -45,6 +49,8 @@ pub const STORAGE_ACCOUNT_MAX: usize = 24;
 pub const CONTAINER_MAX: usize = 63;
 /// Longest function app name nimbus makes (the Functions host id is its first 32 characters).
 pub const APP_MAX: usize = 32;
+/// Longest Cosmos DB account name.
+pub const COSMOS_ACCOUNT_MAX: usize = 44;
 /// Longest Service Bus namespace name.
 pub const SERVICE_BUS_MAX: usize = 50;
 /// Longest Service Bus subscription name.
@@ -174,14 +180,31 @@ pub fn poison_queue(queue_name: &str) -> String {
     .replace("--", "-")
 }
 
-/// A storage table: letters and digits only.
+/// The Cosmos DB container of a table: the neutral name (already within Cosmos DB's rules).
 pub fn table(table: &str) -> String {
-    let plain = alnum(table);
-    if plain == table && plain.len() >= 3 {
-        return fit_alnum(&plain, CONTAINER_MAX);
-    }
-    let budget = CONTAINER_MAX - SUFFIX_LEN;
-    format!("{}{}", &plain[..plain.len().min(budget)], short_hash(table))
+    table.to_string()
+}
+
+/// The prefix of the Cosmos DB account (before `-` and the suffix).
+pub fn cosmos_account_prefix(service: &str, stage: &str) -> String {
+    fit(
+        &format!("{service}-{stage}"),
+        COSMOS_ACCOUNT_MAX - SUFFIX_LEN - 1,
+    )
+}
+
+/// The Cosmos DB database that holds the tables' containers.
+pub fn cosmos_database(service: &str) -> String {
+    fit(service, 255)
+}
+
+/// The container of the Cosmos DB triggers' leases (the change feed processor's bookmarks); a
+/// neutral name never has `_`, so no table can take it.
+pub const LEASES_CONTAINER: &str = "nimbus_leases";
+
+/// A function's prefix in the lease container, so that several functions share it.
+pub fn lease_prefix(function: &str) -> String {
+    format!("{function}.")
 }
 
 /// The prefix of the Service Bus namespace (before `-` and the suffix).
@@ -322,12 +345,10 @@ mod tests {
                 assert!(!n.contains("--"), "{n}");
                 assert!(!n.ends_with('-'), "{n}");
             }
-            let t = table(name);
-            assert!((3..=63).contains(&t.len()), "{t}");
-            assert!(t.chars().all(|c| c.is_ascii_alphanumeric()), "{t}");
-            assert!(t.starts_with(|c: char| c.is_ascii_alphabetic()), "{t}");
+            assert_ne!(table(name), LEASES_CONTAINER);
         }
-        assert_ne!(table("order-events"), table("orderevents"));
+        assert!(cosmos_account_prefix(long, long).len() + 1 + SUFFIX_LEN <= COSMOS_ACCOUNT_MAX);
+        assert_eq!(cosmos_account_prefix("shop", "dev"), "shop-dev");
         assert!(app_prefix(long, long, long).len() + 1 + SUFFIX_LEN <= APP_MAX);
         assert!(service_bus_prefix(long, long).len() + 1 + SUFFIX_LEN <= SERVICE_BUS_MAX);
         assert!(plan(long, long, long).len() <= PLAN_MAX);

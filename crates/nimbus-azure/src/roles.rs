@@ -1,8 +1,8 @@
 //! The Azure built-in roles nimbus assigns, and which one each neutral grant or trigger needs.
 //!
-//! Every assignment is scoped to one resource — a blob container, a queue, a table, a Service
-//! Bus topic or subscription, the app's own package container, the Application Insights
-//! component — except the Functions host's own storage account (`AzureWebJobsStorage`), which
+//! Every assignment is scoped to one resource — a blob container, a queue, a Cosmos DB
+//! container, a Service Bus topic or subscription, the app's own package container, the
+//! Application Insights component — except the Functions host's own storage account (`AzureWebJobsStorage`), which
 //! the host uses for timer locks, blob receipts and keys in containers and queues it names
 //! itself. No role is assigned at the subscription or resource group.
 //!
@@ -10,16 +10,22 @@
 //! |---|---|---|
 //! | bucket `read` | Storage Blob Data Reader | the container |
 //! | bucket `write`, `read_write` | Storage Blob Data Contributor | the container |
-//! | table `read` | Storage Table Data Reader | the table |
-//! | table `write`, `read_write` | Storage Table Data Contributor | the table |
+//! | table `read` | Cosmos DB Built-in Data Reader (a Cosmos DB SQL role) | the table's container |
+//! | table `write`, `read_write` | Cosmos DB Built-in Data Contributor (SQL role) | the table's container |
 //! | queue `send` | Storage Queue Data Message Sender | the queue |
 //! | topic `publish` | Azure Service Bus Data Sender | the topic |
 //! | queue trigger | Storage Queue Data Reader + Message Processor; Message Sender on the poison queue | the queue |
 //! | topic trigger | Azure Service Bus Data Receiver | the function's subscription |
 //! | bucket trigger | Storage Blob Data Reader | the container |
+//! | table trigger | Cosmos DB Built-in Data Reader (its change feed); Data Contributor on the lease container | the table's container; the lease container |
 //! | package (Flex deployment storage) | Storage Blob Data Contributor | the app's package container |
 //! | host storage | Storage Blob Data Owner, Storage Queue Data Contributor, Storage Table Data Contributor | the host storage account |
 //! | logs | Monitoring Metrics Publisher | the Application Insights component |
+//!
+//! Cosmos DB's data plane has its own role-based access: SQL role definitions and assignments
+//! under the account (`Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments`, scope
+//! `<account id>/dbs/<database>/colls/<container>`), with Entra ID identities; the account has
+//! local (key) authentication off, so no key is ever in an app setting.
 //!
 //! Azure has no write-only data roles for tables and blobs: `write` is granted as Contributor,
 //! which can also read; the shim still refuses reads to a function granted only `write`.
@@ -68,11 +74,6 @@ pub const QUEUE_SENDER: Role = Role {
     name: "Storage Queue Data Message Sender",
     id: "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
 };
-/// Storage Table Data Reader.
-pub const TABLE_READER: Role = Role {
-    name: "Storage Table Data Reader",
-    id: "76199698-9eea-4c19-bc75-cec21354c6b6",
-};
 /// Storage Table Data Contributor.
 pub const TABLE_CONTRIBUTOR: Role = Role {
     name: "Storage Table Data Contributor",
@@ -94,14 +95,26 @@ pub const METRICS_PUBLISHER: Role = Role {
     id: "3913510d-42f4-4e42-8a64-420c390055eb",
 };
 
-/// The role a `uses` grant of `access` on a resource of `kind` needs.
+/// Cosmos DB Built-in Data Reader (a Cosmos DB SQL role definition of every account).
+pub const COSMOS_READER: Role = Role {
+    name: "Cosmos DB Built-in Data Reader",
+    id: "00000000-0000-0000-0000-000000000001",
+};
+/// Cosmos DB Built-in Data Contributor (a Cosmos DB SQL role definition of every account).
+pub const COSMOS_CONTRIBUTOR: Role = Role {
+    name: "Cosmos DB Built-in Data Contributor",
+    id: "00000000-0000-0000-0000-000000000002",
+};
+
+/// The role a `uses` grant of `access` on a resource of `kind` needs (for tables, a Cosmos DB
+/// SQL role).
 pub fn for_access(kind: nimbus_manifest::ResourceKind, access: nimbus_manifest::Access) -> Role {
     use nimbus_manifest::{Access, ResourceKind};
     match (kind, access) {
         (ResourceKind::Bucket, Access::Read) => BLOB_READER,
         (ResourceKind::Bucket, _) => BLOB_CONTRIBUTOR,
-        (ResourceKind::Table, Access::Read) => TABLE_READER,
-        (ResourceKind::Table, _) => TABLE_CONTRIBUTOR,
+        (ResourceKind::Table, Access::Read) => COSMOS_READER,
+        (ResourceKind::Table, _) => COSMOS_CONTRIBUTOR,
         (ResourceKind::Queue, _) => QUEUE_SENDER,
         (ResourceKind::Topic, _) => SERVICE_BUS_SENDER,
     }

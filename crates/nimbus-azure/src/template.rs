@@ -11,9 +11,10 @@
 //! - three storage accounts (Standard LRS, StorageV2, TLS 1.2 minimum, HTTPS only, no public
 //!   blob access, no anonymous containers, soft delete for blobs and containers): *deployment*
 //!   (`nimbus-state` for locks and state, and one package container `app-<function>` per app),
-//!   *host* (`AzureWebJobsStorage` of every app) and, when the manifest has buckets, queues or
-//!   tables, *data* with a blob container per bucket, a queue and its `-poison` queue per queue,
-//!   and a table per table;
+//!   *host* (`AzureWebJobsStorage` of every app) and, when the manifest has buckets or queues,
+//!   *data* with a blob container per bucket and a queue and its `-poison` queue per queue;
+//! - when the manifest has tables, a Cosmos DB for NoSQL account (serverless) with a container
+//!   per table and the Cosmos DB triggers' lease container ([`cosmos`]);
 //! - a Service Bus namespace (Standard, TLS 1.2, local auth off) with a topic per topic and a
 //!   subscription per subscribing function, when the manifest has topics;
 //! - a Log Analytics workspace and a workspace-based Application Insights component (local auth
@@ -21,7 +22,7 @@
 //! - per function ([`crate::apps`]): a user-assigned identity, a Flex Consumption plan (FC1), the
 //!   Function App (Linux, HTTPS only, TLS 1.2, FTPS off, identity-based connections), its code
 //!   (`Microsoft.Web/sites/extensions` `onedeploy` from its package blob), the role assignments
-//!   of [`crate::roles`], and for each bucket trigger an Event Grid subscription on the data
+//!   of [`crate::roles`] (Cosmos DB SQL role assignments for tables), and for each bucket trigger an Event Grid subscription on the data
 //!   account's system topic that calls the blob trigger's webhook;
 //! - outputs: each app's name and host name, and the Application Insights app id.
 //!
@@ -61,7 +62,11 @@ pub mod api {
     pub const INSIGHTS: &str = "2020-02-02";
     /// `Microsoft.EventGrid/*`.
     pub const EVENT_GRID: &str = "2022-06-15";
+    /// `Microsoft.DocumentDB/*`.
+    pub const COSMOS: &str = "2024-11-15";
 }
+
+mod cosmos;
 
 /// Days Log Analytics keeps the apps' logs.
 pub const LOG_RETENTION_DAYS: u32 = 30;
@@ -183,9 +188,7 @@ impl<'a> Template<'a> {
     }
 
     fn has_data(&self) -> bool {
-        self.has(ResourceKind::Bucket)
-            || self.has(ResourceKind::Queue)
-            || self.has(ResourceKind::Table)
+        self.has(ResourceKind::Bucket) || self.has(ResourceKind::Queue)
     }
 
     fn global(&mut self, variable: &str, prefix: String, dash: bool) {
@@ -272,6 +275,14 @@ impl<'a> Template<'a> {
                 .any(|r| matches!(r.spec, ResourceSpec::Bucket { versioning: true }));
             self.storage_account(DATA_ACCOUNT, versioning);
             self.data_resources();
+        }
+        if self.has(ResourceKind::Table) {
+            let leases = apps.iter().any(|a| {
+                a.bindings
+                    .iter()
+                    .any(|b| matches!(b.trigger, Trigger::Table { .. }))
+            });
+            self.cosmos(leases);
         }
         if self.has(ResourceKind::Topic) {
             self.service_bus(apps);
@@ -414,15 +425,6 @@ impl<'a> Template<'a> {
         )
     }
 
-    fn table_id(name: &str) -> String {
-        Self::child_id(
-            DATA_ACCOUNT,
-            "Microsoft.Storage/storageAccounts/tableServices/tables",
-            "default",
-            name,
-        )
-    }
-
     fn container(&mut self, account: &str, name: &str) {
         self.resources.push(json!({
             "type": "Microsoft.Storage/storageAccounts/blobServices/containers",
@@ -453,14 +455,7 @@ impl<'a> Template<'a> {
                         }));
                     }
                 }
-                ResourceKind::Table => self.resources.push(json!({
-                    "type": "Microsoft.Storage/storageAccounts/tableServices/tables",
-                    "apiVersion": api::STORAGE,
-                    "name": Self::child(DATA_ACCOUNT, &names::table(&r.name)),
-                    "dependsOn": [account],
-                    "properties": {},
-                })),
-                ResourceKind::Topic => {}
+                ResourceKind::Table | ResourceKind::Topic => {}
             }
         }
     }
@@ -635,6 +630,7 @@ impl<'a> Template<'a> {
             "logs".into(),
         ));
         let fid = format!("function:{f}");
+        let mut cosmos_grants: Vec<(Role, String)> = Vec::new(); // (role, container)
         for e in self.graph.edges.iter().filter(|e| e.from == fid) {
             let Link::Uses { access } = &e.link else {
                 continue;
@@ -643,6 +639,10 @@ impl<'a> Template<'a> {
             let Some(r) = self.graph.resources.get(name) else {
                 continue;
             };
+            if r.kind == ResourceKind::Table {
+                cosmos_grants.push((roles::for_access(r.kind, *access), names::table(name)));
+                continue;
+            }
             grants.push((
                 roles::for_access(r.kind, *access),
                 self.resource_scope(r.kind, name),
@@ -678,11 +678,27 @@ impl<'a> Template<'a> {
                     Self::container_id(DATA_ACCOUNT, &names::container(resource)),
                     format!("trigger {resource}"),
                 )),
+                Trigger::Table { container, .. } => {
+                    cosmos_grants.push((roles::COSMOS_READER, container.clone()));
+                    cosmos_grants.push((
+                        roles::COSMOS_CONTRIBUTOR,
+                        names::LEASES_CONTAINER.to_string(),
+                    ));
+                }
                 Trigger::Http { .. } | Trigger::Timer { .. } => {}
             }
         }
         grants.sort();
         grants.dedup_by(|x, y| x.0 == y.0 && x.1 == y.1);
+        cosmos_grants.sort();
+        cosmos_grants.dedup();
+        // A container both read (trigger) and written (uses): the contributor role covers both.
+        let written: Vec<String> = cosmos_grants
+            .iter()
+            .filter(|(r, _)| *r == roles::COSMOS_CONTRIBUTOR)
+            .map(|(_, c)| c.clone())
+            .collect();
+        cosmos_grants.retain(|(r, c)| *r == roles::COSMOS_CONTRIBUTOR || !written.contains(c));
         let mut role_ids = Vec::new();
         for (role, scope, what) in &grants {
             let name = format!("guid({scope}, {identity_id}, {})", lit(role.id));
@@ -707,6 +723,8 @@ impl<'a> Template<'a> {
                 "extensionResourceId({scope}, 'Microsoft.Authorization/roleAssignments', {name})"
             )));
         }
+
+        role_ids.extend(self.cosmos_grants(&identity_id, &cosmos_grants));
 
         // App settings.
         let mut settings: BTreeMap<String, Value> = BTreeMap::new();
@@ -752,12 +770,11 @@ impl<'a> Template<'a> {
                 api::STORAGE
             ))
         };
-        if used.iter().any(|(_, k)| *k != ResourceKind::Topic) {
-            for (service, var_name) in [
-                ("blob", env::BLOB_ENDPOINT),
-                ("queue", env::QUEUE_ENDPOINT),
-                ("table", env::TABLE_ENDPOINT),
-            ] {
+        let storage = |k: &ResourceKind| matches!(k, ResourceKind::Bucket | ResourceKind::Queue);
+        if used.iter().any(|(_, k)| storage(k)) {
+            for (service, var_name) in
+                [("blob", env::BLOB_ENDPOINT), ("queue", env::QUEUE_ENDPOINT)]
+            {
                 set(var_name, data_endpoint(service));
                 set(
                     &format!("{}__{service}ServiceUri", entry::STORAGE_CONNECTION),
@@ -770,6 +787,23 @@ impl<'a> Template<'a> {
             );
             set(
                 &format!("{}__clientId", entry::STORAGE_CONNECTION),
+                client_id.clone(),
+            );
+        }
+        let tables = used.iter().any(|(_, k)| *k == ResourceKind::Table);
+        if tables {
+            set(env::COSMOS_ENDPOINT, cosmos::endpoint());
+            set(env::COSMOS_DATABASE, cosmos::database());
+            set(
+                &format!("{}__accountEndpoint", entry::COSMOS_CONNECTION),
+                cosmos::endpoint(),
+            );
+            set(
+                &format!("{}__credential", entry::COSMOS_CONNECTION),
+                json!("managedidentity"),
+            );
+            set(
+                &format!("{}__clientId", entry::COSMOS_CONNECTION),
                 client_id.clone(),
             );
         }
@@ -825,8 +859,11 @@ impl<'a> Template<'a> {
             expr(Self::container_id(DEPLOYMENT_ACCOUNT, &package_container)),
             expr(Self::account_id(HOST_ACCOUNT)),
         ];
-        if used.iter().any(|(_, k)| *k != ResourceKind::Topic) {
+        if used.iter().any(|(_, k)| storage(k)) {
             depends.push(expr(Self::account_id(DATA_ACCOUNT)));
+        }
+        if tables {
+            depends.push(expr(cosmos::account_id()));
         }
         self.resources.push(json!({
             "type": "Microsoft.Web/sites",
@@ -954,7 +991,7 @@ impl<'a> Template<'a> {
         match kind {
             ResourceKind::Bucket => Self::container_id(DATA_ACCOUNT, &names::container(name)),
             ResourceKind::Queue => Self::queue_id(&names::queue(name)),
-            ResourceKind::Table => Self::table_id(&names::table(name)),
+            ResourceKind::Table => cosmos::container_id(&names::table(name)),
             ResourceKind::Topic => Self::topic_id(name),
         }
     }

@@ -15,7 +15,11 @@ and answers as ARM documents it. What it checks:
   (SBNamespace, SBTopic, SBSubscription), `azure-mgmt-eventgrid` (SystemTopic,
   EventSubscription, its destinations and filters chosen by their discriminators),
   `azure-mgmt-applicationinsights` (ApplicationInsightsComponent), `azure-mgmt-loganalytics`
-  (Workspace): unknown properties, missing required ones, wrong JSON types and malformed ISO 8601
+  (Workspace), `azure-mgmt-cosmosdb` (DatabaseAccountCreateUpdateParameters,
+  SqlDatabaseCreateUpdateParameters, SqlContainerCreateUpdateParameters,
+  SqlRoleAssignmentCreateUpdateParameters; plus the rules the models do not carry: a SQL role
+  assignment's `roleDefinitionId` is a role definition of the same account and its `scope` that
+  account or a database or container of it): unknown properties, missing required ones, wrong JSON types and malformed ISO 8601
   durations and date-times are rejected with ARM's `InvalidRequestContent` error. Both model
   generations are read: the newer ones' rest fields and the older (msrest) ones' attribute maps.
   Not validated: `Microsoft.Web/sites/extensions` (the `onedeploy` body has no published model);
@@ -35,10 +39,14 @@ account PUT, what-if and DELETE -> 202 with `Location` (202 once, then 200 with 
 Functions host stand-in (for `nimbus invoke`): `/_apps/<app>/<path>` runs a deployed Python app's
 package — downloaded from the blob its `onedeploy` extension names (Azurite), unpacked, and
 run with `tests/apps/inspect_app.py`, i.e. Microsoft's `azure-functions` library — with the app's
-settings plus `NIMBUS_AZURE_STORAGE_CONNECTION_STRING` (local development storage instead of the
-app's managed identity). HTTP routes check the function key when the route's auth level is
+settings plus `NIMBUS_AZURE_STORAGE_CONNECTION_STRING` and `NIMBUS_AZURE_COSMOS_CONNECTION_STRING`
+(local development storage and a local Cosmos DB API server instead of the app's managed identity). HTTP routes check the function key when the route's auth level is
 `function`; `POST /_apps/<app>/admin/functions/<name>` (master key, body `{"input"}`) runs a
 queue, Service Bus or timer function and answers 202, as the admin API does. Node apps: 501.
+
+Changes made outside nimbus, through ARM as a user would make them: `DELETE` of any resource
+(with what is under it), and a site's app settings (`PUT <site>/config/appsettings`, body
+`StringDictionary`, replacing them all; `POST <site>/config/appsettings/list`).
 
 Test hooks: `GET /_double/calls` (every request as `[method, path]`), `GET /_double/resources`
 (what the resource group holds), `POST /_double/fail-next-deployment` (the next deployment fails
@@ -68,6 +76,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import azure.mgmt.applicationinsights.v2020_02_02.models as aim
 import azure.mgmt.authorization.v2022_04_01.models as am
+import azure.mgmt.cosmosdb.models as cdbm  # 9.7.0: 2024-11-15
 import azure.mgmt.eventgrid.models as egm  # 10.2.0: 2022-06-15 only
 import azure.mgmt.loganalytics.models as lam
 import azure.mgmt.msi.v2023_01_31.models as msim
@@ -314,6 +323,10 @@ MODELS = {
     "Microsoft.EventGrid/systemTopics/eventSubscriptions": egm.EventSubscription,
     "Microsoft.Insights/components": aim.ApplicationInsightsComponent,
     "Microsoft.OperationalInsights/workspaces": lam.Workspace,
+    "Microsoft.DocumentDB/databaseAccounts": cdbm.DatabaseAccountCreateUpdateParameters,
+    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases": cdbm.SqlDatabaseCreateUpdateParameters,
+    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers": cdbm.SqlContainerCreateUpdateParameters,
+    "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments": cdbm.SqlRoleAssignmentCreateUpdateParameters,
 }
 # Keys of a template resource that are not part of the REST body.
 TEMPLATE_ONLY = {"type", "apiVersion", "name", "dependsOn", "scope", "condition", "copy", "comments"}
@@ -514,9 +527,10 @@ def id_of(scope_rg, rtype, name, scope=None):
 
 
 class Arm:
-    def __init__(self, token, blob_endpoint, storage_connection_string="", apps_dir=""):
+    def __init__(self, token, blob_endpoint, storage_connection_string="", apps_dir="", cosmos_connection_string=""):
         self.token, self.blob_endpoint = token, blob_endpoint
         self.storage = storage_connection_string
+        self.cosmos = cosmos_connection_string
         # Where the host stand-in unpacks apps: the caller's folder (removed by the caller), else
         # a temporary one removed when the double stops.
         self.apps_dir = apps_dir or tempfile.mkdtemp(prefix="arm-double-apps-")
@@ -548,6 +562,8 @@ class Arm:
             return {"AppId": app, "ConnectionString": "InstrumentationKey=%s;IngestionEndpoint=https://ingest.example" % app}
         if rtype == "Microsoft.Web/sites":
             return {"defaultHostName": "%s.azurewebsites.net" % last}
+        if rtype == "Microsoft.DocumentDB/databaseAccounts":
+            return {"documentEndpoint": "https://%s.documents.azure.com:443/" % last}
         return {}
 
     def put_resource(self, rid, rtype, name, body):
@@ -675,6 +691,8 @@ class Arm:
                 model = MODELS.get(r["type"])
                 if model is not None:
                     validate_model(model, body, "%s `%s`" % (r["type"], name))
+                if r["type"] == "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments":
+                    check_sql_role_assignment(d.ids[i], body)
                 rid = d.ids[i]
                 out.append((rid, r["type"], name, body))
                 if not apply:
@@ -694,6 +712,26 @@ class Arm:
         for name, o in (d.template.get("outputs") or {}).items():
             out[name] = {"type": o["type"], "value": d.eval(o["value"])}
         return out
+
+
+def check_sql_role_assignment(rid, body):
+    """What Cosmos DB requires of a SQL role assignment beyond its model: the role definition is
+    one of the account's (`<account>/sqlRoleDefinitions/<guid>`), the scope is the account or a
+    database (`/dbs/<db>`) or container (`/dbs/<db>/colls/<container>`) of it, and the name is a
+    GUID."""
+    account = rid.split("/sqlRoleAssignments/")[0]
+    props = body.get("properties") or {}
+    name = rid.rsplit("/", 1)[1]
+    if not re.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", name):
+        raise Invalid("a SQL role assignment's name must be a GUID, not `%s`" % name)
+    definition = props.get("roleDefinitionId", "")
+    if not re.fullmatch(re.escape(account) + r"/sqlRoleDefinitions/[0-9a-fA-F-]{36}", definition, re.I):
+        raise Invalid("roleDefinitionId `%s` is not a role definition of `%s`" % (definition, account))
+    scope = props.get("scope", "")
+    if not re.fullmatch(re.escape(account) + r"(/dbs/[^/]+(/colls/[^/]+)?)?", scope, re.I):
+        raise Invalid("scope `%s` is not `%s` or a database or container of it" % (scope, account))
+    if not props.get("principalId"):
+        raise Invalid("a SQL role assignment needs a principalId")
 
 
 def changes(before, after, path=""):
@@ -832,6 +870,23 @@ class Handler(BaseHTTPRequestHandler):
                 arm.put_resource(rid, "Microsoft.Storage/storageAccounts", name, body)
                 op = arm.new_operation(result={"id": rid, "name": name, "properties": {"provisioningState": "Succeeded", **arm.resources[rid.lower()]["runtime"]}})
                 return self.reply(202, None, {"Location": "%s/_double/operations/%s" % (self.base(), op), "Retry-After": "0"})
+            m = re.fullmatch(r"(.+/providers/Microsoft\.Web/sites/[^/]+)/config/appsettings(/list)?", rid, re.I)
+            if m:  # Web Apps - Update Application Settings / List Application Settings
+                site = arm.resources.get(m.group(1).lower())
+                if site is None:
+                    raise Invalid("resource `%s` was not found" % m.group(1), "ResourceNotFound", 404)
+                config = site["body"].setdefault("properties", {}).setdefault("siteConfig", {})
+                if method == "PUT" and not m.group(2):
+                    validate_model(wm.StringDictionary, body, "app settings")
+                    # A new body: the record of the deployment that created the site stays as it was.
+                    site["body"] = json.loads(json.dumps(site["body"]))
+                    site["body"]["properties"]["siteConfig"]["appSettings"] = [
+                        {"name": k, "value": v} for k, v in (body.get("properties") or {}).items()]
+                    return self.reply(200, {"id": m.group(1) + "/config/appsettings", "name": "appsettings",
+                                            "properties": body.get("properties") or {}})
+                if method == "POST" and m.group(2):
+                    return self.reply(200, {"id": m.group(1) + "/config/appsettings", "name": "appsettings",
+                                            "properties": {s["name"]: s["value"] for s in config.get("appSettings", [])}})
             if method == "GET":
                 rec = arm.resources.get(rid.lower())
                 if rec is None or rec.get("internal"):
@@ -934,6 +989,8 @@ class Handler(BaseHTTPRequestHandler):
         env = dict(os.environ)
         env.update({k: str(v) for k, v in settings.items()})
         env["NIMBUS_AZURE_STORAGE_CONNECTION_STRING"] = self.arm.storage
+        if self.arm.cosmos:
+            env["NIMBUS_AZURE_COSMOS_CONNECTION_STRING"] = self.arm.cosmos
         runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "inspect_app.py")
         p = subprocess.run([sys.executable, runner, target] + args, env=env, capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
@@ -1031,8 +1088,11 @@ def main():
     p.add_argument("--blob-endpoint", default="")
     p.add_argument("--storage-connection-string", default="")
     p.add_argument("--apps-dir", default="", help="where to unpack apps (default: a temporary folder)")
+    p.add_argument("--cosmos-connection-string", default="",
+                   help="a Cosmos DB API server's connection string the host stand-in gives apps (tables)")
     a = p.parse_args()
-    arm = Handler.arm = Arm(a.token, a.blob_endpoint, a.storage_connection_string, a.apps_dir)
+    arm = Handler.arm = Arm(a.token, a.blob_endpoint, a.storage_connection_string, a.apps_dir,
+                            a.cosmos_connection_string)
     if arm.owns_apps_dir:
         atexit.register(shutil.rmtree, arm.apps_dir, True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -44,10 +44,8 @@ fn options(events: &Arc<Mutex<Vec<Progress>>>, lock_timeout: Duration) -> Option
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shop_deploys_redeploys_plans_and_is_removed() {
-    let azurite = Azurite::start();
-    let double = ArmDouble::start(&azurite);
+/// The documented environment variables, pointing at `azurite` and `double`.
+fn environment(azurite: &Azurite, double: &ArmDouble) -> impl Fn(&str) -> Option<String> {
     let env: std::collections::BTreeMap<&str, String> = [
         ("AZURE_SUBSCRIPTION_ID", SUB.to_string()),
         ("NIMBUS_AZURE_ACCESS_TOKEN", TOKEN.to_string()),
@@ -61,7 +59,15 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         ),
     ]
     .into();
-    let lookup = move |name: &str| env.get(name).cloned();
+    move |name: &str| env.get(name).cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_deploys_redeploys_plans_and_is_removed() {
+    let azurite = Azurite::start();
+    let cosmos = common::cosmos::Cosmos::start();
+    let double = ArmDouble::start_with_cosmos(&azurite, &cosmos);
+    let lookup = environment(&azurite, &double);
     assert_eq!(azurite.blob_endpoint().rsplit('/').next(), Some(ACCOUNT));
     let shop = common::build_shop();
     let target = Target {
@@ -98,7 +104,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         "{:?}",
         deployed.report.summary
     );
-    assert_eq!(deployed.uploads.len(), 6);
+    assert_eq!(deployed.uploads.len(), 7);
     assert!(deployed.uploads.iter().all(|u| !u.skipped && u.bytes > 0));
     for u in &deployed.uploads {
         let container = names::app_container(&u.function);
@@ -147,7 +153,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         .unwrap();
     assert_eq!((thumb.memory_mb, thumb.timeout_s), (512, 30));
     // Each function's package SHA-256 names the blob it was deployed from.
-    assert_eq!(info.functions.len(), 6);
+    assert_eq!(info.functions.len(), 7);
     for f in &info.functions {
         let upload = deployed
             .uploads
@@ -215,16 +221,19 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     assert_eq!(lines.lock().unwrap().len(), 1);
 
     // Invoke, through the double's Functions host stand-in running the deployed packages with
-    // azure-functions against Azurite: get-order over HTTP, nightly-report through the admin API.
+    // azure-functions against Azurite and the Cosmos DB server: get-order over HTTP (its table is a
+    // Cosmos DB container, seeded here in the shim's layout), nightly-report through the admin API.
     let seeded = Command::new(nimbus_test_support::required_venv_tool("python"))
         .arg("-c")
         .arg(
-            "import sys, json\nfrom azure.data.tables import TableServiceClient\nfrom azure.storage.blob import BlobServiceClient\n\
-             t = TableServiceClient.from_connection_string(sys.argv[1]).create_table('orders')\n\
-             t.upsert_entity({'PartitionKey': '42', 'RowKey': '', 'item': json.dumps({'id': '42', 'status': 'paid', 'amount': 9.5})})\n\
+            "import sys\nfrom azure.cosmos import CosmosClient, PartitionKey\nfrom azure.storage.blob import BlobServiceClient\n\
+             db = CosmosClient.from_connection_string(sys.argv[2]).create_database_if_not_exists('shop')\n\
+             c = db.create_container_if_not_exists('orders', PartitionKey(path='/pk'), default_ttl=-1)\n\
+             c.upsert_item({'id': '42', 'pk': '42', 'key': {'id': '42'}, 'item': {'id': '42', 'status': 'paid', 'amount': 9.5}, 'old': None, 'op': 'insert'})\n\
              BlobServiceClient.from_connection_string(sys.argv[1]).create_container('reports')\n",
         )
         .arg(azurite.connection_string())
+        .arg(cosmos.connection_string())
         .status()
         .unwrap();
     assert!(seeded.success());
@@ -407,13 +416,21 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     let recovered = azure.deploy(&target4, FORCE).await.unwrap();
     assert!(recovered.info.deployed);
 
-    // Remove: everything but the data account (and the state it needs) without force.
+    // Remove: everything but the data (and the state it needs) without force.
     let report = azure.remove(&bigger, false).await.unwrap();
     assert!(report.summary.delete > 50, "{:?}", report.summary);
     assert!(!report.retained.is_empty());
     let left = double.resources();
+    // Kept: the storage accounts and the Cosmos DB account with the tables' containers (data),
+    // not the SQL role assignments on them.
     assert!(
-        left.iter().all(|r| r.contains("/storageAccounts/")),
+        left.iter()
+            .all(|r| r.contains("/storageAccounts/") || r.contains("/databaseAccounts/")),
+        "{left:?}"
+    );
+    assert!(
+        left.iter().any(|r| r.ends_with("/containers/orders"))
+            && !left.iter().any(|r| r.contains("/sqlRoleAssignments/")),
         "{left:?}"
     );
     assert!(!left.iter().any(|r| r.contains("/Microsoft.Web/")));
@@ -424,4 +441,152 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     assert!(!info.deployed);
     assert!(info.functions.iter().all(|f| f.package_sha256.is_empty()));
     let _ = Value::Null;
+}
+
+/// A change made outside nimbus (a deleted queue, an edited app setting) is left alone by a plain
+/// deploy of an unchanged template (no PUT), shown as drift by `plan --refresh`, and put back by
+/// `deploy --refresh` (what-if, then a deployment); with nothing left to repair, `--refresh`
+/// makes no PUT either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_repaired_when_asked() {
+    let azurite = Azurite::start();
+    let double = ArmDouble::start(&azurite);
+    let lookup = environment(&azurite, &double);
+    let shop = common::build_shop();
+    let target = Target {
+        graph: &shop.graph,
+        build: &shop.build,
+        build_dir: &shop.out,
+    };
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let azure = nimbus_azure::connect_with(&shop.graph, options(&events, Duration::ZERO), &lookup)
+        .await
+        .unwrap();
+    let refresh = nimbus_cloud::DeployOptions {
+        force: false,
+        refresh: true,
+    };
+    azure
+        .deploy(&target, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(deployment_puts(&double), 1);
+    let deployed = double.resources();
+
+    // Outside nimbus, through ARM: the payments queue is deleted, and get-order's app setting
+    // naming its table is edited.
+    let queue = deployed
+        .iter()
+        .find(|r| r.ends_with("/queues/payments"))
+        .unwrap()
+        .clone();
+    let (status, _) = double.arm(
+        "DELETE",
+        &format!("{queue}?api-version=2023-05-01"),
+        &Value::Null,
+    );
+    assert!(status == 200 || status == 202, "{status}");
+    let site = deployed
+        .iter()
+        .find(|r| {
+            r.contains("/Microsoft.Web/sites/shop-dev-get-order-") && !r.contains("/extensions/")
+        })
+        .unwrap()
+        .clone();
+    let settings = format!("{site}/config/appsettings");
+    let (status, listed) = double.arm(
+        "POST",
+        &format!("{settings}/list?api-version=2024-04-01"),
+        &Value::Null,
+    );
+    assert_eq!(status, 200, "{listed}");
+    let mut edited = listed["properties"].clone();
+    assert_eq!(edited["NIMBUS_RESOURCE_ORDERS_NAME"], "orders", "{listed}");
+    edited["NIMBUS_RESOURCE_ORDERS_NAME"] = "elsewhere".into();
+    let (status, answer) = double.arm(
+        "PUT",
+        &format!("{settings}?api-version=2024-04-01"),
+        &serde_json::json!({ "properties": edited }),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(!double.resources().contains(&queue));
+
+    // A plain deploy of the unchanged template skips ARM: nothing is put back.
+    let plain = azure
+        .deploy(&target, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(deployment_puts(&double), 1);
+    assert_eq!(plain.report.summary.changes(), 0);
+    assert!(!double.resources().contains(&queue));
+    let plan = azure.plan(&target, false).await.unwrap();
+    assert!(!plan.has_changes() && !plan.refreshed, "{}", plan.render());
+
+    // plan --refresh shows both as drift.
+    let plan = azure.plan(&target, true).await.unwrap();
+    assert!(plan.refreshed);
+    let payments = plan
+        .resources
+        .iter()
+        .find(|r| r.id.ends_with("/queues/payments") || r.id.ends_with("/default/payments"))
+        .unwrap_or_else(|| panic!("{}", plan.render()));
+    assert_eq!(payments.action, Action::Create, "{}", plan.render());
+    assert!(payments.missing_in_cloud, "{payments:?}");
+    let get_order = plan
+        .resources
+        .iter()
+        .find(|r| r.id.starts_with("Microsoft.Web/sites/shop-dev-get-order-"))
+        .unwrap();
+    assert_eq!(get_order.action, Action::Update, "{}", plan.render());
+    assert!(
+        get_order
+            .drift
+            .iter()
+            .any(|d| d.path.contains("appSettings")
+                && d.live
+                    .as_ref()
+                    .is_some_and(|v| v.to_string().contains("\"elsewhere\""))
+                && d.state
+                    .as_ref()
+                    .is_some_and(|v| !v.to_string().contains("\"elsewhere\""))),
+        "{get_order:?}"
+    );
+    let text = plan.render();
+    assert!(text.contains("drift: deleted outside nimbus"), "{text}");
+    assert!(text.contains("(refreshed)"), "{text}");
+    // Only what changed outside nimbus (the queue, the role assignments on it, the site).
+    assert!(
+        plan.resources
+            .iter()
+            .filter(|r| r.action != Action::Same)
+            .all(|r| r.missing_in_cloud || !r.drift.is_empty()),
+        "{text}"
+    );
+
+    // deploy --refresh puts them back with one deployment.
+    let repaired = azure.deploy(&target, refresh).await.unwrap();
+    assert_eq!(deployment_puts(&double), 2);
+    assert_eq!(double.resources(), deployed, "everything is back");
+    let (_, now) = double.arm(
+        "POST",
+        &format!("{settings}/list?api-version=2024-04-01"),
+        &Value::Null,
+    );
+    assert_eq!(now["properties"], listed["properties"]);
+    let s = repaired.report.summary;
+    assert!(s.create >= 1 && s.update == 1 && s.delete == 0, "{s:?}");
+    assert_eq!(s.create + s.update, plan.summary.changes(), "{s:?}");
+
+    // Nothing left to repair: what-if, no PUT.
+    let again = azure.deploy(&target, refresh).await.unwrap();
+    assert_eq!(deployment_puts(&double), 2);
+    assert_eq!(again.report.summary.changes(), 0);
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Progress::Note { message } if message.contains("no drift"))),
+        "a note says why nothing was deployed"
+    );
 }

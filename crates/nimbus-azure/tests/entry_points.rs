@@ -6,9 +6,11 @@
 //! `@azure/functions` and a recording stand-in of the worker's `@azure/functions-core`, so the
 //! metadata checked is what each library itself produces. The functions each app registers —
 //! names, trigger types, routes, methods, auth levels, schedules, queue, topic and container
-//! names, connections — must be what the manifest says. Then `get-order` is called with an
-//! `azure.functions.HttpRequest` and `charge-payment` with a queue message, against Azurite:
-//! the neutral handlers answer through the shim and their resource clients.
+//! names, Cosmos DB databases, containers and leases, connections — must be what the manifest
+//! says. Then `get-order` is called with an `azure.functions.HttpRequest` and `charge-payment`
+//! with a queue message, against Azurite and a Cosmos DB API server, and `audit-orders` with
+//! change feed documents (a tombstone among them): the neutral handlers answer through the shim
+//! and their resource clients.
 
 mod common;
 
@@ -75,6 +77,12 @@ fn triggers(report: &Value) -> BTreeMap<String, Value> {
                 "path",
                 "source",
                 "connection",
+                "databaseName",
+                "containerName",
+                "leaseContainerName",
+                "leaseContainerPrefix",
+                "createLeaseContainerIfNotExists",
+                "maxItemsPerInvocation",
             ] {
                 if let Some(v) = trigger.get(key) {
                     let v = match (key, v) {
@@ -112,7 +120,12 @@ fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
     let azurite = Azurite::start();
     let conn = azurite.connection_string();
 
+    let cosmos = common::cosmos::Cosmos::start();
     let expected: BTreeMap<&str, Value> = BTreeMap::from([
+        (
+            "audit-orders",
+            json!({"audit-orders-table-0": {"type": "cosmosDBTrigger", "databaseName": "shop", "containerName": "orders", "leaseContainerName": "nimbus_leases", "leaseContainerPrefix": "audit-orders.", "createLeaseContainerIfNotExists": false, "maxItemsPerInvocation": 1, "connection": "NIMBUS_COSMOS"}}),
+        ),
         (
             "place-order",
             json!({"place-order-http-0": {"type": "httpTrigger", "route": "orders", "methods": ["POST"], "authLevel": "anonymous"}}),
@@ -161,16 +174,29 @@ fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
         );
     }
 
-    // get-order through its HTTP function, against Azurite: 404, then 200 with a stored order.
+    // audit-orders' retry policy: the Cosmos DB trigger moves past a failed batch without one.
+    let audit = run(Command::new(python())
+        .arg(tests_dir().join("inspect_app.py"))
+        .arg(root.join("audit-orders")));
+    let retry = std::fs::read_to_string(root.join("audit-orders/function_app.py")).unwrap();
+    assert!(
+        retry.contains("@app.retry(strategy=\"exponential_backoff\""),
+        "{retry}"
+    );
+    assert_eq!(audit["functions"].as_array().unwrap().len(), 1);
+
+    // get-order through its HTTP function, against the Cosmos DB server: 404, then 200 with a
+    // stored order (seeded in the shim's layout).
+    let cosmos_conn = cosmos.connection_string();
     let table = Command::new(python())
         .arg("-c")
         .arg(
-            "import sys, json\nfrom azure.data.tables import TableServiceClient\n\
-             t = TableServiceClient.from_connection_string(sys.argv[1]).create_table('orders')\n\
-             t.upsert_entity({'PartitionKey': '42', 'RowKey': '', 'item': json.dumps({'id': '42', 'status': 'new'})})\n\
-             t.upsert_entity({'PartitionKey': 'o1', 'RowKey': '', 'item': json.dumps({'id': 'o1', 'status': 'new'})})\n",
+            "import sys\nfrom azure.cosmos import CosmosClient, PartitionKey\n\
+             db = CosmosClient.from_connection_string(sys.argv[1]).create_database_if_not_exists('shop')\n\
+             c = db.create_container_if_not_exists('orders', PartitionKey(path='/pk'), default_ttl=-1)\n\
+             for i in ('42', 'o1'):\n    c.upsert_item({'id': i, 'pk': i, 'key': {'id': i}, 'item': {'id': i, 'status': 'new'}, 'old': None, 'op': 'insert'})\n",
         )
-        .arg(&conn)
+        .arg(&cosmos_conn)
         .status()
         .unwrap();
     assert!(table.success());
@@ -184,7 +210,8 @@ fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
                 "GET",
                 &format!("https://shop.azurewebsites.net/orders/{id}"),
             ])
-            .env("NIMBUS_AZURE_STORAGE_CONNECTION_STRING", &conn)
+            .env("NIMBUS_AZURE_COSMOS_CONNECTION_STRING", &cosmos_conn)
+            .env("NIMBUS_AZURE_COSMOS_DATABASE", "shop")
             .env("NIMBUS_RESOURCE_ORDERS_NAME", "orders"))["response"]
             .clone()
     };
@@ -204,19 +231,61 @@ fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
         .arg("charge-payment-queue-0")
         .arg(r#"{"order_id": "o1", "amount": 5}"#)
         .env("NODE_PATH", common::azurite::node_modules())
+        .env("NODE_EXTRA_CA_CERTS", &cosmos.cert)
         .env("NIMBUS_AZURE_STORAGE_CONNECTION_STRING", &conn)
+        .env("NIMBUS_AZURE_COSMOS_CONNECTION_STRING", &cosmos_conn)
+        .env("NIMBUS_AZURE_COSMOS_DATABASE", "shop")
         .env("NIMBUS_RESOURCE_ORDERS_NAME", "orders"));
     assert_eq!(json!(triggers(&node)), expected["charge-payment"], "{node}");
     assert_eq!(node["result"], json!({"ok": true}), "{node}");
     let paid = Command::new(python())
         .arg("-c")
         .arg(
-            "import sys, json\nfrom azure.data.tables import TableServiceClient\n\
-             e = TableServiceClient.from_connection_string(sys.argv[1]).get_table_client('orders').get_entity('o1', '')\n\
-             print(json.loads(e['item'])['status'])\n",
+            "import sys\nfrom azure.cosmos import CosmosClient\n\
+             c = CosmosClient.from_connection_string(sys.argv[1]).get_database_client('shop').get_container_client('orders')\n\
+             d = c.read_item('o1', partition_key='o1')\n\
+             print(d['item']['status'], d['op'], d['old']['status'])\n",
         )
-        .arg(&conn)
+        .arg(&cosmos_conn)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&paid.stdout).trim(), "paid");
+    assert_eq!(
+        String::from_utf8_lossy(&paid.stdout).trim(),
+        "paid modify new",
+        "{}",
+        String::from_utf8_lossy(&paid.stderr)
+    );
+
+    // audit-orders with a batch of change feed documents: one audit line per change, the
+    // tombstone as `remove`.
+    let feed = std::fs::read_to_string(
+        common::repo().join("tests/shims/events/azure/cosmos-change-feed.json"),
+    )
+    .unwrap();
+    let out = Command::new(python())
+        .arg(tests_dir().join("inspect_app.py"))
+        .arg(root.join("audit-orders"))
+        .args(["--invoke", "audit-orders-table-0", &feed])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {stdout}")))
+        .collect();
+    assert_eq!(
+        lines.last().unwrap()["invoked"],
+        json!({"ok": true}),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[..lines.len() - 1],
+        [
+            json!({"audit": "insert", "key": {"id": "o1"}, "old_status": null, "new_status": "placed"}),
+            json!({"audit": "modify", "key": {"id": "o2"}, "old_status": "placed", "new_status": "paid"}),
+            json!({"audit": "remove", "key": {"id": "o3"}, "old_status": "cancelled", "new_status": null}),
+            json!({"audit": "modify", "key": {"id": "o4"}, "old_status": null, "new_status": "imported"}),
+        ],
+        "{stdout}"
+    );
 }

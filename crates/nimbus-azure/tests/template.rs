@@ -35,7 +35,7 @@ fn one_app_identity_and_plan_per_function() {
     let doc: Value = serde_json::from_str(&shop_template()).unwrap();
     let count = |t: &str| resources(&doc).iter().filter(|r| r["type"] == t).count();
     let functions = common::shop().functions.len();
-    assert_eq!(functions, 6);
+    assert_eq!(functions, 7);
     for t in [
         "Microsoft.Web/sites",
         "Microsoft.Web/serverfarms",
@@ -74,6 +74,94 @@ fn one_app_identity_and_plan_per_function() {
         assert_eq!(p["supportsHttpsTrafficOnly"], true);
     }
     assert_eq!(count("Microsoft.Storage/storageAccounts"), 3);
+    assert_eq!(
+        count("Microsoft.Storage/storageAccounts/tableServices/tables"),
+        0,
+        "tables are Cosmos DB containers, not Table storage"
+    );
+}
+
+/// Tables: one serverless Cosmos DB for NoSQL account without keys, a container per table
+/// (partition key `/pk`, TTL on for tombstones) and the triggers' lease container.
+#[test]
+fn tables_are_cosmos_db_containers() {
+    let doc: Value = serde_json::from_str(&shop_template()).unwrap();
+    let of =
+        |t: &str| -> Vec<&Value> { resources(&doc).iter().filter(|r| r["type"] == t).collect() };
+    let accounts = of("Microsoft.DocumentDB/databaseAccounts");
+    assert_eq!(accounts.len(), 1);
+    let p = &accounts[0]["properties"];
+    assert_eq!(
+        p["capabilities"],
+        serde_json::json!([{ "name": "EnableServerless" }])
+    );
+    assert_eq!(p["disableLocalAuth"], true);
+    assert_eq!(p["disableKeyBasedMetadataWriteAccess"], true);
+    assert_eq!(p["minimalTlsVersion"], "Tls12");
+    assert_eq!(
+        of("Microsoft.DocumentDB/databaseAccounts/sqlDatabases").len(),
+        1
+    );
+    let containers: BTreeMap<String, &Value> =
+        of("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers")
+            .into_iter()
+            .map(|c| {
+                (
+                    c["properties"]["resource"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    &c["properties"]["resource"],
+                )
+            })
+            .collect();
+    assert_eq!(
+        containers.keys().cloned().collect::<Vec<_>>(),
+        vec!["inventory", "nimbus_leases", "orders"]
+    );
+    assert_eq!(
+        containers["orders"]["partitionKey"]["paths"],
+        serde_json::json!(["/pk"])
+    );
+    assert_eq!(containers["orders"]["defaultTtl"], -1);
+    assert_eq!(
+        containers["nimbus_leases"]["partitionKey"]["paths"],
+        serde_json::json!(["/id"])
+    );
+    // No key anywhere: no listKeys of the account, no connection string with a key.
+    let text = shop_template();
+    assert!(
+        !text.contains("listKeys(resourceId('Microsoft.DocumentDB"),
+        "{text}"
+    );
+    assert!(!text.contains("AccountKey"));
+    // Apps that use a table get the account's endpoint and the database, and an identity-based
+    // connection for the trigger.
+    let audit = resources(&doc)
+        .iter()
+        .find(|r| {
+            r["type"] == "Microsoft.Web/sites"
+                && r["name"].as_str().unwrap().contains("audit-orders")
+        })
+        .unwrap();
+    let settings: BTreeMap<&str, &Value> = audit["properties"]["siteConfig"]["appSettings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), &s["value"]))
+        .collect();
+    assert_eq!(settings["NIMBUS_COSMOS__credential"], "managedidentity");
+    assert!(
+        settings["NIMBUS_COSMOS__accountEndpoint"]
+            .as_str()
+            .unwrap()
+            .contains("documentEndpoint")
+    );
+    assert!(settings.contains_key("NIMBUS_AZURE_COSMOS_DATABASE"));
+    assert!(
+        !settings.contains_key("NIMBUS_AZURE_BLOB_ENDPOINT"),
+        "audit-orders uses no storage"
+    );
 }
 
 /// Every role assignment's `(app identity, role, scope)`, by identity name.
@@ -93,6 +181,36 @@ fn grants(doc: &Value) -> BTreeMap<String, BTreeSet<(String, String)>> {
         ("3913510d-42f4-4e42-8a64-420c390055eb", "MetricsPublisher"),
     ];
     let mut out: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let identity_of = |r: &Value| {
+        let principal = r["properties"]["principalId"].as_str().unwrap();
+        principal
+            .split('\'')
+            .nth(3)
+            .unwrap_or_else(|| panic!("{principal}"))
+            .to_string()
+    };
+    // Cosmos DB SQL role assignments: scope `concat(<account>, '/dbs/', <db>, '/colls/<container>')`.
+    for r in resources(doc)
+        .iter()
+        .filter(|r| r["type"] == "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments")
+    {
+        let def = r["properties"]["roleDefinitionId"].as_str().unwrap();
+        let role = match def.rsplit('/').next().unwrap().trim_end_matches("')]") {
+            "00000000-0000-0000-0000-000000000001" => "CosmosReader",
+            "00000000-0000-0000-0000-000000000002" => "CosmosContributor",
+            other => panic!("unknown Cosmos DB role {other}"),
+        };
+        let scope = r["properties"]["scope"].as_str().unwrap();
+        let container = scope
+            .rsplit("/colls/")
+            .next()
+            .unwrap()
+            .trim_end_matches("')]");
+        assert!(scope.contains("/colls/"), "scoped to a container: {scope}");
+        out.entry(identity_of(r))
+            .or_default()
+            .insert((role.to_string(), format!("colls:{container}")));
+    }
     for r in resources(doc)
         .iter()
         .filter(|r| r["type"] == "Microsoft.Authorization/roleAssignments")
@@ -156,7 +274,7 @@ fn roles_are_scoped_to_exactly_what_each_function_uses() {
         g["shop-dev-place-order"],
         base(
             &[
-                ("TableContributor", "tables:orders"),
+                ("CosmosContributor", "colls:orders"),
                 ("BusSender", "topics:order-events"),
                 ("QueueSender", "queues:payments"),
             ],
@@ -165,13 +283,13 @@ fn roles_are_scoped_to_exactly_what_each_function_uses() {
     );
     assert_eq!(
         g["shop-dev-get-order"],
-        base(&[("TableReader", "tables:orders")], "get-order")
+        base(&[("CosmosReader", "colls:orders")], "get-order")
     );
     assert_eq!(
         g["shop-dev-charge-payment"],
         base(
             &[
-                ("TableContributor", "tables:orders"),
+                ("CosmosContributor", "colls:orders"),
                 ("QueueReader", "queues:payments"),
                 ("QueueProcessor", "queues:payments"),
                 ("QueueSender", "queues:payments-poison"),
@@ -183,7 +301,7 @@ fn roles_are_scoped_to_exactly_what_each_function_uses() {
         g["shop-dev-reserve-stock"],
         base(
             &[
-                ("TableContributor", "tables:inventory"),
+                ("CosmosContributor", "colls:inventory"),
                 ("BusReceiver", "subscriptions:reserve-stock"),
             ],
             "reserve-stock"
@@ -199,7 +317,27 @@ fn roles_are_scoped_to_exactly_what_each_function_uses() {
             "make-thumbnail"
         )
     );
-    assert_eq!(g.len(), 6);
+    assert_eq!(
+        g["shop-dev-audit-orders"],
+        base(
+            &[
+                ("CosmosReader", "colls:orders"),
+                ("CosmosContributor", "colls:nimbus_leases"),
+            ],
+            "audit-orders"
+        )
+    );
+    assert_eq!(
+        g["shop-dev-nightly-report"],
+        base(
+            &[
+                ("CosmosReader", "colls:orders"),
+                ("BlobContributor", "containers:reports"),
+            ],
+            "nightly-report"
+        )
+    );
+    assert_eq!(g.len(), 7);
 }
 
 #[test]
@@ -255,7 +393,37 @@ fn the_arm_double_refuses_bodies_its_models_reject() {
     assert_eq!(status, 201, "the shop's template as generated: {body}");
 
     type Change = fn(&mut Value);
-    let cases: [(&str, Change, &str); 7] = [
+    let cases: [(&str, Change, &str); 10] = [
+        (
+            "Cosmos DB account without locations",
+            |t| {
+                first_of(t, "Microsoft.DocumentDB/databaseAccounts")["properties"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("locations");
+            },
+            "DatabaseAccountCreateUpdateParameters requires `locations`",
+        ),
+        (
+            "Cosmos DB container with a numeric time to live as text",
+            |t| {
+                first_of(
+                    t,
+                    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers",
+                )["properties"]["resource"]["defaultTtl"] = "-1".into();
+            },
+            "defaultTtl: expected int, got str",
+        ),
+        (
+            "Cosmos DB SQL role assignment scoped outside its account",
+            |t| {
+                first_of(
+                    t,
+                    "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments",
+                )["properties"]["scope"] = "/subscriptions/x/resourceGroups/y".into();
+            },
+            "is not `",
+        ),
         (
             "role assignment without principalId",
             |t| {

@@ -251,7 +251,7 @@ fn render_one(out: &mut String, path: &str, source: &str, d: &Diagnostic, style:
         span.column
     );
     let _ = writeln!(out, "{gutter} {bar}");
-    let text = source.lines().nth(span.line as usize - 1).unwrap_or("");
+    let text = source_line(source, span.line).unwrap_or("");
     let text = text.replace('\t', " ");
     let _ = writeln!(out, "{} {bar} {text}", style.blue(&line_no));
     let line_chars = text.chars().count() as u32;
@@ -284,6 +284,44 @@ fn render_one(out: &mut String, path: &str, source: &str, d: &Diagnostic, style:
         let _ = writeln!(out, "{gutter} {bar}");
         let _ = writeln!(out, "{gutter} = hint: {hint}");
     }
+}
+
+/// The byte offset where each line of `source` starts (the first is 0). Lines end at `\n`,
+/// `\r\n` or a lone `\r`, as YAML counts them, so files with old Mac line endings point at
+/// the right line.
+pub fn line_starts(source: &str) -> Vec<usize> {
+    let bytes = source.as_bytes();
+    let mut starts = vec![0];
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => starts.push(i + 1),
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                starts.push(i + 2);
+                i += 1;
+            }
+            b'\r' => starts.push(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    starts
+}
+
+/// Line `n` (1-based) of `source` without its line break; lines as in [`line_starts`].
+pub fn source_line(source: &str, n: u32) -> Option<&str> {
+    let starts = line_starts(source);
+    let start = *starts.get((n as usize).checked_sub(1)?)?;
+    let end = starts.get(n as usize).copied().unwrap_or(source.len());
+    Some(source[start..end].trim_end_matches(['\n', '\r']))
+}
+
+/// The number of lines of `source`, as [`line_starts`] counts them (a final line break does not
+/// start another line).
+pub fn line_count(source: &str) -> u32 {
+    let starts = line_starts(source);
+    let trailing = starts.len() > 1 && *starts.last().expect("not empty") == source.len();
+    (starts.len() - usize::from(trailing)) as u32
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
@@ -348,6 +386,19 @@ mod tests {
         let r = Report::new("f", "a\n", vec![Diagnostic::error(Span::at(1, 1, 1), "x")]);
         assert!(!r.render(false).contains('\x1b'));
         assert!(r.render(true).contains('\x1b'));
+    }
+
+    #[test]
+    fn cr_only_line_endings_show_the_right_line() {
+        let src = "a: 1\rb: 2\rc: x\r";
+        let out =
+            Report::new("f", src, vec![Diagnostic::error(Span::at(3, 4, 1), "bad")]).render(false);
+        assert!(out.contains("3 | c: x\n  |    ^\n"), "{out}");
+        assert_eq!(source_line("a\r\nb\rc\n", 2), Some("b"));
+        assert_eq!(source_line("a\r\nb\rc\n", 3), Some("c"));
+        assert_eq!(line_count("a\r\nb\rc\n"), 3);
+        assert_eq!(line_count("a\rb"), 2);
+        assert_eq!(line_starts("a\r\nb"), [0, 3]);
     }
 
     #[test]

@@ -125,6 +125,14 @@ pub enum Error {
         /// Who holds it.
         lock: Box<LockInfo>,
     },
+    /// The lock is held by a run on this host whose process is gone.
+    #[error("`{scope}` is locked by a run that is gone: {lock}")]
+    StaleLock {
+        /// The locked service/stage.
+        scope: String,
+        /// Who held it.
+        lock: Box<LockInfo>,
+    },
     /// A lock file or object cannot be parsed.
     #[error("lock at {location} is unreadable: if no deploy is running, delete it by hand")]
     CorruptLock {
@@ -201,6 +209,10 @@ impl Error {
             Error::Locked { lock, .. } => Some(format!(
                 "wait for that run to finish, use a lock timeout, or if that process is gone run `nimbus unlock {}`",
                 lock.id
+            )),
+            Error::StaleLock { lock, .. } => Some(format!(
+                "no process has pid {} on this host any more; if no other deploy of it is running, take the lock over with `nimbus unlock {}`",
+                lock.pid, lock.id
             )),
             Error::WouldLoseData { .. } => Some(
                 "keep the resource in the manifest (and its key unchanged), empty it first, or deploy with `--force` to delete it and its data"

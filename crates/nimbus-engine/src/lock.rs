@@ -7,8 +7,13 @@
 //! ```json
 //! { "id": "3f9c0a…", "scope": "shop/dev", "holder": "alice@build-7", "pid": 4242,
 //!   "operation": "apply", "created": "2025-01-01T10:00:00.000Z",
-//!   "expires": "2025-01-01T11:00:00.000Z" }
+//!   "expires": "2025-01-01T11:00:00.000Z", "host": "build-7", "boot": "8c1f…" }
 //! ```
+//!
+//! `host` and `boot` (the kernel's host name and boot id, Linux only) tell a lock whose holder is
+//! certainly gone: taken on this host, and either the host has rebooted since or no process has
+//! its pid any more. Such a lock is refused at once as stale ([`Error::StaleLock`], with the
+//! `nimbus unlock` command that takes it over) rather than waited on until it expires.
 
 use std::fmt;
 use std::time::Duration;
@@ -59,6 +64,12 @@ pub struct LockInfo {
     pub created: String,
     /// When it stops being valid (RFC 3339).
     pub expires: String,
+    /// The holder's host name; empty when unknown (not Linux, or an older lock).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// The holder's boot id; empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub boot: String,
 }
 
 impl LockInfo {
@@ -77,7 +88,23 @@ impl LockInfo {
                 now.checked_add_signed(ttl)
                     .unwrap_or(DateTime::<Utc>::MAX_UTC),
             ),
+            host: kernel_text("hostname"),
+            boot: kernel_text("random/boot_id"),
         }
+    }
+
+    /// Whether the run holding it is certainly gone: it took the lock on this host (same host
+    /// name), and this host has rebooted since or no process has its pid. Unknown is not gone.
+    pub fn holder_is_gone(&self) -> bool {
+        let (host, boot) = (kernel_text("hostname"), kernel_text("random/boot_id"));
+        if host.is_empty() || self.host != host {
+            return false;
+        }
+        if !self.boot.is_empty() && !boot.is_empty() && self.boot != boot {
+            return true;
+        }
+        std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
     /// Whether it has expired and may be taken over. A lock whose expiry cannot be read never
@@ -110,6 +137,13 @@ impl fmt::Display for LockInfo {
     }
 }
 
+/// `/proc/sys/kernel/<name>`, trimmed; empty where there is none.
+fn kernel_text(name: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn default_holder() -> String {
     let env = |names: &[&str]| {
         names
@@ -129,7 +163,8 @@ fn default_holder() -> String {
 }
 
 /// Takes the lock on `scope`, retrying with exponential backoff (100 ms doubling to 5 s) until
-/// `options.timeout` has passed; then fails naming the holder.
+/// `options.timeout` has passed; then fails naming the holder. A lock whose holder is gone
+/// ([`LockInfo::holder_is_gone`]) fails at once as stale: waiting would not free it.
 pub(crate) async fn acquire<B: Backend>(
     backend: &B,
     scope: &str,
@@ -147,6 +182,12 @@ pub(crate) async fn acquire<B: Backend>(
         };
         match backend.try_lock(&lock).await? {
             TryLock::Acquired => return Ok(lock),
+            TryLock::Held(holder) if holder.holder_is_gone() => {
+                return Err(Error::StaleLock {
+                    scope: scope.to_string(),
+                    lock: Box::new(holder),
+                });
+            }
             TryLock::Held(holder) => {
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
@@ -190,5 +231,50 @@ mod tests {
         };
         assert!(!unreadable.is_expired());
         assert_eq!(LockInfo::parse(&fresh.to_bytes(), "x").unwrap(), fresh);
+    }
+
+    #[test]
+    fn a_holder_is_gone_only_when_certain() {
+        let mine = LockInfo::new("s/dev", "apply", &LockOptions::default());
+        assert!(!mine.holder_is_gone(), "this process is alive");
+        if mine.host.is_empty() {
+            return; // not Linux: nothing is ever certain
+        }
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let dead = exited.id();
+        exited.wait().unwrap();
+        let gone = LockInfo {
+            pid: dead,
+            ..mine.clone()
+        };
+        assert!(gone.holder_is_gone(), "pid {dead} has exited");
+        let rebooted = LockInfo {
+            boot: "another-boot".into(),
+            ..mine.clone()
+        };
+        assert!(rebooted.holder_is_gone());
+        let elsewhere = LockInfo {
+            host: format!("{}-other", mine.host),
+            ..gone.clone()
+        };
+        assert!(
+            !elsewhere.holder_is_gone(),
+            "another host's pids say nothing"
+        );
+        let old_format = LockInfo {
+            host: String::new(),
+            boot: String::new(),
+            ..gone
+        };
+        assert!(!old_format.holder_is_gone());
+        let parsed = LockInfo::parse(
+            br#"{"id":"a","scope":"s/dev","holder":"x@y","pid":1,"operation":"apply","created":"c","expires":"e"}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.host, "",
+            "locks written before `host` existed still parse"
+        );
     }
 }

@@ -158,6 +158,20 @@ fn each_function_runs_as_its_own_account_with_only_what_it_uses() {
 }
 
 #[test]
+fn a_long_description_is_cut_at_a_character_boundary() {
+    let mut g = support::shop("gcp");
+    let f = g.functions.get_mut("place-order").unwrap();
+    // 999 bytes, then a two-byte character across the 1000-byte cut.
+    f.description = Some(format!("{}é and more", "x".repeat(999)));
+    let rs = nimbus_gcp::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
+    let description = get(&rs, "gcp.functions.function/place-order").properties["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(description, "x".repeat(999));
+}
+
+#[test]
 fn functions_are_gen2_with_their_package_limits_and_names() {
     let rs = shop();
     let g = support::shop("gcp");

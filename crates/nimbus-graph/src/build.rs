@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
 use nimbus_manifest::{
-    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, Loaded, Resource, ResourceKind,
-    Runtime, Spanned, Trigger,
+    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, KeyType, Loaded, Resource,
+    ResourceKind, Runtime, Spanned, Trigger,
 };
 
 use crate::{
@@ -45,8 +45,9 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             .concurrency
             .as_ref()
             .and_then(|c| c.max.as_ref())
-            .or(defaults.concurrency.as_ref().and_then(|c| c.max.as_ref()))
-            .map(|m| **m);
+            .or(defaults.concurrency.as_ref().and_then(|c| c.max.as_ref()));
+        let concurrency_span = span_or(concurrency_max, name.span);
+        let concurrency_max = concurrency_max.map(|m| **m);
         let concurrency = concurrency_max.unwrap_or(DEFAULT_CONCURRENCY);
         let mut env: BTreeMap<String, String> = defaults
             .env
@@ -99,7 +100,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             env,
             include: package.include,
             exclude: package.exclude,
-            description: f.description.clone(),
+            description: f.description.as_ref().map(|d| d.value.clone()),
             triggers,
             hash: String::new(),
             spans: FunctionSpans {
@@ -111,6 +112,8 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 ),
                 memory: span_or(memory, name.span),
                 timeout: span_or(timeout, name.span),
+                concurrency: concurrency_span,
+                description: span_or(f.description.as_ref(), name.span),
             },
         };
         node.hash = hash::of(&node);
@@ -119,15 +122,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
     edges.sort();
 
     let settings = provider_settings(loaded);
-    let hash = hash::combine(
-        functions
-            .values()
-            .map(|f| f.hash.as_str())
-            .chain(resources.values().map(|r| r.hash.as_str()))
-            .chain(std::iter::once(hash::of(&(&edges, &settings)).as_str()))
-            .collect::<Vec<_>>(),
-    );
-    AppGraph {
+    let mut graph = AppGraph {
         service: m.service.to_string(),
         stage: loaded.stage.to_string(),
         provider: loaded.provider.clone(),
@@ -135,7 +130,26 @@ pub fn build(loaded: &Loaded) -> AppGraph {
         functions,
         resources,
         edges,
-        hash,
+        hash: String::new(),
+    };
+    graph.rehash();
+    graph
+}
+
+impl AppGraph {
+    /// Recomputes [`AppGraph::hash`] from the nodes' hashes, the edges and the settings (after
+    /// settings were filled in from the environment, for example).
+    pub fn rehash(&mut self) {
+        self.hash = hash::combine(
+            self.functions
+                .values()
+                .map(|f| f.hash.as_str())
+                .chain(self.resources.values().map(|r| r.hash.as_str()))
+                .chain(std::iter::once(
+                    hash::of(&(&self.edges, &self.settings)).as_str(),
+                ))
+                .collect::<Vec<_>>(),
+        );
     }
 }
 
@@ -168,7 +182,9 @@ fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode
     };
     let spec = match *r.kind {
         ResourceKind::Table => ResourceSpec::Table {
-            key: first(&r.key).expect("validated: tables have a key"),
+            // A table without a key is an error of its own; `validate` still builds the graph
+            // of such a manifest to report the provider's findings in the same pass.
+            key: first(&r.key).unwrap_or_else(|| (String::new(), KeyType::String)),
             sort_key: first(&r.sort_key),
         },
         ResourceKind::Queue => ResourceSpec::Queue {

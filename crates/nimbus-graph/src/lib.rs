@@ -100,6 +100,10 @@ pub struct FunctionSpans {
     pub memory: Span,
     /// The timeout (function's or defaults').
     pub timeout: Span,
+    /// `concurrency.max` (function's or defaults'); the name when unset.
+    pub concurrency: Span,
+    /// The description; the name when unset.
+    pub description: Span,
 }
 
 /// One trigger of a function.

@@ -74,8 +74,20 @@ CREATE TABLE items (
 CREATE INDEX items_by_sort ON items (tbl, pk, sk_ord, sk);
 ";
 
-/// Opens (creating if needed) the store file and brings its schema up to date.
+/// Opens (creating if needed) the store file and brings its schema up to date. A new file is
+/// created owner-only (0600, whatever the umask) before SQLite opens it: its `-wal` and `-shm`
+/// files take the database file's mode.
 pub(crate) fn open_file(path: &Path) -> Result<(Connection, u64), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // Any failure here (a missing folder, ...) is SQLite's to report, just below.
+    if let Ok(file) = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
     let conn = Connection::open(path).map_err(|source| classify(path, source))?;
     prepare(conn, path)
 }

@@ -117,6 +117,26 @@ fn a_store_from_a_newer_nimbus_is_refused() {
 }
 
 #[test]
+fn a_new_store_and_its_wal_are_the_owners_only_whatever_the_umask() {
+    use nix::sys::stat::{Mode, umask};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let before = umask(Mode::empty());
+    let store = Store::open(&path);
+    umask(before);
+    let store = store.unwrap();
+    store.ensure_queue("jobs", &QueueConfig::default()).unwrap();
+    for name in ["state.db", "state.db-wal", "state.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+}
+
+#[test]
 fn a_missing_directory_is_an_open_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no/such/dir/state.db");

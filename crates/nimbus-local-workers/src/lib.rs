@@ -24,6 +24,7 @@ mod hooks;
 mod logs;
 mod pool;
 mod spec;
+mod tree;
 mod worker;
 
 pub use error::{ErrorInfo, InvokeError};

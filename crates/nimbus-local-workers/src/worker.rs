@@ -3,7 +3,14 @@
 //! the handler is blocked (sleeping, waiting on I/O) rather than computing.
 //!
 //! **Invariant:** a worker that returns [`Outcome::Fatal`] (or whose `ready`/`stop`/`kill` has
-//! returned) is dead and reaped, and so is every process left in its process group.
+//! returned) is dead and reaped, and so is every process it started, in its process group or
+//! not (see [`tree`](crate::tree)).
+//!
+//! **Invariant:** a worker does not outlive the runtime, however the runtime dies (`kill -9`
+//! included). Each worker inherits, on fd 5 (named by `NIMBUS_LIFE_FD`), the read end of a pipe whose write end only this
+//! process holds (close-on-exec, so no other child inherits it). The kernel closes that end when
+//! this process exits; the worker's shim watches its end (a thread in Python, a pipe reader in
+//! Node) and on end-of-file kills its own process group with `SIGKILL`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -16,8 +23,7 @@ use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
@@ -28,10 +34,14 @@ use tokio::task::JoinSet;
 use crate::frame::{self, FrameError, FrameReader, encode};
 use crate::logs::Output;
 use crate::pool::{Ahead, Job};
+use crate::tree::{self, TAG_VAR};
 use crate::{ErrorInfo, Event, FunctionSpec, Hooks, InvokeError, StopReason};
 
 /// Stderr lines quoted in a crash report.
 const CRASH_LINES: usize = 10;
+
+/// The worker's fd that reaches end-of-file when the runtime is gone.
+const LIFE_FD: i32 = 5;
 
 /// What every worker of a pool shares.
 pub(crate) struct Ctx {
@@ -48,7 +58,12 @@ pub(crate) struct Ctx {
 /// A running worker process and its pipes.
 pub(crate) struct Worker {
     pid: u32,
+    /// Its [`TAG_VAR`] value, which whatever it starts inherits.
+    tag: String,
     child: Child,
+    /// The write end of the worker's life pipe (see the module's invariants): never written,
+    /// closed by the kernel when this process ends.
+    _life: std::io::PipeWriter,
     to_worker: Option<pipe::Sender>,
     from_worker: FrameReader,
     output: Output,
@@ -104,6 +119,7 @@ impl Worker {
         let pipes = || std::io::pipe().map_err(|e| failed("cannot create a pipe", e));
         let (req_r, req_w) = pipes()?;
         let (rep_r, rep_w) = pipes()?;
+        let (life_r, life) = pipes()?;
         // Our ends first, so that nothing can fail once the process exists.
         let setup = |e| failed("cannot set up the worker's pipes", e);
         let to_worker = pipe::Sender::from_owned_fd(req_w.into()).map_err(setup)?;
@@ -112,7 +128,10 @@ impl Worker {
         let (output, [out_w, err_w]) = Output::create(&ctx.function, &ctx.hooks)
             .map_err(|e| failed("cannot create the worker's output files", e))?;
 
+        let tag = next_tag();
         let mut cmd = spec.command();
+        cmd.env(TAG_VAR, &tag)
+            .env("NIMBUS_LIFE_FD", LIFE_FD.to_string());
         cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
         cmd.fd_mappings(vec![
             FdMapping {
@@ -123,8 +142,12 @@ impl Worker {
                 parent_fd: rep_w.into(),
                 child_fd: 4,
             },
+            FdMapping {
+                parent_fd: life_r.into(),
+                child_fd: LIFE_FD,
+            },
         ])
-        .map_err(|e| failed("cannot map fds 3 and 4", io::Error::other(e)))?;
+        .map_err(|e| failed("cannot map fds 3, 4 and 5", io::Error::other(e)))?;
         let spawned = Instant::now();
         let child = cmd
             .spawn()
@@ -141,7 +164,9 @@ impl Worker {
         });
         Ok(Worker {
             pid,
+            tag,
             child,
+            _life: life,
             to_worker: Some(to_worker),
             from_worker,
             output,
@@ -342,12 +367,12 @@ impl Worker {
         self.kill().await;
     }
 
-    /// Kills the process group and reaps the worker; returns how it ended.
+    /// Kills the worker and everything it started, and reaps it; returns how it ended.
     pub(crate) async fn kill(&mut self) -> Option<ExitStatus> {
         self.to_worker = None;
         if !self.reaped {
             // The worker is not reaped yet, so its pid (= process group id) cannot be reused.
-            kill_group(self.pid);
+            tree::kill_tree(self.pid, &self.tag);
         }
         let status = self.child.wait().await.ok();
         self.reaped = true;
@@ -508,7 +533,7 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         if !self.reaped {
-            kill_group(self.pid); // tokio reaps the orphaned child
+            tree::kill_tree(self.pid, &self.tag); // tokio reaps the orphaned child
         }
     }
 }
@@ -609,13 +634,17 @@ fn timeout_ms(timeout: Duration) -> u64 {
     u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// SIGKILL to the process group `pid` leads (never to group 0, which would be ours).
-pub(crate) fn kill_group(pid: u32) {
-    if let Ok(raw) = i32::try_from(pid)
-        && raw > 0
-    {
-        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
-    }
+/// A tag no other worker has had: this process's id and start time, and a counter.
+fn next_tag() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static STARTED: OnceLock<u128> = OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{started}-{n}", std::process::id())
 }
 
 /// The reply frame to resource call `number`.

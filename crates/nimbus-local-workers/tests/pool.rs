@@ -516,6 +516,37 @@ async fn timeout(language: Language) {
     }));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_what_the_handler_started_in_other_sessions() {
+    let dir = probe_package(Language::Python);
+    let pids = tempfile::tempdir().unwrap();
+    let hooks = Recorder::new();
+    let mut s = spec(Language::Python, dir.path());
+    s.timeout = Duration::from_secs(3);
+    let pool = Pool::new(s, hooks.clone());
+    let escape = format!("escape:{}", pids.path().display());
+    let err = pool.invoke("req-1", http(&escape)).await.unwrap_err();
+    assert_eq!(
+        err,
+        InvokeError::Timeout {
+            after: Duration::from_secs(3)
+        }
+    );
+    for name in ["setsid", "daemon"] {
+        let pid: u32 = std::fs::read_to_string(pids.path().join(name))
+            .unwrap_or_else(|e| panic!("the handler wrote no `{name}` pid: {e}"))
+            .trim()
+            .parse()
+            .unwrap();
+        wait_for(
+            &format!("the {name} process {pid} to die"),
+            Duration::from_secs(5),
+            || !alive(pid),
+        )
+        .await;
+    }
+}
+
 both!(crash: crash_python, crash_node);
 async fn crash(language: Language) {
     let dir = probe_package(language);

@@ -3,17 +3,16 @@
 //! `POST /deploy`, `POST /shutdown`. Everything but `/health` and `/metrics` needs the token
 //! from `runtime.json` (mode 0600) in `x-nimbus-admin-token`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::accept;
 use crate::deployment::Deployment;
 use crate::invoke::{invoke, request_id, status_of};
 use crate::runtime::Runtime;
@@ -26,24 +25,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: watch::Sender<bool>,
 ) {
-    let mut stop = shutdown.subscribe();
+    let stop = shutdown.subscribe();
     let shutdown = Arc::new(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-            _ = stop.changed() => return,
-        };
+    let log = {
+        let rt = rt.clone();
+        move |level: &str, message: String| rt.log(level, None, message)
+    };
+    let limits = rt.limits;
+    accept::serve(listener, limits, stop, log, move |req, _peer| {
         let (rt, info, shutdown) = (rt.clone(), info.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let (rt, info, shutdown) = (rt.clone(), info.clone(), shutdown.clone());
-                async move { Ok::<_, Infallible>(handle(&rt, &info, &shutdown, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { handle(&rt, &info, &shutdown, req).await }
+    })
+    .await;
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

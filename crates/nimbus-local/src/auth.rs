@@ -5,10 +5,15 @@
 //! with `NIMBUS_LOCAL_API_KEY`) and shown by `nimbus info`; JWTs are checked against
 //! `NIMBUS_JWT_SECRET` (HS256) or the PEM public key in `NIMBUS_JWT_PUBLIC_KEY` (RS256).
 //! Missing or invalid credentials answer 401; a valid token for the wrong issuer or audience,
-//! or a wrong API key, 403 — as API gateways do.
+//! or a wrong API key, 403 — as API gateways do. A token is refused before its `nbf` and after
+//! its `exp`, each with [`JWT_LEEWAY_SECS`] of leeway.
 
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use nimbus_manifest::Auth;
+
+/// Clock skew allowed on a token's `exp` and `nbf`, in seconds (what API gateways allow).
+pub const JWT_LEEWAY_SECS: u64 = 60;
 
 /// Secrets the gateway checks credentials against.
 #[derive(Debug, Clone, Default)]
@@ -93,12 +98,22 @@ pub fn check(
                     )));
                 }
             };
-            // Signature and expiry first (401), then issuer and audience (403).
+            // Signature, expiry and not-before first (401), then issuer and audience (403).
+            // `exp` and `nbf` both get the usual 60 s of leeway for clock skew.
             let mut validation = Validation::new(header.alg);
             validation.validate_aud = false;
+            validation.validate_nbf = true;
+            validation.leeway = JWT_LEEWAY_SECS;
             validation.set_required_spec_claims(&["exp"]);
-            let data = decode::<serde_json::Value>(token, &key, &validation)
-                .map_err(|e| Denied::Unauthorized(format!("invalid token: {e}")))?;
+            let data = decode::<serde_json::Value>(token, &key, &validation).map_err(|e| {
+                Denied::Unauthorized(match e.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired (`exp`)".into(),
+                    ErrorKind::ImmatureSignature => {
+                        "the token is not valid yet (`nbf` is in the future)".into()
+                    }
+                    _ => format!("invalid token: {e}"),
+                })
+            })?;
             let claims = data.claims;
             if claims.get("iss").and_then(|v| v.as_str()) != Some(cfg.issuer.as_str()) {
                 return Err(Denied::Forbidden(format!(
@@ -209,6 +224,21 @@ mod tests {
             check(&auth, &headers(&bearer(&expired)), &keys()),
             Err(Denied::Unauthorized(_))
         ));
+        // Not valid yet: refused beyond the leeway, accepted within it.
+        let now = chrono::Utc::now().timestamp();
+        let early = token(
+            "s3cret",
+            serde_json::json!({ "iss": "https://issuer", "aud": "shop", "exp": exp, "nbf": now + 600 }),
+        );
+        match check(&auth, &headers(&bearer(&early)), &keys()) {
+            Err(Denied::Unauthorized(m)) => assert!(m.contains("not valid yet"), "{m}"),
+            other => panic!("a token before its nbf: {other:?}"),
+        }
+        let skewed = token(
+            "s3cret",
+            serde_json::json!({ "iss": "https://issuer", "aud": "shop", "exp": exp, "nbf": now + 30 }),
+        );
+        assert_eq!(check(&auth, &headers(&bearer(&skewed)), &keys()), Ok(()));
         let wrong_aud = token(
             "s3cret",
             serde_json::json!({ "iss": "https://issuer", "aud": "other", "exp": exp }),

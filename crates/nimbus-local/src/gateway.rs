@@ -2,61 +2,50 @@
 //! turns the neutral response back into HTTP.
 //!
 //! Errors are JSON bodies with a status a cloud gateway would give: 404 (no route), 405 (wrong
-//! method, with `Allow`), 413 (body over the limit), 401/403 (auth), 429 (every worker busy and
-//! the wait queue full), 500 (the handler raised), 502 (the worker crashed, ran out of memory or
+//! method, with `Allow`), 400 (a malformed body), 408 (a body that does not arrive in time),
+//! 413 (body over the limit), 401/403 (auth), 429 (every worker busy and the wait queue full), 500 (the handler raised), 502 (the worker crashed, ran out of memory or
 //! could not load), 503 (redeploying), 504 (timeout). Every response carries
 //! `x-nimbus-request-id`, the id in the logs.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{HeaderMap, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use nimbus_local_workers::{Event, InvokeError};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::accept;
 use crate::auth::{self, Denied};
 use crate::invoke::{invoke, request_id};
 use crate::router::{Routed, percent_decode};
 use crate::runtime::Runtime;
 
-/// Serves HTTP on `listener` until `shutdown` turns true.
+/// Serves HTTP on `listener` until `shutdown` turns true, within the runtime's
+/// [`ConnectionLimits`](crate::accept::ConnectionLimits).
 pub async fn serve(
     rt: Arc<Runtime>,
     listener: TcpListener,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = stream.set_nodelay(true);
+    let log = {
         let rt = rt.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let rt = rt.clone();
-                async move { Ok::<_, Infallible>(handle(&rt, req, peer).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        move |level: &str, message: String| rt.log(level, None, message)
+    };
+    let limits = rt.limits;
+    accept::serve(listener, limits, shutdown, log, move |req, peer| {
+        let rt = rt.clone();
+        async move { handle(&rt, req, peer).await }
+    })
+    .await;
 }
 
 fn json_response(status: StatusCode, rid: &str, body: Value) -> Response<Full<Bytes>> {
@@ -133,9 +122,26 @@ async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Respo
     let function = matched.route.function.clone();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, rt.max_body_bytes).collect().await {
+    let body = Limited::new(body, rt.max_body_bytes).collect();
+    let Ok(body) = tokio::time::timeout(rt.limits.body_timeout, body).await else {
+        return json_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &rid,
+            json!({ "error": format!("the request body did not arrive within {} ms", rt.limits.body_timeout.as_millis()) }),
+        );
+    };
+    let body = match body {
         Ok(b) => b.to_bytes(),
-        Err(_) => return too_large(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        // A broken chunked encoding, a body shorter than its `content-length`: the client's
+        // request is malformed.
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &rid,
+                json!({ "error": format!("the request body is malformed: {e}") }),
+            );
+        }
     };
     let text = std::str::from_utf8(&body).ok();
     let encoded;
@@ -147,10 +153,12 @@ async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Respo
             (Some(encoded.as_str()), true)
         }
     };
+    // Decoded as the cloud shims decode theirs (AWS `unquote(rawPath)`, Azure's URL path).
+    let decoded_path = percent_decode(&path);
     let event = Event::encode(&HttpEvent {
         kind: "http",
         method: &method,
-        path: &path,
+        path: &decoded_path,
         route: &matched.route.pattern,
         path_params: &matched.params,
         query: &query,

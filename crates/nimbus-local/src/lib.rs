@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+mod accept;
 mod admin;
 pub mod auth;
 pub mod buckets;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+pub use accept::ConnectionLimits;
 pub use deployment::{Deployment, from_build};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use state::{RuntimeInfo, StateDir};

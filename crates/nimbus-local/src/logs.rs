@@ -59,9 +59,9 @@ impl Clock {
 impl LogWriter {
     /// Opens (appends to) `<dir>/runtime.log`.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<LogWriter> {
-        std::fs::create_dir_all(dir)?;
+        crate::state::private_dir(dir)?;
         let path = dir.join(FILE);
-        let file = File::options().create(true).append(true).open(&path)?;
+        let file = crate::state::private_append(&path)?;
         let written = file.metadata()?.len();
         Ok(LogWriter {
             dir: dir.to_path_buf(),
@@ -96,10 +96,7 @@ impl LogWriter {
         if inner.written + line.len() as u64 > self.max_bytes {
             let _ = inner.out.flush();
             if self.rotate().is_ok()
-                && let Ok(file) = File::options()
-                    .create(true)
-                    .append(true)
-                    .open(self.dir.join(FILE))
+                && let Ok(file) = crate::state::private_append(&self.dir.join(FILE))
             {
                 inner.out = BufWriter::with_capacity(BUFFER, file);
                 inner.written = 0;

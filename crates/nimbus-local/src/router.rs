@@ -1,7 +1,8 @@
 //! HTTP routing: method + path pattern (`/orders/{id}`, a final `{rest+}`) → function.
 //!
 //! Literal segments win over parameters, parameters over a greedy tail, so `/orders/new` and
-//! `/orders/{id}` can live side by side. A path that matches with another method gives 405.
+//! `/orders/{id}` can live side by side. A path that matches with another method gives 405;
+//! methods are compared case-sensitively, as HTTP says (`get` is not `GET`).
 
 use std::collections::BTreeMap;
 
@@ -109,9 +110,10 @@ impl Router {
             let Some(params) = matches(&route.segments, &parts) else {
                 continue;
             };
+            // Method names are case-sensitive (RFC 9110, 9.1): `get` is not `GET`.
             let method_ok = route.method == HttpMethod::Any
-                || route.method.to_string().eq_ignore_ascii_case(method)
-                || (method.eq_ignore_ascii_case("HEAD") && route.method == HttpMethod::Get);
+                || route.method.to_string() == method
+                || (method == "HEAD" && route.method == HttpMethod::Get);
             if method_ok {
                 return Routed::Found(Matched { route, params });
             }
@@ -238,6 +240,19 @@ mod tests {
             Routed::MethodNotAllowed(m) => assert_eq!(m, vec!["POST".to_string()]),
             other => panic!("{other:?}"),
         }
+        match r.route("get", "/orders/1") {
+            Routed::MethodNotAllowed(m) => assert_eq!(m, vec!["GET".to_string()]),
+            other => panic!("methods are case-sensitive: {other:?}"),
+        }
+        assert!(
+            matches!(r.route("head", "/orders/1"), Routed::MethodNotAllowed(_)),
+            "nor is `head` HEAD"
+        );
+        assert_eq!(
+            found(&r, "patch", "/files/x").0,
+            "files",
+            "ANY takes any method"
+        );
     }
 
     #[test]

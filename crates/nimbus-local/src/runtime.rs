@@ -17,6 +17,7 @@ use nimbus_manifest::{Language, ResourceKind};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
+use crate::accept::ConnectionLimits;
 use crate::auth::AuthKeys;
 use crate::buckets::Bucket;
 use crate::clock::Clock;
@@ -66,6 +67,7 @@ pub struct Runtime {
     pub(crate) clock: Clock,
     pub(crate) max_body_bytes: usize,
     pub(crate) retry_base_ms: u64,
+    pub(crate) limits: ConnectionLimits,
     live: RwLock<Option<Arc<Live>>>,
     wakeups: Mutex<BTreeMap<String, Arc<Notify>>>,
     pub(crate) bucket_wake: Notify,
@@ -87,6 +89,8 @@ pub struct RuntimeOptions {
     pub clock_scale: f64,
     /// The first retry delay of a failed event; later ones double (up to 60 s).
     pub retry_base_ms: u64,
+    /// What one client may hold of the gateway and the admin API.
+    pub limits: ConnectionLimits,
 }
 
 impl Default for RuntimeOptions {
@@ -97,6 +101,7 @@ impl Default for RuntimeOptions {
             keys: AuthKeys::default(),
             clock_scale: 1.0,
             retry_base_ms: 1000,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -104,19 +109,7 @@ impl Default for RuntimeOptions {
 impl Runtime {
     /// Opens the state in `state` (creating it).
     pub fn open(state: StateDir, options: RuntimeOptions) -> Result<Arc<Runtime>, LocalError> {
-        for dir in [
-            state.root().to_path_buf(),
-            state.buckets(),
-            state.tmp(),
-            state.functions(),
-            state.logs(),
-        ] {
-            std::fs::create_dir_all(&dir).map_err(|source| LocalError::Io {
-                action: "creating",
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        state.create()?;
         let store = Store::open(&state.store()).map_err(|e| LocalError::Store(e.to_string()))?;
         let logs = LogWriter::open(&state.logs(), options.max_log_bytes).map_err(|source| {
             LocalError::Io {
@@ -134,6 +127,7 @@ impl Runtime {
             clock: Clock::new(options.clock_scale),
             max_body_bytes: options.max_body_bytes,
             retry_base_ms: options.retry_base_ms,
+            limits: options.limits,
             live: RwLock::new(None),
             wakeups: Mutex::new(BTreeMap::new()),
             bucket_wake: Notify::new(),

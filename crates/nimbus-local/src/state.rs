@@ -1,6 +1,9 @@
 //! The local runtime's folder for one service and stage, `.nimbus/local/<service>/<stage>/`:
 //! the durable store, buckets, unpacked packages, logs, the deployment and the running
 //! runtime's address (`runtime.json`).
+//!
+//! Everything in it is the owner's only, whatever the umask: the folder and its subfolders are
+//! created 0700 (and an existing one is tightened to it), files 0600.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +37,23 @@ impl StateDir {
     /// The folder itself.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+    /// Creates the folder and its subfolders (buckets, scratch, functions, logs), owner-only.
+    pub fn create(&self) -> Result<(), LocalError> {
+        for dir in [
+            self.root.clone(),
+            self.buckets(),
+            self.tmp(),
+            self.functions(),
+            self.logs(),
+        ] {
+            private_dir(&dir).map_err(|source| LocalError::Io {
+                action: "creating",
+                path: dir,
+                source,
+            })?;
+        }
+        Ok(())
     }
     /// The SQLite store.
     pub fn store(&self) -> PathBuf {
@@ -127,7 +147,8 @@ impl RuntimeInfo {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, with mode 0600.
+/// Writes `bytes` to `path` through a temporary file and a rename, with mode 0600 (missing
+/// folders are created 0700).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |action: &'static str| {
@@ -138,7 +159,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
         }
     };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io("creating the folder of"))?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io("creating the folder of"))?;
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     {
@@ -154,6 +180,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
         f.sync_all().map_err(io("writing"))?;
     }
     std::fs::rename(&tmp, path).map_err(io("writing"))
+}
+
+/// Creates `dir` (and missing parents) with mode 0700; an existing `dir` is set to 0700.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Opens `path` for appending, creating it with mode 0600 (set exactly, whatever the umask).
+pub fn private_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// A random hex token from the OS.
@@ -173,4 +221,59 @@ pub fn random_token(bytes: usize) -> String {
             .for_each(|(i, b)| *b = (t >> ((i % 16) * 8)) as u8 ^ (std::process::id() as u8));
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use nix::sys::stat::{Mode, umask};
+
+    use super::*;
+    use crate::{Runtime, RuntimeOptions};
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn the_state_folder_its_database_and_logs_are_the_owners_only_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::at(dir.path().join("shop/dev"));
+        // A folder left by an older nimbus, readable by all: tightened.
+        std::fs::create_dir_all(state.logs()).unwrap();
+        std::fs::set_permissions(state.logs(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let before = umask(Mode::empty());
+        let opened = Runtime::open(state.clone(), RuntimeOptions::default());
+        let daemon_log = private_append(&state.daemon_log());
+        let written = write_atomic(&state.root().join("sub/x.json"), b"{}");
+        umask(before);
+        let rt = opened.unwrap();
+        daemon_log.unwrap();
+        written.unwrap();
+        rt.log("info", None, "hello");
+        rt.logs.flush();
+        for folder in [
+            state.root().to_path_buf(),
+            state.logs(),
+            state.buckets(),
+            state.functions(),
+            state.tmp(),
+            state.root().join("sub"),
+        ] {
+            assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+        }
+        for file in [
+            state.store(),
+            state.logs().join(crate::logs::FILE),
+            state.daemon_log(),
+            state.root().join("sub/x.json"),
+        ] {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
 }

@@ -20,11 +20,15 @@ mod load;
 pub mod model;
 mod spanned;
 mod template;
+mod text;
 pub mod types;
 mod validate;
 pub(crate) mod yaml;
 
-pub use load::{DEFAULT_STAGE, LoadError, LoadOptions, Loaded, load_file, load_str};
+pub use load::{
+    Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_bytes, check_file, check_str,
+    load_file, load_str,
+};
 pub use model::*;
 pub use spanned::Spanned;
 pub use template::Deferred;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use marked_yaml::Node;
-use marked_yaml::types::MarkedMappingNode;
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use nimbus_diagnostic::{Diagnostic, Report, Span, did_you_mean};
 use serde::Deserialize;
 
@@ -15,7 +15,7 @@ use crate::de::{DeError, from_key, from_node, node_span, scalar_span};
 use crate::model::{Defaults, Manifest, Providers, TOP_LEVEL_KEYS};
 use crate::template::{self, Context, Deferred};
 use crate::types::Name;
-use crate::{Spanned, validate, yaml};
+use crate::{Spanned, text, validate, yaml};
 
 /// What the manifest is resolved for.
 #[derive(Debug, Clone)]
@@ -96,63 +96,129 @@ pub enum LoadError {
 }
 
 /// Reads and loads the manifest at `path`.
+/// A UTF-8 byte-order mark is dropped; bytes that are not UTF-8 are an error at the first one.
 pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    load_str(path, load_bytes(path)?, options)
+}
+
+/// The manifest's text (see [`text::decode`]).
+fn load_bytes(path: &Path) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(path, source, options)
+    text::decode(bytes).map_err(|(shown, d)| LoadError::Invalid(Report::new(path, shown, vec![d])))
 }
 
 /// Loads a manifest from text; `path` names it in messages and anchors relative handler paths.
 pub fn load_str(path: &Path, source: String, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let checked = check_str(path, source, options);
+    match checked.loaded {
+        Some(loaded) if checked.report.error_count() == 0 => Ok(loaded),
+        _ => Err(LoadError::Invalid(checked.report)),
+    }
+}
+
+/// What [`check_file`] makes of a manifest: everything wrong with it, and the manifest as far as
+/// it decodes, so that later stages (the provider's limits) can report their problems in the
+/// same pass.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The manifest, resolved and merged, even when some of it has errors; `None` only when no
+    /// later stage can run (YAML that does not parse, a missing `version`, `service` or
+    /// `functions`). Its `warnings` are the warnings only.
+    pub loaded: Option<Loaded>,
+    /// Every error and warning found.
+    pub report: Report,
+}
+
+/// Reads and checks the manifest at `path` in one pass (see [`Checked`]); only a file that
+/// cannot be read is an `Err`.
+pub fn check_file(path: &Path, options: &LoadOptions) -> Result<Checked, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(check_bytes(path, bytes, options))
+}
+
+/// [`check_file`] on the file's bytes (a byte-order mark dropped, anything not UTF-8 an error).
+pub fn check_bytes(path: &Path, bytes: Vec<u8>, options: &LoadOptions) -> Checked {
+    match text::decode(bytes) {
+        Ok(source) => check_str(path, source, options),
+        Err((shown, d)) => Checked {
+            loaded: None,
+            report: Report::new(path, shown, vec![d]),
+        },
+    }
+}
+
+/// [`check_file`] on text.
+pub fn check_str(path: &Path, source: String, options: &LoadOptions) -> Checked {
+    let source = text::strip_bom(source);
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
         dir
     };
-    match resolve(&source, &dir, options) {
-        Ok(Resolved {
-            manifest,
-            stage,
-            warnings,
-            deferred,
-        }) => Ok(Loaded {
-            manifest,
-            stage,
-            provider: options.provider.clone(),
-            path: path.to_path_buf(),
-            dir,
-            source,
-            warnings,
-            deferred,
-        }),
-        Err(diagnostics) => Err(LoadError::Invalid(Report::new(path, source, diagnostics))),
+    let (resolved, diagnostics) = resolve(&source, &dir, options);
+    let loaded = resolved.map(|r| Loaded {
+        manifest: r.manifest,
+        stage: r.stage,
+        provider: options.provider.clone(),
+        path: path.to_path_buf(),
+        dir,
+        source: source.clone(),
+        warnings: diagnostics
+            .iter()
+            .filter(|d| !d.is_error())
+            .cloned()
+            .collect(),
+        deferred: r.deferred,
+    });
+    Checked {
+        loaded,
+        report: Report::new(path, source, diagnostics),
     }
 }
 
-/// Everything but I/O: text in, resolved manifest (or diagnostics) out.
-fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, Vec<Diagnostic>> {
-    let mut root = yaml::parse(source).map_err(|d| vec![d])?;
+/// Everything but I/O: text in, the resolved manifest (when its structure decodes) and every
+/// diagnostic out.
+fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> (Option<Resolved>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
+    match resolve_into(source, dir, options, &mut diags) {
+        Ok(resolved) => (Some(resolved), diags),
+        Err(()) => (None, diags),
+    }
+}
+
+/// [`resolve`], pushing diagnostics as it goes; `Err` where no later stage can run.
+fn resolve_into(
+    source: &str,
+    dir: &Path,
+    options: &LoadOptions,
+    diags: &mut Vec<Diagnostic>,
+) -> Result<Resolved, ()> {
+    let mut root = yaml::parse(source).map_err(|d| diags.push(d))?;
 
     let stage_text = options
         .stage
         .clone()
         .unwrap_or_else(|| DEFAULT_STAGE.to_string());
     let stage: Name = stage_text.parse().map_err(|e: String| {
-        vec![
+        diags.push(
             Diagnostic::error(None, format!("invalid stage: {e}"))
                 .with_hint("stages are names such as `dev` or `prod`"),
-        ]
+        )
     })?;
 
     let Node::Mapping(map) = &mut root else {
-        return Err(vec![Diagnostic::error(
+        diags.push(Diagnostic::error(
             node_span(&root),
             "the manifest must be a mapping of keys to values",
-        )]);
+        ));
+        return Err(());
     };
 
     // `service` is read first: templates may use it, so it cannot be templated itself.
@@ -162,11 +228,12 @@ fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, 
         .unwrap_or_default();
     if service.contains("{{") || service.contains("{%") {
         let span = map.get_scalar("service").map(scalar_span);
-        return Err(vec![
+        diags.push(
             Diagnostic::error(span, "`service` cannot use templates")
                 .with_label("a literal name is needed")
                 .with_hint("name the service literally; stages already keep deployments apart"),
-        ]);
+        );
+        return Err(());
     }
     let mut ctx = Context {
         stage: stage.to_string(),
@@ -176,22 +243,33 @@ fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, 
         vars: None,
         defer_env: options.defer_env,
         deferred: Default::default(),
+        budget: Default::default(),
     };
-    let vars = render_vars(map, &stage, &ctx, &mut diags);
+    let vars = render_vars(map, &stage, &ctx, diags);
     ctx.vars = Some(vars.clone());
     for (key, value) in map.iter_mut() {
         if key.as_str() != "vars" {
-            template::render_tree(value, &ctx, &mut diags);
+            template::render_tree(value, &ctx, diags);
         }
     }
-    if !diags.is_empty() {
-        return Err(diags);
-    }
+    // A value whose template failed stays unrendered: what decoding says about it would only
+    // repeat the template error, so it is left out. Everything else is still decoded.
+    let template_lines: BTreeSet<u32> = diags
+        .iter()
+        .filter_map(|d| d.span)
+        .map(|s| s.line)
+        .collect();
 
     let mut broken = Broken::default();
-    let manifest = decode(map, vars, &mut diags, &mut broken);
+    let mut decoded = Vec::new();
+    let manifest = decode(map, vars, &mut decoded, &mut broken);
+    diags.extend(
+        decoded
+            .into_iter()
+            .filter(|d| d.span.is_none_or(|s| !template_lines.contains(&s.line))),
+    );
     let Some(mut manifest) = manifest else {
-        return Err(diags);
+        return Err(());
     };
     if !manifest.stages.is_empty() && !manifest.stages.contains_key(stage.as_str()) {
         let declared = manifest.stages.keys().map(|s| s.as_str());
@@ -213,13 +291,9 @@ fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, 
     broken.had_errors = diags.iter().any(Diagnostic::is_error);
     let mut findings = validate::validate(&manifest, dir, options.check_files, &broken);
     diags.append(&mut findings);
-    if diags.iter().any(Diagnostic::is_error) {
-        return Err(diags);
-    }
     Ok(Resolved {
         manifest,
         stage,
-        warnings: diags,
         deferred: ctx.deferred.take(),
     })
 }
@@ -228,7 +302,6 @@ fn resolve(source: &str, dir: &Path, options: &LoadOptions) -> Result<Resolved, 
 struct Resolved {
     manifest: Manifest,
     stage: Name,
-    warnings: Vec<Diagnostic>,
     deferred: Vec<Deferred>,
 }
 
@@ -378,7 +451,19 @@ fn decode(
     {
         return None;
     }
+    let mut spans = crate::model::ManifestSpans::default();
+    if let Some((key, value)) = map.iter().find(|(k, _)| k.as_str() == "providers") {
+        spans.providers = Some(scalar_span(key));
+        if let Node::Mapping(ids) = value {
+            for (id, _) in ids.iter() {
+                spans
+                    .provider
+                    .insert(id.as_str().to_string(), scalar_span(id));
+            }
+        }
+    }
     Some(Manifest {
+        spans,
         version: version?,
         service: service?,
         defaults,
@@ -415,7 +500,10 @@ fn entries<T: for<'de> Deserialize<'de>>(
     };
     for (key, value) in map.iter() {
         let name = collect(from_key::<Spanned<Name>>(key), diags);
-        let item = collect(from_node::<T>(value), diags);
+        let item = collect(
+            from_node::<T>(value).map_err(|e| at_entry_key(e, key, value, section)),
+            diags,
+        );
         match (name, item) {
             (Some(name), Some(item)) => {
                 out.insert(name, item);
@@ -426,6 +514,29 @@ fn entries<T: for<'de> Deserialize<'de>>(
         }
     }
     out
+}
+
+/// A required key missing from an entry's own settings is reported at the entry's name (the
+/// line that starts it), not wherever its mapping happens to end.
+fn at_entry_key(mut e: DeError, key: &MarkedScalarNode, value: &Node, section: &str) -> DeError {
+    if e.message.starts_with("missing required key") && e.span == Some(node_span(value)) {
+        e.span = Some(scalar_span(key));
+        let what = section.trim_end_matches('s');
+        e.message = format!(
+            "{what} `{}` has no `{}`",
+            key.as_str(),
+            e.message
+                .trim_start_matches("missing required key `")
+                .trim_end_matches('`')
+        );
+        if e.hint.is_none() && section == "functions" && e.message.ends_with("`handler`") {
+            e.hint = Some(format!(
+                "add `handler: <file>:<function>` under `{}`, e.g. `handler: app.py:handler`",
+                key.as_str()
+            ));
+        }
+    }
+    e
 }
 
 /// Merges the chosen stage's `defaults` and `providers` over the base ones.

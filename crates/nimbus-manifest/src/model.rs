@@ -44,6 +44,19 @@ pub struct Manifest {
     /// Provider-specific settings (region, project, ...).
     #[serde(default)]
     pub providers: Providers,
+    /// Where parts of the manifest are, for messages that point at a block rather than a value.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub spans: ManifestSpans,
+}
+
+/// Where blocks of the manifest are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestSpans {
+    /// The `providers:` key, when there is one.
+    pub providers: Option<nimbus_diagnostic::Span>,
+    /// Each `providers.<id>:` key (`aws`, `gcp`, ...), by id.
+    pub provider: BTreeMap<String, nimbus_diagnostic::Span>,
 }
 
 /// The top-level keys of a manifest, in the order they are documented.
@@ -100,8 +113,9 @@ pub struct Function {
     pub memory: Option<Spanned<MemoryMb>>,
     /// Timeout per invocation; overrides `defaults.timeout`.
     pub timeout: Option<Spanned<Duration>>,
-    /// A human description, copied to the provider where it has a place for one.
-    pub description: Option<String>,
+    /// A human description, copied to the provider where it has a place for one (AWS Lambda
+    /// takes at most 256 characters).
+    pub description: Option<Spanned<String>>,
     /// Environment variables, merged over `defaults.env`.
     #[serde(default)]
     pub env: BTreeMap<Spanned<EnvName>, Spanned<EnvValue>>,
@@ -177,7 +191,9 @@ pub struct Concurrency {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSpec {
-    /// Only files matching one of these are packaged (all files when empty).
+    /// Only files matching one of these are packaged (all files when empty). Secret-looking
+    /// files (`.env`, keys, credentials) are left out unless a glob names them (`server.pem`) or
+    /// is written for them (`*.pem`); `**` or `*.json` does not ship them.
     #[serde(default)]
     pub include: Vec<String>,
     /// Files matching one of these are left out (after `include`).

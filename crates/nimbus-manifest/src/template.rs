@@ -6,13 +6,18 @@
 //! column of the expression, never an empty string — except in the deferred mode
 //! ([`Context::defer_env`]) of the commands that work from what was deployed: there an
 //! `{{ env.NAME }}` whose variable is not set leaves its value unrendered and is listed instead.
+//!
+//! Rendering is bounded in work, output and growth ([`bounds`]): a template that would hang or
+//! exhaust memory is stopped with an error naming the limit, at the template's position.
+
+mod bounds;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use marked_yaml::Node;
 use marked_yaml::types::MarkedScalarNode;
-use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+use minijinja::{Environment, ErrorKind, Value};
 use nimbus_diagnostic::{Diagnostic, Span, did_you_mean};
 
 use crate::de::scalar_span;
@@ -28,6 +33,8 @@ pub(crate) struct Context {
     pub defer_env: bool,
     /// The values left unrendered in the deferred mode.
     pub deferred: RefCell<Vec<Deferred>>,
+    /// What the manifest's templates have left to spend.
+    pub budget: bounds::Budget,
 }
 
 /// A value left unrendered because the environment variable it reads is not set.
@@ -55,11 +62,10 @@ impl Context {
 
 /// Renders every templated scalar below `node`, in place.
 pub(crate) fn render_tree(node: &mut Node, ctx: &Context, diags: &mut Vec<Diagnostic>) {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let mut env = bounds::environment();
     let value = ctx.value();
     walk(node, &mut |scalar| {
-        render_scalar(&env, &value, ctx, scalar, diags)
+        render_scalar(&mut env, &value, ctx, scalar, diags)
     });
 }
 
@@ -72,17 +78,18 @@ fn walk(node: &mut Node, f: &mut dyn FnMut(&mut MarkedScalarNode)) {
 }
 
 fn render_scalar(
-    env: &Environment,
+    env: &mut Environment,
     value: &Value,
     ctx: &Context,
     scalar: &mut MarkedScalarNode,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let text = scalar.as_str();
+    let text = scalar.as_str().to_string();
+    let text = text.as_str();
     if !text.contains("{{") && !text.contains("{%") {
         return;
     }
-    match env.render_str(text, value) {
+    match bounds::render(env, text, value, &ctx.budget) {
         Ok(rendered) => {
             // Keep pointing at the whole original value, not at the width of the rendered text.
             let original = scalar_span(scalar);
@@ -100,7 +107,25 @@ fn render_scalar(
             *scalar = MarkedScalarNode::new(span, rendered);
             scalar.set_coerce(true);
         }
-        Err(error) => {
+        Err(bounds::Refusal::Construct {
+            range,
+            message,
+            hint,
+        }) => diags.push(
+            Diagnostic::error(span_of(text, scalar, Some(range)), message)
+                .with_label("not allowed in manifest templates")
+                .with_hint(hint),
+        ),
+        Err(bounds::Refusal::Limit {
+            error,
+            message,
+            hint,
+        }) => diags.push(
+            Diagnostic::error(span_of(text, scalar, error_range(text, &error)), message)
+                .with_label("stopped here")
+                .with_hint(hint),
+        ),
+        Err(bounds::Refusal::Template(error)) => {
             let undefined_env = (error.kind() == ErrorKind::UndefinedError)
                 .then(|| undefined_name(text, &error))
                 .and_then(|name| name.strip_prefix("env.").map(str::to_string));
@@ -138,23 +163,35 @@ fn undefined_name(text: &str, error: &minijinja::Error) -> String {
     name.split('|').next().unwrap_or("").trim().to_string()
 }
 
+/// The span of `range` (bytes of `text`) in the scalar, or the whole scalar. Multi-line values
+/// point at the whole value: their columns do not map back to the file simply.
+fn span_of(text: &str, scalar: &MarkedScalarNode, range: Option<std::ops::Range<usize>>) -> Span {
+    let base = scalar_span(scalar);
+    let quote = u32::from(!scalar.may_coerce());
+    let valid = range.filter(|r| {
+        r.start <= r.end
+            && r.end <= text.len()
+            && text.is_char_boundary(r.start)
+            && text.is_char_boundary(r.end)
+            && !text.contains('\n')
+    });
+    match valid {
+        Some(r) => {
+            let start = text[..r.start].chars().count() as u32;
+            let len = text[r].chars().count() as u32;
+            Span::at(base.line, base.column + quote + start, len)
+        }
+        None => base,
+    }
+}
+
 fn template_error(
     text: &str,
     ctx: &Context,
     scalar: &MarkedScalarNode,
     error: &minijinja::Error,
 ) -> Diagnostic {
-    let base = scalar_span(scalar);
-    let quote = u32::from(!scalar.may_coerce());
-    let range = error_range(text, error);
-    let span = match &range {
-        Some(r) => {
-            let start = text[..r.start].chars().count() as u32;
-            let len = text[r.clone()].chars().count() as u32;
-            Span::at(base.line, base.column + quote + start, len)
-        }
-        None => base,
-    };
+    let span = span_of(text, scalar, error_range(text, error));
     match error.kind() {
         ErrorKind::UndefinedError => {
             let name = undefined_name(text, error);

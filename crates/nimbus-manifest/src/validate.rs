@@ -282,6 +282,7 @@ impl Validator<'_> {
     fn handler_file(&mut self, handler: &Spanned<crate::types::Handler>, dir: &Path) {
         let path = dir.join(&handler.file);
         if path.is_file() {
+            self.handler_inside(handler, dir, &path);
             return;
         }
         let parent = path.parent().unwrap_or(dir);
@@ -308,6 +309,50 @@ impl Validator<'_> {
             format!("handler file `{}` does not exist", handler.file),
         )
         .hint = Some(hint);
+    }
+
+    /// Refuses a handler file that a symlink on its path (the file or a folder) leads out of the
+    /// project: packages never follow links out of it.
+    fn handler_inside(
+        &mut self,
+        handler: &Spanned<crate::types::Handler>,
+        dir: &Path,
+        path: &Path,
+    ) {
+        let (Ok(project), Ok(real)) = (dir.canonicalize(), path.canonicalize()) else {
+            return;
+        };
+        if real.starts_with(&project) {
+            return;
+        }
+        // The first link on the way is the one to name.
+        let mut at = dir.to_path_buf();
+        let mut link = handler.file.clone();
+        for part in handler.file.split('/') {
+            at.push(part);
+            if at
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                link = at
+                    .strip_prefix(dir)
+                    .unwrap_or(&at)
+                    .to_string_lossy()
+                    .into_owned();
+                break;
+            }
+        }
+        self.error(
+            handler.span,
+            format!(
+                "handler file `{}` is outside the project: `{link}` is a symlink to `{}`",
+                handler.file,
+                at.canonicalize().unwrap_or(real).display()
+            ),
+        )
+        .hint = Some(
+            "packages never follow links out of the project; move the code into it, or the manifest above it".into(),
+        );
     }
 
     /// The kind of the resource `name`, or an error pointing at the reference.

@@ -6,7 +6,7 @@
 //! section (so one run reports many errors) and point semantic errors at exact columns.
 
 use marked_yaml::{LoadError, LoaderOptions, Node};
-use nimbus_diagnostic::{Diagnostic, Span};
+use nimbus_diagnostic::{Diagnostic, Span, line_count, source_line};
 
 /// Parses `source` into a node tree whose top level is a mapping.
 pub(crate) fn parse(source: &str) -> Result<Node, Diagnostic> {
@@ -49,11 +49,11 @@ fn load_error(source: &str, error: LoadError) -> Diagnostic {
             let info = e.info().to_string();
             let mut span = at(&m);
             // The scanner reports the end of input one line past the last; point at the last line.
-            let lines = source.lines().count() as u32;
+            let lines = line_count(source);
             if span.line > lines.max(1) {
                 span = Span::at(lines.max(1), 1, 1);
             }
-            let line = source.lines().nth(span.line as usize - 1).unwrap_or("");
+            let line = source_line(source, span.line).unwrap_or("");
             if info.contains("tab")
                 || (line.starts_with(|c: char| c.is_whitespace()) && line.contains('\t'))
             {

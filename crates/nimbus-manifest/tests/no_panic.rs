@@ -2,6 +2,8 @@
 //! Inputs are random text and real manifests mutated at random (deleted ranges, inserted YAML
 //! tokens, swapped and duplicated lines). Each must end in `Ok` or a rendered `Err`.
 
+mod common;
+
 use std::path::Path;
 
 use nimbus_manifest::{LoadError, LoadOptions, load_str};
@@ -13,52 +15,7 @@ const SEEDS: &[&str] = &[
     "version: 1\nservice: s\nvars: { a: 256 }\nstages: { prod: { vars: { a: 512 }, defaults: { memory: 512 } } }\nresources:\n  q: { type: queue, visibility_timeout: 60s, dead_letter: { max_receives: 3 } }\n  t: { type: table, key: { id: string }, sort_key: { at: number } }\nfunctions:\n  f:\n    handler: a/b.py:handler\n    memory: \"{{ vars.a }}\"\n    env: { X: \"{{ env.HOME | default('h') }}\" }\n    triggers:\n      - queue: { name: q, batch_size: 5 }\n      - schedule: { expression: \"cron(*/5 1-5 * JAN-MAR MON-FRI)\", timezone: Europe/Paris }\n      - table: t\n      - http: { method: GET, path: \"/x/{id}/{rest+}\", auth: { jwt: { issuer: i, audience: a } } }\n    uses: [ { resource: t, access: read_write } ]\n",
 ];
 
-const TOKENS: &[&str] = &[
-    ":",
-    ": ",
-    "- ",
-    "-",
-    "{",
-    "}",
-    "[",
-    "]",
-    "\"",
-    "'",
-    "\t",
-    "\n",
-    "  ",
-    "{{",
-    "}}",
-    "{{ vars.",
-    "{% if %}",
-    "&a ",
-    "*a",
-    "!tag ",
-    "~",
-    "null",
-    "-1",
-    "0",
-    "99999999999999999999",
-    "1.5e300",
-    "cron(",
-    "rate(",
-    ")",
-    "é",
-    "\u{0}",
-    "#",
-    "|",
-    ">",
-    "? ",
-    ",",
-    "...",
-    "---",
-    "%YAML 1.2",
-    "\r",
-    "key: value",
-    "functions:",
-    "type: queue",
-    "10s",
-];
+use common::YAML_TOKENS as TOKENS;
 
 fn run(text: &str) {
     let options = LoadOptions {

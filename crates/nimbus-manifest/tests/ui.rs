@@ -2,19 +2,21 @@
 //! fails with exactly the diagnostics in the `.txt` beside it.
 //!
 //! A case can set what it is compiled for in comment lines at its top:
-//! `# provider: gcp`, `# stage: prod`, `# env: NAME=value`. Run with `BLESS=1` to write the
+//! `# provider: gcp`, `# stage: prod`, `# env: NAME=value`, and `# deploy` to check it as
+//! `validate` does (the provider's required settings too; otherwise as `build` does). Run with `BLESS=1` to write the
 //! expected output of new or changed cases (then read every changed `.txt` before committing).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nimbus_manifest::{LoadError, LoadOptions};
-use nimbus_provider::ProviderId;
+use nimbus_manifest::LoadOptions;
+use nimbus_provider::{ProviderId, Purpose};
 
 struct Case {
     path: PathBuf,
     provider: ProviderId,
     options: LoadOptions,
+    purpose: Purpose,
 }
 
 fn cases(dir: &str) -> Vec<Case> {
@@ -30,8 +32,9 @@ fn cases(dir: &str) -> Vec<Case> {
     paths
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
             let mut provider = ProviderId::Local;
+            let mut purpose = Purpose::Export;
             let mut options = LoadOptions {
                 env: BTreeMap::new(),
                 ..LoadOptions::default()
@@ -42,6 +45,8 @@ fn cases(dir: &str) -> Vec<Case> {
                     provider = p.trim().parse().unwrap();
                 } else if let Some(s) = line.strip_prefix("stage:") {
                     options.stage = Some(s.trim().to_string());
+                } else if line == "deploy" {
+                    purpose = Purpose::Deploy;
                 } else if let Some(kv) = line.strip_prefix("env:") {
                     let (k, v) = kv.trim().split_once('=').expect("env: NAME=value");
                     options.env.insert(k.to_string(), v.to_string());
@@ -52,6 +57,7 @@ fn cases(dir: &str) -> Vec<Case> {
                 path,
                 provider,
                 options,
+                purpose,
             }
         })
         .collect()
@@ -59,13 +65,13 @@ fn cases(dir: &str) -> Vec<Case> {
 
 /// Loads and compiles a case; the rendered report on failure.
 fn compile(case: &Case) -> Result<usize, String> {
-    let report = match nimbus_manifest::load_file(&case.path, &case.options) {
-        Ok(loaded) => match nimbus_provider::compile(loaded, case.provider) {
-            Ok(compiled) => return Ok(compiled.warnings.len()),
-            Err(report) => report,
-        },
-        Err(LoadError::Invalid(report)) => report,
-        Err(e) => panic!("{}: {e}", case.path.display()),
+    let checked = nimbus_manifest::check_file(&case.path, &case.options)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.path.display()));
+    let env = |name: &str| case.options.env.get(name).cloned();
+    let report = match nimbus_provider::compile_checked(checked, case.provider, case.purpose, &env)
+    {
+        Ok(compiled) => return Ok(compiled.warnings.len()),
+        Err(report) => report,
     };
     let mut report = report;
     report.path = PathBuf::from(case.path.file_name().unwrap());

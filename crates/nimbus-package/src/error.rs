@@ -17,6 +17,18 @@ pub enum PackageError {
         /// The function's directory.
         root: PathBuf,
     },
+    /// The function's directory is, or passes through, a symlink out of the project.
+    #[error(
+        "`{path}` is a symlink to `{target}`, outside the project `{project}`; packages never follow links out of the project (move the code into the project, or the manifest above it)"
+    )]
+    DirEscapes {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+        /// The manifest's directory.
+        project: PathBuf,
+    },
     /// A symlink points nowhere.
     #[error("`{path}` is a symlink to a file that does not exist")]
     DanglingSymlink {
@@ -48,6 +60,16 @@ pub enum PackageError {
     HandlerExcluded {
         /// The handler file.
         file: String,
+    },
+    /// The handler file itself looks like a secret.
+    #[error(
+        "the handler file `{file}` looks like a secret ({why}), so it is left out of the package; move the secret out of the code, or add `{file}` to `package.include` to ship it anyway"
+    )]
+    HandlerLooksSecret {
+        /// The handler file.
+        file: String,
+        /// Why it looks like a secret.
+        why: String,
     },
     /// A user file has the same path as a file Nimbus adds.
     #[error(

@@ -15,8 +15,10 @@ mod deps;
 mod error;
 mod hash;
 mod provider_deps;
+mod secrets;
 mod select;
 mod shims;
+mod temp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 pub use deps::{find_python, missing_python_hint};
 pub use error::PackageError;
+pub use temp::{temp_prefix, write_atomically};
 
 use crate::archive::{Data, Entry};
 
@@ -126,13 +129,30 @@ pub enum Progress {
         /// `requirements.txt` or `package.json`.
         manifest: String,
     },
-    /// Secret-looking files were left out.
-    SkippedSecrets {
-        /// The function.
-        function: String,
-        /// The files, as package paths.
-        files: Vec<String>,
-    },
+    /// A secret-looking file was left out (reported once per build, even when several
+    /// functions share its directory).
+    LeftOut(LeftOut),
+}
+
+/// A secret-looking file left out of the packages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    /// Its path in the package (`fn/.env`).
+    pub path: String,
+    /// Why it looks like a secret, when its name does not say it (`it holds a PEM private key`,
+    /// `it is a link to `fn/.env``).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl std::fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "left out {}: looks like a secret", self.path)?;
+        if let Some(why) = &self.why {
+            write!(f, " ({why})")?;
+        }
+        f.write_str("; add it to package.include to ship it anyway")
+    }
 }
 
 /// The outcome of a build.
@@ -146,6 +166,8 @@ pub struct BuildReport {
     pub cached: Vec<String>,
     /// Where `build.json` is.
     pub manifest_path: PathBuf,
+    /// The secret-looking files left out, sorted, each once.
+    pub left_out: Vec<LeftOut>,
 }
 
 /// Packages every function of `graph`.
@@ -156,6 +178,7 @@ pub fn build(
 ) -> Result<BuildReport, PackageError> {
     std::fs::create_dir_all(&options.out_dir)
         .map_err(PackageError::io("creating", &options.out_dir))?;
+    temp::remove_stale(&options.out_dir);
     let manifest_path = options.out_dir.join("build.json");
     let previous: Option<BuildManifest> = std::fs::read(&manifest_path)
         .ok()
@@ -168,13 +191,13 @@ pub fn build(
         .functions
         .par_iter()
         .map(|(name, f)| {
-            let result = package_one(graph, f, options, previous.get(name), progress).and_then(
-                |(artifact, built)| {
-                    if let Some(limits) = &limits {
-                        check_size(&artifact, limits, &options.provider.capabilities().name)?;
-                    }
-                    Ok((artifact, built))
-                },
+            let result = package_one(
+                graph,
+                f,
+                options,
+                limits.as_ref(),
+                previous.get(name),
+                progress,
             );
             (name.clone(), result)
         })
@@ -182,7 +205,15 @@ pub fn build(
 
     let mut functions = BTreeMap::new();
     let (mut built, mut cached, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    let mut left_out: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (name, result) in results {
+        let result = result.map(|(artifact, built, secrets)| {
+            for (path, why) in secrets {
+                let why = (why != secrets::Why::Name).then(|| why.to_string());
+                left_out.entry(path).or_insert(why);
+            }
+            (artifact, built)
+        });
         match result {
             Ok((artifact, true)) => {
                 built.push(name.clone());
@@ -197,6 +228,13 @@ pub fn build(
                 source: Box::new(e),
             }),
         }
+    }
+    let left_out: Vec<LeftOut> = left_out
+        .into_iter()
+        .map(|(path, why)| LeftOut { path, why })
+        .collect();
+    for l in &left_out {
+        progress(Progress::LeftOut(l.clone()));
     }
     if !errors.is_empty() {
         return Err(if errors.len() == 1 {
@@ -220,27 +258,34 @@ pub fn build(
     };
     let mut text = serde_json::to_vec_pretty(&manifest).expect("json");
     text.push(b'\n');
-    let tmp = manifest_path.with_extension("json.tmp");
-    std::fs::write(&tmp, &text).map_err(PackageError::io("writing", &tmp))?;
-    std::fs::rename(&tmp, &manifest_path).map_err(PackageError::io("writing", &manifest_path))?;
+    // A temporary file of our own, renamed over `build.json`: concurrent builds never share one.
+    temp::write_atomically(&manifest_path, &text)?;
     Ok(BuildReport {
         manifest,
         built,
         cached,
         manifest_path,
+        left_out,
     })
 }
 
+/// Refuses sizes over the provider's limits (`None`: not known yet).
 fn check_size(
-    a: &Artifact,
-    limits: &nimbus_provider::PackageLimits,
-    provider: &str,
+    zipped: Option<u64>,
+    unzipped: u64,
+    limits: Option<&nimbus_provider::PackageLimits>,
+    provider: ProviderId,
 ) -> Result<(), PackageError> {
     const MB: u64 = 1_000_000;
+    let Some(limits) = limits else {
+        return Ok(());
+    };
+    let provider = &provider.capabilities().name;
     for (what, actual, limit) in [
-        ("zipped", a.size, limits.max_zipped_mb),
-        ("unzipped", a.unzipped_size, limits.max_unzipped_mb),
+        ("zipped", zipped, limits.max_zipped_mb),
+        ("unzipped", Some(unzipped), limits.max_unzipped_mb),
     ] {
+        let Some(actual) = actual else { continue };
         if let Some(limit) = limit
             && actual > limit * MB
         {
@@ -339,44 +384,57 @@ fn used_kinds(graph: &AppGraph, f: &FunctionNode) -> Vec<ResourceKind> {
     kinds.into_iter().collect()
 }
 
-/// A function's package, and whether it was built (`true`) or reused.
-type Outcome = Result<(Artifact, bool), PackageError>;
+/// A function's package, whether it was built (`true`) or reused, and the secret-looking files
+/// left out of it.
+type Outcome = Result<(Artifact, bool, Vec<(String, secrets::Why)>), PackageError>;
 
 /// Packages one function, or reuses its previous package; `true` when it was built.
 fn package_one(
     graph: &AppGraph,
     f: &FunctionNode,
     options: &BuildOptions,
+    limits: Option<&nimbus_provider::PackageLimits>,
     previous: Option<&Artifact>,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<(Artifact, bool), PackageError> {
+) -> Outcome {
     let started = Instant::now();
     let root = if f.source_dir.is_empty() {
         options.manifest_dir.clone()
     } else {
         options.manifest_dir.join(&f.source_dir)
     };
+    select::check_inside(&options.manifest_dir, &f.source_dir)?;
     let used = used_kinds(graph, f);
     let deps = deps::plan(&root, f.runtime, options.provider, &used)?;
-    let skip_node_modules = f.language == Language::Node && deps.is_some();
-    let selection = select::select(
-        &root,
-        &f.source_dir,
-        &f.include,
-        &f.exclude,
-        skip_node_modules,
-    )?;
+    let filter = select::Filter {
+        include: &f.include,
+        exclude: &f.exclude,
+        skip_node_modules: f.language == Language::Node && deps.is_some(),
+        secrets: true,
+    };
+    let selection = select::select(&root, &f.source_dir, &filter)?;
     if !selection.files.iter().any(|s| s.zip_path == f.handler_file) {
+        if let Some((_, why)) = selection
+            .left_out
+            .iter()
+            .find(|(path, _)| *path == f.handler_file)
+        {
+            return Err(PackageError::HandlerLooksSecret {
+                file: f.handler_file.clone(),
+                why: why.to_string(),
+            });
+        }
         return Err(PackageError::HandlerExcluded {
             file: f.handler_file.clone(),
         });
     }
-    if !selection.skipped_secrets.is_empty() {
-        progress(Progress::SkippedSecrets {
-            function: f.name.clone(),
-            files: selection.skipped_secrets.clone(),
-        });
-    }
+    // Over the limit before anything is read or written (a 5 GB file fails at once).
+    check_size(
+        None,
+        selection.files.iter().map(|s| s.size).sum(),
+        limits,
+        options.provider,
+    )?;
 
     let mut entries: Vec<Entry> = shims::files(options.provider, f.language);
     let function_json = shims::function_json(graph, f);
@@ -430,7 +488,7 @@ fn package_one(
         progress(Progress::Cached {
             function: f.name.clone(),
         });
-        return Ok((prev.clone(), false));
+        return Ok((prev.clone(), false, selection.left_out));
     }
 
     let mut deps_key = None;
@@ -456,7 +514,15 @@ fn package_one(
             Language::Node if f.source_dir.is_empty() => "node_modules".to_string(),
             Language::Node => format!("{}/node_modules", f.source_dir),
         };
-        let installed = select::select(&tree, &prefix, &[], &[], false)?;
+        // Installed from the registry: not the user's files, so not judged as secrets (a CA
+        // bundle such as certifi's `cacert.pem` must stay).
+        let all = select::Filter {
+            include: &[],
+            exclude: &[],
+            skip_node_modules: false,
+            secrets: false,
+        };
+        let installed = select::select(&tree, &prefix, &all)?;
         let taken: std::collections::BTreeSet<String> = entries
             .iter()
             .map(|e| e.path.clone())
@@ -475,6 +541,7 @@ fn package_one(
         }
         deps_key = Some(d.key.clone());
     }
+    let left_out = selection.left_out;
     for s in selection.files {
         entries.push(Entry {
             path: s.zip_path,
@@ -483,7 +550,9 @@ fn package_one(
         });
     }
     let count = entries.len();
-    let (written, sha256) = archive::write(&mut entries, &dest)?;
+    let (written, sha256) = archive::write(&mut entries, &dest, |w| {
+        check_size(Some(w.zipped), w.unzipped, limits, options.provider)
+    })?;
     let artifact = Artifact {
         file,
         sha256,
@@ -498,5 +567,5 @@ fn package_one(
         artifact: artifact.clone(),
         millis: started.elapsed().as_millis(),
     });
-    Ok((artifact, true))
+    Ok((artifact, true, left_out))
 }

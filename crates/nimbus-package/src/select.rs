@@ -2,8 +2,10 @@
 //!
 //! The walk is sorted and never follows a symlink out of the function's directory. Caches,
 //! VCS folders and tests are left out by default; files that look like secrets (`.env`, keys,
-//! credentials) are left out unless an `include` glob names them. `package.include` narrows the
-//! selection, `package.exclude` removes from it.
+//! credentials; see [`crate::secrets`]) are left out unless an `include` glob names them.
+//! `package.include` narrows the selection, `package.exclude` removes from it. The function's
+//! directory itself must resolve inside the project: a directory that is (or passes through) a
+//! symlink out of it is refused like any other escaping link.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::error::PackageError;
+use crate::secrets::{Secrets, Why};
 
 /// A file selected for a package.
 #[derive(Debug, Clone)]
@@ -22,14 +25,16 @@ pub(crate) struct Selected {
     pub disk_path: PathBuf,
     /// Normalized mode: 0o755 when any execute bit is set, else 0o644.
     pub mode: u32,
+    /// Size in bytes when selected.
+    pub size: u64,
 }
 
 /// The selection for one function.
 #[derive(Debug, Default)]
 pub(crate) struct Selection {
     pub files: Vec<Selected>,
-    /// Secret-looking files that were left out (paths in the package).
-    pub skipped_secrets: Vec<String>,
+    /// Secret-looking files that were left out (paths in the package), with the reason.
+    pub left_out: Vec<(String, Why)>,
 }
 
 /// Directory names never packaged unless an include glob names them.
@@ -66,29 +71,6 @@ const SKIP_FILES: &[&str] = &[
     "*.test.mjs",
     "*.test.cjs",
 ];
-/// File globs that look like secrets: left out unless an include glob names them.
-const SECRET_FILES: &[&str] = &[
-    ".env",
-    ".env.*",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    ".npmrc",
-    ".pypirc",
-    ".netrc",
-    "credentials",
-    "credentials.json",
-    "*.tfstate",
-    "*.tfvars",
-];
-/// Secret-looking names that are conventionally safe templates.
-const SECRET_ALLOW: &[&str] = &[".env.example", ".env.sample", ".env.template"];
-
 fn globset(patterns: &[&str]) -> GlobSet {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
@@ -138,40 +120,121 @@ struct Walker {
     root: PathBuf,
     prefix: String,
     include: Option<GlobSet>,
+    /// The include globs that name files knowingly (see [`naming_globs`]).
+    forced: Option<GlobSet>,
     exclude: Option<GlobSet>,
     skip_files: GlobSet,
-    secrets: GlobSet,
+    secrets: Option<Secrets>,
     skip_dirs: BTreeSet<String>,
     include_text: Vec<String>,
     visited: BTreeSet<PathBuf>,
     out: Selection,
 }
 
+/// What to select from a directory.
+pub(crate) struct Filter<'a> {
+    /// `package.include` globs.
+    pub include: &'a [String],
+    /// `package.exclude` globs.
+    pub exclude: &'a [String],
+    /// Dependencies are installed fresh, so a local `node_modules` is ignored.
+    pub skip_node_modules: bool,
+    /// Leave secret-looking files out (the user's code; not installed dependencies).
+    pub secrets: bool,
+}
+
+/// The include globs that ship a secret-looking file knowingly: those whose last part names a
+/// file (no wildcard: `server.pem`, `conf/.env`) or is itself secret-looking (`*.pem`). A
+/// narrowing glob such as `**` or `*.json` does not.
+fn naming_globs(include: &[String], secrets: &Secrets) -> Result<Option<GlobSet>, PackageError> {
+    let naming: Vec<String> = include
+        .iter()
+        .filter(|g| {
+            let last = g.trim_end_matches('/').rsplit('/').next().unwrap_or(g);
+            !last.contains(['*', '?', '[', '{']) || secrets.names_secrets(g)
+        })
+        .cloned()
+        .collect();
+    let mut b = GlobSetBuilder::new();
+    for p in &naming {
+        b.add(
+            globset::GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| PackageError::BadGlob {
+                    glob: p.clone(),
+                    reason: e.kind().to_string(),
+                })?,
+        );
+    }
+    b.build().map(Some).map_err(|e| PackageError::BadGlob {
+        glob: naming.join(", "),
+        reason: e.to_string(),
+    })
+}
+
+/// Refuses a function directory (`rel`, under `project`) that resolves outside the project,
+/// naming the symlink on its way that leads out.
+pub(crate) fn check_inside(project: &Path, rel: &str) -> Result<(), PackageError> {
+    if rel.is_empty() {
+        return Ok(());
+    }
+    let project = project
+        .canonicalize()
+        .map_err(PackageError::io("reading the project directory", project))?;
+    let mut at = project.clone();
+    for part in rel.split('/') {
+        at.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return Ok(()); // a missing directory is reported when it is read
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        let target = at
+            .canonicalize()
+            .map_err(|_| PackageError::DanglingSymlink { path: at.clone() })?;
+        if !target.starts_with(&project) {
+            return Err(PackageError::DirEscapes {
+                path: at,
+                target,
+                project,
+            });
+        }
+        at = target;
+    }
+    Ok(())
+}
+
 /// Selects the files of the function whose code is in `root` (`prefix` is its path inside the
-/// package). `skip_node_modules`: dependencies are installed fresh, so a local copy is ignored.
+/// package).
 pub(crate) fn select(
     root: &Path,
     prefix: &str,
-    include: &[String],
-    exclude: &[String],
-    skip_node_modules: bool,
+    filter: &Filter,
 ) -> Result<Selection, PackageError> {
     let canonical = root
         .canonicalize()
         .map_err(PackageError::io("reading the function directory", root))?;
     let mut skip_dirs: BTreeSet<String> = SKIP_DIRS.iter().map(|s| s.to_string()).collect();
-    if skip_node_modules {
+    if filter.skip_node_modules {
         skip_dirs.insert("node_modules".into());
     }
+    let secrets = filter.secrets.then(Secrets::new);
+    let forced = match &secrets {
+        Some(s) => naming_globs(filter.include, s)?,
+        None => None,
+    };
     let mut walker = Walker {
         root: canonical.clone(),
         prefix: prefix.to_string(),
-        include: user_globs(include)?,
-        exclude: user_globs(exclude)?,
+        include: user_globs(filter.include)?,
+        forced,
+        exclude: user_globs(filter.exclude)?,
         skip_files: globset(SKIP_FILES),
-        secrets: globset(SECRET_FILES),
+        secrets,
         skip_dirs,
-        include_text: include.to_vec(),
+        include_text: filter.include.to_vec(),
         visited: BTreeSet::new(),
         out: Selection::default(),
     };
@@ -202,7 +265,8 @@ impl Walker {
             };
             let meta =
                 std::fs::symlink_metadata(&path).map_err(PackageError::io("reading", &path))?;
-            let (real, meta) = if meta.file_type().is_symlink() {
+            let linked = meta.file_type().is_symlink();
+            let (real, meta) = if linked {
                 let target = match path.canonicalize() {
                     Ok(t) => t,
                     Err(_) => return Err(PackageError::DanglingSymlink { path }),
@@ -243,7 +307,14 @@ impl Walker {
                     reason: "not a regular file (a socket, pipe or device)".into(),
                 });
             }
-            self.file(rel, &path, &real, &meta)?;
+            // A link is judged as its target too: its path in the function's directory.
+            let real_rel = linked.then(|| {
+                real.strip_prefix(&self.root)
+                    .unwrap_or(&real)
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            self.file(rel, &path, &real, real_rel.as_deref(), &meta)?;
         }
         Ok(())
     }
@@ -253,6 +324,7 @@ impl Walker {
         rel: String,
         path: &Path,
         real: &Path,
+        real_rel: Option<&str>,
         meta: &std::fs::Metadata,
     ) -> Result<(), PackageError> {
         let explicit = self.explicitly_included(&rel);
@@ -273,8 +345,18 @@ impl Walker {
         } else {
             format!("{}/{rel}", self.prefix)
         };
-        if !explicit && self.secrets.is_match(name) && !SECRET_ALLOW.contains(&name) {
-            self.out.skipped_secrets.push(zip_path);
+        let forced = self.forced.as_ref().is_some_and(|g| g.is_match(&rel));
+        if !forced
+            && let Some(secrets) = &self.secrets
+            && let Some(why) = secrets.check(&rel, real, real_rel)
+        {
+            let why = match why {
+                Why::LinksTo(target) if !self.prefix.is_empty() => {
+                    Why::LinksTo(format!("{}/{target}", self.prefix))
+                }
+                why => why,
+            };
+            self.out.left_out.push((zip_path, why));
             return Ok(());
         }
         let mode = meta.permissions().mode();
@@ -288,6 +370,7 @@ impl Walker {
             zip_path,
             disk_path: real.to_path_buf(),
             mode: if mode & 0o111 != 0 { 0o755 } else { 0o644 },
+            size: meta.len(),
         });
         Ok(())
     }

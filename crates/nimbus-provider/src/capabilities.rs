@@ -34,6 +34,40 @@ pub struct Capabilities {
     pub resources: BTreeMap<String, ResourceCapability>,
     /// Package size limits, when the provider documents them.
     pub package: Option<PackageLimits>,
+    /// Lengths of free text the manifest passes through, where the provider limits them.
+    #[serde(default)]
+    pub text: TextLimits,
+    /// Deployment settings (`providers.<id>.<key>`) by key.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingCapability>,
+}
+
+/// A deployment setting, `providers.<id>.<key>`, and where else deploy reads it from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingCapability {
+    /// Deploy refuses to run without it (so `validate -p <id>` refuses too).
+    #[serde(default)]
+    pub required: bool,
+    /// Environment variables read, in order, when the manifest leaves it unset.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// A value to show in the lines to add.
+    pub example: String,
+    /// What deploy does without it, for a setting that is not required (said in a warning).
+    pub missing: Option<String>,
+}
+
+/// Longest free text the provider accepts, in characters; no limit when unset.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextLimits {
+    /// A function's `description`.
+    pub description: Option<usize>,
+    /// The key of a tag in `providers.<id>.tags`.
+    pub tag_key: Option<usize>,
+    /// The value of a tag in `providers.<id>.tags`.
+    pub tag_value: Option<usize>,
 }
 
 /// One neutral runtime on one provider: its id there and the dates the provider documents.
@@ -457,5 +491,10 @@ mod tests {
         assert_eq!(azure.effective_memory(2048), Some(2048));
         assert_eq!(azure.effective_memory(3000), Some(4096));
         assert_eq!(azure.effective_memory(8192), None);
+        assert_eq!(aws.text.description, Some(256));
+        assert_eq!(
+            (aws.text.tag_key, aws.text.tag_value),
+            (Some(128), Some(256))
+        );
     }
 }

@@ -122,7 +122,7 @@ fn function(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<
     }
     if f.concurrency > caps.concurrency.max {
         diags.push(Diagnostic::error(
-            f.spans.name,
+            f.spans.concurrency,
             format!(
                 "function `{}` allows {} concurrent invocations; {} allows at most {}",
                 f.name, f.concurrency, caps.name, caps.concurrency.max
@@ -130,6 +130,7 @@ fn function(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<
         ));
     }
     timeout(f, caps, diags);
+    text(f, caps, diags);
     alone(f, caps, diags);
     for t in &f.triggers {
         trigger(f, t, caps, diags);
@@ -207,6 +208,26 @@ fn duration(secs: u64) -> String {
         s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
         s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+/// Free text over the provider's length limits.
+fn text(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
+    if let (Some(max), Some(description)) = (caps.text.description, &f.description) {
+        let chars = description.chars().count();
+        if chars > max {
+            diags.push(
+                Diagnostic::error(
+                    f.spans.description,
+                    format!(
+                        "the description of function `{}` is {chars} characters long; {} takes at most {max}",
+                        f.name, caps.name
+                    ),
+                )
+                .with_label(format!("over the {} limit", caps.id))
+                .with_hint(format!("shorten it to {max} characters or fewer")),
+            );
+        }
     }
 }
 

@@ -10,17 +10,19 @@
 
 mod capabilities;
 mod check;
+mod settings;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use capabilities::{
     Capabilities, MemoryLimits, PackageLimits, ResourceCapability, RuntimeRow, RuntimeSupport,
-    ShimDeps, TriggerCapability, today,
+    SettingCapability, ShimDeps, TextLimits, TriggerCapability, today,
 };
 pub use check::{check, check_at};
 use nimbus_diagnostic::Diagnostic;
 use nimbus_graph::AppGraph;
+pub use settings::{Env, check_settings, fill_settings};
 
 /// A deployment target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -115,25 +117,88 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Builds the app graph of `loaded` and holds it against `provider`'s capabilities.
+/// What a manifest is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `validate`, `plan`, `deploy`: the provider's required settings must be there (from the
+    /// manifest or the environment), as deploy refuses to run without them.
+    Deploy,
+    /// `build`, `graph`: settings are filled in from the environment where set, but an export
+    /// can leave them to its own variables.
+    Export,
+}
+
+/// Checks a manifest in one pass: the manifest's own findings and, whenever its structure
+/// decoded, the provider's too, even when the manifest has errors — so a too-short
+/// `visibility_timeout` and a timeout over the provider's limit are reported together. A
+/// provider finding on the line of an error already reported is left out (it is about the same
+/// value). Settings come from the manifest, else from `env` (see [`check_settings`]).
+pub fn compile_checked(
+    checked: nimbus_manifest::Checked,
+    provider: ProviderId,
+    purpose: Purpose,
+    env: Env<'_>,
+) -> Result<Compiled, nimbus_diagnostic::Report> {
+    let nimbus_manifest::Checked { loaded, mut report } = checked;
+    let Some(loaded) = loaded else {
+        return Err(report);
+    };
+    let mut graph = nimbus_graph::build(&loaded);
+    let mut found = settings(&mut graph, &loaded, provider, purpose, env);
+    found.extend(provider.check(&graph));
+    let taken: Vec<u32> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .filter_map(|d| d.span.map(|s| s.line))
+        .collect();
+    report.diagnostics.extend(
+        found
+            .into_iter()
+            .filter(|d| d.span.is_none_or(|s| !taken.contains(&s.line))),
+    );
+    if report.error_count() > 0 {
+        return Err(report);
+    }
+    Ok(Compiled {
+        loaded,
+        graph,
+        warnings: report.diagnostics,
+    })
+}
+
+fn settings(
+    graph: &mut AppGraph,
+    loaded: &nimbus_manifest::Loaded,
+    provider: ProviderId,
+    purpose: Purpose,
+    env: Env<'_>,
+) -> Vec<Diagnostic> {
+    match purpose {
+        Purpose::Deploy => check_settings(graph, &loaded.manifest, provider.capabilities(), env),
+        Purpose::Export => {
+            fill_settings(graph, provider.capabilities(), env);
+            Vec::new()
+        }
+    }
+}
+
+/// Builds the app graph of `loaded` and holds it against `provider`'s capabilities (an export:
+/// settings are not required, and not read from the environment).
 /// Errors come back as a report that points into the manifest.
 pub fn compile(
     loaded: nimbus_manifest::Loaded,
     provider: ProviderId,
 ) -> Result<Compiled, nimbus_diagnostic::Report> {
-    let graph = nimbus_graph::build(&loaded);
-    let mut diags = loaded.warnings.clone();
-    diags.extend(provider.check(&graph));
-    if diags.iter().any(Diagnostic::is_error) {
-        return Err(nimbus_diagnostic::Report::new(
-            &loaded.path,
-            &loaded.source,
-            diags,
-        ));
-    }
-    Ok(Compiled {
-        loaded,
-        graph,
-        warnings: diags,
-    })
+    let report =
+        nimbus_diagnostic::Report::new(&loaded.path, &loaded.source, loaded.warnings.clone());
+    compile_checked(
+        nimbus_manifest::Checked {
+            loaded: Some(loaded),
+            report,
+        },
+        provider,
+        Purpose::Export,
+        &|_| None,
+    )
 }

@@ -2,7 +2,9 @@
 //! double (`crates/nimbus-azure/tests/arm_double.py`), configured only through the documented
 //! environment variables: deploy, an unchanged redeploy, `plan --detailed-exitcode`, `info`,
 //! `unlock` with a wrong id, failures with their hints (a failed ARM deployment, a refused
-//! token, no subscription), and `remove`.
+//! token, no subscription), and `remove`; and `examples/shop` as it is in the repository —
+//! `build`, `deploy`, drift made outside nimbus shown by `plan --refresh` and put back by
+//! `deploy --refresh`.
 
 #[path = "../../nimbus-azure/tests/common/mod.rs"]
 #[allow(missing_docs)]
@@ -54,7 +56,7 @@ fn text(bytes: &[u8]) -> String {
 fn deploy_plan_info_unlock_and_remove_with_p_azure() {
     let azurite = Azurite::start();
     let double = ArmDouble::start(&azurite);
-    // The shop (without `audit-orders`, which Azure refuses) in a temporary project.
+    // The shop in a temporary project.
     let shop = common::build_shop();
     let dir = shop.dir.path();
     let run = |args: &[&str]| nimbus(args, dir, &azurite, &double);
@@ -106,7 +108,7 @@ fn deploy_plan_info_unlock_and_remove_with_p_azure() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let info: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["deployed"], true);
-    assert_eq!(info["functions"].as_array().unwrap().len(), 6);
+    assert_eq!(info["functions"].as_array().unwrap().len(), 7);
 
     let out = run(&["unlock", "-p", "azure", "not-the-lock"]);
     assert_eq!(out.status.code(), Some(1));
@@ -159,15 +161,19 @@ fn deploy_plan_info_unlock_and_remove_with_p_azure() {
         hint(&stderr).starts_with("sign in again: `az login`"),
         "{stderr}"
     );
-    // No subscription anywhere.
+    // No subscription anywhere: refused as `validate` refuses it, before anything is built,
+    // at the manifest's `providers:` block with the variable that can give it.
     let out = command(&["plan", "-p", "azure"], dir, &azurite, &double)
         .env_remove("AZURE_SUBSCRIPTION_ID")
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no Azure subscription is set"), "{stderr}");
-    assert!(hint(&stderr).contains("AZURE_SUBSCRIPTION_ID"), "{stderr}");
+    assert!(
+        stderr.contains("needs `providers.azure.subscription`")
+            && stderr.contains("`AZURE_SUBSCRIPTION_ID`"),
+        "{stderr}"
+    );
     // After the failures, the same deploy goes through.
     let out = run(&["deploy", "-p", "azure"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -175,4 +181,82 @@ fn deploy_plan_info_unlock_and_remove_with_p_azure() {
     let out = run(&["remove", "-p", "azure", "--yes", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(double.resources().is_empty(), "{:?}", double.resources());
+}
+
+/// `examples/shop`, unchanged (its `table` trigger included), builds and deploys with `-p azure`;
+/// a queue deleted outside nimbus is drift that `plan --refresh` reports (exit 2 with
+/// `--detailed-exitcode`) and `deploy --refresh` puts back.
+#[test]
+fn the_shop_as_it_is_builds_and_deploys_and_drift_is_repaired_with_p_azure() {
+    let azurite = Azurite::start();
+    let double = ArmDouble::start(&azurite);
+    let shop = common::build_shop();
+    let dir = shop.dir.path();
+    assert_eq!(
+        std::fs::read(dir.join("nimbus.yaml")).unwrap(),
+        std::fs::read(common::repo().join("examples/shop/nimbus.yaml")).unwrap(),
+        "the example's manifest, unchanged"
+    );
+    let run = |args: &[&str]| nimbus(args, dir, &azurite, &double);
+
+    let out = run(&["build", "-p", "azure"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let template = std::fs::read_to_string(
+        walk(dir, "azuredeploy.json").expect("build writes azuredeploy.json"),
+    )
+    .unwrap();
+    assert!(template.contains("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"));
+    assert!(template.contains("audit-orders"));
+
+    let out = run(&["deploy", "-p", "azure", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let deployed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(deployed.to_string().contains("audit-orders"), "{deployed}");
+
+    // Outside nimbus: the payments queue is deleted through ARM.
+    let queue = double
+        .resources()
+        .into_iter()
+        .find(|r| r.ends_with("/queues/payments"))
+        .unwrap();
+    let (status, _) = double.arm(
+        "DELETE",
+        &format!("{queue}?api-version=2023-05-01"),
+        &Value::Null,
+    );
+    assert!(status == 200 || status == 202, "{status}");
+    let out = run(&["plan", "-p", "azure", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without refresh, against the state: {}",
+        text(&out.stderr)
+    );
+    let out = run(&["plan", "-p", "azure", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        shown.contains("deleted outside nimbus") && shown.contains("payments"),
+        "{shown}"
+    );
+    let out = run(&["deploy", "-p", "azure", "--refresh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(double.resources().contains(&queue), "the queue is back");
+    let out = run(&["plan", "-p", "azure", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// The first file named `name` under `dir`.
+fn walk(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = walk(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
 }

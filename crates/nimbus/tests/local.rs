@@ -1417,3 +1417,320 @@ fn invoke_infers_the_event_from_the_triggers_routes_it_and_fails_with_the_handle
     let err = fails(app.nimbus(&["logs", "-f", "broken"]));
     assert!(err.contains("did you mean `nimbus logs broken`?"), "{err}");
 }
+
+// --- No stalls, no orphans -------------------------------------------------------------------
+
+/// How many sockets process `pid` holds open.
+fn sockets_of(pid: u64) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether the server closed `s` (end of file, a reset, or a 408 before closing), reading
+/// for at most 30 s.
+fn closed_by_server(mut s: &TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got.is_empty() || got.starts_with(b"HTTP/1.1 408"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false, // still open after 30 s
+        }
+    }
+}
+
+const HELLO_APP: &str = "version: 1\nservice: hello\nfunctions:\n  hello:\n    handler: app.py:handler\n    triggers: [ { http: { method: GET, path: /hello } }, { http: { method: POST, path: /hello } } ]\n";
+const HELLO_HANDLER: &str =
+    "def handler(event, context):\n    return {'status': 200, 'body': 'hello'}\n";
+
+#[test]
+fn slowloris_connections_are_capped_and_closed_while_real_requests_are_served() {
+    let app = App::deploy(
+        &[("nimbus.yaml", HELLO_APP), ("app.py", HELLO_HANDLER)],
+        &[
+            ("NIMBUS_LOCAL_MAX_CONNECTIONS", "50"),
+            ("NIMBUS_LOCAL_HEADER_TIMEOUT_MS", "1000"),
+            ("NIMBUS_LOCAL_BODY_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let hello = format!("{}/hello", app.url);
+    assert_eq!(http("GET", &hello, None, &[]).0, 200);
+    let pid = app.info()["pid"].as_u64().unwrap();
+    let idle = sockets_of(pid);
+    let host = app.url.strip_prefix("http://").unwrap().to_string();
+    // 200 connections that never finish their request head.
+    let partial: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(&host).unwrap();
+            s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    let held = eventually(10, "the runtime to hold connections", || {
+        let held = sockets_of(pid).saturating_sub(idle);
+        (held >= 50).then_some(held)
+    });
+    assert!(
+        held <= 50,
+        "at most 50 connections held at once, saw {held}"
+    );
+    // A real request waits for a free slot and is served.
+    let (status, _, body) = http("GET", &hello, None, &[]);
+    assert_eq!((status, body.as_str()), (200, "hello"));
+    // Every partial request is closed by the server.
+    let open = partial.iter().filter(|s| !closed_by_server(s)).count();
+    assert_eq!(open, 0, "{open} of 200 partial requests still open");
+    // A head without the body it announces gets 408.
+    let mut s = TcpStream::connect(&host).unwrap();
+    s.write_all(b"POST /hello HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+        .unwrap();
+    let mut reply = String::new();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+#[test]
+fn at_the_open_file_limit_accept_backs_off_and_recovers() {
+    // The runtime inherits `deploy`'s limit: 256 files.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nimbus.yaml"), HELLO_APP).unwrap();
+    std::fs::write(dir.path().join("app.py"), HELLO_HANDLER).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" deploy --port 0")
+        .arg(env!("CARGO_BIN_EXE_nimbus"))
+        .current_dir(dir.path())
+        .env("XDG_DATA_HOME", data.path())
+        .env("NIMBUS_LOCAL_MAX_CONNECTIONS", "100000")
+        .env("NIMBUS_LOCAL_HEADER_TIMEOUT_MS", "3000")
+        .env_remove("NIMBUS_PROVIDER")
+        .env_remove("NIMBUS_STAGE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let app = App {
+        url: text(&out.stdout).trim().to_string(),
+        env: vec![(
+            "XDG_DATA_HOME".into(),
+            data.path().to_string_lossy().into_owned(),
+        )],
+        dir,
+        _data: data,
+    };
+    let hello = format!("{}/hello", app.url);
+    assert_eq!(http("GET", &hello, None, &[]).0, 200, "a warm worker");
+    let pid = app.info()["pid"].as_u64().unwrap();
+    let host = app.url.strip_prefix("http://").unwrap().to_string();
+    // More idle connections than the runtime has files left: `accept` fails with EMFILE while
+    // the rest wait in the backlog.
+    let _idle: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(&host).unwrap())
+        .collect();
+    let log = app.state("hello").join("logs/runtime.log");
+    eventually(20, "accept to fail", || {
+        std::fs::read_to_string(&log)
+            .ok()?
+            .contains("cannot accept connections")
+            .then_some(())
+    });
+    // It waits instead of spinning: CPU time over 2 s of failing accepts stays low.
+    let cpu = |pid: u64| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<u64> = stat
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields[0] + fields[1]
+    };
+    let ticks = 100; // USER_HZ
+    let before = cpu(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu(pid) - before;
+    assert!(
+        used < ticks / 2,
+        "{used} ticks of CPU in 2 s while accept failed (a spin takes ~{})",
+        2 * ticks
+    );
+    // Once the idle connections time out, requests are served again.
+    let (status, _, body) = http("GET", &hello, None, &[]);
+    assert_eq!((status, body.as_str()), (200, "hello"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        logged.matches("cannot accept connections").count(),
+        1,
+        "logged once, not at every failed accept:\n{logged}"
+    );
+}
+
+#[test]
+fn workers_and_their_children_die_with_a_killed_runtime() {
+    let pids = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "version: 1\nservice: orphans\nfunctions:\n  py:\n    handler: fns/sleepy.py:handler\n    timeout: 60s\n    env: {{ PIDS: \"{dir}\" }}\n    triggers: [ {{ http: {{ method: GET, path: /py }} }} ]\n  js:\n    handler: fns/sleepy.js:handler\n    runtime: nodejs22\n    timeout: 60s\n    env: {{ PIDS: \"{dir}\" }}\n    triggers: [ {{ http: {{ method: GET, path: /js }} }} ]\n",
+        dir = pids.path().display()
+    );
+    let files = [
+        ("nimbus.yaml", manifest.as_str()),
+        (
+            "fns/sleepy.py",
+            "import os, subprocess, time\n\ndef handler(event, context):\n    child = subprocess.Popen(['sleep', '120'])\n    own = subprocess.Popen(['sleep', '120'], start_new_session=True)\n    with open(os.path.join(os.environ['PIDS'], 'py'), 'w') as f:\n        f.write('%d %d %d' % (os.getpid(), child.pid, own.pid))\n    time.sleep(30)\n    return 'done'\n",
+        ),
+        (
+            "fns/sleepy.js",
+            "const fs = require('node:fs');\nconst path = require('node:path');\nconst { spawn } = require('node:child_process');\nexports.handler = async () => {\n  const child = spawn('sleep', ['120'], { stdio: 'ignore' });\n  const own = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });\n  fs.writeFileSync(path.join(process.env.PIDS, 'js'), `${process.pid} ${child.pid} ${own.pid}`);\n  const end = Date.now() + 30000;\n  while (Date.now() < end);\n  return 'done';\n};\n",
+        ),
+    ];
+    let app = App::deploy(&files, &[]);
+    let calls: Vec<_> = ["/py", "/js"]
+        .into_iter()
+        .map(|p| {
+            let url = format!("{}{p}", app.url);
+            std::thread::spawn(move || http("GET", &url, None, &[]).0)
+        })
+        .collect();
+    // Both handlers run (Node's blocking its event loop), each with a child in its process group
+    // and one in a session of its own.
+    let running: Vec<u64> = ["py", "js"]
+        .iter()
+        .flat_map(|name| {
+            let file = pids.path().join(name);
+            eventually(30, &format!("the {name} handler to start"), || {
+                let text = std::fs::read_to_string(&file).ok()?;
+                let pids: Vec<u64> = text
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                (pids.len() == 3).then_some(pids)
+            })
+        })
+        .collect();
+    assert!(running.iter().all(|p| alive(*p)), "{running:?}");
+    let runtime = app.info()["pid"].as_u64().unwrap();
+    let killed = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &runtime.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually(5, "the workers and what they started to die", || {
+        running.iter().all(|p| !alive(*p)).then_some(())
+    });
+    eprintln!(
+        "workers gone {:?} after the runtime was killed",
+        killed.elapsed()
+    );
+    for call in calls {
+        assert_ne!(call.join().unwrap(), 200, "the runtime died mid-invocation");
+    }
+}
+
+/// Sends `raw` as is; returns the status and the body.
+fn raw_http(url: &str, raw: &str) -> (u16, String) {
+    let host = url.strip_prefix("http://").unwrap();
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = text(&reply);
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
+#[test]
+fn local_http_follows_the_contract_decoded_paths_malformed_bodies_exact_methods_and_nbf() {
+    let manifest = "version: 1\nservice: contract\nfunctions:\n  echo:\n    handler: echo.py:handler\n    triggers:\n      - http: { method: GET, path: \"/items/{id}\" }\n      - http: { method: POST, path: /echo }\n      - http: { method: GET, path: /jwt, auth: { jwt: { issuer: \"https://issuer.test\", audience: contract } } }\n";
+    let secret = "0123456789abcdef0123456789abcdef";
+    let app = App::deploy(
+        &[
+            ("nimbus.yaml", manifest),
+            (
+                "echo.py",
+                "def handler(event, context):\n    return {'path': event['path'], 'params': event['path_params'], 'body': event['body']}\n",
+            ),
+        ],
+        &[("NIMBUS_JWT_SECRET", secret)],
+    );
+    let u = |p: &str| format!("{}{p}", app.url);
+    // `event.path` is percent-decoded, as the AWS and Azure shims give it.
+    let (status, _, body) = http("GET", &u("/items/a%20b%2Fc"), None, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json_of(&body),
+        json!({ "path": "/items/a b/c", "params": { "id": "a b/c" }, "body": null })
+    );
+    // Methods are case-sensitive: `get` is not `GET`.
+    let (status, head, body) = http("get", &u("/items/1"), None, &[]);
+    assert_eq!(status, 405, "{body}");
+    assert!(head.contains("allow: get"), "{head}");
+    // A malformed chunked body is the client's error, not a size problem.
+    let (status, body) = raw_http(
+        &app.url,
+        "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("malformed"), "{body}");
+    let (status, body) = raw_http(
+        &app.url,
+        "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(
+        (status, json_of(&body)["body"].clone()),
+        (200, json!("abc"))
+    );
+    // A token before its `nbf` is refused (beyond the 60 s leeway), as an expired one is.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let bearer = |nbf: i64| {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({ "iss": "https://issuer.test", "aud": "contract", "exp": now + 3600, "nbf": nbf }),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap();
+        format!("Bearer {token}")
+    };
+    let (status, _, body) = http(
+        "GET",
+        &u("/jwt"),
+        None,
+        &[("authorization", &bearer(now + 600))],
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not valid yet"), "{body}");
+    let (status, _, body) = http(
+        "GET",
+        &u("/jwt"),
+        None,
+        &[("authorization", &bearer(now - 5))],
+    );
+    assert_eq!(status, 200, "{body}");
+}

@@ -133,3 +133,21 @@ test('event grid blob events', async () => {
   assert.deepEqual(rec.last().event, { type: 'bucket', bucket: 'images', key: 'u/x.png', size: null, action: 'deleted' });
   await assert.rejects(az.eventGrid(eg('Microsoft.Storage.BlobRenamed', '/x', {}), ctx()), /BlobRenamed/);
 });
+
+test('cosmos DB change feed documents become table events; a tombstone is a remove', async () => {
+  // The documents as the Cosmos DB trigger hands them to a v4 handler (tests/shims/events/azure).
+  const docs = JSON.parse(require('node:fs').readFileSync(path.join(__dirname, '..', 'events', 'azure', 'cosmos-change-feed.json'), 'utf8'));
+  const cfg = config('azure', 'handlers/probe.js', { triggers: [{ type: 'table', resource: 'orders', events: ['insert', 'modify', 'remove'] }] });
+  const r = buildPackage('azure', cfg);
+  const adapter = require(path.join(r, '_nimbus', 'azure.js'));
+  rec.clear();
+  await adapter.cosmosDB(docs, ctx(), null, { resource: 'orders' });
+  assert.deepEqual(rec.all().map((x) => x.event), [
+    { type: 'table', table: 'orders', action: 'insert', key: { id: 'o1' }, old: null, new: { id: 'o1', status: 'placed', total: 12.5 } },
+    { type: 'table', table: 'orders', action: 'modify', key: { id: 'o2' }, old: { id: 'o2', status: 'placed', total: 3 }, new: { id: 'o2', status: 'paid', total: 3 } },
+    { type: 'table', table: 'orders', action: 'remove', key: { id: 'o3' }, old: { id: 'o3', status: 'cancelled', total: 7 }, new: null },
+    { type: 'table', table: 'orders', action: 'modify', key: { id: 'o4' }, old: null, new: { id: 'o4', status: 'imported' } },
+  ]);
+  assert.deepEqual(adapter.cosmosEvents(docs, { ...cfg, triggers: [{ type: 'table', resource: 'orders', events: ['remove'] }] }, 'orders').map((e) => e.action), ['remove']);
+  assert.throws(() => adapter.cosmosEvents([[1]], cfg, 'orders'), /must be an object/);
+});

@@ -1,8 +1,12 @@
 'use strict';
-// Azure resource clients (Node.js, _nimbus/azure_resources.js) against a real Azurite.
+// Azure resource clients (Node.js, _nimbus/azure_resources.js) against a real Azurite and a real
+// Cosmos DB API server.
 //
-// Tables, queues and buckets run against Azurite through Microsoft's libraries; every effect is
-// checked with the test's own clients. Service Bus has no emulator here: the topic client is
+// Queues and buckets run against Azurite, tables against @vercel/cosmosdb-server (npm, started
+// through tests/support/cosmos_server.js), through Microsoft's libraries; every effect is checked
+// with the test's own clients. The server's certificate is made at start, after this process
+// read NODE_EXTRA_CA_CERTS, so TLS verification is off in this test process (tests only; the
+// Rust tests run the Node apps with NODE_EXTRA_CA_CERTS instead). Service Bus has no emulator here: the topic client is
 // checked against a recording stand-in of ServiceBusClient (what nimbus sends, not Service Bus).
 // Ends with a handler run through the Azure HTTP adapter with @azure/functions' HttpRequest.
 
@@ -13,7 +17,7 @@ const path = require('node:path');
 const crypto = require('node:crypto');
 const { TOOLS_NODE, buildPackage, config, freePort, Server, requireTool, sleep } = require('./helpers.js');
 
-const tables = requireTool('@azure/data-tables');
+const cosmos = requireTool('@azure/cosmos');
 const blobs = requireTool('@azure/storage-blob');
 const queues = requireTool('@azure/storage-queue');
 const functions = requireTool('@azure/functions');
@@ -24,8 +28,20 @@ const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
 
 let azurite = null;
 let conn = null;
+let cosmosServer = null;
+let cosmosConn = null;
+// The key a client addresses the Cosmos DB API server with (it checks none; the SDK needs one).
+const COSMOS_KEY = 'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
 
 test.before(async () => {
+  assert.ok(fs.existsSync(path.join(TOOLS_NODE, '@vercel', 'cosmosdb-server')),
+    `@vercel/cosmosdb-server is not installed in ${TOOLS_NODE}: run scripts/test (tests/package.json)`);
+  const cosmosPort = await freePort();
+  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'nimbus-cosmos-'));
+  cosmosServer = await Server.start([process.execPath, path.join(__dirname, '..', '..', 'support', 'cosmos_server.js'), String(cosmosPort), dir],
+    { cwd: dir, env: { ...process.env, NIMBUS_TEST_NODE_MODULES: TOOLS_NODE }, port: cosmosPort });
+  cosmosConn = `AccountEndpoint=https://127.0.0.1:${cosmosPort}/;AccountKey=${COSMOS_KEY};`;
+  process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
   const ports = { blob: await freePort(), queue: await freePort(), table: await freePort() };
   const bin = path.join(TOOLS_NODE, '.bin', 'azurite');
   assert.ok(fs.existsSync(bin), `azurite is not installed at ${bin}: run scripts/test (tests/package.json)`);
@@ -50,6 +66,7 @@ test.before(async () => {
 test.after(async () => {
   if (shim) await shim.ar.resetClients();
   if (azurite) await azurite.stop();
+  if (cosmosServer) await cosmosServer.stop();
 });
 
 let shim = null;
@@ -68,15 +85,19 @@ function loadShim() {
 
 async function world() {
   const tag = crypto.randomBytes(4).toString('hex');
-  const w = { container: `images-${tag}`, queue: `payments-${tag}`, table: `orders${tag}` };
+  const w = { container: `images-${tag}`, queue: `payments-${tag}`, table: 'orders', database: `shop-${tag}` };
   w.blob = blobs.BlobServiceClient.fromConnectionString(conn);
   w.queues = queues.QueueServiceClient.fromConnectionString(conn);
-  w.tables = tables.TableServiceClient.fromConnectionString(conn, { allowInsecureConnection: true });
   await w.blob.createContainer(w.container);
   await w.queues.createQueue(w.queue);
-  await w.tables.createTable(w.table);
+  const { database } = await new cosmos.CosmosClient(cosmosConn).databases.create({ id: w.database });
+  // As the template creates it: partition key /pk, TTL on without a default.
+  const { container } = await database.containers.create({ id: w.table, partitionKey: { paths: ['/pk'] }, defaultTtl: -1 });
+  w.orders = container;
+  w.document = async (id, pk) => (await container.item(id, pk).read()).resource ?? null;
   w.env = {
-    NIMBUS_AZURE_STORAGE_CONNECTION_STRING: conn, NIMBUS_RESOURCE_IMAGES_NAME: w.container,
+    NIMBUS_AZURE_STORAGE_CONNECTION_STRING: conn, NIMBUS_AZURE_COSMOS_CONNECTION_STRING: cosmosConn,
+    NIMBUS_AZURE_COSMOS_DATABASE: w.database, NIMBUS_RESOURCE_IMAGES_NAME: w.container,
     NIMBUS_RESOURCE_PAYMENTS_NAME: w.queue, NIMBUS_RESOURCE_ORDERS_NAME: w.table,
   };
   return w;
@@ -84,7 +105,7 @@ async function world() {
 
 const spec = (type, key = null, access = 'read_write') => ({ type, access, native: {}, ...(key ? { key } : {}) });
 
-test('table round-trips JSON items by partition and row key', async () => {
+test('table round-trips JSON items by partition and sort key', async () => {
   const { ar } = loadShim();
   const w = await world();
   const t = ar.makeClient('orders', spec('table', ['customer', 'id']), null, { env: w.env });
@@ -97,11 +118,23 @@ test('table round-trips JSON items by partition and row key', async () => {
   assert.deepEqual((await t.query({ customer: 'c/1#?' })).map((i) => i.id), [7, 8]);
   assert.equal((await t.query({ customer: 'c/1#?' }, 1)).length, 1);
   assert.equal((await t.scan()).length, 3);
-  const raw = await tables.TableClient.fromConnectionString(conn, w.table, { allowInsecureConnection: true }).getEntity('c%2F1%23%3F', '7');
-  assert.deepEqual(JSON.parse(raw.item), item);
+  // What Cosmos DB holds: the same layout as the Python client.
+  let doc = await w.document('7', 'c%2F1%23%3F');
+  assert.deepEqual([doc.item, doc.key, doc.op, doc.old], [item, { customer: 'c/1#?', id: 7 }, 'insert', null]);
+  await t.put({ ...item, total: 13 });
+  doc = await w.document('7', 'c%2F1%23%3F');
+  assert.deepEqual([doc.op, doc.old, doc.item.total], ['modify', item, 13]);
+  // Deletes are tombstones that reads never return.
   await t.delete({ customer: 'c/1#?', id: 7 });
+  doc = await w.document('7', 'c%2F1%23%3F');
+  assert.deepEqual([doc.deleted, doc.ttl, doc.op, doc.item, doc.old.total], [true, 3600, 'remove', null, 13]);
   await t.delete({ customer: 'c/1#?', id: 7 });
+  assert.equal((await w.document('7', 'c%2F1%23%3F'))._etag, doc._etag, 'deleting what is gone writes nothing');
   assert.equal(await t.get({ customer: 'c/1#?', id: 7 }), null);
+  assert.deepEqual((await t.query({ customer: 'c/1#?' })).map((i) => i.id), [8]);
+  assert.equal((await t.scan()).length, 2);
+  await t.put(item);
+  assert.deepEqual([(await w.document('7', 'c%2F1%23%3F')).op, await t.get({ customer: 'c/1#?', id: 7 })], ['insert', item]);
   const missing = ar.makeClient('orders', spec('table', ['id']), null, { env: { ...w.env, NIMBUS_RESOURCE_ORDERS_NAME: `missing${w.table}` } });
   await assert.rejects(missing.put({ id: '1' }), (e) => e.type === 'NotFound' && e.op === 'put');
 });
@@ -173,7 +206,6 @@ test('a handler uses its resources through the HTTP adapter', async () => {
   } finally {
     process.env = saved;
   }
-  const raw = await tables.TableClient.fromConnectionString(conn, w.table, { allowInsecureConnection: true }).getEntity('42', '');
-  assert.deepEqual(JSON.parse(raw.item), { id: '42', qty: 2 });
+  assert.deepEqual((await w.document('42', '42')).item, { id: '42', qty: 2 });
   assert.equal((await w.blob.getContainerClient(w.container).getBlobClient('receipts/42').downloadToBuffer()).toString(), 'paid');
 });

@@ -150,3 +150,52 @@ def test_event_grid_blob_events(az, recorder):
     from _nimbus import core
     with pytest.raises(core.EventError, match="BlobRenamed"):
         az.event_grid(_eg("Microsoft.Storage.BlobRenamed", "/x", {}))
+
+
+def _change_feed():
+    from conftest import ROOT
+
+    return json.loads((ROOT / "tests" / "shims" / "events" / "azure" / "cosmos-change-feed.json").read_text())
+
+
+EXPECTED_TABLE_EVENTS = [
+    {"type": "table", "table": "orders", "action": "insert", "key": {"id": "o1"}, "old": None,
+     "new": {"id": "o1", "status": "placed", "total": 12.5}},
+    {"type": "table", "table": "orders", "action": "modify", "key": {"id": "o2"},
+     "old": {"id": "o2", "status": "placed", "total": 3}, "new": {"id": "o2", "status": "paid", "total": 3}},
+    {"type": "table", "table": "orders", "action": "remove", "key": {"id": "o3"},
+     "old": {"id": "o3", "status": "cancelled", "total": 7}, "new": None},
+    {"type": "table", "table": "orders", "action": "modify", "key": {"id": "o4"}, "old": None,
+     "new": {"id": "o4", "status": "imported"}},
+]
+
+
+def test_cosmos_change_feed_documents_become_table_events_and_tombstones_removes(tmp_path, recorder):
+    """The Cosmos DB trigger's DocumentList (azure-functions' own type, as the worker builds it
+    from the host's JSON): one handler call per document, in order; a tombstone is `remove`."""
+    cfg = config("azure")
+    cfg["triggers"] = [{"type": "table", "resource": "orders", "events": ["insert", "modify", "remove"]}]
+    root = build_package(tmp_path / "pkg", "azure", cfg)
+    docs = func.DocumentList([func.Document.from_dict(d) for d in _change_feed()])
+    with in_process(root):
+        from _nimbus import azure as nimbus
+
+        nimbus.cosmos(docs, None, InvocationContext(), resource="orders")
+    got = [r["event"] for r in recorder.all()]
+    assert got == EXPECTED_TABLE_EVENTS
+    assert all(r["context"]["request_id"] == "az-inv-1" for r in recorder.all())
+
+
+def test_cosmos_events_keep_only_what_the_trigger_asks_for(tmp_path, recorder):
+    cfg = config("azure")
+    cfg["triggers"] = [{"type": "table", "resource": "orders", "events": ["remove"]}]
+    root = build_package(tmp_path / "pkg", "azure", cfg)
+    with in_process(root):
+        from _nimbus import azure as nimbus
+        from _nimbus import core
+
+        events = nimbus.cosmos_events(func.DocumentList([func.Document.from_dict(d) for d in _change_feed()]),
+                                      cfg, "orders")
+        assert [e["action"] for e in events] == ["remove"]
+        with pytest.raises(core.EventError, match="must be an object"):
+            nimbus.cosmos_events(["[1]"], cfg, "orders")

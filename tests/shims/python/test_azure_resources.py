@@ -1,7 +1,9 @@
-"""Azure resource clients (Python, _nimbus/azure_resources.py) against a real Azurite.
+"""Azure resource clients (Python, _nimbus/azure_resources.py) against a real Azurite and a real
+Cosmos DB API server.
 
-Tables, queues and buckets run against Azurite (blob, queue, table) through Microsoft's libraries,
-as inside Azure Functions; every effect is checked with the test's own Azure clients. Service Bus
+Queues and buckets run against Azurite (blob, queue), tables against ``@vercel/cosmosdb-server``
+(npm, started through tests/support/cosmos_server.js), through Microsoft's libraries, as inside
+Azure Functions; every effect is checked with the test's own Azure clients. Service Bus
 has no emulator here: the topic client is checked against a recording stand-in of
 ``ServiceBusClient`` (only what nimbus sends, not Service Bus itself). Ends with a handler run
 through the Azure HTTP adapter with ``azure.functions.HttpRequest``, using its resources.
@@ -18,18 +20,21 @@ import pytest
 
 from conftest import ROOT, Server, build_package, config, free_port, in_process
 
-azure_tables = pytest.importorskip("azure.data.tables")
-from azure.storage.blob import BlobServiceClient  # noqa: E402
-from azure.storage.queue import QueueServiceClient  # noqa: E402
+from azure.cosmos import CosmosClient, PartitionKey
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (https://learn.microsoft.com/azure/storage/common/storage-use-azurite).
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
+def node_modules() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("NIMBUS_TEST_NODE_MODULES") or ROOT / ".tools" / "node" / "node_modules")
+
+
 def azurite_bin() -> pathlib.Path:
-    modules = pathlib.Path(os.environ.get("NIMBUS_TEST_NODE_MODULES") or ROOT / ".tools" / "node" / "node_modules")
-    path = modules / ".bin" / "azurite"
+    path = node_modules() / ".bin" / "azurite"
     if not path.exists():
         pytest.fail("azurite is not installed at %s: run scripts/test (tests/package.json)" % path)
     return path
@@ -37,22 +42,20 @@ def azurite_bin() -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory):
-    ports = {s: free_port() for s in ("blob", "queue", "table")}
+    ports = {s: free_port() for s in ("blob", "queue")}
     work = tmp_path_factory.mktemp("azurite")
     argv = [str(azurite_bin()), "--blobHost", "127.0.0.1", "--blobPort", str(ports["blob"]),
             "--queueHost", "127.0.0.1", "--queuePort", str(ports["queue"]),
-            "--tableHost", "127.0.0.1", "--tablePort", str(ports["table"]),
             "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose"
             ]
-    server = Server(argv, cwd=work, env=dict(os.environ), port=ports["table"], log_path=work / "azurite.log")
+    server = Server(argv, cwd=work, env=dict(os.environ), port=ports["queue"], log_path=work / "azurite.log")
     conn = ("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;" % (ACCOUNT, KEY)
             + "".join("%sEndpoint=http://127.0.0.1:%d/%s;" % (s.capitalize(), p, ACCOUNT) for s, p in ports.items()))
     deadline = time.monotonic() + 30
-    while True:  # all three services answer
+    while True:  # both services answer
         try:
             BlobServiceClient.from_connection_string(conn).get_service_properties()
             QueueServiceClient.from_connection_string(conn).get_service_properties()
-            azure_tables.TableServiceClient.from_connection_string(conn).get_service_properties()
             break
         except Exception:  # noqa: BLE001
             if time.monotonic() > deadline:
@@ -65,29 +68,63 @@ def azurite(tmp_path_factory):
         server.stop()
 
 
+# The key a client addresses the Cosmos DB API server with (it checks none; the SDK needs one).
+COSMOS_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+
+
+@pytest.fixture(scope="module")
+def cosmos(tmp_path_factory):
+    """A Cosmos DB for NoSQL API server on 127.0.0.1: its connection string."""
+    if not (node_modules() / "@vercel" / "cosmosdb-server").exists():
+        pytest.fail("@vercel/cosmosdb-server is not installed in %s: run scripts/test (tests/package.json)"
+                    % node_modules())
+    work = tmp_path_factory.mktemp("cosmos")
+    port = free_port()
+    env = dict(os.environ, NIMBUS_TEST_NODE_MODULES=str(node_modules()))
+    server = Server(["node", str(ROOT / "tests" / "support" / "cosmos_server.js"), str(port), str(work)],
+                    cwd=work, env=env, port=port, log_path=work / "cosmos.log")
+    try:
+        yield "AccountEndpoint=https://127.0.0.1:%d/;AccountKey=%s;" % (port, COSMOS_KEY)
+    finally:
+        server.stop()
+
+
 class World:
     """Azure resources of one test, the test's own clients, and the environment of a function."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, cosmos):
         tag = uuid.uuid4().hex[:8]
         self.blob = BlobServiceClient.from_connection_string(conn)
         self.queues = QueueServiceClient.from_connection_string(conn)
-        self.tables = azure_tables.TableServiceClient.from_connection_string(conn)
-        self.container, self.queue, self.table = "images-" + tag, "payments-" + tag, "orders" + tag
+        self.container, self.queue, self.table, self.database = (
+            "images-" + tag, "payments-" + tag, "orders", "shop-" + tag)
         self.blob.create_container(self.container)
         self.queues.create_queue(self.queue)
-        self.tables.create_table(self.table)
+        db = CosmosClient.from_connection_string(cosmos).create_database(self.database)
+        # As the template creates it: partition key /pk, TTL on without a default.
+        self.orders = db.create_container(self.table, PartitionKey(path="/pk"), default_ttl=-1)
         self.env = {
             "NIMBUS_AZURE_STORAGE_CONNECTION_STRING": conn,
+            "NIMBUS_AZURE_COSMOS_CONNECTION_STRING": cosmos,
+            "NIMBUS_AZURE_COSMOS_DATABASE": self.database,
             "NIMBUS_RESOURCE_IMAGES_NAME": self.container,
             "NIMBUS_RESOURCE_PAYMENTS_NAME": self.queue,
             "NIMBUS_RESOURCE_ORDERS_NAME": self.table,
         }
 
+    def document(self, doc_id, pk):
+        """The stored document, or None."""
+        from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+        try:
+            return self.orders.read_item(doc_id, partition_key=pk)
+        except CosmosResourceNotFoundError:
+            return None
+
 
 @pytest.fixture
-def world(azurite):
-    return World(azurite)
+def world(azurite, cosmos):
+    return World(azurite, cosmos)
 
 
 @pytest.fixture
@@ -108,7 +145,7 @@ def spec(kind, key=None, access="read_write"):
     return s
 
 
-def test_table_round_trips_json_items_by_partition_and_row_key(world, clients):
+def test_table_round_trips_json_items_by_partition_and_sort_key(world, clients):
     t = clients.make_client("orders", spec("table", ["customer", "id"]), environ=world.env)
     item = {"customer": "c/1#?", "id": 7, "total": 12.5, "tags": ["a", "b"], "ship": {"to": "x"}, "paid": None}
     t.put(item)
@@ -119,14 +156,43 @@ def test_table_round_trips_json_items_by_partition_and_row_key(world, clients):
     assert [i["id"] for i in t.query({"customer": "c/1#?"})] == [7, 8]
     assert len(t.query({"customer": "c/1#?"}, limit=1)) == 1
     assert len(t.scan()) == 3
-    # What Azure holds: forbidden key characters percent-encoded, the item as JSON.
-    entity = world.tables.get_table_client(world.table).get_entity("c%2F1%23%3F", "7")
-    assert json.loads(entity["item"]) == item
-    t.delete({"customer": "c/1#?", "id": 7})
-    t.delete({"customer": "c/1#?", "id": 7})  # deleting what is gone succeeds
-    assert t.get({"customer": "c/1#?", "id": 7}) is None
+    # What Cosmos DB holds: forbidden key characters percent-encoded, the item as JSON.
+    doc = world.document("7", "c%2F1%23%3F")
+    assert doc["item"] == item and doc["key"] == {"customer": "c/1#?", "id": 7}
+    assert (doc["op"], doc["old"]) == ("insert", None)
+    changed = dict(item, total=13)
+    t.put(changed)
+    doc = world.document("7", "c%2F1%23%3F")
+    assert (doc["op"], doc["old"], doc["item"]) == ("modify", item, changed)
     with pytest.raises(ValueError, match="key field"):
         t.get({"id": 7})
+
+
+def test_table_delete_writes_a_tombstone_that_reads_never_return(world, clients):
+    t = clients.make_client("orders", spec("table", ["id"]), environ=world.env)
+    t.put({"id": "a", "status": "new"})
+    t.put({"id": "b", "status": "new"})
+    t.delete({"id": "a"})
+    # The change feed has no deletes: the item stays as a soft-delete marker with a short TTL.
+    doc = world.document("a", "a")
+    assert doc["deleted"] is True and doc["ttl"] == 3600
+    assert (doc["op"], doc["item"], doc["old"], doc["key"]) == ("remove", None, {"id": "a", "status": "new"}, {"id": "a"})
+    assert t.get({"id": "a"}) is None
+    assert t.query({"id": "a"}) == []
+    assert t.scan() == [{"id": "b", "status": "new"}]
+    t.delete({"id": "a"})  # deleting what is gone succeeds and writes nothing
+    assert world.document("a", "a")["_etag"] == doc["_etag"]
+    t.delete({"id": "never"})
+    assert world.document("never", "never") is None
+    # A put over a tombstone is an insert again.
+    t.put({"id": "a", "status": "again"})
+    doc = world.document("a", "a")
+    assert (doc["op"], doc["old"], doc.get("deleted")) == ("insert", None, None)
+    assert t.get({"id": "a"}) == {"id": "a", "status": "again"}
+    # An empty key text is `%`, which percent-encoding never produces.
+    t.put({"id": "", "status": "empty"})
+    assert world.document("%", "%")["item"] == {"id": "", "status": "empty"}
+    assert t.get({"id": ""}) == {"id": "", "status": "empty"}
 
 
 def test_table_errors_are_neutral(world, clients):
@@ -135,13 +201,15 @@ def test_table_errors_are_neutral(world, clients):
     with pytest.raises(clients.ResourceError) as e:
         t.put({"id": "1"})
     assert e.value.type == "NotFound" and e.value.op == "put"
-    with pytest.raises(clients.ResourceError) as e:
-        t.get({"id": "1"})
-    assert e.value.type == "NotFound" and e.value.op == "get"
-    unset = clients.make_client("orders", spec("table", ["id"]), environ={"NIMBUS_AZURE_STORAGE_CONNECTION_STRING": "x"})
+    unset = clients.make_client("orders", spec("table", ["id"]), environ={"NIMBUS_AZURE_COSMOS_CONNECTION_STRING": world.env["NIMBUS_AZURE_COSMOS_CONNECTION_STRING"]})
     with pytest.raises(clients.ResourceError) as e:
         unset.get({"id": "1"})
-    assert e.value.type == "NotConfigured" and "NIMBUS_RESOURCE_ORDERS_NAME" in str(e.value)
+    assert e.value.type == "NotConfigured"
+    assert "NIMBUS_AZURE_COSMOS_DATABASE" in str(e.value) or "NIMBUS_RESOURCE_ORDERS_NAME" in str(e.value)
+    no_account = clients.make_client("orders", spec("table", ["id"]), environ={"NIMBUS_AZURE_COSMOS_DATABASE": "d"})
+    with pytest.raises(clients.ResourceError) as e:
+        no_account.get({"id": "1"})
+    assert e.value.type == "NotConfigured" and "NIMBUS_AZURE_COSMOS_ENDPOINT" in str(e.value)
 
 
 def test_queue_send_is_base64_with_an_envelope_for_attributes(world, clients):
@@ -241,5 +309,5 @@ def test_a_handler_uses_its_resources_through_the_http_adapter(world, tmp_path, 
         res = adapter.http(req)
         assert res.status_code == 201
         assert json.loads(res.get_body()) == {"id": "42", "qty": 2}
-    assert json.loads(world.tables.get_table_client(world.table).get_entity("42", "")["item"]) == {"id": "42", "qty": 2}
+    assert world.document("42", "42")["item"] == {"id": "42", "qty": 2}
     assert world.blob.get_blob_client(world.container, "receipts/42").download_blob().readall() == b"paid"

@@ -7,7 +7,8 @@ With `--http FUNCTION METHOD URL [BODY]`, also calls that HTTP function with an
 and prints the response as `"response": {"status", "headers", "body"}`; FUNCTION `-` picks the
 function whose route and methods match (none: `"response": null`). With `--invoke FUNCTION
 INPUT`, calls a queue, Service Bus or timer function as the Functions admin API would with that
-input and prints `"invoked": {"ok": true}` or `{"ok": false, "error"}`.
+input (a Cosmos DB function with INPUT a JSON array of change feed documents, as a
+`func.DocumentList`) and prints `"invoked": {"ok": true}` or `{"ok": false, "error"}`.
 
 Usage: python inspect_app.py APP_DIR [--http FUNCTION METHOD URL [BODY] | --invoke FUNCTION INPUT]
 """
@@ -76,6 +77,8 @@ def main():
             arg = az_queue.QueueMessage(id="admin-1", body=data.encode(), dequeue_count=1)
         elif kind == "timerTrigger":
             arg = az_timer.TimerRequest(past_due=False)
+        elif kind == "cosmosDBTrigger":  # INPUT: the JSON array of documents the host delivers
+            arg = func.DocumentList([func.Document.from_dict(d) for d in json.loads(data)])
         elif kind == "serviceBusTrigger":
             import azure.functions._servicebus as sb
 

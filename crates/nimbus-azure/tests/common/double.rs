@@ -27,15 +27,28 @@ impl ArmDouble {
         Self::start_with(
             &format!("{}/", azurite.blob_endpoint()),
             &azurite.connection_string(),
+            "",
+        )
+    }
+
+    /// [`ArmDouble::start`], and apps the host stand-in runs reach their tables on `cosmos`.
+    pub fn start_with_cosmos(
+        azurite: &super::azurite::Azurite,
+        cosmos: &super::cosmos::Cosmos,
+    ) -> ArmDouble {
+        Self::start_with(
+            &format!("{}/", azurite.blob_endpoint()),
+            &azurite.connection_string(),
+            &cosmos.connection_string(),
         )
     }
 
     /// Starts the double without storage: enough to validate deployments, not to run apps.
     pub fn start_without_storage() -> ArmDouble {
-        Self::start_with("", "")
+        Self::start_with("", "", "")
     }
 
-    fn start_with(blob_endpoint: &str, connection_string: &str) -> ArmDouble {
+    fn start_with(blob_endpoint: &str, connection_string: &str, cosmos: &str) -> ArmDouble {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -50,6 +63,7 @@ impl ArmDouble {
             .args(["--port", &port.to_string(), "--token", TOKEN])
             .args(["--blob-endpoint", blob_endpoint])
             .args(["--storage-connection-string", connection_string])
+            .args(["--cosmos-connection-string", cosmos])
             .arg("--apps-dir")
             .arg(apps.path())
             .stdin(Stdio::null())

@@ -1,11 +1,9 @@
 //! Shared helpers: the shop example for Azure as a graph, a build of it, and settings.
-//!
-//! Azure rejects `table` triggers (Table storage has no change feed), so "the shop" here is
-//! `examples/shop` without its `audit-orders` function — the one function Azure cannot run.
 
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod cosmos;
 pub mod double;
 
 use std::path::{Path, PathBuf};
@@ -17,26 +15,9 @@ use nimbus_package::BuildManifest;
 #[allow(unused_imports)] // each test binary uses some of them
 pub use nimbus_test_support::{build_of, repo};
 
-/// The shop's manifest without `audit-orders` (its comment lines and its block).
+/// The shop's manifest, as `examples/shop/nimbus.yaml` has it.
 pub fn shop_yaml() -> String {
-    let text = std::fs::read_to_string(repo().join("examples/shop/nimbus.yaml")).unwrap();
-    let mut out = Vec::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if line.starts_with("  audit-orders:") || line.starts_with("  # One JSON audit line") {
-            skipping = true;
-            continue;
-        }
-        if skipping && (line.starts_with("    ") || line.trim().is_empty()) {
-            continue;
-        }
-        skipping = false;
-        out.push(line);
-    }
-    let mut s = out.join("\n");
-    s.push('\n');
-    assert!(!s.contains("audit"), "audit-orders removed");
-    s
+    std::fs::read_to_string(repo().join("examples/shop/nimbus.yaml")).unwrap()
 }
 
 /// The graph of manifest text for Azure, stage `dev` (handler files under `dir` when given).
@@ -61,7 +42,7 @@ pub fn graph_str(manifest: &str) -> AppGraph {
     graph_in(manifest, None)
 }
 
-/// The shop (without `audit-orders`) as a graph.
+/// The shop as a graph.
 pub fn shop() -> AppGraph {
     graph_in(&shop_yaml(), Some(&repo().join("examples/shop")))
 }
@@ -77,7 +58,7 @@ pub fn settings(graph: &AppGraph) -> AzureSettings {
     }
 }
 
-/// The shop (without `audit-orders`) copied into a temporary directory and really built for
+/// The shop copied into a temporary directory and really built for
 /// Azure with `nimbus_package::build` (dependencies cached under `target/nimbus-azure-test-cache`).
 pub struct BuiltShop {
     /// The project directory (dropped with the value).

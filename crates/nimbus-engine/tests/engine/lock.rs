@@ -32,6 +32,7 @@ both_backends!(
     unlock_needs_the_lock_id,
     a_lock_timeout_waits_for_the_holder_to_finish,
     a_failed_apply_releases_its_lock,
+    a_lock_whose_process_is_gone_is_reported_stale_at_once,
 );
 
 async fn a_second_concurrent_apply_is_refused_naming_the_holder(fixture: Fixture) {
@@ -157,6 +158,44 @@ async fn a_lock_timeout_waits_for_the_holder_to_finish(fixture: Fixture) {
     let started = tokio::time::Instant::now();
     assert!(matches!(hasty.apply(&d).await, Err(Error::Locked { .. })));
     assert_eq!(started.elapsed(), Duration::from_millis(250));
+}
+
+async fn a_lock_whose_process_is_gone_is_reported_stale_at_once(fixture: Fixture) {
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    let pid = exited.id();
+    exited.wait().unwrap();
+    let dead = LockInfo {
+        pid,
+        ..LockInfo::new(&deployment().lock_scope(), "apply", &LockOptions::default())
+    };
+    if dead.host.is_empty() {
+        return; // no host name to compare (not Linux): such a lock is waited on as before
+    }
+    fixture.backend().try_lock(&dead).await.unwrap();
+    let cloud = FakeCloud::new();
+    let patient = fixture.engine_with(&cloud, as_holder("patient", Duration::from_secs(3600)));
+    let started = tokio::time::Instant::now();
+    let err = patient.apply(&desired()).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::ZERO, "not waited on");
+    let Error::StaleLock { lock, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(**lock, dead);
+    assert!(
+        err.to_string()
+            .starts_with("`shop/dev` is locked by a run that is gone: "),
+        "{err}"
+    );
+    let hint = err.hint().unwrap();
+    assert!(
+        hint.contains(&format!("no process has pid {pid} on this host"))
+            && hint.contains(&format!("`nimbus unlock {}`", dead.id)),
+        "{hint}"
+    );
+    // Taken over as the hint says, the deploy goes through.
+    patient.unlock(&dead.id).await.unwrap();
+    patient.apply(&desired()).await.unwrap();
+    assert!(cloud.objects().len() == 3);
 }
 
 async fn a_failed_apply_releases_its_lock(fixture: Fixture) {

@@ -68,7 +68,8 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
         .description
         .clone()
         .unwrap_or_else(|| format!("{} of {}/{}", f.name, cx.service(), cx.stage()));
-    description.truncate(1000);
+    // At most 1000 bytes, cut at a character boundary (a byte index inside a character panics).
+    description.truncate(description.floor_char_boundary(1000));
     let props = json!({
         "name": format!("{}/functions/{name}", cx.settings.location()),
         "description": description,

@@ -90,6 +90,17 @@ def handler(event, context):
             time.sleep(1)
     if mode == "exit":
         os._exit(int(arg or 3))
+    if mode == "escape":
+        # A child in a session of its own, and a daemon (forked twice: reparented to init),
+        # their pids in files under `arg`; then hang until killed.
+        import subprocess
+        child = subprocess.Popen(["sleep", "120"], start_new_session=True)
+        with open(os.path.join(arg, "setsid"), "w") as f:
+            f.write(str(child.pid))
+        daemon = "import os, sys, time\nif os.fork():\n    os._exit(0)\nos.setsid()\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
+        subprocess.run([sys.executable, "-c", daemon, os.path.join(arg, "daemon")], check=True)
+        while True:
+            time.sleep(1)
     if mode == "exit-later":
         threading.Timer(0.05, os._exit, (5,)).start()
         return {"pid": os.getpid()}

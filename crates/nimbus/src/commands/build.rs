@@ -28,7 +28,11 @@ pub fn package(
             return;
         }
         match event {
-            Progress::Built { function, artifact, millis } => eprintln!(
+            Progress::Built {
+                function,
+                artifact,
+                millis,
+            } => eprintln!(
                 "  built     {}  {millis} ms",
                 package_line(&function, &artifact)
             ),
@@ -37,10 +41,7 @@ pub fn package(
             Progress::InstallingDeps { function, manifest } => {
                 eprintln!("  deps      {function:<24} installing {manifest} (cached for next time)")
             }
-            Progress::SkippedSecrets { function, files } => eprintln!(
-                "  note      {function}: left out secret-looking files {} (list them in `package.include` to ship them)",
-                files.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
-            ),
+            Progress::LeftOut(left_out) => eprintln!("  note      {left_out}"),
         }
     })
     .map_err(|e| Failure::User(e.into()))?;
@@ -65,7 +66,7 @@ fn package_line(function: &str, a: &nimbus_package::Artifact) -> String {
 }
 
 pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> {
-    let compiled = super::compile(global, out)?;
+    let compiled = super::compile(global, out, nimbus_provider::Purpose::Export)?;
     let provider = super::provider(global)?;
     let started = Instant::now();
     let (report, _) = package(&compiled, provider, args.force, out)?;
@@ -93,6 +94,7 @@ pub fn run(global: &Global, args: &BuildArgs, out: &Out) -> Result<(), Failure> 
             "built": report.built,
             "cached": report.cached,
             "path": report.manifest_path.display().to_string(),
+            "left_out": report.left_out,
         });
         if let Some(t) = &template {
             json["template"] = serde_json::json!(t.display().to_string());
@@ -159,10 +161,7 @@ fn write_aws_template(
     let settings = nimbus_aws::AwsSettings::conventional(graph, region, "");
     let text =
         nimbus_aws::template(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
-    std::fs::write(&path, text)
-        .and_then(|()| std::fs::write(&key_path, &key))
-        .with_context(|| format!("writing {}", path.display()))
-        .map_err(Failure::Internal)?;
+    write_both(&path, text.as_bytes(), &key_path, &key)?;
     Ok(path)
 }
 
@@ -188,10 +187,7 @@ fn write_gcp_terraform(
         nimbus_gcp::terraform::export_settings(graph).map_err(|e| Failure::User(e.into()))?;
     let text =
         nimbus_gcp::main_tf_json(graph, build, &settings).map_err(|e| Failure::User(e.into()))?;
-    std::fs::write(&path, text)
-        .and_then(|()| std::fs::write(&key_path, &key))
-        .with_context(|| format!("writing {}", path.display()))
-        .map_err(Failure::Internal)?;
+    write_both(&path, text.as_bytes(), &key_path, &key)?;
     Ok(path)
 }
 
@@ -213,9 +209,26 @@ fn write_azure_outputs(
     let files = nimbus_azure::template::build_outputs(graph, build, &settings)
         .map_err(|e| Failure::User(e.into()))?;
     let dir = build_json.parent().unwrap_or(std::path::Path::new("."));
-    let _ = std::fs::remove_dir_all(dir.join("azure"));
-    for (rel, bytes) in &files {
-        let path = dir.join(rel);
+    // The `azure/` folder is written beside and swapped in whole, so concurrent builds never
+    // write into one another's; the other files are each written atomically.
+    let (apps, others): (Vec<_>, Vec<_>) = files.iter().partition(|(rel, _)| {
+        std::path::Path::new(rel)
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str() == "azure")
+    });
+    let staging = tempfile::Builder::new()
+        .prefix(&nimbus_package::temp_prefix("azure"))
+        .suffix(".tmp")
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a temporary folder in {}", dir.display()))
+        .map_err(Failure::Internal)?;
+    let staged = staging.path().join("azure");
+    std::fs::create_dir_all(&staged)
+        .with_context(|| format!("creating {}", staged.display()))
+        .map_err(Failure::Internal)?;
+    for (rel, bytes) in apps {
+        let path = staging.path().join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))
@@ -225,7 +238,50 @@ fn write_azure_outputs(
             .with_context(|| format!("writing {}", path.display()))
             .map_err(Failure::Internal)?;
     }
+    swap_dir(&staged, &dir.join("azure"))?;
+    for (rel, bytes) in others {
+        let path = dir.join(rel);
+        nimbus_package::write_atomically(&path, bytes)
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(Failure::Internal)?;
+    }
     Ok(dir.join(nimbus_azure::template::TEMPLATE_FILE))
+}
+
+/// Moves the folder `new` to `dest`, replacing what is there. Another build may put its own
+/// there between the two renames; then it is moved aside again (the last build wins whole).
+fn swap_dir(new: &std::path::Path, dest: &std::path::Path) -> Result<(), Failure> {
+    let parent = dest.parent().unwrap_or(std::path::Path::new("."));
+    let aside = tempfile::Builder::new()
+        .prefix(&nimbus_package::temp_prefix("azure-old"))
+        .suffix(".tmp")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))
+        .map_err(Failure::Internal)?;
+    let mut last = None;
+    for attempt in 0..20 {
+        let _ = std::fs::rename(dest, aside.path().join(attempt.to_string()));
+        match std::fs::rename(new, dest) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Failure::Internal(
+        anyhow::Error::from(last.expect("tried")).context(format!("replacing {}", dest.display())),
+    ))
+}
+
+/// Writes a generated file and then its key, each atomically.
+fn write_both(
+    path: &std::path::Path,
+    text: &[u8],
+    key_path: &std::path::Path,
+    key: &str,
+) -> Result<(), Failure> {
+    nimbus_package::write_atomically(path, text)
+        .and_then(|()| nimbus_package::write_atomically(key_path, key.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+        .map_err(Failure::Internal)
 }
 
 /// A digest of the packages a template refers to.
@@ -243,5 +299,44 @@ pub(crate) fn human_bytes(n: u64) -> String {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_swaps_of_a_folder_always_leave_a_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("azure");
+        let failures = std::sync::Mutex::new(Vec::new());
+        for round in 0..50 {
+            std::thread::scope(|s| {
+                for writer in 0..2 {
+                    let (dir, dest, failures) = (dir.path(), &dest, &failures);
+                    s.spawn(move || {
+                        let staging = tempfile::tempdir_in(dir).unwrap();
+                        let new = staging.path().join("azure");
+                        std::fs::create_dir_all(new.join("f")).unwrap();
+                        std::fs::write(new.join("f/host.json"), format!("{round}/{writer}"))
+                            .unwrap();
+                        std::fs::write(new.join("f/function_app.py"), "x").unwrap();
+                        if let Err(e) = swap_dir(&new, dest) {
+                            failures.lock().unwrap().push(format!("{e:?}"));
+                        }
+                    });
+                }
+            });
+            let files = std::fs::read_dir(dest.join("f")).unwrap().count();
+            assert_eq!(files, 2, "round {round}: a whole folder");
+        }
+        assert!(failures.into_inner().unwrap().is_empty());
+        // Nothing is left beside it but the folder itself.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["azure"]);
     }
 }

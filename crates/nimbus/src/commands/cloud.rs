@@ -64,7 +64,9 @@ pub fn run(global: &Global, op: Op<'_>, out: &Out) -> Result<(), Failure> {
         _ => {}
     }
     let compiled = match &op {
-        Op::Deploy(_) | Op::Plan(_) => super::compile(global, out)?,
+        Op::Deploy(_) | Op::Plan(_) => {
+            super::compile(global, out, nimbus_provider::Purpose::Deploy)?
+        }
         _ => {
             let compiled = super::load_deployed(global, out)?;
             located(&compiled, provider)?;

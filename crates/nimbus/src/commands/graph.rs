@@ -4,7 +4,7 @@ use crate::cli::{Global, GraphArgs, GraphFormat};
 use crate::output::{Failure, Out};
 
 pub fn run(global: &Global, args: &GraphArgs, out: &Out) -> Result<(), Failure> {
-    let compiled = super::compile(global, out)?;
+    let compiled = super::compile(global, out, nimbus_provider::Purpose::Export)?;
     if out.json || args.format == GraphFormat::Json {
         print!("{}", compiled.graph.to_json());
     } else {

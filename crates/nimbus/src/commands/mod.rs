@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use nimbus_manifest::{LoadError, LoadOptions};
-use nimbus_provider::{Compiled, ProviderId};
+use nimbus_manifest::LoadOptions;
+use nimbus_provider::{Compiled, ProviderId, Purpose};
 
 use crate::cli::{Cli, Command, Global};
 use crate::output::{Failure, Out, diagnostics_json};
@@ -75,7 +75,10 @@ pub(crate) fn provider(global: &Global) -> Result<ProviderId, Failure> {
 
 /// Loads the manifest, builds the graph and checks it against the provider. Problems are
 /// rendered here (as a report on stderr, or as JSON on stdout with `--output json`).
-pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
+///
+/// For [`Purpose::Deploy`] (`validate`, `plan`, `deploy`) the provider's required settings
+/// must be in the manifest or the environment, as deploy refuses to run without them.
+pub(crate) fn compile(global: &Global, out: &Out, purpose: Purpose) -> Result<Compiled, Failure> {
     let provider = provider(global)?;
     let file = project::required(global)?;
     let started = Instant::now();
@@ -86,8 +89,11 @@ pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
         check_files: true,
         defer_env: false,
     };
-    let report = match nimbus_manifest::load_file(&file, &options) {
-        Ok(loaded) => match nimbus_provider::compile(loaded, provider) {
+    // One pass: the manifest's errors and the provider's limits are reported together.
+    let report = match nimbus_manifest::check_file(&file, &options) {
+        Ok(checked) => match nimbus_provider::compile_checked(checked, provider, purpose, &|name| {
+            std::env::var(name).ok()
+        }) {
             Ok(compiled) => {
                 out.detail(format_args!(
                     "compiled {} in {:.1?}",
@@ -106,8 +112,7 @@ pub(crate) fn compile(global: &Global, out: &Out) -> Result<Compiled, Failure> {
             }
             Err(report) => report,
         },
-        Err(LoadError::Invalid(report)) => report,
-        Err(e @ LoadError::Read { .. }) => {
+        Err(e) => {
             return Err(Failure::User(anyhow::Error::new(e).context(
                 "no manifest to read\n  hint: check the path given to `-f`; without `-f`, nimbus looks for `nimbus.yaml` here and in the folders above",
             )));
@@ -151,13 +156,16 @@ pub(crate) fn load_deployed(global: &Global, out: &Out) -> Result<Compiled, Fail
     };
     match nimbus_manifest::load_file(&file, &options) {
         Ok(loaded) => {
-            let graph = nimbus_graph::build(&loaded);
+            let mut graph = nimbus_graph::build(&loaded);
+            nimbus_provider::fill_settings(&mut graph, provider.capabilities(), &|name| {
+                std::env::var(name).ok()
+            });
             Ok(Compiled {
                 loaded,
                 graph,
                 warnings: Vec::new(),
             })
         }
-        Err(_) => compile(global, out),
+        Err(_) => compile(global, out, Purpose::Export),
     }
 }

@@ -4,7 +4,7 @@ use crate::cli::Global;
 use crate::output::{Failure, Out, diagnostics_json};
 
 pub fn run(global: &Global, out: &Out) -> Result<(), Failure> {
-    let compiled = super::compile(global, out)?;
+    let compiled = super::compile(global, out, nimbus_provider::Purpose::Deploy)?;
     let g = &compiled.graph;
     if out.json {
         let json = serde_json::json!({

@@ -67,7 +67,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
                 nimbus_local::ports::ensure_free(port)
                     .map_err(|e| local_failure(e, Some(asked_by)))?;
             }
-            std::fs::create_dir_all(state.logs()).map_err(|e| Failure::Internal(e.into()))?;
+            state.create().map_err(internal)?;
             deployment.write(&state.deployment()).map_err(internal)?;
             let info = spawn(&state, args.port)?;
             if requested.is_none() {
@@ -126,10 +126,7 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
 /// it answers: the lean `nimbus-runtime` executable beside this one, else `nimbus __runtime`.
 fn spawn(state: &nimbus_local::StateDir, port: Option<u16>) -> Result<RuntimeInfo, Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure::Internal(e.into()))?;
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(state.daemon_log())
+    let log = nimbus_local::state::private_append(&state.daemon_log())
         .map_err(|e| Failure::Internal(anyhow::Error::new(e).context("opening daemon.log")))?;
     let _ = std::fs::remove_file(state.runtime());
     let lean = exe.with_file_name(nimbus_local::daemon::EXECUTABLE);

@@ -36,7 +36,7 @@ fn compile_local(global: &Global, out: &Out) -> Result<Compiled, Failure> {
             "deploying to `{provider}` is not available in this version; `nimbus build -p {provider}` writes its packages\n  hint: use `-p local` (the default) to run the app on this machine"
         )));
     }
-    super::compile(global, out)
+    super::compile(global, out, nimbus_provider::Purpose::Deploy)
 }
 
 /// The state folder of the compiled service and stage.
@@ -68,12 +68,7 @@ fn build(compiled: &Compiled, out: &Out) -> Result<Deployment, Failure> {
             nimbus_package::Progress::InstallingDeps { function, manifest } => {
                 eprintln!("  deps      {function}: installing {manifest}")
             }
-            nimbus_package::Progress::SkippedSecrets { function, files } => {
-                eprintln!(
-                    "  note      {function}: left out secret-looking files {}",
-                    files.join(", ")
-                )
-            }
+            nimbus_package::Progress::LeftOut(left_out) => eprintln!("  note      {left_out}"),
         }
     })
     .map_err(|e| Failure::User(e.into()))?;

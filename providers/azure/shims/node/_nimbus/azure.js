@@ -11,14 +11,17 @@
 // Adapters (input, context, target?): http (HttpRequest -> HttpResponseInit), queue (Storage
 // Queue item), serviceBus (one message or an array; topic or queue per function.json triggers),
 // timer (Timer), blob (blob trigger: created), eventGrid (Microsoft.Storage.BlobCreated /
-// BlobDeleted). `target` is `file:export` (default: function.json's handler); `context` is the
+// BlobDeleted), cosmosDB (the Cosmos DB trigger's documents, the change feed of a table's
+// container: one handler call per document, in order, a tombstone as `remove`;
+// _nimbus/azure_cosmos.js). `target` is `file:export` (default: function.json's handler); `context` is the
 // InvocationContext (invocationId -> context.requestId, triggerMetadata -> message ids);
-// `options` ({resource} for queue/serviceBus/blob/eventGrid, {schedule} for timer) names the
+// `options` ({resource} for queue/serviceBus/blob/eventGrid/cosmosDB, {schedule} for timer) names the
 // neutral resource/schedule, since Azure's payloads do not name their queue, topic or container.
 // No dependency on @azure/functions: inputs are used through their documented properties.
 
 const core = require('./core.js');
 const azureResources = require('./azure_resources.js'); // registers the "azure" resource client factory
+const azureCosmos = require('./azure_cosmos.js');
 
 const PROVIDER = 'azure';
 
@@ -221,7 +224,40 @@ async function eventGrid(ev, context, target, options = {}) {
   await fn.invoke(eventGridEvent(ev, fn.config, options.resource), ctxFor(fn, context));
 }
 
+// ---------------------------------------------------------------------------- tables (Cosmos DB change feed)
+
+const ALL_TABLE_EVENTS = ['insert', 'modify', 'remove'];
+
+// The actions the function's `table` triggers on `table` ask for.
+function tableEvents(config, table) {
+  const wanted = new Set();
+  for (const t of config.triggers || []) {
+    if (t && t.type === 'table' && (t.resource == null || t.resource === table)) (t.events || ALL_TABLE_EVENTS).forEach((e) => wanted.add(e));
+  }
+  return wanted.size ? wanted : new Set(ALL_TABLE_EVENTS);
+}
+
+// The neutral events of a Cosmos DB trigger's documents, those the triggers ask for.
+function cosmosEvents(documents, config, resource) {
+  const [table] = named(config, resource, ['table']) || core.resolveResource(config, ['table'], [], resource || null);
+  const wanted = tableEvents(config, table);
+  if (documents == null) return [];
+  const docs = Array.isArray(documents) ? documents : [documents];
+  return docs
+    .map((d) => azureCosmos.tableEvent(typeof d === 'string' ? JSON.parse(d) : d, table))
+    .filter((e) => wanted.has(e.action));
+}
+
+// A Cosmos DB trigger invocation: the handler once per event, in order; the first failure fails
+// the invocation (the host then retries the batch when a retry policy is set).
+async function cosmosDB(documents, context, target, options = {}) {
+  const fn = await fnFor(target);
+  for (const event of cosmosEvents(documents, fn.config, options.resource)) {
+    await fn.invoke(event, ctxFor(fn, context));
+  }
+}
+
 module.exports = {
-  PROVIDER, http, queue, serviceBus, timer, blob, eventGrid,
-  httpEvent, httpResponse, queueEvent, serviceBusEvent, timerEvent, blobEvent, eventGridEvent,
+  PROVIDER, http, queue, serviceBus, timer, blob, eventGrid, cosmosDB,
+  httpEvent, httpResponse, queueEvent, serviceBusEvent, timerEvent, blobEvent, eventGridEvent, cosmosEvents,
 };

@@ -1,7 +1,7 @@
 'use strict';
 // Nimbus Azure resource clients (Node.js): `context.resources[name]` inside Azure Functions.
 //
-// table -> Table storage (@azure/data-tables), queue -> Storage queue (@azure/storage-queue),
+// table -> Cosmos DB for NoSQL (@azure/cosmos, _nimbus/azure_cosmos.js), queue -> Storage queue (@azure/storage-queue),
 // topic -> Service Bus topic (@azure/service-bus), bucket -> Blob container (@azure/storage-blob).
 // The libraries are the function's dependencies (providers/azure/shims/node/package.json): they are
 // required from the handler's directory, where they are installed, and their clients are created
@@ -9,14 +9,14 @@
 //
 // Where the resources are: the same app settings as the Python clients (see
 // _nimbus/azure_resources.py and crates/nimbus-azure/src/env.rs): NIMBUS_RESOURCE_<R>_NAME (else
-// function.json `native.container|queue|table|topic`), NIMBUS_AZURE_{BLOB,QUEUE,TABLE}_ENDPOINT,
-// NIMBUS_AZURE_SERVICEBUS_NAMESPACE and AZURE_CLIENT_ID (ManagedIdentityCredential; else
-// DefaultAzureCredential), or NIMBUS_AZURE_STORAGE_CONNECTION_STRING /
-// NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING (Azurite, local development).
+// function.json `native.container|queue|topic`), NIMBUS_AZURE_{BLOB,QUEUE}_ENDPOINT,
+// NIMBUS_AZURE_COSMOS_ENDPOINT and NIMBUS_AZURE_COSMOS_DATABASE, NIMBUS_AZURE_SERVICEBUS_NAMESPACE
+// and AZURE_CLIENT_ID (ManagedIdentityCredential; else DefaultAzureCredential), or
+// NIMBUS_AZURE_STORAGE_CONNECTION_STRING / NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING /
+// NIMBUS_AZURE_COSMOS_CONNECTION_STRING (Azurite, a local Cosmos DB API server, development).
 //
-// Same storage layout as Python: a table item is the entity's `item` property (compact JSON) under
-// PartitionKey/RowKey = the key fields as text (forbidden characters percent-encoded); queue
-// messages are Base64 text, with an envelope {"nimbus": 1, body, attributes} when sent with
+// Same layout as Python: a table item is a Cosmos DB document, deletes are tombstones
+// (_nimbus/azure_cosmos.js); queue messages are Base64 text, with an envelope {"nimbus": 1, body, attributes} when sent with
 // attributes. Failures become ResourceError (`type` AccessDenied, NotFound, BadRequest, Conflict,
 // Throttled, Unavailable, Internal, NotConfigured; `status` and `azureCode` when known). On require
 // this module registers the factory of provider "azure". See docs/function-contract.md.
@@ -24,7 +24,8 @@
 const path = require('path');
 const { createRequire } = require('module');
 const core = require('./core.js');
-const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
+const cosmos = require('./azure_cosmos.js');
+const { checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
 
 const PROVIDER = 'azure';
 const ENVELOPE = 'nimbus';
@@ -57,6 +58,12 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIME
 // An error thrown by an Azure library -> ResourceError, or null when it is not one.
 function fromAzure(e, resource, op) {
   if (!e || typeof e !== 'object' || e instanceof core.NimbusError) return null;
+  if (e.name === 'ErrorResponse' || (typeof e.code === 'number' && typeof e.statusCode !== 'number')) { // @azure/cosmos
+    const status = typeof e.code === 'number' ? e.code : null;
+    const code = (e.body && e.body.code) || null;
+    const msg = String(e.message || code || 'error').split('\n')[0];
+    return new ResourceError(msg, errorType(status, code), resource, op, { cause: e }, status, code);
+  }
   if (e.name === 'RestError' || typeof e.statusCode === 'number') {
     const status = e.statusCode;
     const code = e.code || (e.details && e.details.errorCode) || null;
@@ -115,29 +122,23 @@ function makeService(kind, env, config) {
     if (!env.NIMBUS_AZURE_SERVICEBUS_NAMESPACE) throw Object.assign(new Error('unset'), { unset: 'NIMBUS_AZURE_SERVICEBUS_NAMESPACE' });
     return new ServiceBusClient(env.NIMBUS_AZURE_SERVICEBUS_NAMESPACE, credential(env, config));
   }
+  if (kind === 'cosmos') return cosmos.makeService(env, (name) => requireLibrary(name, config), () => credential(env, config));
   const [mod, cls] = {
     blob: ['@azure/storage-blob', 'BlobServiceClient'],
     queue: ['@azure/storage-queue', 'QueueServiceClient'],
-    table: ['@azure/data-tables', 'TableServiceClient'],
   }[kind];
   const lib = requireLibrary(mod, config);
   const conn = env.NIMBUS_AZURE_STORAGE_CONNECTION_STRING;
   const v = `NIMBUS_AZURE_${kind.toUpperCase()}_ENDPOINT`;
   if (!conn && !env[v]) throw Object.assign(new Error('unset'), { unset: v });
-  if (kind === 'table') { // @azure/data-tables has one client per table
-    const options = conn && /127\.0\.0\.1|localhost|UseDevelopmentStorage/.test(conn) ? { allowInsecureConnection: true } : undefined;
-    const cred = conn ? null : credential(env, config);
-    return {
-      getTableClient: (name) => (conn ? lib.TableClient.fromConnectionString(conn, name, options) : new lib.TableClient(env[v], name, cred)),
-    };
-  }
   if (conn) return lib[cls].fromConnectionString(conn);
   return new lib[cls](env[v], credential(env, config));
 }
 
-// The process-wide service client of `kind` (blob, queue, table, servicebus).
+// The process-wide service client of `kind` (blob, queue, cosmos, servicebus).
 function service(kind, env = process.env, config = null) {
-  const key = JSON.stringify([kind, env.NIMBUS_AZURE_STORAGE_CONNECTION_STRING || null, env[`NIMBUS_AZURE_${kind.toUpperCase()}_ENDPOINT`] || null]);
+  const conn = { cosmos: 'NIMBUS_AZURE_COSMOS_CONNECTION_STRING', servicebus: 'NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING' }[kind] || 'NIMBUS_AZURE_STORAGE_CONNECTION_STRING';
+  const key = JSON.stringify([kind, env[conn] || null, env[`NIMBUS_AZURE_${kind.toUpperCase()}_ENDPOINT`] || null]);
   let c = services.get(key);
   if (!c) {
     c = makeService(kind, env, config);
@@ -152,24 +153,7 @@ async function resetClients() {
   services.clear();
 }
 
-const KEY_ESCAPES = { '%': '%25', '/': '%2F', '\\': '%5C', '#': '%23', '?': '%3F' };
-
-// A key field's value as PartitionKey/RowKey text (forbidden characters percent-encoded).
-function keyText(value) {
-  let text;
-  if (typeof value === 'string') text = value;
-  else if (typeof value === 'number' || typeof value === 'bigint') text = String(value);
-  else if (Buffer.isBuffer(value) || value instanceof Uint8Array) text = Buffer.from(value).toString('base64');
-  else text = core.dumps(value);
-  let out = '';
-  for (const ch of text) {
-    const c = ch.codePointAt(0);
-    if (KEY_ESCAPES[ch]) out += KEY_ESCAPES[ch];
-    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += `%${c.toString(16).toUpperCase().padStart(2, '0')}`;
-    else out += ch;
-  }
-  return out;
-}
+const keyText = cosmos.keyText;
 
 // A queue message's text -> [body, attributes] (the envelope of a message sent with attributes).
 function unwrapEnvelope(text) {
@@ -234,94 +218,7 @@ class Client {
   }
 }
 
-class TableClient extends Client {
-  keyFields() {
-    const key = this.spec.key;
-    return Array.isArray(key) && key.every((k) => typeof k === 'string') ? key : [];
-  }
-
-  table(op) {
-    const name = this.native(op);
-    return this.svc(op).getTableClient(name);
-  }
-
-  keys(key) {
-    const fields = this.keyFields();
-    if (!fields.length) throw new RangeError(`table ${JSON.stringify(this.name)} declares no key (function.json \`key\`)`);
-    return [keyText(key[fields[0]]), fields.length > 1 ? keyText(key[fields[1]]) : ''];
-  }
-
-  static item(entity) {
-    try {
-      return typeof entity.item === 'string' ? JSON.parse(entity.item) : null;
-    } catch {
-      return null;
-    }
-  }
-
-  async get(key) {
-    checkKey('table key', key, this.keyFields());
-    const [pk, rk] = this.keys(key);
-    const table = this.table('get');
-    try {
-      return TableClient.item(await this.call('get', () => table.getEntity(pk, rk)));
-    } catch (e) {
-      if (e instanceof ResourceError && e.type === 'NotFound' && e.status === 404 && !/TableNotFound/.test(String(e.azureCode))) return null;
-      throw e;
-    }
-  }
-
-  async put(item) {
-    checkKey('table item', item, this.keyFields());
-    const [pk, rk] = this.keys(item);
-    const table = this.table('put');
-    await this.call('put', () => table.upsertEntity({ partitionKey: pk, rowKey: rk, item: core.dumps(item) }, 'Replace'));
-    return null;
-  }
-
-  async delete(key) {
-    checkKey('table key', key, this.keyFields());
-    const [pk, rk] = this.keys(key);
-    const table = this.table('delete');
-    try {
-      await this.call('delete', () => table.deleteEntity(pk, rk));
-    } catch (e) {
-      if (!(e instanceof ResourceError && e.status === 404 && !/TableNotFound/.test(String(e.azureCode)))) throw e;
-    }
-    return null;
-  }
-
-  async collect(op, iterator, limit) {
-    const out = [];
-    await this.call(op, async () => {
-      for await (const entity of iterator) {
-        const item = TableClient.item(entity);
-        if (item !== null) out.push(item);
-        if (limit !== null && out.length >= limit) break;
-      }
-    });
-    return out;
-  }
-
-  async query(key, limit = null) {
-    const fields = this.keyFields();
-    checkKey('query key', key, fields.slice(0, 1));
-    const lim = checkLimit(limit);
-    if (!fields.length) throw new RangeError(`table ${JSON.stringify(this.name)} declares no key (function.json \`key\`)`);
-    const { odata } = requireLibrary('@azure/data-tables', this.config);
-    const table = this.table('query');
-    return this.collect('query', table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${keyText(key[fields[0]])}` } }), lim);
-  }
-
-  async scan(limit = null) {
-    const lim = checkLimit(limit);
-    const table = this.table('scan');
-    return this.collect('scan', table.listEntities(), lim);
-  }
-}
-TableClient.TYPE = 'table';
-TableClient.SERVICE = 'table';
-TableClient.NATIVE = 'table';
+const TableClient = cosmos.tableClientClass(Client, ResourceError);
 
 class QueueClient extends Client {
   async send(body, attributes = null, delaySeconds = 0) {

@@ -15,19 +15,22 @@ decorators and calls one adapter per trigger, e.g.::
 Adapters: ``http`` (HttpRequest -> HttpResponse), ``queue`` (Storage Queue
 QueueMessage), ``service_bus`` (ServiceBusMessage or a list of them; topic or
 queue per function.json triggers), ``timer`` (TimerRequest), ``blob``
-(InputStream from a blob trigger: created) and ``event_grid`` (EventGridEvent
-``Microsoft.Storage.BlobCreated``/``BlobDeleted``). ``target`` is the handler
+(InputStream from a blob trigger: created), ``event_grid`` (EventGridEvent
+``Microsoft.Storage.BlobCreated``/``BlobDeleted``) and ``cosmos`` (the Cosmos DB trigger's
+DocumentList, the change feed of a table's container: one handler call per document, in order,
+a tombstone as ``remove``; see ``_nimbus/azure_cosmos.py``). ``target`` is the handler
 reference ``file:export`` (default: function.json's handler); ``context`` is the
 optional ``func.Context`` (its invocation id becomes ``context.request_id``).
 Azure's trigger payloads do not name their queue, topic or container reliably,
 so the generated code should pass the neutral name: ``resource="payments"``
-(queue, service_bus, blob, event_grid) or ``schedule="nightly"`` (timer).
+(queue, service_bus, blob, event_grid, cosmos) or ``schedule="nightly"`` (timer).
 """
 
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from . import azure_cosmos
 from . import azure_resources  # noqa: F401 - registers the "azure" resource client factory
 from . import core
 
@@ -220,3 +223,54 @@ def event_grid_event(ev, config: dict, resource: str | None = None) -> dict:
 def event_grid(ev, target: str | None = None, context=None, *, resource: str | None = None):
     fn = _function(target)
     fn.invoke(event_grid_event(ev, fn.config, resource), _ctx(fn, context))
+
+
+# --------------------------------------------------------------------------- tables (Cosmos DB change feed)
+
+ALL_TABLE_EVENTS = ("insert", "modify", "remove")
+
+
+def _table_events(config, table):
+    """The actions the function's `table` triggers on ``table`` ask for."""
+    wanted = set()
+    for t in config.get("triggers") or []:
+        if isinstance(t, dict) and t.get("type") == "table" and t.get("resource") in (None, table):
+            wanted.update(t.get("events") or ALL_TABLE_EVENTS)
+    return wanted or set(ALL_TABLE_EVENTS)
+
+
+def _document(d):
+    if isinstance(d, dict):
+        return d
+    if hasattr(d, "to_dict"):
+        return d.to_dict()
+    return d  # not a document: table_event says so
+
+
+def cosmos_events(docs, config: dict, resource: str | None = None) -> list:
+    """The neutral events of a Cosmos DB trigger's documents, those the triggers ask for."""
+    named = _named(config, resource, ("table",))
+    table = named[0] if named else core.resolve_resource(config, ("table",), [], resource)[0]
+    wanted = _table_events(config, table)
+    if docs is None:
+        return []
+    if isinstance(docs, (dict, str, bytes)) or not hasattr(docs, "__iter__"):
+        docs = [docs]
+    out = []
+    for d in docs:
+        if isinstance(d, (str, bytes)):
+            import json
+
+            d = json.loads(d)
+        event = azure_cosmos.table_event(_document(d), table)
+        if event["action"] in wanted:
+            out.append(event)
+    return out
+
+
+def cosmos(docs, target: str | None = None, context=None, *, resource: str | None = None):
+    """A Cosmos DB trigger invocation: the handler once per event, in order; the first failure
+    fails the invocation (the host then retries the batch when a retry policy is set)."""
+    fn = _function(target)
+    for event in cosmos_events(docs, fn.config, resource):
+        fn.invoke(event, _ctx(fn, context))

@@ -1,25 +1,25 @@
 """Nimbus Azure resource clients (Python): ``context.resources[name]`` inside Azure Functions.
 
-table -> Table storage (azure-data-tables), queue -> Storage queue (azure-storage-queue),
+table -> Cosmos DB for NoSQL (azure-cosmos, see _nimbus/azure_cosmos.py), queue -> Storage queue (azure-storage-queue),
 topic -> Service Bus topic (azure-servicebus), bucket -> Blob container (azure-storage-blob).
 The libraries are imported and their clients created lazily, once per process.
 
 Where the resources are (app settings written by the Azure provider, crates/nimbus-azure/src/env.rs):
 
-  NIMBUS_RESOURCE_<R>_NAME            native name (container, queue, table, topic); else function.json
-                                      ``native`` (``container``/``queue``/``table``/``topic``)
-  NIMBUS_AZURE_{BLOB,QUEUE,TABLE}_ENDPOINT   the data storage account's endpoints
+  NIMBUS_RESOURCE_<R>_NAME            native name (blob or Cosmos DB container, queue, topic); else
+                                      function.json ``native`` (``container``/``queue``/``topic``)
+  NIMBUS_AZURE_{BLOB,QUEUE}_ENDPOINT  the data storage account's endpoints
+  NIMBUS_AZURE_COSMOS_ENDPOINT, NIMBUS_AZURE_COSMOS_DATABASE   the tables' Cosmos DB account and database
   NIMBUS_AZURE_SERVICEBUS_NAMESPACE   the Service Bus namespace host name
   AZURE_CLIENT_ID                     the app's user-assigned identity (ManagedIdentityCredential);
                                       without it, azure-identity's DefaultAzureCredential
-  NIMBUS_AZURE_STORAGE_CONNECTION_STRING, NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING
-                                      instead of endpoints and identity (Azurite, local development)
+  NIMBUS_AZURE_STORAGE_CONNECTION_STRING, NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING,
+  NIMBUS_AZURE_COSMOS_CONNECTION_STRING
+                                      instead of endpoints and identity (Azurite, a local Cosmos DB
+                                      API server, local development)
 
-Tables: an entity per item, ``PartitionKey`` = the partition key field's value and ``RowKey`` = the
-sort key field's value ('' without one), both as text with ``%``, ``/``, ``\\``, ``#``, ``?`` and
-control characters percent-encoded (Table storage forbids them in keys); the item itself is the
-``item`` property, compact JSON, so every JSON value round-trips exactly (Table storage has no
-nested types). ``query`` reads one partition in ``RowKey`` order.
+Tables: one Cosmos DB document per item, deletes as tombstones (the change feed has no deletes):
+see ``_nimbus/azure_cosmos.py``.
 
 Queues: messages are Base64 text, as the Functions queue trigger expects. A message sent with
 ``attributes`` is an envelope ``{"nimbus": 1, "body": ..., "attributes": {...}}`` that the queue
@@ -41,12 +41,11 @@ import threading
 import uuid
 
 from . import args as _args
+from . import azure_cosmos
 from . import core
 
 PROVIDER = "azure"
 ENVELOPE = "nimbus"
-
-_KEY_ESCAPES = {"%": "%25", "/": "%2F", "\\": "%5C", "#": "%23", "?": "%3F"}
 
 
 class ResourceError(core.ResourceError):
@@ -136,8 +135,8 @@ def _make_service(kind, environ):
         from azure.storage.blob import BlobServiceClient as cls
     elif kind == "queue":
         from azure.storage.queue import QueueServiceClient as cls
-    elif kind == "table":
-        from azure.data.tables import TableServiceClient as cls
+    elif kind == "cosmos":
+        return azure_cosmos.make_service(environ)
     else:
         from azure.servicebus import ServiceBusClient
 
@@ -158,9 +157,11 @@ def _make_service(kind, environ):
 
 
 def service(kind, environ=None):
-    """The process-wide service client of ``kind`` (``blob``, ``queue``, ``table``, ``servicebus``)."""
+    """The process-wide service client of ``kind`` (``blob``, ``queue``, ``cosmos``, ``servicebus``)."""
     environ = os.environ if environ is None else environ
-    key = (kind, environ.get("NIMBUS_AZURE_STORAGE_CONNECTION_STRING"), environ.get("NIMBUS_AZURE_%s_ENDPOINT" % kind.upper()))
+    conn = {"cosmos": "NIMBUS_AZURE_COSMOS_CONNECTION_STRING",
+            "servicebus": "NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING"}.get(kind, "NIMBUS_AZURE_STORAGE_CONNECTION_STRING")
+    key = (kind, environ.get(conn), environ.get("NIMBUS_AZURE_%s_ENDPOINT" % kind.upper()))
     client = _SERVICES.get(key)
     if client is not None:
         return client
@@ -255,107 +256,7 @@ class _Client:
         return "<nimbus azure %s client %r>" % (self._type, self._name)
 
 
-def key_text(value) -> str:
-    """A key field's value as PartitionKey/RowKey text (forbidden characters percent-encoded)."""
-    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
-        text = core.dumps(value)
-    elif isinstance(value, (bytes, bytearray)):
-        text = base64.b64encode(bytes(value)).decode("ascii")
-    else:
-        text = str(value)
-    out = []
-    for ch in text:
-        if ch in _KEY_ESCAPES:
-            out.append(_KEY_ESCAPES[ch])
-        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
-            out.append("%%%02X" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-class TableClient(_Client):
-    _type = "table"
-    _service = "table"
-    _native_key = "table"
-
-    def _fields(self):
-        return _args.key_fields(self._spec)
-
-    def _table(self, op):
-        name = self.native(op)
-        return self._svc(op).get_table_client(name)
-
-    def _keys(self, key):
-        fields = self._fields()
-        if not fields:
-            raise ValueError("table %r declares no key (function.json `key`)" % self._name)
-        pk = key_text(key[fields[0]])
-        rk = key_text(key[fields[1]]) if len(fields) > 1 else ""
-        return pk, rk
-
-    @staticmethod
-    def _item(entity):
-        raw = entity.get("item")
-        try:
-            return json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
-            return None
-
-    def get(self, key):
-        key = _args.check_key("table key", key, self._fields(), lambda f: f)
-        pk, rk = self._keys(key)
-        entity = self._get("get", self._table("get").get_entity, partition_key=pk, row_key=rk)
-        return None if entity is None else self._item(entity)
-
-    def put(self, item):
-        item = _args.check_key("table item", item, self._fields(), lambda f: f)
-        pk, rk = self._keys(item)
-        entity = {"PartitionKey": pk, "RowKey": rk, "item": core.dumps(item)}
-        from azure.data.tables import UpdateMode
-
-        table = self._table("put")
-        self._call("put", table.upsert_entity, entity, mode=UpdateMode.REPLACE)
-        return None
-
-    def delete(self, key):
-        key = _args.check_key("table key", key, self._fields(), lambda f: f)
-        pk, rk = self._keys(key)
-        table = self._table("delete")
-        self._call("delete", table.delete_entity, partition_key=pk, row_key=rk)
-        return None
-
-    def _collect(self, op, pages, limit):
-        out = []
-        try:
-            for entity in pages:
-                item = self._item(entity)
-                if item is not None:
-                    out.append(item)
-                if limit is not None and len(out) >= limit:
-                    break
-        except Exception as e:  # noqa: BLE001
-            err = _from_azure(e, self._name, op)
-            if err is None:
-                raise
-            raise err from e
-        return out
-
-    def query(self, key, limit=None):
-        fields = self._fields()
-        key = _args.check_key("query key", key, fields, lambda f: f[:1])
-        limit = _args.limit(limit)
-        if not fields:
-            raise ValueError("table %r declares no key (function.json `key`)" % self._name)
-        table = self._table("query")
-        pages = table.query_entities("PartitionKey eq @pk", parameters={"pk": key_text(key[fields[0]])},
-                                     results_per_page=min(limit or 1000, 1000))
-        return self._collect("query", pages, limit)
-
-    def scan(self, limit=None):
-        limit = _args.limit(limit)
-        table = self._table("scan")
-        return self._collect("scan", table.list_entities(results_per_page=min(limit or 1000, 1000)), limit)
+key_text = azure_cosmos.key_text
 
 
 def unwrap_envelope(text):
@@ -370,6 +271,9 @@ def unwrap_envelope(text):
                 and isinstance(doc["body"], str) and isinstance(doc["attributes"], dict)):
             return doc["body"], {str(k): str(v) for k, v in doc["attributes"].items()}
     return text, {}
+
+
+TableClient = azure_cosmos.table_client_class(_Client, ResourceError, _from_azure)
 
 
 class QueueClient(_Client):

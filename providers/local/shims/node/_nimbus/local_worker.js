@@ -3,7 +3,12 @@
 //
 // Started by the local runtime as `node _nimbus/local_worker.js` with cwd = the unpacked package
 // root and two inherited pipes: fd 3 (runtime -> worker) and fd 4 (worker -> runtime); stdout and
-// stderr stay the handler's own (logs). Frames: 4-byte big-endian length + UTF-8 JSON.
+// stderr stay the handler's own (logs). When NIMBUS_LIFE_FD names an fd (5), that is the read end of
+// a pipe the runtime never writes to: it ends when the runtime is gone (even after `kill -9`), and
+// a watchdog shell the worker starts then kills every process carrying its NIMBUS_WORKER_TAG
+// (children that left the group: setsid, daemons) and its process group, so that nothing outlives
+// the runtime, even while the handler blocks the event loop.
+// Frames: 4-byte big-endian length + UTF-8 JSON.
 // First frame: {"ready": true, "load_ms"} (or {"ready": false, "error"} and exit 1); then, one at a
 // time and in the order received, {"id", "event", "timeout_ms" (or "deadline_ms"), "request_id"} ->
 // {"id", "ok": true, "result", "duration_ms"} or {"id", "ok": false, "error": {"type", "message",
@@ -19,6 +24,7 @@
 
 const fs = require('node:fs');
 const net = require('node:net');
+const childProcess = require('node:child_process');
 const core = require('./core.js');
 require('./local_resources.js'); // registers the "local" resource clients
 
@@ -184,7 +190,39 @@ function elapsedMs(t0) {
   return Math.round(Number(process.hrtime.bigint() - t0) / 1e3) / 1e3;
 }
 
+// What the watchdog runs once its stdin, the life pipe, ends: SIGKILL to every other process carrying
+// this worker's tag (children that left the process group), then to the process group.
+const WATCHDOG = `
+while read -r _; do :; done
+for e in /proc/[0-9]*/environ; do
+  p=\${e#/proc/}; p=\${p%/environ}
+  [ "$p" = "$$" ] && continue
+  if tr '\\000' '\\n' < "$e" 2>/dev/null | grep -qxF "NIMBUS_WORKER_TAG=$NIMBUS_WORKER_TAG"; then
+    kill -KILL "$p" 2>/dev/null
+  fi
+done
+kill -KILL 0
+`;
+
+// Watches the life pipe from a process of its own (a shell in this process group), so that even a
+// handler that blocks the event loop dies with the runtime. A worker started without a life pipe
+// (by hand) watches nothing.
+function dieWithRuntime() {
+  const fd = Number(process.env.NIMBUS_LIFE_FD);
+  delete process.env.NIMBUS_LIFE_FD;
+  try {
+    if (!Number.isInteger(fd) || !fs.fstatSync(fd).isFIFO()) return;
+    const watchdog = childProcess.spawn('/bin/sh', ['-c', WATCHDOG], { stdio: [fd, 'ignore', 'ignore'] });
+    watchdog.on('error', () => {}); // no shell: the runtime still kills the worker when it can
+    watchdog.unref();
+    fs.closeSync(fd);
+  } catch {
+    // not a pipe, or no shell
+  }
+}
+
 async function main() {
+  dieWithRuntime();
   let fn;
   try {
     fn = await core.getFunction({ provider: PROVIDER });

@@ -3,7 +3,11 @@
 Started by the local runtime with cwd = the unpacked package root, as
 ``python3 -m _nimbus.local_worker`` (running the file directly also works),
 with two inherited pipes: fd 3 (runtime -> worker) and fd 4 (worker -> runtime).
-stdout/stderr stay the handler's own (logs).
+stdout/stderr stay the handler's own (logs). When ``NIMBUS_LIFE_FD`` names an
+fd (5), that is the read end of a pipe the runtime never writes to: it reaches EOF when the runtime is gone
+(even after ``kill -9``), and a thread watching it then kills this worker's
+process group and every process carrying its ``NIMBUS_WORKER_TAG`` (children
+that left the group: ``setsid``, daemons), so that nothing outlives the runtime.
 
 Frames: 4-byte big-endian length + UTF-8 JSON. After loading the handler the
 worker sends ``{"ready": true, "load_ms": ...}`` (or ``{"ready": false,
@@ -33,6 +37,7 @@ import _thread
 import collections
 import json
 import os
+import signal
 import stat
 import struct
 import sys
@@ -313,7 +318,49 @@ def serve(in_fd, out_fd):
         write_encoded(out_fd, _with_output(data, _output_end(files)).encode("utf-8"))
 
 
+def _kill_tagged():
+    """SIGKILL to every other process started with this worker's tag, wherever it went."""
+    tag = os.environ.get("NIMBUS_WORKER_TAG")
+    if not tag:
+        return
+    needle = ("NIMBUS_WORKER_TAG=" + tag).encode()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return  # no /proc: the process group is all there is
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _die_with_runtime(fd):
+    """Blocks until the runtime's end of the life pipe closes, then kills what this worker
+    started and its process group (itself included)."""
+    try:
+        while os.read(fd, 64):
+            pass
+    except OSError:
+        pass
+    _kill_tagged()
+    os.killpg(0, signal.SIGKILL)
+
+
 def main():
+    life_fd = os.environ.pop("NIMBUS_LIFE_FD", "")
+    if life_fd.isdigit():
+        try:
+            if stat.S_ISFIFO(os.fstat(int(life_fd)).st_mode):
+                life = os.dup(int(life_fd))  # close-on-exec: what the handler starts lacks it
+                os.close(int(life_fd))
+                _thread.start_new_thread(_die_with_runtime, (life,))
+        except OSError:
+            pass  # not open: nothing to watch
     try:
         in_fd, out_fd = os.dup(IN_FD), os.dup(OUT_FD)  # dup'ed fds are close-on-exec
     except OSError as e:
