@@ -55,12 +55,14 @@ pub fn build(loaded: &Loaded) -> AppGraph {
         merged.extend(f.env.iter().map(|(k, v)| (k.to_string(), &v.value)));
         let mut env = BTreeMap::new();
         let mut secrets = BTreeMap::new();
+        let mut secret_spans = BTreeMap::new();
         for (k, v) in merged {
             match v {
                 EnvValue::Text(t) => {
                     env.insert(k, t.clone());
                 }
                 EnvValue::Secret { secret } => {
+                    secret_spans.insert(k.clone(), secret.span);
                     secrets.insert(k, secret.to_string());
                 }
             }
@@ -126,6 +128,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 concurrency: concurrency_span,
                 description: span_or(f.description.as_ref(), name.span),
             },
+            secret_spans,
         };
         node.hash = hash::of(&node);
         functions.insert(name.to_string(), node);

@@ -116,6 +116,9 @@ pub struct FunctionNode {
     /// Where things were written in the manifest.
     #[serde(skip)]
     pub spans: FunctionSpans,
+    /// Where each secret reference names its secret, by environment variable.
+    #[serde(skip)]
+    pub secret_spans: BTreeMap<String, Span>,
 }
 
 /// Manifest positions of a function's settings, for provider checks.

@@ -134,7 +134,10 @@ fn secrets_are_names_per_function_never_values() {
     let g = build(&load_str(Path::new("nimbus.yaml"), yaml.into(), &options).unwrap());
     let a = &g.functions["a"];
     assert_eq!(
-        a.secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+        a.secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
         [("MAIL_KEY", "mail"), ("PAY", "pay")]
     );
     assert_eq!(a.env.get("MODE").map(String::as_str), Some("live"));

@@ -30,6 +30,24 @@ pub fn check(graph: &AppGraph, caps: &Capabilities) -> Vec<Diagnostic> {
 
 fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
     let provider = caps.id.as_str();
+    // Secrets are mapped to the local target only so far; a cloud deploy must not silently drop
+    // a variable the code needs.
+    if provider != "local" {
+        for (var, secret) in &f.secrets {
+            let span = f.secret_spans.get(var).copied().unwrap_or(f.spans.name);
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "secrets are not yet supported for {provider}; supported: local \
+                         (`{var}` of function `{}` reads secret `{secret}`)",
+                        f.name
+                    ),
+                )
+                .with_hint("deploy with `-p local`, or pass the value another way for now"),
+            );
+        }
+    }
     if caps.runtime(f.runtime).is_none() {
         let supported: Vec<String> = Runtime::ALL
             .iter()
