@@ -199,8 +199,9 @@ pub enum SecretAction {
     },
     /// Set secrets from a dotenv file: keys are secret names, or variables that read a secret
     Import {
-        /// The dotenv file
-        file: PathBuf,
+        /// The dotenv file (not `-f`, which is always the manifest)
+        #[arg(value_name = "DOTENV_FILE")]
+        dotenv: PathBuf,
     },
 }
 

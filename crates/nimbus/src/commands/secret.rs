@@ -73,7 +73,7 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
             Ok(())
         }
         SecretAction::List => list(graph, provider, out),
-        SecretAction::Import { file } => import(graph, provider, file),
+        SecretAction::Import { dotenv } => import(graph, provider, dotenv),
     }
 }
 
