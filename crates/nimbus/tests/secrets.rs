@@ -2,7 +2,7 @@
 //! | rm | import`, deploy refusing missing values before changing anything, the value reaching
 //! only the function that references it, masked in its logs, and — the leak test — a
 //! distinctive value appearing in no output of any command and in no file of the project's
-//! `.nimbus/` folder (builds and state) or the deployment registry.
+//! `.nimbus/` folder (builds and state) or the deployment registry. It runs `examples/secrets`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,32 +11,10 @@ use std::time::{Duration, Instant};
 
 const CANARY: &str = "sk_live_CANARY_7f3a91c2d4";
 
-const MANIFEST: &str = "version: 1
-service: vault
-secrets:
-  payment-key: { description: the payment provider's API key }
-functions:
-  pay:
-    handler: app.py:pay
-    env:
-      PAYMENT_API_KEY: { secret: payment-key }
-      MODE: test
-    triggers: [ { http: { method: GET, path: /pay } } ]
-  other:
-    handler: app.py:other
-    triggers: [ { http: { method: GET, path: /other } } ]
-";
-
-const HANDLER: &str = "import os
-
-def pay(event, context):
-    key = os.environ['PAYMENT_API_KEY']
-    print('charging with key ' + key, flush=True)
-    return {'status': 200, 'body': {'key_length': len(key), 'mode': os.environ['MODE']}}
-
-def other(event, context):
-    return {'status': 200, 'body': {'sees_key': 'PAYMENT_API_KEY' in os.environ}}
-";
+/// The example this test runs: `examples/secrets`.
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/secrets")
+}
 
 struct Project {
     dir: tempfile::TempDir,
@@ -48,8 +26,9 @@ struct Project {
 impl Project {
     fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("nimbus.yaml"), MANIFEST).unwrap();
-        std::fs::write(dir.path().join("app.py"), HANDLER).unwrap();
+        for file in ["nimbus.yaml", "app.py"] {
+            std::fs::copy(example().join(file), dir.path().join(file)).unwrap();
+        }
         Project {
             dir,
             data: tempfile::tempdir().unwrap(),
@@ -204,7 +183,7 @@ fn a_local_secret_reaches_only_its_function_and_leaks_nowhere() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let secrets_file = p.data.path().join("nimbus/local/secrets/vault/dev.json");
+    let secrets_file = p.data.path().join("nimbus/local/secrets/payments/dev.json");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&secrets_file)
         .unwrap()
@@ -278,6 +257,23 @@ fn a_local_secret_reaches_only_its_function_and_leaks_nowhere() {
     p.ok(&["logs", "pay"]);
     p.ok(&["remove", "--yes"]);
 
+    // --from-file takes the file as is.
+    let key_file = p.data.path().join("key.txt");
+    std::fs::write(&key_file, "from-a-file").unwrap();
+    p.ok(&[
+        "secret",
+        "set",
+        "payment-key",
+        "--from-file",
+        key_file.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&secrets_file)
+            .unwrap()
+            .contains("\"from-a-file\"")
+    );
+    p.ok(&["secret", "rm", "payment-key"]);
+
     // import takes dotenv pairs: by secret name or by the variable that reads it.
     std::fs::write(
         p.dir.path().join(".env"),
@@ -298,5 +294,8 @@ fn a_local_secret_reaches_only_its_function_and_leaks_nowhere() {
     );
     std::fs::write(p.dir.path().join("bad.env"), "GOOD=1\nnot a pair\n").unwrap();
     let err = p.fails(&["secret", "import", "bad.env"], None);
-    assert!(err.contains("bad.env"), "{err}");
+    assert!(
+        err.contains("bad.env:2:5: cannot parse `not a pair`"),
+        "{err}"
+    );
 }

@@ -220,10 +220,18 @@ fn import(graph: &AppGraph, provider: ProviderId, file: &Path) -> Result<(), Fai
     let mut skipped = Vec::new();
     for item in iter {
         let (key, value) = item.map_err(|e| match e {
-            dotenvy::Error::LineParse(line, at) => Failure::user(format!(
-                "{}: cannot parse `{line}` (at character {at})\n  hint: write `NAME=value` pairs, one a line",
-                file.display()
-            )),
+            dotenvy::Error::LineParse(line, at) => {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                let number = text
+                    .lines()
+                    .position(|l| l.trim() == line.trim() || l.contains(line.as_str()))
+                    .map_or(0, |i| i + 1);
+                Failure::user(format!(
+                    "{}:{number}:{}: cannot parse `{line}`\n  hint: write `NAME=value` pairs, one a line (quote values with spaces)",
+                    file.display(),
+                    at + 1
+                ))
+            }
             other => Failure::user(format!("{}: {other}", file.display())),
         })?;
         let secret = if graph.secrets.contains_key(&key) {
