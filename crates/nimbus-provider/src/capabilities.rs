@@ -39,6 +39,23 @@ pub struct Capabilities {
     /// Deployment settings (`providers.<id>.<key>`) by key.
     #[serde(default)]
     pub settings: BTreeMap<String, SettingCapability>,
+    /// The provider's secret store.
+    pub secrets: SecretsCapability,
+}
+
+/// Where a provider keeps secret values, and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsCapability {
+    /// The store's name (`AWS Secrets Manager`).
+    pub store: String,
+    /// Whether this version maps secrets to it (deploys functions that reference them).
+    pub supported: bool,
+    /// The largest value it takes, in bytes.
+    pub max_value_bytes: usize,
+    /// Why the limit is what it is, when it is not the store's own.
+    #[serde(default)]
+    pub limit_note: Option<String>,
 }
 
 /// A deployment setting, `providers.<id>.<key>`, and where else deploy reads it from.

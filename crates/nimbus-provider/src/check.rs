@@ -30,17 +30,17 @@ pub fn check(graph: &AppGraph, caps: &Capabilities) -> Vec<Diagnostic> {
 
 fn function(f: &FunctionNode, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
     let provider = caps.id.as_str();
-    // Secrets are mapped to the local target only so far; a cloud deploy must not silently drop
-    // a variable the code needs.
-    if provider != "local" {
+    // A deploy must not silently drop a variable the code needs.
+    if !caps.secrets.supported {
         for (var, secret) in &f.secrets {
             let span = f.secret_spans.get(var).copied().unwrap_or(f.spans.name);
             diags.push(
                 Diagnostic::error(
                     span,
                     format!(
-                        "secrets are not yet supported for {provider}; supported: local \
+                        "secrets are not yet supported for {provider}; supported: {} \
                          (`{var}` of function `{}` reads secret `{secret}`)",
+                        crate::ProviderId::with_secrets(),
                         f.name
                     ),
                 )

@@ -19,20 +19,6 @@ use serde_json::json;
 use crate::cli::{Global, SecretAction, SecretArgs};
 use crate::output::{Failure, Out};
 
-/// The largest value each provider's secret store takes, in bytes. Local values are held to the
-/// smallest cloud limit, so that what runs locally deploys everywhere.
-pub(crate) fn size_limit(provider: ProviderId) -> (usize, &'static str) {
-    match provider {
-        ProviderId::Aws => (64 * 1024, "AWS Secrets Manager takes at most 64 KiB"),
-        ProviderId::Gcp => (64 * 1024, "Google Secret Manager takes at most 64 KiB"),
-        ProviderId::Azure => (25 * 1024, "Azure Key Vault takes at most 25 KiB"),
-        ProviderId::Local => (
-            25 * 1024,
-            "local secrets are held to the smallest cloud limit (Azure Key Vault: 25 KiB)",
-        ),
-    }
-}
-
 /// Runs `nimbus secret ...`.
 pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure> {
     let provider = super::provider(global)?;
@@ -100,11 +86,19 @@ fn check_value(name: &str, value: &str, provider: ProviderId) -> Result<(), Fail
             "the value of secret `{name}` is empty\n  hint: pipe it in (`printf %s \"$VALUE\" | nimbus secret set {name}`) or use --from-file"
         )));
     }
-    let (limit, why) = size_limit(provider);
-    if value.len() > limit {
+    let caps = &provider.capabilities().secrets;
+    if value.len() > caps.max_value_bytes {
+        let why = caps.limit_note.clone().unwrap_or_else(|| {
+            format!(
+                "{} takes at most {} KiB",
+                caps.store,
+                caps.max_value_bytes / 1024
+            )
+        });
         return Err(Failure::user(format!(
-            "the value of secret `{name}` is {} bytes; {why}\n  hint: store a smaller value (a key, not the document it unlocks)",
-            value.len()
+            "the value of secret `{name}` is {} bytes, over {provider}'s limit of {}: {why}\n  hint: store a smaller value (a key, not the document it unlocks)",
+            value.len(),
+            caps.max_value_bytes
         )));
     }
     Ok(())
@@ -132,9 +126,15 @@ fn read_stdin() -> Result<String, Failure> {
 
 /// The store of the graph's service and stage for `provider` (only local in this version).
 fn store(graph: &AppGraph, provider: ProviderId) -> Result<SecretStore, Failure> {
-    if provider != ProviderId::Local {
+    if !provider.capabilities().secrets.supported {
         return Err(Failure::user(format!(
-            "secrets are not yet supported for {provider}; supported: local\n  hint: use `-p local` (the default)"
+            "secrets are not yet supported for {provider}; supported: {}\n  hint: use `-p local` (the default)",
+            ProviderId::with_secrets()
+        )));
+    }
+    if provider != ProviderId::Local {
+        return Err(Failure::Internal(anyhow::anyhow!(
+            "no secret store client for {provider} in this build"
         )));
     }
     SecretStore::open(&graph.service, &graph.stage).map_err(internal)
