@@ -326,6 +326,14 @@ mod tests {
         assert_eq!(azure.effective_memory(256), Some(512));
         assert_eq!(azure.effective_memory(2048), Some(2048));
         assert_eq!(azure.effective_memory(3000), Some(4096));
+        // Secret value limits: Secrets Manager 64 KiB, Secret Manager 64 KiB, Key Vault 25 KiB;
+        // local is held to the smallest.
+        assert_eq!(aws.secrets.max_value_bytes, 64 * 1024);
+        assert_eq!(gcp.secrets.max_value_bytes, 64 * 1024);
+        assert_eq!(azure.secrets.max_value_bytes, 25 * 1024);
+        let local = ProviderId::Local.capabilities();
+        assert_eq!(local.secrets.max_value_bytes, 25 * 1024);
+        assert_eq!(ProviderId::with_secrets(), "local");
         assert_eq!(azure.effective_memory(8192), None);
         assert_eq!(aws.text.description, Some(256));
         assert_eq!(
