@@ -47,8 +47,7 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
             Ok(())
         }
         SecretAction::Rm { name } => {
-            let store_only = store(graph, provider);
-            let mut store = store_only?;
+            let mut store = store(graph, provider)?;
             if !store.remove(name).map_err(internal)? {
                 return Err(Failure::user(format!(
                     "secret `{name}` has no value for {provider}/{}\n  hint: `nimbus secret list` shows which secrets are set",
