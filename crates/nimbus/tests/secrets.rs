@@ -109,7 +109,27 @@ fn holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
         .into_iter()
         .filter(|f| {
             let bytes = std::fs::read(f).unwrap_or_default();
-            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            contains(&bytes, needle) || zip_entries(&bytes).iter().any(|e| contains(e, needle))
+        })
+        .collect()
+}
+
+fn contains(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The uncompressed entries of a zip (none when `bytes` is not one): packages are deflated, so
+/// a plain byte search would not see a value inside them.
+fn zip_entries(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return Vec::new();
+    };
+    (0..archive.len())
+        .filter_map(|i| {
+            let mut entry = archive.by_index(i).ok()?;
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut out).ok()?;
+            Some(out)
         })
         .collect()
 }
@@ -244,11 +264,24 @@ fn a_local_secret_reaches_only_its_function_and_leaks_nowhere() {
         "the value was printed:\n{}",
         p.seen
     );
+    let mut built = Vec::new();
+    files_under(&p.dir.path().join(".nimbus/build/local/dev"), &mut built);
+    let zips: Vec<_> = built
+        .iter()
+        .filter(|f| !zip_entries(&std::fs::read(f).unwrap()).is_empty())
+        .collect();
+    assert!(
+        zips.len() >= 2,
+        "the packages are read entry by entry: {built:?}"
+    );
     let leaked = holding(&p.dir.path().join(".nimbus"), CANARY);
     assert!(leaked.is_empty(), "the value is in {leaked:?}");
     let leaked = holding(p.dir.path(), CANARY);
     assert!(leaked.is_empty(), "the value is in {leaked:?}");
-    assert_eq!(holding(p.data.path(), CANARY), std::slice::from_ref(&secrets_file));
+    assert_eq!(
+        holding(p.data.path(), CANARY),
+        std::slice::from_ref(&secrets_file)
+    );
 
     // info, logs and remove need no secret.
     p.ok(&["secret", "rm", "payment-key"]);
