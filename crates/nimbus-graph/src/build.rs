@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
 use nimbus_manifest::{
-    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, KeyType, Loaded, Resource,
-    ResourceKind, Runtime, Spanned, Trigger,
+    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, EnvValue, KeyType, Loaded,
+    Resource, ResourceKind, Runtime, Spanned, Trigger,
 };
 
 use crate::{
     AppGraph, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpans, ResourceSpec,
-    TriggerNode, TriggerSpec, hash,
+    SecretNode, TriggerNode, TriggerSpec, hash,
 };
 
 /// Queue visibility timeout when the manifest sets none.
@@ -49,12 +49,24 @@ pub fn build(loaded: &Loaded) -> AppGraph {
         let concurrency_span = span_or(concurrency_max, name.span);
         let concurrency_max = concurrency_max.map(|m| **m);
         let concurrency = concurrency_max.unwrap_or(DEFAULT_CONCURRENCY);
-        let mut env: BTreeMap<String, String> = defaults
-            .env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.0.clone()))
-            .collect();
-        env.extend(f.env.iter().map(|(k, v)| (k.to_string(), v.0.clone())));
+        // A function's own variable wins over the default of the same name, whichever its kind.
+        let mut merged: BTreeMap<String, &EnvValue> = BTreeMap::new();
+        merged.extend(defaults.env.iter().map(|(k, v)| (k.to_string(), &v.value)));
+        merged.extend(f.env.iter().map(|(k, v)| (k.to_string(), &v.value)));
+        let mut env = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        let mut secret_spans = BTreeMap::new();
+        for (k, v) in merged {
+            match v {
+                EnvValue::Text(t) => {
+                    env.insert(k, t.clone());
+                }
+                EnvValue::Secret { secret } => {
+                    secret_spans.insert(k.clone(), secret.span);
+                    secrets.insert(k, secret.to_string());
+                }
+            }
+        }
 
         let triggers: Vec<TriggerNode> = f
             .triggers
@@ -98,6 +110,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             concurrency,
             concurrency_set: concurrency_max.is_some(),
             env,
+            secrets,
             include: package.include,
             exclude: package.exclude,
             description: f.description.as_ref().map(|d| d.value.clone()),
@@ -115,6 +128,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 concurrency: concurrency_span,
                 description: span_or(f.description.as_ref(), name.span),
             },
+            secret_spans,
         };
         node.hash = hash::of(&node);
         functions.insert(name.to_string(), node);
@@ -129,6 +143,14 @@ pub fn build(loaded: &Loaded) -> AppGraph {
         settings,
         functions,
         resources,
+        secrets: m
+            .secrets
+            .iter()
+            .map(|(name, s)| {
+                let description = s.description.as_ref().map(|d| d.value.clone());
+                (name.to_string(), SecretNode { description })
+            })
+            .collect(),
         edges,
         hash: String::new(),
     };

@@ -37,10 +37,37 @@ pub struct AppGraph {
     pub functions: BTreeMap<String, FunctionNode>,
     /// Resources by name.
     pub resources: BTreeMap<String, ResourceNode>,
+    /// Declared secrets by name (names and descriptions only; values never enter the graph).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretNode>,
     /// Function → resource edges, sorted.
     pub edges: Vec<Edge>,
     /// Hash over every node's hash: changes when anything in the graph changes.
     pub hash: String,
+}
+
+/// A declared secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretNode {
+    /// What it is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl AppGraph {
+    /// The secrets each function reads, by function: least privilege, derived like `uses`.
+    pub fn secret_readers(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for f in self.functions.values() {
+            for secret in f.secrets.values() {
+                let readers = out.entry(secret.as_str()).or_default();
+                if !readers.contains(&f.name.as_str()) {
+                    readers.push(f.name.as_str());
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A function with every default applied.
@@ -69,8 +96,12 @@ pub struct FunctionNode {
     /// Whether the manifest set `concurrency.max` (a cloud then reserves it; otherwise the
     /// function shares the account's pool).
     pub concurrency_set: bool,
-    /// Environment variables (defaults merged under the function's own).
+    /// Environment variables with literal values (defaults merged under the function's own).
     pub env: BTreeMap<String, String>,
+    /// Environment variables that take a secret's value: variable → secret name. Only names are
+    /// in the graph, never values; a function may read exactly these secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Package globs.
     pub include: Vec<String>,
     /// Package exclusion globs.
@@ -85,6 +116,9 @@ pub struct FunctionNode {
     /// Where things were written in the manifest.
     #[serde(skip)]
     pub spans: FunctionSpans,
+    /// Where each secret reference names its secret, by environment variable.
+    #[serde(skip)]
+    pub secret_spans: BTreeMap<String, Span>,
 }
 
 /// Manifest positions of a function's settings, for provider checks.

@@ -119,3 +119,34 @@ fn resource_specs_read_back_as_their_own_kind() {
         );
     }
 }
+
+#[test]
+fn secrets_are_names_per_function_never_values() {
+    let yaml = "version: 1\nservice: s\nsecrets:\n  pay: { description: payments }\n  mail: {}\n\
+                defaults:\n  env:\n    MAIL_KEY: { secret: mail }\n\
+                functions:\n  a:\n    handler: a.py:h\n    env:\n      PAY: { secret: pay }\n      MODE: live\n\
+                \x20 b:\n    handler: b.py:h\n    env:\n      MAIL_KEY: plain\n";
+    let options = LoadOptions {
+        provider: "local".into(),
+        check_files: false,
+        ..LoadOptions::default()
+    };
+    let g = build(&load_str(Path::new("nimbus.yaml"), yaml.into(), &options).unwrap());
+    let a = &g.functions["a"];
+    assert_eq!(
+        a.secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [("MAIL_KEY", "mail"), ("PAY", "pay")]
+    );
+    assert_eq!(a.env.get("MODE").map(String::as_str), Some("live"));
+    assert!(!a.env.contains_key("PAY"));
+    // b's own literal MAIL_KEY wins over the default secret: b reads no secret.
+    assert!(g.functions["b"].secrets.is_empty());
+    assert_eq!(g.functions["b"].env["MAIL_KEY"], "plain");
+    let readers = g.secret_readers();
+    assert_eq!(readers["pay"], ["a"]);
+    assert_eq!(readers["mail"], ["a"]);
+    assert_eq!(g.secrets["pay"].description.as_deref(), Some("payments"));
+}

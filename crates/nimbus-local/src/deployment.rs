@@ -45,6 +45,10 @@ pub struct DeployedFunction {
     pub concurrency: u32,
     /// Environment variables.
     pub env: BTreeMap<String, String>,
+    /// Environment variables that take a secret's value: variable → secret name (never the
+    /// value: the runtime reads it from [`crate::secrets`] when it starts workers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// The package zip (absolute path).
     pub artifact: PathBuf,
     /// The zip's SHA-256: a new one means a new package.
@@ -104,6 +108,7 @@ pub fn from_build(graph: &AppGraph, build: &BuildManifest, build_dir: &Path) -> 
                     timeout_ms: f.timeout_ms,
                     concurrency: f.concurrency,
                     env: f.env.clone(),
+                    secrets: f.secrets.clone(),
                     artifact: build_dir.join(&artifact.file),
                     sha256: artifact.sha256.clone(),
                     triggers: f

@@ -30,6 +30,7 @@ pub mod registry;
 mod resources;
 pub mod router;
 mod runtime;
+pub mod secrets;
 pub mod state;
 
 use std::path::PathBuf;
@@ -83,6 +84,16 @@ pub enum LocalError {
         runtime: String,
         /// How to get it.
         hint: String,
+    },
+    /// Secrets a function reads have no value for this service and stage.
+    #[error("function `{function}` reads secrets with no value: {}; set them with {}", .names.join(", "), .names.iter().map(|n| format!("`nimbus secret set {n} -p local -s {stage}`")).collect::<Vec<_>>().join(", "))]
+    MissingSecrets {
+        /// The function.
+        function: String,
+        /// The stage.
+        stage: String,
+        /// The secrets without a value.
+        names: Vec<String>,
     },
     /// The port asked for is taken.
     #[error("port {port} on 127.0.0.1 is already in use{}", .holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]

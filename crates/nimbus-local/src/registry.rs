@@ -89,9 +89,9 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// The registry folder: `$XDG_DATA_HOME/nimbus/local/deployments`, else
-/// `$HOME/.local/share/nimbus/local/deployments`; `None` without either.
-pub fn root() -> Option<PathBuf> {
+/// Nimbus's local data folder: `$XDG_DATA_HOME/nimbus/local`, else
+/// `$HOME/.local/share/nimbus/local`; `None` without either.
+pub fn data_root() -> Option<PathBuf> {
     let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     let data = std::env::var_os("XDG_DATA_HOME")
         .and_then(absolute)
@@ -100,7 +100,13 @@ pub fn root() -> Option<PathBuf> {
                 .and_then(absolute)
                 .map(|h| h.join(".local/share"))
         })?;
-    Some(data.join("nimbus").join("local").join("deployments"))
+    Some(data.join("nimbus").join("local"))
+}
+
+/// The registry folder: `$XDG_DATA_HOME/nimbus/local/deployments`, else
+/// `$HOME/.local/share/nimbus/local/deployments`; `None` without either.
+pub fn root() -> Option<PathBuf> {
+    data_root().map(|d| d.join("deployments"))
 }
 
 /// The record file of the deployment whose state folder is `state` (absolute).

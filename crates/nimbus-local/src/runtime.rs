@@ -25,6 +25,7 @@ use crate::deployment::{DeployedFunction, Deployment};
 use crate::logs::LogWriter;
 use crate::metrics::Metrics;
 use crate::router::Router;
+use crate::secrets::SecretStore;
 use crate::state::StateDir;
 use crate::{LocalError, dispatch, names};
 
@@ -72,6 +73,8 @@ pub struct Runtime {
     wakeups: Mutex<BTreeMap<String, Arc<Notify>>>,
     pub(crate) bucket_wake: Notify,
     interpreters: Mutex<BTreeMap<String, PathBuf>>,
+    /// Every secret value given to a worker so far, masked in captured output.
+    masks: RwLock<Vec<String>>,
     deploy_lock: tokio::sync::Mutex<()>,
     this: Weak<Runtime>,
 }
@@ -132,6 +135,7 @@ impl Runtime {
             wakeups: Mutex::new(BTreeMap::new()),
             bucket_wake: Notify::new(),
             interpreters: Mutex::new(BTreeMap::new()),
+            masks: Default::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
             this: this.clone(),
         }))
@@ -184,7 +188,7 @@ impl Runtime {
                 Some(p) => p,
                 None => {
                     changed.push(f.name.clone());
-                    Arc::new(self.new_pool(f, deployment.idle_timeout_ms)?)
+                    Arc::new(self.new_pool(f, &deployment)?)
                 }
             };
             pools.insert(f.name.clone(), pool);
@@ -306,10 +310,28 @@ impl Runtime {
         Ok(())
     }
 
-    fn new_pool(&self, f: &DeployedFunction, idle_timeout_ms: u64) -> Result<Pool, LocalError> {
+    fn new_pool(&self, f: &DeployedFunction, deployment: &Deployment) -> Result<Pool, LocalError> {
+        let idle_timeout_ms = deployment.idle_timeout_ms;
+        let mut env = f.env.clone();
+        if !f.secrets.is_empty() {
+            let store = SecretStore::open(&deployment.service, &deployment.stage)?;
+            let values = store
+                .resolve(&f.secrets)
+                .map_err(|names| LocalError::MissingSecrets {
+                    function: f.name.clone(),
+                    stage: deployment.stage.clone(),
+                    names,
+                })?;
+            let mut masks = self.masks.write().unwrap_or_else(|e| e.into_inner());
+            for v in values.values() {
+                if !masks.contains(v) {
+                    masks.push(v.clone());
+                }
+            }
+            env.extend(values);
+        }
         let interpreter = self.interpreter(f)?;
         let package_dir = self.unpack(f, &interpreter)?;
-        let env = f.env.clone();
         let spec = FunctionSpec {
             name: f.name.clone(),
             package_dir,
@@ -453,6 +475,9 @@ impl Hooks for RuntimeHooks {
                 Stream::Stdout => "stdout",
                 Stream::Stderr => "stderr",
             };
+            let masks = rt.masks.read().unwrap_or_else(|e| e.into_inner());
+            let line = crate::secrets::mask(line, &masks);
+            drop(masks);
             rt.logs.write(json!({ "kind": "output", "function": function, "request_id": request_id, "stream": stream, "message": line }));
         }
     }

@@ -18,6 +18,7 @@
 mod de;
 mod load;
 pub mod model;
+mod secrets;
 mod spanned;
 mod template;
 mod text;
@@ -30,6 +31,7 @@ pub use load::{
     load_file, load_str,
 };
 pub use model::*;
+pub use secrets::looks_like_credential;
 pub use spanned::Spanned;
 pub use template::Deferred;
 pub use types::*;

@@ -245,6 +245,7 @@ fn resolve_into(
         deferred: Default::default(),
         budget: Default::default(),
     };
+    crate::secrets::credential_templates(map, diags);
     let vars = render_vars(map, &stage, &ctx, diags);
     ctx.vars = Some(vars.clone());
     for (key, value) in map.iter_mut() {
@@ -371,6 +372,7 @@ fn decode(
     let mut providers = Providers::default();
     let mut stages = BTreeMap::new();
     let mut resources = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
     for (key, value) in map.iter() {
         match key.as_str() {
             "version" => version = collect(from_node::<Spanned<u32>>(value), diags),
@@ -403,6 +405,7 @@ fn decode(
                 functions = Some(decoded);
             }
             "providers" => providers = collect(from_node(value), diags).unwrap_or_default(),
+            "secrets" => secrets = collect(from_node(value), diags).unwrap_or_default(),
             other => {
                 let best = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied());
                 suggested.extend(best);
@@ -470,6 +473,7 @@ fn decode(
         vars,
         stages,
         resources,
+        secrets,
         functions: functions?,
         providers,
     })

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::Spanned;
 use crate::types::{
     Access, BucketEvent, Duration, EnvName, Handler, HttpMethod, KeyType, MemoryMb, Name,
-    ResourceKind, RoutePath, Runtime, TableEvent,
+    ResourceKind, RoutePath, Runtime, SecretName, TableEvent,
 };
 
 /// A Nimbus manifest: one serverless service, described once for every provider.
@@ -39,6 +39,10 @@ pub struct Manifest {
     /// The resources functions use or are triggered by.
     #[serde(default)]
     pub resources: BTreeMap<Spanned<Name>, Resource>,
+    /// Secrets, by name: values set with `nimbus secret set`, never written in the manifest.
+    /// A function reads one through an environment variable: `env: { KEY: { secret: NAME } }`.
+    #[serde(default)]
+    pub secrets: BTreeMap<Spanned<SecretName>, Secret>,
     /// The functions, by name.
     pub functions: BTreeMap<Spanned<Name>, Function>,
     /// Provider-specific settings (region, project, ...).
@@ -67,9 +71,19 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "vars",
     "stages",
     "resources",
+    "secrets",
     "functions",
     "providers",
 ];
+
+/// A declared secret. Its value lives in the provider's secret store (or, locally, in the user's
+/// data directory), never in the manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    /// What the secret is for, shown by `nimbus secret list`.
+    pub description: Option<Spanned<String>>,
+}
 
 /// Settings every function inherits.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -131,38 +145,76 @@ pub struct Function {
     pub package: Option<PackageSpec>,
 }
 
-/// An environment variable's value; numbers and booleans are written as text.
+/// An environment variable's value: text (numbers and booleans are written as text), or a
+/// reference to a declared secret, `{ secret: NAME }`, whose value is given at run time only.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct EnvValue(pub String);
+#[serde(untagged)]
+pub enum EnvValue {
+    /// A literal value.
+    Text(String),
+    /// A secret's value, by the secret's name.
+    Secret {
+        /// The secret's name, as declared under `secrets:`.
+        secret: Spanned<SecretName>,
+    },
+}
+
+impl EnvValue {
+    /// The literal value, or `None` for a secret reference.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            EnvValue::Text(t) => Some(t),
+            EnvValue::Secret { .. } => None,
+        }
+    }
+
+    /// The secret referenced, if this is a secret reference.
+    pub fn secret(&self) -> Option<&Spanned<SecretName>> {
+        match self {
+            EnvValue::Text(_) => None,
+            EnvValue::Secret { secret } => Some(secret),
+        }
+    }
+}
+
+/// The `{ secret: NAME }` form of an environment variable's value.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretRef {
+    secret: Spanned<SecretName>,
+}
 
 impl<'de> Deserialize<'de> for EnvValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = EnvValue;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("text, a number or a boolean")
+                f.write_str("text, a number, a boolean or `{ secret: NAME }`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvValue, E> {
-                Ok(EnvValue(v.to_string()))
+                Ok(EnvValue::Text(v.to_string()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvValue, E> {
-                Ok(EnvValue(v.to_string()))
+                Ok(EnvValue::Text(v.to_string()))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvValue, E> {
-                Ok(EnvValue(v.to_string()))
+                Ok(EnvValue::Text(v.to_string()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<EnvValue, E> {
-                Ok(EnvValue(v.to_string()))
+                Ok(EnvValue::Text(v.to_string()))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvValue, E> {
-                Ok(EnvValue(v.to_string()))
+                Ok(EnvValue::Text(v.to_string()))
             }
             fn visit_unit<E: de::Error>(self) -> Result<EnvValue, E> {
                 Err(E::custom(
                     "an environment variable needs a value; write `\"\"` for an empty one",
                 ))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EnvValue, A::Error> {
+                let r = SecretRef::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(EnvValue::Secret { secret: r.secret })
             }
         }
         d.deserialize_any(V)
@@ -173,8 +225,20 @@ impl JsonSchema for EnvValue {
     fn schema_name() -> Cow<'static, str> {
         "EnvValue".into()
     }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean"] })
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let name = g.subschema_for::<SecretName>();
+        json_schema!({
+            "anyOf": [
+                { "type": ["string", "number", "boolean"] },
+                {
+                    "type": "object",
+                    "description": "the value of a secret declared under `secrets:`",
+                    "properties": { "secret": name },
+                    "required": ["secret"],
+                    "additionalProperties": false
+                }
+            ]
+        })
     }
 }
 

@@ -274,7 +274,11 @@ mod tests {
             .find(|(k, _)| k.value.as_str() == "KEY")
             .unwrap()
             .1;
-        assert_eq!(key.value.0, "{{ env.STRIPE_KEY }}", "kept unrendered");
+        assert_eq!(
+            key.value.text(),
+            Some("{{ env.STRIPE_KEY }}"),
+            "kept unrendered"
+        );
         // What is set, or has a default, is still rendered.
         let region = loaded
             .manifest

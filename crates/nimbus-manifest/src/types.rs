@@ -634,6 +634,71 @@ string_newtype!(
     { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }
 );
 
+/// A secret's name, valid in every provider's secret store: 1 to 127 ASCII letters, digits and
+/// `-` (Azure Key Vault's rule, which is also within Google Secret Manager's up to 255 of
+/// `[A-Za-z0-9_-]` and AWS Secrets Manager's rules).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SecretName(String);
+
+impl SecretName {
+    /// The longest name every provider accepts (Azure Key Vault's limit).
+    pub const MAX_LEN: usize = 127;
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for SecretName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let fixed: String = s
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        if s.is_empty() {
+            return Err("a secret name cannot be empty".into());
+        }
+        if s.len() > 255
+            || s.chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            return Err(format!(
+                "`{s}` is not a valid Google Secret Manager secret name (up to 255 of \
+                 `[A-Za-z0-9_-]`); use letters, digits and `-`, e.g. `{fixed}`"
+            ));
+        }
+        if s.contains('_') {
+            return Err(format!(
+                "`{s}` is not a valid Azure Key Vault secret name (1-127 letters, digits and `-`; \
+                 no `_`); write `{fixed}`"
+            ));
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(format!(
+                "secret name `{s}` is {} characters; Azure Key Vault allows at most {}",
+                s.len(),
+                Self::MAX_LEN
+            ));
+        }
+        Ok(SecretName(s.to_string()))
+    }
+}
+
+string_newtype!(
+    SecretName,
+    "a secret name: 1 to 127 letters, digits and `-` (valid for AWS, Google and Azure)",
+    { "type": "string", "pattern": "^[A-Za-z0-9-]{1,127}$" }
+);
+
 /// The language a handler is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -994,6 +1059,23 @@ mod tests {
         ] {
             assert!(bad.parse::<RoutePath>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn secret_names() {
+        assert!("payment-key".parse::<SecretName>().is_ok());
+        assert!("A1-b2".parse::<SecretName>().is_ok());
+        let e = "payment_key".parse::<SecretName>().unwrap_err();
+        assert!(
+            e.contains("Azure Key Vault") && e.contains("payment-key"),
+            "{e}"
+        );
+        let e = "pay.key".parse::<SecretName>().unwrap_err();
+        assert!(e.contains("Google Secret Manager"), "{e}");
+        let e = "a".repeat(128).parse::<SecretName>().unwrap_err();
+        assert!(e.contains("at most 127"), "{e}");
+        assert!("a".repeat(127).parse::<SecretName>().is_ok());
+        assert!("".parse::<SecretName>().is_err());
     }
 
     #[test]

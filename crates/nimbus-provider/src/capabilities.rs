@@ -40,6 +40,23 @@ pub struct Capabilities {
     /// Deployment settings (`providers.<id>.<key>`) by key.
     #[serde(default)]
     pub settings: BTreeMap<String, SettingCapability>,
+    /// The provider's secret store.
+    pub secrets: SecretsCapability,
+}
+
+/// Where a provider keeps secret values, and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsCapability {
+    /// The store's name (`AWS Secrets Manager`).
+    pub store: String,
+    /// Whether this version maps secrets to it (deploys functions that reference them).
+    pub supported: bool,
+    /// The largest value it takes, in bytes.
+    pub max_value_bytes: usize,
+    /// Why the limit is what it is, when it is not the store's own.
+    #[serde(default)]
+    pub limit_note: Option<String>,
 }
 
 /// A deployment setting, `providers.<id>.<key>`, and where else deploy reads it from.
@@ -490,6 +507,14 @@ mod tests {
         assert_eq!(azure.effective_memory(256), Some(512));
         assert_eq!(azure.effective_memory(2048), Some(2048));
         assert_eq!(azure.effective_memory(3000), Some(4096));
+        // Secret value limits: Secrets Manager 64 KiB, Secret Manager 64 KiB, Key Vault 25 KiB;
+        // local is held to the smallest.
+        assert_eq!(aws.secrets.max_value_bytes, 64 * 1024);
+        assert_eq!(gcp.secrets.max_value_bytes, 64 * 1024);
+        assert_eq!(azure.secrets.max_value_bytes, 25 * 1024);
+        let local = ProviderId::Local.capabilities();
+        assert_eq!(local.secrets.max_value_bytes, 25 * 1024);
+        assert_eq!(ProviderId::with_secrets(), "local");
         assert_eq!(azure.effective_memory(8192), None);
         assert_eq!(aws.text.description, Some(256));
         assert_eq!(

@@ -82,6 +82,24 @@ fn runtime(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<D
 
 fn function(f: &FunctionNode, caps: &Capabilities, today: &str, diags: &mut Vec<Diagnostic>) {
     let provider = caps.id.as_str();
+    // A deploy must not silently drop a variable the code needs.
+    if !caps.secrets.supported {
+        for (var, secret) in &f.secrets {
+            let span = f.secret_spans.get(var).copied().unwrap_or(f.spans.name);
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "secrets are not yet supported for {provider}; supported: {} \
+                         (`{var}` of function `{}` reads secret `{secret}`)",
+                        crate::ProviderId::with_secrets(),
+                        f.name
+                    ),
+                )
+                .with_hint("deploy with `-p local`, or pass the value another way for now"),
+            );
+        }
+    }
     runtime(f, caps, today, diags);
     if caps.effective_memory(f.memory_mb).is_none() {
         let m = &caps.memory;

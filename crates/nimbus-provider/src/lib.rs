@@ -38,6 +38,16 @@ pub enum ProviderId {
 }
 
 impl ProviderId {
+    /// The providers whose deploys map secrets in this version, comma-separated (`local`).
+    pub fn with_secrets() -> String {
+        ProviderId::ALL
+            .iter()
+            .filter(|p| p.capabilities().secrets.supported)
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Every provider.
     pub const ALL: [ProviderId; 4] = [
         ProviderId::Local,

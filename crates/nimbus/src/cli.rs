@@ -161,11 +161,48 @@ pub enum Command {
     )]
     Graph(GraphArgs),
 
+    /// Set, list, remove and import secrets: values kept outside the project, never in argv
+    #[command(
+        after_help = "Examples:\n  printf %s \"$KEY\" | nimbus secret set payment-key      # the value from stdin\n  nimbus secret set payment-key --from-file key.txt -s prod\n  nimbus secret list                                     # names and when set, never values\n  nimbus secret rm payment-key\n  nimbus secret import .env                              # local development\n\nSecrets are declared in the manifest (`secrets: { payment-key: {} }`) and read by a function\nthrough `env: { PAYMENT_API_KEY: { secret: payment-key } }`. Local values live in\n$XDG_DATA_HOME/nimbus/local/secrets/ (0600). The clouds are not supported yet."
+    )]
+    Secret(SecretArgs),
+
     /// Print the manifest's JSON Schema (for editors and CI linters)
     #[command(
         after_help = "Examples:\n  nimbus schema > nimbus.schema.json\n\nEditors pick it up from a first line such as:\n  # yaml-language-server: $schema=./nimbus.schema.json"
     )]
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    #[command(subcommand)]
+    pub action: SecretAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretAction {
+    /// Set a secret's value, read from stdin or --from-file (never from the command line)
+    Set {
+        /// The secret, as declared under `secrets:`
+        name: String,
+        /// Read the value from this file instead of stdin (taken as is: a final newline stays)
+        #[arg(long, value_name = "PATH")]
+        from_file: Option<PathBuf>,
+    },
+    /// List the declared secrets: whether each has a value, and when it was set (never values)
+    List,
+    /// Remove a secret's value
+    Rm {
+        /// The secret
+        name: String,
+    },
+    /// Set secrets from a dotenv file: keys are secret names, or variables that read a secret
+    Import {
+        /// The dotenv file (not `-f`, which is always the manifest)
+        #[arg(value_name = "DOTENV_FILE")]
+        dotenv: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod init;
 mod local;
 mod project;
 mod schema;
+mod secret;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Logs(args) => cloud::run(&cli.global, cloud::Op::Logs(&args), out),
         Command::Runtime(args) => local::runtime(&args),
         Command::Graph(args) => graph::run(&cli.global, &args, out),
+        Command::Secret(args) => secret::run(&cli.global, &args, out),
         Command::Schema => schema::run(),
     }
 }

@@ -165,6 +165,7 @@ fn command_name(command: &Command) -> (&'static str, bool) {
         Command::Info(_) => ("info", false),
         Command::Runtime(_) => ("__runtime", false),
         Command::Graph(_) => ("graph", false),
+        Command::Secret(_) => ("secret", false),
         Command::Schema => ("schema", false),
     }
 }

@@ -20,6 +20,7 @@ use crate::output::{Failure, Out};
 pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failure> {
     let started = Instant::now();
     let compiled = compile_local(global, out)?;
+    crate::commands::secret::check_local(&compiled.graph)?;
     let deployment = build(&compiled, out)?;
     let state = state_of(&compiled);
     let internal = |e: nimbus_local::LocalError| Failure::Internal(e.into());

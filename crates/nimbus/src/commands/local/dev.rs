@@ -12,6 +12,7 @@ use crate::output::{Failure, Out};
 
 pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
     let compiled = compile_local(global, out)?;
+    crate::commands::secret::check_local(&compiled.graph)?;
     let deployment = build(&compiled, out)?;
     let state = state_of(&compiled);
     if let Some(info) = nimbus_local::control::running(&state) {
@@ -65,6 +66,7 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
                 let global = crate::cli::Global { file: global_file, provider, stage, output: if out_json { crate::cli::OutputFormat::Json } else { crate::cli::OutputFormat::Human }, no_color: true, verbose: false, endpoint_url: None };
                 let out = Out { color: false, json: true, verbose: false };
                 let compiled = compile_local(&global, &out)?;
+                crate::commands::secret::check_local(&compiled.graph)?;
                 build(&compiled, &out)
             })
             .await;
