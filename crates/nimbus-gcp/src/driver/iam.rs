@@ -49,6 +49,7 @@ impl GcpDriver {
                 ("pubsub", format!("/v1/{}", str_of(p, "subscription")))
             }
             kinds::SERVICE_IAM_MEMBER => ("run", format!("/v2/{}", str_of(p, "service"))),
+            kinds::SECRET_IAM_MEMBER => ("secretmanager", format!("/v1/{}", str_of(p, "secret"))),
             _ => {
                 let b = format!("/storage/v1/b/{}/iam", urlencode(str_of(p, "bucket")));
                 return PolicyCalls {
@@ -222,6 +223,7 @@ pub(super) fn member_properties(kind: &str, id: &str) -> Option<Value> {
         kinds::SUBSCRIPTION_IAM_MEMBER => "subscription",
         kinds::SERVICE_IAM_MEMBER => "service",
         kinds::BUCKET_IAM_MEMBER => "bucket",
+        kinds::SECRET_IAM_MEMBER => "secret",
         _ => return None,
     };
     let mut p = json!({ key: resource, "role": role, "member": member });
