@@ -48,6 +48,12 @@ async fn gcp_through_the_control_plane_double_and_the_emulators() {
             "logs_and_invoke_through_cloud_logging_and_the_functions_urls",
             tokio::spawn(logs_and_invoke_through_cloud_logging_and_the_functions_urls(env)),
         ),
+        (
+            "a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively",
+            tokio::spawn(
+                a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively(env),
+            ),
+        ),
     ];
     let mut failed = Vec::new();
     for (name, task) in scenarios {
@@ -975,5 +981,74 @@ async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls(env: &'sta
     );
 
     gcp.remove(&shop.graph, false).await.unwrap();
+    assert_eq!(env.violations(project), Vec::<Value>::new());
+}
+
+/// The shop with secret `payment-key` read by `place-order` as `PAYMENT_API_KEY`: deploy creates
+/// the secret (no version: values come from `nimbus secret set`), the accessor binding for
+/// place-order's own account alone, and the function's native `secretEnvironmentVariables`
+/// (which the double accepts only when the secret exists and that account may access it);
+/// refresh reads it all back without drift, and remove deletes the secret.
+async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively(
+    env: &'static CloudEnv,
+) {
+    let project = "nimbus-cp-secret";
+    let mut shop = Shop::new(project);
+    shop.graph.secrets.insert(
+        "payment-key".into(),
+        nimbus_graph::SecretNode { description: None },
+    );
+    shop.graph
+        .functions
+        .get_mut("place-order")
+        .unwrap()
+        .secrets
+        .insert("PAYMENT_API_KEY".into(), "payment-key".into());
+    let gcp = connect(env, &shop.graph).await;
+    gcp.deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+
+    let secret = format!("projects/{project}/secrets/shop-dev-payment-key");
+    let resources = env.resources();
+    assert_eq!(
+        resources["secrets"][&secret]["replication"],
+        json!({ "automatic": {} })
+    );
+    let account = format!("serviceAccount:shop-dev-place-order@{project}.iam.gserviceaccount.com");
+    assert_eq!(
+        resources["policies"][format!("secret:{secret}")]["bindings"],
+        json!([{ "role": "roles/secretmanager.secretAccessor", "members": [account] }])
+    );
+    let functions = resources["functions"].as_object().unwrap();
+    for (name, f) in functions.iter().filter(|(n, _)| n.contains(project)) {
+        let vars = &f["serviceConfig"]["secretEnvironmentVariables"];
+        if name.ends_with("/shop-dev-place-order") {
+            assert_eq!(
+                vars,
+                &json!([{ "key": "PAYMENT_API_KEY", "projectId": project,
+                          "secret": "shop-dev-payment-key", "version": "latest" }])
+            );
+            assert!(
+                f["serviceConfig"]["environmentVariables"]
+                    .get("PAYMENT_API_KEY")
+                    .is_none()
+            );
+        } else {
+            assert!(vars.is_null(), "{name} reads a secret: {vars}");
+        }
+    }
+
+    let plan = gcp.plan(&shop.target(), true).await.unwrap();
+    let drifted: Vec<&str> = plan
+        .resources
+        .iter()
+        .filter(|r| !r.drift.is_empty() || r.missing_in_cloud)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(drifted.is_empty(), "{drifted:?}");
+
+    gcp.remove(&shop.graph, false).await.unwrap();
+    assert!(env.resources()["secrets"].get(&secret).is_none());
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }

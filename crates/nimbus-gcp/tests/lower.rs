@@ -398,7 +398,10 @@ fn shop_with_secret() -> Vec<NativeResource> {
 fn a_secret_is_a_secret_manager_secret_read_natively_by_its_function_only() {
     let rs = shop_with_secret();
     let secret = get(&rs, "gcp.secretmanager.secret/payment-key");
-    assert_eq!(secret.physical_name.as_deref(), Some("shop-dev-payment-key"));
+    assert_eq!(
+        secret.physical_name.as_deref(),
+        Some("shop-dev-payment-key")
+    );
     assert_eq!(
         secret.properties["name"],
         json!(format!(
@@ -426,7 +429,11 @@ fn a_secret_is_a_secret_manager_secret_read_natively_by_its_function_only() {
     );
     // Its grant is in place before the code first runs.
     let grant = "gcp.secretmanager.secret_iam_member/place-order/secrets/payment-key";
-    assert!(f.depends_on.iter().any(|d| d == grant), "{:?}", f.depends_on);
+    assert!(
+        f.depends_on.iter().any(|d| d == grant),
+        "{:?}",
+        f.depends_on
+    );
 
     // Exactly one accessor binding: on that secret, for that function's own account.
     let bindings: Vec<&NativeResource> = rs

@@ -143,7 +143,11 @@ fn secrets_are_exported_by_name_with_their_grant_and_the_functions_secret_variab
     let functions = r["google_cloudfunctions2_function"].as_object().unwrap();
     let with_secrets: Vec<(&String, &Value)> = functions
         .iter()
-        .filter(|(_, f)| f["service_config"].get("secret_environment_variables").is_some())
+        .filter(|(_, f)| {
+            f["service_config"]
+                .get("secret_environment_variables")
+                .is_some()
+        })
         .collect();
     assert_eq!(with_secrets.len(), 1);
     assert_eq!(

@@ -135,6 +135,14 @@ pub fn function(f: &Value) -> Value {
     ] {
         service_out[k] = service.get(k).cloned().unwrap_or(Value::Null);
     }
+    if let Some(Value::Array(secrets)) = service.get("secretEnvironmentVariables")
+        && !secrets.is_empty()
+    {
+        service_out["secretEnvironmentVariables"] = secrets
+            .iter()
+            .map(|v| pick(v, &["key", "projectId", "secret", "version"]))
+            .collect();
+    }
     json!({
         "name": f["name"],
         "description": f.get("description").cloned().unwrap_or(json!("")),
