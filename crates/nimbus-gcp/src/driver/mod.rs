@@ -384,7 +384,18 @@ impl GcpDriver {
                     &format!("/v1/{parent}/secrets?secretId={}", urlencode(id)),
                 );
                 let body = without(p, &["name"]);
-                let secret = self.call(Method::POST, &url, Some(&body)).await?;
+                let secret = match self.client.json(Method::POST, &url, Some(&body)).await {
+                    Ok(s) => s,
+                    // Made by `nimbus secret set` before the first deploy: adopt it.
+                    Err(e) if e.conflict() => {
+                        let url = self.url(
+                            "secretmanager",
+                            &format!("/v1/{name}?updateMask=labels"),
+                        );
+                        self.call(Method::PATCH, &url, Some(p)).await?
+                    }
+                    Err(e) => return Err(de(e)),
+                };
                 Ok((name.clone(), secret_outputs(&name, &secret)))
             }
             kinds::COLLECTION => {
