@@ -76,7 +76,10 @@ impl<'a> SecretValues<'a> {
             });
         }
         let id = names::secret(&self.service, &self.stage, name);
-        let create = self.url(&format!("/v1/projects/{}/secrets?secretId={id}", self.project));
+        let create = self.url(&format!(
+            "/v1/projects/{}/secrets?secretId={id}",
+            self.project
+        ));
         let body = json!({
             "replication": { "automatic": {} },
             "labels": { "nimbus-service": self.service, "nimbus-stage": self.stage },

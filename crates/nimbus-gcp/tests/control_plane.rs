@@ -9,6 +9,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+
 use common::cloud::{self, CloudEnv};
 use nimbus_cloud::{Cloud, DeployOptions, Options, Target};
 use nimbus_engine::Action;
@@ -1004,12 +1006,46 @@ async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_nativel
         .unwrap()
         .secrets
         .insert("PAYMENT_API_KEY".into(), "payment-key".into());
+    // `nimbus secret set -p gcp` before the first deploy: creates the secret, adds a version.
+    let client = nimbus_gcp::api::Client::new(env.endpoints(), Credentials::Anonymous).unwrap();
+    let values = nimbus_gcp::secrets::SecretValues::new(&client, project, "shop", "dev");
+    assert_eq!(values.state("payment-key").await.unwrap(), None);
+    let value = "sk_test_7f3a9c-distinctive";
+    values.set("payment-key", value.as_bytes()).await.unwrap();
+    let mark = env.mark();
+    let too_big = vec![b'x'; nimbus_gcp::secrets::MAX_VALUE_BYTES + 1];
+    let e = values.set("payment-key", &too_big).await.unwrap_err();
+    assert!(e.message.contains("65536"), "{e}");
+    assert!(
+        env.requests_since(project, mark).is_empty(),
+        "a call was made for a refused value"
+    );
+    let state = values.state("payment-key").await.unwrap().unwrap();
+    assert!(state.set_at.is_some(), "{state:?}");
+
     let gcp = connect(env, &shop.graph).await;
     gcp.deploy(&shop.target(), DeployOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
 
     let secret = format!("projects/{project}/secrets/shop-dev-payment-key");
+    // The platform's view: version latest is the value set; the deployment only names it.
+    let access = client
+        .json(
+            reqwest::Method::GET,
+            &client.url(
+                "secretmanager",
+                &format!("/v1/{secret}/versions/latest:access"),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        access["payload"]["data"],
+        json!(base64::engine::general_purpose::STANDARD.encode(value))
+    );
+    assert!(!env.resources().to_string().contains(value));
     let resources = env.resources();
     assert_eq!(
         resources["secrets"][&secret]["replication"],
@@ -1050,5 +1086,7 @@ async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_nativel
 
     gcp.remove(&shop.graph, false).await.unwrap();
     assert!(env.resources()["secrets"].get(&secret).is_none());
+    assert_eq!(values.state("payment-key").await.unwrap(), None);
+    assert!(!values.remove("payment-key").await.unwrap());
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }

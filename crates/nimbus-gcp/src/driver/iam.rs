@@ -201,10 +201,17 @@ fn edit(policy: &mut Value, p: &Value, add: bool) -> bool {
 
 /// The physical id of an IAM member: `<resource> <role> <member>[ <condition as JSON>]`.
 pub(super) fn member_id(p: &Value) -> String {
-    let resource = ["project", "topic", "subscription", "service", "bucket", "secret"]
-        .iter()
-        .find_map(|k| p.get(*k).and_then(Value::as_str))
-        .unwrap_or_default();
+    let resource = [
+        "project",
+        "topic",
+        "subscription",
+        "service",
+        "bucket",
+        "secret",
+    ]
+    .iter()
+    .find_map(|k| p.get(*k).and_then(Value::as_str))
+    .unwrap_or_default();
     let mut id = format!("{resource} {} {}", str_of(p, "role"), str_of(p, "member"));
     if let Some(c) = p.get("condition") {
         id.push(' ');

@@ -388,10 +388,8 @@ impl GcpDriver {
                     Ok(s) => s,
                     // Made by `nimbus secret set` before the first deploy: adopt it.
                     Err(e) if e.conflict() => {
-                        let url = self.url(
-                            "secretmanager",
-                            &format!("/v1/{name}?updateMask=labels"),
-                        );
+                        let url =
+                            self.url("secretmanager", &format!("/v1/{name}?updateMask=labels"));
                         self.call(Method::PATCH, &url, Some(p)).await?
                     }
                     Err(e) => return Err(de(e)),
