@@ -15,7 +15,10 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::json;
 
+use nimbus_graph::AppGraph;
+
 use crate::api::{ApiError, Client};
+use crate::error::GcpError;
 use crate::names;
 
 /// Secret Manager's limit on one version's payload.
@@ -128,4 +131,42 @@ impl<'a> SecretValues<'a> {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Before `deploy` or `plan` changes or shows anything: every secret a function reads has a
+/// value (a version) for the graph's stage; otherwise [`GcpError::MissingSecrets`] lists them
+/// with the exact commands that set them.
+pub async fn check_values(
+    client: &Client,
+    project: &str,
+    graph: &AppGraph,
+) -> Result<(), GcpError> {
+    let values = SecretValues::new(client, project, &graph.service, &graph.stage);
+    let mut missing = Vec::new();
+    for name in graph.secret_readers().keys() {
+        let state = values.state(name).await.map_err(|source| GcpError::Api {
+            action: format!("reading secret `{name}` (Secret Manager)"),
+            source,
+        })?;
+        if state.and_then(|s| s.set_at).is_none() {
+            missing.push(name.to_string());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let commands = missing
+        .iter()
+        .map(|name| {
+            format!(
+                "\n    printf %s \"$VALUE\" | nimbus secret set {name} -p gcp -s {}",
+                graph.stage
+            )
+        })
+        .collect();
+    Err(GcpError::MissingSecrets {
+        stage: graph.stage.clone(),
+        missing,
+        commands,
+    })
 }

@@ -1010,6 +1010,37 @@ async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_nativel
     let client = nimbus_gcp::api::Client::new(env.endpoints(), Credentials::Anonymous).unwrap();
     let values = nimbus_gcp::secrets::SecretValues::new(&client, project, "shop", "dev");
     assert_eq!(values.state("payment-key").await.unwrap(), None);
+
+    // Without a value, plan and deploy stop before changing anything and say how to set it.
+    let gcp = connect(env, &shop.graph).await;
+    let mark = env.mark();
+    for e in [
+        gcp.plan(&shop.target(), false)
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        gcp.deploy(&shop.target(), DeployOptions::default())
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, nimbus_gcp::GcpError::MissingSecrets { missing, .. } if missing == &["payment-key"]),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("printf %s \"$VALUE\" | nimbus secret set payment-key -p gcp -s dev"),
+            "{e}"
+        );
+    }
+    let writes: Vec<Value> = env
+        .requests_since(project, mark)
+        .into_iter()
+        .filter(|r| r["write"] == true)
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+
     let value = "sk_test_7f3a9c-distinctive";
     values.set("payment-key", value.as_bytes()).await.unwrap();
     let mark = env.mark();
@@ -1023,7 +1054,6 @@ async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_nativel
     let state = values.state("payment-key").await.unwrap().unwrap();
     assert!(state.set_at.is_some(), "{state:?}");
 
-    let gcp = connect(env, &shop.graph).await;
     gcp.deploy(&shop.target(), DeployOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
