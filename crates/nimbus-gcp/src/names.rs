@@ -254,6 +254,22 @@ mod tests {
     }
 
     #[test]
+    fn secret_ids_fit_secret_manager_and_stay_apart() {
+        assert_eq!(secret("shop", "dev", "payment-key"), "shop-dev-payment-key");
+        let long = |c: &str| c.repeat(100);
+        let id = secret(&long("s"), &long("d"), &long("k"));
+        assert!(id.len() <= SECRET_MAX, "{} > {SECRET_MAX}", id.len());
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(
+            id,
+            secret(&long("s"), &long("d"), &format!("{}y", long("k")))
+        );
+    }
+
+    #[test]
     fn long_names_fit_their_limits() {
         let n = format!("f{}", "x".repeat(62));
         for (name, max) in [
