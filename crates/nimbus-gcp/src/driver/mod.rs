@@ -1021,6 +1021,13 @@ fn encode_documents(p: &Value) -> Value {
     body
 }
 
+/// A secret's outputs: its full name and its id.
+fn secret_outputs(name: &str, secret: &Value) -> BTreeMap<String, Value> {
+    let name = secret["name"].as_str().unwrap_or(name);
+    let id = name.rsplit('/').next().unwrap_or_default();
+    outputs([("name", json!(name)), ("secret_id", json!(id))])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1073,11 +1080,4 @@ mod tests {
             ["projects/p/topics/t"]
         );
     }
-}
-
-/// A secret's outputs: its full name and its id.
-fn secret_outputs(name: &str, secret: &Value) -> BTreeMap<String, Value> {
-    let name = secret["name"].as_str().unwrap_or(name);
-    let id = name.rsplit('/').next().unwrap_or_default();
-    outputs([("name", json!(name)), ("secret_id", json!(id))])
 }
