@@ -2,8 +2,8 @@
 //!
 //! A value is read from standard input or `--from-file`, never from the command line (which
 //! shell history and `ps` keep). Its size is checked against the provider's limit before
-//! anything is stored. Only the local target stores values in this version; the clouds are
-//! refused with a clear error. `list` shows names, where a value is set and when, never values.
+//! anything is stored. The local target keeps values in its store; GCP in Secret Manager
+//! ([`gcp`]); a cloud whose secrets are not supported yet is refused with a clear error. `list` shows names, where a value is set and when, never values.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
@@ -18,6 +18,8 @@ use serde_json::json;
 
 use crate::cli::{Global, SecretAction, SecretArgs};
 use crate::output::{Failure, Out};
+
+mod gcp;
 
 /// Runs `nimbus secret ...`.
 pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure> {
@@ -37,6 +39,9 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
                 None => read_stdin()?,
             };
             check_value(&name, &value, provider)?;
+            if provider == ProviderId::Gcp {
+                return gcp::run(graph, gcp::Action::Set(&name, &value), out);
+            }
             let mut store = store(graph, provider)?;
             store.set(&name, &value).map_err(internal)?;
             eprintln!(
@@ -45,6 +50,9 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
                 value.len()
             );
             Ok(())
+        }
+        SecretAction::Rm { name } if provider == ProviderId::Gcp => {
+            gcp::run(graph, gcp::Action::Rm(name), out)
         }
         SecretAction::Rm { name } => {
             let mut store = store(graph, provider)?;
@@ -57,8 +65,11 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
             eprintln!("removed secret `{name}` for {provider}/{}", graph.stage);
             Ok(())
         }
+        SecretAction::List if provider == ProviderId::Gcp => {
+            gcp::run(graph, gcp::Action::List, out)
+        }
         SecretAction::List => list(graph, provider, out),
-        SecretAction::Import { dotenv } => import(graph, provider, dotenv),
+        SecretAction::Import { dotenv } => import(graph, provider, dotenv, out),
     }
 }
 
@@ -150,6 +161,21 @@ fn list(graph: &AppGraph, provider: ProviderId, out: &Out) -> Result<(), Failure
         .into_iter()
         .map(|l| (l.name, l.set_at))
         .collect();
+    let undeclared: Vec<&String> = set
+        .keys()
+        .filter(|n| !graph.secrets.contains_key(*n))
+        .collect();
+    show(graph, provider, &set, &undeclared, out)
+}
+
+/// Prints the declared secrets (whether each is `set`, and when) and the `undeclared` values.
+fn show(
+    graph: &AppGraph,
+    provider: ProviderId,
+    set: &BTreeMap<String, String>,
+    undeclared: &[&String],
+    out: &Out,
+) -> Result<(), Failure> {
     let readers = graph.secret_readers();
     let mut rows = Vec::new();
     for (name, node) in &graph.secrets {
@@ -163,10 +189,6 @@ fn list(graph: &AppGraph, provider: ProviderId, out: &Out) -> Result<(), Failure
             "used_by": readers.get(name.as_str()).cloned().unwrap_or_default(),
         }));
     }
-    let undeclared: Vec<&String> = set
-        .keys()
-        .filter(|n| !graph.secrets.contains_key(*n))
-        .collect();
     if out.json {
         let doc = json!({ "secrets": rows, "undeclared_values": undeclared });
         println!(
@@ -196,7 +218,7 @@ fn list(graph: &AppGraph, provider: ProviderId, out: &Out) -> Result<(), Failure
         };
         println!("{name}  {provider}/{}  {when}  ({used})", graph.stage);
     }
-    for name in undeclared {
+    for name in undeclared.iter() {
         println!(
             "{name}  {provider}/{}  set, but not declared in the manifest (`nimbus secret rm {name}` removes it)",
             graph.stage
@@ -207,7 +229,7 @@ fn list(graph: &AppGraph, provider: ProviderId, out: &Out) -> Result<(), Failure
 
 /// Sets secrets from a dotenv file. A key is a declared secret's name, or an environment
 /// variable that a function reads a secret through (`PAYMENT_API_KEY`).
-fn import(graph: &AppGraph, provider: ProviderId, file: &Path) -> Result<(), Failure> {
+fn import(graph: &AppGraph, provider: ProviderId, file: &Path, out: &Out) -> Result<(), Failure> {
     let by_var: BTreeMap<&str, &str> = graph
         .functions
         .values()
@@ -245,6 +267,12 @@ fn import(graph: &AppGraph, provider: ProviderId, file: &Path) -> Result<(), Fai
         pairs.push((secret, value));
     }
     // Every value is checked before the first is stored.
+    if provider == ProviderId::Gcp {
+        for (secret, value) in &pairs {
+            gcp::run(graph, gcp::Action::Set(secret, value), out)?;
+        }
+        return Ok(());
+    }
     let mut store = store(graph, provider)?;
     for (secret, value) in &pairs {
         store.set(secret, value).map_err(internal)?;
