@@ -11,6 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use base64::Engine as _;
 use common::cloud::{self, CloudEnv};
 use serde_json::{Value, json};
 
@@ -78,8 +79,10 @@ fn gcp_with_the_cli() {
     let env = cloud::env();
     let refused =
         std::thread::spawn(move || a_manifest_gen2_cannot_run_is_refused_before_any_call(env));
+    let secrets = std::thread::spawn(move || a_secret_value_reaches_only_secret_manager(env));
     deploy_plan_info_logs_invoke_and_remove_with_the_cli(env);
     refused.join().expect("the refused manifest scenario");
+    secrets.join().expect("the secrets scenario");
 }
 
 fn deploy_plan_info_logs_invoke_and_remove_with_the_cli(env: &CloudEnv) {
@@ -233,4 +236,211 @@ fn a_manifest_gen2_cannot_run_is_refused_before_any_call(env: &CloudEnv) {
         env.requests_since(&shop.project, 0).is_empty(),
         "no call was made"
     );
+}
+
+/// A distinctive value: the leak check looks for it everywhere.
+const CANARY: &str = "sk_live_GCP_CANARY_5e81b0d7";
+
+/// `examples/secrets` on GCP: `nimbus secret set -p gcp` (stdin) stores the value in Secret
+/// Manager; plan and deploy refuse while it is missing; deploy gives `pay` alone the native
+/// secret variable and accessor binding; `list`, `rm`. The value appears in no output, no file
+/// under `.nimbus/`, no `main.tf.json` and no object of the deployment bucket (the state).
+fn a_secret_value_reaches_only_secret_manager(env: &CloudEnv) {
+    let p = "nimbus-cli-secrets";
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/secrets");
+    std::fs::copy(example.join("app.py"), dir.path().join("app.py")).unwrap();
+    let yaml = std::fs::read_to_string(example.join("nimbus.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("nimbus.yaml"),
+        format!("{yaml}providers:\n  gcp: {{ project: {p}, region: europe-west1 }}\n"),
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut run = |args: &[&str], stdin: Option<&str>, code: i32| -> String {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nimbus"))
+            .args(args)
+            .args(["-p", "gcp"])
+            .current_dir(dir.path())
+            .env_remove("NIMBUS_PROVIDER")
+            .env_remove("NIMBUS_STAGE")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env("NO_COLOR", "1")
+            .envs(env.vars())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nimbus runs");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        seen.push_str(&format!("{stdout}\n{stderr}\n"));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "nimbus {} -p gcp:\n{stdout}\n{stderr}",
+            args.join(" ")
+        );
+        format!("{stdout}{stderr}")
+    };
+
+    // Missing value: plan and deploy refuse before changing anything, naming the command.
+    let mark = env.mark();
+    for cmd in [&["plan"][..], &["deploy"][..]] {
+        let err = run(cmd, None, 1);
+        assert!(
+            err.contains("nimbus secret set payment-key -p gcp -s dev"),
+            "{err}"
+        );
+    }
+    assert!(
+        env.requests_since(p, mark)
+            .iter()
+            .all(|r| r["write"] == false),
+        "nothing was changed"
+    );
+    let listed = json_of(&run(&["secret", "list", "--output", "json"], None, 0));
+    assert_eq!(listed["secrets"][0]["set"], false, "{listed}");
+
+    // Over Secret Manager's limit: refused before any call.
+    let mark = env.mark();
+    let big = "x".repeat(65537);
+    let err = run(&["secret", "set", "payment-key"], Some(&big), 1);
+    assert!(err.contains("over gcp's limit of 65536"), "{err}");
+    assert!(env.requests_since(p, mark).is_empty(), "no call was made");
+
+    // Set from stdin (one final newline dropped), then list shows when, never the value.
+    run(
+        &["secret", "set", "payment-key"],
+        Some(&format!("{CANARY}\n")),
+        0,
+    );
+    let secret = format!("projects/{p}/secrets/payments-dev-payment-key");
+    let access = env
+        .requests_since(p, 0)
+        .iter()
+        .filter(|r| {
+            r["http"] == "POST" && r["path"].as_str().unwrap_or("").ends_with(":addVersion")
+        })
+        .count();
+    assert_eq!(access, 1, "one version added");
+    let stored = curl_json(&format!(
+        "{}/secretmanager/v1/{secret}/versions/latest:access",
+        env.double
+    ));
+    let stored = base64::engine::general_purpose::STANDARD
+        .decode(stored["payload"]["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(stored, CANARY.as_bytes(), "the value, without the newline");
+    let listed = json_of(&run(&["secret", "list", "--output", "json"], None, 0));
+    assert_eq!(listed["secrets"][0]["name"], "payment-key");
+    assert_eq!(listed["secrets"][0]["set"], true, "{listed}");
+    assert!(listed["secrets"][0]["set_at"].is_string(), "{listed}");
+
+    // Plan, deploy, info: pay alone reads it natively, through its own account.
+    run(&["plan", "--output", "json"], None, 0);
+    run(&["deploy", "--output", "json"], None, 0);
+    run(&["info", "--output", "json"], None, 0);
+    run(&["build", "--output", "json"], None, 0);
+    let resources = env.resources();
+    assert!(resources["secrets"].get(&secret).is_some(), "{resources}");
+    let pay = &resources["functions"]
+        [format!("projects/{p}/locations/europe-west1/functions/payments-dev-pay")];
+    assert_eq!(
+        pay["serviceConfig"]["secretEnvironmentVariables"],
+        json!([{ "key": "PAYMENT_API_KEY", "projectId": p,
+                 "secret": "payments-dev-payment-key", "version": "latest" }]),
+        "{pay}"
+    );
+    let other = &resources["functions"]
+        [format!("projects/{p}/locations/europe-west1/functions/payments-dev-other")];
+    assert!(
+        other["serviceConfig"]["secretEnvironmentVariables"].is_null(),
+        "{other}"
+    );
+    let bindings = &resources["policies"][format!("secret:{secret}")]["bindings"];
+    assert_eq!(bindings.as_array().map(Vec::len), Some(1), "{bindings}");
+    assert_eq!(bindings[0]["role"], "roles/secretmanager.secretAccessor");
+    assert_eq!(
+        bindings[0]["members"],
+        json!([pay["serviceConfig"]["serviceAccountEmail"]
+            .as_str()
+            .map(|a| format!("serviceAccount:{a}"))
+            .unwrap()])
+    );
+
+    // The leak check: every file under .nimbus/ (builds, main.tf.json), every object of the
+    // deployment bucket (the state, the packages); the outputs at the end.
+    let mut files = vec![dir.path().join(".nimbus")];
+    let mut checked = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(&path)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(CANARY),
+                "the value is in {}",
+                path.display()
+            );
+            checked.push(path);
+        }
+    }
+    assert!(
+        checked.iter().any(|f| f.ends_with("main.tf.json")),
+        "{checked:?}"
+    );
+    let bucket = format!("nimbus-deploy-{p}");
+    let objects = curl_json(&format!("{}/storage/storage/v1/b/{bucket}/o", env.double));
+    let names: Vec<&str> = objects["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("state/payments/dev/gcp/")),
+        "{names:?}"
+    );
+    for name in &names {
+        let url = format!(
+            "{}/storage/storage/v1/b/{bucket}/o/{}?alt=media",
+            env.double,
+            name.replace('/', "%2F")
+        );
+        let out = Command::new("curl").args(["-sS", &url]).output().unwrap();
+        assert!(out.status.success());
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains(CANARY),
+            "the value is in gs://{bucket}/{name}"
+        );
+    }
+
+    // rm deletes it from Secret Manager; a second rm says there is nothing to remove.
+    run(&["remove", "--yes"], None, 0);
+    run(&["secret", "set", "payment-key"], Some(CANARY), 0);
+    run(&["secret", "rm", "payment-key"], None, 0);
+    assert!(env.resources()["secrets"].get(&secret).is_none());
+    let err = run(&["secret", "rm", "payment-key"], None, 1);
+    assert!(err.contains("has no value"), "{err}");
+    assert!(!seen.contains(CANARY), "the value appeared in an output");
+    assert_eq!(env.violations(p), Vec::<Value>::new());
+}
+
+fn curl_json(url: &str) -> Value {
+    let out = Command::new("curl").args(["-sS", url]).output().unwrap();
+    json_of(&text(&out.stdout))
 }
