@@ -177,11 +177,11 @@ fn a_local_secret_reaches_only_its_function_and_leaks_nowhere() {
         "{err}"
     );
     let err = p.fails(
-        &["secret", "set", "payment-key", "-p", "gcp"],
+        &["secret", "set", "payment-key", "-p", "azure"],
         Some("small"),
     );
     assert!(
-        err.contains("not yet supported for gcp; supported: local"),
+        err.contains("not yet supported for azure; supported: local"),
         "{err}"
     );
     let err = p.fails(&["secret", "set", "payment-key"], Some(""));
