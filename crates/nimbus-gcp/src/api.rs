@@ -44,6 +44,7 @@ pub const APIS: &[(&str, &str)] = &[
     ("cloudscheduler", "https://cloudscheduler.googleapis.com"),
     ("apigateway", "https://apigateway.googleapis.com"),
     ("logging", "https://logging.googleapis.com"),
+    ("secretmanager", "https://secretmanager.googleapis.com"),
 ];
 
 /// A failed call to a Google API.

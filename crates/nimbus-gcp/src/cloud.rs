@@ -213,11 +213,13 @@ impl Cloud for Gcp {
 
     async fn plan(&self, target: &Target<'_>, refresh: bool) -> Result<Plan, GcpError> {
         let desired = lower(target.graph, target.build, &self.settings)?;
+        crate::secrets::check_values(&self.client, &self.settings.project, target.graph).await?;
         Ok(self.engine(target.graph)?.plan(&desired, refresh).await?)
     }
 
     async fn deploy(&self, target: &Target<'_>, how: DeployOptions) -> Result<Deployed, GcpError> {
         let desired = lower(target.graph, target.build, &self.settings)?;
+        crate::secrets::check_values(&self.client, &self.settings.project, target.graph).await?;
         let uploads = self.upload(target).await?;
         let mut engine = self.engine(target.graph)?;
         let mut options = engine.options().clone();

@@ -115,6 +115,19 @@ pub enum GcpError {
         /// The stage.
         stage: String,
     },
+    /// Secrets a function reads have no value for this stage: nothing was changed.
+    #[error(
+        "{} secret(s) have no value in Secret Manager for gcp/{stage}; nothing was changed:{commands}",
+        missing.len()
+    )]
+    MissingSecrets {
+        /// The stage.
+        stage: String,
+        /// The neutral names of the secrets without a value.
+        missing: Vec<String>,
+        /// One `nimbus secret set` command per missing secret, each on a line of its own.
+        commands: String,
+    },
     /// The deploy engine failed (its report is inside).
     #[error(transparent)]
     Engine(#[from] nimbus_engine::Error),

@@ -23,6 +23,8 @@
 //! | `gcp.run.service_iam_member` | run v2 `services.getIamPolicy` + `setIamPolicy` | `service` (`projects/P/locations/R/services/S`), `role`, `member` | — | all |
 //! | `gcp.eventarc.trigger` | eventarc v1 `triggers.create`, `patch`, `delete`: long-running operations | `name`, `eventFilters`, `destination.cloudRun`, `serviceAccount`, `transport.pubsub.topic`, `eventDataContentType`, `labels` | `name` | `name`, `transport`, `eventDataContentType` |
 //! | `gcp.scheduler.job` | cloudscheduler v1 `jobs.create`, `patch`, `delete` | `name`, `description`, `schedule`, `timeZone`, `attemptDeadline`, `httpTarget.uri/httpMethod/oidcToken` | `name` | `name` |
+//! | `gcp.secretmanager.secret` | secretmanager v1 `secrets.create` (adopting one `nimbus secret set` made: `patch` of its labels), `patch`, `delete` (the values are versions added by `nimbus secret set`, never by a deployment) | `name` (`projects/P/secrets/S`), `replication.automatic`, `labels` | `name`, `secret_id` | `name`, `replication` |
+//! | `gcp.secretmanager.secret_iam_member` | secretmanager v1 `secrets.getIamPolicy` + `setIamPolicy` | `secret`, `role`, `member` | — | all |
 //! | `gcp.apigateway.api` | apigateway v1 `apis.create`, `patch`, `delete`: long-running operations | `name`, `displayName`, `labels` | `name`, `managedService` | `name` |
 //! | `gcp.apigateway.config` | apigateway v1 `apis.configs.create`, `delete` (configs are immutable) | `name`, `displayName`, `gatewayServiceAccount`, `openapiDocuments[].document.path/contents`, `labels` | `name` | all |
 //! | `gcp.apigateway.gateway` | apigateway v1 `gateways.create`, `patch`, `delete` | `name`, `apiConfig`, `displayName`, `labels` | `name`, `url` (`https://` + the default hostname) | `name` |
@@ -57,6 +59,10 @@ pub const SERVICE_IAM_MEMBER: &str = "gcp.run.service_iam_member";
 pub const EVENTARC_TRIGGER: &str = "gcp.eventarc.trigger";
 /// A Cloud Scheduler job.
 pub const SCHEDULER_JOB: &str = "gcp.scheduler.job";
+/// A Secret Manager secret (its versions hold the values; a deployment never writes one).
+pub const SECRET: &str = "gcp.secretmanager.secret";
+/// One member of one role on a secret (a function's accessor grant).
+pub const SECRET_IAM_MEMBER: &str = "gcp.secretmanager.secret_iam_member";
 /// An API Gateway API.
 pub const API: &str = "gcp.apigateway.api";
 /// An API Gateway API config (immutable).
@@ -79,6 +85,8 @@ pub const OUTPUTS: &[(&str, &[&str])] = &[
     (SERVICE_IAM_MEMBER, &[]),
     (EVENTARC_TRIGGER, &["name"]),
     (SCHEDULER_JOB, &["name"]),
+    (SECRET, &["name", "secret_id"]),
+    (SECRET_IAM_MEMBER, &[]),
     (API, &["name", "managedService"]),
     (API_CONFIG, &["name"]),
     (GATEWAY, &["name", "url"]),
@@ -99,6 +107,7 @@ pub fn replace_on(kind: &str) -> Option<&'static [&'static str]> {
         FUNCTION => &["name"],
         EVENTARC_TRIGGER => &["name", "transport", "eventDataContentType"],
         SCHEDULER_JOB => &["name"],
+        SECRET => &["name", "replication"],
         API => &["name"],
         GATEWAY => &["name"],
         _ => return None,

@@ -29,12 +29,16 @@
 //! `eventTrigger` is itself an Eventarc trigger, so this is the same machinery, made explicit.
 //!
 //! **Grants** (least privilege, on the exact resource): see [`iam`].
+//!
+//! **Secrets**: Secret Manager secrets read through the function's native
+//! `secretEnvironmentVariables`: see [`secrets`].
 
 mod events;
 mod function;
 mod http;
 pub(crate) mod iam;
 mod resources;
+pub(crate) mod secrets;
 
 use std::collections::BTreeMap;
 
@@ -129,6 +133,7 @@ pub fn lower(
     }
     let mut cx = Cx::new(graph, build, settings);
     resources::all(&mut cx)?;
+    secrets::all(&mut cx);
     iam::project_grants(&mut cx);
     for f in graph.functions.values() {
         function::function(&mut cx, f)?;

@@ -40,6 +40,8 @@ pub const ACCOUNT_MAX: usize = 30;
 pub const ACCOUNT_MIN: usize = 6;
 /// Longest Pub/Sub topic or subscription id.
 pub const PUBSUB_MAX: usize = 255;
+/// Longest Secret Manager secret id (`[A-Za-z0-9_-]{1,255}`).
+pub const SECRET_MAX: usize = 255;
 /// Longest bucket name.
 pub const BUCKET_MAX: usize = 63;
 /// Longest Eventarc trigger id.
@@ -95,6 +97,12 @@ pub fn function_account(service: &str, stage: &str, function: &str) -> String {
 /// use to invoke the deployment's functions.
 pub fn invoker_account(service: &str, stage: &str) -> String {
     account(&format!("{service}-{stage}-invoker"))
+}
+
+/// A secret's id in Secret Manager: `<service>-<stage>-<secret>`, so that each stage has its own
+/// value (what `nimbus secret set -p gcp -s STAGE` writes).
+pub fn secret(service: &str, stage: &str, secret: &str) -> String {
+    fit(&base(service, stage, secret), SECRET_MAX)
 }
 
 /// A Pub/Sub topic or subscription id.
@@ -242,6 +250,22 @@ mod tests {
         assert_eq!(
             api_config("shop", "dev", "0123456789abcdef"),
             "shop-dev-01234567"
+        );
+    }
+
+    #[test]
+    fn secret_ids_fit_secret_manager_and_stay_apart() {
+        assert_eq!(secret("shop", "dev", "payment-key"), "shop-dev-payment-key");
+        let long = |c: &str| c.repeat(100);
+        let id = secret(&long("s"), &long("d"), &long("k"));
+        assert!(id.len() <= SECRET_MAX, "{} > {SECRET_MAX}", id.len());
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(
+            id,
+            secret(&long("s"), &long("d"), &format!("{}y", long("k")))
         );
     }
 

@@ -51,6 +51,8 @@ pub fn tf_type(kind: &str) -> Option<&'static str> {
         kinds::SERVICE_IAM_MEMBER => "google_cloud_run_v2_service_iam_member",
         kinds::EVENTARC_TRIGGER => "google_eventarc_trigger",
         kinds::SCHEDULER_JOB => "google_cloud_scheduler_job",
+        kinds::SECRET => "google_secret_manager_secret",
+        kinds::SECRET_IAM_MEMBER => "google_secret_manager_secret_iam_member",
         kinds::API => "google_api_gateway_api",
         kinds::API_CONFIG => "google_api_gateway_api_config",
         kinds::GATEWAY => "google_api_gateway_gateway",
@@ -200,6 +202,7 @@ impl<'a> Converter<'a> {
                 placeholder("region")
             ),
             (kinds::FUNCTION, _) => format!("${{{a}.id}}"),
+            (kinds::SECRET, "secret_id") => format!("${{{a}.secret_id}}"),
             (kinds::API, "managedService") => format!("${{{a}.managed_service}}"),
             (kinds::API, _) => format!("${{{a}.api_id}}"),
             (kinds::API_CONFIG, _) => format!("${{{a}.id}}"),
@@ -430,7 +433,7 @@ impl<'a> Converter<'a> {
                     .unwrap_or_else(|| {
                         p["buildConfig"]["source"]["storageSource"]["object"].clone()
                     });
-                json!({
+                let mut b = json!({
                     "project": project,
                     "location": segment(&p["name"], 3),
                     "name": short(&p["name"]),
@@ -454,7 +457,30 @@ impl<'a> Converter<'a> {
                         "ingress_settings": s["ingressSettings"],
                         "all_traffic_on_latest_revision": s["allTrafficOnLatestRevision"],
                     },
-                })
+                });
+                if let Some(Value::Array(vars)) = s.get("secretEnvironmentVariables") {
+                    b["service_config"]["secret_environment_variables"] = vars
+                        .iter()
+                        .map(|v| {
+                            json!({
+                                "key": v["key"],
+                                "project_id": v["projectId"],
+                                "secret": v["secret"],
+                                "version": v["version"],
+                            })
+                        })
+                        .collect();
+                }
+                b
+            }
+            kinds::SECRET => json!({
+                "project": project,
+                "secret_id": short(&p["name"]),
+                "replication": { "auto": {} },
+                "labels": p["labels"],
+            }),
+            kinds::SECRET_IAM_MEMBER => {
+                json!({ "project": project, "secret_id": p["secret"], "role": p["role"], "member": p["member"] })
             }
             kinds::SERVICE_IAM_MEMBER => {
                 // `service` is `projects/P/locations/R/services/${function.name}`.

@@ -9,6 +9,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+
 use common::cloud::{self, CloudEnv};
 use nimbus_cloud::{Cloud, DeployOptions, Options, Target};
 use nimbus_engine::Action;
@@ -47,6 +49,12 @@ async fn gcp_through_the_control_plane_double_and_the_emulators() {
         (
             "logs_and_invoke_through_cloud_logging_and_the_functions_urls",
             tokio::spawn(logs_and_invoke_through_cloud_logging_and_the_functions_urls(env)),
+        ),
+        (
+            "a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively",
+            tokio::spawn(
+                a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively(env),
+            ),
         ),
     ];
     let mut failed = Vec::new();
@@ -975,5 +983,140 @@ async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls(env: &'sta
     );
 
     gcp.remove(&shop.graph, false).await.unwrap();
+    assert_eq!(env.violations(project), Vec::<Value>::new());
+}
+
+/// The shop with secret `payment-key` read by `place-order` as `PAYMENT_API_KEY`: deploy creates
+/// the secret (no version: values come from `nimbus secret set`), the accessor binding for
+/// place-order's own account alone, and the function's native `secretEnvironmentVariables`
+/// (which the double accepts only when the secret exists and that account may access it);
+/// refresh reads it all back without drift, and remove deletes the secret.
+async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively(
+    env: &'static CloudEnv,
+) {
+    let project = "nimbus-cp-secret";
+    let mut shop = Shop::new(project);
+    shop.graph.secrets.insert(
+        "payment-key".into(),
+        nimbus_graph::SecretNode { description: None },
+    );
+    shop.graph
+        .functions
+        .get_mut("place-order")
+        .unwrap()
+        .secrets
+        .insert("PAYMENT_API_KEY".into(), "payment-key".into());
+    // `nimbus secret set -p gcp` before the first deploy: creates the secret, adds a version.
+    let client = nimbus_gcp::api::Client::new(env.endpoints(), Credentials::Anonymous).unwrap();
+    let values = nimbus_gcp::secrets::SecretValues::new(&client, project, "shop", "dev");
+    assert_eq!(values.state("payment-key").await.unwrap(), None);
+
+    // Without a value, plan and deploy stop before changing anything and say how to set it.
+    let gcp = connect(env, &shop.graph).await;
+    let mark = env.mark();
+    for e in [
+        gcp.plan(&shop.target(), false)
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        gcp.deploy(&shop.target(), DeployOptions::default())
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, nimbus_gcp::GcpError::MissingSecrets { missing, .. } if missing == &["payment-key"]),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("printf %s \"$VALUE\" | nimbus secret set payment-key -p gcp -s dev"),
+            "{e}"
+        );
+    }
+    let writes: Vec<Value> = env
+        .requests_since(project, mark)
+        .into_iter()
+        .filter(|r| r["write"] == true)
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+
+    let value = "sk_test_7f3a9c-distinctive";
+    values.set("payment-key", value.as_bytes()).await.unwrap();
+    let mark = env.mark();
+    let too_big = vec![b'x'; nimbus_gcp::secrets::MAX_VALUE_BYTES + 1];
+    let e = values.set("payment-key", &too_big).await.unwrap_err();
+    assert!(e.message.contains("65536"), "{e}");
+    assert!(
+        env.requests_since(project, mark).is_empty(),
+        "a call was made for a refused value"
+    );
+    let state = values.state("payment-key").await.unwrap().unwrap();
+    assert!(state.set_at.is_some(), "{state:?}");
+
+    gcp.deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+
+    let secret = format!("projects/{project}/secrets/shop-dev-payment-key");
+    // The platform's view: version latest is the value set; the deployment only names it.
+    let access = client
+        .json(
+            reqwest::Method::GET,
+            &client.url(
+                "secretmanager",
+                &format!("/v1/{secret}/versions/latest:access"),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        access["payload"]["data"],
+        json!(base64::engine::general_purpose::STANDARD.encode(value))
+    );
+    assert!(!env.resources().to_string().contains(value));
+    let resources = env.resources();
+    assert_eq!(
+        resources["secrets"][&secret]["replication"],
+        json!({ "automatic": {} })
+    );
+    let account = format!("serviceAccount:shop-dev-place-order@{project}.iam.gserviceaccount.com");
+    assert_eq!(
+        resources["policies"][format!("secret:{secret}")]["bindings"],
+        json!([{ "role": "roles/secretmanager.secretAccessor", "members": [account] }])
+    );
+    let functions = resources["functions"].as_object().unwrap();
+    for (name, f) in functions.iter().filter(|(n, _)| n.contains(project)) {
+        let vars = &f["serviceConfig"]["secretEnvironmentVariables"];
+        if name.ends_with("/shop-dev-place-order") {
+            assert_eq!(
+                vars,
+                &json!([{ "key": "PAYMENT_API_KEY", "projectId": project,
+                          "secret": "shop-dev-payment-key", "version": "latest" }])
+            );
+            assert!(
+                f["serviceConfig"]["environmentVariables"]
+                    .get("PAYMENT_API_KEY")
+                    .is_none()
+            );
+        } else {
+            assert!(vars.is_null(), "{name} reads a secret: {vars}");
+        }
+    }
+
+    let plan = gcp.plan(&shop.target(), true).await.unwrap();
+    let drifted: Vec<&str> = plan
+        .resources
+        .iter()
+        .filter(|r| !r.drift.is_empty() || r.missing_in_cloud)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(drifted.is_empty(), "{drifted:?}");
+
+    gcp.remove(&shop.graph, false).await.unwrap();
+    assert!(env.resources()["secrets"].get(&secret).is_none());
+    assert_eq!(values.state("payment-key").await.unwrap(), None);
+    assert!(!values.remove("payment-key").await.unwrap());
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }

@@ -376,3 +376,100 @@ fn missing_settings_are_clear_errors() {
         "`providers.gcp.project` is required (set it under `providers: gcp:` in the manifest)"
     );
 }
+
+/// The shop with secret `payment-key` read by `place-order` as `PAYMENT_API_KEY`.
+fn shop_with_secret() -> Vec<NativeResource> {
+    let mut g = support::shop("gcp");
+    g.secrets.insert(
+        "payment-key".into(),
+        nimbus_graph::SecretNode {
+            description: Some("the payment provider's key".into()),
+        },
+    );
+    g.functions
+        .get_mut("place-order")
+        .unwrap()
+        .secrets
+        .insert("PAYMENT_API_KEY".into(), "payment-key".into());
+    nimbus_gcp::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap()
+}
+
+#[test]
+fn a_secret_is_a_secret_manager_secret_read_natively_by_its_function_only() {
+    let rs = shop_with_secret();
+    let secret = get(&rs, "gcp.secretmanager.secret/payment-key");
+    assert_eq!(
+        secret.physical_name.as_deref(),
+        Some("shop-dev-payment-key")
+    );
+    assert_eq!(
+        secret.properties["name"],
+        json!(format!(
+            "projects/{}/secrets/shop-dev-payment-key",
+            common::settings(&support::shop("gcp")).project
+        ))
+    );
+    assert_eq!(secret.properties["replication"], json!({ "automatic": {} }));
+
+    // The function reads it through the platform, at version latest; the value is nowhere.
+    let f = get(&rs, "gcp.functions.function/place-order");
+    assert_eq!(
+        f.properties["serviceConfig"]["secretEnvironmentVariables"],
+        json!([{
+            "key": "PAYMENT_API_KEY",
+            "projectId": common::settings(&support::shop("gcp")).project,
+            "secret": reference("gcp.secretmanager.secret/payment-key", "secret_id"),
+            "version": "latest",
+        }])
+    );
+    assert!(
+        f.properties["serviceConfig"]["environmentVariables"]
+            .get("PAYMENT_API_KEY")
+            .is_none()
+    );
+    // Its grant is in place before the code first runs.
+    let grant = "gcp.secretmanager.secret_iam_member/place-order/secrets/payment-key";
+    assert!(
+        f.depends_on.iter().any(|d| d == grant),
+        "{:?}",
+        f.depends_on
+    );
+
+    // Exactly one accessor binding: on that secret, for that function's own account.
+    let bindings: Vec<&NativeResource> = rs
+        .iter()
+        .filter(|r| r.kind == kinds::SECRET_IAM_MEMBER)
+        .collect();
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(bindings[0].id, grant);
+    assert_eq!(
+        bindings[0].properties,
+        json!({
+            "secret": reference("gcp.secretmanager.secret/payment-key", "name"),
+            "role": "roles/secretmanager.secretAccessor",
+            "member": reference("gcp.iam.service_account/place-order", "member"),
+        })
+    );
+    // No other function gets secret environment variables.
+    for r in rs
+        .iter()
+        .filter(|r| r.kind == kinds::FUNCTION && r.id != f.id)
+    {
+        assert!(
+            r.properties["serviceConfig"]
+                .get("secretEnvironmentVariables")
+                .is_none(),
+            "{}",
+            r.id
+        );
+    }
+}
+
+#[test]
+fn without_secrets_nothing_about_secrets_is_lowered() {
+    let rs = shop();
+    assert!(
+        !rs.iter()
+            .any(|r| r.kind == kinds::SECRET || r.kind == kinds::SECRET_IAM_MEMBER)
+    );
+}

@@ -99,3 +99,64 @@ fn checkov_fails_only_the_skipped_checks() {
         10,
     );
 }
+
+#[test]
+fn secrets_are_exported_by_name_with_their_grant_and_the_functions_secret_variables() {
+    let mut g = support::shop("gcp");
+    g.secrets.insert(
+        "payment-key".into(),
+        nimbus_graph::SecretNode { description: None },
+    );
+    g.functions
+        .get_mut("place-order")
+        .unwrap()
+        .secrets
+        .insert("PAYMENT_API_KEY".into(), "payment-key".into());
+    let text = nimbus_gcp::main_tf_json(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let r = &doc["resource"];
+    let secrets = r["google_secret_manager_secret"].as_object().unwrap();
+    assert_eq!(secrets.len(), 1);
+    let (label, secret) = secrets.iter().next().unwrap();
+    assert_eq!(secret["secret_id"], "shop-dev-payment-key");
+    assert_eq!(secret["project"], "${var.project}");
+    assert_eq!(secret["replication"], serde_json::json!({ "auto": {} }));
+    // A secret version (a value) is never part of the configuration.
+    assert!(r.get("google_secret_manager_secret_version").is_none());
+
+    let members = r["google_secret_manager_secret_iam_member"]
+        .as_object()
+        .unwrap();
+    assert_eq!(members.len(), 1);
+    let member = members.values().next().unwrap();
+    assert_eq!(member["role"], "roles/secretmanager.secretAccessor");
+    assert_eq!(
+        member["secret_id"],
+        format!("${{google_secret_manager_secret.{label}.id}}")
+    );
+    let account = member["member"].as_str().unwrap();
+    assert!(
+        account.starts_with("${google_service_account.") && account.ends_with(".member}"),
+        "{account}"
+    );
+
+    let functions = r["google_cloudfunctions2_function"].as_object().unwrap();
+    let with_secrets: Vec<(&String, &Value)> = functions
+        .iter()
+        .filter(|(_, f)| {
+            f["service_config"]
+                .get("secret_environment_variables")
+                .is_some()
+        })
+        .collect();
+    assert_eq!(with_secrets.len(), 1);
+    assert_eq!(
+        with_secrets[0].1["service_config"]["secret_environment_variables"],
+        serde_json::json!([{
+            "key": "PAYMENT_API_KEY",
+            "project_id": "${var.project}",
+            "secret": format!("${{google_secret_manager_secret.{label}.secret_id}}"),
+            "version": "latest",
+        }])
+    );
+}

@@ -49,6 +49,7 @@ impl GcpDriver {
                 ("pubsub", format!("/v1/{}", str_of(p, "subscription")))
             }
             kinds::SERVICE_IAM_MEMBER => ("run", format!("/v2/{}", str_of(p, "service"))),
+            kinds::SECRET_IAM_MEMBER => ("secretmanager", format!("/v1/{}", str_of(p, "secret"))),
             _ => {
                 let b = format!("/storage/v1/b/{}/iam", urlencode(str_of(p, "bucket")));
                 return PolicyCalls {
@@ -200,10 +201,17 @@ fn edit(policy: &mut Value, p: &Value, add: bool) -> bool {
 
 /// The physical id of an IAM member: `<resource> <role> <member>[ <condition as JSON>]`.
 pub(super) fn member_id(p: &Value) -> String {
-    let resource = ["project", "topic", "subscription", "service", "bucket"]
-        .iter()
-        .find_map(|k| p.get(*k).and_then(Value::as_str))
-        .unwrap_or_default();
+    let resource = [
+        "project",
+        "topic",
+        "subscription",
+        "service",
+        "bucket",
+        "secret",
+    ]
+    .iter()
+    .find_map(|k| p.get(*k).and_then(Value::as_str))
+    .unwrap_or_default();
     let mut id = format!("{resource} {} {}", str_of(p, "role"), str_of(p, "member"));
     if let Some(c) = p.get("condition") {
         id.push(' ');
@@ -222,6 +230,7 @@ pub(super) fn member_properties(kind: &str, id: &str) -> Option<Value> {
         kinds::SUBSCRIPTION_IAM_MEMBER => "subscription",
         kinds::SERVICE_IAM_MEMBER => "service",
         kinds::BUCKET_IAM_MEMBER => "bucket",
+        kinds::SECRET_IAM_MEMBER => "secret",
         _ => return None,
     };
     let mut p = json!({ key: resource, "role": role, "member": member });

@@ -85,6 +85,7 @@ impl Scope {
                 out
             }
             kinds::SCHEDULER_JOB => vec![format!("{}/jobs/{id}", location(&self.region))],
+            kinds::SECRET => vec![format!("projects/{p}/secrets/{id}")],
             kinds::API => vec![format!("{}/apis/{id}", location("global"))],
             kinds::API_CONFIG => vec![format!(
                 "{}/apis/{}/configs/{id}",
@@ -352,7 +353,8 @@ impl GcpDriver {
             | kinds::TOPIC_IAM_MEMBER
             | kinds::SUBSCRIPTION_IAM_MEMBER
             | kinds::SERVICE_IAM_MEMBER
-            | kinds::BUCKET_IAM_MEMBER => {
+            | kinds::BUCKET_IAM_MEMBER
+            | kinds::SECRET_IAM_MEMBER => {
                 self.edit_policy(kind, p, true).await?;
                 Ok((iam::member_id(p), BTreeMap::new()))
             }
@@ -374,6 +376,25 @@ impl GcpDriver {
                 let body = without(p, &["project"]);
                 self.call(Method::POST, &url, Some(&body)).await?;
                 Ok((name.clone(), outputs([("name", json!(name))])))
+            }
+            kinds::SECRET => {
+                let (parent, id) = name.rsplit_once("/secrets/").unwrap_or_default();
+                let url = self.url(
+                    "secretmanager",
+                    &format!("/v1/{parent}/secrets?secretId={}", urlencode(id)),
+                );
+                let body = without(p, &["name"]);
+                let secret = match self.client.json(Method::POST, &url, Some(&body)).await {
+                    Ok(s) => s,
+                    // Made by `nimbus secret set` before the first deploy: adopt it.
+                    Err(e) if e.conflict() => {
+                        let url =
+                            self.url("secretmanager", &format!("/v1/{name}?updateMask=labels"));
+                        self.call(Method::PATCH, &url, Some(p)).await?
+                    }
+                    Err(e) => return Err(de(e)),
+                };
+                Ok((name.clone(), secret_outputs(&name, &secret)))
             }
             kinds::COLLECTION => {
                 let collection = str_of(p, "collection");
@@ -541,6 +562,13 @@ impl GcpDriver {
                     out = gateway_outputs(&name, &gw);
                 }
             }
+            kinds::SECRET => {
+                let url = self.url(
+                    "secretmanager",
+                    &format!("/v1/{name}?updateMask={}", urlencode(&mask.join(","))),
+                );
+                self.call(Method::PATCH, &url, Some(p)).await?;
+            }
             kinds::SCHEDULER_JOB => {
                 let url = self.url(
                     "cloudscheduler",
@@ -625,7 +653,18 @@ impl Driver for GcpDriver {
             | kinds::TOPIC_IAM_MEMBER
             | kinds::SUBSCRIPTION_IAM_MEMBER
             | kinds::SERVICE_IAM_MEMBER
-            | kinds::BUCKET_IAM_MEMBER => self.edit_policy(&entry.kind, p, false).await,
+            | kinds::BUCKET_IAM_MEMBER
+            | kinds::SECRET_IAM_MEMBER => self.edit_policy(&entry.kind, p, false).await,
+            // Deleting the secret deletes its versions (the values) too.
+            kinds::SECRET => gone(
+                self.client
+                    .json(
+                        Method::DELETE,
+                        &self.url("secretmanager", &format!("/v1/{name}")),
+                        None,
+                    )
+                    .await,
+            ),
             kinds::TOPIC | kinds::SUBSCRIPTION => gone(
                 self.client
                     .json(
@@ -769,6 +808,12 @@ impl Driver for GcpDriver {
                     shape::scheduler_job(&j),
                     outputs([("name", json!(name))]),
                 )
+            }
+            kinds::SECRET => {
+                let Some(v) = self.get("secretmanager", &format!("/v1/{name}")).await? else {
+                    return Ok(None);
+                };
+                live(name.clone(), shape::secret(&v), secret_outputs(&name, &v))
             }
             kinds::API => {
                 let Some(a) = self.first("apigateway", "v1", &names).await? else {
@@ -974,6 +1019,13 @@ fn encode_documents(p: &Value) -> Value {
         }
     }
     body
+}
+
+/// A secret's outputs: its full name and its id.
+fn secret_outputs(name: &str, secret: &Value) -> BTreeMap<String, Value> {
+    let name = secret["name"].as_str().unwrap_or(name);
+    let id = name.rsplit('/').next().unwrap_or_default();
+    outputs([("name", json!(name)), ("secret_id", json!(id))])
 }
 
 #[cfg(test)]

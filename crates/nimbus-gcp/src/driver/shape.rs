@@ -55,6 +55,13 @@ pub fn topic(t: &Value) -> Value {
     Value::Object(out)
 }
 
+/// A secret: its name, replication and labels (never a value: those are its versions).
+pub fn secret(s: &Value) -> Value {
+    let mut out = present(s, &["name", "replication"]);
+    out.insert("labels".into(), labels(s));
+    Value::Object(out)
+}
+
 /// A subscription: its push endpoint and OIDC token only (`{}` when it is a pull subscription).
 pub fn subscription(s: &Value) -> Value {
     let mut out = present(
@@ -127,6 +134,14 @@ pub fn function(f: &Value) -> Value {
         "allTrafficOnLatestRevision",
     ] {
         service_out[k] = service.get(k).cloned().unwrap_or(Value::Null);
+    }
+    if let Some(Value::Array(secrets)) = service.get("secretEnvironmentVariables")
+        && !secrets.is_empty()
+    {
+        service_out["secretEnvironmentVariables"] = secrets
+            .iter()
+            .map(|v| pick(v, &["key", "projectId", "secret", "version"]))
+            .collect();
     }
     json!({
         "name": f["name"],

@@ -6,7 +6,8 @@
 //! (`packages/<service>/<stage>/<function>/<sha256>.zip`: content-addressed, so new code is a new
 //! object), memory (`<MiB>Mi`), timeout, `maxInstanceCount` = the manifest's `concurrency.max`
 //! (one request per instance), the user's environment plus the `NIMBUS_*` variables of
-//! [`crate::env`], its own service account, all traffic on the latest revision. Ingress: all
+//! [`crate::env`], the secrets it reads as `secretEnvironmentVariables` (see
+//! [`super::secrets`]), its own service account, all traffic on the latest revision. Ingress: all
 //! traffic for functions behind the API gateway or Cloud Scheduler, internal only for functions
 //! reached by Pub/Sub and Eventarc alone; either way every call needs `roles/run.invoker`, which
 //! only the invoker account has.
@@ -18,7 +19,7 @@ use nimbus_manifest::ResourceKind;
 use nimbus_provider::ProviderId;
 use serde_json::{Value, json};
 
-use super::{Cx, INVOKER, iam, out};
+use super::{Cx, INVOKER, iam, out, secrets};
 use crate::env;
 use crate::error::GcpError;
 use crate::kinds;
@@ -53,6 +54,7 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
     });
     cx.push(kinds::SERVICE_ACCOUNT, &f.name, Some(account), props);
     iam::uses(cx, f);
+    secrets::grants(cx, f);
 
     let name = names::function(cx.service(), cx.stage(), &f.name);
     let http = f.triggers.iter().any(|t| {
@@ -70,7 +72,7 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
         .unwrap_or_else(|| format!("{} of {}/{}", f.name, cx.service(), cx.stage()));
     // At most 1000 bytes, cut at a character boundary (a byte index inside a character panics).
     description.truncate(description.floor_char_boundary(1000));
-    let props = json!({
+    let mut props = json!({
         "name": format!("{}/functions/{name}", cx.settings.location()),
         "description": description,
         "environment": "GEN_2",
@@ -91,6 +93,9 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
             "allTrafficOnLatestRevision": true,
         },
     });
+    if !f.secrets.is_empty() {
+        props["serviceConfig"]["secretEnvironmentVariables"] = secrets::environment(cx, f);
+    }
     let id = cx.push(kinds::FUNCTION, &f.name, Some(name), props);
     // The grants are in place before the code first runs.
     let grants: Vec<String> = cx
@@ -100,7 +105,10 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
             r.id.starts_with(&format!("{}/{}/", r.kind, f.name))
                 && matches!(
                     r.kind.as_str(),
-                    kinds::TOPIC_IAM_MEMBER | kinds::BUCKET_IAM_MEMBER | kinds::PROJECT_IAM_MEMBER
+                    kinds::TOPIC_IAM_MEMBER
+                        | kinds::BUCKET_IAM_MEMBER
+                        | kinds::PROJECT_IAM_MEMBER
+                        | kinds::SECRET_IAM_MEMBER
                 )
         })
         .map(|r| r.id.clone())

@@ -90,10 +90,11 @@ DOCUMENTS = {
     "pubsub": "pubsub.v1.json",
     "storage": "storage.v1.json",
     "firestore": "firestore.v1.json",
+    "secretmanager": "secretmanager.v1.json",
 }
 
 # Methods that read (everything else that is not a GET writes).
-READ_SUFFIXES = (".get", ".list", ".getIamPolicy", ".testIamPermissions", ".listDocuments")
+READ_SUFFIXES = (".get", ".list", ".getIamPolicy", ".testIamPermissions", ".listDocuments", ".access")
 READ_METHODS = {"logging.entries.list"}
 
 # Served here although the API is proxied: the emulators have no IAM.
@@ -436,6 +437,8 @@ class State:
         self.configs: dict[str, dict] = {}
         self.gateways: dict[str, dict] = {}
         self.policies: dict[str, dict] = {}
+        self.secrets: dict[str, dict] = {}  # Secret Manager secrets by full name
+        self.versions: dict[str, list[dict]] = {}  # their versions (with the payload) by secret
         self.buckets: dict[str, dict] = {}  # what fake-gcs-server does not keep
         self.operations: dict[str, dict] = {}
         self.log_entries: list[dict] = []
@@ -777,7 +780,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {
                     "accounts": s.accounts, "functions": s.functions, "services": s.services,
                     "triggers": s.triggers, "jobs": s.jobs, "apis": s.apis, "configs": s.configs,
-                    "gateways": s.gateways, "policies": s.policies})
+                    "gateways": s.gateways, "policies": s.policies, "secrets": s.secrets})
             if rest == "/mutate":
                 name = body["name"]
                 for table in (s.functions, s.triggers, s.jobs, s.apis, s.gateways, s.accounts):
@@ -985,7 +988,32 @@ class API:
             if key.startswith("X_GOOGLE_") or key in ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"):
                 raise invalid("serviceConfig.environmentVariables: `%s` is reserved" % key)
         account_exists(state, service.get("serviceAccountEmail"), "serviceConfig.serviceAccountEmail")
+        API.check_secret_env(state, service, project)
         return project, region, fid
+
+    @staticmethod
+    def check_secret_env(state: State, service: dict, project: str):
+        """What Cloud Functions checks of ``secretEnvironmentVariables`` at deploy: each names an
+        existing secret and version, no variable is also a plain one, and the function's own
+        service account may access the secret (else the revision fails to start)."""
+        plain = service.get("environmentVariables") or {}
+        member = "serviceAccount:%s" % service.get("serviceAccountEmail")
+        for i, v in enumerate(service.get("secretEnvironmentVariables") or []):
+            where = "serviceConfig.secretEnvironmentVariables[%d]" % i
+            for field in ("key", "secret", "version"):
+                if not v.get(field):
+                    raise invalid("%s.%s is required" % (where, field))
+            if v["key"] in plain:
+                raise invalid("%s: `%s` is also a plain environment variable" % (where, v["key"]))
+            name = "projects/%s/secrets/%s" % (v.get("projectId") or project, v["secret"])
+            with state.lock:
+                if name not in state.secrets:
+                    raise ApiError(400, "%s: secret %s does not exist" % (where, name), "FAILED_PRECONDITION")
+                policy = state.policies.get("secret:" + name) or {}
+            if not any(b["role"] in ("roles/secretmanager.secretAccessor", "roles/owner")
+                       and member in (b.get("members") or []) for b in policy.get("bindings") or []):
+                raise ApiError(403, "%s: %s has no roles/secretmanager.secretAccessor on %s"
+                               % (where, member, name), "PERMISSION_DENIED")
 
     @staticmethod
     def served(state: State, fn: dict, project: str, region: str, fid: str):
@@ -1670,6 +1698,112 @@ class API:
         return API.api_op(state, location, "delete", name, complete, fault)
 
     # ---------------------------------------------------------------- Cloud Logging
+
+    # ---------------------------------------------------------------- Secret Manager
+
+    @staticmethod
+    def secret_name(params) -> str:
+        return "projects/%s/secrets/%s" % (params["projectsId"], params["secretsId"])
+
+    @staticmethod
+    def find_secret(state: State, params) -> tuple[str, dict]:
+        name = API.secret_name(params)
+        with state.lock:
+            secret = state.secrets.get(name)
+        if secret is None:
+            raise ApiError(404, "Secret [%s] not found." % name)
+        return name, secret
+
+    @staticmethod
+    def secretmanager_projects_secrets_create(state, params, query, body, fault):
+        sid = query.get("secretId", [None])[0] or ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", sid):
+            raise invalid("secretId `%s` must be 1-255 of [A-Za-z0-9_-]" % sid)
+        if not (body or {}).get("replication"):
+            raise invalid("Secret.replication is required")
+        state.project(params["projectsId"])
+        name = "projects/%s/secrets/%s" % (params["projectsId"], sid)
+        with state.lock:
+            if name in state.secrets:
+                raise ApiError(409, "Secret [%s] already exists." % name)
+            secret = {**copy.deepcopy(body), "name": name, "createTime": now(), "etag": '"1"'}
+            state.secrets[name] = secret
+            state.versions[name] = []
+            return 200, copy.deepcopy(secret)
+
+    @staticmethod
+    def secretmanager_projects_secrets_get(state, params, query, body, fault):
+        return 200, copy.deepcopy(API.find_secret(state, params)[1])
+
+    @staticmethod
+    def secretmanager_projects_secrets_list(state, params, query, body, fault):
+        prefix = "projects/%s/secrets/" % params["projectsId"]
+        with state.lock:
+            found = [copy.deepcopy(v) for k, v in sorted(state.secrets.items()) if k.startswith(prefix)]
+        return 200, ({"secrets": found, "totalSize": len(found)} if found else {})
+
+    @staticmethod
+    def secretmanager_projects_secrets_patch(state, params, query, body, fault):
+        _, secret = API.find_secret(state, params)
+        mask = query.get("updateMask", [None])[0]
+        if not mask:
+            raise invalid("updateMask is required")
+        with state.lock:
+            apply_mask(secret, body, mask, immutable=("name", "replication"))
+            return 200, copy.deepcopy(secret)
+
+    @staticmethod
+    def secretmanager_projects_secrets_delete(state, params, query, body, fault):
+        name, _ = API.find_secret(state, params)
+        with state.lock:
+            del state.secrets[name]
+            state.versions.pop(name, None)
+            state.policies.pop("secret:" + name, None)
+        return 200, {}
+
+    @staticmethod
+    def secretmanager_projects_secrets_getIamPolicy(state, params, query, body, fault):
+        name, _ = API.find_secret(state, params)
+        return API.get_policy(state, "secret:" + name, None)
+
+    @staticmethod
+    def secretmanager_projects_secrets_setIamPolicy(state, params, query, body, fault):
+        name, _ = API.find_secret(state, params)
+        return API.set_policy(state, "secret:" + name, body["policy"], "secret " + name)
+
+    @staticmethod
+    def secretmanager_projects_secrets_addVersion(state, params, query, body, fault):
+        name, _ = API.find_secret(state, params)
+        data = ((body or {}).get("payload") or {}).get("data")
+        if data is None:
+            raise invalid("SecretVersion.payload.data is required")
+        raw = base64.b64decode(data)
+        if len(raw) > 65536:
+            raise invalid("SecretVersion.payload.data is %d bytes; the limit is 65536" % len(raw))
+        with state.lock:
+            versions = state.versions[name]
+            version = {"name": "%s/versions/%d" % (name, len(versions) + 1), "createTime": now(),
+                       "state": "ENABLED"}
+            versions.append({**version, "_data": data})
+            return 200, version
+
+    @staticmethod
+    def secretmanager_projects_secrets_versions_list(state, params, query, body, fault):
+        name, _ = API.find_secret(state, params)
+        with state.lock:
+            found = [{k: v for k, v in ver.items() if k != "_data"} for ver in reversed(state.versions[name])]
+        return 200, ({"versions": found, "totalSize": len(found)} if found else {})
+
+    @staticmethod
+    def secretmanager_projects_secrets_versions_access(state, params, query, body, fault):
+        name, _ = API.find_secret(state, params)
+        with state.lock:
+            versions = [v for v in state.versions[name] if v["state"] == "ENABLED"]
+        wanted = params["versionsId"]
+        found = versions[-1:] if wanted == "latest" else [v for v in versions if v["name"].endswith("/" + wanted)]
+        if not found:
+            raise ApiError(404, "Secret Version [%s/versions/%s] not found." % (name, wanted))
+        return 200, {"name": found[0]["name"], "payload": {"data": found[0]["_data"]}}
 
     @staticmethod
     def logging_entries_list(state, params, query, body, fault):
