@@ -41,6 +41,12 @@ pub fn schedule_var(trigger_name: &str) -> String {
     format!("NIMBUS_SCHEDULE_{}_ARN", var_part(trigger_name))
 }
 
+/// `NIMBUS_SECRET_<VAR>`: the reference to the secret whose value the shim puts in `<VAR>` at
+/// cold start (`<VAR>` is the user's variable, kept as written).
+pub fn secret_var(var: &str) -> String {
+    format!("NIMBUS_SECRET_{var}")
+}
+
 /// Lambda's limit on the total size of a function's environment (names and values).
 pub const LAMBDA_ENV_LIMIT: usize = 4096;
 
@@ -61,6 +67,10 @@ mod tests {
         assert_eq!(
             schedule_var("nightly-report-schedule-0"),
             "NIMBUS_SCHEDULE_NIGHTLY_REPORT_SCHEDULE_0_ARN"
+        );
+        assert_eq!(
+            secret_var("PAYMENT_API_KEY"),
+            "NIMBUS_SECRET_PAYMENT_API_KEY"
         );
     }
 }

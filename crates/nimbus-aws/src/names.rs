@@ -17,6 +17,13 @@
 //! | deployment bucket | `nimbus-{service}-{stage}-{account}-{region}` | same |
 //! | schedule | `{service}-{stage}-{function}-schedule-{index}` | 64 |
 //! | HTTP API | `{service}-{stage}` | 128 |
+//! | Secrets Manager secret | `{service}-{stage}/{secret}` | 512, `[A-Za-z0-9/_+=.@-]` |
+//!
+//! **Secrets.** Secrets Manager appends `-` and 6 random characters to a secret's name in its
+//! ARN, so the ARN is known only once the secret exists; a policy that must be written before
+//! (or without) looking names the secret as `…:secret:{name}-??????` ([`Scope::secret_arn_pattern`]),
+//! which matches exactly that secret: a `?` is one character, so it matches only ARNs exactly 7
+//! longer than the name and starting with it, and another name of the same length cannot.
 //!
 //! **Too long.** A name over its limit keeps a prefix and ends with `-` and 8 hex digits of the
 //! SHA-256 of the whole name ([`fit`]): still deterministic, still unique.
@@ -56,6 +63,8 @@ pub const S3_MAX: usize = 63;
 pub const SCHEDULE_MAX: usize = 64;
 /// Longest API Gateway API name.
 pub const API_MAX: usize = 128;
+/// Longest Secrets Manager secret name.
+pub const SECRET_MAX: usize = 512;
 
 /// Where names and ARNs are made: the partition, region and account. In the CloudFormation
 /// export these are placeholders for the pseudo parameters.
@@ -90,6 +99,12 @@ impl Scope {
     /// An S3 bucket's ARN (no region, no account).
     pub fn bucket_arn(&self, bucket: &str) -> String {
         format!("arn:{}:s3:::{bucket}", self.partition)
+    }
+
+    /// The IAM resource pattern of exactly one Secrets Manager secret, before its random
+    /// 6-character ARN suffix is known: `arn:…:secretsmanager:…:secret:{name}-??????`.
+    pub fn secret_arn_pattern(&self, secret_name: &str) -> String {
+        self.arn("secretsmanager", &format!("secret:{secret_name}-??????"))
     }
 
     /// An EventBridge Scheduler schedule's ARN (schedules in the `default` group).
@@ -237,6 +252,20 @@ pub fn api(service: &str, stage: &str) -> String {
     fit(&format!("{service}-{stage}"), API_MAX)
 }
 
+/// A secret's Secrets Manager name: `{service}-{stage}/{secret}`, one per name and stage under
+/// the service's prefix (so `nimbus secret list` lists `{service}-{stage}/`).
+pub fn secret(service: &str, stage: &str, secret: &str) -> String {
+    fit(
+        &format!("{}/{secret}", secret_prefix(service, stage)),
+        SECRET_MAX,
+    )
+}
+
+/// The part before the `/` of every secret name of a service's stage: `{service}-{stage}`.
+pub fn secret_prefix(service: &str, stage: &str) -> String {
+    format!("{service}-{stage}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +307,11 @@ mod tests {
         );
         assert_eq!(log_group("shop-dev-x"), "/aws/lambda/shop-dev-x");
         assert_eq!(api("shop", "dev"), "shop-dev");
+        assert_eq!(secret("shop", "dev", "payment-key"), "shop-dev/payment-key");
+        assert_eq!(
+            scope().secret_arn_pattern("shop-dev/payment-key"),
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop-dev/payment-key-??????"
+        );
     }
 
     #[test]
@@ -305,6 +339,7 @@ mod tests {
                     SCHEDULE_MAX,
                 ),
                 (api(&n63, &n63), API_MAX),
+                (secret(&n63, &n63, &n63), SECRET_MAX),
             ] {
                 assert!(name.len() <= max, "{name} is {} > {max}", name.len());
                 assert!(!name.contains("--"), "{name}");

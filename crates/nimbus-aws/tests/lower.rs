@@ -309,3 +309,58 @@ fn only_an_explicit_concurrency_is_reserved() {
     let shared = &find(&rs, "aws.lambda.function/shared").properties;
     assert!(shared.get("ReservedConcurrentExecutions").is_none());
 }
+
+const SECRETS: &str = r#"
+version: 1
+service: payments
+secrets:
+  payment-key: { description: the payment provider's API key }
+  other-key: {}
+functions:
+  pay:
+    handler: app.py:pay
+    env:
+      PAYMENT_API_KEY: { secret: payment-key }
+      MODE: test
+  other:
+    handler: app.py:other
+    env:
+      OTHER: { secret: other-key }
+  plain:
+    handler: app.py:plain
+"#;
+
+#[test]
+fn secrets_are_references_in_the_env_and_each_role_reads_exactly_its_own() {
+    let rs = lower(SECRETS).unwrap();
+    let pay = &find(&rs, "aws.lambda.function/pay").properties["Environment"]["Variables"];
+    assert_eq!(
+        pay["NIMBUS_SECRET_PAYMENT_API_KEY"],
+        "payments-dev/payment-key"
+    );
+    assert_eq!(pay["MODE"], "test");
+    // The variable itself is set by the shim at cold start, never in the deployment.
+    assert!(pay.get("PAYMENT_API_KEY").is_none(), "{pay}");
+    assert!(pay.get("NIMBUS_SECRET_OTHER").is_none(), "{pay}");
+
+    let secret_statements = |f: &str| -> Vec<serde_json::Value> {
+        let policy = &find(&rs, &format!("aws.iam.role_policy/{f}")).properties;
+        policy["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.to_string().contains("secretsmanager"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        secret_statements("pay"),
+        vec![json!({ "Sid": "ReadSecretPaymentKey", "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": [
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:payments-dev/payment-key-??????"
+            ] })]
+    );
+    assert_eq!(secret_statements("other").len(), 1);
+    assert!(secret_statements("plain").is_empty());
+}

@@ -69,7 +69,12 @@ fn zips_are_normalized_and_carry_the_provider_shim() {
         (
             ProviderId::Aws,
             "get-order",
-            &["_nimbus_aws.py", "_nimbus/aws.py", "_nimbus/core.py"],
+            &[
+                "_nimbus_aws.py",
+                "_nimbus/aws.py",
+                "_nimbus/aws_secrets.py",
+                "_nimbus/core.py",
+            ],
         ),
         (
             ProviderId::Gcp,

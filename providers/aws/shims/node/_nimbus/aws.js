@@ -5,11 +5,14 @@
 
 const core = require('./core.js');
 require('./aws_resources.js'); // registers the "aws" resource client factory
+const awsSecrets = require('./aws_secrets.js');
 
 const PROVIDER = 'aws';
 
+// Cold start: resolve the function's secrets (NIMBUS_SECRET_<VAR> references) into process.env,
+// then load function.json and the user's handler. Warm: both are cached.
 function init() {
-  return core.getFunction({ provider: PROVIDER });
+  return awsSecrets.resolve().then(() => core.getFunction({ provider: PROVIDER }));
 }
 
 // ---------------------------------------------------------------------------- detection

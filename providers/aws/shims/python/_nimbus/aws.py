@@ -17,12 +17,15 @@ from urllib.parse import unquote, unquote_plus
 
 from . import core
 from . import aws_resources  # noqa: F401 - registers the "aws" resource client factory
+from . import aws_secrets
 
 PROVIDER = "aws"
 
 
 def init():
-    """Cold start: load function.json and the user's handler (errors surface as init errors)."""
+    """Cold start: resolve the function's secrets (NIMBUS_SECRET_<VAR> references) into its
+    environment, then load function.json and the user's handler (errors surface as init errors)."""
+    aws_secrets.resolve()
     return core.get_function(provider=PROVIDER)
 
 
@@ -319,7 +322,7 @@ def _context(fn, lambda_context):
 
 
 def handler(event, lambda_context=None):
-    fn = core.get_function(provider=PROVIDER)
+    fn = init()  # after a failed cold start, tries again; warm: cached
     ctx = _context(fn, lambda_context)
     kind = kind_of(event)
     neutral = to_neutral(event, fn.config)
