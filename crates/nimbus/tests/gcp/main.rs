@@ -243,7 +243,8 @@ const CANARY: &str = "sk_live_GCP_CANARY_5e81b0d7";
 
 /// `examples/secrets` on GCP: `nimbus secret set -p gcp` (stdin) stores the value in Secret
 /// Manager; plan and deploy refuse while it is missing; deploy gives `pay` alone the native
-/// secret variable and accessor binding; `list`, `rm`. The value appears in no output, no file
+/// secret variable and accessor binding; `list`, `rm`. The value appears in no output (of
+/// `secret`, `plan`, `deploy`, `info`, `logs`, `build`, `remove`, text or JSON), no file
 /// under `.nimbus/`, no `main.tf.json` and no object of the deployment bucket (the state).
 fn a_secret_value_reaches_only_secret_manager(env: &CloudEnv) {
     let p = "nimbus-cli-secrets";
@@ -347,6 +348,8 @@ fn a_secret_value_reaches_only_secret_manager(env: &CloudEnv) {
     run(&["plan", "--output", "json"], None, 0);
     run(&["deploy", "--output", "json"], None, 0);
     run(&["info", "--output", "json"], None, 0);
+    run(&["info"], None, 0);
+    run(&["logs", "pay"], None, 0);
     run(&["build", "--output", "json"], None, 0);
     let resources = env.resources();
     assert!(resources["secrets"].get(&secret).is_some(), "{resources}");
