@@ -116,7 +116,8 @@ fn file_of(root: &Path, state: &Path) -> PathBuf {
     root.join(format!("{hex}.json"))
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LocalError {
+/// Maps an I/O error on `path` during `action` to [`LocalError::Io`].
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LocalError {
     let path = path.to_path_buf();
     move |source| LocalError::Io {
         action,

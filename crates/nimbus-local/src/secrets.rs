@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::LocalError;
+use crate::registry::io;
 
 /// Values shorter than this are not masked in logs: masking `1` or `on` would garble every line.
 pub const MIN_MASKED_LEN: usize = 4;
@@ -53,15 +54,6 @@ impl std::fmt::Debug for SecretStore {
 /// `$HOME/.local/share/nimbus/local/secrets`; `None` without either.
 pub fn root() -> Option<PathBuf> {
     crate::registry::data_root().map(|d| d.join("secrets"))
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LocalError {
-    let path = path.to_path_buf();
-    move |source| LocalError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 impl SecretStore {
