@@ -7,7 +7,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+#[path = "support/poll.rs"]
+mod poll;
+use poll::eventually;
 
 const CANARY: &str = "sk_live_CANARY_7f3a91c2d4";
 
@@ -132,20 +135,6 @@ fn zip_entries(bytes: &[u8]) -> Vec<Vec<u8>> {
             Some(out)
         })
         .collect()
-}
-
-fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
