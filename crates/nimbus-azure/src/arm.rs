@@ -62,6 +62,8 @@ pub struct Arm {
     /// Calls made so far.
     pub calls: Arc<Calls>,
     progress: Option<nimbus_cloud::ProgressFn>,
+    /// The token scope of every request, when not chosen by host name.
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for Arm {
@@ -92,7 +94,15 @@ impl Arm {
             credential,
             calls: Arc::new(Calls::default()),
             progress,
+            audience: None,
         }
+    }
+
+    /// The same client asking tokens for `scope` (`https://vault.azure.net/.default` for Key
+    /// Vault's data plane), whatever the host (an endpoint override keeps the audience).
+    pub fn with_audience(mut self, scope: &str) -> Self {
+        self.audience = Some(scope.to_string());
+        self
     }
 
     /// The endpoint.
@@ -128,6 +138,7 @@ impl Arm {
         };
         // Tokens are per audience: the Application Insights query API has its own.
         let scope = match url.host_str() {
+            _ if self.audience.is_some() => self.audience.clone().unwrap_or_default(),
             Some(h) if h.ends_with("applicationinsights.io") => {
                 "https://api.applicationinsights.io/.default".to_string()
             }

@@ -36,8 +36,13 @@
 //! `NIMBUS_AZURE_STORAGE_KEY` (the deployment account's blob endpoint and a key to sign an
 //! account SAS with — Azurite's, in tests; otherwise the SAS comes from ARM's `ListAccountSas`),
 //! `NIMBUS_AZURE_APP_ENDPOINT` (an app's base URL with `{app}`, instead of
-//! `https://<host name>`) and `NIMBUS_AZURE_LOGS_ENDPOINT` (instead of
-//! `https://api.applicationinsights.io`).
+//! `https://<host name>`), `NIMBUS_AZURE_LOGS_ENDPOINT` (instead of
+//! `https://api.applicationinsights.io`) and `NIMBUS_AZURE_KEYVAULT_ENDPOINT` (the vault's
+//! data-plane URL with `{vault}`, instead of `https://<vault>.vault.azure.net`).
+//!
+//! **Secrets** ([`secrets`]): `plan` and `deploy` first check that every secret a function reads
+//! has a value in the stage's Key Vault (listing the missing ones with the commands that set
+//! them); the vault is data, like the data storage account.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -77,6 +82,9 @@ pub struct Azure {
     subscription: String,
     suffix: String,
     arm: Arm,
+    /// Key Vault's data plane (its own token audience).
+    vault: Arm,
+    keyvault_endpoint: Option<String>,
     storage_override: Option<(String, String)>,
     app_endpoint: Option<String>,
     logs_endpoint: String,
@@ -117,6 +125,12 @@ pub async fn connect_with(
     settings.subscription = Some(subscription.clone());
     let credential = Credential::from_lookup(lookup)?;
     let endpoint = env("NIMBUS_AZURE_ARM_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.into());
+    let vault = Arm::new(
+        &endpoint,
+        credential.with_own_cache(),
+        options.progress.clone(),
+    )
+    .with_audience(secrets::DATA_SCOPE);
     let arm = Arm::new(&endpoint, credential, options.progress.clone());
     let storage_override = match (
         env("NIMBUS_AZURE_STORAGE_ENDPOINT"),
@@ -141,6 +155,8 @@ pub async fn connect_with(
         settings,
         subscription,
         arm,
+        vault,
+        keyvault_endpoint: env("NIMBUS_AZURE_KEYVAULT_ENDPOINT"),
         storage_override,
         app_endpoint: env("NIMBUS_AZURE_APP_ENDPOINT"),
         logs_endpoint: env("NIMBUS_AZURE_LOGS_ENDPOINT")
@@ -178,7 +194,10 @@ struct Planned {
     hash: String,
 }
 
+mod secrets;
 mod whatif;
+
+pub use secrets::{DATA_API, DATA_SCOPE};
 
 /// SHA-256 of a template and its parameters: what the state remembers as `hash`.
 fn template_hash(doc: &Value, parameters: &Value) -> String {
@@ -371,6 +390,7 @@ impl Azure {
         let homes = [
             self.account_path(&self.data_account()).to_ascii_lowercase(),
             self.cosmos_path().to_ascii_lowercase(),
+            self.vault_path().to_ascii_lowercase(),
         ];
         ids.filter(|id| {
             let l = id.to_ascii_lowercase();
@@ -691,6 +711,8 @@ fn api_version_of(id: &str) -> &'static str {
         api::EVENT_GRID
     } else if l.contains("/microsoft.documentdb/") {
         api::COSMOS
+    } else if l.contains("/microsoft.keyvault/") {
+        api::KEY_VAULT
     } else {
         api::STORAGE
     }
@@ -787,6 +809,7 @@ impl Cloud for Azure {
 
     async fn plan(&self, target: &Target<'_>, refresh: bool) -> Result<Plan, AzureError> {
         self.check(target.graph)?;
+        self.check_secret_values(target.graph).await?;
         let (doc, parameters) = self.template(target)?;
         let planned = self.planned(&doc);
         let group = self
@@ -862,6 +885,8 @@ impl Cloud for Azure {
         let calls = self.calls();
         let (doc, parameters) = self.template(target)?;
         let planned = self.planned(&doc);
+        // Before anything changes: every secret a function reads has a value.
+        self.check_secret_values(target.graph).await?;
         self.ensure_resource_group().await?;
         self.ensure_deployment_account(&doc).await?;
         let store = self.store().await?;
@@ -971,7 +996,7 @@ impl Cloud for Azure {
             self.write_state(&store, &state).await?;
             storage::unlock_lease(&store, &lease).await?;
             warnings.push(format!(
-                "the data (storage account, Cosmos DB account) and the deployment account `{}` (state) were kept",
+                "the data (storage account, Cosmos DB account, Key Vault) and the deployment account `{}` (state) were kept",
                 self.deployment_account()
             ));
         }

@@ -84,6 +84,17 @@ impl Credential {
         Ok(Credential::Identity(c, "Azure CLI", cache))
     }
 
+    /// The same source with a token cache of its own (the cache holds one token: a client of
+    /// another audience needs its own).
+    pub fn with_own_cache(&self) -> Credential {
+        match self {
+            Credential::Static(t) => Credential::Static(t.clone()),
+            Credential::Identity(c, what, _) => {
+                Credential::Identity(c.clone(), what, Arc::new(Mutex::new(None)))
+            }
+        }
+    }
+
     /// A bearer token for `scope` (cached until five minutes before it expires).
     pub async fn token(&self, scope: &str) -> Result<String, AzureError> {
         match self {

@@ -33,6 +33,8 @@
 //! | Log Analytics workspace, Application Insights | `{service}-{stage}` | 4–63 / 1–255 |
 //! | Event Grid system topic (on the data account) | `{service}-{stage}-data` | 3–128 |
 //! | Event Grid subscription | `{function}-{trigger index}` | 3–64, letters, digits, `-` |
+//! | Key Vault (the manifest's secrets) | `{service}-{stage}` fitted to 15, `-`, suffix | 3–24, letters, digits, `-`, starting with a letter, no `--`, global |
+//! | Key Vault secret | the neutral secret name (already within Key Vault's rule: 1–127 letters, digits, `-`) | 1–127 |
 //! | role assignment | `guid(scope, identity, role)` in the template | a GUID |
 //!
 //! **Too long.** A name over its limit keeps a prefix and ends with `-` and 8 hex digits of the
@@ -63,6 +65,8 @@ pub const IDENTITY_MAX: usize = 128;
 pub const DEPLOYMENT_MAX: usize = 64;
 /// Longest Event Grid subscription name.
 pub const EVENT_SUBSCRIPTION_MAX: usize = 64;
+/// Longest Key Vault name.
+pub const KEY_VAULT_MAX: usize = 24;
 /// Longest Log Analytics workspace name.
 pub const WORKSPACE_MAX: usize = 63;
 
@@ -193,6 +197,23 @@ pub fn cosmos_account_prefix(service: &str, stage: &str) -> String {
     )
 }
 
+/// The prefix of the Key Vault that holds the secrets (before `-` and the suffix): letters,
+/// digits and single `-`, starting with a letter (a service name starts with one).
+pub fn key_vault_prefix(service: &str, stage: &str) -> String {
+    let joined = format!("{service}-{stage}")
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let fitted = fit(&joined, KEY_VAULT_MAX - SUFFIX_LEN - 1);
+    let mut out = fitted.replace("--", "-");
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.insert(0, 'v');
+        out = fit(&out, KEY_VAULT_MAX - SUFFIX_LEN - 1);
+    }
+    out
+}
+
 /// The Cosmos DB database that holds the tables' containers.
 pub fn cosmos_database(service: &str) -> String {
     fit(service, 255)
@@ -304,6 +325,7 @@ mod tests {
         assert_eq!(identity("shop", "dev", "get-order"), "shop-dev-get-order");
         assert_eq!(app_container("get-order"), "app-get-order");
         assert_eq!(event_subscription("make-thumbnail", 0), "make-thumbnail-0");
+        assert_eq!(key_vault_prefix("shop", "dev"), "shop-dev");
         assert_eq!(
             suffix(
                 "00000000-0000-0000-0000-000000000000",
@@ -352,6 +374,16 @@ mod tests {
         assert!(app_prefix(long, long, long).len() + 1 + SUFFIX_LEN <= APP_MAX);
         assert!(service_bus_prefix(long, long).len() + 1 + SUFFIX_LEN <= SERVICE_BUS_MAX);
         assert!(plan(long, long, long).len() <= PLAN_MAX);
+        for (service, stage) in [(long, long), ("a", "b"), ("payments", "production-eu-west")] {
+            let v = format!("{}-{}", key_vault_prefix(service, stage), "0123abcd");
+            assert!((3..=KEY_VAULT_MAX).contains(&v.len()), "{v}");
+            assert!(v.starts_with(|c: char| c.is_ascii_alphabetic()), "{v}");
+            assert!(!v.contains("--"), "{v}");
+            assert!(
+                v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{v}"
+            );
+        }
         assert!(subscription(long).len() <= SUBSCRIPTION_MAX);
         assert_ne!(
             app_prefix("s", "d", long),

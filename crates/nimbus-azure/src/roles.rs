@@ -21,6 +21,7 @@
 //! | package (Flex deployment storage) | Storage Blob Data Contributor | the app's package container |
 //! | host storage | Storage Blob Data Owner, Storage Queue Data Contributor, Storage Table Data Contributor | the host storage account |
 //! | logs | Monitoring Metrics Publisher | the Application Insights component |
+//! | a secret the function reads (`env: { X: { secret: s } }`) | Key Vault Secrets User | that one secret (`<vault>/secrets/<s>`) |
 //!
 //! Cosmos DB's data plane has its own role-based access: SQL role definitions and assignments
 //! under the account (`Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments`, scope
@@ -93,6 +94,18 @@ pub const SERVICE_BUS_RECEIVER: Role = Role {
 pub const METRICS_PUBLISHER: Role = Role {
     name: "Monitoring Metrics Publisher",
     id: "3913510d-42f4-4e42-8a64-420c390055eb",
+};
+
+/// Key Vault Secrets User: reads secret values (and their metadata), nothing else.
+pub const KEY_VAULT_SECRETS_USER: Role = Role {
+    name: "Key Vault Secrets User",
+    id: "4633458b-17de-408a-b874-0445c86b69e6",
+};
+/// Key Vault Secrets Officer: what `nimbus secret set/list/rm -p azure` needs on the vault (not
+/// assigned by nimbus: the person or pipeline setting values holds it).
+pub const KEY_VAULT_SECRETS_OFFICER: Role = Role {
+    name: "Key Vault Secrets Officer",
+    id: "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
 };
 
 /// Cosmos DB Built-in Data Reader (a Cosmos DB SQL role definition of every account).

@@ -17,6 +17,9 @@
 //!   per table and the Cosmos DB triggers' lease container ([`cosmos`]);
 //! - a Service Bus namespace (Standard, TLS 1.2, local auth off) with a topic per topic and a
 //!   subscription per subscribing function, when the manifest has topics;
+//! - when the manifest declares secrets, a Key Vault (RBAC authorization) without any secret in
+//!   it: values are set by `nimbus secret set -p azure`; functions read them through Key Vault
+//!   references resolved with their own identity, granted per secret ([`keyvault`]);
 //! - a Log Analytics workspace and a workspace-based Application Insights component (local auth
 //!   off: apps send telemetry with their identity);
 //! - per function ([`crate::apps`]): a user-assigned identity, a Flex Consumption plan (FC1), the
@@ -64,9 +67,14 @@ pub mod api {
     pub const EVENT_GRID: &str = "2022-06-15";
     /// `Microsoft.DocumentDB/*`.
     pub const COSMOS: &str = "2024-11-15";
+    /// `Microsoft.KeyVault/vaults`.
+    pub const KEY_VAULT: &str = "2024-11-01";
 }
 
 mod cosmos;
+mod keyvault;
+
+pub use keyvault::{SOFT_DELETE_DAYS, vault_properties};
 
 /// Days Log Analytics keeps the apps' logs.
 pub const LOG_RETENTION_DAYS: u32 = 30;
@@ -286,6 +294,9 @@ impl<'a> Template<'a> {
         }
         if self.has(ResourceKind::Topic) {
             self.service_bus(apps);
+        }
+        if !self.graph.secrets.is_empty() {
+            self.key_vault();
         }
         self.monitoring();
         if bucket_triggers {
@@ -725,6 +736,12 @@ impl<'a> Template<'a> {
         }
 
         role_ids.extend(self.cosmos_grants(&identity_id, &cosmos_grants));
+        let graph = self.graph;
+        let node = graph.functions.get(f);
+        let reads_secrets = node.is_some_and(|n| !n.secrets.is_empty());
+        if let Some(node) = node {
+            role_ids.extend(self.secret_grants(node, &identity_id));
+        }
 
         // App settings.
         let mut settings: BTreeMap<String, Value> = BTreeMap::new();
@@ -836,6 +853,10 @@ impl<'a> Template<'a> {
             for (k, v) in &node.env {
                 set(k, json!(v));
             }
+            // Names only: the platform resolves each reference with the app's identity.
+            for (k, secret) in &node.secrets {
+                set(k, keyvault::reference(secret));
+            }
         }
         let app_settings: Vec<Value> = settings
             .into_iter()
@@ -865,7 +886,10 @@ impl<'a> Template<'a> {
         if tables {
             depends.push(expr(cosmos::account_id()));
         }
-        self.resources.push(json!({
+        if reads_secrets {
+            depends.push(expr(keyvault::vault_id()));
+        }
+        let mut site = json!({
             "type": "Microsoft.Web/sites",
             "apiVersion": api::WEB,
             "name": expr(var(&site_var)),
@@ -907,7 +931,12 @@ impl<'a> Template<'a> {
                     "runtime": { "name": a.runtime_name, "version": a.runtime_version },
                 },
             },
-        }));
+        });
+        if reads_secrets {
+            // Key Vault references resolve with this identity, not a system-assigned one.
+            site["properties"]["keyVaultReferenceIdentity"] = expr(&identity_id);
+        }
+        self.resources.push(site);
         let mut code_depends = vec![expr(&site_id)];
         code_depends.extend(role_ids);
         self.resources.push(json!({

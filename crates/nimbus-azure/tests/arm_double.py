@@ -19,7 +19,9 @@ and answers as ARM documents it. What it checks:
   SqlDatabaseCreateUpdateParameters, SqlContainerCreateUpdateParameters,
   SqlRoleAssignmentCreateUpdateParameters; plus the rules the models do not carry: a SQL role
   assignment's `roleDefinitionId` is a role definition of the same account and its `scope` that
-  account or a database or container of it): unknown properties, missing required ones, wrong JSON types and malformed ISO 8601
+  account or a database or container of it), `azure-mgmt-keyvault` (VaultCreateOrUpdateParameters
+  of 2024-11-01; plus what the model does not carry: the vault name's rule, 3-24 letters, digits
+  and single `-` starting with a letter, and `tenantId` the subscription's tenant): unknown properties, missing required ones, wrong JSON types and malformed ISO 8601
   durations and date-times are rejected with ARM's `InvalidRequestContent` error. Both model
   generations are read: the newer ones' rest fields and the older (msrest) ones' attribute maps.
   Not validated: `Microsoft.Web/sites/extensions` (the `onedeploy` body has no published model);
@@ -47,6 +49,17 @@ queue, Service Bus or timer function and answers 202, as the admin API does. Nod
 Changes made outside nimbus, through ARM as a user would make them: `DELETE` of any resource
 (with what is under it), and a site's app settings (`PUT <site>/config/appsettings`, body
 `StringDictionary`, replacing them all; `POST <site>/config/appsettings/list`).
+
+Key Vault: the data plane of every vault the resource groups hold is served under
+`/_keyvault/<vault>/...` by `keyvault_double.py` (what it checks is said there); with
+`--keyvault-tls-port` the same server also listens with TLS (a self-signed certificate for
+127.0.0.1 written to `--tls-cert`), because Microsoft's `azure-keyvault-secrets` SDK sends tokens
+over https only. A role assignment scoped to a Key Vault secret
+(`<vault id>/secrets/<name>`) is accepted only when that secret exists (has a value): the scope
+must exist. The Functions host stand-in resolves an app setting that is a Key Vault reference,
+`@Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<name>/)`, as the platform
+does: only when the app's `keyVaultReferenceIdentity` holds Key Vault Secrets User on that secret
+(or its vault); otherwise the setting keeps the reference text.
 
 Test hooks: `GET /_double/calls` (every request as `[method, path]`), `GET /_double/resources`
 (what the resource group holds), `POST /_double/fail-next-deployment` (the next deployment fails
@@ -78,6 +91,7 @@ import azure.mgmt.applicationinsights.v2020_02_02.models as aim
 import azure.mgmt.authorization.v2022_04_01.models as am
 import azure.mgmt.cosmosdb.models as cdbm  # 9.7.0: 2024-11-15
 import azure.mgmt.eventgrid.models as egm  # 10.2.0: 2022-06-15 only
+import azure.mgmt.keyvault.v2024_11_01.models as kvm
 import azure.mgmt.loganalytics.models as lam
 import azure.mgmt.msi.v2023_01_31.models as msim
 import azure.mgmt.resource.deployments.models as dm
@@ -85,6 +99,14 @@ import azure.mgmt.servicebus.models as sbm  # 10.0.0: 2026-01-01 only
 import azure.mgmt.storage.models as sm
 import azure.mgmt.web.models as wm
 import isodate
+
+from keyvault_double import KeyVaults
+
+# The tenant of every subscription of the double.
+TENANT = "00000000-0000-0000-0000-0000000000aa"
+# Key Vault Secrets User.
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+KEY_VAULT_REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=https://([^./]+)\.vault\.azure\.net/secrets/([^/]+)/?\)")
 
 SCHEMA_PREFIX = "https://schema.management.azure.com/schemas/"
 
@@ -327,6 +349,7 @@ MODELS = {
     "Microsoft.DocumentDB/databaseAccounts/sqlDatabases": cdbm.SqlDatabaseCreateUpdateParameters,
     "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers": cdbm.SqlContainerCreateUpdateParameters,
     "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments": cdbm.SqlRoleAssignmentCreateUpdateParameters,
+    "Microsoft.KeyVault/vaults": kvm.VaultCreateOrUpdateParameters,
 }
 # Keys of a template resource that are not part of the REST body.
 TEMPLATE_ONLY = {"type", "apiVersion", "name", "dependsOn", "scope", "condition", "copy", "comments"}
@@ -450,7 +473,7 @@ class Deployment:
         if lname == "resourcegroup":
             return {"id": self.rg_id(), "name": self.rg, "location": self.arm.groups[(self.sub, self.rg.lower())]["location"]}
         if lname == "subscription":
-            return {"id": "/subscriptions/" + self.sub, "subscriptionId": self.sub}
+            return {"id": "/subscriptions/" + self.sub, "subscriptionId": self.sub, "tenantId": TENANT}
         if lname == "resourceid":
             return resource_id(self.rg_id(), args[0], args[1:])
         if lname == "subscriptionresourceid":
@@ -544,6 +567,23 @@ class Arm:
         self.fail_next = None
         self.traces = []  # Application Insights rows: {timestamp, cloud_RoleName, message}
         self.invocations = []  # admin API runs of the host stand-in
+        self.keyvaults = KeyVaults(token, TENANT, validate_model)
+
+    def vault_exists(self, vault):
+        return any(r["type"] == "Microsoft.KeyVault/vaults" and r["name"].lower() == vault.lower()
+                   for r in self.resources.values())
+
+    def can_read_secret(self, principal, vault, secret):
+        """Whether `principal` holds Key Vault Secrets User on the secret or its vault."""
+        for rid, r in self.resources.items():
+            if r["type"] != "Microsoft.Authorization/roleAssignments":
+                continue
+            props = r["body"].get("properties", {})
+            scope = rid.split("/providers/microsoft.authorization/")[0]
+            if (props.get("principalId") == principal and props.get("roleDefinitionId", "").lower().endswith(SECRETS_USER)
+                    and re.search(r"/providers/microsoft\.keyvault/vaults/%s(/secrets/%s)?$" % (re.escape(vault.lower()), re.escape(secret.lower())), scope)):
+                return True
+        return False
 
     # ----------------------------------------------------------------- helpers
 
@@ -564,6 +604,8 @@ class Arm:
             return {"defaultHostName": "%s.azurewebsites.net" % last}
         if rtype == "Microsoft.DocumentDB/databaseAccounts":
             return {"documentEndpoint": "https://%s.documents.azure.com:443/" % last}
+        if rtype == "Microsoft.KeyVault/vaults":
+            return {"vaultUri": "https://%s.vault.azure.net/" % last}
         return {}
 
     def put_resource(self, rid, rtype, name, body):
@@ -693,6 +735,12 @@ class Arm:
                     validate_model(model, body, "%s `%s`" % (r["type"], name))
                 if r["type"] == "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments":
                     check_sql_role_assignment(d.ids[i], body)
+                if r["type"] == "Microsoft.KeyVault/vaults":
+                    check_vault(name, body)
+                m = re.search(r"/providers/Microsoft\.KeyVault/vaults/([^/]+)/secrets/([^/]+)/providers/", d.ids[i], re.I)
+                if m and apply and not self.keyvaults.exists(m.group(1), m.group(2)):
+                    raise Invalid("the scope `%s` of a role assignment does not exist: Key Vault secret `%s` has no value"
+                                  % (d.ids[i].split("/providers/Microsoft.Authorization/")[0], m.group(2)), "ResourceNotFound", 404)
                 rid = d.ids[i]
                 out.append((rid, r["type"], name, body))
                 if not apply:
@@ -734,6 +782,15 @@ def check_sql_role_assignment(rid, body):
         raise Invalid("a SQL role assignment needs a principalId")
 
 
+def check_vault(name, body):
+    """What Key Vault requires of a vault beyond its model."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]", name) or "--" in name:
+        raise Invalid("vault name `%s` is invalid: 3-24 letters, digits and `-`, starting with a letter, ending with a letter or digit, no `--`" % name, "VaultNameNotValid")
+    tenant = (body.get("properties") or {}).get("tenantId")
+    if tenant != TENANT:
+        raise Invalid("tenantId `%s` is not the subscription's tenant" % tenant, "BadRequest")
+
+
 def changes(before, after, path=""):
     """What-if property changes between two bodies."""
     out = []
@@ -769,7 +826,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def base(self):
-        return "http://127.0.0.1:%d" % self.server.server_address[1]
+        scheme = getattr(self.server, "scheme", "http")
+        return "%s://127.0.0.1:%d" % (scheme, self.server.server_address[1])
 
     def handle_any(self, method):
         arm = self.arm
@@ -785,6 +843,12 @@ class Handler(BaseHTTPRequestHandler):
                 m = re.fullmatch(r"/_apps/([^/]+)(/.*)?", path)
                 if m:
                     return self.app_host(method, m.group(1), m.group(2) or "/", raw)
+                m = re.fullmatch(r"/_keyvault/([^/]+)(/.*)?", path)
+                if m:
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    status, out, extra = arm.keyvaults.handle(method, m.group(1), m.group(2) or "/", query, headers, raw,
+                                                              self.base(), arm.vault_exists(m.group(1)))
+                    return self.reply(status, out, extra)
                 arm.calls.append([method, path])
                 if self.headers.get("authorization") != "Bearer " + arm.token:
                     raise Invalid("the access token is missing or invalid", "InvalidAuthenticationToken", 401)
@@ -816,6 +880,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, sorted(r["id"] for r in arm.resources.values() if not r.get("internal")))
         if path == "/_double/invocations":
             return self.reply(200, arm.invocations)
+        if path == "/_double/keyvault":  # every vault's secrets, values included (test-only)
+            return self.reply(200, {"vaults": arm.keyvaults.vaults, "calls": arm.keyvaults.calls})
         if path == "/_double/traces" and method == "POST":
             arm.traces.extend(json.loads(raw or b"[]"))
             return self.reply(204)
@@ -827,6 +893,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, method, path, query, body):
         arm = self.arm
+        m = re.fullmatch(r"/subscriptions/([^/]+)", path, re.I)
+        if m and method == "GET":  # Subscriptions - Get
+            return self.reply(200, {"id": path, "subscriptionId": m.group(1), "tenantId": TENANT,
+                                    "displayName": "double", "state": "Enabled"})
+        m = re.fullmatch(r"/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/Microsoft\.KeyVault/vaults/([^/]+)", path, re.I)
+        if m and method == "PUT":  # Vaults - Create Or Update
+            if (m.group(1), m.group(2).lower()) not in arm.groups:
+                raise Invalid("resource group `%s` could not be found" % m.group(2), "ResourceGroupNotFound", 404)
+            validate_model(kvm.VaultCreateOrUpdateParameters, body, "key vault")
+            check_vault(m.group(3), body)
+            arm.put_resource(path, "Microsoft.KeyVault/vaults", m.group(3), body)
+            return self.reply(200, {"id": path, "name": m.group(3), "type": "Microsoft.KeyVault/vaults",
+                                    "location": body["location"], "properties": {**body["properties"], **arm.resources[path.lower()]["runtime"]}})
         m = re.fullmatch(r"/subscriptions/([^/]+)/resourcegroups/([^/]+)", path, re.I)
         if m:
             key = (m.group(1), m.group(2).lower())
@@ -982,6 +1061,14 @@ class Handler(BaseHTTPRequestHandler):
             data = BlobServiceClient.from_connection_string(arm.storage).get_blob_client(container, blob).download_blob().readall()
             zipfile.ZipFile(io.BytesIO(data)).extractall(target)
         settings = {s["name"]: s["value"] for s in site["body"]["properties"]["siteConfig"]["appSettings"]}
+        identity = arm.resources.get(str(site["body"]["properties"].get("keyVaultReferenceIdentity", "")).lower())
+        principal = identity["runtime"]["principalId"] if identity else None
+        for k, v in list(settings.items()):
+            ref = KEY_VAULT_REFERENCE.fullmatch(str(v))
+            if ref and principal and arm.can_read_secret(principal, ref.group(1), ref.group(2)):
+                value = arm.keyvaults.value_of(ref.group(1), ref.group(2))
+                if value is not None:
+                    settings[k] = value
         keys = arm.resources[(site["id"] + "/host/default").lower()]["keys"]
         return target, settings, keys
 
@@ -1081,6 +1168,40 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_any("DELETE")
 
 
+def tls_context(cert_out):
+    """A server TLS context with a new self-signed certificate for 127.0.0.1, written to `cert_out`."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    folder = tempfile.mkdtemp(prefix="arm-double-tls-")
+    atexit.register(shutil.rmtree, folder, True)
+    cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    if cert_out:
+        shutil.copyfile(cert_path, cert_out)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_path, key_path)
+    return ctx
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -1088,6 +1209,9 @@ def main():
     p.add_argument("--blob-endpoint", default="")
     p.add_argument("--storage-connection-string", default="")
     p.add_argument("--apps-dir", default="", help="where to unpack apps (default: a temporary folder)")
+    p.add_argument("--keyvault-tls-port", type=int, default=0,
+                   help="also listen with TLS on this port (for the azure-keyvault-secrets SDK, which sends tokens over https only)")
+    p.add_argument("--tls-cert", default="", help="where to write the TLS listener's self-signed certificate (PEM)")
     p.add_argument("--cosmos-connection-string", default="",
                    help="a Cosmos DB API server's connection string the host stand-in gives apps (tables)")
     a = p.parse_args()
@@ -1097,6 +1221,11 @@ def main():
         atexit.register(shutil.rmtree, arm.apps_dir, True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    if a.keyvault_tls_port:
+        tls = ThreadingHTTPServer(("127.0.0.1", a.keyvault_tls_port), Handler)
+        tls.scheme = "https"
+        tls.socket = tls_context(a.tls_cert).wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
     print("ready", flush=True)
     try:
         server.serve_forever()

@@ -340,11 +340,19 @@ fn roles_are_scoped_to_exactly_what_each_function_uses() {
     assert_eq!(g.len(), 7);
 }
 
+/// checkov on the shop with a secret (so the Key Vault and its role assignments are checked).
 #[test]
 fn checkov_fails_only_the_skipped_checks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("azuredeploy.json");
-    std::fs::write(&path, shop_template()).unwrap();
+    let g = common::graph_in(
+        &common::shop_with_secret_yaml(),
+        Some(&common::repo().join("examples/shop")),
+    );
+    let template =
+        nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    assert!(template.contains("Microsoft.KeyVault/vaults"));
+    std::fs::write(&path, template).unwrap();
     support::assert_checkov_fails_only_skipped(
         &support::required_venv_tool("checkov"),
         "arm",

@@ -17,6 +17,8 @@ pub struct ArmDouble {
     _apps: tempfile::TempDir,
     /// Its port.
     pub port: u16,
+    /// The port of its TLS listener (Key Vault's SDK), when started with one.
+    pub tls_port: Option<u16>,
 }
 
 impl ArmDouble {
@@ -28,7 +30,15 @@ impl ArmDouble {
             &format!("{}/", azurite.blob_endpoint()),
             &azurite.connection_string(),
             "",
+            false,
         )
+    }
+
+    /// Also listening with TLS for Microsoft's Key Vault SDK ([`ArmDouble::tls_url`],
+    /// [`ArmDouble::tls_cert`]).
+    /// Without storage: enough for vaults and secrets.
+    pub fn start_with_tls() -> ArmDouble {
+        Self::start_with("", "", "", true)
     }
 
     /// [`ArmDouble::start`], and apps the host stand-in runs reach their tables on `cosmos`.
@@ -40,26 +50,42 @@ impl ArmDouble {
             &format!("{}/", azurite.blob_endpoint()),
             &azurite.connection_string(),
             &cosmos.connection_string(),
+            false,
         )
     }
 
     /// Starts the double without storage: enough to validate deployments, not to run apps.
     pub fn start_without_storage() -> ArmDouble {
-        Self::start_with("", "", "")
+        Self::start_with("", "", "", false)
     }
 
-    fn start_with(blob_endpoint: &str, connection_string: &str, cosmos: &str) -> ArmDouble {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    fn start_with(
+        blob_endpoint: &str,
+        connection_string: &str,
+        cosmos: &str,
+        tls: bool,
+    ) -> ArmDouble {
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let port = free();
+        let tls_port = tls.then(free);
         let python = std::env::var_os("NIMBUS_TEST_PYTHON")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| nimbus_test_support::required_venv_tool("python"));
         let apps = tempfile::tempdir().unwrap();
-        let mut child = Command::new(python)
-            .arg(super::repo().join("crates/nimbus-azure/tests/arm_double.py"))
+        let mut command = Command::new(python);
+        command.arg(super::repo().join("crates/nimbus-azure/tests/arm_double.py"));
+        if let Some(p) = tls_port {
+            command
+                .args(["--keyvault-tls-port", &p.to_string(), "--tls-cert"])
+                .arg(apps.path().join("double-cert.pem"));
+        }
+        let mut child = command
             .args(["--port", &port.to_string(), "--token", TOKEN])
             .args(["--blob-endpoint", blob_endpoint])
             .args(["--storage-connection-string", connection_string])
@@ -80,7 +106,26 @@ impl ArmDouble {
             child,
             _apps: apps,
             port,
+            tls_port,
         }
+    }
+
+    /// The TLS listener's base URL (started with [`ArmDouble::start_with_tls`]).
+    pub fn tls_url(&self) -> String {
+        format!(
+            "https://127.0.0.1:{}",
+            self.tls_port.expect("a TLS listener")
+        )
+    }
+
+    /// The TLS listener's self-signed certificate (PEM).
+    pub fn tls_cert(&self) -> std::path::PathBuf {
+        self._apps.path().join("double-cert.pem")
+    }
+
+    /// Every vault's secrets (values included) and the data-plane calls, from the double.
+    pub fn keyvault(&self) -> Value {
+        self.hook("GET", "/_double/keyvault", None)
     }
 
     /// Its base URL.

@@ -20,6 +20,24 @@ pub fn shop_yaml() -> String {
     std::fs::read_to_string(repo().join("examples/shop/nimbus.yaml")).unwrap()
 }
 
+/// The shop with one secret, `payment-key`, read by `charge-payment` as `PAYMENT_API_KEY` (as
+/// the example has it; the example itself stays as other providers can deploy it).
+pub fn shop_with_secret_yaml() -> String {
+    let yaml = shop_yaml();
+    let yaml = yaml.replacen(
+        "\nfunctions:\n",
+        "\nsecrets:\n  payment-key: { description: the payment provider's API key }\nfunctions:\n",
+        1,
+    );
+    let charge = "    handler: payments/charge.js:handler\n";
+    assert!(yaml.contains(charge));
+    yaml.replacen(
+        charge,
+        &format!("{charge}    env: {{ PAYMENT_API_KEY: {{ secret: payment-key }} }}\n"),
+        1,
+    )
+}
+
 /// The graph of manifest text for Azure, stage `dev` (handler files under `dir` when given).
 pub fn graph_in(manifest: &str, dir: Option<&Path>) -> AppGraph {
     let options = nimbus_manifest::LoadOptions {
