@@ -955,7 +955,18 @@ impl Cloud for Azure {
             .cloned()
             .collect();
         ids.sort_by_key(|id| (delete_rank(id), id.clone()));
-        let deleted = self.delete_ids(&ids).await;
+        // A deleted vault is only soft-deleted and keeps its name: with `force`, purge it too.
+        let vault = self.vault_path().to_ascii_lowercase();
+        let purge = match ids.iter().any(|id| id.to_ascii_lowercase() == vault) {
+            true => self.vault_location().await?,
+            false => None,
+        };
+        let mut deleted = self.delete_ids(&ids).await;
+        if let (Ok(_), Some(location)) = (&deleted, &purge) {
+            if let Err(e) = self.purge_vault(location).await {
+                deleted = Err(e);
+            }
+        }
         let deleted = match deleted {
             Ok(n) => n,
             Err(e) => {

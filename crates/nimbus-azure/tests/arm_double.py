@@ -54,7 +54,9 @@ Key Vault: the data plane of every vault the resource groups hold is served unde
 `/_keyvault/<vault>/...` by `keyvault_double.py` (what it checks is said there); with
 `--keyvault-tls-port` the same server also listens with TLS (a self-signed certificate for
 127.0.0.1 written to `--tls-cert`), because Microsoft's `azure-keyvault-secrets` SDK sends tokens
-over https only. A role assignment scoped to a Key Vault secret
+over https only. A deleted vault is soft-deleted: its name is refused (409 `ConflictError`) until it is purged
+(`POST /subscriptions/<s>/providers/Microsoft.KeyVault/locations/<l>/deletedVaults/<name>/purge`,
+202 then the operation), which also drops its secrets. A role assignment scoped to a Key Vault secret
 (`<vault id>/secrets/<name>`) is accepted only when that secret exists (has a value): the scope
 must exist. The Functions host stand-in resolves an app setting that is a Key Vault reference,
 `@Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<name>/)`, as the platform
@@ -568,6 +570,12 @@ class Arm:
         self.traces = []  # Application Insights rows: {timestamp, cloud_RoleName, message}
         self.invocations = []  # admin API runs of the host stand-in
         self.keyvaults = KeyVaults(token, TENANT, validate_model)
+        self.deleted_vaults = {}  # name lower -> location: soft-deleted vaults (the name stays taken)
+
+    def check_vault_name_free(self, name):
+        if name.lower() in self.deleted_vaults:
+            raise Invalid("A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault.",
+                          "ConflictError", 409)
 
     def vault_exists(self, vault):
         return any(r["type"] == "Microsoft.KeyVault/vaults" and r["name"].lower() == vault.lower()
@@ -737,6 +745,7 @@ class Arm:
                     check_sql_role_assignment(d.ids[i], body)
                 if r["type"] == "Microsoft.KeyVault/vaults":
                     check_vault(name, body)
+                    self.check_vault_name_free(name)
                 m = re.search(r"/providers/Microsoft\.KeyVault/vaults/([^/]+)/secrets/([^/]+)/providers/", d.ids[i], re.I)
                 if m and apply and not self.keyvaults.exists(m.group(1), m.group(2)):
                     raise Invalid("the scope `%s` of a role assignment does not exist: Key Vault secret `%s` has no value"
@@ -897,12 +906,23 @@ class Handler(BaseHTTPRequestHandler):
         if m and method == "GET":  # Subscriptions - Get
             return self.reply(200, {"id": path, "subscriptionId": m.group(1), "tenantId": TENANT,
                                     "displayName": "double", "state": "Enabled"})
+        m = re.fullmatch(r"/subscriptions/([^/]+)/providers/Microsoft\.KeyVault/locations/([^/]+)/deletedVaults/([^/]+)/purge", path, re.I)
+        if m and method == "POST":  # Vaults - Purge Deleted
+            if arm.deleted_vaults.get(m.group(3).lower()) is None:
+                raise Invalid("deleted vault `%s` was not found" % m.group(3), "ResourceNotFound", 404)
+            if arm.deleted_vaults[m.group(3).lower()].lower() != m.group(2).lower():
+                raise Invalid("deleted vault `%s` is not in location `%s`" % (m.group(3), m.group(2)), "ResourceNotFound", 404)
+            del arm.deleted_vaults[m.group(3).lower()]
+            arm.keyvaults.vaults.pop(m.group(3), None)
+            op = arm.new_operation()
+            return self.reply(202, None, {"Location": "%s/_double/operations/%s" % (self.base(), op), "Retry-After": "0"})
         m = re.fullmatch(r"/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/Microsoft\.KeyVault/vaults/([^/]+)", path, re.I)
         if m and method == "PUT":  # Vaults - Create Or Update
             if (m.group(1), m.group(2).lower()) not in arm.groups:
                 raise Invalid("resource group `%s` could not be found" % m.group(2), "ResourceGroupNotFound", 404)
             validate_model(kvm.VaultCreateOrUpdateParameters, body, "key vault")
             check_vault(m.group(3), body)
+            arm.check_vault_name_free(m.group(3))
             arm.put_resource(path, "Microsoft.KeyVault/vaults", m.group(3), body)
             return self.reply(200, {"id": path, "name": m.group(3), "type": "Microsoft.KeyVault/vaults",
                                     "location": body["location"], "properties": {**body["properties"], **arm.resources[path.lower()]["runtime"]}})
@@ -971,11 +991,14 @@ class Handler(BaseHTTPRequestHandler):
                 if rec is None or rec.get("internal"):
                     raise Invalid("resource `%s` was not found" % rid, "ResourceNotFound", 404)
                 return self.reply(200, {"id": rec["id"], "name": rec["name"], "type": rec["type"],
+                                        "location": rec["body"].get("location"),
                                         "properties": {**rec["body"].get("properties", {}), **rec["runtime"], "provisioningState": "Succeeded"}})
             if method == "DELETE":
                 gone = [k for k in arm.resources if k == rid.lower() or k.startswith(rid.lower() + "/")]
                 for k in gone:
-                    arm.resources.pop(k)
+                    rec = arm.resources.pop(k)
+                    if rec["type"] == "Microsoft.KeyVault/vaults":  # soft delete: the name stays taken
+                        arm.deleted_vaults[rec["name"].lower()] = rec["body"].get("location", "")
                 if not gone:
                     return self.reply(204)
                 op = arm.new_operation()

@@ -129,6 +129,36 @@ impl Azure {
         Ok(())
     }
 
+    /// The vault's location, when it exists.
+    pub(super) async fn vault_location(&self) -> Result<Option<String>, AzureError> {
+        let path = format!("{}?api-version={}", self.vault_path(), api::KEY_VAULT);
+        Ok(self
+            .arm
+            .get(&path)
+            .await?
+            .and_then(|v| v["location"].as_str().map(String::from)))
+    }
+
+    /// Purges the deleted vault (`remove --force`): a deleted vault is kept, and its name taken,
+    /// for its soft-delete retention otherwise. Purge protection is off, so this is allowed.
+    pub(super) async fn purge_vault(&self, location: &str) -> Result<(), AzureError> {
+        let path = format!(
+            "/subscriptions/{}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{}/purge?api-version={}",
+            self.subscription,
+            self.vault_name(),
+            api::KEY_VAULT
+        );
+        let r = self.arm.call(Method::Post, &path, None).await?;
+        self.arm
+            .wait(
+                &format!("purging key vault {}", self.vault_name()),
+                r,
+                OPERATION_LIMIT,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Stores `value` as the newest version of secret `name`, creating the vault first when
     /// needed. Errs before any call when the value is over Key Vault's limit.
     pub async fn set_secret(&self, name: &str, value: &str) -> Result<(), AzureError> {
