@@ -962,10 +962,10 @@ impl Cloud for Azure {
             false => None,
         };
         let mut deleted = self.delete_ids(&ids).await;
-        if let (Ok(_), Some(location)) = (&deleted, &purge) {
-            if let Err(e) = self.purge_vault(location).await {
-                deleted = Err(e);
-            }
+        if let (Ok(_), Some(location)) = (&deleted, &purge)
+            && let Err(e) = self.purge_vault(location).await
+        {
+            deleted = Err(e);
         }
         let deleted = match deleted {
             Ok(n) => n,

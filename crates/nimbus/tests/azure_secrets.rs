@@ -9,7 +9,7 @@
 //! `remove` need no secret.
 
 #[path = "../../nimbus-azure/tests/common/mod.rs"]
-#[allow(missing_docs, dead_code)]
+#[allow(missing_docs)]
 mod common;
 
 use std::io::Write as _;
