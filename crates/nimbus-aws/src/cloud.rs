@@ -1,6 +1,7 @@
 //! [`Aws`]: the AWS provider as the `nimbus` command drives it ([`nimbus_cloud::Cloud`]).
 //!
-//! A deploy goes: lower the app (so a problem is found before anything is touched) → make sure
+//! A deploy goes: lower the app (so a problem is found before anything is touched) → check
+//! that every secret a function reads has a value ([`crate::secrets::check_values`]) → make sure
 //! the deployment bucket exists (`nimbus-<service>-<stage>-<account>-<region>`, created on
 //! first use: public access blocked, encrypted, versioned so every state has a history) →
 //! upload the packages it lacks (content-addressed keys: an unchanged package is one HEAD) →
@@ -141,6 +142,11 @@ impl Aws {
     /// The account and region.
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// The SDK clients.
+    pub(crate) fn clients(&self) -> &Clients {
+        &self.clients
     }
 
     /// Lowering's settings for `graph`: this account and region, the conventional deployment
@@ -425,7 +431,35 @@ impl Aws {
                 });
             }
         }
+        // Secrets by ARN (a name, never a value).
+        for name in graph.secrets.keys() {
+            if let Some(e) = entry(kinds::SECRET, name) {
+                info.resources.push(ResourceInfo {
+                    name: name.clone(),
+                    kind: "secret".into(),
+                    native: e.physical_id.clone(),
+                });
+            }
+        }
         info
+    }
+
+    /// Whether a read secret was deleted and set again since the last deploy (a new ARN):
+    /// then the deploy or plan reads the deployment back first ([`crate::secrets::replaced`]).
+    async fn secrets_replaced(
+        &self,
+        engine: &AwsEngine,
+        arns: &BTreeMap<String, String>,
+    ) -> Result<bool, AwsError> {
+        let stale = crate::secrets::replaced(engine, arns).await?;
+        for name in &stale {
+            self.options.emit(Progress::Note {
+                message: format!(
+                    "secret `{name}` was deleted and set again since the last deploy; reading the deployment back (as --refresh does)"
+                ),
+            });
+        }
+        Ok(!stale.is_empty())
     }
 
     /// The native source of `function`'s event of type `kind` (for `invoke`).
@@ -510,17 +544,27 @@ impl Cloud for Aws {
 
     async fn plan(&self, target: &Target<'_>, refresh: bool) -> Result<Plan, AwsError> {
         let desired = self.desired(target)?;
+        let arns = crate::secrets::check_values(self, target.graph).await?;
         let engine = self.engine(target.graph, DeployOptions::default())?;
+        let refresh = refresh || self.secrets_replaced(&engine, &arns).await?;
         Ok(engine.plan(&desired, refresh).await?)
     }
 
     async fn deploy(&self, target: &Target<'_>, how: DeployOptions) -> Result<Deployed, AwsError> {
         let settings = self.settings(target.graph)?;
         let desired = self.desired(target)?;
+        let arns = crate::secrets::check_values(self, target.graph).await?;
         self.ensure_bucket(target.graph, &settings.artifact_bucket)
             .await?;
         let uploads = self.upload(target, &settings).await?;
-        let engine = self.engine(target.graph, how)?;
+        let mut engine = self.engine(target.graph, how)?;
+        if !how.refresh && self.secrets_replaced(&engine, &arns).await? {
+            let how = DeployOptions {
+                refresh: true,
+                ..how
+            };
+            engine = self.engine(target.graph, how)?;
+        }
         let report = engine.apply_if_changed(&desired).await?;
         let state = engine.state().await?;
         Ok(Deployed {

@@ -17,7 +17,9 @@
 //!   ARN rather than a `Ref`, which would be a cycle);
 //! - property spellings follow CloudFormation (`LogGroupName` for `logGroupName`, tags as lists,
 //!   SQS attributes as typed properties, a Scheduler `Input` and a filter `Pattern` as strings);
-//! - buckets and tables get `DeletionPolicy` and `UpdateReplacePolicy` `Retain`.
+//! - buckets, tables and secrets get `DeletionPolicy` and `UpdateReplacePolicy` `Retain`;
+//! - a secret is an `AWS::SecretsManager::Secret` without `SecretString` or
+//!   `GenerateSecretString`: its value is set with `nimbus secret set -p aws`, never here.
 //!
 //! The same graph, build and settings always give the same bytes.
 
@@ -96,6 +98,7 @@ pub fn cfn_type(kind: &str) -> Option<&'static str> {
         kinds::SUBSCRIPTION => "AWS::SNS::Subscription",
         kinds::BUCKET => "AWS::S3::Bucket",
         kinds::TABLE => "AWS::DynamoDB::Table",
+        kinds::SECRET => "AWS::SecretsManager::Secret",
         _ => return None,
     })
 }
@@ -434,9 +437,11 @@ impl<'a> Converter<'a> {
                 ) })
             }
             (kinds::QUEUE, "name") => get_att("QueueName"),
-            (kinds::QUEUE, "url") | (kinds::TOPIC, "arn") | (kinds::SUBSCRIPTION, "arn") => {
-                reference
-            }
+            // A secret's `Ref` is its ARN (its `Id` attribute too).
+            (kinds::QUEUE, "url")
+            | (kinds::TOPIC, "arn")
+            | (kinds::SUBSCRIPTION, "arn")
+            | (kinds::SECRET, "arn") => reference,
             (kinds::TABLE, "stream_arn") => get_att("StreamArn"),
             (kinds::API, "endpoint") => get_att("ApiEndpoint"),
             (_, "arn") => get_att("Arn"),

@@ -103,6 +103,24 @@ pub enum AwsError {
         /// The estimated size.
         bytes: usize,
     },
+    /// Secrets that functions read have no value for this stage: nothing was changed.
+    #[error("{message}")]
+    MissingSecrets {
+        /// The neutral names of the secrets without a value.
+        missing: Vec<String>,
+        /// What is missing, who reads it, and the `nimbus secret set` commands.
+        message: String,
+    },
+    /// A secret value over Secrets Manager's limit (checked before any call).
+    #[error(
+        "the value of secret `{secret}` is {bytes} bytes; AWS Secrets Manager takes at most 65536"
+    )]
+    SecretTooLarge {
+        /// The neutral name.
+        secret: String,
+        /// The value's size.
+        bytes: usize,
+    },
     /// The deploy engine stopped (a lock held, a failed resource, a state it will not
     /// overwrite, …); its error says what and how to go on.
     #[error(transparent)]

@@ -29,9 +29,11 @@
 //! | `aws.sns.subscription` | Subscribe | `TopicArn`, `Protocol` (`lambda`), `Endpoint` | `arn` | all |
 //! | `aws.s3.bucket` | CreateBucket, PutPublicAccessBlock, PutBucketEncryption, PutBucketVersioning, PutBucketTagging | `Bucket`, `CreateBucketConfiguration`, `PublicAccessBlockConfiguration`, `ServerSideEncryptionConfiguration`, `VersioningConfiguration`, `Tagging` | `name`, `arn` | `Bucket` |
 //! | `aws.s3.bucket_notification` | PutBucketNotificationConfiguration | `Bucket`, `NotificationConfiguration.LambdaFunctionConfigurations` | — | `Bucket` |
+//! | `aws.secretsmanager.secret` | CreateSecret (no value; adopting one `nimbus secret set` made: DescribeSecret, TagResource), UpdateSecret, TagResource/UntagResource, DeleteSecret (`ForceDeleteWithoutRecovery`) | `Name`, `Description`, `Tags` | `arn`, `name` | `Name` |
 //! | `aws.dynamodb.table` | CreateTable, UpdateContinuousBackups | `TableName`, `AttributeDefinitions`, `KeySchema`, `BillingMode` (`PAY_PER_REQUEST`), `StreamSpecification`, `Tags`, `PointInTimeRecoverySpecification` | `name`, `arn`, `stream_arn` | `TableName`, `KeySchema`, `AttributeDefinitions` |
 //!
-//! Buckets and tables are `retain_data`. The deployment bucket is not one of the deployed
+//! Buckets, tables and secrets are `retain_data` (a secret holds data when it has a current
+//! value). The deployment bucket is not one of the deployed
 //! resources: a deploy creates it before the engine runs (it holds the engine's state and lock
 //! as well as the packages), and `remove` empties and deletes it last, when nothing was kept.
 //! Only the CloudFormation export has an `aws.s3.deployment_bucket` node, which becomes its
@@ -76,6 +78,9 @@ pub const BUCKET_NOTIFICATION: &str = "aws.s3.bucket_notification";
 /// A DynamoDB table.
 pub const TABLE: &str = "aws.dynamodb.table";
 
+/// A Secrets Manager secret (its versions hold the value; a deployment never writes one).
+pub const SECRET: &str = "aws.secretsmanager.secret";
+
 /// Every kind and the outputs its driver reports (what references may name).
 pub const OUTPUTS: &[(&str, &[&str])] = &[
     (DEPLOYMENT_BUCKET, &["name", "arn"]),
@@ -97,6 +102,7 @@ pub const OUTPUTS: &[(&str, &[&str])] = &[
     (BUCKET, &["name", "arn"]),
     (BUCKET_NOTIFICATION, &[]),
     (TABLE, &["name", "arn", "stream_arn"]),
+    (SECRET, &["arn", "name"]),
 ];
 
 /// The outputs of `kind`, if it is one of ours.

@@ -3,9 +3,9 @@
 //! [`lower`] turns the app graph and its build into native resources — one per AWS object
 //! (IAM roles and policies, log groups, Lambda functions and permissions, an API Gateway HTTP
 //! API, EventBridge Scheduler schedules, SQS queues and event source mappings, SNS topics and
-//! subscriptions, S3 buckets and notifications, DynamoDB tables), with properties shaped like
-//! the AWS API requests that create them ([`kinds`]) and deterministic physical names
-//! ([`names`]). The deploy engine plans and applies them through this crate's driver.
+//! subscriptions, S3 buckets and notifications, DynamoDB tables, Secrets Manager secrets),
+//! with properties shaped like the AWS API requests that create them ([`kinds`]) and
+//! deterministic physical names ([`names`]); [`secrets`] sets and checks secret values. The deploy engine plans and applies them through this crate's driver.
 //! [`template`] writes the same app as a CloudFormation template, for pipelines that deploy
 //! with CloudFormation or check templates with cfn-lint and checkov.
 //!
@@ -24,6 +24,7 @@ pub mod events;
 pub mod kinds;
 mod lower;
 pub mod names;
+pub mod secrets;
 pub mod store;
 
 pub use cloud::{Aws, AwsEngine, STATE_PREFIX, connect};

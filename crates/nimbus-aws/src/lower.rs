@@ -1,9 +1,9 @@
 //! Lowering: the app graph and its build → the AWS objects that run it, as native resources.
 //!
-//! One [`NativeResource`] per AWS object, in a fixed order (the resources by name, then each
-//! function by name with its role, log group, code and triggers, then the HTTP API, then bucket
-//! notifications), with properties shaped like the AWS API
-//! requests that create them (see [`crate::kinds`] for every kind's properties, outputs and
+//! One [`NativeResource`] per AWS object, in a fixed order (the resources by name, the secrets
+//! by name ([`secrets`]), then each function by name with its role, log group, code and
+//! triggers, then the HTTP API, then bucket notifications), with properties shaped like the AWS
+//! API requests that create them (see [`crate::kinds`] for every kind's properties, outputs and
 //! `replace_on`). Logical ids are `<kind>/<name>`: `<name>` is the neutral name of the
 //! resource or function, `<function>/<trigger kind>/<index>` for what belongs to one trigger
 //! (routes, permissions, schedules, mappings, subscriptions), `<queue>/dlq`,
@@ -33,6 +33,7 @@ mod function;
 mod http;
 mod iam;
 mod resources;
+pub(crate) mod secrets;
 
 pub(crate) use http::route_arn_suffix;
 pub(crate) use iam::pascal;
@@ -141,6 +142,7 @@ pub(crate) fn lower_in(
         resources::deployment_bucket(&mut cx)?;
     }
     resources::all(&mut cx)?;
+    secrets::all(&mut cx);
     for f in graph.functions.values() {
         function::function(&mut cx, f)?;
         events::triggers(&mut cx, f)?;
@@ -173,19 +175,7 @@ impl<'a> Cx<'a> {
         scope: Scope,
         packages: Packages,
     ) -> Self {
-        let mut tags: BTreeMap<String, String> = graph
-            .settings
-            .get("aws")
-            .and_then(|a| a.get("tags"))
-            .and_then(Value::as_object)
-            .map(|t| {
-                t.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.insert("nimbus:service".into(), graph.service.clone());
-        tags.insert("nimbus:stage".into(), graph.stage.clone());
+        let tags = tags(graph);
         Cx {
             graph,
             build,
@@ -223,7 +213,7 @@ impl<'a> Cx<'a> {
             properties,
             depends_on: Vec::new(),
             replace_on: replace_on(kind),
-            retain_data: matches!(kind, kinds::BUCKET | kinds::TABLE),
+            retain_data: matches!(kind, kinds::BUCKET | kinds::TABLE | kinds::SECRET),
         });
         id
     }
@@ -271,6 +261,25 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// The tags of every taggable object of `graph`'s deployment: the user's
+/// `providers.aws.tags`, then `nimbus:service` and `nimbus:stage`.
+pub(crate) fn tags(graph: &AppGraph) -> BTreeMap<String, String> {
+    let mut tags: BTreeMap<String, String> = graph
+        .settings
+        .get("aws")
+        .and_then(|a| a.get("tags"))
+        .and_then(Value::as_object)
+        .map(|t| {
+            t.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.insert("nimbus:service".into(), graph.service.clone());
+    tags.insert("nimbus:stage".into(), graph.stage.clone());
+    tags
+}
+
 /// The logical id of a resource of `kind` named `name`.
 pub(crate) fn id(kind: &str, name: &str) -> String {
     format!("{kind}/{name}")
@@ -316,6 +325,7 @@ fn replace_on(kind: &str) -> Vec<String> {
         kinds::SUBSCRIPTION => &["TopicArn", "Protocol", "Endpoint"],
         kinds::BUCKET_NOTIFICATION => &["Bucket"],
         kinds::TABLE => &["TableName", "KeySchema", "AttributeDefinitions"],
+        kinds::SECRET => &["Name"],
         _ => &[],
     };
     props.iter().map(|p| p.to_string()).collect()

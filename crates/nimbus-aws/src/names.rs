@@ -20,10 +20,9 @@
 //! | Secrets Manager secret | `{service}-{stage}/{secret}` | 512, `[A-Za-z0-9/_+=.@-]` |
 //!
 //! **Secrets.** Secrets Manager appends `-` and 6 random characters to a secret's name in its
-//! ARN, so the ARN is known only once the secret exists; a policy that must be written before
-//! (or without) looking names the secret as `…:secret:{name}-??????` ([`Scope::secret_arn_pattern`]),
-//! which matches exactly that secret: a `?` is one character, so it matches only ARNs exactly 7
-//! longer than the name and starting with it, and another name of the same length cannot.
+//! ARN, so the ARN is known only once the secret exists: policies and function environments
+//! refer to the secret resource's `arn` output (a `Ref` in the CloudFormation export), never to
+//! a pattern. The name stays deterministic, so `nimbus secret set` and a deploy meet on it.
 //!
 //! **Too long.** A name over its limit keeps a prefix and ends with `-` and 8 hex digits of the
 //! SHA-256 of the whole name ([`fit`]): still deterministic, still unique.
@@ -99,12 +98,6 @@ impl Scope {
     /// An S3 bucket's ARN (no region, no account).
     pub fn bucket_arn(&self, bucket: &str) -> String {
         format!("arn:{}:s3:::{bucket}", self.partition)
-    }
-
-    /// The IAM resource pattern of exactly one Secrets Manager secret, before its random
-    /// 6-character ARN suffix is known: `arn:…:secretsmanager:…:secret:{name}-??????`.
-    pub fn secret_arn_pattern(&self, secret_name: &str) -> String {
-        self.arn("secretsmanager", &format!("secret:{secret_name}-??????"))
     }
 
     /// An EventBridge Scheduler schedule's ARN (schedules in the `default` group).
@@ -308,10 +301,6 @@ mod tests {
         assert_eq!(log_group("shop-dev-x"), "/aws/lambda/shop-dev-x");
         assert_eq!(api("shop", "dev"), "shop-dev");
         assert_eq!(secret("shop", "dev", "payment-key"), "shop-dev/payment-key");
-        assert_eq!(
-            scope().secret_arn_pattern("shop-dev/payment-key"),
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop-dev/payment-key-??????"
-        );
     }
 
     #[test]

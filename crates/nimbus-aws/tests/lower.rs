@@ -333,11 +333,31 @@ functions:
 #[test]
 fn secrets_are_references_in_the_env_and_each_role_reads_exactly_its_own() {
     let rs = lower(SECRETS).unwrap();
-    let pay = &find(&rs, "aws.lambda.function/pay").properties["Environment"]["Variables"];
+    // One secret per declared secret, without a value, kept when it holds one.
+    let secret = find(&rs, "aws.secretsmanager.secret/payment-key");
     assert_eq!(
-        pay["NIMBUS_SECRET_PAYMENT_API_KEY"],
-        "payments-dev/payment-key"
+        secret.physical_name.as_deref(),
+        Some("payments-dev/payment-key")
     );
+    assert_eq!(secret.properties["Name"], "payments-dev/payment-key");
+    assert_eq!(
+        secret.properties["Description"],
+        "the payment provider's API key"
+    );
+    assert!(secret.retain_data);
+    assert_eq!(secret.replace_on, vec!["Name".to_string()]);
+    let mut keys: Vec<&String> = secret.properties.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["Description", "Name", "Tags"], "no value property");
+    assert_eq!(
+        find(&rs, "aws.secretsmanager.secret/other-key").properties["Description"],
+        "Nimbus: secret other-key of payments (dev)"
+    );
+
+    let arn_of =
+        |s: &str| json!({ "$ref": format!("aws.secretsmanager.secret/{s}"), "output": "arn" });
+    let pay = &find(&rs, "aws.lambda.function/pay").properties["Environment"]["Variables"];
+    assert_eq!(pay["NIMBUS_SECRET_PAYMENT_API_KEY"], arn_of("payment-key"));
     assert_eq!(pay["MODE"], "test");
     // The variable itself is set by the shim at cold start, never in the deployment.
     assert!(pay.get("PAYMENT_API_KEY").is_none(), "{pay}");
@@ -357,10 +377,11 @@ fn secrets_are_references_in_the_env_and_each_role_reads_exactly_its_own() {
         secret_statements("pay"),
         vec![json!({ "Sid": "ReadSecretPaymentKey", "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue"],
-            "Resource": [
-                "arn:aws:secretsmanager:us-east-1:123456789012:secret:payments-dev/payment-key-??????"
-            ] })]
+            "Resource": [arn_of("payment-key")] })]
     );
-    assert_eq!(secret_statements("other").len(), 1);
+    assert_eq!(
+        secret_statements("other")[0]["Resource"],
+        json!([arn_of("other-key")])
+    );
     assert!(secret_statements("plain").is_empty());
 }

@@ -139,3 +139,44 @@ fn summary(doc: &Value) -> Vec<(String, Value, usize)> {
         })
         .collect()
 }
+
+/// `examples/secrets`: the secret is an `AWS::SecretsManager::Secret` without any value, kept
+/// on stack deletion; `pay`'s role reads exactly its ARN (`Ref`), which is also what its
+/// environment holds; `other` gets neither.
+#[test]
+fn a_secret_is_a_valueless_secret_whose_arn_only_its_reader_may_read() {
+    let g = support::graph_of("aws", &support::repo().join("examples/secrets/nimbus.yaml"));
+    let text = nimbus_aws::template(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let resources = doc["Resources"].as_object().unwrap();
+    let secrets: Vec<(&String, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret")
+        .collect();
+    assert_eq!(secrets.len(), 1, "{text}");
+    let (logical, secret) = secrets[0];
+    assert_eq!(secret["DeletionPolicy"], "Retain");
+    assert_eq!(secret["UpdateReplacePolicy"], "Retain");
+    assert_eq!(secret["Properties"]["Name"], "payments-dev/payment-key");
+    for key in ["SecretString", "GenerateSecretString", "SecretBinary"] {
+        assert!(secret["Properties"].get(key).is_none(), "{key} in {secret}");
+    }
+    let reference = serde_json::json!({ "Ref": logical });
+    let policy =
+        |f: &str| resources[&format!("{f}RolePolicy")]["Properties"]["PolicyDocument"].clone();
+    let reads: Vec<Value> = policy("Pay")["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Action"] == serde_json::json!(["secretsmanager:GetSecretValue"]))
+        .cloned()
+        .collect();
+    assert_eq!(reads.len(), 1, "{}", policy("Pay"));
+    assert_eq!(reads[0]["Resource"], serde_json::json!([reference]));
+    assert!(!policy("Other").to_string().contains("secretsmanager"));
+    let env = &resources["PayFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["NIMBUS_SECRET_PAYMENT_API_KEY"], reference);
+    assert!(env.get("PAYMENT_API_KEY").is_none());
+    let other = &resources["OtherFunction"]["Properties"]["Environment"];
+    assert!(!other.to_string().contains("NIMBUS_SECRET"), "{other}");
+}

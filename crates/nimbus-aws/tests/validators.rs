@@ -1,5 +1,5 @@
-//! The real validators on the shop's CloudFormation template: cfn-lint must report no error,
-//! and checkov no failed check beyond `providers/aws/checkov-skips.txt` (each with its reason).
+//! The real validators on the CloudFormation template of the shop with a secret: cfn-lint must
+//! report no error, and checkov no failed check beyond `providers/aws/checkov-skips.txt` (each with its reason).
 //!
 //! The tools come from the project's venv: the directory of `NIMBUS_TEST_PYTHON` (which
 //! `scripts/test` sets), else `<repo>/.tools/venv/bin/`. A missing tool fails the test, never
@@ -13,9 +13,25 @@ use std::process::Command;
 use nimbus_test_support as support;
 use serde_json::Value;
 
-/// The shop's template in a temporary directory.
+/// The shop with one secret, the payment provider's key that `charge-payment` reads (a
+/// Secrets Manager secret without a value, and a policy naming exactly its ARN).
+fn shop_with_a_secret() -> String {
+    let shop = std::fs::read_to_string(support::repo().join("examples/shop/nimbus.yaml")).unwrap();
+    let with_env = shop.replacen(
+        "  charge-payment:\n",
+        "  charge-payment:\n    env: { PAYMENT_API_KEY: { secret: payment-key } }\n",
+        1,
+    );
+    assert_ne!(with_env, shop, "the shop has a `charge-payment` function");
+    format!(
+        "{with_env}\nsecrets:\n  payment-key: {{ description: the payment provider's API key }}\n"
+    )
+}
+
+/// The template of the shop with a secret in a temporary directory.
 fn shop_template() -> (tempfile::TempDir, PathBuf) {
-    let g = support::shop("aws");
+    let g = support::graph_str("aws", &shop_with_a_secret());
+    assert_eq!(g.secret_readers().len(), 1);
     let text = nimbus_aws::template(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shop.template.json");

@@ -316,3 +316,28 @@ pub trait Cloud: Send + Sync {
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// The message of a `plan` or `deploy` refused because secrets that functions read have no
+/// value for `provider`/`stage` in `store`: one line per secret with its readers, then the exact
+/// `nimbus secret set` command for each. `missing` is (secret, the functions that read it).
+pub fn missing_secrets_message(
+    provider: &str,
+    stage: &str,
+    store: &str,
+    missing: &[(String, Vec<String>)],
+) -> String {
+    let mut text = format!(
+        "{} secret(s) have no value in {store} for {provider}/{stage}; nothing was changed:",
+        missing.len()
+    );
+    for (name, readers) in missing {
+        text.push_str(&format!("\n  {name} (read by {})", readers.join(", ")));
+    }
+    text.push_str("\n  hint: set them, then deploy again:");
+    for (name, _) in missing {
+        text.push_str(&format!(
+            "\n    printf %s \"$VALUE\" | nimbus secret set {name} -p {provider} -s {stage}"
+        ));
+    }
+    text
+}

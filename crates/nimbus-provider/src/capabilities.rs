@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(azure.secrets.max_value_bytes, 25 * 1024);
         let local = ProviderId::Local.capabilities();
         assert_eq!(local.secrets.max_value_bytes, 25 * 1024);
-        assert_eq!(ProviderId::with_secrets(), "local, gcp, azure");
+        assert_eq!(ProviderId::with_secrets(), "local, aws, gcp, azure");
         assert_eq!(azure.effective_memory(8192), None);
         assert_eq!(aws.text.description, Some(256));
         assert_eq!(

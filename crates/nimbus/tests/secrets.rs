@@ -165,14 +165,6 @@ fn a_local_secret_reaches_only_its_function_and_leaks_nowhere() {
         err.contains("AWS Secrets Manager takes at most 64 KiB"),
         "{err}"
     );
-    let err = p.fails(
-        &["secret", "set", "payment-key", "-p", "aws"],
-        Some("small"),
-    );
-    assert!(
-        err.contains("not yet supported for aws; supported: local, gcp, azure"),
-        "{err}"
-    );
     // Key Vault's 25 KiB, before any call (no Azure credential or endpoint is set here).
     let err = p.fails(&["secret", "set", "payment-key", "-p", "azure"], Some(&big));
     assert!(err.contains("over azure's limit of 25600"), "{err}");

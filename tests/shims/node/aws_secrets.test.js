@@ -43,7 +43,8 @@ test.after(async () => {
 });
 
 async function secret(value) {
-  const name = `shop/dev/api-key-${crypto.randomBytes(4).toString('hex')}`;
+  // Named as a deploy names it; referenced by its full ARN, as the deploy writes NIMBUS_SECRET_<VAR>.
+  const name = `shop-dev/api-key-${crypto.randomBytes(4).toString('hex')}`;
   const input = typeof value === 'string' ? { Name: name, SecretString: value } : { Name: name, SecretBinary: value };
   return (await sm.send(new smSdk.CreateSecretCommand(input))).ARN;
 }

@@ -56,7 +56,9 @@ def _run(root, env):
 
 
 def _secret(sm, value):
-    name = "shop/dev/api-key-" + uuid.uuid4().hex[:8]
+    # Named as a deploy names it (`{service}-{stage}/{secret}`); referenced by its full ARN, as the
+    # deploy writes NIMBUS_SECRET_<VAR>.
+    name = "shop-dev/api-key-" + uuid.uuid4().hex[:8]
     return sm.create_secret(Name=name, SecretString=value)["ARN"]
 
 

@@ -19,6 +19,7 @@
 //! | [`sns`] | `aws.sns.topic`, `aws.sns.subscription` |
 //! | [`s3`] | `aws.s3.bucket`, `aws.s3.bucket_notification` |
 //! | [`dynamodb`] | `aws.dynamodb.table` |
+//! | [`secrets`] | `aws.secretsmanager.secret` |
 
 mod apigw;
 mod dynamodb;
@@ -29,6 +30,7 @@ mod logs;
 mod props;
 pub(crate) mod s3;
 mod scheduler;
+pub(crate) mod secrets;
 mod sns;
 mod sqs;
 
@@ -147,6 +149,7 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::create_bucket(self, p).await,
             kinds::BUCKET_NOTIFICATION => s3::put_notification(self, p).await,
             kinds::TABLE => dynamodb::create(self, p).await,
+            kinds::SECRET => secrets::create(self, p).await,
             other => Err(unknown(other)),
         }
     }
@@ -177,6 +180,7 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::update_bucket(self, before, p).await,
             kinds::BUCKET_NOTIFICATION => s3::put_notification(self, p).await,
             kinds::TABLE => dynamodb::update(self, before, p).await,
+            kinds::SECRET => secrets::update(self, id, before, p).await,
             // Every property of these forces a replacement.
             kinds::PERMISSION | kinds::SUBSCRIPTION => Err(DriverError::permanent(format!(
                 "internal: `{}` cannot be updated in place",
@@ -208,6 +212,7 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::delete_bucket(self, id).await,
             kinds::BUCKET_NOTIFICATION => s3::delete_notification(self, id).await,
             kinds::TABLE => dynamodb::delete(self, id).await,
+            kinds::SECRET => secrets::delete(self, id).await,
             other => Err(unknown(other)),
         }
     }
@@ -233,6 +238,7 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::read_bucket(self, id).await,
             kinds::BUCKET_NOTIFICATION => s3::read_notification(self, id).await,
             kinds::TABLE => dynamodb::read(self, id).await,
+            kinds::SECRET => secrets::read(self, id).await,
             other => Err(unknown(other)),
         }
     }
@@ -241,6 +247,7 @@ impl Driver for AwsDriver {
         match entry.kind.as_str() {
             kinds::BUCKET => s3::holds_data(self, &entry.physical_id).await,
             kinds::TABLE => dynamodb::holds_data(self, &entry.physical_id).await,
+            kinds::SECRET => secrets::holds_data(self, &entry.physical_id).await,
             _ => Ok(false),
         }
     }

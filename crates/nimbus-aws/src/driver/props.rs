@@ -21,6 +21,11 @@ impl<'a> Props<'a> {
         Props { kind, value }
     }
 
+    /// The kind these properties belong to.
+    pub fn kind(&self) -> &'a str {
+        self.kind
+    }
+
     fn bad(&self, key: &str, expected: &str) -> DriverError {
         DriverError::permanent(format!(
             "internal: property `{key}` of a `{}` is missing or not {expected}",

@@ -126,20 +126,8 @@ fn statements(cx: &Cx, f: &FunctionNode) -> Result<Vec<Value>, AwsError> {
         };
         out_statements.extend(iam::uses(r.kind, name, *access, arn, objects));
     }
-    // Exactly the function's own secrets, each by its exact ARN pattern (see `names`).
-    let secrets: std::collections::BTreeSet<&str> =
-        f.secrets.values().map(String::as_str).collect();
-    for secret in secrets {
-        out_statements.push(iam::allow(
-            &format!("ReadSecret{}", iam::pascal(secret)),
-            &["secretsmanager:GetSecretValue"],
-            vec![json!(cx.scope.secret_arn_pattern(&names::secret(
-                cx.service(),
-                cx.stage(),
-                secret
-            )))],
-        ));
-    }
+    // Exactly the function's own secrets, each by its exact ARN.
+    out_statements.extend(super::secrets::statements(f));
     for t in &f.triggers {
         match &t.spec {
             TriggerSpec::Queue { resource, .. } => out_statements.push(iam::allow(
@@ -230,13 +218,10 @@ fn environment(cx: &Cx, f: &FunctionNode) -> Result<Value, AwsError> {
             );
         }
     }
-    // Only a reference, never a value: the shim reads it at cold start. `GetSecretValue` takes
-    // the secret's name as well as its ARN, and the name is deterministic.
+    // Only a reference, never a value: the shim reads it at cold start, by the secret's
+    // complete ARN (a name ending in `-` and 6 characters could be taken for a partial ARN).
     for (var, secret) in &f.secrets {
-        vars.insert(
-            env::secret_var(var),
-            json!(names::secret(cx.service(), cx.stage(), secret)),
-        );
+        vars.insert(env::secret_var(var), out(kinds::SECRET, secret, "arn"));
     }
     let bytes = estimated_size(&vars);
     if bytes > LAMBDA_ENV_LIMIT {

@@ -12,7 +12,7 @@
 //! | topic `publish` | `sns:Publish` | the topic ARN |
 //! | queue trigger | `sqs:DeleteMessage`, `sqs:GetQueueAttributes`, `sqs:ReceiveMessage` | the queue ARN |
 //! | table trigger | `dynamodb:DescribeStream`, `dynamodb:GetRecords`, `dynamodb:GetShardIterator`; `dynamodb:ListStreams` | the stream ARN; `<table ARN>/stream/*` |
-//! | secret reference `{ secret: NAME }` | `secretsmanager:GetSecretValue` | exactly that secret: `…:secret:<service>-<stage>/<NAME>-??????` |
+//! | secret reference `{ secret: NAME }` | `secretsmanager:GetSecretValue` | exactly that secret's ARN (a reference to its `arn`) |
 //! | logs | `logs:CreateLogStream`, `logs:PutLogEvents` | the function's log group (`…:log-group:<name>:*`) |
 //!
 //! These are the calls the neutral resource clients make (get/query/scan, put/delete,

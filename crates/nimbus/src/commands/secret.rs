@@ -3,7 +3,7 @@
 //! A value is read from standard input or `--from-file`, never from the command line (which
 //! shell history and `ps` keep). Its size is checked against the provider's limit before
 //! anything is stored. The local target keeps values in its store; GCP in Secret Manager
-//! ([`gcp`]); Azure in the stage's Key Vault ([`azure`]); a cloud whose secrets are not supported yet is refused with a clear error. `list` shows names, where a value is set and when, never values.
+//! ([`gcp`]); AWS in Secrets Manager ([`aws`]); Azure in the stage's Key Vault ([`azure`]). `list` shows names, where a value is set and when, never values.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::cli::{Global, SecretAction, SecretArgs};
 use crate::output::{Failure, Out};
 
+mod aws;
 mod azure;
 mod gcp;
 
@@ -43,6 +44,9 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
             if provider == ProviderId::Gcp {
                 return gcp::run(graph, gcp::Action::Set(&name, &value), out);
             }
+            if provider == ProviderId::Aws {
+                return aws::run(global, graph, aws::Action::Set(&name, &value), out);
+            }
             if provider == ProviderId::Azure {
                 return azure::run(graph, azure::Action::Set(&name, &value), out);
             }
@@ -57,6 +61,9 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
         }
         SecretAction::Rm { name } if provider == ProviderId::Gcp => {
             gcp::run(graph, gcp::Action::Rm(name), out)
+        }
+        SecretAction::Rm { name } if provider == ProviderId::Aws => {
+            aws::run(global, graph, aws::Action::Rm(name), out)
         }
         SecretAction::Rm { name } if provider == ProviderId::Azure => {
             azure::run(graph, azure::Action::Rm(name), out)
@@ -75,11 +82,14 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
         SecretAction::List if provider == ProviderId::Gcp => {
             gcp::run(graph, gcp::Action::List, out)
         }
+        SecretAction::List if provider == ProviderId::Aws => {
+            aws::run(global, graph, aws::Action::List, out)
+        }
         SecretAction::List if provider == ProviderId::Azure => {
             azure::run(graph, azure::Action::List, out)
         }
         SecretAction::List => list(graph, provider, out),
-        SecretAction::Import { dotenv } => import(graph, provider, dotenv, out),
+        SecretAction::Import { dotenv } => import(global, graph, provider, dotenv, out),
     }
 }
 
@@ -239,7 +249,13 @@ fn show(
 
 /// Sets secrets from a dotenv file. A key is a declared secret's name, or an environment
 /// variable that a function reads a secret through (`PAYMENT_API_KEY`).
-fn import(graph: &AppGraph, provider: ProviderId, file: &Path, out: &Out) -> Result<(), Failure> {
+fn import(
+    global: &Global,
+    graph: &AppGraph,
+    provider: ProviderId,
+    file: &Path,
+    out: &Out,
+) -> Result<(), Failure> {
     let by_var: BTreeMap<&str, &str> = graph
         .functions
         .values()
@@ -280,6 +296,12 @@ fn import(graph: &AppGraph, provider: ProviderId, file: &Path, out: &Out) -> Res
     if provider == ProviderId::Gcp {
         for (secret, value) in &pairs {
             gcp::run(graph, gcp::Action::Set(secret, value), out)?;
+        }
+        return Ok(());
+    }
+    if provider == ProviderId::Aws {
+        for (secret, value) in &pairs {
+            aws::run(global, graph, aws::Action::Set(secret, value), out)?;
         }
         return Ok(());
     }

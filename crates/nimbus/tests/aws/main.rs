@@ -9,6 +9,7 @@
 
 mod moto;
 mod proxy;
+mod secrets;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -31,10 +32,15 @@ struct Shop {
 
 impl Shop {
     fn new(stage: &str) -> Shop {
+        Shop::of("examples/shop", stage)
+    }
+
+    /// A copy of another example (a folder of the repository) deployed to `stage`.
+    fn of(example: &str, stage: &str) -> Shop {
         let aws = Endpoint::start();
         let proxy = Proxy::start(&aws.url);
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&repo().join("examples/shop"), dir.path());
+        copy_dir(&repo().join(example), dir.path());
         // One dependency cache for every test of the run (installs are atomic renames).
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nimbus-aws-deps-cache");
         std::fs::create_dir_all(&cache).unwrap();
