@@ -305,6 +305,7 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
         };
         bindings.push(Binding { name, trigger });
     }
+    order_http_bindings(f, &mut bindings);
     Ok(App {
         function: f.name.clone(),
         language: f.language,
@@ -316,6 +317,47 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
         handler_file: f.handler_file.clone(),
         bindings,
     })
+}
+
+/// Names an app's HTTP bindings so that their alphabetical order is the neutral precedence.
+///
+/// The Functions host tries an app's routes in the alphabetical order of the functions' names,
+/// not by ASP.NET Core's route precedence (azure-functions-host issues #3153 and #9876; the fix,
+/// azure-webjobs-sdk-extensions PR #842, is not merged). When two of a function's routes can
+/// match one path, each HTTP binding gets the prefix `r<rank>-` (rank in
+/// `nimbus_manifest::routes::order_key` order), so `orders/new` is tried before `orders/{id}`,
+/// `orders/{id}` before `orders/{*rest}`, and a `GET` before an `ANY` on the same path. Routes
+/// that never compete keep their plain names.
+fn order_http_bindings(f: &FunctionNode, bindings: &mut [Binding]) {
+    use nimbus_manifest::{RoutePath, routes};
+    let mut http: Vec<(usize, HttpMethod, RoutePath)> = f
+        .triggers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match &t.spec {
+            TriggerSpec::Http { method, path, .. } => {
+                path.parse::<RoutePath>().ok().map(|p| (i, *method, p))
+            }
+            _ => None,
+        })
+        .collect();
+    let overlapping = http
+        .iter()
+        .enumerate()
+        .any(|(i, (_, _, a))| http[i + 1..].iter().any(|(_, _, b)| routes::overlap(a, b)));
+    if !overlapping {
+        return;
+    }
+    http.sort_by(|a, b| {
+        routes::order_key(a.1, &a.2)
+            .cmp(&routes::order_key(b.1, &b.2))
+            .then(a.0.cmp(&b.0))
+    });
+    let width = http.len().to_string().len().max(2);
+    for (rank, (index, _, _)) in http.iter().enumerate() {
+        let b = &mut bindings[*index];
+        b.name = format!("r{rank:0width$}-{}", b.name);
+    }
 }
 
 /// The header Azure reads function keys from.

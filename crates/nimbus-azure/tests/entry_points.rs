@@ -132,7 +132,10 @@ fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
         ),
         (
             "get-order",
-            json!({"get-order-http-0": {"type": "httpTrigger", "route": "orders/{id}", "methods": ["GET"], "authLevel": "anonymous"}}),
+            json!({
+                "get-order-http-0": {"type": "httpTrigger", "route": "orders/{id}", "methods": ["GET"], "authLevel": "anonymous"},
+                "get-order-http-1": {"type": "httpTrigger", "route": "orders/{id}/{*field}", "methods": ["GET"], "authLevel": "anonymous"},
+            }),
         ),
         (
             "reserve-stock",
@@ -200,21 +203,29 @@ fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
         .status()
         .unwrap();
     assert!(table.success());
-    let http = |id: &str| {
+    let http_on = |binding: &str, path: &str| {
         run(Command::new(python())
             .arg(tests_dir().join("inspect_app.py"))
             .arg(root.join("get-order"))
             .args([
                 "--http",
-                "get-order-http-0",
+                binding,
                 "GET",
-                &format!("https://shop.azurewebsites.net/orders/{id}"),
+                &format!("https://shop.azurewebsites.net{path}"),
             ])
             .env("NIMBUS_AZURE_COSMOS_CONNECTION_STRING", &cosmos_conn)
             .env("NIMBUS_AZURE_COSMOS_DATABASE", "shop")
             .env("NIMBUS_RESOURCE_ORDERS_NAME", "orders"))["response"]
             .clone()
     };
+    let http = |id: &str| http_on("get-order-http-0", &format!("/orders/{id}"));
+    // the catch-all route: the rest of the path, without its leading `/`
+    let part = http_on("get-order-http-1", "/orders/42/status");
+    assert_eq!(part["status"], 200, "{part}");
+    assert_eq!(
+        serde_json::from_str::<Value>(part["body"].as_str().unwrap()).unwrap(),
+        json!({"id": "42", "field": "status", "value": "new"})
+    );
     let found = http("42");
     assert_eq!(found["status"], 200, "{found}");
     assert_eq!(

@@ -1,7 +1,8 @@
 //! HTTP routing: method + path pattern (`/orders/{id}`, a final `{rest+}`) → function.
 //!
 //! Literal segments win over parameters, parameters over a greedy tail, so `/orders/new` and
-//! `/orders/{id}` can live side by side. A path that matches with another method gives 405;
+//! `/orders/{id}` can live side by side; a named method wins over `ANY` on the same path
+//! (`nimbus_manifest::routes::order_key`, the same order on every target). A path that matches with another method gives 405;
 //! methods are compared case-sensitively, as HTTP says (`get` is not `GET`).
 
 use std::collections::BTreeMap;
@@ -106,18 +107,25 @@ impl Router {
     pub fn route(&self, method: &str, path: &str) -> Routed<'_> {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut allowed = Vec::new();
+        let mut head_by_get = None;
         for route in &self.routes {
             let Some(params) = matches(&route.segments, &parts) else {
                 continue;
             };
             // Method names are case-sensitive (RFC 9110, 9.1): `get` is not `GET`.
-            let method_ok = route.method == HttpMethod::Any
-                || route.method.to_string() == method
-                || (method == "HEAD" && route.method == HttpMethod::Get);
-            if method_ok {
+            if route.method == HttpMethod::Any || route.method.to_string() == method {
                 return Routed::Found(Matched { route, params });
             }
+            // HEAD falls back to a GET route only when no route takes HEAD itself (an `ANY`
+            // beside the `GET` does, as on the clouds).
+            if method == "HEAD" && route.method == HttpMethod::Get && head_by_get.is_none() {
+                head_by_get = Some(Matched { route, params });
+                continue;
+            }
             allowed.push(route.method.to_string());
+        }
+        if let Some(found) = head_by_get {
+            return Routed::Found(found);
         }
         if allowed.is_empty() {
             Routed::NotFound

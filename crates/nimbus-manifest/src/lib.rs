@@ -18,6 +18,7 @@
 mod de;
 mod load;
 pub mod model;
+pub mod routes;
 mod secrets;
 mod spanned;
 mod template;

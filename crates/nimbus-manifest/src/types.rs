@@ -575,7 +575,7 @@ impl FromStr for RoutePath {
 
 string_newtype!(
     RoutePath,
-    "an HTTP path starting with `/`; `{name}` matches one segment, a final `{name+}` the rest",
+    "an HTTP path starting with `/`: `/orders/{id}`; `{name}` matches one segment, a final `{name+}` the rest of the path (a catch-all: `/files/{key+}`); when several routes match, a literal segment beats `{name}`, which beats `{name+}` (docs/routing.md)",
     { "type": "string", "pattern": "^/" }
 );
 

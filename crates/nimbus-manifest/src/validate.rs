@@ -12,7 +12,7 @@ use nimbus_diagnostic::{Diagnostic, Span, did_you_mean};
 use crate::Spanned;
 use crate::load::Broken;
 use crate::model::{Function, Manifest, Resource, ScheduleTrigger, Trigger};
-use crate::types::{HttpMethod, Name, ResourceKind};
+use crate::types::{HttpMethod, Name, ResourceKind, RoutePath};
 
 /// The manifest version this crate reads.
 pub const SUPPORTED_VERSION: u32 = 1;
@@ -526,41 +526,81 @@ impl Validator<'_> {
         functions
     }
 
+    /// Routes two functions (or one twice) would share, and pairs whose precedence differs
+    /// between platforms (`crate::routes::crossed`). `ANY` beside a named method on the same
+    /// path is fine: the named method wins everywhere.
     fn routes(&mut self) {
-        let mut seen: Vec<(HttpMethod, String, &Name, Span)> = Vec::new();
+        let mut seen: Vec<(HttpMethod, &RoutePath, &Name, Span)> = Vec::new();
         let mut found = Vec::new();
         for (name, f) in self.in_file_order() {
             for trigger in &f.triggers {
                 let Trigger::Http(http) = &trigger.value else {
                     continue;
                 };
-                let shape = http.path.shape();
-                let clash = seen.iter().find(|(m, s, _, _)| {
-                    *s == shape
-                        && (*m == *http.method
-                            || *m == HttpMethod::Any
-                            || *http.method == HttpMethod::Any)
-                });
-                if let Some((m, _, other, span)) = clash {
-                    let message = if *m == *http.method {
-                        format!(
-                            "route `{} {}` is already taken by function `{other}` (line {})",
-                            *http.method, *http.path, span.line
+                let (method, path) = (*http.method, &http.path.value);
+                let shape = path.shape();
+                let methods_meet = |m: HttpMethod| {
+                    m == method || m == HttpMethod::Any || method == HttpMethod::Any
+                };
+                if let Some((_, _, other, span)) = seen
+                    .iter()
+                    .find(|(m, p, _, _)| p.shape() == shape && *m == method)
+                {
+                    found.push(
+                        Diagnostic::error(
+                            http.path.span,
+                            format!(
+                                "route `{method} {path}` is already taken by function `{other}` (line {})",
+                                span.line
+                            ),
                         )
+                        .with_label("second route for the same method and path")
+                        .with_hint("give each method and path to one function; paths differing only in parameter names are the same route"),
+                    );
+                    continue;
+                }
+                if let Some((m, p, other, span)) = seen
+                    .iter()
+                    .find(|(m, p, _, _)| methods_meet(*m) && crate::routes::crossed(p, path))
+                {
+                    found.push(
+                        Diagnostic::error(
+                            http.path.span,
+                            format!(
+                                "route `{method} {path}` and `{m} {p}` of function `{other}` (line {}) both match `{}`, and each is more specific at another segment",
+                                span.line,
+                                witness(p, path)
+                            ),
+                        )
+                        .with_label("platforms disagree on which of these routes wins")
+                        .with_hint("make one route at least as specific as the other at every segment (a literal where the other has a parameter), or serve both with one route and branch in the handler"),
+                    );
+                    continue;
+                }
+                if let Some((m, p, other, span)) = seen
+                    .iter()
+                    .find(|(m, p, _, _)| crate::routes::method_crossed(*m, p, method, path))
+                {
+                    let (specific, named) = if *m == HttpMethod::Any {
+                        (format!("{m} {p}"), format!("{method} {path}"))
                     } else {
-                        format!(
-                            "route `{} {}` overlaps `{m}` on the same path of function `{other}` (line {})",
-                            *http.method, *http.path, span.line
-                        )
+                        (format!("{method} {path}"), format!("{m} {p}"))
                     };
                     found.push(
-                        Diagnostic::error(http.path.span, message)
-                            .with_label("second route for the same method and path")
-                            .with_hint("give each method and path to one function; paths differing only in parameter names are the same route"),
+                        Diagnostic::error(
+                            http.path.span,
+                            format!(
+                                "route `{method} {path}` and `{m} {p}` of function `{other}` (line {}) both match `{}`: `{specific}` has the more specific path, `{named}` the named method",
+                                span.line,
+                                witness(p, path)
+                            ),
+                        )
+                        .with_label("platforms disagree on which of these routes wins")
+                        .with_hint(format!("name the method on the more specific path too (not `ANY`), or use `ANY` on both; the more specific path then wins everywhere ({})", "docs/routing.md")),
                     );
-                } else {
-                    seen.push((*http.method, shape, name, http.path.span));
+                    continue;
                 }
+                seen.push((method, path, name, http.path.span));
             }
         }
         self.diags.extend(found);
@@ -611,6 +651,26 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A request path both `a` and `b` match: each segment the literal of either, else `x`.
+fn witness(a: &RoutePath, b: &RoutePath) -> String {
+    use crate::routes::{Segment, segments};
+    let (a, b) = (segments(a), segments(b));
+    let len = a.len().max(b.len());
+    let mut out = String::new();
+    for i in 0..len {
+        let lit = [a.get(i), b.get(i)]
+            .into_iter()
+            .flatten()
+            .find_map(|s| match s {
+                Segment::Literal(l) => Some(*l),
+                _ => None,
+            });
+        out.push('/');
+        out.push_str(lit.unwrap_or("x"));
+    }
+    if out.is_empty() { "/".into() } else { out }
 }
 
 /// The span of a part of a string value, `offset` characters in (quotes accounted for).

@@ -224,6 +224,20 @@ fn the_shop_runs_end_to_end() {
             (status == 200 && json_of(&body)["status"] == "paid").then_some(())
         });
     }
+    // The catch-all route `GET /orders/{id}/{field+}` serves a part of the order.
+    let (status, _, body) = http(
+        "GET",
+        &format!("{}/orders/{good}/items/0/sku", app.url),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json_of(&body),
+        json!({ "id": good, "field": "items/0/sku", "value": "widget" })
+    );
+    let (status, _, _) = http("GET", &format!("{}/orders/{good}/nope", app.url), None, &[]);
+    assert_eq!(status, 404);
     let charge_logs = app.logs("charge-payment");
     assert!(
         charge_logs.contains("flaky, first receive"),
@@ -1722,4 +1736,41 @@ fn local_http_follows_the_contract_decoded_paths_malformed_bodies_exact_methods_
         &[("authorization", &bearer(now - 5))],
     );
     assert_eq!(status, 200, "{body}");
+}
+
+/// The routing table (`tests/routing/table.json`, the same one every provider's configuration and
+/// shim is checked with) through the local gateway over real HTTP: which function serves each
+/// request, with which route and path parameters (`docs/routing.md`).
+#[test]
+fn the_routing_table_resolves_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("tests/routing"), dir.path());
+    let app = App::deploy_dir(dir, &[]);
+    let table: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("tests/routing/table.json")).unwrap())
+            .unwrap();
+    let mut failures = Vec::new();
+    for row in table["requests"].as_array().unwrap() {
+        let (method, path) = (
+            row["method"].as_str().unwrap(),
+            row["path"].as_str().unwrap(),
+        );
+        let (status, head, _) = http(method, &format!("{}{path}", app.url), None, &[]);
+        let seen = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-routing: "))
+            .map(json_of);
+        let want = (!row["function"].is_null()).then(|| {
+            json!({ "function": row["function"], "route": row["route"], "path_params": row["params"] })
+        });
+        let served_right = match (&seen, &want) {
+            (Some(s), Some(w)) => status == 200 && s == w,
+            (None, None) => status == 404 || status == 405,
+            _ => false,
+        };
+        if !served_right {
+            failures.push(format!("{method} {path}: {status} {seen:?}, want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

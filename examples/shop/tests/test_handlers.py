@@ -246,6 +246,24 @@ def test_get_order_200_and_404(shop):
     assert missing["body"] == {"error": "order not found", "id": "nope"}
 
 
+def test_get_order_field_through_the_catch_all_route(shop):
+    created = place.handler(http_event("POST", "/orders", "/orders", GOOD_ORDER), place_ctx(shop))["body"]
+    ctx = FakeContext("get-order", orders=shop["orders"])
+    oid = created["id"]
+
+    def get(field):
+        return get_order.handler(http_event("GET", f"/orders/{oid}/{field}", "/orders/{id}/{field+}",
+                                            path_params={"id": oid, "field": field}), ctx)
+
+    sku = get("items/0/sku")
+    assert sku["status"] == 200
+    assert sku["body"] == {"id": oid, "field": "items/0/sku", "value": created["items"][0]["sku"]}
+    assert get("items")["body"]["value"] == created["items"]
+    for bad in ("items/9/sku", "items/x", "nope", "items/0/sku/deeper"):
+        r = get(bad)
+        assert r["status"] == 404 and r["body"]["error"] == "no such field", bad
+
+
 # --- reserve-stock --------------------------------------------------------------------------
 
 def test_reserve_stock_decrements_and_creates_missing_items(shop):

@@ -171,3 +171,30 @@ test('context.resources mapping and `uses` enforcement', async () => {
   assert.throws(() => res.events, /provider "test-provider" has no topic client/);
   assert.throws(() => res.weird, /unknown access level "admin"/);
 });
+
+test('the routing table through matchRoute (tests/routing)', () => {
+  // Each function's http triggers from the routing app's manifest (flow-style lines only).
+  const manifest = fs.readFileSync(path.join(__dirname, '..', '..', 'routing', 'nimbus.yaml'), 'utf8');
+  const triggers = {};
+  let fn = null;
+  for (const line of manifest.split('\n')) {
+    const f = /^ {2}([a-z][a-z0-9-]*):/.exec(line);
+    if (f) fn = f[1];
+    const h = /http: \{ method: (\w+), path: (?:"([^"]+)"|([^\s}]+)) \}/.exec(line);
+    if (h && fn) (triggers[fn] = triggers[fn] || []).push({ type: 'http', method: h[1], path: h[2] || h[3] });
+  }
+  const table = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'routing', 'table.json'), 'utf8'));
+  const served = table.requests.filter((r) => r.function);
+  assert.ok(served.length >= 10 && Object.keys(triggers).length >= 5);
+  for (const r of served) {
+    assert.deepEqual(core.matchRoute(triggers[r.function], r.method, r.path), [r.route, r.params], `${r.method} ${r.path}`);
+  }
+  // HEAD is served by a GET route only when nothing takes HEAD itself
+  const get = [{ type: 'http', method: 'GET', path: '/a' }];
+  assert.deepEqual(core.matchRoute(get, 'HEAD', '/a'), ['/a', {}]);
+  assert.deepEqual(core.matchRoute(get, 'HEAD', '/a?x=1'), ['/a', {}]);
+  assert.deepEqual(core.matchTemplate('/a/{p+}', '/a/x%2Fy/z'), { p: 'x/y/z' });
+  assert.deepEqual(core.matchTemplate('/a/{id}', '/a/x%2Fy'), { id: 'x/y' }, 'an encoded / stays in its segment');
+  assert.equal(core.matchTemplate('/a/{p+}', '/a'), null, 'a greedy parameter takes one segment at least');
+  assert.deepEqual(core.matchTemplate('/a/{p+}', '/a//b/'), { p: 'b' }, 'empty segments are ignored');
+});

@@ -215,3 +215,19 @@ def test_resources_mapping_and_uses_enforcement(core):
             res["weird"]
     finally:
         core._FACTORIES.pop("test-provider", None)
+
+
+def test_match_route_precedence_and_decoding(core):
+    trig = [{"type": "http", "method": "ANY", "path": "/f/{key+}"},
+            {"type": "http", "method": "GET", "path": "/f/{name}"},
+            {"type": "http", "method": "GET", "path": "/f/index"}]
+    assert core.match_route(trig, "GET", "/f/index") == ("/f/index", {})
+    assert core.match_route(trig, "GET", "/f/x") == ("/f/{name}", {"name": "x"})
+    assert core.match_route(trig, "GET", "/f/x/y") == ("/f/{key+}", {"key": "x/y"})
+    assert core.match_route(trig, "HEAD", "/f/index") == ("/f/{key+}", {"key": "index"}), "ANY takes HEAD before GET"
+    assert core.match_route(trig[1:], "HEAD", "/f/index") == ("/f/index", {})
+    assert core.match_template("/a/{id}", "/a/x%2Fy") == {"id": "x/y"}, "an encoded / stays in its segment"
+    assert core.match_template("/a/{p+}", "/a/x%20y/%C3%A9") == {"p": "x y/é"}
+    assert core.match_template("/a/{p+}", "/a") is None
+    assert core.match_template("/a/{p+}", "/a//b/") == {"p": "b"}
+    assert core.match_route(trig, "GET", "/f/a%25b") == ("/f/{name}", {"name": "a%b"}), "decoded once"

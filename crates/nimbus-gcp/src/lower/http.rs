@@ -121,6 +121,10 @@ pub(super) fn api(cx: &mut Cx) -> Result<(), GcpError> {
         for m in methods {
             let mut op = op.clone();
             if method == HttpMethod::Any {
+                // a named method on the same path wins over `ANY`, whichever comes first
+                if entry.contains_key(m) {
+                    continue;
+                }
                 op["operationId"] = json!(format!("{operation}-{m}"));
             }
             entry.insert(m.to_string(), op);

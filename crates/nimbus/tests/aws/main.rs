@@ -344,7 +344,7 @@ fn counts(shop: &Shop) -> Vec<(String, usize)> {
 fn expected_counts() -> Vec<(String, usize)> {
     vec![
         ("apis".into(), 1),
-        ("routes".into(), 2),
+        ("routes".into(), 3),
         ("integrations".into(), 2),
         ("mappings of charge-payment".into(), 1),
         ("mappings of audit-orders".into(), 1),
@@ -462,7 +462,11 @@ fn the_shop_deploys_updates_one_function_redeploys_without_writes_and_is_removed
         .collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["POST /orders".to_string(), "GET /orders/{id}".to_string()])
+        BTreeSet::from([
+            "POST /orders".to_string(),
+            "GET /orders/{id}".to_string(),
+            "GET /orders/{id}/{field+}".to_string()
+        ])
     );
     let integrations = shop.aws(&["apigatewayv2", "get-integrations", "--api-id", api_id]);
     let uris: BTreeSet<String> = integrations["Items"]

@@ -49,11 +49,12 @@ function isV2(ev) { return 'rawPath' in ev || ev.version === '2.0'; }
 
 function httpEvent(ev, config) {
   const rc = ev.requestContext || {};
-  let method; let path; let headers; let query; let route; let sourceIp;
+  let method; let path; let headers; let query; let route; let sourceIp; let rawPath = null;
   if (isV2(ev)) {
     const h = rc.http || {};
     method = String(h.method || 'GET').toUpperCase();
-    path = safeDecode(ev.rawPath || h.path || '/');
+    rawPath = ev.rawPath || h.path || '/';
+    path = safeDecode(rawPath);
     headers = core.joinHeaders(Object.entries(ev.headers || {}));
     const cookies = ev.cookies || [];
     if (cookies.length) {
@@ -76,8 +77,13 @@ function httpEvent(ev, config) {
     sourceIp = (rc.identity || {}).sourceIp;
   }
   let pathParams = Object.fromEntries(Object.entries(ev.pathParameters || {}).map(([k, v]) => [k, String(v)]));
-  if (route == null) {
-    const [r, matched] = core.matchRoute(config.triggers, method, path);
+  if (route != null && rawPath != null) {
+    // The route API Gateway chose, its parameters read from the raw path the neutral way (each
+    // segment decoded on its own), so they are the same on every target.
+    const own = core.matchTemplate(route, rawPath);
+    if (own) pathParams = own;
+  } else if (route == null) {
+    const [r, matched] = core.matchRoute(config.triggers, method, rawPath || encodeURI(path));
     route = r;
     if (!Object.keys(pathParams).length) pathParams = matched;
   }

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import traceback
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import quote, unquote, unquote_plus
 
 from . import core
 from . import aws_resources  # noqa: F401 - registers the "aws" resource client factory
@@ -70,7 +70,8 @@ def http_event(ev: dict, config: dict) -> dict:
     if "rawPath" in ev or ev.get("version") == "2.0":
         h = rc.get("http") or {}
         method = (h.get("method") or "GET").upper()
-        path = unquote(ev.get("rawPath") or h.get("path") or "/")
+        raw_path = ev.get("rawPath") or h.get("path") or "/"
+        path = unquote(raw_path)
         headers = core.join_headers((ev.get("headers") or {}).items())
         cookies = ev.get("cookies") or []
         if cookies:
@@ -82,6 +83,7 @@ def http_event(ev: dict, config: dict) -> dict:
     else:
         method = (ev.get("httpMethod") or "GET").upper()
         path = ev.get("path") or rc.get("path") or "/"
+        raw_path = None
         if ev.get("multiValueHeaders"):
             headers = core.join_headers((k, v) for k, vs in ev["multiValueHeaders"].items() for v in (vs or []))
         else:
@@ -93,8 +95,14 @@ def http_event(ev: dict, config: dict) -> dict:
         route = ev.get("resource") or rc.get("resourcePath")
         source_ip = (rc.get("identity") or {}).get("sourceIp")
     path_params = {k: str(v) for k, v in (ev.get("pathParameters") or {}).items()}
-    if route is None:
-        route, matched = core.match_route(config.get("triggers") or [], method, path)
+    if route is not None and raw_path is not None:
+        # The route API Gateway chose, its parameters read from the raw path the neutral way
+        # (each segment decoded on its own), so they are the same on every target.
+        own = core.match_template(route, raw_path)
+        if own is not None:
+            path_params = own
+    elif route is None:
+        route, matched = core.match_route(config.get("triggers") or [], method, raw_path or quote(path))
         if not path_params:
             path_params = matched
     body = ev.get("body")

@@ -61,16 +61,20 @@ async function rawBody(request) {
 
 async function httpEvent(request, config) {
   const u = new URL(request.url || '/', 'http://localhost');
-  let p = u.pathname || '/';
-  try { p = decodeURIComponent(p); } catch { /* keep raw */ }
+  let raw = u.pathname || '/';
   const prefix = routePrefix(config);
-  if (prefix && (p === `/${prefix}` || p.startsWith(`/${prefix}/`))) p = p.slice(prefix.length + 1) || '/';
+  if (prefix && (raw === `/${prefix}` || raw.startsWith(`/${prefix}/`))) raw = raw.slice(prefix.length + 1) || '/';
+  let p = raw;
+  try { p = decodeURIComponent(raw); } catch { /* keep raw */ }
   const method = String(request.method || 'GET').toUpperCase();
   const headers = core.joinHeaders(headerEntries(request.headers));
   const query = u.search ? core.queryFromString(u.search.slice(1))
     : core.joinQuery(request.query && typeof request.query.entries === 'function' ? request.query.entries() : []);
-  const [route, matched] = core.matchRoute(config.triggers, method, p);
-  const given = Object.fromEntries(Object.entries(request.params || {}).map(([k, v]) => [k, String(v)]));
+  // The shim matches the route itself, the neutral way (most specific first, each segment
+  // decoded on its own): the host orders an app's routes by function name, not precedence.
+  const [route, matched] = core.matchRoute(config.triggers, method, raw);
+  const given = route == null
+    ? Object.fromEntries(Object.entries(request.params || {}).map(([k, v]) => [k, String(v)])) : {};
   const [body, isB64] = core.bodyOf(await rawBody(request));
   return {
     type: 'http',

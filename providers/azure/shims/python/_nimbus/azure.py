@@ -55,15 +55,19 @@ def _route_prefix(config):
 
 def http_event(req, config: dict) -> dict:
     parts = urlsplit(req.url or "/")
-    path = unquote(parts.path or "/")
+    raw_path = parts.path or "/"
     prefix = _route_prefix(config)
-    if prefix and (path == "/" + prefix or path.startswith("/" + prefix + "/")):
-        path = path[len(prefix) + 1:] or "/"
+    if prefix and (raw_path == "/" + prefix or raw_path.startswith("/" + prefix + "/")):
+        raw_path = raw_path[len(prefix) + 1:] or "/"
+    path = unquote(raw_path)
     method = (req.method or "GET").upper()
     headers = core.join_headers(req.headers.items())
     query = core.query_from_string(parts.query) if parts.query else {k: str(v) for k, v in (req.params or {}).items()}
-    route, matched = core.match_route(config.get("triggers") or [], method, path)
-    params = {k: str(v) for k, v in (getattr(req, "route_params", None) or {}).items()} or matched
+    # The shim matches the route itself, the neutral way (most specific first, each segment
+    # decoded on its own): the host orders an app's routes by function name, not precedence.
+    route, params = core.match_route(config.get("triggers") or [], method, raw_path)
+    if route is None:
+        params = {k: str(v) for k, v in (getattr(req, "route_params", None) or {}).items()}
     body, is_b64 = core.body_of(req.get_body())
     return {
         "type": "http",

@@ -425,31 +425,76 @@ function firstIp(value) {
 
 // ---------------------------------------------------------------------------- routes
 
-function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
-
-function routeRegex(template) {
-  const names = [];
-  const segs = template.replace(/^\/+|\/+$/g, '');
-  const parts = (segs ? segs.split('/') : []).map((seg) => {
-    const m = /^\{\*?([A-Za-z_][A-Za-z0-9_-]*)(\+)?\}$/.exec(seg);
-    if (!m) return escapeRe(seg);
-    names.push(m[1]);
-    return (seg.startsWith('{*') || m[2]) ? '(.+)' : '([^/]+)';
+// `/files/{path+}` -> [['lit', 'files'], ['greedy', 'path']]; Azure's `{*path}` is greedy too.
+function routeSegments(template) {
+  return String(template).split('/').filter(Boolean).map((seg) => {
+    const m = /^\{(\*?)([A-Za-z_][A-Za-z0-9_-]*)(\+?)\}$/.exec(seg);
+    if (!m) return ['lit', seg];
+    return [(m[1] || m[3]) ? 'greedy' : 'param', m[2]];
   });
-  return [new RegExp(`^/${parts.join('/')}/?$`), names];
 }
 
-// [route, pathParams] of the function's http trigger matching method and path; [null, {}] if none
-function matchRoute(triggers, method, p) {
-  for (const t of triggers || []) {
-    if (!t || t.type !== 'http' || !t.path) continue;
-    const tm = String(t.method || 'ANY').toUpperCase();
-    if (!['ANY', '*', String(method || '').toUpperCase()].includes(tm)) continue;
-    const [rx, names] = routeRegex(t.path);
-    const m = rx.exec(p || '/');
-    if (m) return [t.path, Object.fromEntries(names.map((n, i) => [n, m[i + 1]]))];
+const RANK = { lit: 0, param: 1, greedy: 2 };
+
+// The neutral precedence of two routes (negative: `a` wins): segment by segment from the left a
+// literal beats a `{param}`, which beats a greedy `{rest+}`; then the longer template; then a
+// named method beats `ANY`. The local router (nimbus-local/src/router.rs) sorts alike.
+function compareRoutes(a, b) {
+  const ra = routeSegments(a.path).map(([k]) => RANK[k]);
+  const rb = routeSegments(b.path).map(([k]) => RANK[k]);
+  for (let i = 0; i < Math.min(ra.length, rb.length); i += 1) if (ra[i] !== rb[i]) return ra[i] - rb[i];
+  if (ra.length !== rb.length) return ra.length - rb.length;
+  const anyA = ['ANY', '*'].includes(String(a.method || 'ANY').toUpperCase());
+  const anyB = ['ANY', '*'].includes(String(b.method || 'ANY').toUpperCase());
+  return Number(anyA) - Number(anyB);
+}
+
+function decodeSegment(s) {
+  try { return decodeURIComponent(s); } catch { return s; }
+}
+
+// Path parameters of `rawPath` (percent-encoded, as sent) under `template`, or null. Empty
+// segments are ignored; each segment is decoded on its own (an encoded `/` stays inside its
+// segment); a greedy parameter takes one or more segments, joined with `/` (no leading `/`).
+function matchTemplate(template, rawPath) {
+  const parts = String(rawPath || '/').split('?')[0].split('/').filter(Boolean);
+  const segs = routeSegments(template);
+  const params = {};
+  for (let i = 0; i < segs.length; i += 1) {
+    const [kind, value] = segs[i];
+    if (kind === 'greedy') {
+      if (i >= parts.length) return null;
+      params[value] = parts.slice(i).map(decodeSegment).join('/');
+      return params;
+    }
+    if (i >= parts.length) return null;
+    if (kind === 'lit') {
+      if (decodeSegment(parts[i]) !== value) return null;
+    } else {
+      params[value] = decodeSegment(parts[i]);
+    }
   }
-  return [null, {}];
+  return segs.length === parts.length ? params : null;
+}
+
+// [route, pathParams] of the function's most specific http trigger matching method and the raw
+// (percent-encoded) path; HEAD is served by a GET route; [null, {}] if none.
+function matchRoute(triggers, method, rawPath) {
+  const m = String(method || '').toUpperCase();
+  const http = (triggers || []).filter((t) => t && t.type === 'http' && t.path);
+  const sorted = http.map((t, i) => [t, i]).sort(([a, i], [b, j]) => compareRoutes(a, b) || i - j).map(([t]) => t);
+  let headByGet = null;
+  for (const t of sorted) {
+    const tm = String(t.method || 'ANY').toUpperCase();
+    const head = m === 'HEAD' && tm === 'GET';
+    if (!['ANY', '*', m].includes(tm) && !head) continue;
+    const params = matchTemplate(t.path, rawPath);
+    if (!params) continue;
+    if (!head) return [t.path, params];
+    // HEAD falls back to a GET route only when no route takes HEAD itself
+    if (!headByGet) headByGet = [t.path, params];
+  }
+  return headByGet || [null, {}];
 }
 
 // ---------------------------------------------------------------------------- resource names
@@ -633,6 +678,6 @@ module.exports = {
   packageRoot, loadConfig, parseTarget, loadHandler, registerResourceFactory, makeResources,
   makeContext, createFunction, getFunction, nowMs,
   dumps, rfc3339, b64decodeText, textOf, bodyOf, isBytes, toBuffer, joinHeaders, joinQuery, queryFromString,
-  firstIp, matchRoute, resolveResource, resolveSchedule, envVarPart, withEnvNatives,
+  firstIp, matchRoute, matchTemplate, resolveResource, resolveSchedule, envVarPart, withEnvNatives,
   normalizeHttp, httpBodyBuffer, headerPairs, normalizeBatch, normalizeResult, errorInfo,
 };

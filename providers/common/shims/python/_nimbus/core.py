@@ -586,31 +586,78 @@ def first_ip(value) -> str | None:
 # --------------------------------------------------------------------------- routes
 
 
-def _route_regex(template: str):
-    parts, names = [], []
-    for seg in template.strip("/").split("/") if template.strip("/") else []:
-        m = re.fullmatch(r"\{\*?([A-Za-z_][A-Za-z0-9_-]*)(\+)?\}", seg)
+def _route_segments(template: str):
+    """``/files/{path+}`` -> [("lit", "files"), ("greedy", "path")]; Azure's ``{*path}`` is greedy too."""
+    out = []
+    for seg in (s for s in str(template).split("/") if s):
+        m = re.fullmatch(r"\{(\*?)([A-Za-z_][A-Za-z0-9_-]*)(\+?)\}", seg)
         if m:
-            greedy = seg.startswith("{*") or m.group(2)
-            names.append(m.group(1))
-            parts.append("(?P<p%d>.+)" % (len(names) - 1) if greedy else "(?P<p%d>[^/]+)" % (len(names) - 1))
+            out.append(("greedy" if (m.group(1) or m.group(3)) else "param", m.group(2)))
         else:
-            parts.append(re.escape(seg))
-    return re.compile("^/" + "/".join(parts) + "/?$"), names
+            out.append(("lit", seg))
+    return out
 
 
-def match_route(triggers, method: str, path: str):
-    """Match ``path`` against the function's http trigger paths.
+_RANK = {"lit": 0, "param": 1, "greedy": 2}
+
+
+def route_order(template: str, method: str):
+    """The neutral precedence key of a route (smaller wins): segment by segment from the left a
+    literal beats a ``{param}``, which beats a greedy ``{rest+}``; then the longer template; then
+    a named method beats ``ANY``. The local router (``nimbus-local/src/router.rs``) sorts alike."""
+    segs = _route_segments(template)
+    return ([_RANK[k] for k, _ in segs], -len(segs), str(method or "ANY").upper() in ("ANY", "*"))
+
+
+def match_template(template: str, raw_path: str):
+    """Path parameters of ``raw_path`` (percent-encoded, as sent) under ``template``, or ``None``.
+
+    Empty segments are ignored (``/a//b/`` is ``/a/b``); each segment is percent-decoded on its
+    own, so an encoded ``/`` (``%2F``) stays inside its segment; a greedy parameter takes one or
+    more segments, decoded one by one and joined with ``/`` (``a/b/c``, no leading ``/``)."""
+    from urllib.parse import unquote
+
+    parts = [p for p in str(raw_path or "/").split("?", 1)[0].split("/") if p]
+    params = {}
+    segs = _route_segments(template)
+    for i, (kind, value) in enumerate(segs):
+        if kind == "greedy":
+            if i >= len(parts):
+                return None
+            params[value] = "/".join(unquote(p) for p in parts[i:])
+            return params
+        if i >= len(parts):
+            return None
+        if kind == "lit":
+            if unquote(parts[i]) != value:
+                return None
+        else:
+            params[value] = unquote(parts[i])
+    return params if len(segs) == len(parts) else None
+
+
+def match_route(triggers, method: str, raw_path: str):
+    """Match ``raw_path`` (percent-encoded) against the function's http trigger paths, the most
+    specific route first (:func:`route_order`); ``HEAD`` is served by a ``GET`` route.
 
     Returns ``(route, path_params)``; ``(None, {})`` when nothing matches."""
+    method = (method or "").upper()
     http = [t for t in triggers if isinstance(t, dict) and t.get("type") == "http" and t.get("path")]
+    http.sort(key=lambda t: route_order(t["path"], t.get("method")))
+    head_by_get = None
     for t in http:
-        m_ok = (t.get("method") or "ANY").upper() in ("ANY", "*", (method or "").upper())
-        rx, names = _route_regex(t["path"])
-        m = rx.match(path or "/")
-        if m and m_ok:
-            return t["path"], {n: m.group("p%d" % i) for i, n in enumerate(names)}
-    return None, {}
+        tm = (t.get("method") or "ANY").upper()
+        head = method == "HEAD" and tm == "GET"
+        if tm not in ("ANY", "*", method) and not head:
+            continue
+        params = match_template(t["path"], raw_path)
+        if params is None:
+            continue
+        if not head:
+            return t["path"], params
+        # HEAD falls back to a GET route only when no route takes HEAD itself
+        head_by_get = head_by_get or (t["path"], params)
+    return head_by_get or (None, {})
 
 
 # --------------------------------------------------------------------------- resource names

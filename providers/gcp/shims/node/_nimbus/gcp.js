@@ -277,7 +277,7 @@ function rawBodyOf(req) {
 function httpEvent(method, urlPath, queryString, headers, raw, remoteAddr, config) {
   let p = urlPath || '/';
   try { p = decodeURIComponent(p); } catch { /* keep raw */ }
-  const [route, params] = core.matchRoute(config.triggers, method, p);
+  const [route, params] = core.matchRoute(config.triggers, method, urlPath || '/');
   const [body, isB64] = core.bodyOf(raw);
   return {
     type: 'http',

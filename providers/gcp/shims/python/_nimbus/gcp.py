@@ -38,6 +38,7 @@ import base64
 import json
 import os
 import sys
+from urllib.parse import quote
 
 from . import core
 from . import gcp_resources  # noqa: F401 - registers the "gcp" resource client factory
@@ -295,8 +296,23 @@ def cloud_event_to_neutral(ce: dict, config: dict) -> dict:
 # --------------------------------------------------------------------------- HTTP
 
 
-def http_event(method, path, query_string, headers: dict, raw: bytes, remote_addr, config: dict) -> dict:
-    route, params = core.match_route(config.get("triggers") or [], method, path)
+def _raw_path(req):
+    """The request's path as sent, percent-encoding kept: gunicorn (Cloud Functions) puts it in
+    ``RAW_URI``, werkzeug's server in ``REQUEST_URI``; ``None`` when neither did."""
+    environ = getattr(req, "environ", None) or {}
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not uri:
+        return None
+    uri = str(uri).split("?", 1)[0]
+    if "://" in uri:
+        uri = "/" + uri.split("://", 1)[1].partition("/")[2]
+    return uri or "/"
+
+
+def http_event(method, path, query_string, headers: dict, raw: bytes, remote_addr, config: dict,
+               raw_path=None) -> dict:
+    """``path`` is decoded; ``raw_path`` the path as sent (percent-encoded), when the server kept it."""
+    route, params = core.match_route(config.get("triggers") or [], method, raw_path or quote(path or "/"))
     body, is_b64 = core.body_of(raw)
     return {
         "type": "http",
@@ -380,7 +396,7 @@ def handle_request(fn, req):
         fn.invoke(schedule_from_http(headers, fn.config), fn.context(request_id=ctx_id))
         return b"", 204, []
     qs = req.query_string.decode("latin-1") if isinstance(req.query_string, bytes) else (req.query_string or "")
-    event = http_event(req.method, req.path, qs, headers, raw, req.remote_addr, fn.config)
+    event = http_event(req.method, req.path, qs, headers, raw, req.remote_addr, fn.config, _raw_path(req))
     res = core.normalize_http(fn.invoke(event, fn.context(request_id=ctx_id)))
     return _flask_response(res)
 
