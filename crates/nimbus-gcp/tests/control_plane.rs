@@ -82,6 +82,16 @@ async fn connect(env: &CloudEnv, graph: &nimbus_graph::AppGraph) -> nimbus_gcp::
     .with_timing(cloud::fast())
 }
 
+/// Sets the shop's secret `payment-key` (read by charge-payment) in `project`, as `nimbus secret
+/// set -p gcp` does before a first deploy (deploy refuses a secret with no value).
+async fn set_payment_key(env: &CloudEnv, project: &str) {
+    let client = nimbus_gcp::api::Client::new(env.endpoints(), Credentials::Anonymous).unwrap();
+    nimbus_gcp::secrets::SecretValues::new(&client, project, "shop", "dev")
+        .set("payment-key", b"sk_test_shop_gcp_value")
+        .await
+        .unwrap();
+}
+
 /// A built copy of the shop for `project`.
 struct Shop {
     dir: tempfile::TempDir,
@@ -174,8 +184,13 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// What deploying the shop sends, besides the deployment bucket's objects.
+/// What deploying the shop sends, besides the deployment bucket's objects. The payment key's
+/// secret exists already (`nimbus secret set` made it, with its value): its create is refused as
+/// existing, and it is adopted (labelled) instead.
 const CREATE: &str = "
+PATCH /secretmanager/v1/projects/P/secrets/shop-dev-payment-key?updateMask=labels
+POST /secretmanager/v1/projects/P/secrets/shop-dev-payment-key:setIamPolicy
+POST /secretmanager/v1/projects/P/secrets?secretId=shop-dev-payment-key
 POST /apigateway/v1/projects/P/locations/europe-west1/gateways?gatewayId=shop-dev
 POST /apigateway/v1/projects/P/locations/global/apis/shop-dev/configs?apiConfigId=CONFIG
 POST /apigateway/v1/projects/P/locations/global/apis?apiId=shop-dev
@@ -230,6 +245,8 @@ PUT /storage/storage/v1/b/shop-dev-reports-P/iam
 
 /// What removing the shop sends, besides the deployment bucket's objects.
 const REMOVE: &str = "
+DELETE /secretmanager/v1/projects/P/secrets/shop-dev-payment-key
+POST /secretmanager/v1/projects/P/secrets/shop-dev-payment-key:setIamPolicy
 DELETE /apigateway/v1/projects/P/locations/europe-west1/gateways/shop-dev
 DELETE /apigateway/v1/projects/P/locations/global/apis/shop-dev
 DELETE /apigateway/v1/projects/P/locations/global/apis/shop-dev/configs/CONFIG
@@ -302,6 +319,7 @@ async fn deploy_update_redeploy_and_remove_send_exactly_the_documented_requests(
 ) {
     let project = "nimbus-cp-life";
     let mut shop = Shop::new(project);
+    set_payment_key(env, project).await;
     let gcp = connect(env, &shop.graph).await;
     let lowered = nimbus_gcp::lower(&shop.graph, &shop.build.manifest, gcp.settings())
         .unwrap()
@@ -416,6 +434,7 @@ async fn refresh_finds_no_drift_after_a_deploy_and_exactly_a_change_made_outside
 ) {
     let project = "nimbus-cp-drift";
     let shop = Shop::new(project);
+    set_payment_key(env, project).await;
     let gcp = connect(env, &shop.graph).await;
     gcp.deploy(&shop.target(), DeployOptions::default())
         .await
@@ -520,6 +539,7 @@ async fn a_deploy_that_fails_half_way_converges_when_run_again_without_duplicate
 ) {
     let project = "nimbus-cp-fault";
     let shop = Shop::new(project);
+    set_payment_key(env, project).await;
     let gcp = connect(env, &shop.graph).await;
     // The thumbnail function's build fails (its operation ends in `error`, the function is left
     // FAILED, as Cloud Functions leaves it); the answers to one service account's create and to
@@ -733,6 +753,8 @@ fn service_account_key(env: &CloudEnv, project: &str) -> Credentials {
 async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls(env: &'static CloudEnv) {
     let project = "nimbus-cp-ops";
     let shop = Shop::new(project);
+    set_payment_key(env, project).await; // as a user would, with their own credentials
+    let since = env.mark();
     let credentials = service_account_key(env, project);
     let gcp = nimbus_gcp::Gcp::new(
         &shop.graph,
@@ -761,7 +783,7 @@ async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls(env: &'sta
         .await
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
     // Every API call carried the service account's access token.
-    let calls = env.requests_since(project, 0);
+    let calls = env.requests_since(project, since);
     assert!(
         calls
             .iter()
@@ -986,26 +1008,20 @@ async fn logs_and_invoke_through_cloud_logging_and_the_functions_urls(env: &'sta
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }
 
-/// The shop with secret `payment-key` read by `place-order` as `PAYMENT_API_KEY`: deploy creates
+/// The shop's secret `payment-key`, read by `charge-payment` as `PAYMENT_API_KEY`: deploy creates
 /// the secret (no version: values come from `nimbus secret set`), the accessor binding for
-/// place-order's own account alone, and the function's native `secretEnvironmentVariables`
+/// charge-payment's own account alone, and the function's native `secretEnvironmentVariables`
 /// (which the double accepts only when the secret exists and that account may access it);
 /// refresh reads it all back without drift, and remove deletes the secret.
 async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively(
     env: &'static CloudEnv,
 ) {
     let project = "nimbus-cp-secret";
-    let mut shop = Shop::new(project);
-    shop.graph.secrets.insert(
-        "payment-key".into(),
-        nimbus_graph::SecretNode { description: None },
+    let shop = Shop::new(project);
+    assert_eq!(
+        shop.graph.functions["charge-payment"].secrets["PAYMENT_API_KEY"],
+        "payment-key"
     );
-    shop.graph
-        .functions
-        .get_mut("place-order")
-        .unwrap()
-        .secrets
-        .insert("PAYMENT_API_KEY".into(), "payment-key".into());
     // `nimbus secret set -p gcp` before the first deploy: creates the secret, adds a version.
     let client = nimbus_gcp::api::Client::new(env.endpoints(), Credentials::Anonymous).unwrap();
     let values = nimbus_gcp::secrets::SecretValues::new(&client, project, "shop", "dev");
@@ -1081,7 +1097,8 @@ async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_nativel
         resources["secrets"][&secret]["replication"],
         json!({ "automatic": {} })
     );
-    let account = format!("serviceAccount:shop-dev-place-order@{project}.iam.gserviceaccount.com");
+    let account =
+        format!("serviceAccount:shop-dev-charge-payment@{project}.iam.gserviceaccount.com");
     assert_eq!(
         resources["policies"][format!("secret:{secret}")]["bindings"],
         json!([{ "role": "roles/secretmanager.secretAccessor", "members": [account] }])
@@ -1089,7 +1106,7 @@ async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_nativel
     let functions = resources["functions"].as_object().unwrap();
     for (name, f) in functions.iter().filter(|(n, _)| n.contains(project)) {
         let vars = &f["serviceConfig"]["secretEnvironmentVariables"];
-        if name.ends_with("/shop-dev-place-order") {
+        if name.ends_with("/shop-dev-charge-payment") {
             assert_eq!(
                 vars,
                 &json!([{ "key": "PAYMENT_API_KEY", "projectId": project,

@@ -91,6 +91,7 @@ fn each_function_runs_as_its_own_account_with_only_what_it_uses() {
         "roles/storage.objectUser",
         "roles/run.invoker",
         "roles/eventarc.eventReceiver",
+        "roles/secretmanager.secretAccessor",
     ];
     for r in rs.iter().filter(|r| r.kind.ends_with("iam_member")) {
         let role = r.properties["role"].as_str().unwrap();
@@ -378,20 +379,14 @@ fn missing_settings_are_clear_errors() {
 }
 
 /// The shop with secret `payment-key` read by `place-order` as `PAYMENT_API_KEY`.
+/// The shop as it is: its secret `payment-key` is read by charge-payment as `PAYMENT_API_KEY`.
 fn shop_with_secret() -> Vec<NativeResource> {
-    let mut g = support::shop("gcp");
-    g.secrets.insert(
-        "payment-key".into(),
-        nimbus_graph::SecretNode {
-            description: Some("the payment provider's key".into()),
-        },
+    let g = support::shop("gcp");
+    assert_eq!(
+        g.functions["charge-payment"].secrets["PAYMENT_API_KEY"],
+        "payment-key"
     );
-    g.functions
-        .get_mut("place-order")
-        .unwrap()
-        .secrets
-        .insert("PAYMENT_API_KEY".into(), "payment-key".into());
-    nimbus_gcp::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap()
+    shop()
 }
 
 #[test]
@@ -412,7 +407,7 @@ fn a_secret_is_a_secret_manager_secret_read_natively_by_its_function_only() {
     assert_eq!(secret.properties["replication"], json!({ "automatic": {} }));
 
     // The function reads it through the platform, at version latest; the value is nowhere.
-    let f = get(&rs, "gcp.functions.function/place-order");
+    let f = get(&rs, "gcp.functions.function/charge-payment");
     assert_eq!(
         f.properties["serviceConfig"]["secretEnvironmentVariables"],
         json!([{
@@ -428,7 +423,7 @@ fn a_secret_is_a_secret_manager_secret_read_natively_by_its_function_only() {
             .is_none()
     );
     // Its grant is in place before the code first runs.
-    let grant = "gcp.secretmanager.secret_iam_member/place-order/secrets/payment-key";
+    let grant = "gcp.secretmanager.secret_iam_member/charge-payment/secrets/payment-key";
     assert!(
         f.depends_on.iter().any(|d| d == grant),
         "{:?}",
@@ -447,7 +442,7 @@ fn a_secret_is_a_secret_manager_secret_read_natively_by_its_function_only() {
         json!({
             "secret": reference("gcp.secretmanager.secret/payment-key", "name"),
             "role": "roles/secretmanager.secretAccessor",
-            "member": reference("gcp.iam.service_account/place-order", "member"),
+            "member": reference("gcp.iam.service_account/charge-payment", "member"),
         })
     );
     // No other function gets secret environment variables.
@@ -467,7 +462,12 @@ fn a_secret_is_a_secret_manager_secret_read_natively_by_its_function_only() {
 
 #[test]
 fn without_secrets_nothing_about_secrets_is_lowered() {
-    let rs = shop();
+    let mut g = support::shop("gcp");
+    g.secrets.clear();
+    for f in g.functions.values_mut() {
+        f.secrets.clear();
+    }
+    let rs = nimbus_gcp::lower(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
     assert!(
         !rs.iter()
             .any(|r| r.kind == kinds::SECRET || r.kind == kinds::SECRET_IAM_MEMBER)

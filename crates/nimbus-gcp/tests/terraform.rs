@@ -52,6 +52,7 @@ fn the_configuration_names_what_lowering_does() {
         "google_api_gateway_api" => "api_id",
         "google_api_gateway_gateway" => "gateway_id",
         "google_api_gateway_api_config" => "api_config_id",
+        "google_secret_manager_secret" => "secret_id",
         _ => "name",
     };
     let mut tf_names: BTreeSet<(String, String)> = BTreeSet::new();
@@ -102,16 +103,8 @@ fn checkov_fails_only_the_skipped_checks() {
 
 #[test]
 fn secrets_are_exported_by_name_with_their_grant_and_the_functions_secret_variables() {
-    let mut g = support::shop("gcp");
-    g.secrets.insert(
-        "payment-key".into(),
-        nimbus_graph::SecretNode { description: None },
-    );
-    g.functions
-        .get_mut("place-order")
-        .unwrap()
-        .secrets
-        .insert("PAYMENT_API_KEY".into(), "payment-key".into());
+    // The shop's secret: `payment-key`, read by charge-payment as `PAYMENT_API_KEY`.
+    let g = support::shop("gcp");
     let text = nimbus_gcp::main_tf_json(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     let r = &doc["resource"];

@@ -1,5 +1,6 @@
 //! How a pool reaches the rest of the runtime: resource calls, log lines and lifecycle events.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -27,6 +28,16 @@ pub trait Hooks: Send + Sync {
 
     /// A lifecycle event, for metrics and logs.
     fn event(&self, function: &str, event: PoolEvent);
+
+    /// Variables added to the environment of each worker as it is spawned, over the function's
+    /// `env` (the shims' own variables still win): values that may change while the pool lives,
+    /// such as secrets set again, so that every new worker starts with the current ones. An
+    /// error fails that start (as [`PoolEvent::WorkerFailed`], and `LoadFailed` for the
+    /// invocations that waited for it). Called on the pool's task: keep it short.
+    fn spawn_env(&self, function: &str) -> Result<BTreeMap<String, String>, ErrorInfo> {
+        let _ = function;
+        Ok(BTreeMap::new())
+    }
 }
 
 /// Which output stream a log line came from.

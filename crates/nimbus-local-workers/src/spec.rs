@@ -108,8 +108,9 @@ impl FunctionSpec {
     }
 
     /// The worker's whole environment: a few inherited variables ([`INHERITED_ENV`]), then the
-    /// function's `env`, then what the shims need (these win over the function's).
-    pub(crate) fn worker_env(&self) -> BTreeMap<String, String> {
+    /// function's `env`, then `extra` (see [`Hooks::spawn_env`](crate::Hooks::spawn_env)), then
+    /// what the shims need (these win over the function's).
+    pub(crate) fn worker_env(&self, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let mut env: BTreeMap<String, String> = INHERITED_ENV
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
@@ -120,6 +121,7 @@ impl FunctionSpec {
             env.insert("MALLOC_ARENA_MAX".into(), "2".into());
         }
         env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.insert("NIMBUS_PROVIDER".into(), "local".into());
         if self.memory_mb > 0 {
             env.insert("NIMBUS_MEMORY_LIMIT_MB".into(), self.memory_mb.to_string());
@@ -133,14 +135,14 @@ impl FunctionSpec {
         env
     }
 
-    /// The worker command: cwd = package root, stdin = null, its own process group. The caller
-    /// adds stdout, stderr and the protocol fds.
-    pub(crate) fn command(&self) -> Command {
+    /// The worker command: cwd = package root, stdin = null, its own process group, `extra`
+    /// added to the environment. The caller adds stdout, stderr and the protocol fds.
+    pub(crate) fn command(&self, extra: &BTreeMap<String, String>) -> Command {
         let mut cmd = Command::new(&self.interpreter);
         cmd.args(self.worker_args())
             .current_dir(&self.package_dir)
             .env_clear()
-            .envs(self.worker_env())
+            .envs(self.worker_env(extra))
             .stdin(Stdio::null())
             .process_group(0);
         cmd
@@ -176,7 +178,7 @@ mod tests {
     fn python_command_and_environment() {
         let s = spec(Language::Python, 128);
         assert_eq!(s.worker_args(), ["-m", "_nimbus.local_worker"]);
-        let env = s.worker_env();
+        let env = s.worker_env(&BTreeMap::new());
         assert_eq!(env["A"], "1");
         assert_eq!(env["NIMBUS_PROVIDER"], "local");
         assert_eq!(env["NIMBUS_MEMORY_LIMIT_MB"], "128");
@@ -187,6 +189,14 @@ mod tests {
             "the function's own value wins"
         );
         assert_eq!(s.capacity(), 1);
+        // Variables given at spawn win over the function's `env`, not over the shims'.
+        let extra = BTreeMap::from([
+            ("A".to_string(), "2".to_string()),
+            ("NIMBUS_PROVIDER".to_string(), "x".to_string()),
+        ]);
+        let env = s.worker_env(&extra);
+        assert_eq!(env["A"], "2");
+        assert_eq!(env["NIMBUS_PROVIDER"], "local");
     }
 
     #[test]
@@ -196,13 +206,13 @@ mod tests {
             s.worker_args(),
             ["--max-old-space-size=256", "_nimbus/local_worker.js"]
         );
-        let env = s.worker_env();
+        let env = s.worker_env(&BTreeMap::new());
         assert!(!env.contains_key("PYTHONUNBUFFERED"));
         let unlimited = spec(Language::Node, 0);
         assert_eq!(unlimited.worker_args(), ["_nimbus/local_worker.js"]);
         assert!(
             !unlimited
-                .worker_env()
+                .worker_env(&BTreeMap::new())
                 .contains_key("NIMBUS_MEMORY_LIMIT_MB")
         );
     }

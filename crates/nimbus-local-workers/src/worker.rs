@@ -114,6 +114,7 @@ enum Exchanged {
 impl Worker {
     /// Starts a worker process (it then loads the handler: see [`Worker::ready`]).
     pub(crate) fn spawn(spec: &FunctionSpec, ctx: &Ctx) -> Result<Worker, ErrorInfo> {
+        let extra = ctx.hooks.spawn_env(&ctx.function)?;
         let failed =
             |what: &str, e: io::Error| ErrorInfo::new("SpawnError", format!("{what}: {e}"));
         let pipes = || std::io::pipe().map_err(|e| failed("cannot create a pipe", e));
@@ -129,7 +130,7 @@ impl Worker {
             .map_err(|e| failed("cannot create the worker's output files", e))?;
 
         let tag = next_tag();
-        let mut cmd = spec.command();
+        let mut cmd = spec.command(&extra);
         cmd.env(TAG_VAR, &tag)
             .env("NIMBUS_LIFE_FD", LIFE_FD.to_string());
         cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));

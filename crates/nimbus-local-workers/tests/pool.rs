@@ -80,6 +80,56 @@ async fn echo(language: Language) {
     assert!(!alive(first.worker_pid));
 }
 
+both!(spawn_env: spawn_env_python, spawn_env_node);
+/// Variables from `Hooks::spawn_env` are read at each worker's start: a warm worker keeps what it
+/// started with, the next one gets the new value, and an error fails that start.
+async fn spawn_env(language: Language) {
+    let dir = probe_package(language);
+    let hooks = Recorder::new();
+    let set = |v: Result<&str, &str>| {
+        *hooks.spawn_env.lock().unwrap() = Some(match v {
+            Ok(v) => Ok([("ROTATED".to_string(), v.to_string())].into()),
+            Err(e) => Err(nimbus_local_workers::ErrorInfo::new("SecretMissing", e)),
+        });
+    };
+    set(Ok("one"));
+    let pool = pool(language, dir.path(), &hooks);
+    let first = pool.invoke("r1", http("env:ROTATED")).await.unwrap();
+    assert_eq!(body(&first.result)["value"], "one");
+    set(Ok("two"));
+    let warm = pool.invoke("r2", http("env:ROTATED")).await.unwrap();
+    assert_eq!(warm.worker_pid, first.worker_pid);
+    assert_eq!(
+        body(&warm.result)["value"],
+        "one",
+        "a warm worker keeps its start's value"
+    );
+    let _ = pool.invoke("r3", http("exit:3")).await;
+    let next = pool.invoke("r4", http("env:ROTATED")).await.unwrap();
+    assert!(next.cold && next.worker_pid != first.worker_pid);
+    assert_eq!(body(&next.result)["value"], "two");
+    assert_eq!(
+        body(
+            &pool
+                .invoke("r5", http("env:GREETING"))
+                .await
+                .unwrap()
+                .result
+        )["value"],
+        "hi"
+    );
+    set(Err("secret `k` has no value"));
+    let _ = pool.invoke("r6", http("exit:3")).await;
+    match pool.invoke("r7", http("env:ROTATED")).await {
+        Err(InvokeError::LoadFailed { error }) => {
+            assert_eq!(error.kind, "SecretMissing");
+            assert!(error.message.contains("has no value"), "{error:?}");
+        }
+        other => panic!("expected LoadFailed, got {other:?}"),
+    }
+    pool.drain().await;
+}
+
 both!(scaling: scaling_python, scaling_node);
 async fn scaling(language: Language) {
     let dir = probe_package(language);

@@ -1,6 +1,7 @@
 //! The admin API on its own loopback port, used by the CLI (`deploy`, `invoke`, `info`,
 //! `remove`) and by Prometheus: `GET /health`, `GET /metrics`, `GET /info`, `POST /invoke`,
-//! `POST /deploy`, `POST /shutdown`. Everything but `/health` and `/metrics` needs the token
+//! `POST /deploy`, `POST /restart` (`{"secret": NAME}`: new workers for the functions that read
+//! it, the old ones drained), `POST /shutdown`. Everything but `/health` and `/metrics` needs the token
 //! from `runtime.json` (mode 0600) in `x-nimbus-admin-token`.
 
 use std::sync::Arc;
@@ -171,6 +172,24 @@ async fn handle(
             };
             match rt.deploy(deployment).await {
                 Ok(changed) => reply(StatusCode::OK, json!({ "ok": true, "changed": changed })),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": e.to_string() }),
+                ),
+            }
+        }
+        (Method::POST, "/restart") => {
+            let Some(secret) = input.get("secret").and_then(Value::as_str) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": "missing `secret`" }),
+                );
+            };
+            match rt.restart_readers(secret).await {
+                Ok(restarted) => reply(
+                    StatusCode::OK,
+                    json!({ "ok": true, "restarted": restarted }),
+                ),
                 Err(e) => reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({ "error": e.to_string() }),

@@ -24,6 +24,9 @@ struct Record<'a> {
     init_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The stack trace of a handler that raised or failed to load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<String>,
 }
 
 /// Invokes `function` of `live` with `event`; `trigger` names what fired it in the log.
@@ -50,6 +53,8 @@ pub async fn invoke(
             result = newer.invoke(request_id, event).await;
         }
     }
+    // What reaches the caller, the HTTP client and the log never holds a secret value.
+    let result = result.map_err(|e| rt.secrets.mask_error(e));
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut record = Record {
         kind: "invocation",
@@ -62,6 +67,7 @@ pub async fn invoke(
         cold: None,
         init_ms: None,
         error: None,
+        stack: None,
     };
     let metrics = rt.metrics.function(function);
     match &result {
@@ -73,6 +79,9 @@ pub async fn invoke(
         Err(e) => {
             record.status = status_of(e);
             record.error = Some(e.to_string());
+            if let InvokeError::Handler { error } | InvokeError::LoadFailed { error } = e {
+                record.stack = error.stack.clone();
+            }
             metrics.invocation(elapsed_ms, false, false);
         }
     }

@@ -250,6 +250,12 @@ pub fn render(record: &Value) -> String {
             if let Some(e) = record.get("error").and_then(Value::as_str) {
                 line.push_str(&format!(" error: {e}"));
             }
+            if let Some(stack) = record.get("stack").and_then(Value::as_str) {
+                for l in stack.lines().filter(|l| !l.trim().is_empty()) {
+                    line.push_str("\n    ");
+                    line.push_str(l);
+                }
+            }
             line
         }
         "output" => format!("{ts} {function} {short} {}: {}", s("stream"), s("message")),

@@ -4,8 +4,10 @@
 //! A redeploy builds a new [`Live`] next to the old one: unchanged functions keep their worker
 //! pool, changed ones get a new pool on their new package, routes switch atomically, and the
 //! old pools finish their in-flight invocations before they stop. No request is dropped.
+//! [`Runtime::restart_readers`] does the same for the functions that read a secret set again,
+//! on the deployment as it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -25,7 +27,7 @@ use crate::deployment::{DeployedFunction, Deployment};
 use crate::logs::LogWriter;
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::secrets::SecretStore;
+use crate::secrets::Secrets;
 use crate::state::StateDir;
 use crate::{LocalError, dispatch, names};
 
@@ -73,8 +75,8 @@ pub struct Runtime {
     wakeups: Mutex<BTreeMap<String, Arc<Notify>>>,
     pub(crate) bucket_wake: Notify,
     interpreters: Mutex<BTreeMap<String, PathBuf>>,
-    /// Every secret value given to a worker so far, masked in captured output.
-    masks: RwLock<Vec<String>>,
+    /// Secret values: read at each worker's start, masked in everything the runtime reports.
+    pub(crate) secrets: Secrets,
     deploy_lock: tokio::sync::Mutex<()>,
     this: Weak<Runtime>,
 }
@@ -135,7 +137,7 @@ impl Runtime {
             wakeups: Mutex::new(BTreeMap::new()),
             bucket_wake: Notify::new(),
             interpreters: Mutex::new(BTreeMap::new()),
-            masks: Default::default(),
+            secrets: Secrets::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
             this: this.clone(),
         }))
@@ -163,7 +165,8 @@ impl Runtime {
 
     /// Writes a runtime log record.
     pub(crate) fn log(&self, level: &str, function: Option<&str>, message: impl Into<String>) {
-        let mut record = json!({ "kind": "runtime", "level": level, "message": message.into() });
+        let message = self.secrets.mask(&message.into());
+        let mut record = json!({ "kind": "runtime", "level": level, "message": message });
         if let Some(f) = function {
             record["function"] = json!(f);
         }
@@ -173,17 +176,72 @@ impl Runtime {
     /// Deploys `deployment`, replacing the live generation; returns the functions that changed.
     pub async fn deploy(&self, deployment: Deployment) -> Result<Vec<String>, LocalError> {
         let _guard = self.deploy_lock.lock().await;
+        let changed = self.switch(deployment, &BTreeSet::new())?;
+        if let Some(live) = self.live() {
+            self.log(
+                "info",
+                None,
+                format!(
+                    "deployed {} functions ({} changed)",
+                    live.pools.len(),
+                    changed.len()
+                ),
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Restarts the functions that read `secret` (a value was set again): each gets a new pool,
+    /// whose workers start with the current value, while the old pool finishes its running and
+    /// queued invocations, then stops. Returns those functions (none when nothing is deployed).
+    pub async fn restart_readers(&self, secret: &str) -> Result<Vec<String>, LocalError> {
+        let _guard = self.deploy_lock.lock().await;
+        let Some(live) = self.live() else {
+            return Ok(Vec::new());
+        };
+        let readers: BTreeSet<String> = live
+            .deployment
+            .functions
+            .values()
+            .filter(|f| f.secrets.values().any(|s| s == secret))
+            .map(|f| f.name.clone())
+            .collect();
+        if readers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let restarted = self.switch(live.deployment.clone(), &readers)?;
+        self.log(
+            "info",
+            None,
+            format!(
+                "restarted {} (secret `{secret}` set again); their old workers drain",
+                restarted.join(", ")
+            ),
+        );
+        Ok(restarted)
+    }
+
+    /// Makes `deployment` live, with new pools for the functions that changed and those in
+    /// `restart`; returns them. The caller holds the deploy lock.
+    fn switch(
+        &self,
+        deployment: Deployment,
+        restart: &BTreeSet<String>,
+    ) -> Result<Vec<String>, LocalError> {
         let old = self.live();
         self.ensure_queues(&deployment)?;
         let mut pools = BTreeMap::new();
         let mut changed = Vec::new();
         for f in deployment.functions.values() {
-            let reuse = old.as_ref().and_then(|o| {
-                let before = o.deployment.functions.get(&f.name)?;
-                (before == f)
-                    .then(|| o.pools.get(&f.name).cloned())
-                    .flatten()
-            });
+            let reuse = old
+                .as_ref()
+                .filter(|_| !restart.contains(&f.name))
+                .and_then(|o| {
+                    let before = o.deployment.functions.get(&f.name)?;
+                    (before == f)
+                        .then(|| o.pools.get(&f.name).cloned())
+                        .flatten()
+                });
             let pool = match reuse {
                 Some(p) => p,
                 None => {
@@ -237,15 +295,6 @@ impl Runtime {
                 }
             }
         }
-        self.log(
-            "info",
-            None,
-            format!(
-                "deployed {} functions ({} changed)",
-                live.pools.len(),
-                changed.len()
-            ),
-        );
         Ok(changed)
     }
 
@@ -312,24 +361,10 @@ impl Runtime {
 
     fn new_pool(&self, f: &DeployedFunction, deployment: &Deployment) -> Result<Pool, LocalError> {
         let idle_timeout_ms = deployment.idle_timeout_ms;
-        let mut env = f.env.clone();
-        if !f.secrets.is_empty() {
-            let store = SecretStore::open(&deployment.service, &deployment.stage)?;
-            let values = store
-                .resolve(&f.secrets)
-                .map_err(|names| LocalError::MissingSecrets {
-                    function: f.name.clone(),
-                    stage: deployment.stage.clone(),
-                    names,
-                })?;
-            let mut masks = self.masks.write().unwrap_or_else(|e| e.into_inner());
-            for v in values.values() {
-                if !masks.contains(v) {
-                    masks.push(v.clone());
-                }
-            }
-            env.extend(values);
-        }
+        // Refused now when a value is missing; each worker reads the values as it starts
+        // (`RuntimeHooks::spawn_env`), so that a value set again reaches the next one.
+        self.secrets
+            .env(&deployment.service, &deployment.stage, &f.name, &f.secrets)?;
         let interpreter = self.interpreter(f)?;
         let package_dir = self.unpack(f, &interpreter)?;
         let spec = FunctionSpec {
@@ -347,10 +382,13 @@ impl Runtime {
             send_ahead_below: FunctionSpec::DEFAULT_SEND_AHEAD_BELOW,
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             max_queued: (f.concurrency as usize * 10).max(100),
-            env,
+            env: f.env.clone(),
         };
         let hooks: Arc<dyn Hooks> = Arc::new(RuntimeHooks {
             runtime: self.this.clone(),
+            service: deployment.service.clone(),
+            stage: deployment.stage.clone(),
+            secrets: f.secrets.clone(),
         });
         Ok(Pool::new(spec, hooks))
     }
@@ -446,6 +484,10 @@ fn which(program: &str) -> Option<PathBuf> {
 /// Connects worker pools back to the runtime: resource calls, handler output, lifecycle events.
 struct RuntimeHooks {
     runtime: Weak<Runtime>,
+    service: String,
+    stage: String,
+    /// The function's secret variables: variable → secret.
+    secrets: BTreeMap<String, String>,
 }
 
 impl Hooks for RuntimeHooks {
@@ -475,11 +517,21 @@ impl Hooks for RuntimeHooks {
                 Stream::Stdout => "stdout",
                 Stream::Stderr => "stderr",
             };
-            let masks = rt.masks.read().unwrap_or_else(|e| e.into_inner());
-            let line = crate::secrets::mask(line, &masks);
-            drop(masks);
+            let line = rt.secrets.mask(line);
             rt.logs.write(json!({ "kind": "output", "function": function, "request_id": request_id, "stream": stream, "message": line }));
         }
+    }
+
+    fn spawn_env(&self, function: &str) -> Result<BTreeMap<String, String>, ErrorInfo> {
+        if self.secrets.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let Some(rt) = self.runtime.upgrade() else {
+            return Err(ErrorInfo::new("Unavailable", "the runtime is stopping"));
+        };
+        rt.secrets
+            .env(&self.service, &self.stage, function, &self.secrets)
+            .map_err(|e| ErrorInfo::new("SecretUnavailable", e.to_string()))
     }
 
     fn event(&self, function: &str, event: PoolEvent) {

@@ -3,12 +3,17 @@
 //! `~/.local/share`), the folders 0700 and the files 0600, next to the deployment registry.
 //!
 //! Values are never written to the project, its packages, the state folder or `deployment.json`:
-//! the runtime reads them here when it starts a function's workers and passes them in the
-//! workers' environment, only to the functions that reference them, and masks them (`***`) in
-//! the output it captures from those workers.
+//! the runtime reads them here when it starts each worker ([`Secrets`]: the file is read again
+//! when it changed, so a value set again reaches every worker started after it, without a
+//! redeploy) and passes them in the workers' environment, only to the functions that reference
+//! them, and masks them (`***`) in what it reports: the output it captures from the workers,
+//! the errors and stack traces of failed invocations, and its own log lines.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use nimbus_local_workers::{ErrorInfo, InvokeError};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +55,14 @@ impl std::fmt::Debug for SecretStore {
     }
 }
 
+fn no_data_folder() -> LocalError {
+    LocalError::Io {
+        action: "finding the data folder for",
+        path: PathBuf::from("secrets"),
+        source: std::io::Error::other("neither XDG_DATA_HOME nor HOME is set to an absolute path"),
+    }
+}
+
 /// The folder of every service's secrets: `$XDG_DATA_HOME/nimbus/local/secrets`, else
 /// `$HOME/.local/share/nimbus/local/secrets`; `None` without either.
 pub fn root() -> Option<PathBuf> {
@@ -59,13 +72,7 @@ pub fn root() -> Option<PathBuf> {
 impl SecretStore {
     /// Opens the secrets of `service` at `stage` (empty when none were set).
     pub fn open(service: &str, stage: &str) -> Result<SecretStore, LocalError> {
-        let root = root().ok_or_else(|| LocalError::Io {
-            action: "finding the data folder for",
-            path: PathBuf::from("secrets"),
-            source: std::io::Error::other(
-                "neither XDG_DATA_HOME nor HOME is set to an absolute path",
-            ),
-        })?;
+        let root = root().ok_or_else(no_data_folder)?;
         Self::open_in(&root, service, stage)
     }
 
@@ -162,15 +169,130 @@ impl SecretStore {
     }
 }
 
-/// Replaces every occurrence of each value (of at least [`MIN_MASKED_LEN`] bytes) with `***`.
+/// Replaces every occurrence of each value (of at least [`MIN_MASKED_LEN`] bytes) with `***`,
+/// longer values first (so that a value holding another is masked whole).
 pub fn mask(line: &str, values: &[String]) -> String {
+    let mut sorted: Vec<&String> = values.iter().collect();
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.len()));
     let mut out = line.to_string();
-    for v in values {
+    for v in sorted {
         if v.len() >= MIN_MASKED_LEN && out.contains(v.as_str()) {
             out = out.replace(v.as_str(), "***");
         }
     }
     out
+}
+
+/// What identifies one version of a secrets file: modification time, inode (a save replaces
+/// the file) and size; `None` when there is no file.
+type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn stamp(file: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).ok()?;
+    Some((m.modified().ok()?, m.ino(), m.len()))
+}
+
+/// The runtime's view of the secret stores: each file read again when it changed since it was
+/// last read (checked at every worker start: one `stat`), and every value handed out so far,
+/// masked in all the runtime reports.
+#[derive(Default)]
+pub(crate) struct Secrets {
+    stores: Mutex<BTreeMap<PathBuf, (Stamp, SecretStore)>>,
+    /// Longest first (see [`mask`]).
+    masks: RwLock<Vec<String>>,
+}
+
+impl Secrets {
+    /// The environment `refs` (variable → secret) give a worker of `function` now.
+    pub(crate) fn env(
+        &self,
+        service: &str,
+        stage: &str,
+        function: &str,
+        refs: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, LocalError> {
+        if refs.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let root = root().ok_or_else(no_data_folder)?;
+        self.env_in(&root, service, stage, function, refs)
+    }
+
+    /// [`Secrets::env`] with the stores under `root`.
+    fn env_in(
+        &self,
+        root: &Path,
+        service: &str,
+        stage: &str,
+        function: &str,
+        refs: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, LocalError> {
+        let file = root.join(service).join(format!("{stage}.json"));
+        let now = stamp(&file); // before reading: a save in between is seen next time
+        let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = stores
+            .get(&file)
+            .is_some_and(|(at, _)| *at == now && now.is_some());
+        if !fresh {
+            let store = SecretStore::open_in(root, service, stage)?;
+            stores.insert(file.clone(), (now, store));
+        }
+        let store = &stores[&file].1;
+        let values = store
+            .resolve(refs)
+            .map_err(|names| LocalError::MissingSecrets {
+                function: function.to_string(),
+                stage: stage.to_string(),
+                names,
+            })?;
+        drop(stores);
+        self.remember(values.values());
+        Ok(values)
+    }
+
+    fn remember<'a>(&self, values: impl Iterator<Item = &'a String>) {
+        let new: Vec<&String> = {
+            let masks = self.masks.read().unwrap_or_else(|e| e.into_inner());
+            values.filter(|v| !masks.contains(v)).collect()
+        };
+        if new.is_empty() {
+            return;
+        }
+        let mut masks = self.masks.write().unwrap_or_else(|e| e.into_inner());
+        for v in new {
+            if !masks.contains(v) {
+                masks.push(v.clone());
+            }
+        }
+        masks.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+
+    /// `text` with every value handed out so far masked.
+    pub(crate) fn mask(&self, text: &str) -> String {
+        let masks = self.masks.read().unwrap_or_else(|e| e.into_inner());
+        if masks.is_empty() {
+            return text.to_string();
+        }
+        mask(text, &masks)
+    }
+
+    /// `e` with every value handed out so far masked in its message, stack trace or detail.
+    pub(crate) fn mask_error(&self, e: InvokeError) -> InvokeError {
+        let info = |i: ErrorInfo| ErrorInfo {
+            kind: self.mask(&i.kind),
+            message: self.mask(&i.message),
+            stack: i.stack.map(|s| self.mask(&s)),
+        };
+        match e {
+            InvokeError::Crashed { detail } => InvokeError::Crashed {
+                detail: self.mask(&detail),
+            },
+            InvokeError::LoadFailed { error } => InvokeError::LoadFailed { error: info(error) },
+            InvokeError::Handler { error } => InvokeError::Handler { error: info(error) },
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -228,5 +350,58 @@ mod tests {
             "key=*** twice ***"
         );
         assert_eq!(mask("turned on", &values), "turned on");
+        let nested = vec!["abcd".to_string(), "xxabcdxx".to_string()];
+        assert_eq!(
+            mask("k=xxabcdxx", &nested),
+            "k=***",
+            "the longer value first"
+        );
+    }
+
+    #[test]
+    fn the_runtime_reads_a_changed_file_again_and_masks_every_value_it_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("secrets");
+        let mut store = SecretStore::open_in(&root, "shop", "dev").unwrap();
+        store.set("payment-key", "sk_first_1").unwrap();
+        let secrets = Secrets::default();
+        let refs = BTreeMap::from([("PAY".to_string(), "payment-key".to_string())]);
+        let env = |s: &Secrets| s.env_in(&root, "shop", "dev", "charge", &refs);
+        assert_eq!(env(&secrets).unwrap()["PAY"], "sk_first_1");
+        store.set("payment-key", "sk_second_2").unwrap();
+        assert_eq!(env(&secrets).unwrap()["PAY"], "sk_second_2", "read again");
+        assert_eq!(
+            secrets.mask("old sk_first_1 new sk_second_2"),
+            "old *** new ***",
+            "a rotated-out value stays masked"
+        );
+        let failed = secrets.mask_error(InvokeError::Handler {
+            error: ErrorInfo {
+                kind: "ValueError".into(),
+                message: "bad key sk_second_2".into(),
+                stack: Some("line 3\nValueError: bad key sk_second_2".into()),
+            },
+        });
+        assert_eq!(
+            failed.to_string(),
+            "handler failed: ValueError: bad key ***"
+        );
+        let InvokeError::Handler { error } = failed else {
+            unreachable!()
+        };
+        assert_eq!(
+            error.stack.as_deref(),
+            Some("line 3\nValueError: bad key ***")
+        );
+        assert!(matches!(
+            secrets.mask_error(InvokeError::Crashed { detail: "sk_first_1".into() }),
+            InvokeError::Crashed { detail } if detail == "***"
+        ));
+        store.remove("payment-key").unwrap();
+        let err = env(&secrets).unwrap_err().to_string();
+        assert!(
+            err.contains("reads secrets with no value: payment-key"),
+            "{err}"
+        );
     }
 }

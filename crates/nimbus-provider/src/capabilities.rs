@@ -57,6 +57,12 @@ pub struct SecretsCapability {
     /// Why the limit is what it is, when it is not the store's own.
     #[serde(default)]
     pub limit_note: Option<String>,
+    /// When running instances see a value set again (`secret set`'s note and the README).
+    #[serde(default)]
+    pub rotation: Option<String>,
+    /// Whether `nimbus secret set --restart` can restart the functions that read the secret.
+    #[serde(default)]
+    pub restart: bool,
 }
 
 /// A deployment setting, `providers.<id>.<key>`, and where else deploy reads it from.
@@ -515,6 +521,17 @@ mod tests {
         let local = ProviderId::Local.capabilities();
         assert_eq!(local.secrets.max_value_bytes, 25 * 1024);
         assert_eq!(ProviderId::with_secrets(), "local, aws, gcp, azure");
+        // `secret set --restart`: local restarts the readers; GCP says when instances see a new
+        // value instead.
+        assert!(local.secrets.restart && local.secrets.rotation.is_some());
+        assert!(
+            !gcp.secrets.restart
+                && gcp
+                    .secrets
+                    .rotation
+                    .as_deref()
+                    .is_some_and(|r| r.contains("latest"))
+        );
         assert_eq!(azure.effective_memory(8192), None);
         assert_eq!(aws.text.description, Some(256));
         assert_eq!(

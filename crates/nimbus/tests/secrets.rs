@@ -39,6 +39,32 @@ impl Project {
         }
     }
 
+    /// A project of `files` (path, content).
+    fn with_files(files: &[(&str, &str)]) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            std::fs::write(dir.path().join(path), content).unwrap();
+        }
+        Project {
+            dir,
+            data: tempfile::tempdir().unwrap(),
+            seen: String::new(),
+        }
+    }
+
+    /// Sets `name` to `value` from stdin, with `extra` arguments; its stderr.
+    fn set(&mut self, name: &str, value: &str, extra: &[&str]) -> String {
+        let args: Vec<&str> = ["secret", "set", name]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let out = self.run(&args, Some(value));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "nimbus {args:?}: {err}");
+        err
+    }
+
     fn run(&mut self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nimbus"));
         cmd.args(args)
@@ -314,5 +340,251 @@ fn a_local_secret_reaches_only_its_function_and_leaks_nowhere() {
     assert!(
         err.contains("bad.env:2:5: cannot parse `not a pair`"),
         "{err}"
+    );
+}
+
+/// A project whose functions read `api-key` and report which value they see (its last word:
+/// the values below end in distinct words), raise an error holding it, or print it in pieces.
+const ROTATE_MANIFEST: &str = r#"version: 1
+service: rotate
+secrets:
+  api-key: {}
+functions:
+  py:
+    handler: app.py:handler
+    env: { API_KEY: { secret: api-key } }
+    concurrency: { max: 1 }
+    triggers: [ { http: { method: GET, path: /py } } ]
+  js:
+    runtime: nodejs22
+    handler: app.js:handler
+    env: { API_KEY: { secret: api-key } }
+    triggers: [ { http: { method: GET, path: /js } } ]
+  plain:
+    handler: app.py:plain
+    triggers: [ { http: { method: GET, path: /plain } } ]
+providers:
+  gcp: { project: demo-project, region: europe-west1 }
+"#;
+
+const ROTATE_PY: &str = r#"import os, sys, time
+
+def handler(event, context):
+    key = os.environ["API_KEY"]
+    mode = (event.get("query") or {}).get("mode", "which")
+    if mode == "which":
+        return {"status": 200, "body": {"which": key.rsplit("-", 1)[1], "pid": os.getpid()}}
+    if mode == "slow":
+        time.sleep(2)
+        return {"status": 200, "body": {"which": key.rsplit("-", 1)[1], "pid": os.getpid()}}
+    if mode == "raise":
+        raise ValueError("card declined for key " + key)
+    if mode == "split":
+        # One line, written in two pieces with a log sweep (200 ms) in between.
+        sys.stdout.write("split key=" + key[:6])
+        sys.stdout.flush()
+        time.sleep(0.5)
+        sys.stdout.write(key[6:] + " end\n")
+        sys.stdout.flush()
+        return {"status": 200, "body": "split"}
+    if mode == "exit":
+        os._exit(3)
+
+def plain(event, context):
+    return {"status": 200, "body": "plain"}
+"#;
+
+const ROTATE_JS: &str = r#"exports.handler = async (event) => {
+  const key = process.env.API_KEY;
+  if ((event.query || {}).mode === 'raise') throw new TypeError('declined for key ' + key);
+  return { status: 200, body: { which: key.split('-').pop() } };
+};
+"#;
+
+const V1: &str = "rotating-secret-value-ONE";
+const V2: &str = "rotating-secret-value-TWO";
+const V3: &str = "rotating-secret-value-THREE";
+const V4: &str = "rotating-secret-value-FOUR";
+
+/// `which` a function answers through `nimbus invoke`, and the worker's pid.
+fn which(p: &mut Project, function: &str) -> (String, u64) {
+    let out = p.ok(&[
+        "invoke",
+        function,
+        "--path",
+        &format!("/{function}?mode=which"),
+        "--output",
+        "json",
+    ]);
+    let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let body: serde_json::Value = match &reply["result"]["body"] {
+        serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    (
+        body["which"].as_str().unwrap_or_default().to_string(),
+        body["pid"].as_u64().unwrap_or(0),
+    )
+}
+
+/// A GET on the gateway: status and body.
+fn get(url: &str) -> (u16, String) {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+#[test]
+fn a_secret_set_again_reaches_new_workers_restart_drains_and_errors_are_masked() {
+    let mut p = Project::with_files(&[
+        ("nimbus.yaml", ROTATE_MANIFEST),
+        ("app.py", ROTATE_PY),
+        ("app.js", ROTATE_JS),
+    ]);
+    p.set("api-key", V1, &[]);
+    let url = p.ok(&["deploy", "--port", "0"]).trim().to_string();
+    let (seen, warm) = which(&mut p, "py");
+    assert_eq!(seen, "ONE");
+
+    // Set again without a redeploy: the warm worker keeps its value; the next worker started
+    // (here after a crash) reads the store again and gets the new one.
+    p.set("api-key", V2, &[]);
+    assert_eq!(which(&mut p, "py"), ("ONE".to_string(), warm));
+    let out = p.run(&["invoke", "py", "--path", "/py?mode=exit"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let (seen, pid) = which(&mut p, "py");
+    assert_eq!(
+        seen, "TWO",
+        "a worker started after `secret set` reads the new value"
+    );
+    assert_ne!(pid, warm);
+    assert_eq!(
+        which(&mut p, "js").0,
+        "TWO",
+        "a function's first worker too"
+    );
+
+    // --restart: the readers get new workers now; an invocation running on an old one
+    // finishes (on the old value) instead of being cut.
+    let slow_url = format!("{url}/py?mode=slow");
+    let slow = std::thread::spawn(move || get(&slow_url));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let err = p.set("api-key", V3, &["--restart"]);
+    assert!(
+        err.contains("restarted js, py on the local runtime"),
+        "{err}"
+    );
+    let (status, body) = slow.join().unwrap();
+    assert_eq!(status, 200, "the running invocation finished: {body}");
+    assert!(body.contains("\"TWO\""), "it ran on the old worker: {body}");
+    assert_eq!(which(&mut p, "py").0, "THREE");
+    assert_eq!(which(&mut p, "js").0, "THREE");
+    let logs = p.ok(&["logs"]);
+    assert!(
+        logs.contains("restarted js, py (secret `api-key` set again)"),
+        "{logs}"
+    );
+
+    // Errors: the value in an exception's message and stack trace shows as *** in `invoke`'s
+    // error, in the HTTP 500 body and in `nimbus logs` (Python and Node).
+    let out = p.run(&["invoke", "py", "--path", "/py?mode=raise"], None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ValueError: card declined for key ***"),
+        "{err}"
+    );
+    let out = p.run(
+        &[
+            "invoke",
+            "js",
+            "--path",
+            "/js?mode=raise",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    let json_out = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        json_out.contains("TypeError: declined for key ***"),
+        "{json_out}"
+    );
+    for (path, expected) in [
+        ("py", "card declined for key ***"),
+        ("js", "declined for key ***"),
+    ] {
+        let (status, body) = get(&format!("{url}/{path}?mode=raise"));
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains(expected), "{body}");
+    }
+    let (status, _) = get(&format!("{url}/py?mode=split"));
+    assert_eq!(status, 200);
+    let logs = eventually(10, "the errors and the split line in the logs", || {
+        let logs = p.ok(&["logs"]);
+        (logs.contains("split key=") && logs.matches("declined for key").count() >= 8)
+            .then_some(logs)
+    });
+    assert!(logs.contains("split key=*** end"), "{logs}");
+    assert!(
+        logs.contains("Traceback (most recent call last)"),
+        "the stack is shown: {logs}"
+    );
+    assert!(
+        logs.contains("    ValueError: card declined for key ***"),
+        "{logs}"
+    );
+    assert!(logs.contains("app.js:3"), "the Node stack is shown: {logs}");
+    let json_logs = p.ok(&["logs", "--output", "json"]);
+    assert!(json_logs.contains("\"stack\""), "{json_logs}");
+    for v in [V1, V2, V3] {
+        assert!(!p.seen.contains(v), "a value was printed:\n{}", p.seen);
+        let leaked = holding(&p.dir.path().join(".nimbus"), v);
+        assert!(leaked.is_empty(), "{v} is in {leaked:?}");
+    }
+
+    // Where --restart cannot work, it is refused before anything is stored.
+    let err = p.fails(
+        &["secret", "set", "api-key", "-p", "gcp", "--restart"],
+        Some(V4),
+    );
+    assert!(
+        err.contains("`--restart` is not available for gcp; nothing was stored"),
+        "{err}"
+    );
+    assert!(err.contains("version `latest`"), "{err}");
+    let err = p.fails(
+        &["secret", "set", "api-key", "-p", "aws", "--restart"],
+        Some(V4),
+    );
+    assert!(
+        err.contains("`--restart` is not available for aws; nothing was stored"),
+        "{err}"
+    );
+
+    // With no runtime running, --restart stores the value and says there is nothing to restart.
+    p.ok(&["remove", "--yes"]);
+    let err = p.set("api-key", V4, &["--restart"]);
+    assert!(err.contains("nothing to restart"), "{err}");
+    assert!(
+        p.ok(&["secret", "list"])
+            .contains("api-key  local/dev  set ")
     );
 }

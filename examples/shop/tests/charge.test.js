@@ -69,8 +69,19 @@ function seed(orders, ...ids) {
   }
 }
 
-// Silence the handler's per-message log lines during tests.
-test.beforeEach((t) => t.mock.method(console, 'log', () => {}));
+const KEY = 'sk_test_shop_0123456789';
+
+// Silence the handler's per-message log lines during tests (kept, to check the key is never
+// printed), and give it the payment provider's key, as the platform does from the secret.
+let logged = [];
+test.beforeEach((t) => {
+  logged = [];
+  t.mock.method(console, 'log', (...args) => logged.push(args.join(' ')));
+  process.env.PAYMENT_API_KEY = KEY;
+});
+test.afterEach(() => {
+  assert.ok(!logged.some((l) => l.includes(KEY)), 'the key was printed');
+});
 
 test('good messages mark their orders paid; no failures means undefined', async () => {
   const orders = new FakeTable('id');
@@ -82,7 +93,27 @@ test('good messages mark their orders paid; no failures means undefined', async 
     assert.equal(order.status, 'paid');
     assert.match(order.paid_at, /^\d{4}-\d\d-\d\dT/);
     assert.equal(order.email, 'a@b.c'); // rest of the order kept
+    assert.match(order.payment_ref, /^[0-9a-f]{24}$/);
+    assert.ok(!JSON.stringify(order).includes(KEY), 'the key is not stored');
   }
+  // The reference is signed with the key: the same payment with another key, another reference.
+  const ref = (await orders.get({ id: 'o1' })).payment_ref;
+  process.env.PAYMENT_API_KEY = 'sk_test_other_key';
+  const again = new FakeTable('id');
+  seed(again, 'o1');
+  await handler(queueEvent([['m1', { order_id: 'o1', amount: 10 }]]), makeContext({ orders: again }));
+  assert.notEqual((await again.get({ id: 'o1' })).payment_ref, ref);
+});
+
+test('without the payment key nothing is charged and every message is retried', async () => {
+  delete process.env.PAYMENT_API_KEY;
+  const orders = new FakeTable('id');
+  seed(orders, 'o1');
+  const res = await handler(queueEvent([['m1', { order_id: 'o1', amount: 10 }], ['m2', 'not json']]), makeContext({ orders }));
+  assert.deepEqual(res, { failed: ['m1', 'm2'] });
+  assert.equal((await orders.get({ id: 'o1' })).status, 'placed');
+  assert.equal(orders.puts, 0);
+  assert.ok(logged.some((l) => l.includes('no payment provider key')), logged.join('\n'));
 });
 
 test('partial batch failure: only poison and failing messages are reported', async () => {

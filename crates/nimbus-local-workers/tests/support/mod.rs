@@ -68,6 +68,8 @@ def handler(event, context):
     mode, _, arg = (event.get("body") or "echo").partition(":")
     if mode == "echo":
         return {"echo": arg, "pid": os.getpid(), "request_id": context.request_id}
+    if mode == "env":
+        return {"value": os.environ.get(arg), "pid": os.getpid()}
     if mode == "sleep":
         time.sleep(int(arg) / 1000)
         return {"slept": int(arg), "pid": os.getpid()}
@@ -148,6 +150,8 @@ exports.handler = async (event, context) => {
   switch (mode) {
     case 'echo':
       return { echo: arg, pid: process.pid, request_id: context.requestId };
+    case 'env':
+      return { value: process.env[arg] ?? null, pid: process.pid };
     case 'sleep':
       await new Promise((r) => setTimeout(r, Number(arg)));
       return { slept: Number(arg), pid: process.pid };
@@ -311,6 +315,8 @@ pub struct Recorder {
     pub events: Mutex<Vec<PoolEvent>>,
     pub calls: Mutex<Vec<Call>>,
     pub rpc_delay: Duration,
+    /// What [`Hooks::spawn_env`] answers (nothing added when `None`).
+    pub spawn_env: Mutex<Option<Result<BTreeMap<String, String>, ErrorInfo>>>,
 }
 
 impl Recorder {
@@ -376,6 +382,14 @@ impl Hooks for Recorder {
 
     fn event(&self, _function: &str, event: PoolEvent) {
         self.events.lock().unwrap().push(event);
+    }
+
+    fn spawn_env(&self, _function: &str) -> Result<BTreeMap<String, String>, ErrorInfo> {
+        self.spawn_env
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| Ok(BTreeMap::new()))
     }
 }
 

@@ -4,6 +4,8 @@
 //! shell history and `ps` keep). Its size is checked against the provider's limit before
 //! anything is stored. The local target keeps values in its store; GCP in Secret Manager
 //! ([`gcp`]); AWS in Secrets Manager ([`aws`]); Azure in the stage's Key Vault ([`azure`]). `list` shows names, where a value is set and when, never values.
+//! `set --restart` then restarts the functions that read the secret, where the provider can
+//! ([`restart`]).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
@@ -22,6 +24,7 @@ use crate::output::{Failure, Out};
 mod aws;
 mod azure;
 mod gcp;
+mod restart;
 
 /// Runs `nimbus secret ...`.
 pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure> {
@@ -29,8 +32,15 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
     let compiled = super::load_deployed(global, out)?;
     let graph = &compiled.graph;
     match &args.action {
-        SecretAction::Set { name, from_file } => {
+        SecretAction::Set {
+            name,
+            from_file,
+            restart,
+        } => {
             let name = declared(graph, name)?;
+            if *restart {
+                restart::check(provider, &name)?;
+            }
             let value = match from_file {
                 Some(path) => std::fs::read_to_string(path).map_err(|e| {
                     Failure::user(format!(
@@ -57,6 +67,9 @@ pub fn run(global: &Global, args: &SecretArgs, out: &Out) -> Result<(), Failure>
                 graph.stage,
                 value.len()
             );
+            if *restart {
+                restart::run(&compiled, provider, &name)?;
+            }
             Ok(())
         }
         SecretAction::Rm { name } if provider == ProviderId::Gcp => {

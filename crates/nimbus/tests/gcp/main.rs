@@ -15,6 +15,9 @@ use base64::Engine as _;
 use common::cloud::{self, CloudEnv};
 use serde_json::{Value, json};
 
+/// The value of the shop's secret `payment-key` in these tests.
+const SHOP_PAYMENT_KEY: &str = "sk_test_shop_cli_e1a2b3";
+
 /// A copy of the shop for one project, and how to run nimbus on it.
 struct Shop {
     dir: tempfile::TempDir,
@@ -47,6 +50,28 @@ impl Shop {
             .envs(env.vars())
             .output()
             .expect("nimbus runs")
+    }
+
+    /// Sets the shop's secret `payment-key` (read by charge-payment) with `nimbus secret set`.
+    fn set_payment_key(&self, env: &CloudEnv) {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nimbus"))
+            .args(["secret", "set", "payment-key", "-p", "gcp"])
+            .current_dir(self.dir.path())
+            .env_remove("NIMBUS_PROVIDER")
+            .env_remove("NIMBUS_STAGE")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .envs(env.vars())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nimbus runs");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(SHOP_PAYMENT_KEY.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
 
     /// Runs nimbus, requires `code`; returns stdout.
@@ -93,12 +118,18 @@ fn deploy_plan_info_logs_invoke_and_remove_with_the_cli(env: &CloudEnv) {
     shop.expect(env, &["validate"], 0);
     shop.expect(env, &["remove", "--yes"], 0);
 
+    // The shop's payment key first (plan and deploy refuse a secret with no value).
+    shop.set_payment_key(env);
+
     // Plan: everything to create; the plan exits 2 with --detailed-exitcode.
+    let mark = env.mark();
     let plan = json_of(&shop.expect(env, &["plan", "--detailed-exitcode", "--output", "json"], 2));
     let creates = plan["summary"]["create"].as_u64().unwrap();
     assert!(creates > 40, "{plan}");
     assert!(
-        env.requests_since(p, 0).iter().all(|r| r["write"] == false),
+        env.requests_since(p, mark)
+            .iter()
+            .all(|r| r["write"] == false),
         "plan writes nothing"
     );
 
