@@ -31,8 +31,8 @@ use aws_sdk_s3::types::{
 };
 use aws_smithy_types::Blob;
 use nimbus_cloud::{
-    Cloud, DeployOptions, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogLine, LogQuery,
-    LogSink, Progress, ResourceInfo, Target, Upload,
+    Cloud, DeployOptions, Deployed, DnsRecord, Endpoint, FunctionInfo, Info, Invoked, LogLine,
+    LogQuery, LogSink, Progress, ResourceInfo, Target, Upload,
 };
 use nimbus_engine::{
     Deployment, Engine, LockOptions, NativeResource, ObjectStoreBackend, Plan, Report, State,
@@ -423,7 +423,22 @@ impl Aws {
                     kind: label.into(),
                     native: e.physical_name.clone().unwrap_or(e.physical_id.clone()),
                 });
+            } else if let Some(e) = entry(kinds::EXISTING, &r.name) {
+                info.resources.push(ResourceInfo {
+                    name: r.name.clone(),
+                    kind: label.into(),
+                    native: format!("{} (existing, not managed)", e.physical_id),
+                });
             }
+        }
+        if let Some(e) = entry(kinds::DOMAIN_NAME, crate::lower::DOMAIN) {
+            let target = e.outputs.get("target").and_then(Value::as_str);
+            info.dns_records.push(DnsRecord {
+                name: e.physical_id.clone(),
+                kind: "CNAME".into(),
+                value: target.unwrap_or_default().to_string(),
+                purpose: "routes the custom domain to the API's regional endpoint".into(),
+            });
         }
         info
     }
@@ -517,6 +532,19 @@ impl Cloud for Aws {
     async fn deploy(&self, target: &Target<'_>, how: DeployOptions) -> Result<Deployed, AwsError> {
         let settings = self.settings(target.graph)?;
         let desired = self.desired(target)?;
+        // Existing resources are there (and a listened-to table's stream is on) before
+        // anything changes.
+        let driver = AwsDriver::new(
+            self.clients.clone(),
+            self.scope.clone(),
+            Artifacts {
+                bucket: settings.artifact_bucket.clone(),
+                prefix: settings.artifact_prefix.clone(),
+            },
+        );
+        crate::driver::existing::preflight(&driver, &desired)
+            .await
+            .map_err(|e| AwsError::Existing(e.message))?;
         self.ensure_bucket(target.graph, &settings.artifact_bucket)
             .await?;
         let uploads = self.upload(target, &settings).await?;

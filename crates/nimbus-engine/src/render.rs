@@ -9,7 +9,9 @@
 //! Plan: 1 to create, 1 to update, 1 to replace, 1 to delete, 3 unchanged.
 //! ```
 //!
-//! Plain text, no colour; unchanged resources are left out unless a refresh found drift.
+//! Plain text, no colour; unchanged resources are left out unless a refresh found drift. A
+//! resource the deployment uses but does not own ([`crate::resource::is_external`]) reads
+//! `  = existing <id> (not managed)` when it is first recorded.
 
 use std::fmt::Write;
 
@@ -45,6 +47,14 @@ pub fn render(plan: &Plan) -> String {
     }
     for r in &plan.resources {
         if r.action == Action::Same && r.drift.is_empty() && !r.missing_in_cloud {
+            continue;
+        }
+        if crate::resource::is_external(&r.kind) {
+            let what = match r.action {
+                Action::Delete => "no longer used; left as it is",
+                _ => "not managed",
+            };
+            let _ = writeln!(out, "  = existing {} ({what})", r.id);
             continue;
         }
         let symbol = match r.action {

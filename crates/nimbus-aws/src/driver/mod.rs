@@ -19,10 +19,14 @@
 //! | [`sns`] | `aws.sns.topic`, `aws.sns.subscription` |
 //! | [`s3`] | `aws.s3.bucket`, `aws.s3.bucket_notification` |
 //! | [`dynamodb`] | `aws.dynamodb.table` |
+//! | [`existing`] | `aws.existing` (reads only) |
+//! | [`domain`] | `aws.apigatewayv2.{domain_name,api_mapping}` |
 
 mod apigw;
+mod domain;
 mod dynamodb;
 pub(crate) mod error;
+pub(crate) mod existing;
 mod iam;
 mod lambda;
 mod logs;
@@ -147,6 +151,9 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::create_bucket(self, p).await,
             kinds::BUCKET_NOTIFICATION => s3::put_notification(self, p).await,
             kinds::TABLE => dynamodb::create(self, p).await,
+            kinds::EXISTING => existing::apply(self, resource, properties).await,
+            kinds::DOMAIN_NAME => domain::create_domain_name(self, p).await,
+            kinds::API_MAPPING => domain::create_api_mapping(self, p).await,
             other => Err(unknown(other)),
         }
     }
@@ -177,6 +184,9 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::update_bucket(self, before, p).await,
             kinds::BUCKET_NOTIFICATION => s3::put_notification(self, p).await,
             kinds::TABLE => dynamodb::update(self, before, p).await,
+            kinds::EXISTING => existing::apply(self, resource, properties).await,
+            kinds::DOMAIN_NAME => domain::update_domain_name(self, p).await,
+            kinds::API_MAPPING => domain::update_api_mapping(self, id, p).await,
             // Every property of these forces a replacement.
             kinds::PERMISSION | kinds::SUBSCRIPTION => Err(DriverError::permanent(format!(
                 "internal: `{}` cannot be updated in place",
@@ -208,6 +218,10 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::delete_bucket(self, id).await,
             kinds::BUCKET_NOTIFICATION => s3::delete_notification(self, id).await,
             kinds::TABLE => dynamodb::delete(self, id).await,
+            // Never deleted: it is not ours. The state forgets it.
+            kinds::EXISTING => Ok(()),
+            kinds::DOMAIN_NAME => domain::delete_domain_name(self, id).await,
+            kinds::API_MAPPING => domain::delete_api_mapping(self, id).await,
             other => Err(unknown(other)),
         }
     }
@@ -233,6 +247,9 @@ impl Driver for AwsDriver {
             kinds::BUCKET => s3::read_bucket(self, id).await,
             kinds::BUCKET_NOTIFICATION => s3::read_notification(self, id).await,
             kinds::TABLE => dynamodb::read(self, id).await,
+            kinds::EXISTING => existing::read(self, id).await,
+            kinds::DOMAIN_NAME => domain::read_domain_name(self, id).await,
+            kinds::API_MAPPING => domain::read_api_mapping(self, id).await,
             other => Err(unknown(other)),
         }
     }
