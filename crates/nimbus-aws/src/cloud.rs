@@ -503,6 +503,21 @@ impl Aws {
             }
             _ => {}
         }
+        // A resource made elsewhere: its own name and ARN (a table's stream from the state).
+        let existing = resource.and_then(|r| Some((r, graph.resources.get(r)?.existing.as_ref()?)));
+        if let Some((r, arn)) = existing {
+            let props = crate::lower::existing_properties(arn).unwrap_or_default();
+            sources.source_name = props["Name"].as_str().unwrap_or_default().to_string();
+            sources.source_arn = match kind {
+                "table" => state
+                    .and_then(|s| s.get(&format!("{}/{r}", kinds::EXISTING)))
+                    .and_then(|e| e.outputs.get("stream_arn"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                _ => arn.clone(),
+            };
+        }
         Ok(sources)
     }
 }
