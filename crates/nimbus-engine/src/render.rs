@@ -90,13 +90,30 @@ pub fn render(plan: &Plan) -> String {
             );
         }
     }
-    let s = &plan.summary;
-    if s.changes() == 0 && plan.interrupted.is_empty() {
+    // What the deployment does not own is counted apart: it is recorded or forgotten, never
+    // created or deleted.
+    let mut s = plan.summary;
+    let mut external = 0;
+    for r in &plan.resources {
+        if crate::resource::is_external(&r.kind) {
+            match r.action {
+                Action::Create => s.create -= 1,
+                Action::Delete => s.delete -= 1,
+                _ => continue,
+            }
+            external += 1;
+        }
+    }
+    let external = match external {
+        0 => String::new(),
+        n => format!(" ({n} existing, not managed)"),
+    };
+    if s.changes() == 0 && plan.interrupted.is_empty() && external.is_empty() {
         let _ = writeln!(out, "No changes: {} resources unchanged.", s.same);
     } else {
         let _ = writeln!(
             out,
-            "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.",
+            "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.{external}",
             s.create, s.update, s.replace, s.delete, s.same
         );
     }
