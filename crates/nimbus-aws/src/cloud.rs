@@ -32,8 +32,8 @@ use aws_sdk_s3::types::{
 };
 use aws_smithy_types::Blob;
 use nimbus_cloud::{
-    Cloud, DeployOptions, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogLine, LogQuery,
-    LogSink, Progress, ResourceInfo, Target, Upload,
+    Cloud, DeployOptions, Deployed, DnsRecord, Endpoint, FunctionInfo, Info, Invoked, LogLine,
+    LogQuery, LogSink, Progress, ResourceInfo, Target, Upload,
 };
 use nimbus_engine::{
     Deployment, Engine, LockOptions, NativeResource, ObjectStoreBackend, Plan, Report, State,
@@ -429,6 +429,12 @@ impl Aws {
                     kind: label.into(),
                     native: e.physical_name.clone().unwrap_or(e.physical_id.clone()),
                 });
+            } else if let Some(e) = entry(kinds::EXISTING, &r.name) {
+                info.resources.push(ResourceInfo {
+                    name: r.name.clone(),
+                    kind: label.into(),
+                    native: format!("{} (existing, not managed)", e.physical_id),
+                });
             }
         }
         // Secrets by ARN (a name, never a value).
@@ -440,6 +446,15 @@ impl Aws {
                     native: e.physical_id.clone(),
                 });
             }
+        }
+        if let Some(e) = entry(kinds::DOMAIN_NAME, crate::lower::DOMAIN) {
+            let target = e.outputs.get("target").and_then(Value::as_str);
+            info.dns_records.push(DnsRecord {
+                name: e.physical_id.clone(),
+                kind: "CNAME".into(),
+                value: target.unwrap_or_default().to_string(),
+                purpose: "routes the custom domain to the API's regional endpoint".into(),
+            });
         }
         info
     }
@@ -522,6 +537,21 @@ impl Aws {
             }
             _ => {}
         }
+        // A resource made elsewhere: its own name and ARN (a table's stream from the state).
+        let existing = resource.and_then(|r| Some((r, graph.resources.get(r)?.existing.as_ref()?)));
+        if let Some((r, arn)) = existing {
+            let props = crate::lower::existing_properties(arn).unwrap_or_default();
+            sources.source_name = props["Name"].as_str().unwrap_or_default().to_string();
+            sources.source_arn = match kind {
+                "table" => state
+                    .and_then(|s| s.get(&format!("{}/{r}", kinds::EXISTING)))
+                    .and_then(|e| e.outputs.get("stream_arn"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                _ => arn.clone(),
+            };
+        }
         Ok(sources)
     }
 }
@@ -554,6 +584,19 @@ impl Cloud for Aws {
         let settings = self.settings(target.graph)?;
         let desired = self.desired(target)?;
         let arns = crate::secrets::check_values(self, target.graph).await?;
+        // Existing resources are there (and a listened-to table's stream is on) before
+        // anything changes.
+        let driver = AwsDriver::new(
+            self.clients.clone(),
+            self.scope.clone(),
+            Artifacts {
+                bucket: settings.artifact_bucket.clone(),
+                prefix: settings.artifact_prefix.clone(),
+            },
+        );
+        crate::driver::existing::preflight(&driver, &desired)
+            .await
+            .map_err(|e| AwsError::Existing(e.message))?;
         self.ensure_bucket(target.graph, &settings.artifact_bucket)
             .await?;
         let uploads = self.upload(target, &settings).await?;

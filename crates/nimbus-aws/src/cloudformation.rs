@@ -19,7 +19,13 @@
 //!   SQS attributes as typed properties, a Scheduler `Input` and a filter `Pattern` as strings);
 //! - buckets, tables and secrets get `DeletionPolicy` and `UpdateReplacePolicy` `Retain`;
 //! - a secret is an `AWS::SecretsManager::Secret` without `SecretString` or
-//!   `GenerateSecretString`: its value is set with `nimbus secret set -p aws`, never here.
+//!   `GenerateSecretString`: its value is set with `nimbus secret set -p aws`, never here;
+//! - a resource that already exists (`existing.aws`) is not declared: references to it are its
+//!   literal ARN, name or queue URL, and the stream of an existing table a function listens to
+//!   is a parameter, `<Name>ExistingStreamArn` (CloudFormation cannot read another stack's or
+//!   an unmanaged table's stream);
+//! - `http.domain` is an `AWS::ApiGatewayV2::DomainName` and `ApiMapping`, with an output giving
+//!   the regional domain name the DNS record points at.
 //!
 //! The same graph, build and settings always give the same bytes.
 
@@ -99,6 +105,8 @@ pub fn cfn_type(kind: &str) -> Option<&'static str> {
         kinds::BUCKET => "AWS::S3::Bucket",
         kinds::TABLE => "AWS::DynamoDB::Table",
         kinds::SECRET => "AWS::SecretsManager::Secret",
+        kinds::DOMAIN_NAME => "AWS::ApiGatewayV2::DomainName",
+        kinds::API_MAPPING => "AWS::ApiGatewayV2::ApiMapping",
         _ => return None,
     })
 }
@@ -173,6 +181,23 @@ impl<'a> Converter<'a> {
                 CONVENTIONAL_BUCKET: { "Fn::Equals": [{ "Ref": ARTIFACT_BUCKET }, ""] },
             });
         }
+        // The stream of a table the app does not own is not in the template: a parameter.
+        for (id, param) in self.stream_parameters() {
+            let r = self.by_id[id];
+            let params = doc
+                .as_object_mut()
+                .expect("an object")
+                .entry("Parameters")
+                .or_insert_with(|| json!({}));
+            params[param.as_str()] = json!({
+                "Type": "String",
+                "AllowedPattern": "^arn:[a-z-]+:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[^/]+/stream/.+$",
+                "Description": format!(
+                    "The stream ARN (LatestStreamArn) of the existing table {}; its stream must be enabled",
+                    r.properties["Arn"].as_str().unwrap_or_default()
+                ),
+            });
+        }
         doc["Resources"] = Value::Object(resources.into_iter().collect());
         let mut outputs = Map::new();
         for r in self.resources {
@@ -182,6 +207,14 @@ impl<'a> Converter<'a> {
                     format!("{l}Endpoint"),
                     json!({ "Fn::GetAtt": [l, "ApiEndpoint"] }),
                     "The URL of the HTTP API".to_string(),
+                ),
+                kinds::DOMAIN_NAME => (
+                    format!("{l}Target"),
+                    json!({ "Fn::GetAtt": [l, "RegionalDomainName"] }),
+                    format!(
+                        "The target of the CNAME record to create for {}",
+                        r.physical_name.as_deref().unwrap_or_default()
+                    ),
                 ),
                 kinds::FUNCTION => (
                     format!("{l}Arn"),
@@ -413,10 +446,38 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// The parameters that stand for the streams of existing tables, by the table's id.
+    fn stream_parameters(&self) -> BTreeMap<&str, String> {
+        self.resources
+            .iter()
+            .flat_map(|r| references(&r.properties))
+            .filter(|(id, output)| {
+                output == "stream_arn"
+                    && self
+                        .by_id
+                        .get(id.as_str())
+                        .is_some_and(|t| t.kind == kinds::EXISTING)
+            })
+            .map(|(id, _)| {
+                let key = self.by_id[id.as_str()].id.as_str();
+                (key, format!("{}StreamArn", self.logical[key]))
+            })
+            .collect()
+    }
+
     /// The intrinsic function that gives output `output` of resource `id`.
     fn intrinsic(&self, id: &str, output: &str) -> Value {
         let target = self.by_id[id];
         let l = self.logical[id].as_str();
+        if target.kind == kinds::EXISTING {
+            // Not in the template: what the ARN says, or a parameter for a stream.
+            return match output {
+                "stream_arn" => json!({ "Ref": format!("{l}StreamArn") }),
+                "name" => target.properties["Name"].clone(),
+                "url" => target.properties["Url"].clone(),
+                _ => target.properties["Arn"].clone(),
+            };
+        }
         let get_att = |attribute: &str| json!({ "Fn::GetAtt": [l, attribute] });
         let reference = json!({ "Ref": l });
         match (target.kind.as_str(), output) {
@@ -444,6 +505,9 @@ impl<'a> Converter<'a> {
             | (kinds::SECRET, "arn") => reference,
             (kinds::TABLE, "stream_arn") => get_att("StreamArn"),
             (kinds::API, "endpoint") => get_att("ApiEndpoint"),
+            (kinds::DOMAIN_NAME, "target") => get_att("RegionalDomainName"),
+            (kinds::DOMAIN_NAME, "zone_id") => get_att("RegionalHostedZoneId"),
+            (kinds::DOMAIN_NAME, "name") => reference,
             (_, "arn") => get_att("Arn"),
             _ => reference,
         }

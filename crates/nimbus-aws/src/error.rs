@@ -61,6 +61,49 @@ pub enum AwsError {
         /// The function's timeout, seconds.
         timeout_s: u64,
     },
+    /// An `existing.aws` value that is not the ARN of a resource of its kind.
+    #[error("resource `{resource}`: `{arn}` is not the ARN of an existing {kind} (`{shape}`)")]
+    ExistingArn {
+        /// The neutral resource.
+        resource: String,
+        /// Its kind.
+        kind: String,
+        /// The value given.
+        arn: String,
+        /// The shape expected.
+        shape: String,
+    },
+    /// An existing resource in another region than the deployment's.
+    #[error(
+        "resource `{resource}` exists in region `{region}`, but the app deploys to `{deployment}`: the functions' clients reach their own region only"
+    )]
+    ExistingRegion {
+        /// The neutral resource.
+        resource: String,
+        /// The resource's region.
+        region: String,
+        /// The deployment's region.
+        deployment: String,
+    },
+    /// An existing resource that is missing, or not usable as it is.
+    #[error("{0}")]
+    Existing(String),
+    /// A custom domain without an ACM certificate.
+    #[error(
+        "`http.domain` `{domain}` needs `certificate.aws`: the ARN of an ACM certificate for it in the deployment's region"
+    )]
+    DomainCertificate {
+        /// The host name.
+        domain: String,
+    },
+    /// A trigger on a bucket Nimbus does not own (its notifications would be replaced).
+    #[error(
+        "bucket `{bucket}` already exists: a trigger on it would replace its notification configuration; trigger the function from an SNS topic the bucket's owner sends events to"
+    )]
+    ExistingBucketTrigger {
+        /// The bucket.
+        bucket: String,
+    },
     /// Two bucket triggers whose events and key filters overlap: S3 rejects the configuration.
     #[error(
         "bucket `{bucket}`: the triggers of `{first}` and `{second}` overlap (same event, overlapping prefix and suffix); S3 rejects overlapping notifications"

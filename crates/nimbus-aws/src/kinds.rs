@@ -31,6 +31,13 @@
 //! | `aws.s3.bucket_notification` | PutBucketNotificationConfiguration | `Bucket`, `NotificationConfiguration.LambdaFunctionConfigurations` | — | `Bucket` |
 //! | `aws.secretsmanager.secret` | CreateSecret (no value; adopting one `nimbus secret set` made: DescribeSecret, TagResource), UpdateSecret, TagResource/UntagResource, DeleteSecret (`ForceDeleteWithoutRecovery`) | `Name`, `Description`, `Tags` | `arn`, `name` | `Name` |
 //! | `aws.dynamodb.table` | CreateTable, UpdateContinuousBackups | `TableName`, `AttributeDefinitions`, `KeySchema`, `BillingMode` (`PAY_PER_REQUEST`), `StreamSpecification`, `Tags`, `PointInTimeRecoverySpecification` | `name`, `arn`, `stream_arn` | `TableName`, `KeySchema`, `AttributeDefinitions` |
+//! | `aws.existing` | DescribeTable / GetQueueUrl / GetTopicAttributes / HeadBucket (reads only) | `Kind` (`table`, `queue`, `topic`, `bucket`), `Arn`, `Name`, `Url` (queues), `Stream` (a table trigger needs its stream) | `name`, `arn`, `url`, `stream_arn` | `Arn` |
+//! | `aws.apigatewayv2.domain_name` | CreateDomainName | `DomainName`, `DomainNameConfigurations` (`CertificateArn`, `EndpointType` `REGIONAL`, `SecurityPolicy` `TLS_1_2`), `Tags` | `name`, `target` (the regional domain name to CNAME to), `zone_id` | `DomainName` |
+//! | `aws.apigatewayv2.api_mapping` | CreateApiMapping | `DomainName`, `ApiId`, `Stage` | `id` | `DomainName` |
+//!
+//! `aws.existing` stands for a resource of the manifest that already exists (`existing.aws`):
+//! the driver never writes to it, a delete only forgets it, and plans show it as `existing (not
+//! managed)` ([`nimbus_engine::resource::is_external`]).
 //!
 //! Buckets, tables and secrets are `retain_data` (a secret holds data when it has a current
 //! value). The deployment bucket is not one of the deployed
@@ -80,6 +87,12 @@ pub const TABLE: &str = "aws.dynamodb.table";
 
 /// A Secrets Manager secret (its versions hold the value; a deployment never writes one).
 pub const SECRET: &str = "aws.secretsmanager.secret";
+/// A resource that already exists, used but not managed.
+pub const EXISTING: &str = "aws.existing";
+/// An API Gateway custom domain name.
+pub const DOMAIN_NAME: &str = "aws.apigatewayv2.domain_name";
+/// The mapping of a custom domain to the HTTP API's stage.
+pub const API_MAPPING: &str = "aws.apigatewayv2.api_mapping";
 
 /// Every kind and the outputs its driver reports (what references may name).
 pub const OUTPUTS: &[(&str, &[&str])] = &[
@@ -103,6 +116,9 @@ pub const OUTPUTS: &[(&str, &[&str])] = &[
     (BUCKET_NOTIFICATION, &[]),
     (TABLE, &["name", "arn", "stream_arn"]),
     (SECRET, &["arn", "name"]),
+    (EXISTING, &["name", "arn", "url", "stream_arn"]),
+    (DOMAIN_NAME, &["name", "target", "zone_id"]),
+    (API_MAPPING, &["id"]),
 ];
 
 /// The outputs of `kind`, if it is one of ours.

@@ -35,14 +35,17 @@ mod iam;
 mod resources;
 pub(crate) mod secrets;
 
-pub(crate) use http::route_arn_suffix;
+pub(crate) use http::{DOMAIN, route_arn_suffix};
 pub(crate) use iam::pascal;
+pub(crate) use resources::existing_properties;
 
 use std::collections::BTreeMap;
 
 use nimbus_engine::{NativeResource, reference};
 use nimbus_graph::AppGraph;
+use nimbus_manifest::ResourceKind;
 use nimbus_package::BuildManifest;
+use nimbus_provider::ProviderId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -255,9 +258,53 @@ impl<'a> Cx<'a> {
         names::function(self.service(), self.stage(), function)
     }
 
-    /// The physical name of a bucket resource.
+    /// The physical name of a bucket resource (an existing one's own).
     pub fn bucket_name(&self, bucket: &str) -> Result<String, AwsError> {
+        if self.existing(bucket).is_some() {
+            return self.existing_part(bucket, "name");
+        }
         names::bucket(self.service(), self.stage(), bucket, &self.scope)
+    }
+
+    /// The ARN of resource `name` when it already exists (`existing.aws`).
+    pub fn existing(&self, name: &str) -> Option<&'a str> {
+        self.graph.resources.get(name)?.existing.as_deref()
+    }
+
+    /// A part (`name`, `region`, `account`) of the ARN of existing resource `name`, read with
+    /// the shape of `providers/aws/capabilities.toml`.
+    pub fn existing_part(&self, name: &str, part: &str) -> Result<String, AwsError> {
+        let r = &self.graph.resources[name];
+        let arn = r.existing.as_deref().unwrap_or_default();
+        let shape = ProviderId::Aws
+            .capabilities()
+            .resource(r.kind)
+            .and_then(|c| c.existing.as_ref())
+            .map(|e| e.shape.as_str())
+            .unwrap_or_default();
+        nimbus_provider::external::parse_shape(shape, arn)
+            .and_then(|mut parts| parts.remove(part))
+            .ok_or_else(|| AwsError::ExistingArn {
+                resource: name.to_string(),
+                kind: r.kind.to_string(),
+                arn: arn.to_string(),
+                shape: shape.to_string(),
+            })
+    }
+
+    /// A reference to output `output` of resource `name`: of the resource Nimbus creates, or
+    /// of its `aws.existing` stand-in.
+    pub fn res(&self, name: &str, output: &str) -> Value {
+        if self.existing(name).is_some() {
+            return out(kinds::EXISTING, name, output);
+        }
+        let kind = match self.graph.resources[name].kind {
+            ResourceKind::Table => kinds::TABLE,
+            ResourceKind::Queue => kinds::QUEUE,
+            ResourceKind::Topic => kinds::TOPIC,
+            ResourceKind::Bucket => kinds::BUCKET,
+        };
+        out(kind, name, output)
     }
 }
 
@@ -326,6 +373,9 @@ fn replace_on(kind: &str) -> Vec<String> {
         kinds::BUCKET_NOTIFICATION => &["Bucket"],
         kinds::TABLE => &["TableName", "KeySchema", "AttributeDefinitions"],
         kinds::SECRET => &["Name"],
+        kinds::EXISTING => &["Arn"],
+        kinds::DOMAIN_NAME => &["DomainName"],
+        kinds::API_MAPPING => &["DomainName"],
         _ => &[],
     };
     props.iter().map(|p| p.to_string()).collect()

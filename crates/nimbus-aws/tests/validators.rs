@@ -13,26 +13,45 @@ use std::process::Command;
 use nimbus_test_support as support;
 use serde_json::Value;
 
-/// The shop with one secret, the payment provider's key that `charge-payment` reads (a
-/// Secrets Manager secret without a value, and a policy naming exactly its ARN).
-fn shop_with_a_secret() -> String {
-    let shop = std::fs::read_to_string(support::repo().join("examples/shop/nimbus.yaml")).unwrap();
-    let with_env = shop.replacen(
-        "  charge-payment:\n",
-        "  charge-payment:\n    env: { PAYMENT_API_KEY: { secret: payment-key } }\n",
-        1,
-    );
-    assert_ne!(with_env, shop, "the shop has a `charge-payment` function");
-    format!(
-        "{with_env}\nsecrets:\n  payment-key: {{ description: the payment provider's API key }}\n"
-    )
-}
-
 /// The template of the shop with a secret in a temporary directory.
 fn shop_template() -> (tempfile::TempDir, PathBuf) {
-    let g = support::graph_str("aws", &shop_with_a_secret());
+    let g = support::shop("aws");
     assert_eq!(g.secret_readers().len(), 1);
-    let text = nimbus_aws::template(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
+    template_of(&g)
+}
+
+/// The shop with a custom domain and an existing table, queue and topic that trigger functions
+/// (its `reports` bucket is existing already): what the shop's template does not declare.
+fn external_template() -> (tempfile::TempDir, PathBuf) {
+    let shop = std::fs::read_to_string(support::repo().join("examples/shop/nimbus.yaml")).unwrap();
+    let manifest = shop
+        .replacen(
+            "resources:\n",
+            r#"http:
+  domain:
+    name: api.example.com
+    certificate: { aws: "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0" }
+resources:
+  ledger: { type: table, key: { id: string }, existing: { aws: "arn:aws:dynamodb:us-east-1:123456789012:table/ledger" } }
+  jobs: { type: queue, existing: { aws: "arn:aws:sqs:us-east-1:123456789012:jobs" } }
+  alerts: { type: topic, existing: { aws: "arn:aws:sns:us-east-1:123456789012:alerts" } }
+"#,
+            1,
+        )
+        .replacen(
+            "functions:\n",
+            r#"functions:
+  audit-ledger:
+    handler: orders/audit.py:handler
+    triggers: [ { table: ledger }, { queue: jobs }, { topic: alerts } ]
+"#,
+            1,
+        );
+    template_of(&support::graph_str("aws", &manifest))
+}
+
+fn template_of(g: &nimbus_graph::AppGraph) -> (tempfile::TempDir, PathBuf) {
+    let text = nimbus_aws::template(g, &support::build_of(g), &common::settings(g)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shop.template.json");
     std::fs::write(&path, text).unwrap();
@@ -41,11 +60,16 @@ fn shop_template() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn cfn_lint_finds_no_error() {
-    let (_dir, path) = shop_template();
+    for (_dir, path) in [shop_template(), external_template()] {
+        cfn_lint(&path);
+    }
+}
+
+fn cfn_lint(path: &std::path::Path) {
     let output = Command::new(support::required_venv_tool("cfn-lint"))
         .arg("--format")
         .arg("json")
-        .arg(&path)
+        .arg(path)
         .output()
         .expect("cfn-lint runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -82,12 +106,13 @@ fn cfn_lint_finds_no_error() {
 
 #[test]
 fn checkov_fails_only_the_skipped_checks() {
-    let (_dir, path) = shop_template();
-    support::assert_checkov_fails_only_skipped(
-        &support::required_venv_tool("checkov"),
-        "cloudformation",
-        &path,
-        "providers/aws/checkov-skips.txt",
-        51,
-    );
+    for (_dir, path) in [shop_template(), external_template()] {
+        support::assert_checkov_fails_only_skipped(
+            &support::required_venv_tool("checkov"),
+            "cloudformation",
+            &path,
+            "providers/aws/checkov-skips.txt",
+            51,
+        );
+    }
 }

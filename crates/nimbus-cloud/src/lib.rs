@@ -159,6 +159,23 @@ pub struct Info {
     /// Where the deployment's state is kept (a URL or path), when the provider keeps one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The DNS records the user must create for `http.domain` (Nimbus creates none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_records: Vec<DnsRecord>,
+}
+
+/// A DNS record to create in the zone of a custom domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    /// The record's name: `api.example.com`, `asuid.api.example.com`.
+    pub name: String,
+    /// `CNAME` or `TXT`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What it points at or holds.
+    pub value: String,
+    /// What it is for.
+    pub purpose: String,
 }
 
 /// One HTTP route.

@@ -9,7 +9,9 @@
 //! Plan: 1 to create, 1 to update, 1 to replace, 1 to delete, 3 unchanged.
 //! ```
 //!
-//! Plain text, no colour; unchanged resources are left out unless a refresh found drift.
+//! Plain text, no colour; unchanged resources are left out unless a refresh found drift. A
+//! resource the deployment uses but does not own ([`crate::resource::is_external`]) reads
+//! `  = existing <id> (not managed)` when it is first recorded.
 
 use std::fmt::Write;
 
@@ -47,6 +49,14 @@ pub fn render(plan: &Plan) -> String {
         if r.action == Action::Same && r.drift.is_empty() && !r.missing_in_cloud {
             continue;
         }
+        if crate::resource::is_external(&r.kind) {
+            let what = match r.action {
+                Action::Delete => "no longer used; left as it is",
+                _ => "not managed",
+            };
+            let _ = writeln!(out, "  = existing {} ({what})", r.id);
+            continue;
+        }
         let symbol = match r.action {
             Action::Create => "+",
             Action::Update => "~",
@@ -80,13 +90,30 @@ pub fn render(plan: &Plan) -> String {
             );
         }
     }
-    let s = &plan.summary;
-    if s.changes() == 0 && plan.interrupted.is_empty() {
+    // What the deployment does not own is counted apart: it is recorded or forgotten, never
+    // created or deleted.
+    let mut s = plan.summary;
+    let mut external = 0;
+    for r in &plan.resources {
+        if crate::resource::is_external(&r.kind) {
+            match r.action {
+                Action::Create => s.create -= 1,
+                Action::Delete => s.delete -= 1,
+                _ => continue,
+            }
+            external += 1;
+        }
+    }
+    let external = match external {
+        0 => String::new(),
+        n => format!(" ({n} existing, not managed)"),
+    };
+    if s.changes() == 0 && plan.interrupted.is_empty() && external.is_empty() {
         let _ = writeln!(out, "No changes: {} resources unchanged.", s.same);
     } else {
         let _ = writeln!(
             out,
-            "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.",
+            "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.{external}",
             s.create, s.update, s.replace, s.delete, s.same
         );
     }

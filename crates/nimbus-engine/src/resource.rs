@@ -43,6 +43,13 @@ impl NativeResource {
     }
 }
 
+/// Whether resources of `kind` stand for something the deployment uses but does not own: kinds
+/// named `<provider>.existing`. Their driver only reads (create and update look the resource
+/// up, delete forgets it), and plans show them as `existing (not managed)`.
+pub fn is_external(kind: &str) -> bool {
+    kind.ends_with(".existing")
+}
+
 /// A reference to `output` of resource `id`, to put in a property.
 pub fn reference(id: &str, output: &str) -> Value {
     serde_json::json!({ "$ref": id, "output": output })

@@ -9,8 +9,8 @@ use nimbus_manifest::{
 };
 
 use crate::{
-    AppGraph, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpans, ResourceSpec,
-    SecretNode, TriggerNode, TriggerSpec, hash,
+    AppGraph, DomainNode, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpans,
+    ResourceSpec, SecretNode, TriggerNode, TriggerSpec, hash,
 };
 
 /// Queue visibility timeout when the manifest sets none.
@@ -26,7 +26,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
     let resources: BTreeMap<String, ResourceNode> = m
         .resources
         .iter()
-        .map(|(name, r)| (name.to_string(), resource(name, r)))
+        .map(|(name, r)| (name.to_string(), resource(name, r, &loaded.provider)))
         .collect();
 
     let mut edges = Vec::new();
@@ -152,6 +152,16 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             })
             .collect(),
         edges,
+        domain: m.http.domain.as_ref().map(|d| {
+            let certificate = d.certificate.get(&loaded.provider);
+            DomainNode {
+                name: d.name.to_string(),
+                certificate: certificate.map(|c| c.value.clone()),
+                span: d.span,
+                name_span: d.name.span,
+                certificate_span: certificate.map_or(d.span, |c| c.span),
+            }
+        }),
         hash: String::new(),
     };
     graph.rehash();
@@ -168,7 +178,12 @@ impl AppGraph {
                 .map(|f| f.hash.as_str())
                 .chain(self.resources.values().map(|r| r.hash.as_str()))
                 .chain(std::iter::once(
-                    hash::of(&(&self.edges, &self.settings)).as_str(),
+                    // Without a domain, the hash of a graph is what it was before domains.
+                    match &self.domain {
+                        None => hash::of(&(&self.edges, &self.settings)),
+                        Some(d) => hash::of(&(&self.edges, &self.settings, d)),
+                    }
+                    .as_str(),
                 ))
                 .collect::<Vec<_>>(),
         );
@@ -197,7 +212,8 @@ fn provider_settings(loaded: &Loaded) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
-fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode {
+fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource, provider: &str) -> ResourceNode {
+    let existing = r.existing.as_ref().and_then(|e| e.get(provider));
     let first = |key: &Option<Spanned<BTreeMap<Spanned<String>, nimbus_manifest::KeyType>>>| {
         key.as_ref()
             .and_then(|k| k.iter().next().map(|(n, t)| (n.to_string(), *t)))
@@ -232,6 +248,7 @@ fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode
         name: name.to_string(),
         kind: *r.kind,
         spec,
+        existing: existing.map(|e| e.value.clone()),
         hash: String::new(),
         span: name.span,
         spans: ResourceSpans {
@@ -241,6 +258,7 @@ fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource) -> ResourceNode
                 .dead_letter
                 .as_ref()
                 .map_or(name.span, |d| d.max_receives.span),
+            existing: existing.map_or(name.span, |e| e.span),
         },
     };
     node.hash = hash::of(&node);

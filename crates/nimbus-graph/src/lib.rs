@@ -42,8 +42,30 @@ pub struct AppGraph {
     pub secrets: BTreeMap<String, SecretNode>,
     /// Function → resource edges, sorted.
     pub edges: Vec<Edge>,
+    /// The custom domain of the HTTP API, with the certificate for this provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainNode>,
     /// Hash over every node's hash: changes when anything in the graph changes.
     pub hash: String,
+}
+
+/// The custom domain of the HTTP API (`http.domain`, after the stage's override).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainNode {
+    /// The host name.
+    pub name: String,
+    /// The certificate given for this graph's provider, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// Where `http.domain` is.
+    #[serde(skip)]
+    pub span: Span,
+    /// Where the host name is.
+    #[serde(skip)]
+    pub name_span: Span,
+    /// Where this provider's certificate is (`span` when there is none).
+    #[serde(skip)]
+    pub certificate_span: Span,
 }
 
 /// A declared secret.
@@ -301,6 +323,10 @@ pub struct ResourceNode {
     pub kind: ResourceKind,
     /// Kind-specific settings.
     pub spec: ResourceSpec,
+    /// The identifier of the resource that already exists on this graph's provider
+    /// (`existing.<provider>`): it is used, never created, changed or deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing: Option<String>,
     /// Content hash of its configuration.
     pub hash: String,
     /// Where it was declared.
@@ -320,6 +346,8 @@ pub struct ResourceSpans {
     pub retention: Span,
     /// A queue's `dead_letter.max_receives`.
     pub max_receives: Span,
+    /// This provider's `existing` identifier.
+    pub existing: Span,
 }
 
 /// Kind-specific resource settings, with defaults applied.

@@ -150,3 +150,72 @@ fn secrets_are_names_per_function_never_values() {
     assert_eq!(readers["mail"], ["a"]);
     assert_eq!(g.secrets["pay"].description.as_deref(), Some("payments"));
 }
+
+fn graph_for(provider: &str, stage: Option<&str>, manifest: &str) -> nimbus_graph::AppGraph {
+    let options = LoadOptions {
+        provider: provider.into(),
+        stage: stage.map(str::to_string),
+        check_files: false,
+        ..LoadOptions::default()
+    };
+    build(&load_str(Path::new("nimbus.yaml"), manifest.to_string(), &options).expect("loads"))
+}
+
+const EXTERNAL: &str = r#"
+version: 1
+service: api
+http:
+  domain: { name: api.example.com, certificate: { aws: "arn:aws:acm:us-east-1:123456789012:certificate/a" } }
+stages:
+  dev: {}
+  prod: { http: { domain: { name: prod.example.com } } }
+resources:
+  reports: { type: bucket, existing: { aws: "arn:aws:s3:::acme-reports" } }
+functions:
+  hello:
+    handler: app.py:handler
+    triggers: [ { http: { method: GET, path: /hello } } ]
+    uses: [ { resource: reports, access: read } ]
+"#;
+
+#[test]
+fn an_existing_resource_is_existing_only_for_the_providers_that_name_it() {
+    let aws = graph_for("aws", None, EXTERNAL);
+    assert_eq!(
+        aws.resources["reports"].existing.as_deref(),
+        Some("arn:aws:s3:::acme-reports")
+    );
+    // Locally (and on a provider without an entry) it is declared like any other.
+    for provider in ["local", "gcp", "azure"] {
+        let g = graph_for(provider, None, EXTERNAL);
+        assert_eq!(g.resources["reports"].existing, None, "{provider}");
+        assert!(!g.to_json().contains("existing"), "{provider}");
+    }
+    assert_ne!(aws.hash, graph_for("local", None, EXTERNAL).hash);
+}
+
+#[test]
+fn the_domain_takes_the_stage_override_and_the_provider_certificate() {
+    let dev = graph_for("aws", None, EXTERNAL);
+    let d = dev.domain.as_ref().unwrap();
+    assert_eq!(d.name, "api.example.com");
+    assert_eq!(
+        d.certificate.as_deref(),
+        Some("arn:aws:acm:us-east-1:123456789012:certificate/a")
+    );
+    assert_eq!(
+        graph_for("azure", None, EXTERNAL)
+            .domain
+            .unwrap()
+            .certificate,
+        None
+    );
+    // The stage's domain replaces the base one whole (its certificate included).
+    let prod = graph_for("aws", Some("prod"), EXTERNAL);
+    let d = prod.domain.as_ref().unwrap();
+    assert_eq!(
+        (d.name.as_str(), d.certificate.as_deref()),
+        ("prod.example.com", None)
+    );
+    assert_ne!(prod.hash, dev.hash);
+}

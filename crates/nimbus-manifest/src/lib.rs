@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod de;
+pub mod external;
 mod load;
 pub mod model;
 pub mod routes;
@@ -27,6 +28,7 @@ pub mod types;
 mod validate;
 pub(crate) mod yaml;
 
+pub use external::{Certificate, Domain, Existing, Http};
 pub use load::{
     Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_bytes, check_file, check_str,
     load_file, load_str,

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::Spanned;
+use crate::external::{Existing, Http};
 use crate::types::{
     Access, BucketEvent, Duration, EnvName, Handler, HttpMethod, KeyType, MemoryMb, Name,
     ResourceKind, RoutePath, Runtime, SecretName, TableEvent,
@@ -45,6 +46,9 @@ pub struct Manifest {
     pub secrets: BTreeMap<Spanned<SecretName>, Secret>,
     /// The functions, by name.
     pub functions: BTreeMap<Spanned<Name>, Function>,
+    /// Settings of the HTTP API all `http` routes share (a custom domain).
+    #[serde(default)]
+    pub http: Http,
     /// Provider-specific settings (region, project, ...).
     #[serde(default)]
     pub providers: Providers,
@@ -73,6 +77,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "resources",
     "secrets",
     "functions",
+    "http",
     "providers",
 ];
 
@@ -113,6 +118,8 @@ pub struct Stage {
     pub defaults: Option<Defaults>,
     /// Provider settings merged key by key over the base `providers`.
     pub providers: Option<Providers>,
+    /// HTTP API settings merged key by key over the base `http` (a stage's own domain).
+    pub http: Option<Http>,
 }
 
 /// One function: its code, its settings, what triggers it and what it may use.
@@ -476,6 +483,9 @@ pub struct Resource {
     pub dead_letter: Option<Spanned<DeadLetter>>,
     /// Buckets: keep old versions of objects.
     pub versioning: Option<Spanned<bool>>,
+    /// The resource already exists: its identifier per provider. Nimbus then grants access to
+    /// it and wires triggers to it there, but never creates, changes or deletes it.
+    pub existing: Option<Spanned<Existing>>,
 }
 
 /// Dead-letter settings of a queue.

@@ -249,6 +249,8 @@ pub struct TriggerCapability {
     pub unsupported: Option<String>,
     /// Set when a function with this trigger can have no trigger of another kind: why.
     pub alone: Option<String>,
+    /// HTTP: how the API is served on a custom domain (`http.domain`).
+    pub domain: Option<crate::external::DomainCapability>,
 }
 
 /// How the provider implements a resource kind.
@@ -263,6 +265,9 @@ pub struct ResourceCapability {
     pub retention: Option<Range>,
     /// Queues: the `dead_letter.max_receives` the provider allows.
     pub max_receives: Option<Range>,
+    /// A resource of this kind that already exists (`existing.<provider>`); unset for a provider
+    /// without identifiers of its own (the local runtime emulates an existing resource).
+    pub existing: Option<crate::external::ExistingCapability>,
 }
 
 /// An inclusive range of allowed values.

@@ -10,6 +10,7 @@
 
 mod capabilities;
 mod check;
+pub mod external;
 mod settings;
 
 use std::fmt;

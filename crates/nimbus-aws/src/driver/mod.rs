@@ -20,10 +20,14 @@
 //! | [`s3`] | `aws.s3.bucket`, `aws.s3.bucket_notification` |
 //! | [`dynamodb`] | `aws.dynamodb.table` |
 //! | [`secrets`] | `aws.secretsmanager.secret` |
+//! | [`existing`] | `aws.existing` (reads only) |
+//! | [`domain`] | `aws.apigatewayv2.{domain_name,api_mapping}` |
 
 mod apigw;
+mod domain;
 mod dynamodb;
 pub(crate) mod error;
+pub(crate) mod existing;
 mod iam;
 mod lambda;
 mod logs;
@@ -150,6 +154,9 @@ impl Driver for AwsDriver {
             kinds::BUCKET_NOTIFICATION => s3::put_notification(self, p).await,
             kinds::TABLE => dynamodb::create(self, p).await,
             kinds::SECRET => secrets::create(self, p).await,
+            kinds::EXISTING => existing::apply(self, resource, properties).await,
+            kinds::DOMAIN_NAME => domain::create_domain_name(self, p).await,
+            kinds::API_MAPPING => domain::create_api_mapping(self, p).await,
             other => Err(unknown(other)),
         }
     }
@@ -181,6 +188,9 @@ impl Driver for AwsDriver {
             kinds::BUCKET_NOTIFICATION => s3::put_notification(self, p).await,
             kinds::TABLE => dynamodb::update(self, before, p).await,
             kinds::SECRET => secrets::update(self, id, before, p).await,
+            kinds::EXISTING => existing::apply(self, resource, properties).await,
+            kinds::DOMAIN_NAME => domain::update_domain_name(self, p).await,
+            kinds::API_MAPPING => domain::update_api_mapping(self, id, p).await,
             // Every property of these forces a replacement.
             kinds::PERMISSION | kinds::SUBSCRIPTION => Err(DriverError::permanent(format!(
                 "internal: `{}` cannot be updated in place",
@@ -213,6 +223,10 @@ impl Driver for AwsDriver {
             kinds::BUCKET_NOTIFICATION => s3::delete_notification(self, id).await,
             kinds::TABLE => dynamodb::delete(self, id).await,
             kinds::SECRET => secrets::delete(self, id).await,
+            // Never deleted: it is not ours. The state forgets it.
+            kinds::EXISTING => Ok(()),
+            kinds::DOMAIN_NAME => domain::delete_domain_name(self, id).await,
+            kinds::API_MAPPING => domain::delete_api_mapping(self, id).await,
             other => Err(unknown(other)),
         }
     }
@@ -239,6 +253,9 @@ impl Driver for AwsDriver {
             kinds::BUCKET_NOTIFICATION => s3::read_notification(self, id).await,
             kinds::TABLE => dynamodb::read(self, id).await,
             kinds::SECRET => secrets::read(self, id).await,
+            kinds::EXISTING => existing::read(self, id).await,
+            kinds::DOMAIN_NAME => domain::read_domain_name(self, id).await,
+            kinds::API_MAPPING => domain::read_api_mapping(self, id).await,
             other => Err(unknown(other)),
         }
     }

@@ -151,10 +151,13 @@ fn queue(
     resource: &str,
     batch_size: u32,
 ) -> Result<(), AwsError> {
+    // An existing queue's visibility timeout is its owner's: Lambda itself refuses a mapping
+    // whose queue hides messages for less than the function's timeout.
     if let ResourceSpec::Queue {
         visibility_timeout_ms,
         ..
     } = &cx.graph.resources[resource].spec
+        && cx.existing(resource).is_none()
     {
         let visibility_s = visibility_timeout_ms.div_ceil(1000);
         if visibility_s < timeout_s(f) {
@@ -168,7 +171,7 @@ fn queue(
     }
     let mut props = json!({
         "FunctionName": out(kinds::FUNCTION, &f.name, "name"),
-        "EventSourceArn": out(kinds::QUEUE, resource, "arn"),
+        "EventSourceArn": cx.res(resource, "arn"),
         "BatchSize": batch_size,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "Enabled": true,
@@ -188,11 +191,11 @@ fn topic(cx: &mut Cx, f: &FunctionNode, key: &str, resource: &str) {
         "StatementId": statement_id(key),
         "Action": "lambda:InvokeFunction",
         "Principal": "sns.amazonaws.com",
-        "SourceArn": out(kinds::TOPIC, resource, "arn"),
+        "SourceArn": cx.res(resource, "arn"),
     });
     let permission = cx.push(kinds::PERMISSION, key, None, props);
     let props = json!({
-        "TopicArn": out(kinds::TOPIC, resource, "arn"),
+        "TopicArn": cx.res(resource, "arn"),
         "Protocol": "lambda",
         "Endpoint": out(kinds::FUNCTION, &f.name, "arn"),
     });
@@ -210,7 +213,7 @@ fn table(
 ) {
     let mut props = json!({
         "FunctionName": out(kinds::FUNCTION, &f.name, "name"),
-        "EventSourceArn": out(kinds::TABLE, resource, "stream_arn"),
+        "EventSourceArn": cx.res(resource, "stream_arn"),
         "StartingPosition": "LATEST",
         "BatchSize": batch_size,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
@@ -274,6 +277,12 @@ pub(super) fn bucket_notifications(cx: &mut Cx) -> Result<(), AwsError> {
         }
     }
     for (bucket, entries) in per_bucket {
+        if cx.existing(bucket).is_some() {
+            // `validate -p aws` refuses it first (see providers/aws/capabilities.toml).
+            return Err(AwsError::ExistingBucketTrigger {
+                bucket: bucket.to_string(),
+            });
+        }
         for (i, a) in entries.iter().enumerate() {
             if let Some(b) = entries[i + 1..].iter().find(|b| a.overlaps(b)) {
                 return Err(AwsError::OverlappingNotifications {

@@ -96,6 +96,9 @@ pub(super) fn timeout_s(f: &FunctionNode) -> u64 {
 
 /// The ARN of a table resource (deterministic: needed inside strings).
 fn table_arn(cx: &Cx, table: &str) -> String {
+    if let Some(arn) = cx.existing(table) {
+        return arn.to_string();
+    }
     cx.scope.arn(
         "dynamodb",
         &format!("table/{}", names::table(cx.service(), cx.stage(), table)),
@@ -116,9 +119,9 @@ fn statements(cx: &Cx, f: &FunctionNode) -> Result<Vec<Value>, AwsError> {
         let name = edge.to.trim_start_matches("resource:");
         let r = &cx.graph.resources[name];
         let (arn, objects) = match r.kind {
-            ResourceKind::Table => (out(kinds::TABLE, name, "arn"), None),
-            ResourceKind::Queue => (out(kinds::QUEUE, name, "arn"), None),
-            ResourceKind::Topic => (out(kinds::TOPIC, name, "arn"), None),
+            ResourceKind::Table | ResourceKind::Queue | ResourceKind::Topic => {
+                (cx.res(name, "arn"), None)
+            }
             ResourceKind::Bucket => {
                 let arn = cx.scope.bucket_arn(&cx.bucket_name(name)?);
                 (json!(arn), Some(format!("{arn}/*")))
@@ -137,7 +140,7 @@ fn statements(cx: &Cx, f: &FunctionNode) -> Result<Vec<Value>, AwsError> {
                     "sqs:GetQueueAttributes",
                     "sqs:ReceiveMessage",
                 ],
-                vec![out(kinds::QUEUE, resource, "arn")],
+                vec![cx.res(resource, "arn")],
             )),
             TriggerSpec::Table { resource, .. } => {
                 out_statements.push(iam::allow(
@@ -147,7 +150,7 @@ fn statements(cx: &Cx, f: &FunctionNode) -> Result<Vec<Value>, AwsError> {
                         "dynamodb:GetRecords",
                         "dynamodb:GetShardIterator",
                     ],
-                    vec![out(kinds::TABLE, resource, "stream_arn")],
+                    vec![cx.res(resource, "stream_arn")],
                 ));
                 out_statements.push(iam::allow(
                     &format!("ListStreams{}", iam::pascal(resource)),
@@ -185,6 +188,9 @@ fn environment(cx: &Cx, f: &FunctionNode) -> Result<Value, AwsError> {
         let name = edge.to.trim_start_matches("resource:");
         let r = &cx.graph.resources[name];
         let (physical, arn) = match r.kind {
+            _ if cx.existing(name).is_some() => {
+                (cx.existing_part(name, "name")?, cx.res(name, "arn"))
+            }
             ResourceKind::Table => (
                 names::table(cx.service(), cx.stage(), name),
                 out(kinds::TABLE, name, "arn"),
@@ -206,15 +212,12 @@ fn environment(cx: &Cx, f: &FunctionNode) -> Result<Value, AwsError> {
         vars.insert(env::resource_var(name, "NAME"), json!(physical));
         vars.insert(env::resource_var(name, "ARN"), arn);
         if r.kind == ResourceKind::Queue {
-            vars.insert(
-                env::resource_var(name, "URL"),
-                out(kinds::QUEUE, name, "url"),
-            );
+            vars.insert(env::resource_var(name, "URL"), cx.res(name, "url"));
         }
         if r.kind == ResourceKind::Table && triggered_tables.contains(&name) {
             vars.insert(
                 env::resource_var(name, "STREAM_ARN"),
-                out(kinds::TABLE, name, "stream_arn"),
+                cx.res(name, "stream_arn"),
             );
         }
     }

@@ -7,6 +7,10 @@
 //! that route's execute-api ARN. `jwt` auth gets a JWT authorizer (one per issuer and audience,
 //! reading `Authorization: Bearer …`); `api_key` auth has no HTTP API equivalent and is
 //! rejected for now.
+//!
+//! `http.domain` adds a regional custom domain name (`aws.apigatewayv2.domain_name`, the ACM
+//! certificate of `certificate.aws`, TLS 1.2) and an API mapping of the domain's root to the
+//! `$default` stage. The DNS record is the user's: `nimbus info` prints the CNAME to create.
 
 use nimbus_graph::{FunctionNode, TriggerSpec};
 use nimbus_manifest::{Auth, HttpMethod};
@@ -21,6 +25,8 @@ use crate::names;
 const MAX_INTEGRATION_MS: u64 = 30_000;
 /// The logical name of the app's API.
 const API: &str = "http";
+/// The logical name of the custom domain and its mapping.
+pub(crate) const DOMAIN: &str = "domain";
 /// The logical name of its access log group (`/` keeps it apart from function names).
 const ACCESS_LOG: &str = "http/access";
 /// One JSON line per request in the access log.
@@ -123,6 +129,39 @@ pub(super) fn api(cx: &mut Cx) -> Result<(), AwsError> {
     for route in routes {
         cx.depend(&stage, &route);
     }
+    domain(cx, &stage)
+}
+
+/// `http.domain`: a regional custom domain name with the manifest's ACM certificate, and the
+/// mapping of its root to the `$default` stage (after the stage exists).
+fn domain(cx: &mut Cx, stage: &str) -> Result<(), AwsError> {
+    let Some(d) = &cx.graph.domain else {
+        return Ok(());
+    };
+    // `validate -p aws` asks for it first (see providers/aws/capabilities.toml).
+    let certificate = d
+        .certificate
+        .clone()
+        .ok_or_else(|| AwsError::DomainCertificate {
+            domain: d.name.clone(),
+        })?;
+    let props = json!({
+        "DomainName": d.name,
+        "DomainNameConfigurations": [{
+            "CertificateArn": certificate,
+            "EndpointType": "REGIONAL",
+            "SecurityPolicy": "TLS_1_2",
+        }],
+        "Tags": cx.tag_map(),
+    });
+    cx.push(kinds::DOMAIN_NAME, DOMAIN, Some(d.name.clone()), props);
+    let props = json!({
+        "DomainName": out(kinds::DOMAIN_NAME, DOMAIN, "name"),
+        "ApiId": out(kinds::API, API, "id"),
+        "Stage": "$default",
+    });
+    let mapping = cx.push(kinds::API_MAPPING, DOMAIN, None, props);
+    cx.depend(&mapping, stage);
     Ok(())
 }
 

@@ -11,6 +11,10 @@
 //!   it for every principal of the account, so publishers need no KMS grant).
 //! - bucket: S3 with every public access blocked, SSE-S3 default encryption, versioning when
 //!   the manifest asks for it.
+//! - any kind with `existing.aws`: nothing is created; an `aws.existing` stand-in (ARN, name,
+//!   queue URL) whose driver reads the resource and never writes to it. The manifest's settings
+//!   of the kind (`visibility_timeout`, `versioning`, ...) are the owner's business there and
+//!   are not applied. It must be in the deployment's region (the functions' clients use theirs).
 
 use nimbus_graph::{ResourceNode, ResourceSpec, TriggerSpec};
 use nimbus_manifest::{KeyType, ResourceKind};
@@ -36,6 +40,10 @@ pub(super) fn deployment_bucket(cx: &mut Cx) -> Result<(), AwsError> {
 /// Every resource of the graph, by name.
 pub(super) fn all(cx: &mut Cx) -> Result<(), AwsError> {
     for r in cx.graph.resources.values() {
+        if let Some(arn) = &r.existing {
+            existing(cx, r, arn)?;
+            continue;
+        }
         match r.kind {
             ResourceKind::Table => table(cx, r),
             ResourceKind::Queue => queue(cx, r),
@@ -44,6 +52,53 @@ pub(super) fn all(cx: &mut Cx) -> Result<(), AwsError> {
         }
     }
     Ok(())
+}
+
+/// A resource that already exists: an `aws.existing` stand-in that the driver only reads.
+fn existing(cx: &mut Cx, r: &ResourceNode, arn: &str) -> Result<(), AwsError> {
+    // The name parses, or the ARN is reported as malformed.
+    cx.existing_part(&r.name, "name")?;
+    if r.kind != ResourceKind::Bucket {
+        let region = cx.existing_part(&r.name, "region")?;
+        // The CloudFormation export lowers with placeholders: any region may deploy it.
+        let placeholder = cx.scope.region.starts_with('\u{E000}');
+        if region != cx.scope.region && !placeholder {
+            return Err(AwsError::ExistingRegion {
+                resource: r.name.clone(),
+                region,
+                deployment: cx.scope.region.clone(),
+            });
+        }
+    }
+    let props = existing_properties(arn).ok_or_else(|| AwsError::ExistingArn {
+        resource: r.name.clone(),
+        kind: r.kind.to_string(),
+        arn: arn.to_string(),
+        shape: String::new(),
+    })?;
+    cx.push(kinds::EXISTING, &r.name, None, props);
+    Ok(())
+}
+
+/// The properties of the `aws.existing` stand-in of the resource with ARN `arn`: `Kind`,
+/// `Arn`, `Name`, and a queue's `Url` (what the CloudFormation export writes; a deploy reads
+/// the real one with GetQueueUrl). The same for lowering and for the driver's reads, so a
+/// refresh finds no drift. `None` when the ARN is of no kind's shape.
+pub(crate) fn existing_properties(arn: &str) -> Option<Value> {
+    let caps = nimbus_provider::ProviderId::Aws.capabilities();
+    ResourceKind::ALL.iter().find_map(|kind| {
+        let shape = &caps.resource(*kind)?.existing.as_ref()?.shape;
+        let parts = nimbus_provider::external::parse_shape(shape, arn)?;
+        let name = &parts["name"];
+        let mut props = json!({ "Kind": kind.as_str(), "Arn": arn, "Name": name });
+        if *kind == ResourceKind::Queue {
+            props["Url"] = json!(format!(
+                "https://sqs.{}.amazonaws.com/{}/{name}",
+                parts["region"], parts["account"]
+            ));
+        }
+        Some(props)
+    })
 }
 
 fn attribute_type(t: KeyType) -> &'static str {

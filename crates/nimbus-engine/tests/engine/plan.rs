@@ -254,3 +254,33 @@ async fn the_human_rendering_shows_one_line_per_change() {
         "Plan for `shop/dev` on `fake`:\nNo changes: 4 resources unchanged.\n"
     );
 }
+
+#[tokio::test]
+async fn resources_the_deployment_does_not_own_render_as_existing() {
+    let fixture = Fixture::memory();
+    let cloud = FakeCloud::new();
+    let engine = fixture.engine(&cloud);
+    let mut users = res("users", json!({"Arn": "arn:users"}));
+    users.kind = "fake.existing".into();
+    users.id = "fake.existing/users".into();
+    users.physical_name = None;
+    assert!(nimbus_engine::resource::is_external(&users.kind));
+    assert!(!nimbus_engine::resource::is_external("fake.thing"));
+    let desired = [users.clone(), res("fn", json!({}))];
+    let plan = engine.plan(&desired, false).await.unwrap();
+    assert_eq!(
+        plan.render(),
+        "Plan for `shop/dev` on `fake`:\n  \
+         = existing fake.existing/users (not managed)\n  \
+         + create  fake.thing/fn\n\
+         Plan: 1 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged. (1 existing, not managed)\n"
+    );
+    engine.apply(&desired).await.unwrap();
+    let plan = engine.plan(&[res("fn", json!({}))], false).await.unwrap();
+    assert_eq!(
+        plan.render(),
+        "Plan for `shop/dev` on `fake`:\n  \
+         = existing fake.existing/users (no longer used; left as it is)\n\
+         Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 unchanged. (1 existing, not managed)\n"
+    );
+}

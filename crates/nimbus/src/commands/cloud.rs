@@ -356,6 +356,15 @@ async fn execute<C: Cloud>(
                     println!("  {:<24} {:<7} {}", r.name, r.kind, r.native);
                 }
             }
+            if !info.dns_records.is_empty() {
+                println!("DNS records to create (Nimbus does not manage your DNS zone):");
+                for d in &info.dns_records {
+                    println!(
+                        "  {:<40} {:<5} {}  ({})",
+                        d.name, d.kind, d.value, d.purpose
+                    );
+                }
+            }
             Ok(())
         }
         Op::Logs(args) => {

@@ -7,6 +7,7 @@
 //! other's resources. Installed dependencies are shared through one cache under cargo's target
 //! directory, so only the first build of a run installs Pillow.
 
+mod existing;
 mod moto;
 mod proxy;
 mod secrets;
@@ -39,6 +40,8 @@ impl Shop {
     fn of(example: &str, stage: &str) -> Shop {
         let aws = Endpoint::start();
         let proxy = Proxy::start(&aws.url);
+        // The shop's `reports` bucket exists before it is deployed: it is made elsewhere.
+        existing::make_reports_bucket(&aws);
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo().join(example), dir.path());
         // One dependency cache for every test of the run (installs are atomic renames).
