@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cors;
 mod de;
 mod load;
 pub mod model;
@@ -26,6 +27,7 @@ pub mod types;
 mod validate;
 pub(crate) mod yaml;
 
+pub use cors::{Cors, CorsOrigin, HeaderName, Http, RouteCors};
 pub use load::{
     Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_bytes, check_file, check_str,
     load_file, load_str,

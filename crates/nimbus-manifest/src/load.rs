@@ -373,6 +373,7 @@ fn decode(
     let mut stages = BTreeMap::new();
     let mut resources = BTreeMap::new();
     let mut secrets = BTreeMap::new();
+    let mut http = Default::default();
     for (key, value) in map.iter() {
         match key.as_str() {
             "version" => version = collect(from_node::<Spanned<u32>>(value), diags),
@@ -406,6 +407,7 @@ fn decode(
             }
             "providers" => providers = collect(from_node(value), diags).unwrap_or_default(),
             "secrets" => secrets = collect(from_node(value), diags).unwrap_or_default(),
+            "http" => http = collect(from_node(value), diags).unwrap_or_default(),
             other => {
                 let best = did_you_mean(other, TOP_LEVEL_KEYS.iter().copied());
                 suggested.extend(best);
@@ -475,6 +477,7 @@ fn decode(
         resources,
         secrets,
         functions: functions?,
+        http,
         providers,
     })
 }

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::Spanned;
+use crate::cors::{Http, RouteCors};
 use crate::types::{
     Access, BucketEvent, Duration, EnvName, Handler, HttpMethod, KeyType, MemoryMb, Name,
     ResourceKind, RoutePath, Runtime, SecretName, TableEvent,
@@ -45,6 +46,9 @@ pub struct Manifest {
     pub secrets: BTreeMap<Spanned<SecretName>, Secret>,
     /// The functions, by name.
     pub functions: BTreeMap<Spanned<Name>, Function>,
+    /// App-wide HTTP settings (CORS).
+    #[serde(default)]
+    pub http: Http,
     /// Provider-specific settings (region, project, ...).
     #[serde(default)]
     pub providers: Providers,
@@ -73,6 +77,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "resources",
     "secrets",
     "functions",
+    "http",
     "providers",
 ];
 
@@ -338,6 +343,9 @@ pub struct HttpTrigger {
     pub path: Spanned<RoutePath>,
     /// Who may call the route; public when unset.
     pub auth: Option<Auth>,
+    /// This route's own CORS settings, replacing `http.cors`; `false` for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Spanned<RouteCors>>,
 }
 
 /// How an HTTP route authenticates callers.
