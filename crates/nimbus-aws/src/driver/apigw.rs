@@ -205,7 +205,7 @@ fn cors(p: Props<'_>) -> Result<Option<Cors>, DriverError> {
         return Ok(None);
     };
     let list = |key: &str| -> Result<Option<Vec<String>>, DriverError> {
-        Ok(c.get(key).map(|_| c.strings(key)).transpose()?)
+        c.get(key).map(|_| c.strings(key)).transpose()
     };
     Ok(Some(
         Cors::builder()
