@@ -17,7 +17,7 @@
 //! | `aws.logs.log_group` | CreateLogGroup, PutRetentionPolicy | `logGroupName`, `retentionInDays`, `tags` | `arn` (`…:log-group:NAME:*`), `name` | `logGroupName` |
 //! | `aws.lambda.function` | CreateFunction, PutFunctionConcurrency | `FunctionName`, `Runtime`, `Handler`, `Role`, `Code.S3Bucket/S3Key`, `MemorySize`, `Timeout`, `Environment.Variables`, `Architectures`, `ReservedConcurrentExecutions`, `Tags` | `arn`, `name` | `FunctionName` |
 //! | `aws.lambda.permission` | AddPermission | `FunctionName`, `StatementId`, `Action`, `Principal`, `SourceArn`, `SourceAccount` | — | all |
-//! | `aws.apigatewayv2.api` | CreateApi | `Name`, `ProtocolType` (`HTTP`), `Tags` | `id`, `endpoint` | `ProtocolType` |
+//! | `aws.apigatewayv2.api` | CreateApi (UpdateApi, DeleteCorsConfiguration) | `Name`, `ProtocolType` (`HTTP`), `CorsConfiguration` (`AllowOrigins`, `AllowMethods`, `AllowHeaders`, `ExposeHeaders`, `AllowCredentials`, `MaxAge`), `Tags` | `id`, `endpoint` | `ProtocolType` |
 //! | `aws.apigatewayv2.authorizer` | CreateAuthorizer | `ApiId`, `Name`, `AuthorizerType` (`JWT`), `IdentitySource`, `JwtConfiguration` | `id` | `ApiId` |
 //! | `aws.apigatewayv2.integration` | CreateIntegration | `ApiId`, `IntegrationType` (`AWS_PROXY`), `IntegrationUri`, `PayloadFormatVersion` (`2.0`), `TimeoutInMillis` | `id`, `target` (`integrations/{id}`) | `ApiId` |
 //! | `aws.apigatewayv2.route` | CreateRoute | `ApiId`, `RouteKey` (`POST /orders/{id}`), `Target`, `AuthorizationType`, `AuthorizerId` | `id`, `source_arn` (`arn:…:execute-api:{region}:{account}:{api}/*/{METHOD}/{path, parameters as *}`) | `ApiId` |

@@ -88,6 +88,19 @@ pub struct App {
     pub handler_file: String,
     /// One Azure function per trigger.
     pub bindings: Vec<Binding>,
+    /// The app's CORS (`siteConfig.cors`), when its routes have one (the provider check
+    /// refused routes of one function whose CORS differs).
+    pub cors: Option<AppCors>,
+}
+
+/// App Service CORS (`siteConfig.cors`): origins and credentials only; the platform answers
+/// preflights for any method and request header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCors {
+    /// `allowedOrigins`: exact origins, or `*`.
+    pub allowed_origins: Vec<String>,
+    /// `supportCredentials`.
+    pub support_credentials: bool,
 }
 
 /// One Azure function of an app: a trigger and how it reaches the neutral handler.
@@ -214,7 +227,9 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
     for (index, t) in f.triggers.iter().enumerate() {
         let name = t.id.trim_start_matches("trigger:").replace('/', "-");
         let trigger = match &t.spec {
-            TriggerSpec::Http { method, path, auth } => Trigger::Http {
+            TriggerSpec::Http {
+                method, path, auth, ..
+            } => Trigger::Http {
                 method: (*method != HttpMethod::Any).then(|| method.to_string()),
                 path: path.clone(),
                 route: route(path),
@@ -316,6 +331,13 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
         max_instances: f.concurrency_set.then_some(f.concurrency),
         handler_file: f.handler_file.clone(),
         bindings,
+        cors: f.triggers.iter().find_map(|t| match &t.spec {
+            TriggerSpec::Http { cors: Some(c), .. } => Some(AppCors {
+                allowed_origins: c.origins.clone(),
+                support_credentials: c.credentials,
+            }),
+            _ => None,
+        }),
     })
 }
 

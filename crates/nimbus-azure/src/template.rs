@@ -863,6 +863,21 @@ impl<'a> Template<'a> {
             .map(|(name, value)| json!({ "name": name, "value": value }))
             .collect();
 
+        let mut site_config = json!({
+            "minTlsVersion": "1.2",
+            "scmMinTlsVersion": "1.2",
+            "ftpsState": "Disabled",
+            "http20Enabled": true,
+            "appSettings": app_settings,
+        });
+        if let Some(cors) = &a.cors {
+            // App Service answers the preflights and adds the headers (origins and credentials
+            // only: it reflects the requested method and headers).
+            site_config["cors"] = json!({
+                "allowedOrigins": cors.allowed_origins,
+                "supportCredentials": cors.support_credentials,
+            });
+        }
         let mut scale = json!({ "instanceMemoryMB": a.instance_memory_mb });
         if let Some(max) = a.max_instances {
             scale["maximumInstanceCount"] = json!(max);
@@ -905,13 +920,7 @@ impl<'a> Template<'a> {
                 "serverFarmId": expr(&plan_id),
                 "httpsOnly": true,
                 "clientCertMode": "Optional",
-                "siteConfig": {
-                    "minTlsVersion": "1.2",
-                    "scmMinTlsVersion": "1.2",
-                    "ftpsState": "Disabled",
-                    "http20Enabled": true,
-                    "appSettings": app_settings,
-                },
+                "siteConfig": site_config,
                 "functionAppConfig": {
                     "deployment": {
                         "storage": {

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
 use nimbus_manifest::{
-    Auth, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, EnvValue, KeyType, Loaded,
-    Resource, ResourceKind, Runtime, Spanned, Trigger,
+    Auth, Cors, DEFAULT_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, EnvValue, KeyType, Loaded,
+    Resource, ResourceKind, RouteCors, Runtime, Spanned, Trigger,
 };
 
 use crate::{
-    AppGraph, DomainNode, Edge, FunctionNode, FunctionSpans, Link, ResourceNode, ResourceSpans,
+    AppGraph, CorsPolicy, DomainNode, Edge, FunctionNode, FunctionSpans, Link, ResourceNode,
+    ResourceSpans,
     ResourceSpec, SecretNode, TriggerNode, TriggerSpec, hash,
 };
 
@@ -72,7 +73,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             .triggers
             .iter()
             .enumerate()
-            .map(|(i, t)| trigger(name.as_str(), i, t))
+            .map(|(i, t)| trigger(name.as_str(), i, t, m.http.cors.as_ref()))
             .collect();
         for t in &triggers {
             if let Some(resource) = t.spec.resource() {
@@ -265,12 +266,22 @@ fn resource(name: &Spanned<nimbus_manifest::Name>, r: &Resource, provider: &str)
     node
 }
 
-fn trigger(function: &str, index: usize, t: &Spanned<Trigger>) -> TriggerNode {
+fn trigger(
+    function: &str,
+    index: usize,
+    t: &Spanned<Trigger>,
+    app_cors: Option<&Spanned<Cors>>,
+) -> TriggerNode {
     let spec = match &t.value {
         Trigger::Http(h) => TriggerSpec::Http {
             method: *h.method,
             path: h.path.to_string(),
             auth: h.auth.clone().unwrap_or(Auth::None),
+            cors: match h.cors.as_ref().map(|c| (c.span, &c.value)) {
+                Some((_, RouteCors::Off)) => None,
+                Some((span, RouteCors::Policy(c))) => Some(CorsPolicy::resolve(c, span)),
+                None => app_cors.map(|c| CorsPolicy::resolve(c, c.span)),
+            },
         },
         Trigger::Schedule(s) => TriggerSpec::Schedule {
             expression: nimbus_schedule::parse(&s.expression)

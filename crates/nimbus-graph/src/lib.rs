@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod build;
+pub mod cors;
 mod hash;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use nimbus_manifest::{
 use serde::{Deserialize, Serialize};
 
 pub use build::build;
+pub use cors::CorsPolicy;
 
 /// The resolved application for one stage and provider.
 #[derive(Debug, Clone, Serialize)]
@@ -190,6 +192,10 @@ pub enum TriggerSpec {
         path: String,
         /// Who may call it.
         auth: Auth,
+        /// Cross-origin requests from browsers: the route's own `cors`, else `http.cors`;
+        /// `None` for no CORS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cors: Option<CorsPolicy>,
     },
     /// A schedule.
     Schedule {

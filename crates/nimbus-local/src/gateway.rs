@@ -6,6 +6,10 @@
 //! 413 (body over the limit), 401/403 (auth), 429 (every worker busy and the wait queue full), 500 (the handler raised), 502 (the worker crashed, ran out of memory or
 //! could not load), 503 (redeploying), 504 (timeout). Every response carries
 //! `x-nimbus-request-id`, the id in the logs.
+//!
+//! CORS (`cors`): a preflight for a path with a CORS route is answered here, before routing,
+//! auth and the handler; a CORS route's responses get its policy's headers instead of the
+//! handler's.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -25,9 +29,10 @@ use tokio::net::TcpListener;
 
 use crate::accept;
 use crate::auth::{self, Denied};
+use crate::cors::{self, Preflight};
 use crate::invoke::{invoke, request_id};
-use crate::router::{Routed, percent_decode};
-use crate::runtime::Runtime;
+use crate::router::{Matched, Routed, percent_decode};
+use crate::runtime::{Live, Runtime};
 
 /// Serves HTTP on `listener` until `shutdown` turns true, within the runtime's
 /// [`ConnectionLimits`](crate::accept::ConnectionLimits).
@@ -68,6 +73,18 @@ async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Respo
     };
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    // A preflight is the gateway's to answer: the handler never sees it.
+    if let Some(preflight) = Preflight::of(&method, header)
+        && let Some(policy) = live.router.cors_for(&preflight.method, &path)
+    {
+        return preflight.answer(policy, &rid);
+    }
     let matched = match live.router.route(&method, &path) {
         Routed::Found(m) => m,
         Routed::NotFound => {
@@ -93,6 +110,27 @@ async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Respo
             return r;
         }
     };
+    let Some(cors) = matched.route.cors.clone() else {
+        return routed(rt, &live, matched, req, peer, &rid).await;
+    };
+    let origin = header("origin");
+    let mut response = routed(rt, &live, matched, req, peer, &rid).await;
+    cors::apply(&mut response, &cors, origin.as_deref());
+    response
+}
+
+/// A request the router matched, from the auth check to the response.
+async fn routed(
+    rt: &Runtime,
+    live: &Live,
+    matched: Matched<'_>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    rid: &str,
+) -> Response<Full<Bytes>> {
+    let rid = rid.to_string();
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -168,7 +206,7 @@ async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Respo
         source_ip: peer.ip(),
     })
     .expect("an http event always serializes");
-    match invoke(rt, &live, &function, "http", &rid, event).await {
+    match invoke(rt, live, &function, "http", &rid, event).await {
         Ok(inv) => http_response(&inv.result, &rid),
         Err(e) => {
             let (status, message) = match &e {

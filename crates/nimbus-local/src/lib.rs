@@ -17,6 +17,7 @@ pub mod auth;
 pub mod buckets;
 mod clock;
 pub mod control;
+mod cors;
 pub mod daemon;
 pub mod deployment;
 mod dispatch;

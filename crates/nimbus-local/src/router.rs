@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use nimbus_graph::CorsPolicy;
 use nimbus_manifest::{Auth, HttpMethod};
 
 /// One route.
@@ -20,6 +21,8 @@ pub struct Route {
     pub function: String,
     /// Who may call it.
     pub auth: Auth,
+    /// Cross-origin requests, when the route answers them.
+    pub cors: Option<CorsPolicy>,
     segments: Vec<Segment>,
 }
 
@@ -57,8 +60,20 @@ pub struct Router {
 }
 
 impl Router {
-    /// Adds a route.
+    /// Adds a route without CORS.
     pub fn add(&mut self, method: HttpMethod, pattern: &str, function: &str, auth: Auth) {
+        self.add_with_cors(method, pattern, function, auth, None);
+    }
+
+    /// Adds a route with its CORS policy.
+    pub fn add_with_cors(
+        &mut self,
+        method: HttpMethod,
+        pattern: &str,
+        function: &str,
+        auth: Auth,
+        cors: Option<CorsPolicy>,
+    ) {
         let segments = pattern
             .split('/')
             .filter(|s| !s.is_empty())
@@ -77,6 +92,7 @@ impl Router {
             pattern: pattern.to_string(),
             function: function.to_string(),
             auth,
+            cors,
             segments,
         });
         // Most specific first: literals before params before greedy tails, longer before shorter.
@@ -101,6 +117,20 @@ impl Router {
     /// Every route.
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The CORS policy a preflight for `method` on `path` is answered with: the route's that
+    /// `method` reaches, else the first route on the path that has one (a gateway answers
+    /// preflights per path, as API Gateway does, whatever the method asked for).
+    pub fn cors_for(&self, method: &str, path: &str) -> Option<&CorsPolicy> {
+        if let Routed::Found(m) = self.route(method, path) {
+            return m.route.cors.as_ref();
+        }
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        self.routes
+            .iter()
+            .filter(|r| matches(&r.segments, &parts).is_some())
+            .find_map(|r| r.cors.as_ref())
     }
 
     /// Finds the route for `method` and `path` (the path without its query string).

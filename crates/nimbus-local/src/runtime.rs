@@ -266,8 +266,14 @@ impl Runtime {
         let mut router = Router::default();
         for f in deployment.functions.values() {
             for t in &f.triggers {
-                if let TriggerSpec::Http { method, path, auth } = &t.spec {
-                    router.add(*method, path, &f.name, auth.clone());
+                if let TriggerSpec::Http {
+                    method,
+                    path,
+                    auth,
+                    cors,
+                } = &t.spec
+                {
+                    router.add_with_cors(*method, path, &f.name, auth.clone(), cors.clone());
                 }
             }
         }

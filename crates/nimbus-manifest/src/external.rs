@@ -52,6 +52,10 @@ impl Existing {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
+    /// Cross-origin requests from browsers, for every route (a route's own `cors` replaces it;
+    /// `cors: false` on a route opts it out). Preflights are answered before any handler runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Spanned<crate::cors::Cors>>,
     /// A custom domain that serves the API, instead of (as well as) the provider's own host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<Spanned<Domain>>,

@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cors;
 mod de;
 pub mod external;
 mod load;
@@ -28,6 +29,7 @@ pub mod types;
 mod validate;
 pub(crate) mod yaml;
 
+pub use cors::{Cors, CorsOrigin, HeaderName, RouteCors};
 pub use external::{Certificate, Domain, Existing, Http};
 pub use load::{
     Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_bytes, check_file, check_str,

@@ -561,6 +561,7 @@ fn apply_stage(manifest: &mut Manifest, stage: &Name) {
     }
     if let Some(h) = overrides.http {
         manifest.http.domain = h.domain.or(manifest.http.domain.take());
+        manifest.http.cors = h.cors.or(manifest.http.cors.take());
     }
     if let Some(p) = overrides.providers {
         let base = &mut manifest.providers;

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::Spanned;
+use crate::cors::RouteCors;
 use crate::external::{Existing, Http};
 use crate::types::{
     Access, BucketEvent, Duration, EnvName, Handler, HttpMethod, KeyType, MemoryMb, Name,
@@ -46,7 +47,7 @@ pub struct Manifest {
     pub secrets: BTreeMap<Spanned<SecretName>, Secret>,
     /// The functions, by name.
     pub functions: BTreeMap<Spanned<Name>, Function>,
-    /// Settings of the HTTP API all `http` routes share (a custom domain).
+    /// Settings of the HTTP API all `http` routes share: CORS and a custom domain.
     #[serde(default)]
     pub http: Http,
     /// Provider-specific settings (region, project, ...).
@@ -345,6 +346,9 @@ pub struct HttpTrigger {
     pub path: Spanned<RoutePath>,
     /// Who may call the route; public when unset.
     pub auth: Option<Auth>,
+    /// This route's own CORS settings, replacing `http.cors`; `false` for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Spanned<RouteCors>>,
 }
 
 /// How an HTTP route authenticates callers.

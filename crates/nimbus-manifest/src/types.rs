@@ -38,9 +38,10 @@ macro_rules! string_newtype {
         }
     };
 }
+pub(crate) use string_newtype;
 
 /// Accepts only text; a bare `true`, `12` or `null` is an error that says how to quote it.
-struct TextVisitor(&'static str);
+pub(crate) struct TextVisitor(pub(crate) &'static str);
 
 impl TextVisitor {
     fn not_text<E: serde::de::Error>(&self, what: String) -> E {

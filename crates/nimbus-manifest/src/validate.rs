@@ -48,6 +48,7 @@ pub(crate) fn validate(
     v.queue_consumers();
     crate::secrets::undeclared(manifest, &mut v.diags);
     crate::external::validate(manifest, &mut v.diags);
+    crate::cors::check(manifest, &mut v.diags);
     // Unused-resource warnings would only echo errors already shown.
     if !broken.had_errors
         && broken.functions.is_empty()

@@ -251,6 +251,42 @@ pub struct TriggerCapability {
     pub alone: Option<String>,
     /// HTTP: how the API is served on a custom domain (`http.domain`).
     pub domain: Option<crate::external::DomainCapability>,
+    /// HTTP: how the platform answers cross-origin requests; no CORS at all when unset.
+    pub cors: Option<CorsCapability>,
+}
+
+/// How a provider implements CORS (`[triggers.http.cors]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsCapability {
+    /// The native mechanism.
+    pub native: String,
+    /// How far one CORS configuration reaches.
+    pub scope: CorsScope,
+    /// Why, and what to do instead, when routes in one scope differ.
+    pub scope_note: Option<String>,
+    /// Set when routes sharing a path must share their CORS too: why.
+    pub per_path: Option<String>,
+    /// Whether `scheme://*.domain` origins can be expressed.
+    pub wildcard_subdomains: bool,
+    /// Why not, when they cannot.
+    pub wildcard_note: Option<String>,
+    /// Set when preflights are answered for any method and request header (and `max_age`,
+    /// `expose_headers` are not sent): what the platform does instead (documentation: the
+    /// configuration-level tests evaluate requests with it).
+    pub reflects: Option<String>,
+}
+
+/// How far one CORS configuration reaches on a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorsScope {
+    /// One for the whole API (API Gateway HTTP API).
+    Api,
+    /// One per function (a Function App per function; the GCP shim per function).
+    Function,
+    /// One per route (the local gateway).
+    Route,
 }
 
 /// How the provider implements a resource kind.

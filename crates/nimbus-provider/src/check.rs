@@ -32,6 +32,7 @@ pub fn check_at(graph: &AppGraph, caps: &Capabilities, today: &str) -> Vec<Diagn
         function(f, caps, today, &mut diags);
     }
     crate::external::check(graph, caps, &mut diags);
+    crate::cors::check(graph, caps, &mut diags);
     diags
 }
 

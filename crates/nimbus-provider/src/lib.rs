@@ -11,14 +11,15 @@
 mod capabilities;
 mod check;
 pub mod external;
+mod cors;
 mod settings;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use capabilities::{
-    Capabilities, MemoryLimits, PackageLimits, ResourceCapability, RuntimeRow, RuntimeSupport,
-    SettingCapability, ShimDeps, TextLimits, TriggerCapability, today,
+    Capabilities, CorsCapability, CorsScope, MemoryLimits, PackageLimits, ResourceCapability,
+    RuntimeRow, RuntimeSupport, SettingCapability, ShimDeps, TextLimits, TriggerCapability, today,
 };
 pub use check::{check, check_at};
 use nimbus_diagnostic::Diagnostic;

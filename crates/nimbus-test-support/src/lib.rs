@@ -1,10 +1,12 @@
 //! Helpers shared by the tests of the provider crates (and the CLI's contract tests): the
 //! repository's examples as app graphs and made-up builds ([`graph`]), tools from the test venv
 //! ([`venv`]), checkov against a provider's skip list ([`checkov`]), golden files
-//! ([`snapshot`]) and the routing table every target is checked with ([`routing`]). A
+//! ([`snapshot`]), the routing table every target is checked with ([`routing`]), and the CORS
+//! request table with evaluators of AWS's and Azure's documented CORS ([`cors`]). A
 //! dev-dependency only; it knows no provider: callers pass the provider id.
 
 pub mod checkov;
+pub mod cors;
 pub mod graph;
 pub mod routing;
 pub mod snapshot;

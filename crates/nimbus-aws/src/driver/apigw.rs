@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_apigatewayv2::types::{
-    AccessLogSettings, AuthorizationType, AuthorizerType, IntegrationType, JwtConfiguration,
+    AccessLogSettings, AuthorizationType, AuthorizerType, Cors, IntegrationType, JwtConfiguration,
     ProtocolType,
 };
 use nimbus_engine::{Applied, DriverError, Live};
@@ -73,6 +73,7 @@ pub(super) async fn create_api(d: &AwsDriver, p: Props<'_>) -> Result<Applied, D
         .name(p.str("Name")?)
         .protocol_type(ProtocolType::from(p.str("ProtocolType")?))
         .set_description(p.opt_str("Description").map(str::to_string))
+        .set_cors_configuration(cors(p)?)
         .set_tags(Some(p.string_map("Tags")?.into_iter().collect()))
         .send()
         .await
@@ -96,9 +97,19 @@ pub(super) async fn update_api(
         .api_id(id)
         .name(p.str("Name")?)
         .description(p.opt_str("Description").unwrap_or_default())
+        .set_cors_configuration(cors(p)?)
         .send()
         .await
         .call("UpdateApi")?;
+    if before.object("CorsConfiguration").is_some() && p.object("CorsConfiguration").is_none() {
+        d.clients
+            .apigw
+            .delete_cors_configuration()
+            .api_id(id)
+            .send()
+            .await
+            .call("DeleteCorsConfiguration")?;
+    }
     retag(
         d,
         &resource_arn(d, &format!("/apis/{id}")),
@@ -178,11 +189,54 @@ pub(super) async fn read_api(d: &AwsDriver, id_or_name: &str) -> Result<Option<L
     if let Some(description) = api.description() {
         props["Description"] = json!(description);
     }
+    if let Some(c) = api.cors_configuration() {
+        props["CorsConfiguration"] = cors_value(c);
+    }
     Ok(Some(live(
         id.clone(),
         props,
         api_outputs(&id, api.api_endpoint().unwrap_or_default()),
     )))
+}
+
+/// The API's `CorsConfiguration`, when lowering set one.
+fn cors(p: Props<'_>) -> Result<Option<Cors>, DriverError> {
+    let Some(c) = p.object("CorsConfiguration") else {
+        return Ok(None);
+    };
+    let list = |key: &str| -> Result<Option<Vec<String>>, DriverError> {
+        c.get(key).map(|_| c.strings(key)).transpose()
+    };
+    Ok(Some(
+        Cors::builder()
+            .set_allow_origins(list("AllowOrigins")?)
+            .set_allow_methods(list("AllowMethods")?)
+            .set_allow_headers(list("AllowHeaders")?)
+            .set_expose_headers(list("ExposeHeaders")?)
+            .set_allow_credentials(c.opt_bool("AllowCredentials"))
+            .set_max_age(c.opt_i32("MaxAge"))
+            .build(),
+    ))
+}
+
+/// A `CorsConfiguration` read back in lowering's shape (lists it leaves out when empty).
+fn cors_value(c: &Cors) -> serde_json::Value {
+    let mut v = json!({});
+    for (key, list) in [
+        ("AllowOrigins", c.allow_origins()),
+        ("AllowMethods", c.allow_methods()),
+        ("AllowHeaders", c.allow_headers()),
+        ("ExposeHeaders", c.expose_headers()),
+    ] {
+        if !list.is_empty() {
+            v[key] = json!(list);
+        }
+    }
+    v["AllowCredentials"] = json!(c.allow_credentials().unwrap_or(false));
+    if let Some(age) = c.max_age() {
+        v["MaxAge"] = json!(age);
+    }
+    v
 }
 
 fn jwt(p: Props<'_>) -> Result<Option<JwtConfiguration>, DriverError> {

@@ -6,13 +6,14 @@
 //! API's endpoint) and writes one JSON access-log line per request to its own log group, and per route a Lambda permission for `apigateway.amazonaws.com` limited to
 //! that route's execute-api ARN. `jwt` auth gets a JWT authorizer (one per issuer and audience,
 //! reading `Authorization: Bearer …`); `api_key` auth has no HTTP API equivalent and is
-//! rejected for now.
+//! rejected for now. CORS is the API's `CorsConfiguration`, one for all routes (the provider
+//! check refuses routes whose CORS differs).
 //!
 //! `http.domain` adds a regional custom domain name (`aws.apigatewayv2.domain_name`, the ACM
 //! certificate of `certificate.aws`, TLS 1.2) and an API mapping of the domain's root to the
 //! `$default` stage. The DNS record is the user's: `nimbus info` prints the CNAME to create.
 
-use nimbus_graph::{FunctionNode, TriggerSpec};
+use nimbus_graph::{CorsPolicy, FunctionNode, TriggerSpec};
 use nimbus_manifest::{Auth, HttpMethod};
 use serde_json::json;
 
@@ -48,12 +49,23 @@ pub(super) fn api(cx: &mut Cx) -> Result<(), AwsError> {
         return Ok(());
     }
     let name = names::api(cx.service(), cx.stage());
-    let props = json!({
+    let mut props = json!({
         "Name": name,
         "ProtocolType": "HTTP",
         "Description": format!("Nimbus: HTTP routes of {} ({})", cx.service(), cx.stage()),
         "Tags": cx.tag_map(),
     });
+    // One CORS configuration for the whole API: the provider check refused routes that differ.
+    let cors = with_http
+        .iter()
+        .flat_map(|f| &f.triggers)
+        .find_map(|t| match &t.spec {
+            TriggerSpec::Http { cors, .. } => cors.as_ref(),
+            _ => None,
+        });
+    if let Some(c) = cors {
+        props["CorsConfiguration"] = cors_configuration(c);
+    }
     cx.push(kinds::API, API, Some(name), props);
 
     let mut routes = Vec::new();
@@ -67,7 +79,10 @@ pub(super) fn api(cx: &mut Cx) -> Result<(), AwsError> {
         });
         cx.push(kinds::INTEGRATION, &f.name, None, props);
         for t in &f.triggers {
-            let TriggerSpec::Http { method, path, auth } = &t.spec else {
+            let TriggerSpec::Http {
+                method, path, auth, ..
+            } = &t.spec
+            else {
                 continue;
             };
             let key = trigger_key(&t.id);
@@ -163,6 +178,26 @@ fn domain(cx: &mut Cx, stage: &str) -> Result<(), AwsError> {
     let mapping = cx.push(kinds::API_MAPPING, DOMAIN, None, props);
     cx.depend(&mapping, stage);
     Ok(())
+}
+
+/// The HTTP API's `CorsConfiguration` for a policy (API Gateway answers preflights with it,
+/// before any authorizer, and ignores the integration's own CORS headers).
+fn cors_configuration(c: &CorsPolicy) -> serde_json::Value {
+    let mut v = json!({
+        "AllowOrigins": c.origins,
+        "AllowMethods": c.methods,
+        "AllowCredentials": c.credentials,
+    });
+    if !c.allow_headers.is_empty() {
+        v["AllowHeaders"] = json!(c.allow_headers);
+    }
+    if !c.expose_headers.is_empty() {
+        v["ExposeHeaders"] = json!(c.expose_headers);
+    }
+    if let Some(age) = c.max_age_secs {
+        v["MaxAge"] = json!(age);
+    }
+    v
 }
 
 /// `ANY` or the method's name, as route keys spell it.

@@ -13,6 +13,9 @@
 //! service); `jwt` routes require a JWT from the issuer for the audience
 //! (`x-google-issuer`/`x-google-audiences`; the JWKS is found by OpenID discovery).
 //!
+//! CORS: API Gateway has none, so a path with a CORS route also gets an `OPTIONS` operation
+//! without `security` to the same function, whose shim answers the preflight.
+//!
 //! API configs are immutable: the config's id ends with a hash of the document, so a change of
 //! routes creates a new config, moves the gateway to it, and then deletes the old one.
 
@@ -33,19 +36,26 @@ pub(crate) const HTTP: &str = "http";
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
 
 pub(super) fn api(cx: &mut Cx) -> Result<(), GcpError> {
-    let routes: Vec<(String, String, HttpMethod, String, Auth, u64)> = cx
+    type Route = (String, String, HttpMethod, String, Auth, u64, bool);
+    let routes: Vec<Route> = cx
         .graph
         .functions
         .values()
         .flat_map(|f| {
             f.triggers.iter().filter_map(move |t| match &t.spec {
-                TriggerSpec::Http { method, path, auth } => Some((
+                TriggerSpec::Http {
+                    method,
+                    path,
+                    auth,
+                    cors,
+                } => Some((
                     f.name.clone(),
                     super::trigger_key(&t.id).replace('/', "-"),
                     *method,
                     path.clone(),
                     auth.clone(),
                     f.timeout_ms.div_ceil(1000),
+                    cors.is_some(),
                 )),
                 _ => None,
             })
@@ -57,7 +67,7 @@ pub(super) fn api(cx: &mut Cx) -> Result<(), GcpError> {
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut security = Map::new();
     let mut functions = Vec::new();
-    for (function, operation, method, path, auth, timeout) in routes {
+    for (function, operation, method, path, auth, timeout, cors) in routes {
         let (template, params) = openapi_path(&path);
         if template.starts_with("/_nimbus") {
             return Err(GcpError::Unsupported {
@@ -128,6 +138,18 @@ pub(super) fn api(cx: &mut Cx) -> Result<(), GcpError> {
                 op["operationId"] = json!(format!("{operation}-{m}"));
             }
             entry.insert(m.to_string(), op);
+        }
+        if cors {
+            // Browsers send preflights without credentials or keys: `OPTIONS` reaches the
+            // function unauthenticated, and its shim answers it.
+            let preflight = entry.entry("options").or_insert_with(|| {
+                let mut op = op.clone();
+                op["operationId"] = json!(format!("{operation}-preflight"));
+                op
+            });
+            if let Some(o) = preflight.as_object_mut() {
+                o.remove("security");
+            }
         }
         if !functions.contains(&function) {
             functions.push(function);

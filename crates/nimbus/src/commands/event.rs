@@ -572,6 +572,7 @@ mod tests {
             method,
             path: path.into(),
             auth: Auth::None,
+            cors: None,
         }
     }
 

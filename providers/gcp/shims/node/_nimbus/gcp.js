@@ -19,11 +19,15 @@
 // bucket triggers (prefix/suffix, and the action in `events`) is acknowledged without calling the
 // handler, so a function writing into the bucket that triggers it does not trigger itself.
 //
+// CORS: API Gateway has none, so the shim answers preflights (the handler never sees one) and puts
+// the function's policy on responses (gcp_cors.js).
+//
 // Native names: lowering sets NIMBUS_RESOURCE_<R>_{COLLECTION,DATABASE,TOPIC,SUBSCRIPTION,NAME} and
 // NIMBUS_SCHEDULE_<T>_JOB (crates/nimbus-gcp/src/env.rs); they are merged into function.json's
 // `native` blocks so that events map to neutral names exactly.
 
 const core = require('./core.js');
+const cors = require('./gcp_cors.js');
 require('./gcp_resources.js'); // registers the "gcp" resource client factory
 
 const PROVIDER = 'gcp';
@@ -376,12 +380,17 @@ async function handleRequest(fn, req, res) {
     await fn.invoke(scheduleFromHttp(headers, fn.config), fn.context(rid));
     return send(res, 204, [], '');
   }
+  const policy = cors.policyOf(fn.config);
+  const answer = policy ? cors.preflight(policy, req.method, headers) : null;
+  if (answer) return send(res, answer[0], answer[1], ''); // the handler never sees a preflight
   const url = req.originalUrl || req.url || '/';
   const q = url.indexOf('?');
   const event = httpEvent(req.method, q >= 0 ? url.slice(0, q) : url, q >= 0 ? url.slice(q + 1) : '',
     headers, raw, remoteAddress(req), fn.config);
   const out = core.normalizeHttp(await fn.invoke(event, fn.context(rid)));
-  return send(res, out.status, core.headerPairs(out.headers), core.httpBodyBuffer(out));
+  let pairs = core.headerPairs(out.headers);
+  if (policy) pairs = cors.onResponse(policy, headers, pairs);
+  return send(res, out.status, pairs, core.httpBodyBuffer(out));
 }
 
 async function handleCloudEvent(fn, ce) {

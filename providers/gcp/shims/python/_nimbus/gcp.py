@@ -27,6 +27,9 @@ bucket triggers (``prefix``/``suffix``, and the action in ``events``) is acknowl
 calling the handler, so a function that writes into the bucket it is triggered by (a thumbnail
 maker writing ``thumbnails/`` on ``uploads/``) does not trigger itself.
 
+CORS: API Gateway has none, so the shim answers preflights (the handler never sees one) and puts
+the function's policy on responses (``gcp_cors``).
+
 Native names: lowering sets ``NIMBUS_RESOURCE_<R>_{COLLECTION,DATABASE,TOPIC,SUBSCRIPTION,NAME}``
 and ``NIMBUS_SCHEDULE_<T>_JOB`` (crates/nimbus-gcp/src/env.rs); they are merged into
 function.json's ``native`` blocks so events map to neutral names exactly.
@@ -41,6 +44,7 @@ import sys
 from urllib.parse import quote
 
 from . import core
+from . import gcp_cors
 from . import gcp_resources  # noqa: F401 - registers the "gcp" resource client factory
 
 PROVIDER = "gcp"
@@ -395,10 +399,17 @@ def handle_request(fn, req):
     if is_schedule_request(headers, fn.config):
         fn.invoke(schedule_from_http(headers, fn.config), fn.context(request_id=ctx_id))
         return b"", 204, []
+    policy = gcp_cors.policy_of(fn.config)
+    answer = gcp_cors.preflight(policy, req.method, headers) if policy else None
+    if answer is not None:  # the handler never sees a preflight
+        return answer
     qs = req.query_string.decode("latin-1") if isinstance(req.query_string, bytes) else (req.query_string or "")
     event = http_event(req.method, req.path, qs, headers, raw, req.remote_addr, fn.config, _raw_path(req))
     res = core.normalize_http(fn.invoke(event, fn.context(request_id=ctx_id)))
-    return _flask_response(res)
+    body, status, pairs = _flask_response(res)
+    if policy:
+        pairs = gcp_cors.on_response(policy, headers, pairs)
+    return body, status, pairs
 
 
 def handle_push(fn, envelope: dict, request_id=None):
