@@ -16,6 +16,8 @@
 #![deny(missing_docs)]
 
 mod de;
+pub mod extras;
+mod extras_check;
 mod load;
 pub mod model;
 mod secrets;
@@ -26,6 +28,7 @@ pub mod types;
 mod validate;
 pub(crate) mod yaml;
 
+pub use extras::*;
 pub use load::{
     Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_bytes, check_file, check_str,
     load_file, load_str,

@@ -47,6 +47,7 @@ pub(crate) fn validate(
     v.routes();
     v.queue_consumers();
     crate::secrets::undeclared(manifest, &mut v.diags);
+    crate::extras_check::check(manifest, &mut v.diags);
     // Unused-resource warnings would only echo errors already shown.
     if !broken.had_errors
         && broken.functions.is_empty()

@@ -31,6 +31,7 @@ pub fn check_at(graph: &AppGraph, caps: &Capabilities, today: &str) -> Vec<Diagn
     for f in graph.functions.values() {
         function(f, caps, today, &mut diags);
     }
+    crate::extras::check(graph, caps, &mut diags);
     diags
 }
 

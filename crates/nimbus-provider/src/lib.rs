@@ -10,14 +10,16 @@
 
 mod capabilities;
 mod check;
+mod extras;
 mod settings;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use capabilities::{
-    Capabilities, MemoryLimits, PackageLimits, ResourceCapability, RuntimeRow, RuntimeSupport,
-    SettingCapability, ShimDeps, TextLimits, TriggerCapability, today,
+    Capabilities, FunctionSettingsCapability, MemoryLimits, PackageLimits, PermissionsCapability,
+    ResourceCapability, RuntimeRow, RuntimeSupport, SettingCapability, ShimDeps, TextLimits,
+    TriggerCapability, is_guid, today,
 };
 pub use check::{check, check_at};
 use nimbus_diagnostic::Diagnostic;
