@@ -67,6 +67,7 @@ pub mod api {
 }
 
 mod cosmos;
+mod extra;
 
 /// Days Log Analytics keeps the apps' logs.
 pub const LOG_RETENTION_DAYS: u32 = 30;
@@ -725,6 +726,30 @@ impl<'a> Template<'a> {
         }
 
         role_ids.extend(self.cosmos_grants(&identity_id, &cosmos_grants));
+        if let Some(node) = self.graph.functions.get(f) {
+            for deployment in extra::grants(node, &identity_id) {
+                let name = deployment["name"].as_str().unwrap_or_default().to_string();
+                let id = match (
+                    deployment.get("subscriptionId"),
+                    deployment.get("resourceGroup"),
+                ) {
+                    (Some(s), Some(g)) => format!(
+                        "resourceId({}, {}, 'Microsoft.Resources/deployments', {})",
+                        lit(s.as_str().unwrap_or_default()),
+                        lit(g.as_str().unwrap_or_default()),
+                        lit(&name)
+                    ),
+                    (Some(s), None) => format!(
+                        "subscriptionResourceId({}, 'Microsoft.Resources/deployments', {})",
+                        lit(s.as_str().unwrap_or_default()),
+                        lit(&name)
+                    ),
+                    _ => rid("Microsoft.Resources/deployments", &[lit(&name)]),
+                };
+                role_ids.push(expr(id));
+                self.resources.push(deployment);
+            }
+        }
 
         // App settings.
         let mut settings: BTreeMap<String, Value> = BTreeMap::new();
@@ -843,6 +868,9 @@ impl<'a> Template<'a> {
             .collect();
 
         let mut scale = json!({ "instanceMemoryMB": a.instance_memory_mb });
+        if let Some(n) = a.always_ready {
+            scale["alwaysReady"] = extra::always_ready(a, n);
+        }
         if let Some(max) = a.max_instances {
             scale["maximumInstanceCount"] = json!(max);
             if a.bindings
