@@ -517,4 +517,29 @@ mod tests {
         );
         assert_eq!(tool_errors("pip", "\nboom\n"), "boom");
     }
+
+    /// An arm64 AWS function gets aarch64 wheels and a dependency cache of its own.
+    #[test]
+    fn arm64_picks_aarch64_wheels_and_its_own_cache_key() {
+        assert!(
+            wheel_platforms(true)
+                .iter()
+                .all(|p| p.ends_with("_aarch64"))
+        );
+        assert!(
+            wheel_platforms(false)
+                .iter()
+                .all(|p| p.ends_with("_x86_64"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "six==1.16.0\n").unwrap();
+        let key = |arm64| {
+            plan(dir.path(), Runtime::Python312, ProviderId::Aws, &[], arm64)
+                .unwrap()
+                .expect("requirements to install")
+                .key
+        };
+        assert_ne!(key(true), key(false));
+        assert_eq!(key(true), key(true));
+    }
 }
