@@ -15,7 +15,7 @@
 //! | `aws.iam.role` | CreateRole | `RoleName`, `AssumeRolePolicyDocument`, `Description`, `Tags` | `arn`, `name` | `RoleName` |
 //! | `aws.iam.role_policy` | PutRolePolicy | `RoleName`, `PolicyName`, `PolicyDocument` | `name` | `RoleName`, `PolicyName` |
 //! | `aws.logs.log_group` | CreateLogGroup, PutRetentionPolicy | `logGroupName`, `retentionInDays`, `tags` | `arn` (`…:log-group:NAME:*`), `name` | `logGroupName` |
-//! | `aws.lambda.function` | CreateFunction, PutFunctionConcurrency | `FunctionName`, `Runtime`, `Handler`, `Role`, `Code.S3Bucket/S3Key`, `MemorySize`, `Timeout`, `Environment.Variables`, `Architectures`, `ReservedConcurrentExecutions`, `Tags` | `arn`, `name` | `FunctionName` |
+//! | `aws.lambda.function` | CreateFunction, PutFunctionConcurrency | `FunctionName`, `Runtime`, `Handler`, `Role`, `Code.S3Bucket/S3Key`, `MemorySize`, `Timeout`, `Environment.Variables`, `Architectures`, `ReservedConcurrentExecutions`, `VpcConfig.SubnetIds/SecurityGroupIds`, `Tags` | `arn`, `name` | `FunctionName` |
 //! | `aws.lambda.permission` | AddPermission | `FunctionName`, `StatementId`, `Action`, `Principal`, `SourceArn`, `SourceAccount` | — | all |
 //! | `aws.apigatewayv2.api` | CreateApi (UpdateApi, DeleteCorsConfiguration) | `Name`, `ProtocolType` (`HTTP`), `CorsConfiguration` (`AllowOrigins`, `AllowMethods`, `AllowHeaders`, `ExposeHeaders`, `AllowCredentials`, `MaxAge`), `Tags` | `id`, `endpoint` | `ProtocolType` |
 //! | `aws.apigatewayv2.authorizer` | CreateAuthorizer | `ApiId`, `Name`, `AuthorizerType` (`JWT`), `IdentitySource`, `JwtConfiguration` | `id` | `ApiId` |

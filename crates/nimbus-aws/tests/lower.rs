@@ -385,3 +385,89 @@ fn secrets_are_references_in_the_env_and_each_role_reads_exactly_its_own() {
     );
     assert!(secret_statements("plain").is_empty());
 }
+
+#[test]
+fn escape_hatches_reach_the_role_and_the_function() {
+    let rs = lower(common::ESCAPE_HATCHES).unwrap();
+    assert!(
+        !rs.iter().any(|r| r.id.contains("gcp-only")),
+        "`only:` leaves the function out"
+    );
+    let mailer = &find(&rs, "aws.lambda.function/mailer").properties;
+    assert_eq!(mailer["Architectures"], json!(["arm64"]));
+    assert_eq!(
+        mailer["ReservedConcurrentExecutions"],
+        json!(0),
+        "`aws.reserved_concurrency` wins over `concurrency.max`"
+    );
+    assert_eq!(
+        mailer["VpcConfig"],
+        json!({
+            "SubnetIds": ["subnet-0123456789abcdef0", "subnet-01234567"],
+            "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        })
+    );
+    let plain = &find(&rs, "aws.lambda.function/plain").properties;
+    assert_eq!(plain["Architectures"], json!(["x86_64"]));
+    assert!(plain.get("VpcConfig").is_none());
+
+    let statements = |f: &str| {
+        find(&rs, &format!("aws.iam.role_policy/{f}")).properties["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let mailer_policy = statements("mailer");
+    let extra: Vec<&serde_json::Value> = mailer_policy
+        .iter()
+        .filter(|s| s["Sid"].as_str().unwrap().starts_with("Extra"))
+        .collect();
+    assert_eq!(
+        extra,
+        vec![&json!({
+            "Sid": "Extra1", "Effect": "Allow",
+            "Action": ["ses:SendEmail", "ses:SendRawEmail"],
+            "Resource": ["arn:aws:ses:us-east-1:123456789012:identity/example.com"],
+        })]
+    );
+    let eni = mailer_policy
+        .iter()
+        .find(|s| s["Sid"] == "VpcNetworkInterfaces")
+        .expect("the VPC statements");
+    assert_eq!(
+        eni["Action"],
+        json!([
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:CreateNetworkInterface",
+            "ec2:DeleteNetworkInterface",
+            "ec2:UnassignPrivateIpAddresses"
+        ])
+    );
+    let resources: Vec<&str> = eni["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.ends_with(":subnet/subnet-01234567")),
+        "{resources:?}"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.ends_with(":security-group/sg-0123456789abcdef0"))
+    );
+    assert!(!resources.contains(&"*"), "create/delete are limited");
+    // The other function gets neither the extra grant nor the VPC actions.
+    let plain_policy = statements("plain");
+    assert!(
+        plain_policy
+            .iter()
+            .all(|s| !s["Sid"].as_str().unwrap().starts_with("Extra")
+                && !s["Sid"].as_str().unwrap().starts_with("Vpc")),
+        "{plain_policy:?}"
+    );
+}

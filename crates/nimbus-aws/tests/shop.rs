@@ -91,6 +91,9 @@ fn place_order_may_do_exactly_what_it_uses() {
                       "Resource": [reference("aws.dynamodb.table/orders", "arn")] },
                     { "Sid": "UsePayments", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                       "Resource": [reference("aws.sqs.queue/payments", "arn")] },
+                    // The manifest's `permissions.aws`, last and on this role only.
+                    { "Sid": "Extra1", "Effect": "Allow", "Action": ["ses:SendEmail"],
+                      "Resource": ["arn:aws:ses:us-east-1:123456789012:identity/example.com"] },
                 ],
             },
         })

@@ -116,3 +116,79 @@ fn checkov_fails_only_the_skipped_checks() {
         );
     }
 }
+
+/// The escape hatches' template (extra statements, arm64, reserved concurrency, a VPC): no
+/// cfn-lint error; checkov fails nothing beyond the skip list, and the function in a VPC passes
+/// CKV_AWS_117 (Lambda in a VPC) while the one outside fails only that listed check.
+#[test]
+fn escape_hatches_template_is_clean() {
+    let g = support::graph_str("aws", common::ESCAPE_HATCHES);
+    let text = nimbus_aws::template(&g, &support::build_of(&g), &common::settings(&g)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hatch.template.json");
+    std::fs::write(&path, &text).unwrap();
+    let lint = Command::new(support::required_venv_tool("cfn-lint"))
+        .args(["--format", "json"])
+        .arg(&path)
+        .output()
+        .expect("cfn-lint runs");
+    let matches: Vec<Value> = serde_json::from_slice(&lint.stdout).expect("cfn-lint JSON");
+    let errors: Vec<&Value> = matches.iter().filter(|m| m["Level"] == "Error").collect();
+    assert!(errors.is_empty(), "cfn-lint errors: {errors:#?}");
+
+    let out = Command::new(support::required_venv_tool("checkov"))
+        .current_dir(dir.path())
+        .env("BC_SKIP_MAPPING", "TRUE")
+        // Not `--quiet`: the passed checks are needed too.
+        .args([
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "-o",
+            "json",
+            "-f",
+        ])
+        .arg(&path)
+        .output()
+        .expect("checkov runs");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("checkov JSON");
+    let skips =
+        std::fs::read_to_string(support::repo().join("providers/aws/checkov-skips.txt")).unwrap();
+    let listed: Vec<&str> = skips
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let checks = |kind: &str| -> Vec<(String, String)> {
+        report["results"][kind]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["check_id"].as_str().unwrap().to_string(),
+                    c["resource"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let failed = checks("failed_checks");
+    let unexpected: Vec<&(String, String)> = failed
+        .iter()
+        .filter(|(id, _)| !listed.contains(&id.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "checkov failures outside the skip list: {unexpected:?}"
+    );
+    let vpc_check = |list: &[(String, String)], fragment: &str| {
+        list.iter()
+            .any(|(id, r)| id == "CKV_AWS_117" && r.to_lowercase().contains(fragment))
+    };
+    assert!(
+        vpc_check(&checks("passed_checks"), "mailer"),
+        "{:?}",
+        checks("passed_checks")
+    );
+    assert!(vpc_check(&failed, "plain"), "{failed:?}");
+}

@@ -84,6 +84,8 @@ pub struct App {
     /// `maximumInstanceCount` and one invocation per instance, when the manifest limits
     /// concurrency.
     pub max_instances: Option<u32>,
+    /// Always-ready instances per trigger group (`azure.always_ready`).
+    pub always_ready: Option<u32>,
     /// The handler file (relative to the package root), e.g. `payments/charge.js`.
     pub handler_file: String,
     /// One Azure function per trigger.
@@ -329,6 +331,7 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
         instance_memory_mb,
         timeout_s: f.timeout_ms.div_ceil(1000).max(1),
         max_instances: f.concurrency_set.then_some(f.concurrency),
+        always_ready: f.azure.always_ready.as_ref().map(|n| n.value),
         handler_file: f.handler_file.clone(),
         bindings,
         cors: f.triggers.iter().find_map(|t| match &t.spec {

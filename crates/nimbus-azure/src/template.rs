@@ -75,6 +75,7 @@ mod cosmos;
 mod keyvault;
 
 pub use keyvault::{SOFT_DELETE_DAYS, vault_properties};
+mod extra;
 
 /// Days Log Analytics keeps the apps' logs.
 pub const LOG_RETENTION_DAYS: u32 = 30;
@@ -741,6 +742,28 @@ impl<'a> Template<'a> {
         let reads_secrets = node.is_some_and(|n| !n.secrets.is_empty());
         if let Some(node) = node {
             role_ids.extend(self.secret_grants(node, &identity_id));
+            for deployment in extra::grants(node, &identity_id) {
+                let name = deployment["name"].as_str().unwrap_or_default().to_string();
+                let id = match (
+                    deployment.get("subscriptionId"),
+                    deployment.get("resourceGroup"),
+                ) {
+                    (Some(s), Some(g)) => format!(
+                        "resourceId({}, {}, 'Microsoft.Resources/deployments', {})",
+                        lit(s.as_str().unwrap_or_default()),
+                        lit(g.as_str().unwrap_or_default()),
+                        lit(&name)
+                    ),
+                    (Some(s), None) => format!(
+                        "subscriptionResourceId({}, 'Microsoft.Resources/deployments', {})",
+                        lit(s.as_str().unwrap_or_default()),
+                        lit(&name)
+                    ),
+                    _ => rid("Microsoft.Resources/deployments", &[lit(&name)]),
+                };
+                role_ids.push(expr(id));
+                self.resources.push(deployment);
+            }
         }
 
         // App settings.
@@ -879,6 +902,9 @@ impl<'a> Template<'a> {
             });
         }
         let mut scale = json!({ "instanceMemoryMB": a.instance_memory_mb });
+        if let Some(n) = a.always_ready {
+            scale["alwaysReady"] = extra::always_ready(a, n);
+        }
         if let Some(max) = a.max_instances {
             scale["maximumInstanceCount"] = json!(max);
             if a.bindings

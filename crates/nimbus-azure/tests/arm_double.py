@@ -477,9 +477,19 @@ class Deployment:
         if lname == "subscription":
             return {"id": "/subscriptions/" + self.sub, "subscriptionId": self.sub, "tenantId": TENANT}
         if lname == "resourceid":
-            return resource_id(self.rg_id(), args[0], args[1:])
+            # resourceId([subscriptionId], [resourceGroupName], resourceType, names...)
+            k = next((i for i, a in enumerate(args) if "/" in str(a)), 0)
+            scope = {0: lambda: self.rg_id(),
+                     1: lambda: "/subscriptions/%s/resourceGroups/%s" % (self.sub, args[0]),
+                     2: lambda: "/subscriptions/%s/resourceGroups/%s" % (args[0], args[1])}.get(k)
+            if scope is None:
+                raise Invalid("resourceId() takes at most a subscription and a group before the type", "InvalidTemplate")
+            return resource_id(scope(), args[k], args[k + 1:])
         if lname == "subscriptionresourceid":
-            return resource_id("/subscriptions/" + self.sub, args[0], args[1:])
+            # subscriptionResourceId([subscriptionId], resourceType, names...)
+            k = next((i for i, a in enumerate(args) if "/" in str(a)), 0)
+            sub = args[0] if k == 1 else self.sub
+            return resource_id("/subscriptions/" + sub, args[k], args[k + 1:])
         if lname == "extensionresourceid":
             return resource_id(args[0], args[1], args[2:])
         if lname == "guid":
@@ -694,6 +704,10 @@ class Arm:
         for i, r in enumerate(resources):
             name = d.eval(r["name"])
             scope = d.eval(r["scope"]) if "scope" in r else None
+            if r["type"] == "Microsoft.Resources/deployments" and "subscriptionId" in r:
+                scope = "/subscriptions/%s" % d.eval(r["subscriptionId"])
+                if "resourceGroup" in r:
+                    scope += "/resourceGroups/%s" % d.eval(r["resourceGroup"])
             d.ids[i] = id_of(d.rg_id(), r["type"], name, scope)
         by_id = {v.lower(): i for i, v in d.ids.items()}
         if len(by_id) != len(resources):
@@ -735,7 +749,16 @@ class Arm:
             for i in order:
                 r = resources[i]
                 d.current = i
-                body = {k: d.eval(v) for k, v in r.items() if k not in TEMPLATE_ONLY}
+                if r["type"] == "Microsoft.Resources/deployments":
+                    body, inner = self.nested(d, r)
+                    out.extend(inner)
+                    if not apply:
+                        for rid, *_ in inner:
+                            saved.setdefault(rid.lower(), self.resources.get(rid.lower()))
+                    for rid, rtype, rname, rbody in inner:
+                        self.put_resource(rid, rtype, rname, rbody)
+                else:
+                    body = {k: d.eval(v) for k, v in r.items() if k not in TEMPLATE_ONLY}
                 d.current = None
                 name = d.eval(r["name"])
                 model = MODELS.get(r["type"])
@@ -763,6 +786,49 @@ class Arm:
                 else:
                     self.resources[k] = old
         return out
+
+    def nested(self, d, r):
+        """A nested deployment (`Microsoft.Resources/deployments` with an inline template and
+        inner expression evaluation), as ARM runs one at its `subscriptionId`/`resourceGroup`:
+        its body checked against the published `Deployment` model, its parameters evaluated in
+        the outer template, its inner template evaluated with them. Only role assignments are
+        accepted inside (what nimbus nests). Returns (body, [(id, type, name, body)])."""
+        props = r.get("properties") or {}
+        if (props.get("expressionEvaluationOptions") or {}).get("scope", "").lower() != "inner":
+            raise Invalid("a nested deployment must evaluate its expressions in the inner scope", "InvalidTemplate")
+        t = props.get("template")
+        if not isinstance(t, dict) or not re.search(r"/(subscriptionD|d)eploymentTemplate\.json#$", str(t.get("$schema", ""))):
+            raise Invalid("a nested deployment needs an inline template with a deployment template `$schema`", "InvalidTemplate")
+        sub = d.eval(r.get("subscriptionId", d.sub))
+        rg = d.eval(r["resourceGroup"]) if "resourceGroup" in r else None
+        if rg is None and "location" not in r:
+            raise Invalid("a subscription-level nested deployment needs a `location`", "InvalidTemplate")
+        if rg is not None and "subscriptionDeploymentTemplate" in t["$schema"]:
+            raise Invalid("a resource group deployment cannot use the subscription template schema", "InvalidTemplate")
+        params = {k: {"value": d.eval(v["value"])} for k, v in (props.get("parameters") or {}).items()}
+        body = {"properties": {"mode": props.get("mode"), "template": t, "parameters": params,
+                               "expressionEvaluationOptions": props["expressionEvaluationOptions"]}}
+        if "location" in r:
+            body["location"] = d.eval(r["location"])
+        validate_model(dm.Deployment, body, "nested deployment `%s`" % d.eval(r["name"]))
+        inner = Deployment(self, sub, rg or "", t, {})
+        inner.params = self.parameters_of(t, params)
+        scope_id = "/subscriptions/%s" % sub + ("/resourceGroups/%s" % rg if rg else "")
+        out = []
+        for ir in t.get("resources") or []:
+            if ir.get("type") != "Microsoft.Authorization/roleAssignments":
+                raise Invalid("the ARM test double runs nested role assignments only", "InvalidTemplate")
+            iname = inner.eval(ir["name"])
+            iscope = inner.eval(ir["scope"]) if "scope" in ir else None
+            if iscope is not None and not iscope.lower().startswith(scope_id.lower() + "/"):
+                raise Invalid("the scope `%s` is outside the nested deployment's `%s`" % (iscope, scope_id), "InvalidTemplate")
+            ibody = {k: inner.eval(v) for k, v in ir.items() if k not in TEMPLATE_ONLY}
+            validate_model(am.RoleAssignmentCreateParameters, ibody, "role assignment `%s`" % iname)
+            definition = ibody["properties"]["roleDefinitionId"]
+            if not re.fullmatch(r"/subscriptions/[^/]+/providers/Microsoft\.Authorization/roleDefinitions/[0-9a-fA-F-]{36}", definition):
+                raise Invalid("roleDefinitionId `%s` is not a role definition id" % definition)
+            out.append((id_of(scope_id, ir["type"], iname, iscope), ir["type"], iname, ibody))
+        return body, out
 
     def outputs(self, d):
         out = {}

@@ -504,3 +504,150 @@ fn the_arm_double_refuses_bodies_its_models_reject() {
         assert!(got.contains(message), "{what}: `{got}` lacks `{message}`");
     }
 }
+
+const ESCAPE_HATCHES: &str = r#"
+version: 1
+service: hatch
+providers: { azure: { location: westeurope, resource_group: hatch } }
+functions:
+  mailer:
+    handler: a.py:handler
+    concurrency: { max: 4 }
+    triggers: [ { http: { method: POST, path: /mail } }, { schedule: "rate(5 minutes)" } ]
+    permissions:
+      azure:
+        - { role: Cognitive Services User, scope: "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/ai" }
+        - { role: "4633458b-17de-408a-b874-0445c86b69e6", scope: "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/vault/providers/Microsoft.KeyVault/vaults/mailkeys" }
+        - { role: reader, scope: "/subscriptions/00000000-0000-0000-0000-0000000000bb" }
+    azure: { always_ready: 2 }
+  plain:
+    handler: b.py:handler
+  aws-only:
+    handler: b.py:handler
+    only: { providers: [aws] }
+"#;
+
+/// Extra role assignments reach the function app's own identity at exactly the named scopes
+/// (nested deployments, as ARM needs outside the deployment's group), always-ready instances
+/// reach the Flex app, and the ARM test double (Microsoft's published models) takes it all.
+#[test]
+fn escape_hatches_become_nested_role_assignments_and_always_ready_instances() {
+    let g = common::graph_str(ESCAPE_HATCHES);
+    let text = nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert!(!text.contains("aws-only"));
+    let nested: Vec<&Value> = resources(&doc)
+        .iter()
+        .filter(|r| r["type"] == "Microsoft.Resources/deployments")
+        .collect();
+    assert_eq!(nested.len(), 3, "one per grant, none for `plain`");
+    assert!(nested.iter().all(|d| {
+        d["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("nimbus-mailer-permission-")
+    }));
+    let sub = "00000000-0000-0000-0000-0000000000bb";
+    assert_eq!(
+        nested
+            .iter()
+            .map(|d| (
+                d["subscriptionId"].as_str().unwrap(),
+                d.get("resourceGroup").and_then(Value::as_str)
+            ))
+            .collect::<Vec<_>>(),
+        [(sub, Some("ai")), (sub, Some("vault")), (sub, None)]
+    );
+    let inner = |d: &Value| d["properties"]["template"]["resources"][0].clone();
+    assert!(
+        inner(nested[0])["properties"]["roleDefinitionId"]
+            .as_str()
+            .unwrap()
+            .contains("a97b65f3-24c7-4388-baec-2e87135dc908"),
+        "the built-in role by name"
+    );
+    assert_eq!(
+        inner(nested[1])["scope"],
+        "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/vault/providers/Microsoft.KeyVault/vaults/mailkeys"
+    );
+    assert!(
+        inner(nested[0]).get("scope").is_none(),
+        "the group itself is the nested deployment's scope"
+    );
+    assert!(
+        inner(nested[2])["properties"]["roleDefinitionId"]
+            .as_str()
+            .unwrap()
+            .contains("acdd72a7")
+    );
+    assert!(
+        nested[2]["location"].is_string(),
+        "a subscription-level deployment has a location"
+    );
+    // The app's code waits for its grants.
+    let onedeploy = resources(&doc)
+        .iter()
+        .find(|r| {
+            r["type"] == "Microsoft.Web/sites/extensions"
+                && r["properties"]["packageUri"]
+                    .as_str()
+                    .unwrap()
+                    .contains("'mailer'")
+        })
+        .unwrap();
+    let depends = onedeploy["dependsOn"].to_string();
+    assert!(
+        depends.contains("nimbus-mailer-permission-1")
+            && depends.contains("nimbus-mailer-permission-3"),
+        "{depends}"
+    );
+
+    let site = |f: &str| {
+        resources(&doc)
+            .iter()
+            .find(|r| {
+                r["type"] == "Microsoft.Web/sites"
+                    && r["name"].to_string().contains(&format!("app-{f}"))
+            })
+            .unwrap()["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+            .clone()
+    };
+    let mailer = site("mailer");
+    assert_eq!(mailer["maximumInstanceCount"], 4);
+    let ready = mailer["alwaysReady"].as_array().unwrap();
+    assert_eq!(ready.len(), 2, "{ready:?}");
+    assert_eq!(
+        ready[0],
+        serde_json::json!({ "name": "function:mailer-schedule-1", "instanceCount": 2 })
+    );
+    assert_eq!(
+        ready[1],
+        serde_json::json!({ "name": "http", "instanceCount": 2 })
+    );
+    assert!(site("plain").get("alwaysReady").is_none());
+
+    // Microsoft's models (through the double) accept the template as a whole.
+    let double = common::double::ArmDouble::start_without_storage();
+    let group = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourcegroups/hatch";
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}?api-version=2021-04-01"),
+        &serde_json::json!({ "location": "westeurope" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}/providers/Microsoft.Resources/deployments/hatch?api-version=2024-03-01"),
+        &serde_json::json!({ "properties": { "mode": "Incremental", "template": doc, "parameters": {} } }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let held = double.resources();
+    let assignments: Vec<&String> = held
+        .iter()
+        .filter(|id| id.contains(sub) && id.contains("Microsoft.Authorization/roleAssignments"))
+        .collect();
+    assert_eq!(assignments.len(), 3, "{held:#?}");
+    assert!(assignments.iter().any(|id| id.starts_with(
+        "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/vault/providers/Microsoft.KeyVault/vaults/mailkeys/providers/Microsoft.Authorization/roleAssignments/"
+    )));
+}

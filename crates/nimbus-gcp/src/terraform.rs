@@ -362,7 +362,9 @@ impl<'a> Converter<'a> {
                 "description": p["description"],
             }),
             kinds::PROJECT_IAM_MEMBER => {
-                let mut b = json!({ "project": project, "role": p["role"], "member": p["member"] });
+                // The deployment's project (`${var.project}`), or another one an extra grant names.
+                let mut b =
+                    json!({ "project": p["project"], "role": p["role"], "member": p["member"] });
                 if let Some(c) = p.get("condition") {
                     b["condition"] = c.clone();
                 }
@@ -458,6 +460,18 @@ impl<'a> Converter<'a> {
                         "all_traffic_on_latest_revision": s["allTrafficOnLatestRevision"],
                     },
                 });
+                for (api, tf) in [
+                    ("vpcConnector", "vpc_connector"),
+                    (
+                        "vpcConnectorEgressSettings",
+                        "vpc_connector_egress_settings",
+                    ),
+                    ("minInstanceCount", "min_instance_count"),
+                ] {
+                    if let Some(v) = s.get(api) {
+                        b["service_config"][tf] = v.clone();
+                    }
+                }
                 if let Some(Value::Array(vars)) = s.get("secretEnvironmentVariables") {
                     b["service_config"]["secret_environment_variables"] = vars
                         .iter()

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use nimbus_gcp::kinds;
 use nimbus_test_support as support;
 use serde_json::Value;
 
@@ -151,5 +152,177 @@ fn secrets_are_exported_by_name_with_their_grant_and_the_functions_secret_variab
             "secret": format!("${{google_secret_manager_secret.{label}.secret_id}}"),
             "version": "latest",
         }])
+    );
+}
+
+const ESCAPE_HATCHES: &str = r#"
+version: 1
+service: hatch
+providers: { gcp: { project: my-project, region: europe-west1 } }
+functions:
+  mailer:
+    handler: a.py:handler
+    concurrency: { max: 5 }
+    permissions:
+      gcp:
+        - { role: roles/aiplatform.user }
+        - { role: roles/pubsub.publisher, resource: projects/mail/topics/outbox }
+        - { role: roles/pubsub.subscriber, resource: projects/mail/subscriptions/inbox }
+        - { role: roles/secretmanager.secretAccessor, resource: projects/mail/secrets/smtp }
+        - { role: roles/storage.objectViewer, resource: projects/_/buckets/templates }
+        - { role: roles/bigquery.dataViewer, resource: projects/warehouse }
+      aws: [ { actions: [ses:SendEmail], resources: ["*"] } ]
+    gcp:
+      vpc_connector: projects/my-project/locations/europe-west1/connectors/shop
+      egress: all
+      min_instances: 2
+  plain:
+    handler: b.py:handler
+    gcp: { vpc_connector: projects/my-project/locations/europe-west1/connectors/shop }
+  aws-only:
+    handler: b.py:handler
+    only: { providers: [aws] }
+"#;
+
+/// Extra grants bind the function's own account on exactly what they name (the project when
+/// they name nothing), the `gcp:` settings reach `serviceConfig`, and the Terraform export says
+/// the same.
+#[test]
+fn escape_hatches_are_lowered_and_exported_alike() {
+    let g = support::graph_str("gcp", ESCAPE_HATCHES);
+    let build = support::build_of(&g);
+    let rs = nimbus_gcp::lower(&g, &build, &common::settings(&g)).unwrap();
+    assert!(!rs.iter().any(|r| r.id.contains("aws-only")));
+    let extra: Vec<(&str, &Value)> = rs
+        .iter()
+        .filter(|r| r.id.contains("/mailer/extra/"))
+        .map(|r| (r.kind.as_str(), &r.properties))
+        .collect();
+    let member =
+        serde_json::json!({ "$ref": "gcp.iam.service_account/mailer", "output": "member" });
+    let project = common::settings(&g).project;
+    assert_eq!(
+        extra,
+        vec![
+            (
+                kinds::PROJECT_IAM_MEMBER,
+                &serde_json::json!({ "project": project, "role": "roles/aiplatform.user", "member": member })
+            ),
+            (
+                kinds::TOPIC_IAM_MEMBER,
+                &serde_json::json!({ "topic": "projects/mail/topics/outbox", "role": "roles/pubsub.publisher", "member": member })
+            ),
+            (
+                kinds::SUBSCRIPTION_IAM_MEMBER,
+                &serde_json::json!({ "subscription": "projects/mail/subscriptions/inbox", "role": "roles/pubsub.subscriber", "member": member })
+            ),
+            (
+                kinds::SECRET_IAM_MEMBER,
+                &serde_json::json!({ "secret": "projects/mail/secrets/smtp", "role": "roles/secretmanager.secretAccessor", "member": member })
+            ),
+            (
+                kinds::BUCKET_IAM_MEMBER,
+                &serde_json::json!({ "bucket": "templates", "role": "roles/storage.objectViewer", "member": member })
+            ),
+            (
+                kinds::PROJECT_IAM_MEMBER,
+                &serde_json::json!({ "project": "warehouse", "role": "roles/bigquery.dataViewer", "member": member })
+            ),
+        ]
+    );
+    assert!(!rs.iter().any(|r| r.id.contains("/plain/extra/")));
+    let function = |name: &str| {
+        rs.iter()
+            .find(|r| r.kind == kinds::FUNCTION && r.id.ends_with(&format!("/{name}")))
+            .unwrap()
+    };
+    let mailer = function("mailer");
+    let s = &mailer.properties["serviceConfig"];
+    assert_eq!(
+        s["vpcConnector"],
+        "projects/my-project/locations/europe-west1/connectors/shop"
+    );
+    assert_eq!(s["vpcConnectorEgressSettings"], "ALL_TRAFFIC");
+    assert_eq!(s["minInstanceCount"], 2);
+    for r in rs.iter().filter(|r| r.id.contains("/mailer/extra/")) {
+        assert!(
+            mailer.dependencies().contains(&r.id),
+            "grants precede the code: {}",
+            r.id
+        );
+    }
+    let plain = &function("plain").properties["serviceConfig"];
+    assert_eq!(plain["vpcConnectorEgressSettings"], "PRIVATE_RANGES_ONLY");
+    assert!(plain.get("minInstanceCount").is_none());
+
+    let text = nimbus_gcp::main_tf_json(&g, &build, &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let r = &doc["resource"];
+    let projects: Vec<(&Value, &Value)> = r["google_project_iam_member"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|m| {
+            m["member"]
+                .as_str()
+                .unwrap()
+                .contains("google_service_account.mailer")
+        })
+        .map(|m| (&m["project"], &m["role"]))
+        .collect();
+    assert_eq!(
+        projects,
+        vec![
+            (
+                &serde_json::json!("${var.project}"),
+                &serde_json::json!("roles/aiplatform.user")
+            ),
+            (
+                &serde_json::json!("warehouse"),
+                &serde_json::json!("roles/bigquery.dataViewer")
+            ),
+        ]
+    );
+    for (tf, key, value) in [
+        (
+            "google_pubsub_topic_iam_member",
+            "topic",
+            "projects/mail/topics/outbox",
+        ),
+        (
+            "google_pubsub_subscription_iam_member",
+            "subscription",
+            "projects/mail/subscriptions/inbox",
+        ),
+        (
+            "google_secret_manager_secret_iam_member",
+            "secret_id",
+            "projects/mail/secrets/smtp",
+        ),
+        ("google_storage_bucket_iam_member", "bucket", "templates"),
+    ] {
+        assert!(
+            r[tf].as_object().unwrap().values().any(|m| m[key] == value),
+            "{tf} on {value}: {}",
+            r[tf]
+        );
+    }
+    let f = r["google_cloudfunctions2_function"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|f| f["name"].as_str().unwrap().ends_with("mailer"))
+        .unwrap();
+    assert_eq!(
+        (
+            &f["service_config"]["vpc_connector"],
+            &f["service_config"]["vpc_connector_egress_settings"],
+            &f["service_config"]["min_instance_count"]
+        ),
+        (
+            &serde_json::json!("projects/my-project/locations/europe-west1/connectors/shop"),
+            &serde_json::json!("ALL_TRAFFIC"),
+            &serde_json::json!(2)
+        )
     );
 }

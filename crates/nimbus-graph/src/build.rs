@@ -10,8 +10,7 @@ use nimbus_manifest::{
 
 use crate::{
     AppGraph, CorsPolicy, DomainNode, Edge, FunctionNode, FunctionSpans, Link, ResourceNode,
-    ResourceSpans,
-    ResourceSpec, SecretNode, TriggerNode, TriggerSpec, hash,
+    ResourceSpans, ResourceSpec, SecretNode, TriggerNode, TriggerSpec, hash,
 };
 
 /// Queue visibility timeout when the manifest sets none.
@@ -32,7 +31,17 @@ pub fn build(loaded: &Loaded) -> AppGraph {
 
     let mut edges = Vec::new();
     let mut functions = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut skipped_span = None;
     for (name, f) in &m.functions {
+        // `only:` removes the function from other providers and stages altogether.
+        if let Some(only) = &f.only
+            && !only.includes(&loaded.provider, loaded.stage.as_str())
+        {
+            skipped.push(name.to_string());
+            skipped_span.get_or_insert(only.span);
+            continue;
+        }
         let id = format!("function:{name}");
         let runtime = f
             .runtime
@@ -116,6 +125,26 @@ pub fn build(loaded: &Loaded) -> AppGraph {
             exclude: package.exclude,
             description: f.description.as_ref().map(|d| d.value.clone()),
             triggers,
+            permissions: f
+                .permissions
+                .as_ref()
+                .map(|p| p.value.clone())
+                .unwrap_or_default(),
+            aws: f
+                .aws
+                .clone()
+                .unwrap_or_default()
+                .over(&defaults.aws.clone().unwrap_or_default()),
+            gcp: f
+                .gcp
+                .clone()
+                .unwrap_or_default()
+                .over(&defaults.gcp.clone().unwrap_or_default()),
+            azure: f
+                .azure
+                .clone()
+                .unwrap_or_default()
+                .over(&defaults.azure.clone().unwrap_or_default()),
             hash: String::new(),
             spans: FunctionSpans {
                 name: name.span,
@@ -128,6 +157,7 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 timeout: span_or(timeout, name.span),
                 concurrency: concurrency_span,
                 description: span_or(f.description.as_ref(), name.span),
+                permissions: span_or(f.permissions.as_ref(), name.span),
             },
             secret_spans,
         };
@@ -163,6 +193,8 @@ pub fn build(loaded: &Loaded) -> AppGraph {
                 certificate_span: certificate.map_or(d.span, |c| c.span),
             }
         }),
+        skipped,
+        skipped_span,
         hash: String::new(),
     };
     graph.rehash();

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use nimbus_diagnostic::Span;
 use nimbus_manifest::{
-    Access, Auth, BucketEvent, HttpMethod, KeyType, Language, ResourceKind, Runtime, TableEvent,
+    Access, Auth, AwsFunction, AzureFunction, BucketEvent, GcpFunction, HttpMethod, KeyType,
+    Language, Permissions, ResourceKind, Runtime, TableEvent,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,12 @@ pub struct AppGraph {
     /// The custom domain of the HTTP API, with the certificate for this provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<DomainNode>,
+    /// Functions of the manifest left out for this provider and stage by their `only:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// Where the first skipped function's `only:` is, for the one message that lists them.
+    #[serde(skip)]
+    pub skipped_span: Option<Span>,
     /// Hash over every node's hash: changes when anything in the graph changes.
     pub hash: String,
 }
@@ -135,6 +142,18 @@ pub struct FunctionNode {
     pub description: Option<String>,
     /// Triggers, in manifest order.
     pub triggers: Vec<TriggerNode>,
+    /// Extra provider permissions (`permissions:`); each provider uses its own block only.
+    #[serde(skip_serializing_if = "Permissions::is_empty")]
+    pub permissions: Permissions,
+    /// AWS settings: the function's `aws:` merged over `defaults.aws`.
+    #[serde(skip_serializing_if = "AwsFunction::is_empty")]
+    pub aws: AwsFunction,
+    /// GCP settings: the function's `gcp:` merged over `defaults.gcp`.
+    #[serde(skip_serializing_if = "GcpFunction::is_empty")]
+    pub gcp: GcpFunction,
+    /// Azure settings: the function's `azure:` merged over `defaults.azure`.
+    #[serde(skip_serializing_if = "AzureFunction::is_empty")]
+    pub azure: AzureFunction,
     /// Content hash of this node's configuration (not of its code; packaging hashes that).
     pub hash: String,
     /// Where things were written in the manifest.
@@ -162,6 +181,8 @@ pub struct FunctionSpans {
     pub concurrency: Span,
     /// The description; the name when unset.
     pub description: Span,
+    /// The `permissions:` block; the name when unset.
+    pub permissions: Span,
 }
 
 /// One trigger of a function.

@@ -219,3 +219,67 @@ fn the_domain_takes_the_stage_override_and_the_provider_certificate() {
     );
     assert_ne!(prod.hash, dev.hash);
 }
+
+/// `only:` drops a function from other providers and stages; provider blocks merge over
+/// `defaults.<id>` key by key.
+#[test]
+fn only_drops_functions_and_provider_blocks_merge_over_defaults() {
+    let text = r#"
+version: 1
+service: s
+stages: { dev: {}, prod: { defaults: { aws: { reserved_concurrency: 3 } } } }
+defaults:
+  aws: { architecture: arm64, reserved_concurrency: 1 }
+functions:
+  everywhere:
+    handler: app.py:handler
+    aws: { reserved_concurrency: 2 }
+  helper:
+    handler: app.py:handler
+    only: { providers: [aws], stages: [prod] }
+"#;
+    let graph = |provider: &str, stage: &str| {
+        let options = LoadOptions {
+            stage: Some(stage.into()),
+            provider: provider.into(),
+            check_files: false,
+            ..LoadOptions::default()
+        };
+        build(&load_str(Path::new("nimbus.yaml"), text.into(), &options).expect("loads"))
+    };
+    let prod = graph("aws", "prod");
+    assert!(prod.functions.contains_key("helper"));
+    assert!(prod.skipped.is_empty());
+    let e = &prod.functions["everywhere"].aws;
+    assert_eq!(
+        e.architecture.as_ref().map(|a| a.as_str()),
+        Some("arm64"),
+        "from defaults.aws"
+    );
+    assert_eq!(
+        e.reserved_concurrency.as_ref().map(|r| r.value),
+        Some(2),
+        "the function's own wins"
+    );
+    assert_eq!(
+        prod.functions["helper"]
+            .aws
+            .reserved_concurrency
+            .as_ref()
+            .map(|r| r.value),
+        Some(3),
+        "the stage's defaults merge over the base defaults"
+    );
+    for (provider, stage) in [("gcp", "prod"), ("aws", "dev"), ("local", "dev")] {
+        let g = graph(provider, stage);
+        assert!(!g.functions.contains_key("helper"), "{provider}/{stage}");
+        assert_eq!(g.skipped, vec!["helper".to_string()]);
+        assert!(g.skipped_span.is_some());
+        assert!(
+            !g.to_json().contains("\"helper\":"),
+            "not in the graph's functions"
+        );
+    }
+    // A function without escape hatches serializes as before (hashes and goldens unchanged).
+    assert!(!graph("gcp", "dev").to_json().contains("permissions"));
+}

@@ -18,6 +18,8 @@
 pub mod cors;
 mod de;
 pub mod external;
+pub mod extras;
+mod extras_check;
 mod load;
 pub mod model;
 pub mod routes;
@@ -31,6 +33,7 @@ pub(crate) mod yaml;
 
 pub use cors::{Cors, CorsOrigin, HeaderName, RouteCors};
 pub use external::{Certificate, Domain, Existing, Http};
+pub use extras::*;
 pub use load::{
     Checked, DEFAULT_STAGE, LoadError, LoadOptions, Loaded, check_bytes, check_file, check_str,
     load_file, load_str,

@@ -12,6 +12,7 @@ use nimbus_diagnostic::{Diagnostic, Report, Span, did_you_mean};
 use serde::Deserialize;
 
 use crate::de::{DeError, from_key, from_node, node_span, scalar_span};
+use crate::extras::{AwsFunction, AzureFunction, GcpFunction};
 use crate::model::{Defaults, Manifest, Providers, TOP_LEVEL_KEYS};
 use crate::template::{self, Context, Deferred};
 use crate::types::Name;
@@ -546,6 +547,14 @@ fn at_entry_key(mut e: DeError, key: &MarkedScalarNode, value: &Node, section: &
     e
 }
 
+/// A stage's provider block merged key by key over the base one.
+fn merge<T>(stage: Option<T>, base: Option<T>, over: fn(&T, &T) -> T) -> Option<T> {
+    match (stage, base) {
+        (Some(s), Some(b)) => Some(over(&s, &b)),
+        (s, b) => s.or(b),
+    }
+}
+
 /// Merges the chosen stage's `defaults` and `providers` over the base ones.
 fn apply_stage(manifest: &mut Manifest, stage: &Name) {
     let Some(overrides) = manifest.stages.get(stage.as_str()).cloned() else {
@@ -558,6 +567,9 @@ fn apply_stage(manifest: &mut Manifest, stage: &Name) {
         base.timeout = d.timeout.or(base.timeout.take());
         base.concurrency = d.concurrency.or(base.concurrency.take());
         base.env.extend(d.env);
+        base.aws = merge(d.aws, base.aws.take(), AwsFunction::over);
+        base.gcp = merge(d.gcp, base.gcp.take(), GcpFunction::over);
+        base.azure = merge(d.azure, base.azure.take(), AzureFunction::over);
     }
     if let Some(h) = overrides.http {
         manifest.http.domain = h.domain.or(manifest.http.domain.take());

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::Spanned;
 use crate::cors::RouteCors;
 use crate::external::{Existing, Http};
+use crate::extras::{AwsFunction, AzureFunction, GcpFunction, Only, Permissions};
 use crate::types::{
     Access, BucketEvent, Duration, EnvName, Handler, HttpMethod, KeyType, MemoryMb, Name,
     ResourceKind, RoutePath, Runtime, SecretName, TableEvent,
@@ -106,6 +107,16 @@ pub struct Defaults {
     pub env: BTreeMap<Spanned<EnvName>, Spanned<EnvValue>>,
     /// Default concurrency settings.
     pub concurrency: Option<Concurrency>,
+    /// AWS settings every function inherits (`{ architecture: arm64 }`); a function's own
+    /// `aws:` block wins key by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsFunction>,
+    /// GCP settings every function inherits; a function's own `gcp:` block wins key by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpFunction>,
+    /// Azure settings every function inherits; a function's own `azure:` block wins key by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureFunction>,
 }
 
 /// Overrides for one stage (`dev`, `prod`, ...).
@@ -151,6 +162,22 @@ pub struct Function {
     pub concurrency: Option<Concurrency>,
     /// Which files of the function's directory go into its package.
     pub package: Option<PackageSpec>,
+    /// Extra provider permissions for services outside the neutral model, per provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Spanned<Permissions>>,
+    /// Deploy the function only to these providers and/or stages:
+    /// `{ providers: [aws, local], stages: [prod] }`. Elsewhere it does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Spanned<Only>>,
+    /// AWS-only settings: `{ architecture: arm64, reserved_concurrency: 5, vpc: { ... } }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsFunction>,
+    /// GCP-only settings: `{ vpc_connector: ..., egress: all, min_instances: 1 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpFunction>,
+    /// Azure-only settings: `{ always_ready: 1 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureFunction>,
 }
 
 /// An environment variable's value: text (numbers and booleans are written as text), or a

@@ -49,6 +49,7 @@ pub(crate) fn validate(
     crate::secrets::undeclared(manifest, &mut v.diags);
     crate::external::validate(manifest, &mut v.diags);
     crate::cors::check(manifest, &mut v.diags);
+    crate::extras_check::check(manifest, &mut v.diags);
     // Unused-resource warnings would only echo errors already shown.
     if !broken.had_errors
         && broken.functions.is_empty()

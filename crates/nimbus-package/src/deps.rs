@@ -3,7 +3,8 @@
 //!
 //! Installs are cached under `.nimbus/cache/deps/<key>/`, keyed by the dependency files' bytes,
 //! the runtime and the target platform, so an unchanged function never reinstalls. For the clouds,
-//! pip fetches Linux x86_64 manylinux wheels for the runtime's Python version whatever the host
+//! pip fetches Linux manylinux wheels for the runtime's Python version and the function's CPU
+//! (x86_64, or aarch64 for an AWS function with `aws.architecture: arm64`) whatever the host
 //! is; for `local`, it installs for the host interpreter of that version.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ pub(crate) struct DepsPlan {
     user_file: Option<PathBuf>,
     /// The cache key: what was installed is determined by it.
     pub key: String,
+    /// Wheels for aarch64 (Graviton) rather than x86_64.
+    arm64: bool,
 }
 
 /// What `dir` declares for `runtime` (with the provider's shim libraries that resources of the
@@ -37,6 +40,7 @@ pub(crate) fn plan(
     runtime: Runtime,
     provider: ProviderId,
     used: &[ResourceKind],
+    arm64: bool,
 ) -> Result<Option<DepsPlan>, PackageError> {
     let language = runtime.language();
     let names: &[&'static str] = match language {
@@ -79,7 +83,7 @@ pub(crate) fn plan(
     hasher.update(format!(
         "deps-v1\0{}\0{}\0",
         runtime.id(),
-        platform(provider)
+        platform(provider, arm64)
     ));
     for (name, bytes) in &files {
         hasher.update(name.as_bytes());
@@ -94,6 +98,7 @@ pub(crate) fn plan(
         dir: dir.to_path_buf(),
         user_file,
         key,
+        arm64,
     }))
 }
 
@@ -146,10 +151,28 @@ fn merge_provider_deps(
 }
 
 /// The platform wheels are chosen for.
-fn platform(provider: ProviderId) -> &'static str {
-    match provider {
-        ProviderId::Local => "host",
-        _ => "linux-x86_64",
+fn platform(provider: ProviderId, arm64: bool) -> &'static str {
+    match (provider, arm64) {
+        (ProviderId::Local, _) => "host",
+        (_, true) => "linux-aarch64",
+        (_, false) => "linux-x86_64",
+    }
+}
+
+/// The manylinux platform tags pip may pick wheels for (oldest glibc first).
+fn wheel_platforms(arm64: bool) -> [&'static str; 3] {
+    if arm64 {
+        [
+            "manylinux2014_aarch64",
+            "manylinux_2_17_aarch64",
+            "manylinux_2_28_aarch64",
+        ]
+    } else {
+        [
+            "manylinux2014_x86_64",
+            "manylinux_2_17_x86_64",
+            "manylinux_2_28_x86_64",
+        ]
     }
 }
 
@@ -264,11 +287,7 @@ impl DepsPlan {
             ] {
                 args.push(a.into());
             }
-            for p in [
-                "manylinux2014_x86_64",
-                "manylinux_2_17_x86_64",
-                "manylinux_2_28_x86_64",
-            ] {
+            for p in wheel_platforms(self.arm64) {
                 args.push("--platform".into());
                 args.push(p.into());
             }
@@ -497,5 +516,30 @@ mod tests {
             "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nope"
         );
         assert_eq!(tool_errors("pip", "\nboom\n"), "boom");
+    }
+
+    /// An arm64 AWS function gets aarch64 wheels and a dependency cache of its own.
+    #[test]
+    fn arm64_picks_aarch64_wheels_and_its_own_cache_key() {
+        assert!(
+            wheel_platforms(true)
+                .iter()
+                .all(|p| p.ends_with("_aarch64"))
+        );
+        assert!(
+            wheel_platforms(false)
+                .iter()
+                .all(|p| p.ends_with("_x86_64"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "six==1.16.0\n").unwrap();
+        let key = |arm64| {
+            plan(dir.path(), Runtime::Python312, ProviderId::Aws, &[], arm64)
+                .unwrap()
+                .expect("requirements to install")
+                .key
+        };
+        assert_ne!(key(true), key(false));
+        assert_eq!(key(true), key(true));
     }
 }

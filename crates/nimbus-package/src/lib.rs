@@ -405,7 +405,13 @@ fn package_one(
     };
     select::check_inside(&options.manifest_dir, &f.source_dir)?;
     let used = used_kinds(graph, f);
-    let deps = deps::plan(&root, f.runtime, options.provider, &used)?;
+    let deps = deps::plan(
+        &root,
+        f.runtime,
+        options.provider,
+        &used,
+        arm64(f, options.provider),
+    )?;
     let filter = select::Filter {
         include: &f.include,
         exclude: &f.exclude,
@@ -568,4 +574,13 @@ fn package_one(
         millis: started.elapsed().as_millis(),
     });
     Ok((artifact, true, left_out))
+}
+
+/// Whether the function runs on ARM: only AWS lets a function choose (`aws.architecture`).
+fn arm64(f: &FunctionNode, provider: ProviderId) -> bool {
+    provider == ProviderId::Aws
+        && f.aws
+            .architecture
+            .as_ref()
+            .is_some_and(|a| a.value == nimbus_manifest::Architecture::Arm64)
 }

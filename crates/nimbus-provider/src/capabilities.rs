@@ -42,6 +42,67 @@ pub struct Capabilities {
     pub settings: BTreeMap<String, SettingCapability>,
     /// The provider's secret store.
     pub secrets: SecretsCapability,
+    /// How `permissions.<id>` grants reach a function's identity; unset: the provider has no
+    /// identities to grant to (the local runtime), so such blocks are not asked for.
+    #[serde(default)]
+    pub permissions: Option<PermissionsCapability>,
+    /// Limits of the settings under a function's `<id>:` block (and `defaults.<id>`).
+    #[serde(default)]
+    pub function_settings: FunctionSettingsCapability,
+}
+
+/// How extra permissions are granted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsCapability {
+    /// The native mechanism.
+    pub native: String,
+    /// Built-in role names and their ids, for providers that assign roles by id (Azure).
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+}
+
+impl PermissionsCapability {
+    /// The id of a role given by name (case-insensitively) or by id (a GUID, returned as is).
+    pub fn role_id<'a>(&'a self, role: &'a str) -> Option<&'a str> {
+        if is_guid(role) {
+            return Some(role);
+        }
+        self.roles
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(role))
+            .map(|(_, id)| id.as_str())
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex digits.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Limits of the per-provider function settings; an unset row means the setting is not offered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSettingsCapability {
+    /// `architecture`: the instruction sets offered.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// `reserved_concurrency`.
+    pub reserved_concurrency: Option<Range>,
+    /// `vpc.subnet_ids`: most subnets.
+    pub vpc_subnets: Option<usize>,
+    /// `vpc.security_group_ids`: most security groups.
+    pub vpc_security_groups: Option<usize>,
+    /// `min_instances`.
+    pub min_instances: Option<Range>,
+    /// `always_ready`.
+    pub always_ready: Option<Range>,
+    /// Why `always_ready` cannot be had, when the provider's plan has no such setting.
+    pub always_ready_unsupported: Option<String>,
 }
 
 /// Where a provider keeps secret values, and its limits.

@@ -33,6 +33,7 @@ pub fn check_at(graph: &AppGraph, caps: &Capabilities, today: &str) -> Vec<Diagn
     }
     crate::external::check(graph, caps, &mut diags);
     crate::cors::check(graph, caps, &mut diags);
+    crate::extras::check(graph, caps, &mut diags);
     diags
 }
 

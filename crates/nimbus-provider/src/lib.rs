@@ -10,16 +10,18 @@
 
 mod capabilities;
 mod check;
-pub mod external;
 mod cors;
+pub mod external;
+mod extras;
 mod settings;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use capabilities::{
-    Capabilities, CorsCapability, CorsScope, MemoryLimits, PackageLimits, ResourceCapability,
-    RuntimeRow, RuntimeSupport, SettingCapability, ShimDeps, TextLimits, TriggerCapability, today,
+    Capabilities, CorsCapability, CorsScope, FunctionSettingsCapability, MemoryLimits,
+    PackageLimits, PermissionsCapability, ResourceCapability, RuntimeRow, RuntimeSupport,
+    SettingCapability, ShimDeps, TextLimits, TriggerCapability, is_guid, today,
 };
 pub use check::{check, check_at};
 use nimbus_diagnostic::Diagnostic;

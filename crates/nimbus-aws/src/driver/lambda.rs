@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_lambda::types::{
     Architecture, Environment, EventSourcePosition, Filter, FilterCriteria, FunctionCode,
-    FunctionResponseType, LastUpdateStatus, PackageType, Runtime, State,
+    FunctionResponseType, LastUpdateStatus, PackageType, Runtime, State, VpcConfig,
 };
 use base64::Engine as _;
 use nimbus_engine::{Applied, DriverError, Live};
@@ -44,6 +44,26 @@ fn architectures(p: Props<'_>) -> Result<Vec<Architecture>, DriverError> {
         .iter()
         .map(|a| Architecture::from(a.as_str()))
         .collect())
+}
+
+/// `VpcConfig`, or `None` for a function outside any VPC. Updates send empty lists to detach
+/// one (`detach`), as UpdateFunctionConfiguration documents.
+fn vpc_config(p: Props<'_>, detach: bool) -> Result<Option<VpcConfig>, DriverError> {
+    match p.object("VpcConfig") {
+        Some(v) => Ok(Some(
+            VpcConfig::builder()
+                .set_subnet_ids(Some(v.strings("SubnetIds")?))
+                .set_security_group_ids(Some(v.strings("SecurityGroupIds")?))
+                .build(),
+        )),
+        None if detach => Ok(Some(
+            VpcConfig::builder()
+                .set_subnet_ids(Some(Vec::new()))
+                .set_security_group_ids(Some(Vec::new()))
+                .build(),
+        )),
+        None => Ok(None),
+    }
 }
 
 fn code(p: Props<'_>) -> Result<(String, String), DriverError> {
@@ -78,6 +98,7 @@ pub(super) async fn create_function(d: &AwsDriver, p: Props<'_>) -> Result<Appli
         .memory_size(p.i32("MemorySize")?)
         .timeout(p.i32("Timeout")?)
         .environment(environment(p)?)
+        .set_vpc_config(vpc_config(p, false)?)
         .set_tags(Some(p.string_map("Tags")?.into_iter().collect()));
     let out = once_role_is_ready(|| async { request.clone().send().await.call("CreateFunction") })
         .await?;
@@ -143,6 +164,7 @@ const CONFIGURATION: &[&str] = &[
     "MemorySize",
     "Timeout",
     "Environment",
+    "VpcConfig",
 ];
 
 pub(super) async fn update_function(
@@ -177,6 +199,7 @@ pub(super) async fn update_function(
             .memory_size(p.i32("MemorySize")?)
             .timeout(p.i32("Timeout")?)
             .environment(environment(p)?)
+            .set_vpc_config(vpc_config(p, before.get("VpcConfig").is_some())?)
             .send()
             .await
             .call("UpdateFunctionConfiguration")?;
@@ -283,6 +306,14 @@ pub(super) async fn read_function(d: &AwsDriver, name: &str) -> Result<Option<Li
         "Environment": { "Variables": map_value(&vars) },
         "Tags": map_value(&tags),
     });
+    if let Some(vpc) = c.vpc_config()
+        && !vpc.subnet_ids().is_empty()
+    {
+        props["VpcConfig"] = json!({
+            "SubnetIds": vpc.subnet_ids(),
+            "SecurityGroupIds": vpc.security_group_ids(),
+        });
+    }
     if let Some(n) = out
         .concurrency()
         .and_then(|c| c.reserved_concurrent_executions())

@@ -72,7 +72,7 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), AwsError> {
             "S3Key": key,
         },
         "PackageType": "Zip",
-        "Architectures": ["x86_64"],
+        "Architectures": [f.aws.architecture.as_ref().map_or("x86_64", |a| a.as_str())],
         "MemorySize": f.memory_mb,
         "Timeout": timeout_s(f),
         "Environment": { "Variables": variables },
@@ -80,8 +80,17 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), AwsError> {
     });
     // Reserve concurrency only when the manifest asks: reservations come out of the account's
     // pool, and new accounts have too little to reserve the default for every function.
-    if f.concurrency_set {
+    // `aws.reserved_concurrency` wins (0 stops the function from running).
+    if let Some(n) = &f.aws.reserved_concurrency {
+        props["ReservedConcurrentExecutions"] = json!(n.value);
+    } else if f.concurrency_set {
         props["ReservedConcurrentExecutions"] = json!(f.concurrency);
+    }
+    if let Some(vpc) = &f.aws.vpc {
+        props["VpcConfig"] = json!({
+            "SubnetIds": vpc.subnet_ids.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "SecurityGroupIds": vpc.security_group_ids.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        });
     }
     let fid = cx.push(kinds::FUNCTION, &f.name, Some(name), props);
     cx.depend(&fid, &log_id);
@@ -161,6 +170,8 @@ fn statements(cx: &Cx, f: &FunctionNode) -> Result<Vec<Value>, AwsError> {
             _ => {}
         }
     }
+    out_statements.extend(iam::vpc(cx, f));
+    out_statements.extend(iam::extra(f));
     // Two triggers on one source would repeat a statement: keep the first.
     let mut seen = std::collections::BTreeSet::new();
     out_statements.retain(|s| seen.insert(s["Sid"].as_str().unwrap_or_default().to_string()));

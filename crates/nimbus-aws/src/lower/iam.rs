@@ -14,6 +14,13 @@
 //! | table trigger | `dynamodb:DescribeStream`, `dynamodb:GetRecords`, `dynamodb:GetShardIterator`; `dynamodb:ListStreams` | the stream ARN; `<table ARN>/stream/*` |
 //! | secret reference `{ secret: NAME }` | `secretsmanager:GetSecretValue` | exactly that secret's ARN (a reference to its `arn`) |
 //! | logs | `logs:CreateLogStream`, `logs:PutLogEvents` | the function's log group (`…:log-group:<name>:*`) |
+//! | `aws.vpc` | `ec2:DescribeNetworkInterfaces`, `ec2:DescribeSubnets`; `ec2:CreateNetworkInterface`, `ec2:DeleteNetworkInterface`, `ec2:AssignPrivateIpAddresses`, `ec2:UnassignPrivateIpAddresses` | `*` (describe calls take no resource); network interfaces, the named subnets and security groups |
+//! | `permissions.aws` statement *n* | its `actions` (`Sid` `Extra<n>`) | its `resources`, exactly as written |
+//!
+//! The VPC statements are what the managed `AWSLambdaVPCAccessExecutionRole` grants, written
+//! inline so that the role keeps one policy and the create/delete calls are limited to the
+//! function's own subnets and security groups. Extra statements (the escape hatch) go to this
+//! function's role only.
 //!
 //! These are the calls the neutral resource clients make (get/query/scan, put/delete,
 //! send, publish, get/put/delete/list) and the ones Lambda's pollers make with the function's
@@ -21,6 +28,7 @@
 //! function through its resource policy (`aws.lambda.permission`), the scheduler through its
 //! own role.
 
+use nimbus_graph::FunctionNode;
 use nimbus_manifest::{Access, ResourceKind};
 use serde_json::{Value, json};
 
@@ -112,6 +120,56 @@ pub(super) fn uses(
         ResourceKind::Queue => vec![allow(&sid, &["sqs:SendMessage"], vec![arn])],
         ResourceKind::Topic => vec![allow(&sid, &["sns:Publish"], vec![arn])],
     }
+}
+
+/// The network-interface statements a function attached to a VPC needs (see the table above).
+pub(super) fn vpc(cx: &super::Cx, f: &FunctionNode) -> Vec<Value> {
+    let Some(vpc) = &f.aws.vpc else {
+        return Vec::new();
+    };
+    let mut resources = vec![json!(cx.scope.arn("ec2", "network-interface/*"))];
+    resources.extend(
+        vpc.subnet_ids
+            .iter()
+            .map(|s| json!(cx.scope.arn("ec2", &format!("subnet/{}", s.as_str())))),
+    );
+    resources.extend(vpc.security_group_ids.iter().map(|s| {
+        json!(
+            cx.scope
+                .arn("ec2", &format!("security-group/{}", s.as_str()))
+        )
+    }));
+    vec![
+        allow(
+            "VpcDescribe",
+            &["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            vec![json!("*")],
+        ),
+        allow(
+            "VpcNetworkInterfaces",
+            &[
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            resources,
+        ),
+    ]
+}
+
+/// The function's own `permissions.aws` statements, `Extra1`, `Extra2`, ... in manifest order.
+pub(super) fn extra(f: &FunctionNode) -> Vec<Value> {
+    f.permissions
+        .aws
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let actions: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
+            let resources = s.resources.iter().map(|r| json!(r.as_str())).collect();
+            allow(&format!("Extra{}", i + 1), &actions, resources)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -135,6 +135,24 @@ pub fn function(f: &Value) -> Value {
     ] {
         service_out[k] = service.get(k).cloned().unwrap_or(Value::Null);
     }
+    // The `gcp:` settings, in lowering's shape: the egress setting only with a connector, a
+    // minimum only when above zero.
+    if let Some(connector) = service
+        .get("vpcConnector")
+        .filter(|c| c.as_str().is_some_and(|c| !c.is_empty()))
+    {
+        service_out["vpcConnector"] = connector.clone();
+        service_out["vpcConnectorEgressSettings"] = service
+            .get("vpcConnectorEgressSettings")
+            .cloned()
+            .unwrap_or(json!("PRIVATE_RANGES_ONLY"));
+    }
+    if let Some(min) = service
+        .get("minInstanceCount")
+        .filter(|m| m.as_u64().is_some_and(|m| m > 0))
+    {
+        service_out["minInstanceCount"] = min.clone();
+    }
     if let Some(Value::Array(secrets)) = service.get("secretEnvironmentVariables")
         && !secrets.is_empty()
     {

@@ -10,7 +10,9 @@
 //! [`super::secrets`]), its own service account, all traffic on the latest revision. Ingress: all
 //! traffic for functions behind the API gateway or Cloud Scheduler, internal only for functions
 //! reached by Pub/Sub and Eventarc alone; either way every call needs `roles/run.invoker`, which
-//! only the invoker account has.
+//! only the invoker account has. The function's `gcp:` block adds `vpcConnector` with
+//! `vpcConnectorEgressSettings` (`PRIVATE_RANGES_ONLY` unless `egress: all`) and
+//! `minInstanceCount`.
 
 use std::collections::BTreeMap;
 
@@ -54,6 +56,7 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
     });
     cx.push(kinds::SERVICE_ACCOUNT, &f.name, Some(account), props);
     iam::uses(cx, f);
+    iam::extra(cx, f);
     secrets::grants(cx, f);
 
     let name = names::function(cx.service(), cx.stage(), &f.name);
@@ -96,6 +99,21 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
     if !f.secrets.is_empty() {
         props["serviceConfig"]["secretEnvironmentVariables"] = secrets::environment(cx, f);
     }
+    // The function's `gcp:` settings (see `providers/gcp/capabilities.toml`).
+    if let Some(connector) = &f.gcp.vpc_connector {
+        props["serviceConfig"]["vpcConnector"] = json!(connector.as_str());
+        props["serviceConfig"]["vpcConnectorEgressSettings"] = json!(
+            f.gcp
+                .egress
+                .as_ref()
+                .map_or(nimbus_manifest::Egress::PrivateRangesOnly, |e| e.value)
+                .native()
+        );
+    }
+    // Zero is the API's default, which a read leaves out.
+    if let Some(min) = f.gcp.min_instances.as_ref().filter(|m| m.value > 0) {
+        props["serviceConfig"]["minInstanceCount"] = json!(min.value);
+    }
     let id = cx.push(kinds::FUNCTION, &f.name, Some(name), props);
     // The grants are in place before the code first runs.
     let grants: Vec<String> = cx
@@ -106,6 +124,7 @@ pub(super) fn function(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
                 && matches!(
                     r.kind.as_str(),
                     kinds::TOPIC_IAM_MEMBER
+                        | kinds::SUBSCRIPTION_IAM_MEMBER
                         | kinds::BUCKET_IAM_MEMBER
                         | kinds::PROJECT_IAM_MEMBER
                         | kinds::SECRET_IAM_MEMBER

@@ -13,6 +13,12 @@
 //! | topic, bucket, table triggers (invoker account) | `roles/eventarc.eventReceiver` | the project |
 //! | dead letters (Pub/Sub service agent) | `roles/pubsub.publisher`; `roles/pubsub.subscriber` | the dead-letter topic; the queue's subscription |
 //! | bucket triggers (Cloud Storage service agent) | `roles/pubsub.publisher` | the project |
+//! | `permissions.gcp` grant without `resource` | its `role` | the deployment's project |
+//! | `permissions.gcp` grant with `resource` | its `role` | that project, topic, subscription, secret or bucket |
+//!
+//! Extra grants (the escape hatch) bind the function's own service account only. A grant names
+//! a resource of a type Nimbus can bind on (validation refuses others rather than widening them
+//! to the project); without one it is a project-level binding, which the user asked for.
 //!
 //! Documented exceptions, where Google offers nothing narrower: Firestore has no per-collection
 //! IAM (the grant is limited to the database by a condition, and the shim only touches the
@@ -199,6 +205,45 @@ pub(super) fn uses(cx: &mut Cx, f: &FunctionNode) {
             None,
             props,
         );
+    }
+}
+
+/// The function's own `permissions.gcp` grants, keyed `<function>/extra/<n>` (from 1).
+pub(super) fn extra(cx: &mut Cx, f: &FunctionNode) {
+    let member = out(kinds::SERVICE_ACCOUNT, &f.name, "member");
+    for (i, g) in f.permissions.gcp.iter().enumerate() {
+        let key = format!("{}/extra/{}", f.name, i + 1);
+        let role = g.role.as_str();
+        let resource = g.resource.as_ref().map(|r| r.as_str());
+        let parts: Vec<&str> = resource.map(|r| r.split('/').collect()).unwrap_or_default();
+        let (kind, props) = match parts.as_slice() {
+            ["projects", "_", "buckets", b] => (
+                kinds::BUCKET_IAM_MEMBER,
+                json!({ "bucket": b, "role": role, "member": member.clone() }),
+            ),
+            ["projects", _, "topics", _] => (
+                kinds::TOPIC_IAM_MEMBER,
+                json!({ "topic": resource, "role": role, "member": member.clone() }),
+            ),
+            ["projects", _, "subscriptions", _] => (
+                kinds::SUBSCRIPTION_IAM_MEMBER,
+                json!({ "subscription": resource, "role": role, "member": member.clone() }),
+            ),
+            ["projects", _, "secrets", _] => (
+                kinds::SECRET_IAM_MEMBER,
+                json!({ "secret": resource, "role": role, "member": member.clone() }),
+            ),
+            ["projects", p] => (
+                kinds::PROJECT_IAM_MEMBER,
+                json!({ "project": p, "role": role, "member": member.clone() }),
+            ),
+            // No resource (validation refuses the shapes Nimbus cannot bind on).
+            _ => (
+                kinds::PROJECT_IAM_MEMBER,
+                json!({ "project": cx.project(), "role": role, "member": member.clone() }),
+            ),
+        };
+        cx.push(kind, &key, None, props);
     }
 }
 

@@ -427,6 +427,26 @@ fn the_shop_deploys_updates_one_function_redeploys_without_writes_and_is_removed
     );
     statement_for(&list, "sns:Publish");
     statement_for(&list, "sqs:SendMessage");
+    // The manifest's extra permission (`permissions.aws`): exactly its statement, on this
+    // function's role only.
+    let extra: Vec<&Value> = list
+        .iter()
+        .filter(|s| {
+            s["Sid"]
+                .as_str()
+                .is_some_and(|sid| sid.starts_with("Extra"))
+        })
+        .collect();
+    assert_eq!(
+        extra,
+        vec![&serde_json::json!({
+            "Sid": "Extra1",
+            "Effect": "Allow",
+            "Action": ["ses:SendEmail"],
+            "Resource": ["arn:aws:ses:us-east-1:123456789012:identity/example.com"],
+        })],
+        "{list:?}"
+    );
     let get_role = format!("{}-us-east-1-lambda", shop.name("get-order"));
     let get_policy = shop.aws(&[
         "iam",
@@ -445,6 +465,12 @@ fn the_shop_deploys_updates_one_function_redeploys_without_writes_and_is_removed
         !get_list
             .iter()
             .any(|s| strings(&s["Action"]).contains("dynamodb:PutItem"))
+    );
+    assert!(
+        !get_list
+            .iter()
+            .any(|s| strings(&s["Action"]).contains("ses:SendEmail")),
+        "the extra grant is place-order's only"
     );
 
     // Routes, each to its function.

@@ -1,0 +1,147 @@
+//! The escape hatches of a function's app: its `permissions.azure` role assignments and its
+//! `azure.always_ready` instances.
+//!
+//! Each grant is a role assignment for the app's own managed identity at the scope the manifest
+//! names. The scope is usually outside the deployment's resource group (another group, a whole
+//! subscription, a resource elsewhere), and ARM applies an extension resource outside the
+//! deployment's scope only through a nested deployment: so every grant is one
+//! `Microsoft.Resources/deployments` aimed at the scope's subscription (and resource group, when
+//! it names one), holding the one `Microsoft.Authorization/roleAssignments`, with the `scope`
+//! property for a resource below a group. The role is the built-in of that name
+//! (`providers/azure/capabilities.toml`, `[permissions.roles]`) or a role definition id as given.
+//!
+//! `always_ready` N puts N always-ready instances on each trigger group of the app
+//! (`functionAppConfig.scaleAndConcurrency.alwaysReady`): `http` for its HTTP functions, `blob`
+//! for its Event Grid blob functions, and `function:<name>` for each other function.
+
+use nimbus_graph::FunctionNode;
+use nimbus_provider::ProviderId;
+use serde_json::{Value, json};
+
+use super::{api, expr, lit};
+use crate::apps::{App, Trigger};
+
+/// `Microsoft.Resources/deployments`.
+pub const DEPLOYMENTS_API: &str = "2022-09-01";
+
+/// The nested deployments that assign `f`'s extra roles to the identity `identity_id`.
+pub(super) fn grants(f: &FunctionNode, identity_id: &str) -> Vec<Value> {
+    let Some(perms) = ProviderId::Azure.capabilities().permissions.as_ref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, g) in f.permissions.azure.iter().enumerate() {
+        // Validation refused unknown role names; an id is used as given.
+        let Some(role_id) = perms.role_id(&g.role) else {
+            continue;
+        };
+        let scope = g.scope.trim_end_matches('/');
+        let parts: Vec<&str> = scope.split('/').collect();
+        let subscription = parts.get(2).copied().unwrap_or_default();
+        let group = match parts.get(3) {
+            Some(k) if k.eq_ignore_ascii_case("resourceGroups") => parts.get(4).copied(),
+            _ => None,
+        };
+        // Below a resource group, the assignment names the resource it applies to.
+        let below_group = group.is_some() && parts.len() > 5;
+        let mut assignment = json!({
+            "type": "Microsoft.Authorization/roleAssignments",
+            "apiVersion": api::ROLES,
+            "name": expr(format!(
+                "guid({}, parameters('principalId'), {})",
+                lit(scope),
+                lit(role_id)
+            )),
+            "properties": {
+                "roleDefinitionId": expr(format!(
+                    "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', {})",
+                    lit(role_id)
+                )),
+                "principalId": expr("parameters('principalId')"),
+                "principalType": "ServicePrincipal",
+                "description": format!("nimbus: {} (permissions.azure {}): {}", f.name, i + 1, g.role.as_str()),
+            },
+        });
+        if below_group {
+            assignment["scope"] = json!(scope);
+        }
+        let schema = if group.is_some() {
+            "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
+        } else {
+            "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#"
+        };
+        let mut deployment = json!({
+            "type": "Microsoft.Resources/deployments",
+            "apiVersion": DEPLOYMENTS_API,
+            "name": deployment_name(&f.name, i + 1),
+            "subscriptionId": subscription,
+            "dependsOn": [expr(identity_id)],
+            "properties": {
+                "mode": "Incremental",
+                "expressionEvaluationOptions": { "scope": "inner" },
+                "parameters": {
+                    "principalId": {
+                        "value": expr(format!("reference({identity_id}, '{}').principalId", api::IDENTITY)),
+                    },
+                },
+                "template": {
+                    "$schema": schema,
+                    "contentVersion": "1.0.0.0",
+                    "parameters": { "principalId": { "type": "string" } },
+                    "resources": [assignment],
+                },
+            },
+        });
+        match group {
+            Some(g) => deployment["resourceGroup"] = json!(g),
+            // A subscription-level deployment needs a location for its own record.
+            None => deployment["location"] = expr("parameters('location')"),
+        }
+        out.push(deployment);
+    }
+    out
+}
+
+/// `nimbus-<function>-permission-<n>`, within the 64 characters of a deployment name.
+pub(super) fn deployment_name(function: &str, n: usize) -> String {
+    let suffix = format!("-permission-{n}");
+    let mut head = format!("nimbus-{function}");
+    head.truncate(64 - suffix.len());
+    head + &suffix
+}
+
+/// The `alwaysReady` entries of an app whose function keeps `count` instances ready.
+pub(super) fn always_ready(a: &App, count: u32) -> Value {
+    let mut names: Vec<String> = Vec::new();
+    for b in &a.bindings {
+        let name = match &b.trigger {
+            Trigger::Http { .. } => "http".to_string(),
+            Trigger::Blob { .. } => "blob".to_string(),
+            _ => format!("function:{}", b.name),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Value::Array(
+        names
+            .into_iter()
+            .map(|name| json!({ "name": name, "instanceCount": count }))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_names_fit() {
+        assert_eq!(
+            deployment_name("send-mail", 1),
+            "nimbus-send-mail-permission-1"
+        );
+        assert_eq!(deployment_name(&"x".repeat(80), 12).len(), 64);
+    }
+}
