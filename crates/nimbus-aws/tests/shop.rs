@@ -62,7 +62,7 @@ fn every_kind_is_lowered() {
         assert!(r.id.starts_with(&format!("{}/", r.kind)), "{}", r.id);
         assert_eq!(
             r.retain_data,
-            r.kind == kinds::BUCKET || r.kind == kinds::TABLE,
+            [kinds::BUCKET, kinds::TABLE, kinds::SECRET].contains(&r.kind.as_str()),
             "{}",
             r.id
         );
@@ -114,7 +114,13 @@ fn triggers_get_what_their_pollers_need() {
     };
     // charge-payment: read_write on orders, consumes payments.
     assert_eq!(
-        doc("charge-payment")[2],
+        doc("charge-payment")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "ConsumePayments")
+            .cloned()
+            .unwrap_or_default(),
         json!({ "Sid": "ConsumePayments", "Effect": "Allow",
                 "Action": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
                 "Resource": [reference("aws.sqs.queue/payments", "arn")] })
@@ -531,6 +537,7 @@ fn physical_names_respect_aws_rules() {
             kinds::SCHEDULE => (64, |c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
             kinds::LOG_GROUP => (512, |c| c.is_ascii_alphanumeric() || "_-/.#".contains(c)),
             kinds::API => (128, |_| true),
+            kinds::SECRET => (512, |c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)),
             other => panic!("unexpected physical name on {other}"),
         };
         assert!(

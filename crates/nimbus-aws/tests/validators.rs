@@ -25,13 +25,10 @@ fn shop_template() -> (tempfile::TempDir, PathBuf) {
 fn external_template() -> (tempfile::TempDir, PathBuf) {
     let shop = std::fs::read_to_string(support::repo().join("examples/shop/nimbus.yaml")).unwrap();
     let manifest = shop
+        .replacen("http:\n", "http:\n  domain: { name: api.example.com, certificate: { aws: \"arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\" } }\n", 1)
         .replacen(
             "resources:\n",
-            r#"http:
-  domain:
-    name: api.example.com
-    certificate: { aws: "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0" }
-resources:
+            r#"resources:
   ledger: { type: table, key: { id: string }, existing: { aws: "arn:aws:dynamodb:us-east-1:123456789012:table/ledger" } }
   jobs: { type: queue, existing: { aws: "arn:aws:sqs:us-east-1:123456789012:jobs" } }
   alerts: { type: topic, existing: { aws: "arn:aws:sns:us-east-1:123456789012:alerts" } }

@@ -54,6 +54,10 @@ fn environment(azurite: &Azurite, double: &ArmDouble) -> impl Fn(&str) -> Option
         ("NIMBUS_AZURE_STORAGE_KEY", KEY.to_string()),
         ("NIMBUS_AZURE_LOGS_ENDPOINT", double.url()),
         (
+            "NIMBUS_AZURE_KEYVAULT_ENDPOINT",
+            format!("{}/_keyvault/{{vault}}", double.url()),
+        ),
+        (
             "NIMBUS_AZURE_APP_ENDPOINT",
             format!("{}/_apps/{{app}}", double.url()),
         ),
@@ -80,27 +84,41 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         .await
         .unwrap();
 
-    // Nothing exists: every resource of the template would be created.
+    // The shop's charge-payment reads `payment-key`: `secret set` puts its value in the stage's
+    // Key Vault (creating the vault) before the first plan and deploy, as a user does.
+    azure
+        .set_secret("payment-key", "pk_test_shop")
+        .await
+        .unwrap();
+    let calls_before_plan = double.calls().len();
+
+    // Nothing exists but the vault: every other resource of the template would be created.
     let plan = azure.plan(&target, false).await.unwrap();
     assert!(
-        plan.resources.iter().all(|r| r.action == Action::Create),
+        plan.resources
+            .iter()
+            .all(|r| r.action == Action::Create || r.id.contains("Microsoft.KeyVault/vaults")),
         "{}",
         plan.render()
     );
     let total = plan.resources.len();
     assert!(total > 80, "{total}");
     assert!(
-        double.calls().iter().all(|(m, _)| m != "PUT"),
+        double.calls()[calls_before_plan..]
+            .iter()
+            .all(|(m, _)| m != "PUT"),
         "plan is read-only"
     );
 
-    // Deploy: resource group, deployment account, packages, the template.
+    // Deploy: resource group, deployment account, packages, the template (all of it new but
+    // the vault).
     let deployed = azure
         .deploy(&target, nimbus_cloud::DeployOptions::default())
         .await
         .unwrap();
     assert_eq!(
-        deployed.report.summary.create, total,
+        deployed.report.summary.create,
+        total - 1,
         "{:?}",
         deployed.report.summary
     );
@@ -460,6 +478,11 @@ async fn drift_is_repaired_when_asked() {
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let azure = nimbus_azure::connect_with(&shop.graph, options(&events, Duration::ZERO), &lookup)
+        .await
+        .unwrap();
+    // The shop's charge-payment reads `payment-key`: its value is in the Key Vault first.
+    azure
+        .set_secret("payment-key", "pk_test_shop")
         .await
         .unwrap();
     let refresh = nimbus_cloud::DeployOptions {

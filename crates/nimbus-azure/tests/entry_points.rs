@@ -243,6 +243,8 @@ fn generated_apps_register_what_the_manifest_says_and_reach_the_handlers() {
         .arg(r#"{"order_id": "o1", "amount": 5}"#)
         .env("NODE_PATH", common::azurite::node_modules())
         .env("NODE_EXTRA_CA_CERTS", &cosmos.cert)
+        // What the platform resolves charge-payment's Key Vault reference to.
+        .env("PAYMENT_API_KEY", "pk_test_shop")
         .env("NIMBUS_AZURE_STORAGE_CONNECTION_STRING", &conn)
         .env("NIMBUS_AZURE_COSMOS_CONNECTION_STRING", &cosmos_conn)
         .env("NIMBUS_AZURE_COSMOS_DATABASE", "shop")

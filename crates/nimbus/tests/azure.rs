@@ -29,9 +29,39 @@ fn command(args: &[&str], dir: &Path, azurite: &Azurite, double: &ArmDouble) -> 
         )
         .env("NIMBUS_AZURE_ACCESS_TOKEN", TOKEN)
         .env("NIMBUS_AZURE_ARM_ENDPOINT", double.url())
+        .env(
+            "NIMBUS_AZURE_KEYVAULT_ENDPOINT",
+            format!("{}/_keyvault/{{vault}}", double.url()),
+        )
         .env("NIMBUS_AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint())
         .env("NIMBUS_AZURE_STORAGE_KEY", KEY);
     c
+}
+
+/// The shop's `charge-payment` reads the secret `payment-key`: `nimbus secret set -p azure`
+/// stores it (creating the stage's Key Vault) before the first deploy, as a user would.
+fn set_payment_key(dir: &Path, azurite: &Azurite, double: &ArmDouble) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command(
+        &["secret", "set", "payment-key", "-p", "azure"],
+        dir,
+        azurite,
+        double,
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("nimbus runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pk_test_shop")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 fn nimbus(args: &[&str], dir: &Path, azurite: &Azurite, double: &ArmDouble) -> Output {
@@ -60,6 +90,7 @@ fn deploy_plan_info_unlock_and_remove_with_p_azure() {
     let shop = common::build_shop();
     let dir = shop.dir.path();
     let run = |args: &[&str]| nimbus(args, dir, &azurite, &double);
+    set_payment_key(dir, &azurite, &double);
 
     let out = run(&["deploy", "-p", "azure", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -198,6 +229,7 @@ fn the_shop_as_it_is_builds_and_deploys_and_drift_is_repaired_with_p_azure() {
         "the example's manifest, unchanged"
     );
     let run = |args: &[&str]| nimbus(args, dir, &azurite, &double);
+    set_payment_key(dir, &azurite, &double);
 
     let out = run(&["build", "-p", "azure"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

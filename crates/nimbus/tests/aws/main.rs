@@ -49,25 +49,47 @@ impl Shop {
         std::fs::create_dir_all(&cache).unwrap();
         std::fs::create_dir_all(dir.path().join(".nimbus")).unwrap();
         std::os::unix::fs::symlink(&cache, dir.path().join(".nimbus/cache")).unwrap();
-        Shop {
+        let shop = Shop {
             dir,
             stage: stage.to_string(),
             aws,
             proxy,
+        };
+        if example == "examples/shop" {
+            shop.set_payment_key();
         }
+        shop
+    }
+
+    /// The shop's `charge-payment` reads the secret `payment-key`: its value is set in Secrets
+    /// Manager before the first deploy, as a user would, past the recording proxy (the tests
+    /// count the deploy's own calls).
+    fn set_payment_key(&self) {
+        use std::io::Write;
+        let mut cmd = self.command_to(&self.aws.url, &["secret", "set", "payment-key"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("nimbus starts");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"pk_test_shop")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "secret set: {}", text(&out.stderr));
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        self.command_to(&self.proxy.url, args)
+    }
+
+    /// `nimbus ARGS` against the AWS endpoint `url`.
+    fn command_to(&self, url: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nimbus"));
         cmd.args(args)
-            .args([
-                "-p",
-                "aws",
-                "-s",
-                &self.stage,
-                "--endpoint-url",
-                &self.proxy.url,
-            ])
+            .args(["-p", "aws", "-s", &self.stage, "--endpoint-url", url])
             .current_dir(self.dir.path())
             .env_remove("NIMBUS_PROVIDER")
             .env_remove("NIMBUS_STAGE")
@@ -713,8 +735,9 @@ fn the_shop_deploys_updates_one_function_redeploys_without_writes_and_is_removed
             .contains(api_id)
     );
 
-    // Remove: nothing of the shop is left (there was no data to keep).
-    let removed = json(&shop.ok(&["remove", "--yes", "--output", "json"]));
+    // Remove: nothing of the shop is left (no table or bucket held data; the secret holds a
+    // value, which only `--force` deletes).
+    let removed = json(&shop.ok(&["remove", "--yes", "--force", "--output", "json"]));
     assert!(removed["retained"].as_array().unwrap().is_empty());
     assert_eq!(leftovers(&shop), Vec::<String>::new());
 }
@@ -739,13 +762,21 @@ fn tables_and_buckets_holding_data_are_kept_on_remove_unless_forced() {
     );
     assert!(text(&out.stderr).contains("--yes"));
     let removed = json(&shop.ok(&["remove", "--yes", "--output", "json"]));
-    let kept: Vec<&str> = removed["retained"]
+    let mut kept: Vec<&str> = removed["retained"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(kept, ["aws.dynamodb.table/orders"]);
+    kept.sort_unstable();
+    // The table holds an item and the secret a value: both are kept.
+    assert_eq!(
+        kept,
+        [
+            "aws.dynamodb.table/orders",
+            "aws.secretsmanager.secret/payment-key"
+        ]
+    );
     let left = leftovers(&shop);
     assert_eq!(
         left,
@@ -789,7 +820,7 @@ fn a_deploy_cut_off_half_way_converges_when_run_again() {
     assert_eq!(plan["summary"]["create"], 0, "{plan}");
     assert_eq!(plan["summary"]["update"], 0, "{plan}");
     assert!(plan["interrupted"].as_array().unwrap().is_empty(), "{plan}");
-    shop.ok(&["remove", "--yes"]);
+    shop.ok(&["remove", "--yes", "--force"]);
     assert_eq!(
         leftovers(&shop),
         Vec::<String>::new(),
@@ -826,7 +857,7 @@ fn a_killed_deploy_leaves_a_lock_that_unlock_clears_and_a_rerun_converges() {
     shop.proxy.clear();
     shop.deploy();
     assert!(shop.proxy.writes().is_empty());
-    shop.ok(&["remove", "--yes"]);
+    shop.ok(&["remove", "--yes", "--force"]);
     assert_eq!(
         leftovers(&shop),
         Vec::<String>::new(),
@@ -858,7 +889,7 @@ fn a_second_concurrent_deploy_is_refused_naming_the_holder() {
         "{err}"
     );
     shop.proxy.slow_down(Duration::ZERO);
-    shop.ok(&["remove", "--yes"]);
+    shop.ok(&["remove", "--yes", "--force"]);
 }
 
 #[test]
@@ -1050,7 +1081,7 @@ fn logs_come_from_cloudwatch_and_plan_exit_codes_follow_terraform() {
         "{err}"
     );
     std::fs::write(&manifest, &templated).unwrap();
-    let removed = json(&shop.ok(&["remove", "--yes", "--output", "json"]));
+    let removed = json(&shop.ok(&["remove", "--yes", "--force", "--output", "json"]));
     assert!(
         removed["summary"]["delete"].as_u64().unwrap() > 0,
         "{removed}"
