@@ -92,7 +92,8 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         .unwrap();
     let calls_before_plan = double.calls().len();
 
-    // Nothing exists but the vault: every other resource of the template would be created.
+    // Nothing was deployed: every resource of the template would be created but the vault,
+    // which `secret set` made and the refreshed plan finds as it should be.
     let plan = azure.plan(&target, false).await.unwrap();
     assert!(
         plan.resources
@@ -110,15 +111,14 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
         "plan is read-only"
     );
 
-    // Deploy: resource group, deployment account, packages, the template (all of it new but
-    // the vault).
+    // Deploy: resource group, deployment account, packages, the template (the plan compares
+    // with the deployment's own state, which has no vault yet).
     let deployed = azure
         .deploy(&target, nimbus_cloud::DeployOptions::default())
         .await
         .unwrap();
     assert_eq!(
-        deployed.report.summary.create,
-        total - 1,
+        deployed.report.summary.create, total,
         "{:?}",
         deployed.report.summary
     );
@@ -366,7 +366,10 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
 
     // Dropping a bucket would delete data: refused without force, before anything changes.
     let fewer = yaml
-        .replace("  reports:      { type: bucket }\n", "")
+        .replace(
+            "  reports:\n    type: bucket\n    existing: { aws: \"arn:aws:s3:::acme-shop-reports\" }\n",
+            "",
+        )
         .replace("      - { resource: reports, access: write }\n", "");
     let fewer = common::graph_in(&fewer, Some(shop.dir.path()));
     let target3 = Target {
@@ -440,10 +443,11 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     assert!(!report.retained.is_empty());
     let left = double.resources();
     // Kept: the storage accounts and the Cosmos DB account with the tables' containers (data),
-    // not the SQL role assignments on them.
+    // not the SQL role assignments on them, and the Key Vault holding the shop's secret.
     assert!(
-        left.iter()
-            .all(|r| r.contains("/storageAccounts/") || r.contains("/databaseAccounts/")),
+        left.iter().all(|r| r.contains("/storageAccounts/")
+            || r.contains("/databaseAccounts/")
+            || r.contains("/Microsoft.KeyVault/vaults/")),
         "{left:?}"
     );
     assert!(
