@@ -82,7 +82,10 @@ def test_an_order_through_the_shop_on_the_emulators(shop, gcp_emulators, tmp_pat
                NIMBUS_RESOURCE_ORDERS_DATABASE=database,
                NIMBUS_RESOURCE_ORDER_EVENTS_TOPIC=topics["order-events"],
                NIMBUS_RESOURCE_PAYMENTS_TOPIC=topics["payments"],
-               NIMBUS_RESOURCE_PAYMENTS_SUBSCRIPTION="projects/%s/subscriptions/shop-dev-payments" % PROJECT)
+               NIMBUS_RESOURCE_PAYMENTS_SUBSCRIPTION="projects/%s/subscriptions/shop-dev-payments" % PROJECT,
+               # What Cloud Functions sets from charge-payment's secretEnvironmentVariables
+               # (Secret Manager, version latest).
+               PAYMENT_API_KEY="pk_test_shop")
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     env.pop("NIMBUS_PACKAGE_ROOT", None)
     servers = []
