@@ -130,19 +130,12 @@ pub enum AzureError {
         source: serde_json::Error,
     },
     /// Secrets a function reads have no value in the stage's Key Vault: nothing was changed.
-    #[error(
-        "{} secret(s) have no value in Key Vault `{vault}` for azure/{stage}; nothing was changed:{commands}",
-        missing.len()
-    )]
+    #[error("{message}")]
     MissingSecrets {
-        /// The stage.
-        stage: String,
-        /// The vault.
-        vault: String,
         /// The neutral names of the secrets without a value.
         missing: Vec<String>,
-        /// One `nimbus secret set` command per missing secret, each on a line of its own.
-        commands: String,
+        /// Each secret with its readers and the `nimbus secret set` commands.
+        message: String,
     },
     /// Key Vault refused a data-plane call (403): the credential has no role on the vault.
     #[error("Key Vault `{vault}` refused access: {message}")]
@@ -176,9 +169,6 @@ impl AzureError {
         match self {
             AzureError::Engine(e) => e.hint(),
             AzureError::Credential { .. } => Some(SIGN_IN.into()),
-            AzureError::MissingSecrets { .. } => Some(
-                "set them (the value is read from stdin or --from-file, never from the command line), then run this again".into(),
-            ),
             AzureError::SecretAccess { vault_id, .. } => Some(format!(
                 "the vault uses Azure RBAC: give yourself (or the pipeline's identity) the Key Vault Secrets Officer role on it: `az role assignment create --role \"Key Vault Secrets Officer\" --assignee <your object id or UPN> --scope {vault_id}`"
             )),

@@ -116,17 +116,12 @@ pub enum GcpError {
         stage: String,
     },
     /// Secrets a function reads have no value for this stage: nothing was changed.
-    #[error(
-        "{} secret(s) have no value in Secret Manager for gcp/{stage}; nothing was changed:{commands}",
-        missing.len()
-    )]
+    #[error("{message}")]
     MissingSecrets {
-        /// The stage.
-        stage: String,
         /// The neutral names of the secrets without a value.
         missing: Vec<String>,
-        /// One `nimbus secret set` command per missing secret, each on a line of its own.
-        commands: String,
+        /// Each secret with its readers and the `nimbus secret set` commands.
+        message: String,
     },
     /// The deploy engine failed (its report is inside).
     #[error(transparent)]

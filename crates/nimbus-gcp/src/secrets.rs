@@ -143,30 +143,28 @@ pub async fn check_values(
 ) -> Result<(), GcpError> {
     let values = SecretValues::new(client, project, &graph.service, &graph.stage);
     let mut missing = Vec::new();
-    for name in graph.secret_readers().keys() {
+    for (name, readers) in graph.secret_readers() {
         let state = values.state(name).await.map_err(|source| GcpError::Api {
             action: format!("reading secret `{name}` (Secret Manager)"),
             source,
         })?;
         if state.and_then(|s| s.set_at).is_none() {
-            missing.push(name.to_string());
+            missing.push((
+                name.to_string(),
+                readers.iter().map(|f| f.to_string()).collect(),
+            ));
         }
     }
     if missing.is_empty() {
         return Ok(());
     }
-    let commands = missing
-        .iter()
-        .map(|name| {
-            format!(
-                "\n    printf %s \"$VALUE\" | nimbus secret set {name} -p gcp -s {}",
-                graph.stage
-            )
-        })
-        .collect();
     Err(GcpError::MissingSecrets {
-        stage: graph.stage.clone(),
-        missing,
-        commands,
+        missing: missing.iter().map(|(n, _)| n.clone()).collect(),
+        message: nimbus_cloud::missing_secrets_message(
+            "gcp",
+            &graph.stage,
+            "Secret Manager",
+            &missing,
+        ),
     })
 }

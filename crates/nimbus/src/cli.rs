@@ -163,7 +163,7 @@ pub enum Command {
 
     /// Set, list, remove and import secrets: values kept outside the project, never in argv
     #[command(
-        after_help = "Examples:\n  printf %s \"$KEY\" | nimbus secret set payment-key      # the value from stdin\n  nimbus secret set payment-key --from-file key.txt -s prod\n  printf %s \"$NEW\" | nimbus secret set payment-key --restart   # readers restart now\n  nimbus secret list                                     # names and when set, never values\n  nimbus secret rm payment-key\n  nimbus secret import .env                              # local development\n\nSecrets are declared in the manifest (`secrets: { payment-key: {} }`) and read by a function\nthrough `env: { PAYMENT_API_KEY: { secret: payment-key } }`. Local values live in\n$XDG_DATA_HOME/nimbus/local/secrets/ (0600). The clouds are not supported yet."
+        after_help = "Examples:\n  printf %s \"$KEY\" | nimbus secret set payment-key      # the value from stdin\n  nimbus secret set payment-key --from-file key.txt -s prod\n  printf %s \"$NEW\" | nimbus secret set payment-key --restart   # readers restart now\n  nimbus secret list                                     # names and when set, never values\n  nimbus secret rm payment-key\n  nimbus secret import .env                              # local development\n\nSecrets are declared in the manifest (`secrets: { payment-key: {} }`) and read by a function\nthrough `env: { PAYMENT_API_KEY: { secret: payment-key } }`. Local values live in\n$XDG_DATA_HOME/nimbus/local/secrets/ (0600). On the clouds, `-p aws|gcp|azure` stores\nthe value in AWS Secrets Manager, Secret Manager or the stage's Key Vault."
     )]
     Secret(SecretArgs),
 

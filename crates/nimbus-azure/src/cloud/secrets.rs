@@ -266,28 +266,22 @@ impl Azure {
             return Ok(());
         }
         let set = self.secret_states().await?;
-        let missing: Vec<String> = readers
-            .keys()
-            .filter(|n| !set.contains_key(**n))
-            .map(|n| n.to_string())
+        let missing: Vec<(String, Vec<String>)> = readers
+            .iter()
+            .filter(|(n, _)| !set.contains_key(**n))
+            .map(|(n, r)| (n.to_string(), r.iter().map(|f| f.to_string()).collect()))
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let commands = missing
-            .iter()
-            .map(|name| {
-                format!(
-                    "\n    printf %s \"$VALUE\" | nimbus secret set {name} -p azure -s {}",
-                    graph.stage
-                )
-            })
-            .collect();
         Err(AzureError::MissingSecrets {
-            stage: graph.stage.clone(),
-            vault: self.vault_name(),
-            missing,
-            commands,
+            missing: missing.iter().map(|(n, _)| n.clone()).collect(),
+            message: nimbus_cloud::missing_secrets_message(
+                "azure",
+                &graph.stage,
+                &format!("Key Vault `{}`", self.vault_name()),
+                &missing,
+            ),
         })
     }
 

@@ -351,28 +351,18 @@ pub(crate) fn check_local(graph: &AppGraph) -> Result<(), Failure> {
         return Ok(());
     }
     let store = SecretStore::open(&graph.service, &graph.stage).map_err(internal)?;
-    let missing: Vec<(&str, &Vec<&str>)> = readers
+    let missing: Vec<(String, Vec<String>)> = readers
         .iter()
         .filter(|(name, _)| !store.has(name))
-        .map(|(n, r)| (*n, r))
+        .map(|(n, r)| (n.to_string(), r.iter().map(|f| f.to_string()).collect()))
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let mut text = format!(
-        "{} secret(s) have no value for local/{}; nothing was changed:",
-        missing.len(),
-        graph.stage
-    );
-    for (name, readers) in &missing {
-        text.push_str(&format!("\n  {name} (read by {})", readers.join(", ")));
-    }
-    text.push_str("\n  hint: set them, then deploy again:");
-    for (name, _) in &missing {
-        text.push_str(&format!(
-            "\n    printf %s \"$VALUE\" | nimbus secret set {name} -p local -s {}",
-            graph.stage
-        ));
-    }
-    Err(Failure::user(text))
+    Err(Failure::user(nimbus_cloud::missing_secrets_message(
+        "local",
+        &graph.stage,
+        "the local secret store",
+        &missing,
+    )))
 }
