@@ -102,7 +102,7 @@ impl<'a> Queues<'a> {
         let sqs = &self.aws.clients().sqs;
         let mut seen = BTreeSet::new();
         let mut messages = Vec::new();
-        // Visible messages come back in no fixed order; a receive that brings nothing new ends.
+        // Visible messages come back in no fixed order; messages seen twice are skipped.
         while messages.len() < max as usize {
             let want = (max as usize - messages.len()).min(10) as i32;
             let out = sqs
@@ -147,7 +147,9 @@ impl<'a> Queues<'a> {
                     sent_at_ms: number(MessageSystemAttributeName::SentTimestamp),
                 });
             }
-            if fresh == 0 {
+            // A short batch (SQS returns what it has, up to `want`) or nothing new: done, so
+            // that a peek receives each message once.
+            if fresh == 0 || out.messages().len() < want as usize {
                 break;
             }
         }
