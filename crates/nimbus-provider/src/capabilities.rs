@@ -72,6 +72,12 @@ pub struct QueueToolsCapability {
     /// Why `topic publish` is not available here; unset: it is.
     #[serde(default)]
     pub publish_unsupported: Option<String>,
+    /// Why messages cannot carry attributes (`--attr`) here; unset: they can.
+    #[serde(default)]
+    pub attributes_unsupported: Option<String>,
+    /// The most messages one `peek` returns, where the provider caps it.
+    #[serde(default)]
+    pub peek_max: Option<u32>,
 }
 
 /// How extra permissions are granted.

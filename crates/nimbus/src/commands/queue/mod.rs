@@ -152,6 +152,21 @@ fn dispatch(global: &Global, op: &Op, which: &Which, out: &Out) -> Result<(), Fa
                 "`nimbus topic publish` is not available on {provider}: {why}"
             )));
         }
+        if let (Op::Send { message, .. }, Some(why)) = (op, &caps.attributes_unsupported)
+            && !message.attributes.is_empty()
+        {
+            return Err(Failure::user(format!(
+                "--attr is not available on {provider}: {why}"
+            )));
+        }
+        if let (Op::Peek { max, .. }, Some(cap)) = (op, caps.peek_max)
+            && *max > cap
+        {
+            eprintln!(
+                "note: {} returns at most {cap} messages per peek",
+                caps.service
+            );
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
