@@ -199,6 +199,11 @@ fn a_dead_lettered_message_is_peeked_redriven_and_handled_again() {
     eventually(10, "the handled message acknowledged", || {
         store.peek_all("payments").ok()?.is_empty().then_some(())
     });
+    // A message sent now is handled at once (the consumer is woken, not polled).
+    let body2 = json!({ "id": "m2", "flag": flag }).to_string();
+    app.ok(&["queue", "send", "payments", "--body", &body2]);
+    eventually(10, "a sent message handled", || seen(&store, "m2"));
+    assert!(store.peek_all("payments-dlq").unwrap().is_empty());
 
     // A body from a file; purge refuses without --yes, then deletes what `plain` holds.
     write(dir, "msg.json", "{\"n\": 1}");
