@@ -6,8 +6,8 @@
 //! - `peek`: Pub/Sub has no read that leaves a message untouched: `pull`, then
 //!   `modifyAckDeadline` 0 gives each message back at once. On a subscription with a
 //!   dead-letter policy a pull counts as a delivery attempt; the dead-letter subscription has
-//!   none, so peeking it is harmless. A queue a function consumes is a push subscription, which
-//!   cannot be pulled: only its dead-letter queue can be peeked.
+//!   none, so peeking it is harmless. A queue a function consumes is a push subscription: a
+//!   pull there would compete with the pushes, so only its dead-letter queue is peeked.
 //! - `redrive`: pull the dead-letter subscription, publish each message (data and attributes)
 //!   to the queue's topic, then acknowledge it; Pub/Sub has no move operation.
 //! - `purge`: `seek` the subscription to now (acknowledges everything published before).
@@ -254,7 +254,7 @@ impl<'a> Queues<'a> {
 pub enum PeekResult {
     /// The messages.
     Peeked(Peeked),
-    /// The queue is a push subscription: Pub/Sub does not let it be pulled.
+    /// The queue is a push subscription (a function consumes it): not pulled.
     Consumed,
 }
 
