@@ -111,8 +111,8 @@ impl<'a> Queues<'a> {
             .unwrap_or_default())
     }
 
-    /// Up to `max` messages, each given back at once. `Err` with `consumed` when the queue is
-    /// a push subscription (a function consumes it).
+    /// Up to `max` messages, each given back at once; [`PeekResult::Consumed`] when the queue
+    /// is a push subscription (a function consumes it).
     pub async fn peek(&self, name: &str, dlq: bool, max: u32) -> Result<PeekResult, GcpError> {
         let (subscription, push) = self.subscription(name, dlq)?;
         if push {
