@@ -204,6 +204,16 @@ fn a_dead_lettered_message_is_peeked_redriven_and_handled_again() {
     app.ok(&["queue", "send", "payments", "--body", &body2]);
     eventually(10, "a sent message handled", || seen(&store, "m2"));
     assert!(store.peek_all("payments-dlq").unwrap().is_empty());
+    // Purging the dead-letter queue leaves the queue itself alone.
+    let body3 = json!({ "id": "m3", "flag": dir.join("never") }).to_string();
+    app.ok(&["queue", "send", "payments", "--body", &body3]);
+    eventually(30, "m3 dead-lettered", || {
+        (store.peek_all("payments-dlq").ok()?.len() == 1).then_some(())
+    });
+    let purged = app.json(&["queue", "purge", "payments", "--dlq", "--yes"]);
+    assert_eq!(purged["purged"], 1, "{purged}");
+    assert_eq!(purged["physical"], "payments-dlq", "{purged}");
+    assert!(store.peek_all("payments-dlq").unwrap().is_empty());
 
     // A body from a file; purge refuses without --yes, then deletes what `plain` holds.
     write(dir, "msg.json", "{\"n\": 1}");
