@@ -35,7 +35,8 @@
 //! of [`crate::credential`], `NIMBUS_AZURE_ARM_ENDPOINT`, `NIMBUS_AZURE_STORAGE_ENDPOINT` +
 //! `NIMBUS_AZURE_STORAGE_KEY` (the deployment account's blob endpoint and a key to sign an
 //! account SAS with — Azurite's, in tests; otherwise the SAS comes from ARM's `ListAccountSas`),
-//! `NIMBUS_AZURE_APP_ENDPOINT` (an app's base URL with `{app}`, instead of
+//! `NIMBUS_AZURE_QUEUE_ENDPOINT` (the data account's queue endpoint, with the key above: the
+//! queue tools, [`queues`]), `NIMBUS_AZURE_APP_ENDPOINT` (an app's base URL with `{app}`, instead of
 //! `https://<host name>`), `NIMBUS_AZURE_LOGS_ENDPOINT` (instead of
 //! `https://api.applicationinsights.io`) and `NIMBUS_AZURE_KEYVAULT_ENDPOINT` (the vault's
 //! data-plane URL with `{vault}`, instead of `https://<vault>.vault.azure.net`).
@@ -86,6 +87,8 @@ pub struct Azure {
     vault: Arm,
     keyvault_endpoint: Option<String>,
     storage_override: Option<(String, String)>,
+    /// `NIMBUS_AZURE_QUEUE_ENDPOINT` and the key to sign with (`NIMBUS_AZURE_STORAGE_KEY`).
+    queue_override: Option<(String, String)>,
     app_endpoint: Option<String>,
     logs_endpoint: String,
     options: Options,
@@ -137,6 +140,8 @@ pub async fn connect_with(
         env("NIMBUS_AZURE_STORAGE_KEY"),
     ) {
         (Some(e), Some(k)) => Some((e, k)),
+        // The key alone signs the queue endpoint's SAS (`NIMBUS_AZURE_QUEUE_ENDPOINT`).
+        (None, Some(_)) if env("NIMBUS_AZURE_QUEUE_ENDPOINT").is_some() => None,
         (Some(_), None) | (None, Some(_)) => {
             return Err(AzureError::Settings {
                 message: "NIMBUS_AZURE_STORAGE_ENDPOINT and NIMBUS_AZURE_STORAGE_KEY go together"
@@ -144,6 +149,18 @@ pub async fn connect_with(
             });
         }
         (None, None) => None,
+    };
+    let queue_override = match (
+        env("NIMBUS_AZURE_QUEUE_ENDPOINT"),
+        env("NIMBUS_AZURE_STORAGE_KEY"),
+    ) {
+        (Some(e), Some(k)) => Some((e, k)),
+        (Some(_), None) => {
+            return Err(AzureError::Settings {
+                message: "NIMBUS_AZURE_QUEUE_ENDPOINT needs NIMBUS_AZURE_STORAGE_KEY (the key to sign a SAS with)".into(),
+            });
+        }
+        _ => None,
     };
     Ok(Azure {
         suffix: names::suffix(
@@ -158,6 +175,7 @@ pub async fn connect_with(
         vault,
         keyvault_endpoint: env("NIMBUS_AZURE_KEYVAULT_ENDPOINT"),
         storage_override,
+        queue_override,
         app_endpoint: env("NIMBUS_AZURE_APP_ENDPOINT"),
         logs_endpoint: env("NIMBUS_AZURE_LOGS_ENDPOINT")
             .unwrap_or_else(|| "https://api.applicationinsights.io".into()),
@@ -194,6 +212,7 @@ struct Planned {
     hash: String,
 }
 
+pub mod queues;
 mod secrets;
 mod whatif;
 

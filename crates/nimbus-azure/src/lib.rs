@@ -29,6 +29,7 @@ pub mod storage;
 pub mod template;
 
 pub use apps::{App, AzureSettings, apps};
+pub use cloud::queues;
 pub use cloud::{Azure, DATA_API, DATA_SCOPE, State, connect, connect_with};
 pub use error::AzureError;
 pub use template::template;

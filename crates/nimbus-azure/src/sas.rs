@@ -23,12 +23,24 @@ pub const VERSION: &str = "2022-11-02";
 /// until `expiry` (RFC 3339, whole seconds, `Z`): read, add, create, write, delete, list on
 /// services, containers and objects.
 pub fn account_sas(account: &str, key_base64: &str, expiry: &str) -> Result<String, AzureError> {
+    account_sas_for(account, key_base64, expiry, "b", "racwdl")
+}
+
+/// [`account_sas`] for other services (`q`: queues) and permissions (in the documented order,
+/// `rwdlacup`).
+pub fn account_sas_for(
+    account: &str,
+    key_base64: &str,
+    expiry: &str,
+    services: &str,
+    permissions: &str,
+) -> Result<String, AzureError> {
     let key = STANDARD
         .decode(key_base64.trim())
         .map_err(|e| AzureError::Settings {
             message: format!("the storage account key of `{account}` is not valid base64: {e}"),
         })?;
-    let (permissions, services, types, protocol) = ("racwdl", "b", "sco", "https,http");
+    let (types, protocol) = ("sco", "https,http");
     let to_sign = format!(
         "{account}\n{permissions}\n{services}\n{types}\n\n{expiry}\n\n{protocol}\n{VERSION}\n\n"
     );

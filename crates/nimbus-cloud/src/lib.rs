@@ -25,6 +25,8 @@ use serde_json::Value;
 
 pub use nimbus_engine::Event as ResourceEvent;
 
+pub mod queues;
+
 /// The app to deploy: its graph and its packages, built for this provider.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {

@@ -118,6 +118,11 @@ impl Gcp {
         self
     }
 
+    /// The API client.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> &GcpSettings {
         &self.settings
@@ -127,7 +132,7 @@ impl Gcp {
         GcsStore::new(self.client.clone(), &self.settings.deploy_bucket)
     }
 
-    fn engine(
+    pub(crate) fn engine(
         &self,
         graph: &AppGraph,
     ) -> Result<Engine<ObjectStoreBackend<GcsStore>, GcpDriver>, GcpError> {

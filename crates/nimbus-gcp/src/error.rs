@@ -115,6 +115,16 @@ pub enum GcpError {
         /// The stage.
         stage: String,
     },
+    /// A queue or topic the queue tools name is not in the deployment's state.
+    #[error(
+        "{what} is not deployed on GCP (stage `{stage}`)\n  hint: run `nimbus deploy -p gcp -s {stage}` first"
+    )]
+    NotDeployedResource {
+        /// What (`queue \`payments\``).
+        what: String,
+        /// The stage.
+        stage: String,
+    },
     /// Secrets a function reads have no value for this stage: nothing was changed.
     #[error("{message}")]
     MissingSecrets {

@@ -23,6 +23,7 @@ pub mod events;
 pub mod kinds;
 mod lower;
 pub mod names;
+pub mod queues;
 pub mod secrets;
 pub mod storage;
 pub mod terraform;

@@ -588,7 +588,7 @@ pub(crate) fn send_in(
 }
 
 /// A queue's configuration, or `UnknownQueue`.
-fn load_config(
+pub(crate) fn load_config(
     conn: &Connection,
     op: &'static str,
     queue: &str,

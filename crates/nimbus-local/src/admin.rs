@@ -1,7 +1,8 @@
 //! The admin API on its own loopback port, used by the CLI (`deploy`, `invoke`, `info`,
 //! `remove`) and by Prometheus: `GET /health`, `GET /metrics`, `GET /info`, `POST /invoke`,
 //! `POST /deploy`, `POST /restart` (`{"secret": NAME}`: new workers for the functions that read
-//! it, the old ones drained), `POST /shutdown`. Everything but `/health` and `/metrics` needs the token
+//! it, the old ones drained), `POST /shutdown`, and the queue and topic tools of
+//! [`crate::queues`] (`POST /queues/{peek,send,purge,redrive}`, `POST /topics/publish`). Everything but `/health` and `/metrics` needs the token
 //! from `runtime.json` (mode 0600) in `x-nimbus-admin-token`.
 
 use std::sync::Arc;
@@ -118,6 +119,11 @@ async fn handle(
             }
         }
     };
+    if method == Method::POST
+        && let Some((status, body)) = crate::queues::handle(rt, &path, &input)
+    {
+        return reply(status, body);
+    }
     match (method, path.as_str()) {
         (Method::GET, "/info") => reply(StatusCode::OK, crate::info(rt, info)),
         (Method::POST, "/invoke") => {

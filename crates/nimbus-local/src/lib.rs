@@ -27,6 +27,7 @@ pub mod logs;
 mod metrics;
 mod names;
 pub mod ports;
+mod queues;
 pub mod registry;
 mod resources;
 pub mod router;

@@ -49,6 +49,35 @@ pub struct Capabilities {
     /// Limits of the settings under a function's `<id>:` block (and `defaults.<id>`).
     #[serde(default)]
     pub function_settings: FunctionSettingsCapability,
+    /// How `nimbus queue …` and `nimbus topic publish` work on this provider.
+    pub queue_tools: QueueToolsCapability,
+}
+
+/// How the queue and topic tools reach the provider's own queues (`[queue_tools]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueToolsCapability {
+    /// The native queue service (`Amazon SQS`).
+    pub service: String,
+    /// How `peek` reads messages and what it leaves changed, printed with every peek.
+    pub peek: String,
+    /// Why the queue itself (not its dead-letter queue) cannot be peeked while a function
+    /// consumes it; unset: it can.
+    #[serde(default)]
+    pub peek_consumed: Option<String>,
+    /// How `redrive` moves dead-lettered messages back.
+    pub redrive: String,
+    /// How `purge` empties a queue.
+    pub purge: String,
+    /// Why `topic publish` is not available here; unset: it is.
+    #[serde(default)]
+    pub publish_unsupported: Option<String>,
+    /// Why messages cannot carry attributes (`--attr`) here; unset: they can.
+    #[serde(default)]
+    pub attributes_unsupported: Option<String>,
+    /// The most messages one `peek` returns, where the provider caps it.
+    #[serde(default)]
+    pub peek_max: Option<u32>,
 }
 
 /// How extra permissions are granted.

@@ -167,6 +167,18 @@ pub enum Command {
     )]
     Secret(SecretArgs),
 
+    /// Look into queues and their dead-letter queues, send to them, purge them, redrive dead letters
+    #[command(
+        after_help = "Examples:\n  nimbus queue send payments --body '{\"order\": \"42\"}' --attr source=cli\n  nimbus queue peek payments --dlq                # what failed, without consuming it\n  nimbus queue redrive payments                   # dead letters back to `payments`\n  nimbus queue purge payments --dlq --yes\n  nimbus queue peek payments -p aws -s prod --output json\n\nNAME is the queue as the manifest declares it; on a cloud it is resolved to the deployed\nqueue of the stage. How each provider peeks, redrives and purges (and what a peek changes\nthere) is in docs/operations.md."
+    )]
+    Queue(QueueArgs),
+
+    /// Publish a message to a topic: every subscriber gets it
+    #[command(
+        after_help = "Examples:\n  nimbus topic publish order-events --body '{\"id\": \"42\"}'\n  nimbus topic publish order-events --body @event.json --attr kind=test -p gcp"
+    )]
+    Topic(TopicArgs),
+
     /// Print the manifest's JSON Schema (for editors and CI linters)
     #[command(
         after_help = "Examples:\n  nimbus schema > nimbus.schema.json\n\nEditors pick it up from a first line such as:\n  # yaml-language-server: $schema=./nimbus.schema.json"
@@ -207,6 +219,88 @@ pub enum SecretAction {
         /// The dotenv file (not `-f`, which is always the manifest)
         #[arg(value_name = "DOTENV_FILE")]
         dotenv: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub action: QueueAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Show a queue's messages (id, body, attributes, receive count) without consuming them
+    Peek {
+        /// The queue, as the manifest declares it
+        name: String,
+        /// Its dead-letter queue instead (the queue needs `dead_letter:` in the manifest)
+        #[arg(long)]
+        dlq: bool,
+        /// At most this many messages
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        max: u32,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Move the dead-lettered messages of a queue back to it, to be handled again
+    Redrive {
+        /// The queue, as the manifest declares it
+        name: String,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Delete every message of a queue (or of its dead-letter queue): needs --yes
+    Purge {
+        /// The queue, as the manifest declares it
+        name: String,
+        /// Its dead-letter queue instead
+        #[arg(long)]
+        dlq: bool,
+        /// Confirm: the messages are deleted for good
+        #[arg(long, short = 'y')]
+        yes: bool,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Send a message to a queue
+    Send {
+        /// The queue, as the manifest declares it
+        name: String,
+        #[command(flatten)]
+        message: MessageArgs,
+        #[command(flatten)]
+        which: Which,
+    },
+}
+
+/// A message's body and attributes.
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// The body: text, or @file for a file's content
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub body: String,
+    /// An attribute, `key=value` (repeatable)
+    #[arg(long = "attr", value_name = "KEY=VALUE")]
+    pub attrs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    pub action: TopicAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicAction {
+    /// Publish a message to a topic
+    Publish {
+        /// The topic, as the manifest declares it
+        name: String,
+        #[command(flatten)]
+        message: MessageArgs,
+        #[command(flatten)]
+        which: Which,
     },
 }
 

@@ -7,6 +7,7 @@ mod graph;
 mod init;
 mod local;
 mod project;
+mod queue;
 mod schema;
 mod secret;
 mod validate;
@@ -61,6 +62,8 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Runtime(args) => local::runtime(&args),
         Command::Graph(args) => graph::run(&cli.global, &args, out),
         Command::Secret(args) => secret::run(&cli.global, &args, out),
+        Command::Queue(args) => queue::run(&cli.global, &args.action, out),
+        Command::Topic(args) => queue::publish(&cli.global, &args.action, out),
         Command::Schema => schema::run(),
     }
 }

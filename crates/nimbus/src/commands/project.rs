@@ -166,6 +166,8 @@ fn command_name(command: &Command) -> (&'static str, bool) {
         Command::Runtime(_) => ("__runtime", false),
         Command::Graph(_) => ("graph", false),
         Command::Secret(_) => ("secret", false),
+        Command::Queue(_) => ("queue", false),
+        Command::Topic(_) => ("topic", false),
         Command::Schema => ("schema", false),
     }
 }

@@ -10,6 +10,7 @@
 mod existing;
 mod moto;
 mod proxy;
+mod queues;
 mod secrets;
 
 use std::collections::BTreeSet;

@@ -7,6 +7,7 @@
 
 #[path = "../../../nimbus-gcp/tests/common/mod.rs"]
 mod common;
+mod queues;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -105,9 +106,11 @@ fn gcp_with_the_cli() {
     let refused =
         std::thread::spawn(move || a_manifest_gen2_cannot_run_is_refused_before_any_call(env));
     let secrets = std::thread::spawn(move || a_secret_value_reaches_only_secret_manager(env));
+    let queues = std::thread::spawn(move || queues::queue_tools_on_pubsub(env));
     deploy_plan_info_logs_invoke_and_remove_with_the_cli(env);
     refused.join().expect("the refused manifest scenario");
     secrets.join().expect("the secrets scenario");
+    queues.join().expect("the queue tools scenario");
 }
 
 fn deploy_plan_info_logs_invoke_and_remove_with_the_cli(env: &CloudEnv) {

@@ -122,6 +122,28 @@ fn admin(
     }
 }
 
+/// Calls `path` of the admin API of the running local deployment `which` addresses (the queue
+/// and topic tools); returns the deployment's name (for messages), the status and the answer.
+pub fn admin_call(
+    global: &Global,
+    which: &crate::cli::Which,
+    path: &str,
+    body: &Value,
+    out: &Out,
+) -> Result<(String, u16, Value), Failure> {
+    let target = target::resolve(global, which, out)?;
+    let info = running(&target)?;
+    let (status, answer) = control::call(&info, "POST", path, Some(body), Duration::from_secs(60))
+        .map_err(|e| {
+            Failure::Internal(anyhow::Error::new(e).context("talking to the local runtime"))
+        })?;
+    Ok((
+        format!("the local deployment of {}", target.name()),
+        status,
+        answer,
+    ))
+}
+
 /// Where the port a deploy asks for comes from: `--port`, else `providers.local.port`.
 fn requested_port(cli_port: Option<u16>, deployment: &Deployment) -> Option<(u16, &'static str)> {
     cli_port
