@@ -54,7 +54,11 @@ fn matches(template: &str, path: &str) -> Option<Vec<u8>> {
     for (i, seg) in t.iter().enumerate() {
         if seg.ends_with("=**}") {
             // `**` takes zero or more characters, slashes included
-            kinds.push(if p[i.min(p.len())..].concat().is_empty() { 3 } else { 2 });
+            kinds.push(if p[i.min(p.len())..].concat().is_empty() {
+                3
+            } else {
+                2
+            });
             return (p.len() > i).then_some(kinds);
         }
         let part = p.get(i)?;
