@@ -660,3 +660,97 @@ fn escape_hatches_become_nested_role_assignments_and_always_ready_instances() {
         "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/vault/providers/Microsoft.KeyVault/vaults/mailkeys/providers/Microsoft.Authorization/roleAssignments/"
     )));
 }
+
+const DOMAIN: &str = r#"
+version: 1
+service: api
+providers: { azure: { location: westeurope, resource_group: rg } }
+http:
+  domain:
+    name: api.example.com
+    certificate: { azure: "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/certs/providers/Microsoft.KeyVault/vaults/acme-certs/secrets/api-example-com" }
+functions:
+  web:
+    handler: a.py:handler
+    triggers: [ { http: { method: ANY, path: "/{path+}" } } ]
+  nightly:
+    handler: b.py:handler
+    triggers: [ { schedule: "rate(1 day)" } ]
+"#;
+
+/// `http.domain` with one function serving the routes: that app gets the Key Vault certificate
+/// and an SNI host name binding by its thumbprint, and the deployment outputs its domain
+/// verification id; the ARM double takes the template (Microsoft's `Certificate` and
+/// `HostNameBinding` models) and resolves the thumbprint and the id.
+#[test]
+fn a_custom_domain_binds_to_the_one_app_that_serves_the_routes() {
+    let g = common::graph_str(DOMAIN);
+    let text = nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let of =
+        |t: &str| -> Vec<&Value> { resources(&doc).iter().filter(|r| r["type"] == t).collect() };
+    let certs = of("Microsoft.Web/certificates");
+    assert_eq!(certs.len(), 1);
+    let cert = &certs[0]["properties"];
+    assert_eq!(
+        cert["keyVaultId"],
+        "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/certs/providers/Microsoft.KeyVault/vaults/acme-certs"
+    );
+    assert_eq!(cert["keyVaultSecretName"], "api-example-com");
+    assert!(
+        cert["serverFarmId"].as_str().unwrap().contains("-web"),
+        "{cert}"
+    );
+    let bindings = of("Microsoft.Web/sites/hostNameBindings");
+    assert_eq!(bindings.len(), 1);
+    let b = bindings[0];
+    assert_eq!(
+        b["name"],
+        "[concat(variables('app-web'), '/', 'api.example.com')]"
+    );
+    assert_eq!(b["properties"]["sslState"], "SniEnabled");
+    assert_eq!(b["properties"]["hostNameType"], "Verified");
+    assert!(
+        b["properties"]["thumbprint"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft.Web/certificates")
+    );
+    assert!(doc["outputs"]["webDomainVerificationId"].is_object());
+    assert!(doc["outputs"].get("nightlyDomainVerificationId").is_none());
+
+    let double = common::double::ArmDouble::start_without_storage();
+    let group = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourcegroups/rg";
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}?api-version=2021-04-01"),
+        &serde_json::json!({ "location": "westeurope" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let path =
+        format!("{group}/providers/Microsoft.Resources/deployments/domain?api-version=2024-03-01");
+    let put = |template: &Value| {
+        double.arm(
+            "PUT",
+            &path,
+            &serde_json::json!({
+                "properties": { "mode": "Incremental", "template": template, "parameters": {} }
+            }),
+        )
+    };
+    let (status, body) = put(&doc);
+    assert_eq!(status, 201, "{body}");
+    let (_, deployed) = double.arm("GET", &path, &Value::Null);
+    let id = deployed["properties"]["outputs"]["webDomainVerificationId"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{deployed}"));
+    assert_eq!(id.len(), 64, "{id}");
+
+    // The double holds the binding to Microsoft's model: a property it does not have is refused.
+    let mut bad = doc.clone();
+    first_of(&mut bad, "Microsoft.Web/sites/hostNameBindings")["properties"]["certificate"] =
+        serde_json::json!("api.example.com");
+    let (status, body) = put(&bad);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("certificate"), "{body}");
+}
