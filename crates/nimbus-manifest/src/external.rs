@@ -80,7 +80,8 @@ fn domain_example() -> serde_json::Value {
     serde_json::json!({
         "name": "api.example.com",
         "certificate": {
-            "aws": "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+            "aws": "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+            "azure": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certs/providers/Microsoft.KeyVault/vaults/acme-certs/secrets/api-example-com"
         }
     })
 }
