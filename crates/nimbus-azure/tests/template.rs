@@ -754,3 +754,76 @@ fn a_custom_domain_binds_to_the_one_app_that_serves_the_routes() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("certificate"), "{body}");
 }
+
+/// `info` of the deployed domain app (the template above, deployed to the ARM double as Nimbus
+/// names its deployment): the `CNAME` to the app's host and the `TXT asuid.<host>` with the
+/// verification id the deployment output, in the order App Service checks them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_prints_the_dns_records_of_the_custom_domain() {
+    use nimbus_cloud::Cloud;
+    let g = common::graph_str(DOMAIN);
+    let text = nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let double = common::double::ArmDouble::start_without_storage();
+    let sub = "00000000-0000-0000-0000-0000000000aa";
+    let group = format!("/subscriptions/{sub}/resourcegroups/rg");
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}?api-version=2021-04-01"),
+        &serde_json::json!({ "location": "westeurope" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let name = nimbus_azure::names::deployment(&g.service, &g.stage);
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}/providers/Microsoft.Resources/deployments/{name}?api-version=2024-03-01"),
+        &serde_json::json!({
+            "properties": { "mode": "Incremental", "template": doc, "parameters": {} }
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let env: BTreeMap<&str, String> = [
+        ("AZURE_SUBSCRIPTION_ID", sub.to_string()),
+        (
+            "NIMBUS_AZURE_ACCESS_TOKEN",
+            common::double::TOKEN.to_string(),
+        ),
+        ("NIMBUS_AZURE_ARM_ENDPOINT", double.url()),
+    ]
+    .into();
+    let lookup = move |n: &str| env.get(n).cloned();
+    let azure = nimbus_azure::connect_with(&g, nimbus_cloud::Options::default(), &lookup)
+        .await
+        .unwrap();
+    let info = azure.info(&g).await.unwrap();
+    assert!(info.deployed);
+    let host = &info
+        .endpoints
+        .iter()
+        .find(|e| e.function == "web")
+        .unwrap()
+        .url;
+    let app_host = host
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(app_host.ends_with(".azurewebsites.net"), "{app_host}");
+    let records: Vec<(String, String, String)> = info
+        .dns_records
+        .iter()
+        .map(|r| (r.name.clone(), r.kind.clone(), r.value.clone()))
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(
+        records[0],
+        ("api.example.com".into(), "CNAME".into(), app_host)
+    );
+    assert_eq!(records[1].0, "asuid.api.example.com");
+    assert_eq!(records[1].1, "TXT");
+    assert_eq!(records[1].2.len(), 64, "{records:?}");
+    // As JSON (`nimbus info --output json`): `dns_records` with `type`.
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(json["dns_records"][1]["type"], "TXT");
+}
