@@ -827,3 +827,23 @@ async fn info_prints_the_dns_records_of_the_custom_domain() {
     let json = serde_json::to_value(&info).unwrap();
     assert_eq!(json["dns_records"][1]["type"], "TXT");
 }
+
+/// checkov fails no check on the custom domain's template that the shop's skip list does not
+/// justify (the list's other checks are about resources this app does not have).
+#[test]
+fn checkov_fails_nothing_but_skipped_checks_with_a_custom_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("azuredeploy.json");
+    let g = common::graph_str(DOMAIN);
+    let template =
+        nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    assert!(template.contains("Microsoft.Web/sites/hostNameBindings"));
+    std::fs::write(&path, template).unwrap();
+    support::assert_checkov_fails_nothing_but_skipped(
+        &support::required_venv_tool("checkov"),
+        "arm",
+        &path,
+        "providers/azure/checkov-skips.txt",
+        10,
+    );
+}
