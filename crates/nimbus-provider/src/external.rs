@@ -212,10 +212,11 @@ fn domain(graph: &AppGraph, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
                             .join(", ")
                     ),
                 )
-                .with_hint(format!(
-                    "give every route to one function (it can branch on `route`), set `http.domain` only in the stages deployed elsewhere, or put Azure Front Door in front of the hosts `nimbus info -p {}` prints",
-                    caps.id
-                )),
+                .with_hint(
+                    "give every route to one function (it can branch on `route`), or set \
+                     `http.domain` only in the stages deployed elsewhere \
+                     (`stages.<stage>.http.domain`)",
+                ),
             );
             return;
         }
