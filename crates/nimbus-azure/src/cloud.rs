@@ -50,8 +50,8 @@ use std::time::{Duration, Instant};
 
 use azure_core::http::Method;
 use nimbus_cloud::{
-    Cloud, DeployOptions, Deployed, Endpoint, FunctionInfo, Info, Invoked, LogLine, LogQuery,
-    LogSink, Options, Progress, ResourceInfo, Target, Upload,
+    Cloud, DeployOptions, Deployed, DnsRecord, Endpoint, FunctionInfo, Info, Invoked, LogLine,
+    LogQuery, LogSink, Options, Progress, ResourceInfo, Target, Upload,
 };
 use nimbus_engine::{
     Action, CallCounts, LockOptions, Plan, PropertyChange, Report, ResourcePlan, Retained, Summary,
@@ -1082,7 +1082,8 @@ impl Cloud for Azure {
             ..Info::default()
         };
         let caps = nimbus_provider::ProviderId::Azure.capabilities();
-        for app in apps::apps(graph)? {
+        let all = apps::apps(graph)?;
+        for app in &all {
             let key = template::output_key(&app.function);
             let native = outputs
                 .get(&format!("{key}App"))
@@ -1118,6 +1119,12 @@ impl Cloud for Azure {
                 timeout_s: app.timeout_s.try_into().unwrap_or(u32::MAX),
                 package_sha256: packages.get(&app.function).cloned().unwrap_or_default(),
             });
+            if let Some(d) = &graph.domain
+                && template::domain_app(&all).is_some_and(|a| a.function == app.function)
+            {
+                info.dns_records
+                    .extend(domain_records(&d.name, &host, &outputs, &key));
+            }
         }
         for r in graph.resources.values() {
             info.resources.push(ResourceInfo {
@@ -1437,6 +1444,35 @@ fn row(id: &str, kind: &str, action: Action, changes: Vec<PropertyChange>) -> Re
     }
 }
 
+/// The records App Service checks when it binds `domain` to the app answering on `host`: the
+/// `CNAME` to the app's host and the `TXT asuid.<domain>` holding the app's
+/// `customDomainVerificationId` (a deployment output; before the first deploy, unknown).
+fn domain_records(
+    domain: &str,
+    host: &str,
+    outputs: &BTreeMap<String, Value>,
+    key: &str,
+) -> Vec<DnsRecord> {
+    let verification = outputs
+        .get(&format!("{key}DomainVerificationId"))
+        .and_then(Value::as_str)
+        .unwrap_or("(the app's customDomainVerificationId, known once it is deployed)");
+    vec![
+        DnsRecord {
+            name: domain.to_string(),
+            kind: "CNAME".into(),
+            value: host.to_string(),
+            purpose: "routes the custom domain to the Function App that serves the routes".into(),
+        },
+        DnsRecord {
+            name: format!("asuid.{domain}"),
+            kind: "TXT".into(),
+            value: verification.to_string(),
+            purpose: "proves to App Service that the domain is yours".into(),
+        },
+    ]
+}
+
 /// `…/providers/Microsoft.Web/sites/x` → (`Microsoft.Web/sites/x`, `Microsoft.Web/sites`).
 fn logical_from_id(id: &str) -> (String, String) {
     let tail = id.rsplit_once("/providers/").map_or(id, |(_, t)| t);
@@ -1632,6 +1668,34 @@ impl Azure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_custom_domain_needs_a_cname_to_the_app_and_its_verification_txt() {
+        let outputs = BTreeMap::from([("webDomainVerificationId".to_string(), json!("ABC123"))]);
+        let records = domain_records(
+            "api.example.com",
+            "api-dev-web-0123abcd.azurewebsites.net",
+            &outputs,
+            "web",
+        );
+        let got: Vec<(&str, &str, &str)> = records
+            .iter()
+            .map(|r| (r.name.as_str(), r.kind.as_str(), r.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "api.example.com",
+                    "CNAME",
+                    "api-dev-web-0123abcd.azurewebsites.net"
+                ),
+                ("asuid.api.example.com", "TXT", "ABC123"),
+            ]
+        );
+        let before = domain_records("api.example.com", "h", &BTreeMap::new(), "web");
+        assert!(before[1].value.contains("known once it is deployed"));
+    }
 
     #[test]
     fn names_resolve_and_ids_are_built() {

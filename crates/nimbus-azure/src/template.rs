@@ -27,6 +27,8 @@
 //!   (`Microsoft.Web/sites/extensions` `onedeploy` from its package blob), the role assignments
 //!   of [`crate::roles`] (Cosmos DB SQL role assignments for tables), and for each bucket trigger an Event Grid subscription on the data
 //!   account's system topic that calls the blob trigger's webhook;
+//! - with `http.domain`, the host name binding and the Key Vault certificate on the one app
+//!   that serves the routes ([`domain`]);
 //! - outputs: each app's name and host name, and the Application Insights app id.
 //!
 //! The same graph, build and settings always give the same bytes.
@@ -72,7 +74,10 @@ pub mod api {
 }
 
 mod cosmos;
+mod domain;
 mod keyvault;
+
+pub use domain::domain_app;
 
 pub use keyvault::{SOFT_DELETE_DAYS, vault_properties};
 mod extra;
@@ -321,6 +326,13 @@ impl<'a> Template<'a> {
                 json!(names::package_blob(&package_id(self.graph, build, a)?)),
             );
             self.app(a);
+        }
+        if let (Some(d), Some(a)) = (&self.graph.domain, domain_app(apps)) {
+            let plan = names::plan(&service, &stage, &a.function);
+            let plan_id = rid("Microsoft.Web/serverfarms", &[lit(&plan)]);
+            let (resources, outputs) = domain::resources(d, a, &plan_id, &self.tags);
+            self.resources.extend(resources);
+            self.outputs.extend(outputs);
         }
 
         let mut suffix = json!({

@@ -73,6 +73,7 @@ Usage: python arm_double.py --port N --token T --blob-endpoint URL
 import argparse
 import atexit
 import functools
+import hashlib
 import io
 import json
 import os
@@ -338,6 +339,8 @@ MODELS = {
     "Microsoft.Storage/storageAccounts/tableServices/tables": sm.Table,
     "Microsoft.Web/sites": wm.Site,
     "Microsoft.Web/serverfarms": wm.AppServicePlan,
+    "Microsoft.Web/certificates": wm.Certificate,
+    "Microsoft.Web/sites/hostNameBindings": wm.HostNameBinding,
     "Microsoft.ManagedIdentity/userAssignedIdentities": msim.Identity,
     "Microsoft.Authorization/roleAssignments": am.RoleAssignmentCreateParameters,
     "Microsoft.ServiceBus/namespaces": sbm.SBNamespace,
@@ -619,7 +622,14 @@ class Arm:
             app = str(uuid.uuid5(uuid.NAMESPACE_DNS, "ai-" + name))
             return {"AppId": app, "ConnectionString": "InstrumentationKey=%s;IngestionEndpoint=https://ingest.example" % app}
         if rtype == "Microsoft.Web/sites":
-            return {"defaultHostName": "%s.azurewebsites.net" % last}
+            # App Service's domain verification id: 64 hex digits, one per subscription
+            return {"defaultHostName": "%s.azurewebsites.net" % last,
+                    "customDomainVerificationId": hashlib.sha256(("asuid-" + TENANT).encode()).hexdigest().upper()}
+        if rtype == "Microsoft.Web/certificates":
+            # the imported certificate's SHA-1 thumbprint
+            props = body.get("properties") or {}
+            source = "%s/%s" % (props.get("keyVaultId"), props.get("keyVaultSecretName"))
+            return {"thumbprint": hashlib.sha1(source.encode()).hexdigest().upper()}
         if rtype == "Microsoft.DocumentDB/databaseAccounts":
             return {"documentEndpoint": "https://%s.documents.azure.com:443/" % last}
         if rtype == "Microsoft.KeyVault/vaults":

@@ -660,3 +660,190 @@ fn escape_hatches_become_nested_role_assignments_and_always_ready_instances() {
         "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/vault/providers/Microsoft.KeyVault/vaults/mailkeys/providers/Microsoft.Authorization/roleAssignments/"
     )));
 }
+
+const DOMAIN: &str = r#"
+version: 1
+service: api
+providers: { azure: { location: westeurope, resource_group: rg } }
+http:
+  domain:
+    name: api.example.com
+    certificate: { azure: "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/certs/providers/Microsoft.KeyVault/vaults/acme-certs/secrets/api-example-com" }
+functions:
+  web:
+    handler: a.py:handler
+    triggers: [ { http: { method: ANY, path: "/{path+}" } } ]
+  nightly:
+    handler: b.py:handler
+    triggers: [ { schedule: "rate(1 day)" } ]
+"#;
+
+/// `http.domain` with one function serving the routes: that app gets the Key Vault certificate
+/// and an SNI host name binding by its thumbprint, and the deployment outputs its domain
+/// verification id; the ARM double takes the template (Microsoft's `Certificate` and
+/// `HostNameBinding` models) and resolves the thumbprint and the id.
+#[test]
+fn a_custom_domain_binds_to_the_one_app_that_serves_the_routes() {
+    let g = common::graph_str(DOMAIN);
+    let text = nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let of =
+        |t: &str| -> Vec<&Value> { resources(&doc).iter().filter(|r| r["type"] == t).collect() };
+    let certs = of("Microsoft.Web/certificates");
+    assert_eq!(certs.len(), 1);
+    let cert = &certs[0]["properties"];
+    assert_eq!(
+        cert["keyVaultId"],
+        "/subscriptions/00000000-0000-0000-0000-0000000000bb/resourceGroups/certs/providers/Microsoft.KeyVault/vaults/acme-certs"
+    );
+    assert_eq!(cert["keyVaultSecretName"], "api-example-com");
+    assert!(
+        cert["serverFarmId"].as_str().unwrap().contains("-web"),
+        "{cert}"
+    );
+    let bindings = of("Microsoft.Web/sites/hostNameBindings");
+    assert_eq!(bindings.len(), 1);
+    let b = bindings[0];
+    assert_eq!(
+        b["name"],
+        "[concat(variables('app-web'), '/', 'api.example.com')]"
+    );
+    assert_eq!(b["properties"]["sslState"], "SniEnabled");
+    assert_eq!(b["properties"]["hostNameType"], "Verified");
+    assert!(
+        b["properties"]["thumbprint"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft.Web/certificates")
+    );
+    assert!(doc["outputs"]["webDomainVerificationId"].is_object());
+    assert!(doc["outputs"].get("nightlyDomainVerificationId").is_none());
+
+    let double = common::double::ArmDouble::start_without_storage();
+    let group = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourcegroups/rg";
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}?api-version=2021-04-01"),
+        &serde_json::json!({ "location": "westeurope" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let path =
+        format!("{group}/providers/Microsoft.Resources/deployments/domain?api-version=2024-03-01");
+    let put = |template: &Value| {
+        double.arm(
+            "PUT",
+            &path,
+            &serde_json::json!({
+                "properties": { "mode": "Incremental", "template": template, "parameters": {} }
+            }),
+        )
+    };
+    let (status, body) = put(&doc);
+    assert_eq!(status, 201, "{body}");
+    let (_, deployed) = double.arm("GET", &path, &Value::Null);
+    let id = deployed["properties"]["outputs"]["webDomainVerificationId"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{deployed}"));
+    assert_eq!(id.len(), 64, "{id}");
+
+    // The double holds the binding to Microsoft's model: a property it does not have is refused.
+    let mut bad = doc.clone();
+    first_of(&mut bad, "Microsoft.Web/sites/hostNameBindings")["properties"]["certificate"] =
+        serde_json::json!("api.example.com");
+    let (status, body) = put(&bad);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("certificate"), "{body}");
+}
+
+/// `info` of the deployed domain app (the template above, deployed to the ARM double as Nimbus
+/// names its deployment): the `CNAME` to the app's host and the `TXT asuid.<host>` with the
+/// verification id the deployment output, in the order App Service checks them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_prints_the_dns_records_of_the_custom_domain() {
+    use nimbus_cloud::Cloud;
+    let g = common::graph_str(DOMAIN);
+    let text = nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let double = common::double::ArmDouble::start_without_storage();
+    let sub = "00000000-0000-0000-0000-0000000000aa";
+    let group = format!("/subscriptions/{sub}/resourcegroups/rg");
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}?api-version=2021-04-01"),
+        &serde_json::json!({ "location": "westeurope" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let name = nimbus_azure::names::deployment(&g.service, &g.stage);
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}/providers/Microsoft.Resources/deployments/{name}?api-version=2024-03-01"),
+        &serde_json::json!({
+            "properties": { "mode": "Incremental", "template": doc, "parameters": {} }
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let env: BTreeMap<&str, String> = [
+        ("AZURE_SUBSCRIPTION_ID", sub.to_string()),
+        (
+            "NIMBUS_AZURE_ACCESS_TOKEN",
+            common::double::TOKEN.to_string(),
+        ),
+        ("NIMBUS_AZURE_ARM_ENDPOINT", double.url()),
+    ]
+    .into();
+    let lookup = move |n: &str| env.get(n).cloned();
+    let azure = nimbus_azure::connect_with(&g, nimbus_cloud::Options::default(), &lookup)
+        .await
+        .unwrap();
+    let info = azure.info(&g).await.unwrap();
+    assert!(info.deployed);
+    let host = &info
+        .endpoints
+        .iter()
+        .find(|e| e.function == "web")
+        .unwrap()
+        .url;
+    let app_host = host
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(app_host.ends_with(".azurewebsites.net"), "{app_host}");
+    let records: Vec<(String, String, String)> = info
+        .dns_records
+        .iter()
+        .map(|r| (r.name.clone(), r.kind.clone(), r.value.clone()))
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(
+        records[0],
+        ("api.example.com".into(), "CNAME".into(), app_host)
+    );
+    assert_eq!(records[1].0, "asuid.api.example.com");
+    assert_eq!(records[1].1, "TXT");
+    assert_eq!(records[1].2.len(), 64, "{records:?}");
+    // As JSON (`nimbus info --output json`): `dns_records` with `type`.
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(json["dns_records"][1]["type"], "TXT");
+}
+
+/// checkov fails no check on the custom domain's template that the shop's skip list does not
+/// justify (the list's other checks are about resources this app does not have).
+#[test]
+fn checkov_fails_nothing_but_skipped_checks_with_a_custom_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("azuredeploy.json");
+    let g = common::graph_str(DOMAIN);
+    let template =
+        nimbus_azure::template(&g, &common::build_of(&g), &common::settings(&g)).unwrap();
+    assert!(template.contains("Microsoft.Web/sites/hostNameBindings"));
+    std::fs::write(&path, template).unwrap();
+    support::assert_checkov_fails_nothing_but_skipped(
+        &support::required_venv_tool("checkov"),
+        "arm",
+        &path,
+        "providers/azure/checkov-skips.txt",
+        10,
+    );
+}

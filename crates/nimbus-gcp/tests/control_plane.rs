@@ -51,6 +51,12 @@ async fn gcp_through_the_control_plane_double_and_the_emulators() {
             tokio::spawn(logs_and_invoke_through_cloud_logging_and_the_functions_urls(env)),
         ),
         (
+            "a_functions_gcp_settings_reach_cloud_functions_as_the_reference_allows",
+            tokio::spawn(
+                a_functions_gcp_settings_reach_cloud_functions_as_the_reference_allows(env),
+            ),
+        ),
+        (
             "a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively",
             tokio::spawn(
                 a_secret_is_a_secret_manager_secret_its_function_alone_may_read_natively(env),
@@ -1135,5 +1141,80 @@ async fn a_secret_is_a_secret_manager_secret_its_function_alone_may_read_nativel
     assert!(env.resources()["secrets"].get(&secret).is_none());
     assert_eq!(values.state("payment-key").await.unwrap(), None);
     assert!(!values.remove("payment-key").await.unwrap());
+    assert_eq!(env.violations(project), Vec::<Value>::new());
+}
+
+/// A function's `gcp:` block (VPC connector and egress, minimum instances) goes to Cloud
+/// Functions as the published reference spells it (the double refuses anything else), is read
+/// back without drift, and a change updates the function in place.
+async fn a_functions_gcp_settings_reach_cloud_functions_as_the_reference_allows(
+    env: &'static CloudEnv,
+) {
+    let project = "nimbus-cp-settings";
+    let mut shop = Shop::new(project);
+    let connector = format!("projects/{project}/locations/europe-west1/connectors/shop");
+    let manifest = shop.dir.path().join("nimbus.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let block = |egress: &str, min: u32| {
+        format!(
+            "  place-order:\n    gcp: {{ vpc_connector: {connector}, egress: {egress}, min_instances: {min} }}\n"
+        )
+    };
+    std::fs::write(
+        &manifest,
+        text.replacen("  place-order:\n", &block("all", 2), 1),
+    )
+    .unwrap();
+    shop.rebuild();
+    set_payment_key(env, project).await;
+    let gcp = connect(env, &shop.graph).await;
+    gcp.deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let name = format!("projects/{project}/locations/europe-west1/functions/shop-dev-place-order");
+    let service = env.resources()["functions"][&name]["serviceConfig"].clone();
+    assert_eq!(service["vpcConnector"], connector.as_str(), "{service}");
+    assert_eq!(service["vpcConnectorEgressSettings"], "ALL_TRAFFIC");
+    assert_eq!(service["minInstanceCount"], 2);
+    // Another function, without a block, has none of them.
+    let other = format!("projects/{project}/locations/europe-west1/functions/shop-dev-get-order");
+    let plain = env.resources()["functions"][&other]["serviceConfig"].clone();
+    assert!(plain.get("vpcConnector").is_none(), "{plain}");
+    assert!(plain.get("minInstanceCount").is_none(), "{plain}");
+
+    // Read back: no drift.
+    let plan = gcp.plan(&shop.target(), true).await.unwrap();
+    let drifted: Vec<&str> = plan
+        .resources
+        .iter()
+        .filter(|r| !r.drift.is_empty() || r.missing_in_cloud)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(drifted, Vec::<&str>::new());
+
+    // Private ranges only, no warm instance: the function is patched, nothing else.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen(&block("all", 2), &block("private-ranges-only", 0), 1),
+    )
+    .unwrap();
+    shop.rebuild();
+    let gcp = connect(env, &shop.graph).await;
+    let deployed = gcp
+        .deploy(&shop.target(), DeployOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let summary = &deployed.report.summary;
+    assert_eq!((summary.update, summary.changes()), (1, 1));
+    let service = env.resources()["functions"][&name]["serviceConfig"].clone();
+    assert_eq!(
+        service["vpcConnectorEgressSettings"], "PRIVATE_RANGES_ONLY",
+        "{service}"
+    );
+    assert!(
+        service.get("minInstanceCount").is_none_or(|m| m == 0),
+        "{service}"
+    );
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }

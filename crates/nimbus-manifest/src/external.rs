@@ -69,8 +69,9 @@ pub struct Domain {
     /// The host name: `api.example.com`. `nimbus info` prints the DNS records to create for it.
     pub name: Spanned<String>,
     /// The certificate per provider, where the provider needs one: on AWS the ARN of an ACM
-    /// certificate in the deployment's region that covers `name`. Azure issues a free managed
-    /// certificate itself and needs none.
+    /// certificate in the deployment's region that covers `name`; on Azure a Key Vault
+    /// certificate (its secret's resource id), as Flex Consumption apps have no free managed
+    /// certificates.
     #[serde(default, skip_serializing_if = "Certificate::is_empty")]
     pub certificate: Certificate,
 }
@@ -79,7 +80,8 @@ fn domain_example() -> serde_json::Value {
     serde_json::json!({
         "name": "api.example.com",
         "certificate": {
-            "aws": "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+            "aws": "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+            "azure": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certs/providers/Microsoft.KeyVault/vaults/acme-certs/secrets/api-example-com"
         }
     })
 }
@@ -91,18 +93,23 @@ pub struct Certificate {
     /// An ACM certificate ARN.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws: Option<Spanned<String>>,
+    /// A Key Vault certificate, by its secret's resource id:
+    /// `/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/<vault>/secrets/<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure: Option<Spanned<String>>,
 }
 
 impl Certificate {
     /// Whether no provider has one.
     pub fn is_empty(&self) -> bool {
-        self.aws.is_none()
+        self.aws.is_none() && self.azure.is_none()
     }
 
     /// The certificate given for `provider`, if any.
     pub fn get(&self, provider: &str) -> Option<&Spanned<String>> {
         match provider {
             "aws" => self.aws.as_ref(),
+            "azure" => self.azure.as_ref(),
             _ => None,
         }
     }

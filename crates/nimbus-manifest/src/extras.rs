@@ -107,6 +107,20 @@ impl Only {
                 .as_ref()
                 .is_none_or(|s| s.iter().any(|s| s.as_str() == stage))
     }
+
+    /// Whether two functions limited by `a` and `b` (`None`: everywhere) are ever deployed to
+    /// the same provider in the same stage: only then can their routes clash.
+    pub fn overlap(a: Option<&Only>, b: Option<&Only>) -> bool {
+        fn meet<T: PartialEq>(a: Option<&Vec<Spanned<T>>>, b: Option<&Vec<Spanned<T>>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => a.iter().any(|x| b.iter().any(|y| x.value == y.value)),
+                _ => true,
+            }
+        }
+        let (pa, sa) = a.map_or((None, None), |o| (o.providers.as_ref(), o.stages.as_ref()));
+        let (pb, sb) = b.map_or((None, None), |o| (o.providers.as_ref(), o.stages.as_ref()));
+        meet(pa, pb) && meet(sa, sb)
+    }
 }
 
 /// A Lambda instruction set.

@@ -10,6 +10,7 @@ use std::path::Path;
 use nimbus_diagnostic::{Diagnostic, Span, did_you_mean};
 
 use crate::Spanned;
+use crate::extras::Only;
 use crate::load::Broken;
 use crate::model::{Function, Manifest, Resource, ScheduleTrigger, Trigger};
 use crate::types::{HttpMethod, Name, ResourceKind, RoutePath};
@@ -531,15 +532,23 @@ impl Validator<'_> {
 
     /// Routes two functions (or one twice) would share, and pairs whose precedence differs
     /// between platforms (`crate::routes::crossed`). `ANY` beside a named method on the same
-    /// path is fine: the named method wins everywhere.
+    /// path is fine: the named method wins everywhere. Functions that `only:` keeps apart
+    /// (other providers or other stages) never share a gateway, so their routes never meet.
     fn routes(&mut self) {
-        let mut seen: Vec<(HttpMethod, &RoutePath, &Name, Span)> = Vec::new();
+        type Seen<'a> = (HttpMethod, &'a RoutePath, &'a Name, Span, Option<&'a Only>);
+        let mut all: Vec<Seen<'_>> = Vec::new();
         let mut found = Vec::new();
         for (name, f) in self.in_file_order() {
+            let only = f.only.as_ref().map(|o| &o.value);
             for trigger in &f.triggers {
                 let Trigger::Http(http) = &trigger.value else {
                     continue;
                 };
+                let seen: Vec<_> = all
+                    .iter()
+                    .filter(|s| Only::overlap(s.4, only))
+                    .map(|s| (s.0, s.1, s.2, s.3))
+                    .collect();
                 let (method, path) = (*http.method, &http.path.value);
                 let shape = path.shape();
                 let methods_meet = |m: HttpMethod| {
@@ -603,7 +612,7 @@ impl Validator<'_> {
                     );
                     continue;
                 }
-                seen.push((method, path, name, http.path.span));
+                all.push((method, path, name, http.path.span, only));
             }
         }
         self.diags.extend(found);

@@ -43,6 +43,9 @@ pub struct DomainCapability {
     pub certificate_example: Option<String>,
     /// Why the provider cannot serve a custom domain (and the alternative), when it cannot.
     pub unsupported: Option<String>,
+    /// Why the provider can bind the domain only when one function serves every route (and the
+    /// alternative), when that is so: a host name binds to one app.
+    pub one_function: Option<String>,
 }
 
 /// The parts of `text` named by the placeholders of `shape`, or `None` when it does not match.
@@ -182,6 +185,41 @@ fn domain(graph: &AppGraph, caps: &Capabilities, diags: &mut Vec<Diagnostic>) {
             )),
         );
         return;
+    }
+    if let Some(why) = &cap.one_function {
+        let serving: Vec<&str> = graph
+            .functions
+            .values()
+            .filter(|f| {
+                f.triggers
+                    .iter()
+                    .any(|t| matches!(t.spec, TriggerSpec::Http { .. }))
+            })
+            .map(|f| f.name.as_str())
+            .collect();
+        if serving.len() > 1 {
+            diags.push(
+                Diagnostic::error(
+                    d.span,
+                    format!(
+                        "{} serves `http.domain` only when one function has every HTTP route, and {} functions have routes here ({}): {why}",
+                        caps.name,
+                        serving.len(),
+                        serving
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .with_hint(
+                    "give every route to one function (it can branch on `route`), or set \
+                     `http.domain` only in the stages deployed elsewhere \
+                     (`stages.<stage>.http.domain`)",
+                ),
+            );
+            return;
+        }
     }
     let Some(shape) = &cap.certificate else {
         return;

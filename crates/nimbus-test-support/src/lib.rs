@@ -14,7 +14,7 @@ pub mod venv;
 
 use std::path::{Path, PathBuf};
 
-pub use checkov::assert_checkov_fails_only_skipped;
+pub use checkov::{assert_checkov_fails_nothing_but_skipped, assert_checkov_fails_only_skipped};
 pub use graph::{build_of, graph_of, graph_str, shop};
 pub use snapshot::assert_snapshot;
 pub use venv::required_venv_tool;

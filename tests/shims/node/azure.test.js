@@ -39,6 +39,12 @@ test('http', async () => {
   assert.deepEqual(out.context.resources, ['images', 'order-events', 'orders']);
 });
 
+test('a path none of its routes takes (an empty catch-all tail) gets 404 without the handler', async () => {
+  const r = new HttpResponse(await az.http(new HttpRequest({ method: 'GET', url: 'http://localhost/api/' }), ctx()));
+  assert.equal(r.status, 404);
+  assert.deepEqual(await r.json(), { message: 'Not Found' });
+});
+
 test('http results', async () => {
   const call = async (p, body) => new HttpResponse(await az.http(new HttpRequest({ method: 'GET', url: `http://localhost/api${p}`, body }), ctx()));
   let r = await call('/x/text');

@@ -80,8 +80,14 @@ test('GCP http signature', async (t) => {
     ev = JSON.parse(r.body).event;
     assert.equal(ev.is_base64, true);
     assert.deepEqual(Buffer.from(ev.body, 'base64'), Buffer.from([0xff, 0, 0xfe]));
-    assert.equal(ev.route, null);
-    assert.deepEqual(ev.path_params, {});
+    assert.equal(ev.route, '/{path+}');
+    assert.deepEqual(ev.path_params, { path: 'blob' });
+  });
+
+  await t.test('a path none of its routes takes (an empty catch-all tail) gets 404 without the handler', async () => {
+    const r = await srv.request('GET', '/');
+    assert.equal(r.status, 404);
+    assert.deepEqual(JSON.parse(r.body), { message: 'Not Found' });
   });
 
   await t.test('results', async () => {

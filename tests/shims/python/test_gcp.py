@@ -92,7 +92,7 @@ def test_http_bodies(http_srv):
                                        body=b"\xff\x00\xfe")
     ev = json.loads(body)["event"]
     assert ev["is_base64"] is True and base64.b64decode(ev["body"]) == b"\xff\x00\xfe"
-    assert ev["route"] is None and ev["path_params"] == {}
+    assert ev["route"] == "/{path+}" and ev["path_params"] == {"path": "blob"}
 
 
 def test_http_results(http_srv):

@@ -112,3 +112,38 @@ def test_gcp(gcp_servers, row):
     assert status == 200, body
     ev = srv.rec.last()["event"]
     assert (ev["route"], ev["path_params"], ev["path"]) == (row["route"], row["params"], unquote(row["path"]))
+
+
+UNSERVED = [r for r in ROWS if not r["function"]]
+
+
+def unserved_cases():
+    # every function's shim is sent every request no route serves: a platform may still call one
+    # (an empty catch-all tail: GCP's `{x=**}`, Azure's `{*x}`), and its shim must answer 404
+    return [(r, f) for r in UNSERVED for f in sorted(APP["functions"])]
+
+
+def case_id(case):
+    return "%s to %s" % (row_id(case[0]), case[1])
+
+
+@pytest.mark.parametrize("case", unserved_cases(), ids=case_id)
+def test_azure_unserved(tmp_path, case):
+    row, function = case
+    root = build_package(tmp_path / "pkg", "azure", cfg("azure", function))
+    with in_process(root):
+        from _nimbus import azure
+        req = func.HttpRequest(method=row["method"], url="https://app.azurewebsites.net/api" + row["path"],
+                               headers={}, body=b"", route_params={"path": ""})
+        res = azure.http(req)
+    assert res.status_code == 404 and json.loads(res.get_body()) == {"message": "Not Found"}
+
+
+@pytest.mark.parametrize("case", unserved_cases(), ids=case_id)
+def test_gcp_unserved(gcp_servers, case):
+    row, function = case
+    srv = gcp_servers[function]
+    srv.rec.clear()
+    status, _, body = srv.request(row["method"], row["path"])
+    assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+    assert srv.rec.all() == [], "the handler did not run"

@@ -17,7 +17,7 @@ use super::props::map_value;
 use super::{AwsDriver, Props, applied, built, live, split_id};
 use crate::kinds;
 
-fn configurations(p: Props<'_>) -> Result<Vec<DomainNameConfiguration>, DriverError> {
+fn configurations(p: Props<'_>) -> Vec<DomainNameConfiguration> {
     let list = p
         .get("DomainNameConfigurations")
         .and_then(Value::as_array)
@@ -26,74 +26,61 @@ fn configurations(p: Props<'_>) -> Result<Vec<DomainNameConfiguration>, DriverEr
     list.iter()
         .map(|c| {
             let s = |k: &str| c.get(k).and_then(Value::as_str);
-            Ok(DomainNameConfiguration::builder()
+            DomainNameConfiguration::builder()
                 .set_certificate_arn(s("CertificateArn").map(str::to_string))
                 .set_endpoint_type(s("EndpointType").map(EndpointType::from))
                 .set_security_policy(s("SecurityPolicy").map(SecurityPolicy::from))
-                .build())
+                .build()
         })
         .collect()
 }
 
 fn domain_outputs(name: &str, configurations: &[DomainNameConfiguration]) -> Applied {
     let first = configurations.first();
+    let target = first.and_then(|c| c.api_gateway_domain_name());
+    let zone_id = first.and_then(|c| c.hosted_zone_id());
     applied(
         name,
         &[
             ("name", json!(name)),
-            (
-                "target",
-                json!(
-                    first
-                        .and_then(|c| c.api_gateway_domain_name())
-                        .unwrap_or_default()
-                ),
-            ),
-            (
-                "zone_id",
-                json!(first.and_then(|c| c.hosted_zone_id()).unwrap_or_default()),
-            ),
+            ("target", json!(target.unwrap_or_default())),
+            ("zone_id", json!(zone_id.unwrap_or_default())),
         ],
     )
 }
 
-fn tags(p: Props<'_>) -> Result<HashMap<String, String>, DriverError> {
-    Ok(p.string_map("Tags")?.into_iter().collect())
-}
-
-pub(super) async fn create_domain_name(
+/// Creates the domain name (with its tags), or, when `exists`, sets its configurations (the
+/// certificate) in place: the same properties go to `CreateDomainName` and `UpdateDomainName`.
+pub(super) async fn put_domain_name(
     d: &AwsDriver,
     p: Props<'_>,
+    exists: bool,
 ) -> Result<Applied, DriverError> {
     let name = p.str("DomainName")?;
-    let out = d
-        .clients
-        .apigw
-        .create_domain_name()
-        .domain_name(name)
-        .set_domain_name_configurations(Some(configurations(p)?))
-        .set_tags(Some(tags(p)?))
-        .send()
-        .await
-        .call("CreateDomainName")?;
-    Ok(domain_outputs(name, out.domain_name_configurations()))
-}
-
-pub(super) async fn update_domain_name(
-    d: &AwsDriver,
-    p: Props<'_>,
-) -> Result<Applied, DriverError> {
-    let name = p.str("DomainName")?;
-    let out = d
-        .clients
-        .apigw
-        .update_domain_name()
-        .domain_name(name)
-        .set_domain_name_configurations(Some(configurations(p)?))
-        .send()
-        .await
-        .call("UpdateDomainName")?;
-    Ok(domain_outputs(name, out.domain_name_configurations()))
+    let configurations = Some(configurations(p));
+    let apigw = &d.clients.apigw;
+    let returned = if exists {
+        apigw
+            .update_domain_name()
+            .domain_name(name)
+            .set_domain_name_configurations(configurations)
+            .send()
+            .await
+            .call("UpdateDomainName")?
+            .domain_name_configurations
+    } else {
+        let tags: HashMap<String, String> = p.string_map("Tags")?.into_iter().collect();
+        apigw
+            .create_domain_name()
+            .domain_name(name)
+            .set_domain_name_configurations(configurations)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .call("CreateDomainName")?
+            .domain_name_configurations
+    };
+    Ok(domain_outputs(name, &returned.unwrap_or_default()))
 }
 
 pub(super) async fn delete_domain_name(d: &AwsDriver, name: &str) -> Result<(), DriverError> {
@@ -156,45 +143,44 @@ fn mapping_outputs(domain: &str, id: &str) -> Applied {
     applied(format!("{domain}/{id}"), &[("id", json!(id))])
 }
 
-pub(super) async fn create_api_mapping(
+/// Creates the mapping of the domain's root to the API's stage, or, given the physical id of
+/// one, points it at the API and stage of `p`.
+pub(super) async fn put_api_mapping(
     d: &AwsDriver,
+    existing: Option<&str>,
     p: Props<'_>,
 ) -> Result<Applied, DriverError> {
-    let domain = p.str("DomainName")?;
-    let out = d
-        .clients
-        .apigw
-        .create_api_mapping()
-        .domain_name(domain)
-        .api_id(p.str("ApiId")?)
-        .stage(p.str("Stage")?)
-        .send()
-        .await
-        .call("CreateApiMapping")?;
-    let id = built(
-        out.api_mapping_id()
-            .ok_or("CreateApiMapping returned no id"),
-    )?;
-    Ok(mapping_outputs(domain, id))
-}
-
-pub(super) async fn update_api_mapping(
-    d: &AwsDriver,
-    physical_id: &str,
-    p: Props<'_>,
-) -> Result<Applied, DriverError> {
-    let (domain, id) = split_id(kinds::API_MAPPING, physical_id)?;
-    d.clients
-        .apigw
-        .update_api_mapping()
-        .domain_name(domain)
-        .api_mapping_id(id)
-        .api_id(p.str("ApiId")?)
-        .stage(p.str("Stage")?)
-        .send()
-        .await
-        .call("UpdateApiMapping")?;
-    Ok(mapping_outputs(domain, id))
+    let (api, stage) = (p.str("ApiId")?, p.str("Stage")?);
+    let apigw = &d.clients.apigw;
+    let (domain, id) = match existing {
+        Some(physical_id) => {
+            let (domain, id) = split_id(kinds::API_MAPPING, physical_id)?;
+            apigw
+                .update_api_mapping()
+                .domain_name(domain)
+                .api_mapping_id(id)
+                .api_id(api)
+                .stage(stage)
+                .send()
+                .await
+                .call("UpdateApiMapping")?;
+            (domain, id.to_string())
+        }
+        None => {
+            let domain = p.str("DomainName")?;
+            let out = apigw
+                .create_api_mapping()
+                .domain_name(domain)
+                .api_id(api)
+                .stage(stage)
+                .send()
+                .await
+                .call("CreateApiMapping")?;
+            let id = built(out.api_mapping_id.ok_or("CreateApiMapping returned no id"))?;
+            (domain, id)
+        }
+    };
+    Ok(mapping_outputs(domain, &id))
 }
 
 pub(super) async fn delete_api_mapping(

@@ -155,8 +155,8 @@ impl Driver for AwsDriver {
             kinds::TABLE => dynamodb::create(self, p).await,
             kinds::SECRET => secrets::create(self, p).await,
             kinds::EXISTING => existing::apply(self, resource, properties).await,
-            kinds::DOMAIN_NAME => domain::create_domain_name(self, p).await,
-            kinds::API_MAPPING => domain::create_api_mapping(self, p).await,
+            kinds::DOMAIN_NAME => domain::put_domain_name(self, p, false).await,
+            kinds::API_MAPPING => domain::put_api_mapping(self, None, p).await,
             other => Err(unknown(other)),
         }
     }
@@ -189,8 +189,8 @@ impl Driver for AwsDriver {
             kinds::TABLE => dynamodb::update(self, before, p).await,
             kinds::SECRET => secrets::update(self, id, before, p).await,
             kinds::EXISTING => existing::apply(self, resource, properties).await,
-            kinds::DOMAIN_NAME => domain::update_domain_name(self, p).await,
-            kinds::API_MAPPING => domain::update_api_mapping(self, id, p).await,
+            kinds::DOMAIN_NAME => domain::put_domain_name(self, p, true).await,
+            kinds::API_MAPPING => domain::put_api_mapping(self, Some(id), p).await,
             // Every property of these forces a replacement.
             kinds::PERMISSION | kinds::SUBSCRIPTION => Err(DriverError::permanent(format!(
                 "internal: `{}` cannot be updated in place",

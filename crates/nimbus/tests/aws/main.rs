@@ -7,6 +7,7 @@
 //! other's resources. Installed dependencies are shared through one cache under cargo's target
 //! directory, so only the first build of a run installs Pillow.
 
+mod domain;
 mod existing;
 mod moto;
 mod proxy;

@@ -1,7 +1,8 @@
 //! A recording HTTP proxy between nimbus and the AWS endpoint: every request nimbus sends is
 //! recorded as an AWS operation and classified read or write, so tests count calls without
 //! trusting nimbus's own report. It can also inject faults (fail every request after N writes,
-//! as a lost network would) and slow every request down.
+//! as a lost network would) and slow every request down. For the fields moto leaves out of its
+//! answers it can fill them as AWS documents them ([`Proxy::fill_domain_targets`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,13 +29,21 @@ pub struct Call {
     pub operation: String,
     /// Whether it changes something.
     pub write: bool,
+    /// The request's body, as text.
+    pub body: String,
 }
+
+/// The regional target [`Proxy::fill_domain_targets`] gives every custom domain name.
+pub const DOMAIN_TARGET: &str = "d-abcdef1234.execute-api.us-east-1.amazonaws.com";
+/// The hosted zone of API Gateway's regional endpoints in us-east-1, as AWS documents it.
+pub const DOMAIN_ZONE: &str = "Z1UJRXOUMOOFQ8";
 
 #[derive(Default)]
 struct Shared {
     calls: Vec<Call>,
     fail_after_writes: Option<usize>,
     delay: Duration,
+    fill_domain_targets: bool,
 }
 
 /// The proxy; stops with the test's runtime.
@@ -111,6 +120,13 @@ impl Proxy {
         self.shared.lock().unwrap().fail_after_writes = None;
     }
 
+    /// Adds `ApiGatewayDomainName` and `HostedZoneId` to the domain name configurations of
+    /// API Gateway v2's answers where they lack them: AWS always returns them (the regional
+    /// target a CNAME points at), moto 5.2 echoes the configurations as they were sent.
+    pub fn fill_domain_targets(&self) {
+        self.shared.lock().unwrap().fill_domain_targets = true;
+    }
+
     /// Every request waits `delay` first.
     pub fn slow_down(&self, delay: Duration) {
         self.shared.lock().unwrap().delay = delay;
@@ -135,7 +151,7 @@ async fn forward(
         .map(|p| p.to_string())
         .unwrap_or_else(|| "/".into());
     let (operation, write) = classify(&parts, &body, &path);
-    let (delay, failing) = {
+    let (delay, failing, fill) = {
         let mut s = state.lock().unwrap();
         let writes = s.calls.iter().filter(|c| c.write).count();
         let failing = s.fail_after_writes.is_some_and(|n| writes >= n);
@@ -145,9 +161,11 @@ async fn forward(
                 path: path.clone(),
                 operation,
                 write,
+                body: String::from_utf8_lossy(&body).into_owned(),
             });
         }
-        (s.delay, failing)
+        let fill = s.fill_domain_targets && path.starts_with("/v2/domainnames");
+        (s.delay, failing, fill)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -167,12 +185,16 @@ async fn forward(
     let upstream_req = upstream_req.body(Full::new(body)).unwrap();
     match client.request(upstream_req).await {
         Ok(resp) => {
-            let (parts, body) = resp.into_parts();
-            let body = body
+            let (mut parts, body) = resp.into_parts();
+            let mut body = body
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
+            if fill {
+                body = with_domain_targets(body);
+                parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            }
             Ok(Response::from_parts(parts, Full::new(body)))
         }
         Err(e) => Ok(Response::builder()
@@ -180,6 +202,33 @@ async fn forward(
             .body(Full::new(Bytes::from(format!("proxy: {e}"))))
             .unwrap()),
     }
+}
+
+/// `body` with every `domainNameConfigurations` entry given the target and zone AWS returns.
+fn with_domain_targets(body: Bytes) -> Bytes {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    let mut fill = |d: &mut serde_json::Value| {
+        for c in d["domainNameConfigurations"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if c.get("apiGatewayDomainName").is_none() {
+                c["apiGatewayDomainName"] = DOMAIN_TARGET.into();
+                c["hostedZoneId"] = DOMAIN_ZONE.into();
+            }
+        }
+    };
+    if let Some(items) = v.get_mut("items").and_then(|i| i.as_array_mut()) {
+        items.iter_mut().for_each(&mut fill);
+    } else if v.get("domainNameConfigurations").is_some() {
+        fill(&mut v);
+    } else {
+        return body;
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap())
 }
 
 /// The AWS operation of a request and whether it writes.

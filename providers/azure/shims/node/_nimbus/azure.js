@@ -98,6 +98,7 @@ function httpResponse(res) {
 async function http(request, context, target) {
   const fn = await fnFor(target);
   const event = await httpEvent(request, fn.config);
+  if (core.unrouted(event, fn.config)) return httpResponse(core.NOT_FOUND);
   return httpResponse(core.normalizeHttp(await fn.invoke(event, ctxFor(fn, context))));
 }
 

@@ -106,6 +106,8 @@ def http_response(res: dict):
 def http(req, target: str | None = None, context=None):
     fn = _function(target)
     event = http_event(req, fn.config)
+    if core.unrouted(event, fn.config):
+        return http_response(core.NOT_FOUND)
     return http_response(core.normalize_http(fn.invoke(event, _ctx(fn, context))))
 
 

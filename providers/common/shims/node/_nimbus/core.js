@@ -580,6 +580,20 @@ function headerGet(headers, name) {
 }
 
 // handler result -> {status, headers, body, is_base64}; header values are strings or arrays of strings
+// Whether an HTTP `event` reached a function none of whose routes matches it: a platform whose
+// catch-all also takes an empty tail (GCP's `{x=**}`, Azure's `{*x}`) calls it for `/files/`
+// where the neutral `/files/{x+}` needs one segment. The shim answers NOT_FOUND then, as AWS and
+// the local gateway do, and the handler never runs.
+function unrouted(event, config) {
+  const http = (config.triggers || []).filter((t) => t && typeof t === 'object' && t.type === 'http');
+  return http.length > 0 && event.route == null;
+}
+
+// The answer to a request no route serves: API Gateway HTTP API's own 404.
+const NOT_FOUND = Object.freeze({
+  status: 404, headers: { 'content-type': 'application/json' }, body: '{"message":"Not Found"}', is_base64: false,
+});
+
 function normalizeHttp(result) {
   if (result === undefined || result === null) return { status: 204, headers: {}, body: null, is_base64: false };
   if (typeof result === 'string') {
@@ -679,5 +693,5 @@ module.exports = {
   makeContext, createFunction, getFunction, nowMs,
   dumps, rfc3339, b64decodeText, textOf, bodyOf, isBytes, toBuffer, joinHeaders, joinQuery, queryFromString,
   firstIp, matchRoute, matchTemplate, resolveResource, resolveSchedule, envVarPart, withEnvNatives,
-  normalizeHttp, httpBodyBuffer, headerPairs, normalizeBatch, normalizeResult, errorInfo,
+  unrouted, NOT_FOUND, normalizeHttp, httpBodyBuffer, headerPairs, normalizeBatch, normalizeResult, errorInfo,
 };

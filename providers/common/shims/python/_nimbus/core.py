@@ -765,6 +765,20 @@ def _header_get(headers: dict, name: str):
     return None
 
 
+def unrouted(event: dict, config: dict) -> bool:
+    """Whether an HTTP ``event`` reached a function none of whose routes matches it: a platform
+    whose catch-all also takes an empty tail (GCP's ``{x=**}``, Azure's ``{*x}``) calls it for
+    ``/files/`` where the neutral ``/files/{x+}`` needs one segment. The shim answers
+    :data:`NOT_FOUND` then, as AWS and the local gateway do, and the handler never runs."""
+    http = [t for t in config.get("triggers") or [] if isinstance(t, dict) and t.get("type") == "http"]
+    return bool(http) and event.get("route") is None
+
+
+# The answer to a request no route serves: API Gateway HTTP API's own 404.
+NOT_FOUND = {"status": 404, "headers": {"content-type": "application/json"},
+             "body": '{"message":"Not Found"}', "is_base64": False}
+
+
 def normalize_http(result) -> dict:
     """Handler result -> ``{"status", "headers", "body", "is_base64"}``.
 

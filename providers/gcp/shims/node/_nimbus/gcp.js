@@ -387,7 +387,8 @@ async function handleRequest(fn, req, res) {
   const q = url.indexOf('?');
   const event = httpEvent(req.method, q >= 0 ? url.slice(0, q) : url, q >= 0 ? url.slice(q + 1) : '',
     headers, raw, remoteAddress(req), fn.config);
-  const out = core.normalizeHttp(await fn.invoke(event, fn.context(rid)));
+  const out = core.unrouted(event, fn.config) ? core.NOT_FOUND
+    : core.normalizeHttp(await fn.invoke(event, fn.context(rid)));
   let pairs = core.headerPairs(out.headers);
   if (policy) pairs = cors.onResponse(policy, headers, pairs);
   return send(res, out.status, pairs, core.httpBodyBuffer(out));

@@ -405,7 +405,10 @@ def handle_request(fn, req):
         return answer
     qs = req.query_string.decode("latin-1") if isinstance(req.query_string, bytes) else (req.query_string or "")
     event = http_event(req.method, req.path, qs, headers, raw, req.remote_addr, fn.config, _raw_path(req))
-    res = core.normalize_http(fn.invoke(event, fn.context(request_id=ctx_id)))
+    if core.unrouted(event, fn.config):
+        res = core.NOT_FOUND
+    else:
+        res = core.normalize_http(fn.invoke(event, fn.context(request_id=ctx_id)))
     body, status, pairs = _flask_response(res)
     if policy:
         pairs = gcp_cors.on_response(policy, headers, pairs)
