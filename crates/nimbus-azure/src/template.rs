@@ -77,6 +77,8 @@ mod keyvault;
 pub use keyvault::{SOFT_DELETE_DAYS, vault_properties};
 mod extra;
 
+pub use extra::{arm_guid, outside_assignments};
+
 /// Days Log Analytics keeps the apps' logs.
 pub const LOG_RETENTION_DAYS: u32 = 30;
 

@@ -10,6 +10,10 @@
 //! property for a resource below a group. The role is the built-in of that name
 //! (`providers/azure/capabilities.toml`, `[permissions.roles]`) or a role definition id as given.
 //!
+//! Their names are ARM's deterministic `guid(scope, principalId, roleDefinitionId)`, so `remove`
+//! finds them again without any record ([`outside_assignments`]): deleting the resource group
+//! does not delete role assignments outside it, and they would be left behind.
+//!
 //! `always_ready` N puts N always-ready instances on each trigger group of the app
 //! (`functionAppConfig.scaleAndConcurrency.alwaysReady`): `http` for its HTTP functions, `blob`
 //! for its Event Grid blob functions, and `function:<name>` for each other function.
@@ -102,6 +106,53 @@ pub(super) fn grants(f: &FunctionNode, identity_id: &str) -> Vec<Value> {
     out
 }
 
+/// ARM's `guid(...)` template function: the name-based (version 5, SHA-1) UUID of the arguments
+/// joined with `-`, in ARM's namespace `11fb06fb-712d-4ddd-98c7-e71bbd588830`.
+pub fn arm_guid(args: &[&str]) -> String {
+    use sha1::{Digest, Sha1};
+    const NAMESPACE: [u8; 16] = [
+        0x11, 0xfb, 0x06, 0xfb, 0x71, 0x2d, 0x4d, 0xdd, 0x98, 0xc7, 0xe7, 0x1b, 0xbd, 0x58, 0x88,
+        0x30,
+    ];
+    let mut h = Sha1::new();
+    h.update(NAMESPACE);
+    h.update(args.join("-").as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// The ids of the role assignments [`grants`] makes for `f` once its identity's principal id is
+/// `principal_id`: `<scope>/providers/Microsoft.Authorization/roleAssignments/<guid>`.
+pub fn outside_assignments(f: &FunctionNode, principal_id: &str) -> Vec<String> {
+    let Some(perms) = ProviderId::Azure.capabilities().permissions.as_ref() else {
+        return Vec::new();
+    };
+    f.permissions
+        .azure
+        .iter()
+        .filter_map(|g| {
+            let role_id = perms.role_id(&g.role)?;
+            let scope = g.scope.trim_end_matches('/');
+            let name = arm_guid(&[scope, principal_id, role_id]);
+            Some(format!(
+                "{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+            ))
+        })
+        .collect()
+}
+
 /// `nimbus-<function>-permission-<n>`, within the 64 characters of a deployment name.
 pub(super) fn deployment_name(function: &str, n: usize) -> String {
     let suffix = format!("-permission-{n}");
@@ -135,6 +186,16 @@ pub(super) fn always_ready(a: &App, count: u32) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guids_are_arms() {
+        // ARM's documented algorithm, as Python computes it:
+        // uuid.uuid5(uuid.UUID("11fb06fb-712d-4ddd-98c7-e71bbd588830"), "a-b-c").
+        assert_eq!(
+            arm_guid(&["a", "b", "c"]),
+            "a98fa280-e03f-5afa-8d8e-92d0a9c201e8"
+        );
+    }
 
     #[test]
     fn deployment_names_fit() {
