@@ -645,15 +645,15 @@ impl Azure {
         Ok(uploads)
     }
 
-    /// The role assignments the template's nested deployments made outside the resource group
-    /// for the functions' `permissions.azure`, named by their identities' principal ids (an
+    /// The role assignments the template's nested deployments made outside the template's own
+    /// resources, for the functions' `permissions.azure` and their `uses` of existing resources, named by their identities' principal ids (an
     /// identity already gone has none left to find).
     async fn outside_assignments(&self, graph: &AppGraph) -> Result<Vec<String>, AzureError> {
         let mut out = Vec::new();
         for f in graph
             .functions
             .values()
-            .filter(|f| !f.permissions.azure.is_empty())
+            .filter(|f| !template::outside_grants(graph, f).is_empty())
         {
             let identity = format!(
                 "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}?api-version={}",
@@ -665,7 +665,7 @@ impl Azure {
                 continue;
             };
             if let Some(principal) = found["properties"]["principalId"].as_str() {
-                out.extend(template::outside_assignments(f, principal));
+                out.extend(template::outside_assignments(graph, f, principal));
             }
         }
         Ok(out)

@@ -48,7 +48,7 @@ fn expected(double: &ArmDouble, graph: &nimbus_graph::AppGraph) -> Vec<String> {
     );
     assert_eq!(status, 200, "{found}");
     let principal = found["properties"]["principalId"].as_str().unwrap();
-    nimbus_azure::template::outside_assignments(&graph.functions["mailer"], principal)
+    nimbus_azure::template::outside_assignments(graph, &graph.functions["mailer"], principal)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
