@@ -614,3 +614,53 @@ async fn deploy_grants_on_existing_resources_and_remove_leaves_them_as_they_were
     env.assert_nothing_left(project);
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }
+
+/// A bucket trigger's Eventarc trigger must be in the bucket's location: an existing bucket
+/// elsewhere is refused before anything changes, saying where it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triggered_existing_bucket_in_another_location_is_refused_before_any_change() {
+    let env = cloud::env();
+    let project = "nimbus-existing-far";
+    let client = Client::new(env.endpoints(), Credentials::Anonymous).unwrap();
+    let bucket = format!("{project}-far");
+    call(
+        &client,
+        Method::POST,
+        "storage",
+        &format!("/storage/v1/b?project={project}"),
+        Some(json!({ "name": bucket, "location": "US" })),
+    )
+    .await;
+    let manifest = format!(
+        "version: 1\nservice: far\nresources:\n  far: {{ type: bucket, existing: {{ gcp: \"projects/_/buckets/{bucket}\" }} }}\nfunctions:\n  on-upload:\n    handler: app.py:handler\n    triggers: [ {{ bucket: far }} ]\nproviders:\n  gcp: {{ project: {project}, region: europe-west1 }}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nimbus.yaml"), &manifest).unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def handler(event, context):\n    return None\n",
+    )
+    .unwrap();
+    let (graph, build, out) = cloud::build(dir.path());
+    let target = Target {
+        graph: &graph,
+        build: &build.manifest,
+        build_dir: &out,
+    };
+    let gcp = connect(env, &graph).await;
+    let mark = env.mark();
+    let e = gcp
+        .deploy(&target, DeployOptions::default())
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(e, nimbus_gcp::GcpError::Existing(_)), "{e}");
+    assert!(e.to_string().contains("is in `us`"), "{e}");
+    assert!(e.to_string().contains("`europe-west1`"), "{e}");
+    let writes: Vec<Value> = env
+        .requests_since(project, mark)
+        .into_iter()
+        .filter(|r| r["write"] == true)
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+}
