@@ -664,6 +664,32 @@ impl Azure {
         Ok(uploads)
     }
 
+    /// The role assignments the template's nested deployments made outside the template's own
+    /// resources, for the functions' `permissions.azure` and their `uses` of existing resources, named by their identities' principal ids (an
+    /// identity already gone has none left to find).
+    async fn outside_assignments(&self, graph: &AppGraph) -> Result<Vec<String>, AzureError> {
+        let mut out = Vec::new();
+        for f in graph
+            .functions
+            .values()
+            .filter(|f| !template::outside_grants(graph, f).is_empty())
+        {
+            let identity = format!(
+                "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}?api-version={}",
+                self.rg_path(),
+                names::identity(&graph.service, &graph.stage, &f.name),
+                api::IDENTITY
+            );
+            let Some(found) = self.arm.get(&identity).await? else {
+                continue;
+            };
+            if let Some(principal) = found["properties"]["principalId"].as_str() {
+                out.extend(template::outside_assignments(graph, f, principal));
+            }
+        }
+        Ok(out)
+    }
+
     async fn delete_ids(&self, ids: &[String]) -> Result<usize, AzureError> {
         let mut n = 0;
         for id in ids {
@@ -973,6 +999,11 @@ impl Cloud for Azure {
             .filter(|id| !keep(id) && !in_deployment_account(id))
             .cloned()
             .collect();
+        // Role assignments outside the group (`permissions.azure`) by their deterministic names:
+        // deleting the group would not delete them.
+        let mut outside = self.outside_assignments(graph).await?;
+        outside.retain(|o| !ids.iter().any(|i| i.eq_ignore_ascii_case(o)));
+        ids.extend(outside);
         ids.sort_by_key(|id| (delete_rank(id), id.clone()));
         // A deleted vault is only soft-deleted and keeps its name: with `force`, purge it too.
         let vault = self.vault_path().to_ascii_lowercase();

@@ -7,6 +7,7 @@
 //! | `NIMBUS_AZURE_BLOB_ENDPOINT`, `NIMBUS_AZURE_QUEUE_ENDPOINT` | the data storage account's endpoints (`https://<account>.blob.core.windows.net/`) |
 //! | `NIMBUS_AZURE_COSMOS_ENDPOINT`, `NIMBUS_AZURE_COSMOS_DATABASE` | the tables' Cosmos DB account (`https://<account>.documents.azure.com:443/`) and database |
 //! | `NIMBUS_AZURE_SERVICEBUS_NAMESPACE` | the Service Bus namespace's host name |
+//! | `NIMBUS_RESOURCE_<R>_ENDPOINT` | a resource that already exists (`existing.azure`): its own account's endpoint (`https://<account>.blob.core.windows.net/`, `…queue…`) or its namespace's host name (`<namespace>.servicebus.windows.net`), used instead of the ones above |
 //! | `AZURE_CLIENT_ID` | the client id of the app's user-assigned identity (the credential the clients use) |
 //!
 //! `<R>` is the neutral name upper-cased with `-` as `_` (as on AWS). The clients
@@ -36,6 +37,36 @@ pub fn resource_var(name: &str) -> String {
         "NIMBUS_RESOURCE_{}_NAME",
         name.to_ascii_uppercase().replace('-', "_")
     )
+}
+
+/// `NIMBUS_RESOURCE_<R>_ENDPOINT` of resource `name` (one that already exists).
+pub fn resource_endpoint_var(name: &str) -> String {
+    format!(
+        "NIMBUS_RESOURCE_{}_ENDPOINT",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// The native name and the endpoint of an existing resource of `kind` with ARM id `id` (the
+/// shapes of `providers/azure/capabilities.toml`): a container's or a queue's storage account
+/// endpoint, a topic's namespace host name (public Azure cloud). `None` for other kinds.
+pub fn existing(kind: ResourceKind, id: &str) -> Option<(String, String)> {
+    let shape = nimbus_provider::ProviderId::Azure
+        .capabilities()
+        .resource(kind)?
+        .existing
+        .as_ref()?
+        .shape
+        .clone();
+    let parts = nimbus_provider::external::parse_shape(&shape, id)?;
+    let name = parts.get("name")?.clone();
+    let endpoint = match kind {
+        ResourceKind::Bucket => format!("https://{}.blob.core.windows.net/", parts.get("account")?),
+        ResourceKind::Queue => format!("https://{}.queue.core.windows.net/", parts.get("account")?),
+        ResourceKind::Topic => format!("{}.servicebus.windows.net", parts.get("namespace")?),
+        ResourceKind::Table => return None,
+    };
+    Some((name, endpoint))
 }
 
 /// The native name of a resource of `kind`.

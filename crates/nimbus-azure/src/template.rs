@@ -82,6 +82,8 @@ pub use domain::domain_app;
 pub use keyvault::{SOFT_DELETE_DAYS, vault_properties};
 mod extra;
 
+pub use extra::{OutsideGrant, arm_guid, outside_assignments, outside_grants};
+
 /// Days Log Analytics keeps the apps' logs.
 pub const LOG_RETENTION_DAYS: u32 = 30;
 
@@ -197,8 +199,12 @@ impl<'a> Template<'a> {
         &self.graph.stage
     }
 
+    /// Whether the template creates a resource of `kind` (one that already exists is not).
     fn has(&self, kind: ResourceKind) -> bool {
-        self.graph.resources.values().any(|r| r.kind == kind)
+        self.graph
+            .resources
+            .values()
+            .any(|r| r.kind == kind && r.existing.is_none())
     }
 
     fn has_data(&self) -> bool {
@@ -465,7 +471,7 @@ impl<'a> Template<'a> {
     fn data_resources(&mut self) {
         let account = expr(Self::account_id(DATA_ACCOUNT));
         let resources: Vec<_> = self.graph.resources.values().cloned().collect();
-        for r in &resources {
+        for r in resources.iter().filter(|r| r.existing.is_none()) {
             match r.kind {
                 ResourceKind::Bucket => self.container(DATA_ACCOUNT, &names::container(&r.name)),
                 ResourceKind::Queue => {
@@ -520,7 +526,7 @@ impl<'a> Template<'a> {
             .graph
             .resources
             .values()
-            .filter(|r| r.kind == ResourceKind::Topic)
+            .filter(|r| r.kind == ResourceKind::Topic && r.existing.is_none())
             .map(|r| r.name.clone())
             .collect();
         for topic in &topics {
@@ -663,6 +669,10 @@ impl<'a> Template<'a> {
             let Some(r) = self.graph.resources.get(name) else {
                 continue;
             };
+            // Granted on the existing resource by a nested deployment (`extra`).
+            if r.existing.is_some() {
+                continue;
+            }
             if r.kind == ResourceKind::Table {
                 cosmos_grants.push((roles::for_access(r.kind, *access), names::table(name)));
                 continue;
@@ -754,7 +764,7 @@ impl<'a> Template<'a> {
         let reads_secrets = node.is_some_and(|n| !n.secrets.is_empty());
         if let Some(node) = node {
             role_ids.extend(self.secret_grants(node, &identity_id));
-            for deployment in extra::grants(node, &identity_id) {
+            for deployment in extra::grants(graph, node, &identity_id) {
                 let name = deployment["name"].as_str().unwrap_or_default().to_string();
                 let id = match (
                     deployment.get("subscriptionId"),
@@ -812,9 +822,26 @@ impl<'a> Template<'a> {
                 self.graph
                     .resources
                     .get(n)
+                    .filter(|r| r.existing.is_none())
                     .map(|r| (r.name.as_str(), r.kind))
             })
             .collect();
+        // Resources that already exist: their own name and account (or namespace) endpoint.
+        for e in self.graph.edges.iter().filter(|e| e.from == fid) {
+            let n = e.to.trim_start_matches("resource:");
+            let Some((r, id)) = self
+                .graph
+                .resources
+                .get(n)
+                .and_then(|r| Some((r, r.existing.as_deref()?)))
+            else {
+                continue;
+            };
+            if let Some((name, endpoint)) = env::existing(r.kind, id) {
+                set(&env::resource_var(n), json!(name));
+                set(&env::resource_endpoint_var(n), json!(endpoint));
+            }
+        }
         let data_endpoint = |service: &str| {
             expr(format!(
                 "reference({}, '{}').primaryEndpoints.{service}",

@@ -105,6 +105,9 @@ import isodate
 
 from keyvault_double import KeyVaults
 
+# The namespace of ARM's `guid()` (a version 5 UUID of its arguments joined with `-`).
+ARM_GUID_NAMESPACE = uuid.UUID("11fb06fb-712d-4ddd-98c7-e71bbd588830")
+
 # The tenant of every subscription of the double.
 TENANT = "00000000-0000-0000-0000-0000000000aa"
 # Key Vault Secrets User.
@@ -496,7 +499,8 @@ class Deployment:
         if lname == "extensionresourceid":
             return resource_id(args[0], args[1], args[2:])
         if lname == "guid":
-            return str(uuid.uuid5(uuid.NAMESPACE_URL, "-".join(str(a) for a in args)))
+            # ARM: a version 5 UUID of the arguments joined with `-`, in ARM's own namespace.
+            return str(uuid.uuid5(ARM_GUID_NAMESPACE, "-".join(str(a) for a in args)))
         if lname in ("reference", "listkeys"):
             rid = args[0]
             self.require_dependency(rid, name)

@@ -367,7 +367,7 @@ async fn the_shop_deploys_redeploys_plans_and_is_removed() {
     // Dropping a bucket would delete data: refused without force, before anything changes.
     let fewer = yaml
         .replace(
-            "  reports:\n    type: bucket\n    existing: { aws: \"arn:aws:s3:::acme-shop-reports\" }\n",
+            "  reports:\n    type: bucket\n    existing: { aws: \"arn:aws:s3:::acme-shop-reports\", gcp: \"projects/_/buckets/acme-shop-reports\" }\n",
             "",
         )
         .replace("      - { resource: reports, access: write }\n", "");

@@ -225,6 +225,16 @@ impl Cloud for Gcp {
     async fn deploy(&self, target: &Target<'_>, how: DeployOptions) -> Result<Deployed, GcpError> {
         let desired = lower(target.graph, target.build, &self.settings)?;
         crate::secrets::check_values(&self.client, &self.settings.project, target.graph).await?;
+        // Existing resources are there (and fit their triggers) before anything changes.
+        let driver = GcpDriver::new(
+            self.client.clone(),
+            Scope::new(&self.settings, &target.graph.service, &target.graph.stage),
+            self.timing,
+            None,
+        );
+        crate::driver::existing::preflight(&driver, &desired, &self.settings.region)
+            .await
+            .map_err(|e| GcpError::Existing(e.message))?;
         let uploads = self.upload(target).await?;
         let mut engine = self.engine(target.graph)?;
         let mut options = engine.options().clone();

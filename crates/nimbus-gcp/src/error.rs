@@ -36,6 +36,36 @@ pub enum GcpError {
         /// The neutral runtime.
         runtime: String,
     },
+    /// An `existing.gcp` name that is not of its kind's shape (validation reports it first).
+    #[error(
+        "resource `{resource}`: `{name}` is not the name of an existing {kind} on Google Cloud (expected `{shape}`)"
+    )]
+    ExistingName {
+        /// The manifest's resource.
+        resource: String,
+        /// Its kind.
+        kind: String,
+        /// The name given.
+        name: String,
+        /// The shape of `providers/gcp/capabilities.toml`.
+        shape: String,
+    },
+    /// An existing resource is missing, or unfit for its triggers (checked before any change).
+    #[error("{0}")]
+    Existing(String),
+    /// A trigger Nimbus cannot wire to an existing resource without changing it, or across
+    /// projects (validation refuses the first kind).
+    #[error("function `{function}`: a trigger on existing {kind} `{resource}`: {reason}")]
+    ExistingTrigger {
+        /// The function.
+        function: String,
+        /// `queue`, `table`, ...
+        kind: String,
+        /// The manifest's resource.
+        resource: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// Something the provider cannot do (the capability check normally reports it first).
     #[error("function `{function}`: {what}")]
     Unsupported {

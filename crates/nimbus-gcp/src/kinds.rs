@@ -27,7 +27,13 @@
 //! | `gcp.secretmanager.secret_iam_member` | secretmanager v1 `secrets.getIamPolicy` + `setIamPolicy` | `secret`, `role`, `member` | — | all |
 //! | `gcp.apigateway.api` | apigateway v1 `apis.create`, `patch`, `delete`: long-running operations | `name`, `displayName`, `labels` | `name`, `managedService` | `name` |
 //! | `gcp.apigateway.config` | apigateway v1 `apis.configs.create`, `delete` (configs are immutable) | `name`, `displayName`, `gatewayServiceAccount`, `openapiDocuments[].document.path/contents`, `labels` | `name` | all |
+//! | `gcp.existing` | reads only: pubsub v1 `topics.get` / `subscriptions.get`, storage v1 `buckets.get`, firestore v1 `documents.list` (`pageSize=1`) | `kind` (`table`, `queue`, `topic`, `bucket`), `resource` (its full name, as in the manifest) | `name` (topic, bucket; a queue's topic), `topic`, `subscription`, `collection`, `database`, `path` | all |
 //! | `gcp.apigateway.gateway` | apigateway v1 `gateways.create`, `patch`, `delete` | `name`, `apiConfig`, `displayName`, `labels` | `name`, `url` (`https://` + the default hostname) | `name` |
+//!
+//! `gcp.existing` stands for a resource of the manifest that already exists (`existing.gcp`):
+//! the driver never writes to it, a delete only forgets it, and plans show it as `existing (not
+//! managed)` ([`nimbus_engine::resource::is_external`]). What Nimbus adds around it (role
+//! bindings of its own members, Eventarc triggers) are resources of their own.
 //!
 //! Buckets and collections are `retain_data`: `remove` keeps them while they hold objects or
 //! documents. The deployment bucket that holds packages and state is not a resource of the
@@ -70,6 +76,9 @@ pub const API_CONFIG: &str = "gcp.apigateway.config";
 /// An API Gateway gateway.
 pub const GATEWAY: &str = "gcp.apigateway.gateway";
 
+/// A resource that already exists, used but not managed.
+pub const EXISTING: &str = "gcp.existing";
+
 /// Every kind and the outputs its driver reports (what references may name).
 pub const OUTPUTS: &[(&str, &[&str])] = &[
     (SERVICE_ACCOUNT, &["email", "member", "name"]),
@@ -90,6 +99,17 @@ pub const OUTPUTS: &[(&str, &[&str])] = &[
     (API, &["name", "managedService"]),
     (API_CONFIG, &["name"]),
     (GATEWAY, &["name", "url"]),
+    (
+        EXISTING,
+        &[
+            "name",
+            "topic",
+            "subscription",
+            "collection",
+            "database",
+            "path",
+        ],
+    ),
 ];
 
 /// The outputs of `kind`, if it is one of ours.

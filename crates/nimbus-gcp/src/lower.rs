@@ -38,6 +38,8 @@ mod function;
 mod http;
 pub(crate) mod iam;
 mod resources;
+
+pub(crate) use resources::existing_properties;
 pub(crate) mod secrets;
 
 use std::collections::BTreeMap;
@@ -263,6 +265,60 @@ impl<'a> Cx<'a> {
     /// The full name of a Pub/Sub subscription id.
     pub fn subscription_path(&self, id: &str) -> String {
         format!("projects/{}/subscriptions/{id}", self.project())
+    }
+
+    /// The full name of resource `name` when it already exists (`existing.gcp`).
+    pub fn existing(&self, name: &str) -> Option<&'a str> {
+        self.graph.resources.get(name)?.existing.as_deref()
+    }
+
+    /// The parts (`project`, `database`, `name`) of the full name of existing resource `name`,
+    /// read with the shape of `providers/gcp/capabilities.toml`.
+    pub fn existing_parts(&self, name: &str) -> Result<BTreeMap<String, String>, GcpError> {
+        let r = &self.graph.resources[name];
+        let given = r.existing.as_deref().unwrap_or_default();
+        let shape = nimbus_provider::ProviderId::Gcp
+            .capabilities()
+            .resource(r.kind)
+            .and_then(|c| c.existing.as_ref())
+            .map(|e| e.shape.as_str())
+            .unwrap_or_default();
+        nimbus_provider::external::parse_shape(shape, given).ok_or_else(|| GcpError::ExistingName {
+            resource: name.to_string(),
+            kind: r.kind.to_string(),
+            name: given.to_string(),
+            shape: shape.to_string(),
+        })
+    }
+
+    /// A reference to what resource `name` is on Google Cloud, of the object Nimbus creates or
+    /// of its `gcp.existing` stand-in: `topic` (a topic's, or a queue's topic), `subscription`
+    /// (a queue's), `bucket`, `collection`; `database` is the Firestore database's full name.
+    pub fn res(&self, name: &str, what: &str) -> Value {
+        if let Some(full) = self.existing(name) {
+            return match what {
+                "bucket" => out(kinds::EXISTING, name, "name"),
+                "database" => json!(full.split_once("/documents/").map_or(full, |d| d.0)),
+                other => out(kinds::EXISTING, name, other),
+            };
+        }
+        match what {
+            "topic" => out(kinds::TOPIC, name, "name"),
+            "subscription" => out(kinds::SUBSCRIPTION, name, "name"),
+            "bucket" => out(kinds::BUCKET, name, "name"),
+            "collection" => out(kinds::COLLECTION, name, "collection"),
+            "database" => json!(self.database_path()),
+            other => unreachable!("no neutral output `{other}`"),
+        }
+    }
+
+    /// The logical id of what stands for resource `name` of `kind` (its stand-in when it
+    /// already exists).
+    pub fn res_id(&self, kind: &str, name: &str) -> String {
+        match self.existing(name) {
+            Some(_) => id(kinds::EXISTING, name),
+            None => id(kind, name),
+        }
     }
 
     /// The Firestore database's full name.

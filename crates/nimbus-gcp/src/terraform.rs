@@ -17,6 +17,11 @@
 //! - API configs are `create_before_destroy`, as the gateway keeps using the old one until it
 //!   moves.
 //!
+//! - a resource that already exists (`gcp.existing`) is a data source, never a resource:
+//!   `data.google_pubsub_topic`, `data.google_pubsub_subscription` (a queue; its `topic` is what
+//!   functions publish to), `data.google_storage_bucket`; an existing Firestore collection has no
+//!   data source (like the collections Nimbus uses), its names are written as they are.
+//!
 //! Literal `${` and `%{` in values are escaped (`$${`, `%%{`). The same graph, build and settings
 //! always give the same bytes.
 
@@ -58,6 +63,26 @@ pub fn tf_type(kind: &str) -> Option<&'static str> {
         kinds::GATEWAY => "google_api_gateway_gateway",
         _ => return None,
     })
+}
+
+/// The data source an existing resource reads, and its arguments (`None`: a Firestore
+/// collection, which has none).
+fn existing_data(r: &NativeResource) -> Option<(&'static str, Value)> {
+    let full = r.properties["resource"].as_str().unwrap_or_default();
+    let parts: Vec<&str> = full.split('/').collect();
+    match (r.properties["kind"].as_str()?, parts.as_slice()) {
+        ("topic", ["projects", p, "topics", t]) => {
+            Some(("google_pubsub_topic", json!({ "project": p, "name": t })))
+        }
+        ("queue", ["projects", p, "subscriptions", s]) => Some((
+            "google_pubsub_subscription",
+            json!({ "project": p, "name": s }),
+        )),
+        ("bucket", ["projects", "_", "buckets", b]) => {
+            Some(("google_storage_bucket", json!({ "name": b })))
+        }
+        _ => None,
+    }
 }
 
 /// The settings the export takes its variables' defaults from: the manifest's
@@ -166,6 +191,10 @@ impl<'a> Converter<'a> {
 
     fn address(&self, id: &str) -> Option<String> {
         let r = self.by_id.get(id)?;
+        if r.kind == kinds::EXISTING {
+            let (t, _) = existing_data(r)?;
+            return Some(format!("data.{t}.{}", self.label[id]));
+        }
         Some(format!("{}.{}", tf_type(&r.kind)?, self.label[id]))
     }
 
@@ -174,6 +203,19 @@ impl<'a> Converter<'a> {
         let r = self.by_id[id];
         let a = self.address(id).unwrap_or_default();
         match (r.kind.as_str(), output) {
+            (kinds::EXISTING, o) => {
+                let full = r.properties["resource"].as_str().unwrap_or_default();
+                match (r.properties["kind"].as_str().unwrap_or_default(), o) {
+                    ("queue", "name" | "topic") => format!("${{{a}.topic}}"),
+                    ("bucket", _) => format!("${{{a}.name}}"),
+                    ("table", "collection") => full.rsplit('/').next().unwrap_or_default().into(),
+                    ("table", "database") => {
+                        full.split("/documents/").next().unwrap_or_default().into()
+                    }
+                    ("table", _) => full.to_string(),
+                    _ => format!("${{{a}.id}}"),
+                }
+            }
             (kinds::SERVICE_ACCOUNT, o) => format!("${{{a}.{o}}}"),
             (kinds::TOPIC | kinds::SUBSCRIPTION, _) => format!("${{{a}.id}}"),
             (kinds::BUCKET, _) => format!("${{{a}.name}}"),
@@ -274,6 +316,14 @@ impl<'a> Converter<'a> {
                 .or_default()
                 .insert(self.label[r.id.as_str()].clone(), body);
         }
+        let mut data: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        for r in self.resources.iter().filter(|r| r.kind == kinds::EXISTING) {
+            if let Some((t, args)) = existing_data(r) {
+                data.entry(t.to_string())
+                    .or_default()
+                    .insert(self.label[r.id.as_str()].clone(), args);
+            }
+        }
         let needs_number = self
             .resources
             .iter()
@@ -307,8 +357,12 @@ impl<'a> Converter<'a> {
             },
         });
         if needs_number {
-            doc["data"] =
-                json!({ "google_project": { "this": { "project_id": "${var.project}" } } });
+            data.entry("google_project".into())
+                .or_default()
+                .insert("this".into(), json!({ "project_id": "${var.project}" }));
+        }
+        if !data.is_empty() {
+            doc["data"] = json!(data);
         }
         doc["resource"] = json!(resources);
         let mut outputs = Map::new();

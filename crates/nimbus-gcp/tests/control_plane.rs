@@ -108,6 +108,8 @@ struct Shop {
 
 impl Shop {
     fn new(project: &str) -> Shop {
+        // The shop's `reports` bucket exists already (its owner made it, with data).
+        cloud::env().make_shop_reports(project);
         let dir = cloud::shop_copy(project);
         let (graph, build, out) = cloud::build(dir.path());
         Shop {
@@ -192,7 +194,8 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// What deploying the shop sends, besides the deployment bucket's objects. The payment key's
 /// secret exists already (`nimbus secret set` made it, with its value): its create is refused as
-/// existing, and it is adopted (labelled) instead.
+/// existing, and it is adopted (labelled) instead. The `reports` bucket exists already (its
+/// owner's): it is not created, and only its IAM policy gets nightly-report's member.
 const CREATE: &str = "
 PATCH /secretmanager/v1/projects/P/secrets/shop-dev-payment-key?updateMask=labels
 POST /secretmanager/v1/projects/P/secrets/shop-dev-payment-key:setIamPolicy
@@ -239,17 +242,17 @@ POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-place-order:set
 POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-reserve-stock:setIamPolicy
 POST /storage/storage/v1/b?project=P
 POST /storage/storage/v1/b?project=P
-POST /storage/storage/v1/b?project=P
 PUT /pubsub/v1/projects/P/subscriptions/shop-dev-payments
 PUT /pubsub/v1/projects/P/subscriptions/shop-dev-payments-dlq
 PUT /pubsub/v1/projects/P/topics/shop-dev-order-events
 PUT /pubsub/v1/projects/P/topics/shop-dev-payments
 PUT /pubsub/v1/projects/P/topics/shop-dev-payments-dlq
+PUT /storage/storage/v1/b/P-reports/iam
 PUT /storage/storage/v1/b/shop-dev-images-P/iam
-PUT /storage/storage/v1/b/shop-dev-reports-P/iam
 ";
 
-/// What removing the shop sends, besides the deployment bucket's objects.
+/// What removing the shop sends, besides the deployment bucket's objects (the existing `reports`
+/// bucket loses nightly-report's member, nothing else).
 const REMOVE: &str = "
 DELETE /secretmanager/v1/projects/P/secrets/shop-dev-payment-key
 POST /secretmanager/v1/projects/P/secrets/shop-dev-payment-key:setIamPolicy
@@ -281,7 +284,6 @@ DELETE /pubsub/v1/projects/P/topics/shop-dev-order-events
 DELETE /pubsub/v1/projects/P/topics/shop-dev-payments
 DELETE /pubsub/v1/projects/P/topics/shop-dev-payments-dlq
 DELETE /storage/storage/v1/b/shop-dev-images-P
-DELETE /storage/storage/v1/b/shop-dev-reports-P
 POST /cloudresourcemanager/v1/projects/P:setIamPolicy
 POST /cloudresourcemanager/v1/projects/P:setIamPolicy
 POST /cloudresourcemanager/v1/projects/P:setIamPolicy
@@ -300,8 +302,8 @@ POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-make-thumbnail:
 POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-nightly-report:setIamPolicy
 POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-place-order:setIamPolicy
 POST /run/v2/projects/P/locations/europe-west1/services/shop-dev-reserve-stock:setIamPolicy
+PUT /storage/storage/v1/b/P-reports/iam
 PUT /storage/storage/v1/b/shop-dev-images-P/iam
-PUT /storage/storage/v1/b/shop-dev-reports-P/iam
 ";
 
 /// `CONFIG` in place of the API config's id (it ends with a hash of the routes).
@@ -432,6 +434,8 @@ async fn deploy_update_redeploy_and_remove_send_exactly_the_documented_requests(
     assert_eq!(config_id(control), lines(REMOVE));
     assert!(objects["package"] >= 7, "{objects:?}");
     env.assert_nothing_left(project);
+    // The existing `reports` bucket is left as it was, its owner's object in it.
+    assert!(env.shop_reports_intact(project));
     assert_eq!(env.violations(project), Vec::<Value>::new());
 }
 

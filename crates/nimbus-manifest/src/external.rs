@@ -23,11 +23,14 @@ pub struct Existing {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws: Option<Spanned<String>>,
     /// Its resource name: `projects/P/databases/(default)/documents/users` (a Firestore
-    /// collection), `projects/_/buckets/my-bucket`, `projects/P/topics/events`.
+    /// collection), `projects/_/buckets/my-bucket`, `projects/P/topics/events`,
+    /// `projects/P/subscriptions/jobs` (a queue: its Pub/Sub subscription).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gcp: Option<Spanned<String>>,
     /// Its Azure resource id:
-    /// `/subscriptions/S/resourceGroups/G/providers/Microsoft.Storage/storageAccounts/A/blobServices/default/containers/my-bucket`.
+    /// `/subscriptions/S/resourceGroups/G/providers/Microsoft.Storage/storageAccounts/A/blobServices/default/containers/my-bucket`,
+    /// `…/storageAccounts/A/queueServices/default/queues/jobs`,
+    /// `…/Microsoft.ServiceBus/namespaces/N/topics/events`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub azure: Option<Spanned<String>>,
 }

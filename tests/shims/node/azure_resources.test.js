@@ -180,6 +180,31 @@ test('topic publish sends a Service Bus message (recording stand-in)', async () 
   assert.deepEqual(sent, [['order-events', { body: '{"id":1}', messageId: id, applicationProperties: { type: 'placed' } }]]);
 });
 
+// A resource that already exists (existing.azure) may be in an account or namespace of its own:
+// NIMBUS_RESOURCE_<R>_ENDPOINT replaces the deployment's endpoint for that resource only.
+test('an existing resource is reached at its own endpoint', async () => {
+  const { ar } = loadShim();
+  const env = {
+    AZURE_CLIENT_ID: '00000000-0000-0000-0000-0000000000c1',
+    NIMBUS_AZURE_BLOB_ENDPOINT: 'https://shopdata1234.blob.core.windows.net/',
+    NIMBUS_AZURE_QUEUE_ENDPOINT: 'https://shopdata1234.queue.core.windows.net/',
+    NIMBUS_AZURE_SERVICEBUS_NAMESPACE: 'shop-dev-1234.servicebus.windows.net',
+    NIMBUS_RESOURCE_IMAGES_NAME: 'images',
+    NIMBUS_RESOURCE_REPORTS_NAME: 'reports',
+    NIMBUS_RESOURCE_REPORTS_ENDPOINT: 'https://finance.blob.core.windows.net/',
+    NIMBUS_RESOURCE_JOBS_NAME: 'jobs',
+    NIMBUS_RESOURCE_JOBS_ENDPOINT: 'https://finance.queue.core.windows.net/',
+    NIMBUS_RESOURCE_EVENTS_NAME: 'events',
+    NIMBUS_RESOURCE_EVENTS_ENDPOINT: 'finance.servicebus.windows.net',
+  };
+  assert.equal(ar.makeClient('images', spec('bucket'), null, { env }).svc('get').accountName, 'shopdata1234');
+  assert.equal(ar.makeClient('reports', spec('bucket'), null, { env }).svc('get').accountName, 'finance');
+  assert.equal(ar.makeClient('jobs', spec('queue', null, 'send'), null, { env }).svc('send').accountName, 'finance');
+  const bus = ar.makeClient('events', spec('topic', null, 'publish'), null, { env }).svc('publish');
+  assert.equal(bus.fullyQualifiedNamespace, 'finance.servicebus.windows.net');
+  await ar.resetClients();
+});
+
 test('a handler uses its resources through the HTTP adapter', async () => {
   const w = await world();
   const cfg = config('azure', 'handlers/orders.js', {

@@ -311,3 +311,35 @@ def test_a_handler_uses_its_resources_through_the_http_adapter(world, tmp_path, 
         assert json.loads(res.get_body()) == {"id": "42", "qty": 2}
     assert world.document("42", "42")["item"] == {"id": "42", "qty": 2}
     assert world.blob.get_blob_client(world.container, "receipts/42").download_blob().readall() == b"paid"
+
+
+def test_an_existing_resource_is_reached_at_its_own_endpoint(clients):
+    """A resource that already exists (``existing.azure``) may be in an account or namespace of its
+    own: ``NIMBUS_RESOURCE_<R>_ENDPOINT`` replaces the deployment's endpoint for that resource only,
+    and each endpoint gets a client of its own."""
+    env = {
+        "AZURE_CLIENT_ID": "00000000-0000-0000-0000-0000000000c1",
+        "NIMBUS_AZURE_BLOB_ENDPOINT": "https://shopdata1234.blob.core.windows.net/",
+        "NIMBUS_AZURE_QUEUE_ENDPOINT": "https://shopdata1234.queue.core.windows.net/",
+        "NIMBUS_AZURE_SERVICEBUS_NAMESPACE": "shop-dev-1234.servicebus.windows.net",
+        "NIMBUS_RESOURCE_IMAGES_NAME": "images",
+        "NIMBUS_RESOURCE_REPORTS_NAME": "reports",
+        "NIMBUS_RESOURCE_REPORTS_ENDPOINT": "https://finance.blob.core.windows.net/",
+        "NIMBUS_RESOURCE_JOBS_NAME": "jobs",
+        "NIMBUS_RESOURCE_JOBS_ENDPOINT": "https://finance.queue.core.windows.net/",
+        "NIMBUS_RESOURCE_EVENTS_NAME": "events",
+        "NIMBUS_RESOURCE_EVENTS_ENDPOINT": "finance.servicebus.windows.net",
+    }
+    images = clients.make_client("images", spec("bucket"), environ=env)._svc("get")
+    reports = clients.make_client("reports", spec("bucket"), environ=env)._svc("get")
+    jobs = clients.make_client("jobs", spec("queue", access="send"), environ=env)._svc("send")
+    events = clients.make_client("events", spec("topic", access="publish"), environ=env)._svc("publish")
+    assert images.account_name == "shopdata1234"
+    assert reports.account_name == "finance"
+    assert jobs.account_name == "finance"
+    assert events.fully_qualified_namespace == "finance.servicebus.windows.net"
+    # The connection string of tests and local runs still wins (Azurite holds every container).
+    env["NIMBUS_AZURE_STORAGE_CONNECTION_STRING"] = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + KEY
+        + ";BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;")
+    assert clients.make_client("reports", spec("bucket"), environ=env)._svc("get").account_name == "devstoreaccount1"

@@ -1,4 +1,5 @@
-//! The escape hatches of a function's app: its `permissions.azure` role assignments and its
+//! The escape hatches of a function's app: its `permissions.azure` role assignments, its role
+//! assignments on resources that already exist (`existing.azure`), and its
 //! `azure.always_ready` instances.
 //!
 //! Each grant is a role assignment for the app's own managed identity at the scope the manifest
@@ -10,101 +11,211 @@
 //! property for a resource below a group. The role is the built-in of that name
 //! (`providers/azure/capabilities.toml`, `[permissions.roles]`) or a role definition id as given.
 //!
+//! Their names are ARM's deterministic `guid(scope, principalId, roleDefinitionId)`, so `remove`
+//! finds them again without any record ([`outside_assignments`]): deleting the resource group
+//! does not delete role assignments outside it, and they would be left behind.
+//!
 //! `always_ready` N puts N always-ready instances on each trigger group of the app
 //! (`functionAppConfig.scaleAndConcurrency.alwaysReady`): `http` for its HTTP functions, `blob`
 //! for its Event Grid blob functions, and `function:<name>` for each other function.
 
-use nimbus_graph::FunctionNode;
+use nimbus_graph::{AppGraph, FunctionNode, Link};
+use nimbus_manifest::ResourceKind;
 use nimbus_provider::ProviderId;
 use serde_json::{Value, json};
 
 use super::{api, expr, lit};
 use crate::apps::{App, Trigger};
+use crate::roles;
 
 /// `Microsoft.Resources/deployments`.
 pub const DEPLOYMENTS_API: &str = "2022-09-01";
 
-/// The nested deployments that assign `f`'s extra roles to the identity `identity_id`.
-pub(super) fn grants(f: &FunctionNode, identity_id: &str) -> Vec<Value> {
-    let Some(perms) = ProviderId::Azure.capabilities().permissions.as_ref() else {
-        return Vec::new();
-    };
+/// One role assignment of a function's identity at a scope outside the template's own
+/// resources: a `permissions.azure` grant, or a grant on a resource that already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideGrant {
+    /// The scope: a subscription, a resource group or a resource id.
+    pub scope: String,
+    /// The role definition's GUID.
+    pub role_id: String,
+    /// The assignment's description (`nimbus: <function> (...): <role>`).
+    pub description: String,
+    /// The nested deployment's name.
+    pub deployment: String,
+}
+
+/// The grants of `f` outside the template: its `permissions.azure` (in order), then its `uses`
+/// of resources that already exist (`existing.azure`), each scoped to that resource's id.
+pub fn outside_grants(graph: &AppGraph, f: &FunctionNode) -> Vec<OutsideGrant> {
     let mut out = Vec::new();
-    for (i, g) in f.permissions.azure.iter().enumerate() {
-        // Validation refused unknown role names; an id is used as given.
-        let Some(role_id) = perms.role_id(&g.role) else {
+    if let Some(perms) = ProviderId::Azure.capabilities().permissions.as_ref() {
+        for (i, g) in f.permissions.azure.iter().enumerate() {
+            // Validation refused unknown role names; an id is used as given.
+            let Some(role_id) = perms.role_id(&g.role) else {
+                continue;
+            };
+            out.push(OutsideGrant {
+                scope: g.scope.trim_end_matches('/').to_string(),
+                role_id: role_id.to_string(),
+                description: format!(
+                    "nimbus: {} (permissions.azure {}): {}",
+                    f.name,
+                    i + 1,
+                    g.role.as_str()
+                ),
+                deployment: deployment_name(&f.name, &format!("permission-{}", i + 1)),
+            });
+        }
+    }
+    for e in graph.edges.iter().filter(|e| e.from == f.id) {
+        let Link::Uses { access } = &e.link else {
             continue;
         };
-        let scope = g.scope.trim_end_matches('/');
-        let parts: Vec<&str> = scope.split('/').collect();
-        let subscription = parts.get(2).copied().unwrap_or_default();
-        let group = match parts.get(3) {
-            Some(k) if k.eq_ignore_ascii_case("resourceGroups") => parts.get(4).copied(),
-            _ => None,
+        let name = e.to.trim_start_matches("resource:");
+        let Some(r) = graph.resources.get(name) else {
+            continue;
         };
-        // Below a resource group, the assignment names the resource it applies to.
-        let below_group = group.is_some() && parts.len() > 5;
-        let mut assignment = json!({
-            "type": "Microsoft.Authorization/roleAssignments",
-            "apiVersion": api::ROLES,
-            "name": expr(format!(
-                "guid({}, parameters('principalId'), {})",
-                lit(scope),
-                lit(role_id)
-            )),
-            "properties": {
-                "roleDefinitionId": expr(format!(
-                    "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', {})",
-                    lit(role_id)
-                )),
-                "principalId": expr("parameters('principalId')"),
-                "principalType": "ServicePrincipal",
-                "description": format!("nimbus: {} (permissions.azure {}): {}", f.name, i + 1, g.role.as_str()),
-            },
-        });
-        if below_group {
-            assignment["scope"] = json!(scope);
-        }
-        let schema = if group.is_some() {
-            "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
-        } else {
-            "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#"
+        // Tables that already exist are refused on Azure (capabilities.toml).
+        let Some(id) = r
+            .existing
+            .as_deref()
+            .filter(|_| r.kind != ResourceKind::Table)
+        else {
+            continue;
         };
-        let mut deployment = json!({
-            "type": "Microsoft.Resources/deployments",
-            "apiVersion": DEPLOYMENTS_API,
-            "name": deployment_name(&f.name, i + 1),
-            "subscriptionId": subscription,
-            "dependsOn": [expr(identity_id)],
-            "properties": {
-                "mode": "Incremental",
-                "expressionEvaluationOptions": { "scope": "inner" },
-                "parameters": {
-                    "principalId": {
-                        "value": expr(format!("reference({identity_id}, '{}').principalId", api::IDENTITY)),
-                    },
-                },
-                "template": {
-                    "$schema": schema,
-                    "contentVersion": "1.0.0.0",
-                    "parameters": { "principalId": { "type": "string" } },
-                    "resources": [assignment],
-                },
-            },
+        let role = roles::for_access(r.kind, *access);
+        out.push(OutsideGrant {
+            scope: id.trim_end_matches('/').to_string(),
+            role_id: role.id.to_string(),
+            description: format!("nimbus: {} (uses existing {name}): {}", f.name, role.name),
+            deployment: deployment_name(&f.name, &format!("uses-{name}")),
         });
-        match group {
-            Some(g) => deployment["resourceGroup"] = json!(g),
-            // A subscription-level deployment needs a location for its own record.
-            None => deployment["location"] = expr("parameters('location')"),
-        }
-        out.push(deployment);
     }
     out
 }
 
-/// `nimbus-<function>-permission-<n>`, within the 64 characters of a deployment name.
-pub(super) fn deployment_name(function: &str, n: usize) -> String {
-    let suffix = format!("-permission-{n}");
+/// The nested deployments that assign `f`'s [`outside_grants`] to the identity `identity_id`.
+pub(super) fn grants(graph: &AppGraph, f: &FunctionNode, identity_id: &str) -> Vec<Value> {
+    outside_grants(graph, f)
+        .iter()
+        .map(|g| nested(g, identity_id))
+        .collect()
+}
+
+/// One nested deployment at the scope's subscription (and group) holding the assignment.
+fn nested(g: &OutsideGrant, identity_id: &str) -> Value {
+    let scope = g.scope.as_str();
+    let parts: Vec<&str> = scope.split('/').collect();
+    let subscription = parts.get(2).copied().unwrap_or_default();
+    let group = match parts.get(3) {
+        Some(k) if k.eq_ignore_ascii_case("resourceGroups") => parts.get(4).copied(),
+        _ => None,
+    };
+    // Below a resource group, the assignment names the resource it applies to.
+    let below_group = group.is_some() && parts.len() > 5;
+    let mut assignment = json!({
+        "type": "Microsoft.Authorization/roleAssignments",
+        "apiVersion": api::ROLES,
+        "name": expr(format!(
+            "guid({}, parameters('principalId'), {})",
+            lit(scope),
+            lit(&g.role_id)
+        )),
+        "properties": {
+            "roleDefinitionId": expr(format!(
+                "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', {})",
+                lit(&g.role_id)
+            )),
+            "principalId": expr("parameters('principalId')"),
+            "principalType": "ServicePrincipal",
+            "description": g.description,
+        },
+    });
+    if below_group {
+        assignment["scope"] = json!(scope);
+    }
+    let schema = if group.is_some() {
+        "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
+    } else {
+        "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#"
+    };
+    let mut deployment = json!({
+        "type": "Microsoft.Resources/deployments",
+        "apiVersion": DEPLOYMENTS_API,
+        "name": g.deployment,
+        "subscriptionId": subscription,
+        "dependsOn": [expr(identity_id)],
+        "properties": {
+            "mode": "Incremental",
+            "expressionEvaluationOptions": { "scope": "inner" },
+            "parameters": {
+                "principalId": {
+                    "value": expr(format!("reference({identity_id}, '{}').principalId", api::IDENTITY)),
+                },
+            },
+            "template": {
+                "$schema": schema,
+                "contentVersion": "1.0.0.0",
+                "parameters": { "principalId": { "type": "string" } },
+                "resources": [assignment],
+            },
+        },
+    });
+    match group {
+        Some(g) => deployment["resourceGroup"] = json!(g),
+        // A subscription-level deployment needs a location for its own record.
+        None => deployment["location"] = expr("parameters('location')"),
+    }
+    deployment
+}
+
+/// ARM's `guid(...)` template function: the name-based (version 5, SHA-1) UUID of the arguments
+/// joined with `-`, in ARM's namespace `11fb06fb-712d-4ddd-98c7-e71bbd588830`.
+pub fn arm_guid(args: &[&str]) -> String {
+    use sha1::{Digest, Sha1};
+    const NAMESPACE: [u8; 16] = [
+        0x11, 0xfb, 0x06, 0xfb, 0x71, 0x2d, 0x4d, 0xdd, 0x98, 0xc7, 0xe7, 0x1b, 0xbd, 0x58, 0x88,
+        0x30,
+    ];
+    let mut h = Sha1::new();
+    h.update(NAMESPACE);
+    h.update(args.join("-").as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// The ids of the role assignments [`grants`] makes for `f` once its identity's principal id is
+/// `principal_id`: `<scope>/providers/Microsoft.Authorization/roleAssignments/<guid>`.
+pub fn outside_assignments(graph: &AppGraph, f: &FunctionNode, principal_id: &str) -> Vec<String> {
+    outside_grants(graph, f)
+        .iter()
+        .map(|g| {
+            let name = arm_guid(&[&g.scope, principal_id, &g.role_id]);
+            format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments/{name}",
+                g.scope
+            )
+        })
+        .collect()
+}
+
+/// `nimbus-<function>-<what>` (`permission-<n>`, `uses-<resource>`), within the 64 characters
+/// of a deployment name.
+pub(super) fn deployment_name(function: &str, what: &str) -> String {
+    let suffix = format!("-{what}");
     let mut head = format!("nimbus-{function}");
     head.truncate(64 - suffix.len());
     head + &suffix
@@ -137,11 +248,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn guids_are_arms() {
+        // ARM's documented algorithm, as Python computes it:
+        // uuid.uuid5(uuid.UUID("11fb06fb-712d-4ddd-98c7-e71bbd588830"), "a-b-c").
+        assert_eq!(
+            arm_guid(&["a", "b", "c"]),
+            "a98fa280-e03f-5afa-8d8e-92d0a9c201e8"
+        );
+    }
+
+    #[test]
     fn deployment_names_fit() {
         assert_eq!(
-            deployment_name("send-mail", 1),
+            deployment_name("send-mail", "permission-1"),
             "nimbus-send-mail-permission-1"
         );
-        assert_eq!(deployment_name(&"x".repeat(80), 12).len(), 64);
+        assert_eq!(deployment_name(&"x".repeat(80), "permission-12").len(), 64);
     }
 }

@@ -16,6 +16,7 @@
 //! absent, and a create that finds its name taken by such a function redeploys it in place (a
 //! `PATCH` of every field lowering sets), so a deploy that failed half-way converges when re-run.
 
+pub(crate) mod existing;
 mod iam;
 pub mod shape;
 
@@ -415,6 +416,7 @@ impl GcpDriver {
                 let path = format!("{database}/documents/{collection}");
                 Ok((path.clone(), collection_outputs(collection, &path)))
             }
+            kinds::EXISTING => self.apply_existing(p).await,
             kinds::FUNCTION => {
                 let f = match self
                     .create_lro("cloudfunctions", "v2", &name, "functionId", p)
@@ -689,7 +691,8 @@ impl Driver for GcpDriver {
                 let url = self.url("storage", &format!("/storage/v1/b/{}", urlencode(name)));
                 gone(self.client.json(Method::DELETE, &url, None).await)
             }
-            kinds::COLLECTION => Ok(()),
+            // Not Nimbus's: forgotten, never deleted.
+            kinds::COLLECTION | kinds::EXISTING => Ok(()),
             kinds::FUNCTION => self.delete_lro("cloudfunctions", "v2", name).await,
             kinds::EVENTARC_TRIGGER => self.delete_lro("eventarc", "v1", name).await,
             kinds::API | kinds::API_CONFIG | kinds::GATEWAY => {
@@ -716,6 +719,9 @@ impl Driver for GcpDriver {
                 outputs,
             })
         };
+        if kind == kinds::EXISTING {
+            return self.read_existing(physical_id).await;
+        }
         let names = self.scope.full_names(kind, physical_id);
         let name = names[0].clone();
         Ok(match kind {

@@ -17,6 +17,14 @@
 //!   are wanted, else one per event (`created`, `updated`, `deleted`), on documents
 //!   `<collection>/{doc}` of the database, with JSON event data (the shim reads only JSON).
 //!
+//! On a resource that already exists (`existing.gcp`), nothing of it changes: a topic trigger's
+//! Eventarc trigger makes a subscription of its own on the topic; a bucket trigger's makes the
+//! Cloud Storage notification configuration Eventarc keeps on the bucket (added and deleted with
+//! the trigger; the bucket must be in the deployment's region and project); a table trigger
+//! watches the existing collection of a database of the deployment's project (in
+//! `firestore_location`). A queue trigger is refused: the consumer of a queue is the push
+//! endpoint of its subscription, which belongs to the subscription's owner.
+//!
 //! Every Eventarc trigger delivers to the function's Cloud Run service as the invoker account.
 
 use nimbus_graph::{FunctionNode, TriggerSpec};
@@ -31,7 +39,18 @@ use crate::names;
 pub(super) fn triggers(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
     for t in &f.triggers {
         match &t.spec {
-            TriggerSpec::Http { .. } | TriggerSpec::Queue { .. } => {}
+            TriggerSpec::Http { .. } => {}
+            TriggerSpec::Queue { resource, .. } => {
+                if cx.existing(resource).is_some() {
+                    // `validate -p gcp` refuses it first (providers/gcp/capabilities.toml).
+                    return Err(GcpError::ExistingTrigger {
+                        function: f.name.clone(),
+                        kind: "queue".into(),
+                        resource: resource.clone(),
+                        reason: "its push endpoint is the subscription's own configuration".into(),
+                    });
+                }
+            }
             TriggerSpec::Schedule {
                 expression,
                 timezone,
@@ -42,8 +61,7 @@ pub(super) fn triggers(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
                     "google.cloud.pubsub.topic.v1.messagePublished",
                 )];
                 let mut props = eventarc(cx, f, &t.id, None, filters, &cx.settings.region.clone());
-                props["transport"] =
-                    json!({ "pubsub": { "topic": out(kinds::TOPIC, resource, "name") } });
+                props["transport"] = json!({ "pubsub": { "topic": cx.res(resource, "topic") } });
                 push_trigger(cx, &t.id, None, props);
             }
             TriggerSpec::Bucket {
@@ -56,7 +74,7 @@ pub(super) fn triggers(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
                     };
                     let filters = vec![
                         filter("type", &format!("google.cloud.storage.object.v1.{event}")),
-                        json!({ "attribute": "bucket", "value": out(kinds::BUCKET, resource, "name") }),
+                        json!({ "attribute": "bucket", "value": cx.res(resource, "bucket") }),
                     ];
                     let props = eventarc(
                         cx,
@@ -87,14 +105,38 @@ pub(super) fn triggers(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
                         })
                         .collect()
                 };
-                let collection = names::collection(cx.service(), cx.stage(), resource);
+                let (collection, database) = match cx.existing(resource) {
+                    None => (
+                        names::collection(cx.service(), cx.stage(), resource),
+                        cx.settings.firestore_database.clone(),
+                    ),
+                    Some(_) => {
+                        let parts = cx.existing_parts(resource)?;
+                        // The Terraform export lowers with a placeholder project: unknown yet.
+                        let placeholder = cx.project().starts_with('\u{E000}');
+                        if parts["project"] != cx.project() && !placeholder {
+                            return Err(GcpError::ExistingTrigger {
+                                function: f.name.clone(),
+                                kind: "table".into(),
+                                resource: resource.clone(),
+                                reason: format!(
+                                    "its database is in project `{}`, and an Eventarc trigger only \
+                                     receives the Firestore events of its own project (`{}`)",
+                                    parts["project"],
+                                    cx.project()
+                                ),
+                            });
+                        }
+                        (parts["name"].clone(), parts["database"].clone())
+                    }
+                };
                 for (suffix, event) in wanted {
                     let filters = vec![
                         filter(
                             "type",
                             &format!("google.cloud.firestore.document.v1.{event}"),
                         ),
-                        filter("database", &cx.settings.firestore_database),
+                        filter("database", &database),
                         json!({
                             "attribute": "document",
                             "value": format!("{collection}/{{doc}}"),
@@ -105,7 +147,7 @@ pub(super) fn triggers(cx: &mut Cx, f: &FunctionNode) -> Result<(), GcpError> {
                     let mut props = eventarc(cx, f, &t.id, suffix, filters, &location);
                     props["eventDataContentType"] = json!("application/json");
                     let id = push_trigger(cx, &t.id, suffix, props);
-                    cx.depend(&id, &super::id(kinds::COLLECTION, resource));
+                    cx.depend(&id, &cx.res_id(kinds::COLLECTION, resource));
                 }
             }
         }

@@ -161,34 +161,30 @@ fn environment(cx: &Cx, f: &FunctionNode) -> Value {
             ResourceKind::Table => {
                 vars.insert(
                     env::resource_var(name, "COLLECTION"),
-                    out(kinds::COLLECTION, name, "collection"),
+                    cx.res(name, "collection"),
                 );
                 vars.insert(
                     env::resource_var(name, "DATABASE"),
-                    json!(cx.database_path()),
+                    cx.res(name, "database"),
                 );
             }
             ResourceKind::Topic => {
-                vars.insert(
-                    env::resource_var(name, "TOPIC"),
-                    out(kinds::TOPIC, name, "name"),
-                );
+                vars.insert(env::resource_var(name, "TOPIC"), cx.res(name, "topic"));
             }
             ResourceKind::Queue => {
-                vars.insert(
-                    env::resource_var(name, "TOPIC"),
-                    out(kinds::TOPIC, name, "name"),
-                );
-                let sub = names::pubsub(cx.service(), cx.stage(), name)
-                    .map(|s| cx.subscription_path(&s))
-                    .unwrap_or_default();
-                vars.insert(env::resource_var(name, "SUBSCRIPTION"), json!(sub));
+                vars.insert(env::resource_var(name, "TOPIC"), cx.res(name, "topic"));
+                let sub = match cx.existing(name) {
+                    Some(_) => cx.res(name, "subscription"),
+                    None => json!(
+                        names::pubsub(cx.service(), cx.stage(), name)
+                            .map(|s| cx.subscription_path(&s))
+                            .unwrap_or_default()
+                    ),
+                };
+                vars.insert(env::resource_var(name, "SUBSCRIPTION"), sub);
             }
             ResourceKind::Bucket => {
-                vars.insert(
-                    env::resource_var(name, "NAME"),
-                    out(kinds::BUCKET, name, "name"),
-                );
+                vars.insert(env::resource_var(name, "NAME"), cx.res(name, "bucket"));
             }
         }
     }

@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | table `read` | `roles/datastore.viewer` | the project, with an IAM condition naming the Firestore database |
 //! | table `write`, `read_write` | `roles/datastore.user` | the project, with the same condition |
+//! | existing table (`existing.gcp`) | the same role | the project of its database, with a condition naming that database |
+//! | existing queue, topic, bucket | the same role as a created one | that topic (a queue's: its subscription's topic), that bucket: one member added to its IAM policy, removed again by `remove` |
 //! | queue `send` | `roles/pubsub.publisher` | the queue's topic |
 //! | topic `publish` | `roles/pubsub.publisher` | the topic |
 //! | bucket `read` | `roles/storage.objectViewer` | the bucket |
@@ -30,7 +32,9 @@ use nimbus_graph::{FunctionNode, Link, TriggerSpec};
 use nimbus_manifest::{Access, ResourceKind};
 use serde_json::{Value, json};
 
-use super::{Cx, INVOKER, out};
+use std::collections::BTreeMap;
+
+use super::{Cx, INVOKER, id, out};
 use crate::kinds;
 use crate::names;
 
@@ -159,24 +163,40 @@ pub(super) fn uses(cx: &mut Cx, f: &FunctionNode) {
             Link::Trigger { .. } => None,
         })
         .collect();
-    // Firestore grants are per project: one binding per role, whatever the number of tables.
-    let mut datastore: Option<&'static str> = None;
+    // Firestore grants are per project: one binding per database and role, whatever the number
+    // of tables (an existing table may be in a database, or a project, of its own).
+    let own = cx.database_path();
+    let mut datastore: BTreeMap<String, Datastore> = BTreeMap::new();
     for (name, access) in grants {
         let Some(r) = cx.graph.resources.get(&name) else {
             continue;
         };
         let role = role(r.kind, access);
         let key = format!("{}/uses/{name}", f.name);
+        let needs = cx.existing(&name).map(|_| id(kinds::EXISTING, &name));
         match r.kind {
             ResourceKind::Table => {
-                datastore = match datastore {
-                    Some("roles/datastore.user") => Some("roles/datastore.user"),
-                    _ => Some(role),
-                };
+                let database = cx
+                    .res(&name, "database")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let project = database.split('/').nth(1).unwrap_or_default().to_string();
+                let entry = datastore.entry(database).or_insert(Datastore {
+                    role,
+                    project,
+                    tables: Vec::new(),
+                    needs: Vec::new(),
+                });
+                if role == "roles/datastore.user" {
+                    entry.role = role;
+                }
+                entry.needs.extend(needs);
+                entry.tables.push(name);
             }
             ResourceKind::Queue | ResourceKind::Topic => {
                 let props = json!({
-                    "topic": out(kinds::TOPIC, &name, "name"),
+                    "topic": cx.res(&name, "topic"),
                     "role": role,
                     "member": member.clone(),
                 });
@@ -184,7 +204,7 @@ pub(super) fn uses(cx: &mut Cx, f: &FunctionNode) {
             }
             ResourceKind::Bucket => {
                 let props = json!({
-                    "bucket": out(kinds::BUCKET, &name, "name"),
+                    "bucket": cx.res(&name, "bucket"),
                     "role": role,
                     "member": member.clone(),
                 });
@@ -192,20 +212,33 @@ pub(super) fn uses(cx: &mut Cx, f: &FunctionNode) {
             }
         }
     }
-    if let Some(role) = datastore {
+    for (database, d) in datastore {
         let props = json!({
-            "project": cx.project(),
-            "role": role,
-            "member": member,
-            "condition": database_condition(cx),
+            "project": d.project,
+            "role": d.role,
+            "member": member.clone(),
+            "condition": database_condition(&database),
         });
-        cx.push(
-            kinds::PROJECT_IAM_MEMBER,
-            &format!("{}/firestore", f.name),
-            None,
-            props,
-        );
+        // The app's own database keeps the key it always had; another one is named by its first
+        // table (and waits for the existing tables' lookups, which the condition does not name).
+        let key = match database == own {
+            true => format!("{}/firestore", f.name),
+            false => format!("{}/firestore/{}", f.name, d.tables[0]),
+        };
+        let binding = cx.push(kinds::PROJECT_IAM_MEMBER, &key, None, props);
+        for n in d.needs {
+            cx.depend(&binding, &n);
+        }
     }
+}
+
+/// One Firestore binding of a function: its role, the database's project, the tables it is
+/// for, and the existing tables' stand-ins it waits for.
+struct Datastore {
+    role: &'static str,
+    project: String,
+    tables: Vec<String>,
+    needs: Vec<String>,
 }
 
 /// The function's own `permissions.gcp` grants, keyed `<function>/extra/<n>` (from 1).
@@ -247,11 +280,11 @@ pub(super) fn extra(cx: &mut Cx, f: &FunctionNode) {
     }
 }
 
-/// The IAM condition that limits a Firestore grant to the app's database.
-fn database_condition(cx: &Cx) -> Value {
+/// The IAM condition that limits a Firestore grant to `database` (its full name).
+fn database_condition(database: &str) -> Value {
     json!({
         "title": "nimbus-firestore-database",
         "description": "Only the Firestore database the app's collections live in",
-        "expression": format!("resource.name == \"{}\"", cx.database_path()),
+        "expression": format!("resource.name == \"{database}\""),
     })
 }

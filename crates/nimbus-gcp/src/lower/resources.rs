@@ -12,8 +12,12 @@
 //!   set as the subscription's push endpoint (see `events`).
 //! - bucket: Cloud Storage in the region, uniform bucket-level access, public access
 //!   prevention enforced, versioning when the manifest asks for it.
+//! - any kind with `existing.gcp`: nothing is created; a `gcp.existing` stand-in (its full name,
+//!   parsed with the shape of `providers/gcp/capabilities.toml`) whose driver reads the resource
+//!   and never writes to it. The manifest's settings of the kind (`visibility_timeout`,
+//!   `versioning`, `dead_letter`, ...) are the owner's business there and are not applied.
 
-use nimbus_graph::{ResourceNode, ResourceSpec};
+use nimbus_graph::{ResourceNode, ResourceSpec, TriggerSpec};
 use nimbus_manifest::ResourceKind;
 use serde_json::{Value, json};
 
@@ -28,6 +32,10 @@ const DLQ_RETENTION: &str = "604800s";
 /// Every resource of the graph, by name.
 pub(super) fn all(cx: &mut Cx) -> Result<(), GcpError> {
     for r in cx.graph.resources.values() {
+        if let Some(full) = &r.existing {
+            existing(cx, r, full)?;
+            continue;
+        }
         match r.kind {
             ResourceKind::Table => table(cx, r),
             ResourceKind::Queue => queue(cx, r)?,
@@ -36,6 +44,31 @@ pub(super) fn all(cx: &mut Cx) -> Result<(), GcpError> {
         }
     }
     Ok(())
+}
+
+/// A resource that already exists: a `gcp.existing` stand-in that the driver only reads.
+fn existing(cx: &mut Cx, r: &ResourceNode, full: &str) -> Result<(), GcpError> {
+    cx.existing_parts(&r.name)?;
+    let props = existing_properties(full).ok_or_else(|| GcpError::ExistingName {
+        resource: r.name.clone(),
+        kind: r.kind.to_string(),
+        name: full.to_string(),
+        shape: String::new(),
+    })?;
+    cx.push(kinds::EXISTING, &r.name, None, props);
+    Ok(())
+}
+
+/// The properties of the `gcp.existing` stand-in of the resource named `full`: `kind` (the
+/// first whose shape it has) and `resource`. The same for lowering and for the driver's reads,
+/// so a refresh finds no drift. `None` when the name is of no kind's shape.
+pub(crate) fn existing_properties(full: &str) -> Option<Value> {
+    let caps = nimbus_provider::ProviderId::Gcp.capabilities();
+    ResourceKind::ALL.iter().find_map(|kind| {
+        let shape = &caps.resource(*kind)?.existing.as_ref()?.shape;
+        nimbus_provider::external::parse_shape(shape, full)?;
+        Some(json!({ "kind": kind.as_str(), "resource": full }))
+    })
 }
 
 fn table(cx: &mut Cx, r: &ResourceNode) {
@@ -119,7 +152,7 @@ fn consumer(cx: &Cx, queue: &str) -> Option<String> {
     cx.graph.functions.values().find_map(|f| {
         f.triggers
             .iter()
-            .any(|t| matches!(&t.spec, nimbus_graph::TriggerSpec::Queue { resource, .. } if resource == queue))
+            .any(|t| matches!(&t.spec, TriggerSpec::Queue { resource, .. } if resource == queue))
             .then(|| f.name.clone())
     })
 }

@@ -154,6 +154,62 @@ impl CloudEnv {
         self.control("POST", "mutate", Some(json!({ "name": name, "set": set })));
     }
 
+    /// Makes the shop's existing `reports` bucket of `project` (when it is not there yet) with
+    /// an object, through the double into fake-gcs-server, as its owner would.
+    pub fn make_shop_reports(&self, project: &str) {
+        let bucket = shop_reports(project);
+        let curl = |args: &[&str]| {
+            let out = std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                .args(args)
+                .output()
+                .expect("curl runs");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let storage = format!("{}/storage", self.double);
+        let status = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &json!({ "name": bucket, "location": "EUROPE-WEST1" }).to_string(),
+            &format!("{storage}/storage/v1/b?project={project}"),
+        ]);
+        assert!(
+            status == "200" || status == "409",
+            "making {bucket}: {status}"
+        );
+        let status = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "{\"quarter\": \"2026-Q4\"}",
+            &format!(
+                "{storage}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}",
+                SHOP_REPORTS_OBJECT.replace('/', "%2F")
+            ),
+        ]);
+        assert_eq!(status, "200", "putting {SHOP_REPORTS_OBJECT} into {bucket}");
+    }
+
+    /// Whether the shop's `reports` bucket of `project` is there with its owner's object.
+    pub fn shop_reports_intact(&self, project: &str) -> bool {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!(
+                "{}/storage/storage/v1/b/{}/o/{}",
+                self.double,
+                shop_reports(project),
+                SHOP_REPORTS_OBJECT.replace('/', "%2F")
+            ))
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout) == "200"
+    }
+
     /// Every resource the double holds.
     pub fn resources(&self) -> Value {
         self.control("GET", "resources", None)
@@ -210,19 +266,39 @@ pub fn line(r: &Value) -> String {
 }
 
 /// A copy of the shop example in a fresh directory (its manifest's project set to `project`), so
-/// a test can change handler files and build it.
+/// a test can change handler files and build it. Its existing `reports` bucket (made by the
+/// finance team, not by Nimbus) is [`shop_reports`]`(project)`, which the test makes first
+/// ([`CloudEnv::make_shop_reports`]), as its owner would.
 pub fn shop_copy(project: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&support::repo().join("examples/shop"), dir.path());
     let manifest = dir.path().join("nimbus.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
+    let reports = "projects/_/buckets/acme-shop-reports";
+    assert!(
+        text.contains(reports),
+        "the shop's reports bucket exists on GCP"
+    );
     std::fs::write(
         &manifest,
-        text.replace("project: my-project", &format!("project: {project}")),
+        text.replace("project: my-project", &format!("project: {project}"))
+            .replace(
+                reports,
+                &format!("projects/_/buckets/{}", shop_reports(project)),
+            ),
     )
     .unwrap();
     dir
 }
+
+/// The shop's existing `reports` bucket in the tests of `project` (bucket names are global, and
+/// each test has a project of its own).
+pub fn shop_reports(project: &str) -> String {
+    format!("{project}-reports")
+}
+
+/// The object the owner of the shop's `reports` bucket keeps in it.
+pub const SHOP_REPORTS_OBJECT: &str = "finance/2026-q4.json";
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

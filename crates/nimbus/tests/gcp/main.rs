@@ -27,6 +27,8 @@ struct Shop {
 
 impl Shop {
     fn new(project: &str) -> Shop {
+        // The shop's `reports` bucket exists already (its owner made it, with data).
+        cloud::env().make_shop_reports(project);
         let dir = cloud::shop_copy(project);
         // One dependency cache for every test of the run (installs are atomic renames).
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nimbus-gcp-deps-cache");
@@ -129,6 +131,10 @@ fn deploy_plan_info_logs_invoke_and_remove_with_the_cli(env: &CloudEnv) {
     let plan = json_of(&shop.expect(env, &["plan", "--detailed-exitcode", "--output", "json"], 2));
     let creates = plan["summary"]["create"].as_u64().unwrap();
     assert!(creates > 40, "{plan}");
+    // The existing `reports` bucket is used, not created.
+    let text = plan.to_string();
+    assert!(text.contains("gcp.existing/reports"), "{plan}");
+    assert!(!text.contains("gcp.storage.bucket/reports"), "{plan}");
     assert!(
         env.requests_since(p, mark)
             .iter()
@@ -241,6 +247,8 @@ fn deploy_plan_info_logs_invoke_and_remove_with_the_cli(env: &CloudEnv) {
     // Remove: nothing of the project is left in the double.
     shop.expect(env, &["remove", "--yes"], 0);
     env.assert_nothing_left(p);
+    // The existing `reports` bucket (its owner's) is left as it was, its object in it.
+    assert!(env.shop_reports_intact(p));
     let info = json_of(&shop.expect(env, &["info", "--output", "json"], 0));
     assert_eq!(info["deployed"], false);
     assert_eq!(env.violations(p), Vec::<Value>::new());
@@ -258,6 +266,8 @@ fn a_manifest_gen2_cannot_run_is_refused_before_any_call(env: &CloudEnv) {
         ),
     )
     .unwrap();
+    // (After the `reports` bucket's owner made it: the deploy's own calls are counted.)
+    let mark = env.mark();
     let out = shop.run(env, &["deploy"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -267,7 +277,7 @@ fn a_manifest_gen2_cannot_run_is_refused_before_any_call(env: &CloudEnv) {
         "{err}"
     );
     assert!(
-        env.requests_since(&shop.project, 0).is_empty(),
+        env.requests_since(&shop.project, mark).is_empty(),
         "no call was made"
     );
 }

@@ -9,7 +9,9 @@
 //
 // Where the resources are: the same app settings as the Python clients (see
 // _nimbus/azure_resources.py and crates/nimbus-azure/src/env.rs): NIMBUS_RESOURCE_<R>_NAME (else
-// function.json `native.container|queue|topic`), NIMBUS_AZURE_{BLOB,QUEUE}_ENDPOINT,
+// function.json `native.container|queue|topic`), NIMBUS_RESOURCE_<R>_ENDPOINT (a resource that
+// already exists: its own account's endpoint or namespace, instead of the deployment's),
+// NIMBUS_AZURE_{BLOB,QUEUE}_ENDPOINT,
 // NIMBUS_AZURE_COSMOS_ENDPOINT and NIMBUS_AZURE_COSMOS_DATABASE, NIMBUS_AZURE_SERVICEBUS_NAMESPACE
 // and AZURE_CLIENT_ID (ManagedIdentityCredential; else DefaultAzureCredential), or
 // NIMBUS_AZURE_STORAGE_CONNECTION_STRING / NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING /
@@ -135,10 +137,22 @@ function makeService(kind, env, config) {
   return new lib[cls](env[v], credential(env, config));
 }
 
+// The app setting that says where the service of `kind` is.
+function endpointVar(kind) {
+  return kind === 'servicebus' ? 'NIMBUS_AZURE_SERVICEBUS_NAMESPACE' : `NIMBUS_AZURE_${kind.toUpperCase()}_ENDPOINT`;
+}
+
+// `env` with a resource's own endpoint (NIMBUS_RESOURCE_<R>_ENDPOINT: a resource that already
+// exists, in an account or namespace of its own) in place of the deployment's.
+function withResourceEndpoint(kind, resource, env) {
+  const own = env[`NIMBUS_RESOURCE_${resource.toUpperCase().replace(/-/g, '_')}_ENDPOINT`];
+  return own && kind !== 'cosmos' ? { ...env, [endpointVar(kind)]: own } : env;
+}
+
 // The process-wide service client of `kind` (blob, queue, cosmos, servicebus).
 function service(kind, env = process.env, config = null) {
   const conn = { cosmos: 'NIMBUS_AZURE_COSMOS_CONNECTION_STRING', servicebus: 'NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING' }[kind] || 'NIMBUS_AZURE_STORAGE_CONNECTION_STRING';
-  const key = JSON.stringify([kind, env[conn] || null, env[`NIMBUS_AZURE_${kind.toUpperCase()}_ENDPOINT`] || null]);
+  const key = JSON.stringify([kind, env[conn] || null, env[endpointVar(kind)] || null]);
   let c = services.get(key);
   if (!c) {
     c = makeService(kind, env, config);
@@ -199,7 +213,8 @@ class Client {
   svc(op) {
     if (this.injected) return this.injected;
     try {
-      return service(this.constructor.SERVICE, this.env, this.config);
+      const kind = this.constructor.SERVICE;
+      return service(kind, withResourceEndpoint(kind, this.name, this.env), this.config);
     } catch (e) {
       if (e && e.unset) {
         throw new ResourceError(`${this.constructor.TYPE} ${JSON.stringify(this.name)}: app setting ${e.unset} is not set (nimbus deploy sets it)`, 'NotConfigured', this.name, op);

@@ -8,6 +8,8 @@ Where the resources are (app settings written by the Azure provider, crates/nimb
 
   NIMBUS_RESOURCE_<R>_NAME            native name (blob or Cosmos DB container, queue, topic); else
                                       function.json ``native`` (``container``/``queue``/``topic``)
+  NIMBUS_RESOURCE_<R>_ENDPOINT        a resource that already exists: its own account's endpoint or
+                                      namespace, instead of the deployment's
   NIMBUS_AZURE_{BLOB,QUEUE}_ENDPOINT  the data storage account's endpoints
   NIMBUS_AZURE_COSMOS_ENDPOINT, NIMBUS_AZURE_COSMOS_DATABASE   the tables' Cosmos DB account and database
   NIMBUS_AZURE_SERVICEBUS_NAMESPACE   the Service Bus namespace host name
@@ -156,12 +158,30 @@ def _make_service(kind, environ):
     return cls(endpoint, credential=_credential(environ))
 
 
+def _endpoint_var(kind):
+    """The app setting that says where the service of ``kind`` is."""
+    if kind == "servicebus":
+        return "NIMBUS_AZURE_SERVICEBUS_NAMESPACE"
+    return "NIMBUS_AZURE_%s_ENDPOINT" % kind.upper()
+
+
+def with_resource_endpoint(kind, resource, environ):
+    """``environ`` with a resource's own endpoint (``NIMBUS_RESOURCE_<R>_ENDPOINT``: a resource that
+    already exists, in an account or namespace of its own) in place of the deployment's."""
+    own = environ.get("NIMBUS_RESOURCE_%s_ENDPOINT" % resource.upper().replace("-", "_"))
+    if not own or kind == "cosmos":
+        return environ
+    env = dict(environ)
+    env[_endpoint_var(kind)] = own
+    return env
+
+
 def service(kind, environ=None):
     """The process-wide service client of ``kind`` (``blob``, ``queue``, ``cosmos``, ``servicebus``)."""
     environ = os.environ if environ is None else environ
     conn = {"cosmos": "NIMBUS_AZURE_COSMOS_CONNECTION_STRING",
             "servicebus": "NIMBUS_AZURE_SERVICEBUS_CONNECTION_STRING"}.get(kind, "NIMBUS_AZURE_STORAGE_CONNECTION_STRING")
-    key = (kind, environ.get(conn), environ.get("NIMBUS_AZURE_%s_ENDPOINT" % kind.upper()))
+    key = (kind, environ.get(conn), environ.get(_endpoint_var(kind)))
     client = _SERVICES.get(key)
     if client is not None:
         return client
@@ -214,7 +234,7 @@ class _Client:
         if self._injected is not None:
             return self._injected
         try:
-            return service(self._service, self._environ)
+            return service(self._service, with_resource_endpoint(self._service, self._name, self._environ))
         except KeyError as e:
             raise ResourceError(
                 "%s %r: app setting %s is not set (nimbus deploy sets it)" % (self._type, self._name, e.args[0]),
