@@ -25,6 +25,7 @@ mod error;
 mod id;
 mod key;
 mod queue;
+mod redrive;
 mod schema;
 mod table;
 

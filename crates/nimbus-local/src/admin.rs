@@ -2,7 +2,8 @@
 //! `remove`) and by Prometheus: `GET /health`, `GET /metrics`, `GET /info`, `POST /invoke`,
 //! `POST /deploy`, `POST /restart` (`{"secret": NAME}`: new workers for the functions that read
 //! it, the old ones drained), `POST /shutdown`. Everything but `/health` and `/metrics` needs the token
-//! from `runtime.json` (mode 0600) in `x-nimbus-admin-token`.
+//! from `runtime.json` (mode 0600) in `x-nimbus-admin-token`. The web console is served under
+//! `/console` (see [`crate::console`]; its page loads without the token, its API needs it).
 
 use std::sync::Arc;
 
@@ -79,6 +80,7 @@ async fn handle(
                 .body(Full::new(Bytes::from(rt.metrics.render(&depths))))
                 .expect("a valid response");
         }
+        _ if crate::console::owns(&path) => return crate::console::handle(rt, info, req).await,
         _ => {}
     }
     let token_ok = req
