@@ -40,8 +40,9 @@ async function main() {
     assert.equal(await page.locator('#app').textContent(), 'shop · dev');
     // The token left the address bar; the API refuses calls without it.
     assert.ok(!page.url().includes('token'), page.url());
-    const refused = await page.evaluate(async () => (await fetch('/console/api/graph')).status);
-    assert.equal(refused, 401);
+    const refused = await page.evaluate(async () => [(await fetch('/console/api/graph')).status,
+      (await fetch('/console/api/graph', { headers: { 'x-nimbus-admin-token': 'wrong' } })).status]);
+    assert.deepEqual(refused, [401, 401]);
 
     // Page weight (HTML + JS + CSS as served) and time to first paint.
     const weight = await page.evaluate(async () => {

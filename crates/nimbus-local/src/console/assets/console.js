@@ -76,11 +76,14 @@
   }
 
   // Invocations: polled every second; filters go to the server.
-  let seq = 0, rows = [], selected = null;
+  // `gen` changes with the filters: an answer to a request made before is dropped.
+  let seq = 0, rows = [], selected = null, gen = 0;
   async function poll() {
     const q = new URLSearchParams({ after: seq, function: $('f-function').value, status: $('f-status').value });
+    const asked = gen;
     try {
       const list = await api('invocations?' + q);
+      if (asked !== gen) return;
       if (list.length) { seq = list[list.length - 1].seq; rows = rows.concat(list).slice(-200); renderRows(); }
       say('live · ' + rows.length + ' invocations');
     } catch (e) { say(e.message, true); }
@@ -155,7 +158,7 @@
     fill($('a-schedule'), g.functions.filter((f) => f.triggers.some((t) => t.kind === 'schedule')).map((f) => f.name), 'no schedules');
     fill($('a-queue'), res('queue'), 'no queues'); fill($('a-topic'), res('topic'), 'no topics');
     fill($('t-name'), res('table'), 'no tables'); fill($('k-name'), res('bucket'), 'no buckets');
-    $('f-function').onchange = $('f-status').onchange = () => { seq = 0; rows = []; renderRows(); poll(); };
+    $('f-function').onchange = $('f-status').onchange = () => { gen++; seq = 0; rows = []; renderRows(); poll(); };
     $('b-schedule').onclick = act('a-out', () => api('schedule', { function: $('a-schedule').value }));
     $('b-queue').onclick = act('a-out', () => api('queue/send', { queue: $('a-queue').value, body: $('a-queue-body').value }));
     $('b-topic').onclick = act('a-out', () => api('topic/publish', { topic: $('a-topic').value, body: $('a-topic-body').value }));
