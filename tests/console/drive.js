@@ -141,6 +141,7 @@ async function main() {
     await row('place-order').nth(1).click();
     await page.waitForSelector('#b-replay');
     await shot(page, '4-console');
+    await page.evaluate(() => window.scrollTo(0, 0));
     await shot(page, 'console-viewport', false);
     assert.deepEqual(errors, []);
   } finally {
