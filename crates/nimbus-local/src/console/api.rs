@@ -206,7 +206,13 @@ async fn replay(rt: &Runtime, live: &Live, input: &Value) -> Result<Reply, ApiEr
         .console
         .find(rid)
         .ok_or_else(|| not_found(format!("invocation {rid} is no longer kept")))?;
-    let event: Value = serde_json::from_str(entry.event.json()).unwrap_or(Value::Null);
+    let kept = entry.event.as_ref().ok_or_else(|| {
+        bad(format!(
+            "invocation {rid} had an event over {} bytes, which the console does not keep",
+            super::record::MAX_EVENT
+        ))
+    })?;
+    let event: Value = serde_json::from_str(kept.json()).unwrap_or(Value::Null);
     Ok(run(rt, live, &entry.function, &entry.trigger, event).await)
 }
 

@@ -1,7 +1,8 @@
 //! The console's recent invocations: a bounded in-memory ring (the last [`KEEP`]) of what each
 //! invocation got and returned, so the console can show request/response and replay the same
-//! event. Events are kept as the shared JSON text the worker was sent (no copy); responses are
-//! cut at [`MAX_RESPONSE`] bytes.
+//! event. Events up to [`MAX_EVENT`] bytes are kept as the shared JSON text the worker was sent
+//! (no copy; larger ones are not kept, and cannot be replayed); responses are cut at
+//! [`MAX_RESPONSE`] bytes. At most about `KEEP * (MAX_EVENT + MAX_RESPONSE)` = 4 MB.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -10,9 +11,11 @@ use nimbus_local_workers::{Event, Invocation, InvokeError};
 use serde_json::{Value, json};
 
 /// How many invocations are kept.
-pub const KEEP: usize = 200;
+pub const KEEP: usize = 100;
+/// Largest event kept, in bytes of JSON.
+pub const MAX_EVENT: usize = 32 * 1024;
 /// Longest response text kept, in bytes.
-pub const MAX_RESPONSE: usize = 16 * 1024;
+pub const MAX_RESPONSE: usize = 8 * 1024;
 
 /// One finished invocation.
 #[derive(Clone)]
@@ -33,8 +36,8 @@ pub struct Entry {
     pub status: &'static str,
     /// The error text.
     pub error: Option<String>,
-    /// The event it got.
-    pub event: Event,
+    /// The event it got; `None` when it was over [`MAX_EVENT`].
+    pub event: Option<Event>,
     /// What it returned, as JSON text (cut).
     pub response: Option<String>,
     /// Batch items it reported failed (`{"failed": [ids]}`): they are retried.
@@ -51,7 +54,10 @@ impl Entry {
             "failed": self.failed,
         });
         if with_bodies {
-            v["event"] = serde_json::from_str(self.event.json()).unwrap_or(Value::Null);
+            v["event"] = match &self.event {
+                Some(e) => serde_json::from_str(e.json()).unwrap_or(Value::Null),
+                None => json!(format!("(over {MAX_EVENT} bytes: not kept)")),
+            };
             v["response"] = match &self.response {
                 Some(text) => serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
                 None => Value::Null,
@@ -113,7 +119,7 @@ impl Recorder {
             duration_ms,
             status,
             error,
-            event,
+            event: (event.json().len() <= MAX_EVENT).then_some(event),
             response,
             failed,
         };
@@ -175,9 +181,26 @@ mod tests {
         assert_eq!(all.len(), KEEP);
         assert_eq!(all[0].request_id, "r5");
         assert!(r.find("r0").is_none());
+        r.record(
+            "f",
+            "invoke",
+            "big",
+            Event::from(json!({ "type": "invoke", "blob": "y".repeat(MAX_EVENT) })),
+            &Err(InvokeError::Overloaded),
+            "throttled",
+            1.0,
+        );
+        let big = r.find("big").unwrap();
+        assert!(big.event.is_none());
+        assert!(
+            big.to_json(true)["event"]
+                .as_str()
+                .unwrap()
+                .contains("not kept")
+        );
         let last = r.find(&format!("r{}", KEEP + 4)).unwrap();
         assert_eq!(last.response.as_ref().unwrap().len(), MAX_RESPONSE);
         assert_eq!(last.to_json(true)["event"]["i"], json!(KEEP + 4));
-        assert_eq!(r.list(last.seq - 1, |_| true).len(), 1);
+        assert_eq!(r.list(last.seq - 1, |_| true).len(), 2);
     }
 }

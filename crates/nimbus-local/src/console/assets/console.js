@@ -84,7 +84,7 @@
     try {
       const list = await api('invocations?' + q);
       if (asked !== gen) return;
-      if (list.length) { seq = list[list.length - 1].seq; rows = rows.concat(list).slice(-200); renderRows(); }
+      if (list.length) { seq = list[list.length - 1].seq; rows = rows.concat(list).slice(-100); renderRows(); }
       say('live · ' + rows.length + ' invocations');
     } catch (e) { say(e.message, true); }
   }
