@@ -191,7 +191,6 @@
     const tick = () => { poll(); dlq(); metrics(); };
     tick();
     setInterval(poll, 1000); setInterval(() => { dlq(); metrics(); }, 2000);
-    void tick;
   }
   start();
 })();
