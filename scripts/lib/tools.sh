@@ -45,3 +45,22 @@ ensure_node_modules() {
   fi
   echo "$dir/node_modules"
 }
+
+# Debian's chromium for the console's browser test (crates/nimbus/tests/console.rs); installed
+# with apt-get when missing (as root, or through passwordless sudo); prints its path. Fails with
+# the install command when it cannot install it.
+ensure_chromium() {
+  local found
+  found="$(command -v chromium 2>/dev/null || true)"
+  if [ -z "$found" ]; then
+    echo "installing chromium (Debian package) for the console's browser test" >&2
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
+    if ! { $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2; }; then
+      echo "chromium is missing and could not be installed; run: sudo apt-get install -y chromium" >&2
+      return 1
+    fi
+    found="$(command -v chromium)"
+  fi
+  echo "$found"
+}

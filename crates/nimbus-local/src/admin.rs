@@ -2,8 +2,10 @@
 //! `remove`) and by Prometheus: `GET /health`, `GET /metrics`, `GET /info`, `POST /invoke`,
 //! `POST /deploy`, `POST /restart` (`{"secret": NAME}`: new workers for the functions that read
 //! it, the old ones drained), `POST /shutdown`, and the queue and topic tools of
-//! [`crate::queues`] (`POST /queues/{peek,send,purge,redrive}`, `POST /topics/publish`). Everything but `/health` and `/metrics` needs the token
-//! from `runtime.json` (mode 0600) in `x-nimbus-admin-token`.
+//! [`crate::queues`] (`POST /queues/{peek,send,purge,redrive}`, `POST /topics/publish`).
+//! Everything but `/health` and `/metrics` needs the token from `runtime.json` (mode 0600) in
+//! `x-nimbus-admin-token`. The web console is served under `/console` (see [`crate::console`];
+//! its page loads without the token, its API needs it).
 
 use std::sync::Arc;
 
@@ -80,6 +82,7 @@ async fn handle(
                 .body(Full::new(Bytes::from(rt.metrics.render(&depths))))
                 .expect("a valid response");
         }
+        _ if crate::console::owns(&path) => return crate::console::handle(rt, info, req).await,
         _ => {}
     }
     let token_ok = req

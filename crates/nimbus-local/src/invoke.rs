@@ -43,6 +43,7 @@ pub async fn invoke(
         return Err(InvokeError::Draining);
     };
     let event = event.into();
+    let recorded = event.clone();
     let mut result = pool.invoke(request_id, event.clone()).await;
     if matches!(result, Err(InvokeError::Draining)) {
         // Redeployed between routing and invoking: the new generation serves it instead.
@@ -86,6 +87,15 @@ pub async fn invoke(
         }
     }
     rt.logs.write_record(&record);
+    rt.console.record(
+        function,
+        trigger,
+        request_id,
+        recorded,
+        &result,
+        record.status,
+        record.duration_ms,
+    );
     result
 }
 

@@ -16,6 +16,7 @@ mod admin;
 pub mod auth;
 pub mod buckets;
 mod clock;
+pub mod console;
 pub mod control;
 mod cors;
 pub mod daemon;
@@ -276,6 +277,7 @@ pub(crate) fn info(rt: &Runtime, info: &RuntimeInfo) -> Value {
         "pid": info.pid,
         "url": info.gateway_url(),
         "admin_url": info.admin_url(),
+        "console": console::url(info),
         "api_key": info.api_key,
         "routes": routes,
         "functions": functions,

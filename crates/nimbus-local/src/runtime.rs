@@ -77,6 +77,8 @@ pub struct Runtime {
     interpreters: Mutex<BTreeMap<String, PathBuf>>,
     /// Secret values: read at each worker's start, masked in everything the runtime reports.
     pub(crate) secrets: Secrets,
+    /// Recent invocations for the web console.
+    pub(crate) console: crate::console::Recorder,
     deploy_lock: tokio::sync::Mutex<()>,
     this: Weak<Runtime>,
 }
@@ -138,6 +140,7 @@ impl Runtime {
             bucket_wake: Notify::new(),
             interpreters: Mutex::new(BTreeMap::new()),
             secrets: Secrets::default(),
+            console: crate::console::Recorder::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
             this: this.clone(),
         }))

@@ -135,7 +135,7 @@ pub enum Command {
 
     /// Show the deployed app: its URL, endpoints, functions and their instances, queue depths
     #[command(
-        after_help = "Examples:\n  nimbus info                       # the app of the manifest found here (or above)\n  nimbus info -f examples/shop/nimbus.yaml -s prod\n  nimbus info --all                 # every local deployment on this machine\n  nimbus info --service shop        # a local deployment, without its manifest\n  nimbus info --output json\n\nWithout a manifest here or above, the local deployment made from this folder is shown.\nNeeds no deploy-time input: values from unset environment variables are not read."
+        after_help = "Examples:\n  nimbus info                       # the app of the manifest found here (or above)\n  nimbus info -f examples/shop/nimbus.yaml -s prod\n  nimbus info --all                 # every local deployment on this machine\n  nimbus info --service shop        # a local deployment, without its manifest\n  nimbus info --output json\n  nimbus info --console             # the link to the local web console\n\nWithout a manifest here or above, the local deployment made from this folder is shown.\nNeeds no deploy-time input: values from unset environment variables are not read."
     )]
     Info(InfoArgs),
 
@@ -410,6 +410,10 @@ pub struct InfoArgs {
     /// running or not), wherever its project is
     #[arg(long, conflicts_with = "service")]
     pub all: bool,
+    /// Local: print only the link to the running runtime's web console (the admin token is in
+    /// the link's `#token=` fragment: keep it private)
+    #[arg(long, conflicts_with = "all")]
+    pub console: bool,
     #[command(flatten)]
     pub which: Which,
 }

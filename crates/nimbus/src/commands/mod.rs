@@ -52,7 +52,12 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Remove(args) => cloud::run(&cli.global, cloud::Op::Remove(&args), out),
         Command::Info(args) if is_local(&cli.global)? => local::info(&cli.global, &args, out),
         Command::Info(args) => {
-            cloud::local_only(args.all.then_some("--all"), &args.which)?;
+            cloud::local_only(
+                args.all
+                    .then_some("--all")
+                    .or(args.console.then_some("--console")),
+                &args.which,
+            )?;
             cloud::run(&cli.global, cloud::Op::Info, out)
         }
         Command::Invoke(args) if is_local(&cli.global)? => local::invoke(&cli.global, &args, out),

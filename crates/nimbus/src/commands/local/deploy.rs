@@ -116,6 +116,10 @@ pub fn deploy(global: &Global, args: &DeployArgs, out: &Out) -> Result<(), Failu
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         eprintln!("  {:<7} {:<44} -> {}", s("method"), s("url"), s("function"));
     }
+    eprintln!(
+        "console: {}",
+        details["console"].as_str().unwrap_or_default()
+    );
     let flags = flags(global);
     eprintln!(
         "next: curl {url}/...   nimbus logs [FUNCTION]{flags} --follow   nimbus info{flags}   nimbus remove{flags}"

@@ -44,6 +44,7 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
         for r in server.runtime.live().iter().flat_map(|l| l.router.routes().to_vec()) {
             eprintln!("  {:<7} {}{:<36} -> {}", r.method.to_string(), server.info.gateway_url(), r.pattern, r.function);
         }
+        eprintln!("console: {}", nimbus_local::console::url(&server.info));
         let mut fingerprint = fingerprint(&manifest, &watch_roots);
         let mut stopping = server.stopping();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -306,6 +306,10 @@ pub fn info(global: &Global, args: &InfoArgs, out: &Out) -> Result<(), Failure> 
         return not_running(&target, record.as_ref(), out);
     };
     let mut v = admin(&rt, "GET", "/info", None, Duration::from_secs(5))?;
+    if args.console {
+        println!("{}", nimbus_local::console::url(&rt));
+        return Ok(());
+    }
     if let Some(r) = &record {
         v["manifest"] = json!(r.manifest);
     }
@@ -324,6 +328,7 @@ pub fn info(global: &Global, args: &InfoArgs, out: &Out) -> Result<(), Failure> 
         v["pid"],
         s(&v, "admin_url")
     );
+    println!("  console   {}", s(&v, "console"));
     println!("routes:");
     for r in v["routes"].as_array().into_iter().flatten() {
         println!(
