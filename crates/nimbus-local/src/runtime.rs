@@ -66,10 +66,13 @@ pub struct Runtime {
     pub(crate) store: Arc<Store>,
     pub(crate) logs: Arc<LogWriter>,
     pub(crate) metrics: Metrics,
+    /// The last invocations with their event and result, for the admin API.
+    pub(crate) recent: crate::invoke::Recent,
     pub(crate) keys: AuthKeys,
     pub(crate) clock: Clock,
     pub(crate) max_body_bytes: usize,
     pub(crate) retry_base_ms: u64,
+    pub(crate) redeliver_after_ms: Option<u64>,
     pub(crate) limits: ConnectionLimits,
     live: RwLock<Option<Arc<Live>>>,
     wakeups: Mutex<BTreeMap<String, Arc<Notify>>>,
@@ -92,8 +95,11 @@ pub struct RuntimeOptions {
     pub keys: AuthKeys,
     /// How fast schedule time runs (1 = real time); a testing aid.
     pub clock_scale: f64,
-    /// The first retry delay of a failed event; later ones double (up to 60 s).
+    /// The first retry delay of a failed schedule run; the next one doubles.
     pub retry_base_ms: u64,
+    /// A testing aid: failed messages are delivered again after this delay instead of when their
+    /// visibility timeout runs out.
+    pub redeliver_after_ms: Option<u64>,
     /// What one client may hold of the gateway and the admin API.
     pub limits: ConnectionLimits,
 }
@@ -106,6 +112,7 @@ impl Default for RuntimeOptions {
             keys: AuthKeys::default(),
             clock_scale: 1.0,
             retry_base_ms: 1000,
+            redeliver_after_ms: None,
             limits: ConnectionLimits::default(),
         }
     }
@@ -128,10 +135,12 @@ impl Runtime {
             store: Arc::new(store),
             logs: Arc::new(logs),
             metrics: Metrics::default(),
+            recent: Default::default(),
             keys: options.keys,
             clock: Clock::new(options.clock_scale),
             max_body_bytes: options.max_body_bytes,
             retry_base_ms: options.retry_base_ms,
+            redeliver_after_ms: options.redeliver_after_ms,
             limits: options.limits,
             live: RwLock::new(None),
             wakeups: Mutex::new(BTreeMap::new()),
@@ -171,6 +180,10 @@ impl Runtime {
             record["function"] = json!(f);
         }
         self.logs.write(record);
+        if matches!(level, "warn" | "error") {
+            // Failures are read at once (`nimbus logs` right after, `nimbus dev`).
+            self.logs.flush();
+        }
     }
 
     /// Deploys `deployment`, replacing the live generation; returns the functions that changed.
