@@ -321,15 +321,15 @@ pub fn render(record: &Value) -> String {
             } else {
                 format!("{ts} {function} {short} {} {outcome} {ms}ms", s("trigger"))
             };
+            if record.get("cold").and_then(Value::as_bool) == Some(true) {
+                line.push_str(" (cold)");
+            }
             if let (Some(items), Some(failed)) = (
                 record.get("items").and_then(Value::as_u64),
                 record.get("failed").and_then(Value::as_u64),
             ) && failed > 0
             {
                 line.push_str(&format!(" {failed}/{items} failed"));
-            }
-            if record.get("cold").and_then(Value::as_bool) == Some(true) {
-                line.push_str(" (cold)");
             }
             if let Some(e) = record.get("error").and_then(Value::as_str) {
                 line.push_str(&format!(" — {e}"));
