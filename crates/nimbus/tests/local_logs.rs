@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -773,7 +773,7 @@ fn dev_colours_lines_per_function_on_a_terminal_unless_no_color() {
     }
 }
 
-fn path_text(p: &PathBuf) -> String {
+fn path_text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
