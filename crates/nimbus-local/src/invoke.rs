@@ -111,8 +111,10 @@ pub async fn invoke(
         error: None,
         stack: None,
     };
-    let batch = serde_json::from_str::<Value>(event.json())
-        .ok()
+    // Only a batch's event is read back (an HTTP body may be megabytes).
+    let batch = matches!(trigger, "queue" | "topic")
+        .then(|| serde_json::from_str::<Value>(event.json()).ok())
+        .flatten()
         .and_then(|e| e.get("messages").and_then(Value::as_array).map(Vec::len));
     record.items = batch;
     match &result {

@@ -590,6 +590,26 @@ fn faulty_handlers_get_their_errors_and_the_runtime_keeps_serving() {
     }
     let logs = app.logs("sleepy");
     assert!(logs.contains("\"outcome\":\"timeout\""), "{logs}");
+    // Each failure ends in one line with its outcome word (and, for HTTP, the request line).
+    for (function, outcome, status) in [
+        ("hog", "out of memory", 502),
+        ("quitter", "crashed", 502),
+        ("spinner", "timeout", 504),
+    ] {
+        let human = text(&app.nimbus(&["logs", function]).stdout);
+        let lines: Vec<&str> = human
+            .lines()
+            .filter(|l| l.contains(&format!(" {status} ")) && l.contains(&format!("ms {outcome}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{function}:\n{human}");
+        assert!(lines.iter().all(|l| l.contains(" GET /")), "{human}");
+    }
+    let counts = &app.info()["functions"]["sleepy"];
+    assert_eq!(
+        (&counts["errors"], &counts["timeouts"]),
+        (&2.into(), &2.into()),
+        "{counts}"
+    );
 }
 
 const QUEUE_APP: &str = r#"version: 1
