@@ -188,15 +188,20 @@ fn receive_limit(live: &Live, spec: &TriggerSpec, queue: &str) -> Option<(u32, S
 }
 
 /// How a queue is named to the user: a subscription's queue as `topic order-events →
+/// reserve-stock`, its dead-letter queue as `the dead-letter queue of topic order-events →
 /// reserve-stock`.
 fn shown(queue: &str) -> String {
-    match queue
-        .strip_prefix("sub:")
-        .map(|r| r.splitn(3, ':').collect::<Vec<_>>())
-    {
-        Some(parts) if parts.len() == 3 => format!("{} {} → {}", parts[0], parts[1], parts[2]),
-        _ => queue.to_string(),
+    let subscription = |rest: &str| {
+        let parts: Vec<&str> = rest.splitn(3, ':').collect();
+        (parts.len() == 3).then(|| format!("{} {} → {}", parts[0], parts[1], parts[2]))
+    };
+    if let Some(name) = queue.strip_prefix("sub:").and_then(subscription) {
+        return name;
     }
+    if let Some(name) = queue.strip_prefix("dlq:").and_then(subscription) {
+        return format!("the dead-letter queue of {name}");
+    }
+    queue.to_string()
 }
 
 async fn deliver(
@@ -444,7 +449,21 @@ async fn scan_buckets(rt: Arc<Runtime>, live: Arc<Live>) {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, shown};
+
+    #[test]
+    fn queues_are_named_as_the_user_declared_them() {
+        assert_eq!(shown("payments"), "payments");
+        assert_eq!(
+            shown("sub:topic:order-events:reserve-stock"),
+            "topic order-events → reserve-stock"
+        );
+        assert_eq!(
+            shown("dlq:table:orders:audit-orders"),
+            "the dead-letter queue of table orders → audit-orders"
+        );
+        assert_eq!(shown("payments-dlq"), "payments-dlq");
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {
