@@ -347,8 +347,8 @@ async fn schedule(rt: Arc<Runtime>, live: Arc<Live>, function: String, trigger: 
         after = next;
         let event = json!({ "type": "schedule", "name": name, "time": next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) });
         // Two retries, as EventBridge would, then give up on this run.
-        for attempt in 0..3u32 {
-            if invoke(
+        for attempt in 1..=3u32 {
+            let Err(e) = invoke(
                 &rt,
                 &live,
                 &function,
@@ -358,15 +358,26 @@ async fn schedule(rt: Arc<Runtime>, live: Arc<Live>, function: String, trigger: 
                 Context::default(),
             )
             .await
-            .is_ok()
-            {
+            else {
                 break;
+            };
+            let verdict = if attempt == 3 {
+                "; this run is given up"
+            } else {
+                "; retried"
+            };
+            rt.log(
+                if attempt == 3 { "error" } else { "warn" },
+                Some(&function),
+                format!(
+                    "schedule {name}: the run of {} failed (attempt {attempt}/3): {e}{verdict}",
+                    event["time"].as_str().unwrap_or("")
+                ),
+            );
+            if attempt < 3 {
+                rt.metrics.function(&function).retry();
+                tokio::time::sleep(Duration::from_millis(backoff(rt.retry_base_ms, attempt))).await;
             }
-            tokio::time::sleep(Duration::from_millis(backoff(
-                rt.retry_base_ms,
-                attempt + 1,
-            )))
-            .await;
         }
     }
 }

@@ -801,3 +801,58 @@ fn kill_dev_in(dir: &Path) {
         std::thread::sleep(Duration::from_secs(2));
     }
 }
+
+#[test]
+fn a_failing_schedule_run_is_retried_twice_visibly_then_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("nimbus.yaml"),
+        "version: 1\nservice: ticks\nfunctions:\n  tick:\n    handler: tick.py:handler\n    triggers: [ { schedule: \"rate(1 minute)\" } ]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tick.py"),
+        "def handler(event, context):\n    raise ValueError('no data for ' + event['time'])\n",
+    )
+    .unwrap();
+    // Schedule time runs a minute per second; retries wait 50 ms.
+    let env = vec![
+        (
+            "XDG_DATA_HOME".to_string(),
+            data.path().to_string_lossy().into_owned(),
+        ),
+        ("NIMBUS_LOCAL_CLOCK_SCALE".to_string(), "60".to_string()),
+        ("NIMBUS_LOCAL_RETRY_BASE_MS".to_string(), "50".to_string()),
+    ];
+    let out = App::command(dir.path(), &env, &["deploy", "--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let app = App {
+        url: text(&out.stdout).trim().to_string(),
+        dir,
+        env,
+        _data: data,
+    };
+    let logs = eventually(30, "a run given up", || {
+        let logs = app.logs(&["tick"]);
+        logs.contains("failed (attempt 3/3)").then_some(logs)
+    });
+    let given_up = logs.lines().find(|l| l.contains("(attempt 3/3)")).unwrap();
+    assert!(given_up.contains(" error tick: schedule "), "{given_up}");
+    assert!(
+        given_up.contains("ValueError: no data for ")
+            && given_up.ends_with("; this run is given up"),
+        "{given_up}"
+    );
+    assert!(
+        logs.contains("failed (attempt 1/3)") && logs.contains("; retried"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("tick ") && logs.contains(" schedule error "),
+        "{logs}"
+    );
+    assert!(app.info()["functions"]["tick"]["retries"].as_u64().unwrap() >= 2);
+}
