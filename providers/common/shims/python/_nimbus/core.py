@@ -863,12 +863,23 @@ def normalize_result(event: dict, result):
     return None
 
 
-def user_traceback(exc: BaseException) -> str:
+def user_traceback(exc: BaseException, _seen=None) -> str:
     """The traceback of ``exc`` as the user wrote it: the shim's own frames (and the import
     machinery's) are dropped, so the first frame is the user's file:line; paths below the working
-    directory (the package root, for the local worker) are made relative to it."""
+    directory (the package root, for the local worker) are made relative to it. A cause or
+    context comes first, as Python prints it."""
     import traceback
 
+    seen = _seen if _seen is not None else set()
+    seen.add(id(exc))
+    before = ""
+    cause, context = exc.__cause__, exc.__context__
+    if cause is not None and id(cause) not in seen:
+        before = (user_traceback(cause, seen)
+                  + "\nThe above exception was the direct cause of the following exception:\n\n")
+    elif context is not None and not exc.__suppress_context__ and id(context) not in seen:
+        before = (user_traceback(context, seen)
+                  + "\nDuring handling of the above exception, another exception occurred:\n\n")
     shim = os.path.dirname(os.path.abspath(__file__)) + os.sep
     cwd = os.getcwd() + os.sep
     frames = []
@@ -882,7 +893,7 @@ def user_traceback(exc: BaseException) -> str:
     lines = ["Traceback (most recent call last):\n"] if frames else []
     lines += traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
-    return "".join(lines)
+    return before + "".join(lines)
 
 
 def error_info(exc: BaseException) -> dict:
