@@ -72,7 +72,8 @@ pub struct FunctionSpec {
 pub enum Language {
     /// Python 3.11+: `<interpreter> -m _nimbus.local_worker`.
     Python,
-    /// Node.js 20+: `<interpreter> --max-old-space-size=<memory_mb> _nimbus/local_worker.js`.
+    /// Node.js 20+: `<interpreter> --enable-source-maps --max-old-space-size=<memory_mb>
+    /// _nimbus/local_worker.js`.
     Node,
 }
 
@@ -97,7 +98,8 @@ impl FunctionSpec {
         match self.language {
             Language::Python => vec!["-m".into(), "_nimbus.local_worker".into()],
             Language::Node => {
-                let mut args = Vec::new();
+                // Stack traces point at the sources a bundler or compiler mapped from.
+                let mut args = vec!["--enable-source-maps".to_string()];
                 if self.memory_mb > 0 {
                     args.push(format!("--max-old-space-size={}", self.memory_mb));
                 }
@@ -204,12 +206,19 @@ mod tests {
         let s = spec(Language::Node, 256);
         assert_eq!(
             s.worker_args(),
-            ["--max-old-space-size=256", "_nimbus/local_worker.js"]
+            [
+                "--enable-source-maps",
+                "--max-old-space-size=256",
+                "_nimbus/local_worker.js"
+            ]
         );
         let env = s.worker_env(&BTreeMap::new());
         assert!(!env.contains_key("PYTHONUNBUFFERED"));
         let unlimited = spec(Language::Node, 0);
-        assert_eq!(unlimited.worker_args(), ["_nimbus/local_worker.js"]);
+        assert_eq!(
+            unlimited.worker_args(),
+            ["--enable-source-maps", "_nimbus/local_worker.js"]
+        );
         assert!(
             !unlimited
                 .worker_env(&BTreeMap::new())

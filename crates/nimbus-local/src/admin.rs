@@ -1,11 +1,12 @@
 //! The admin API on its own loopback port, used by the CLI (`deploy`, `invoke`, `info`,
 //! `remove`) and by Prometheus: `GET /health`, `GET /metrics`, `GET /info`, `POST /invoke`,
-//! `POST /deploy`, `POST /restart` (`{"secret": NAME}`: new workers for the functions that read
-//! it, the old ones drained), `POST /shutdown`, and the queue and topic tools of
-//! [`crate::queues`] (`POST /queues/{peek,send,purge,redrive}`, `POST /topics/publish`).
-//! Everything but `/health` and `/metrics` needs the token from `runtime.json` (mode 0600) in
-//! `x-nimbus-admin-token`. The web console is served under `/console` (see [`crate::console`];
-//! its page loads without the token, its API needs it).
+//! `GET /invocations` (the last 100 invocations: their log record with event and result;
+//! `?function=NAME` for one function's), `POST /deploy`, `POST /restart` (`{"secret": NAME}`:
+//! new workers for the functions that read it, the old ones drained), `POST /shutdown`, and the
+//! queue and topic tools of [`crate::queues`] (`POST /queues/{peek,send,purge,redrive}`,
+//! `POST /topics/publish`). Everything but `/health` and `/metrics` needs the token from
+//! `runtime.json` (mode 0600) in `x-nimbus-admin-token`. The web console is served under
+//! `/console` (see [`crate::console`]; its page loads without the token, its API needs it).
 
 use std::sync::Arc;
 
@@ -18,9 +19,10 @@ use tokio::sync::watch;
 
 use crate::accept;
 use crate::deployment::Deployment;
-use crate::invoke::{invoke, request_id, status_of};
+use crate::invoke::{Context, invoke, request_id, status_of};
 use crate::runtime::Runtime;
 use crate::state::RuntimeInfo;
+use nimbus_local_workers::InvokeError;
 
 /// Serves the admin API until `shutdown` turns true; `POST /shutdown` turns it true.
 pub async fn serve(
@@ -68,13 +70,13 @@ async fn handle(
         (&Method::GET, "/metrics") => {
             let queues = rt.store().queues().unwrap_or_default();
             let now = crate::now_ms();
-            let depths: Vec<(String, u64, u64)> = queues
+            let depths: Vec<(String, u64, u64, u64)> = queues
                 .into_iter()
                 .filter_map(|q| {
                     rt.store()
                         .depth(&q, now)
                         .ok()
-                        .map(|d| (q, d.visible, d.in_flight))
+                        .map(|d| (q, d.visible, d.in_flight, d.dead_lettered))
                 })
                 .collect();
             return Response::builder()
@@ -97,6 +99,7 @@ async fn handle(
         );
     }
     let method = req.method().clone();
+    let req_query = req.uri().query().map(str::to_string);
     let body = match Limited::new(req.into_body(), 64 * 1024 * 1024)
         .collect()
         .await
@@ -129,6 +132,16 @@ async fn handle(
     }
     match (method, path.as_str()) {
         (Method::GET, "/info") => reply(StatusCode::OK, crate::info(rt, info)),
+        (Method::GET, "/invocations") => {
+            let function = req_query
+                .as_deref()
+                .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("function=")));
+            let kept = rt
+                .console
+                .list(0, |e| function.is_none_or(|f| e.function() == f));
+            let invocations: Vec<Value> = kept.iter().map(|e| e.to_json(true)).collect();
+            reply(StatusCode::OK, json!({ "invocations": invocations }))
+        }
         (Method::POST, "/invoke") => {
             let Some(function) = input.get("function").and_then(Value::as_str) else {
                 return reply(
@@ -157,15 +170,25 @@ async fn handle(
                 .and_then(Value::as_str)
                 .unwrap_or("invoke")
                 .to_string();
-            match invoke(rt, &live, function, &trigger, &rid, event).await {
+            let context_event = event.clone();
+            let cx = Context::of_event(&trigger, &context_event);
+            match invoke(rt, &live, function, &trigger, &rid, event, cx).await {
                 Ok(inv) => reply(
                     StatusCode::OK,
                     json!({ "ok": true, "request_id": rid, "result": inv.result, "cold": inv.cold, "duration_ms": started.elapsed().as_millis() as u64 }),
                 ),
-                Err(e) => reply(
-                    StatusCode::OK,
-                    json!({ "ok": false, "request_id": rid, "status": status_of(&e), "error": e.to_string(), "duration_ms": started.elapsed().as_millis() as u64 }),
-                ),
+                Err(e) => {
+                    let stack = match &e {
+                        InvokeError::Handler { error } | InvokeError::LoadFailed { error } => {
+                            error.stack.clone()
+                        }
+                        _ => None,
+                    };
+                    reply(
+                        StatusCode::OK,
+                        json!({ "ok": false, "request_id": rid, "status": status_of(&e), "error": e.to_string(), "stack": stack, "duration_ms": started.elapsed().as_millis() as u64 }),
+                    )
+                }
             }
         }
         (Method::POST, "/deploy") => {

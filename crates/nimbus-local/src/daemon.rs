@@ -29,6 +29,7 @@ pub fn options_from_env(api_key: Option<String>) -> RuntimeOptions {
     }
     if let Some(base) = env("NIMBUS_LOCAL_RETRY_BASE_MS").and_then(|s| s.parse().ok()) {
         options.retry_base_ms = base;
+        options.redeliver_after_ms = Some(base);
     }
     if let Some(max) = env("NIMBUS_LOCAL_MAX_BODY").and_then(|s| s.parse().ok()) {
         options.max_body_bytes = max;

@@ -2,11 +2,16 @@
 //! triggers), a timer per schedule, and the bucket scanner. Started per deployed generation and
 //! stopped when it is replaced.
 //!
-//! Delivery is at least once: a message is acknowledged only after the handler succeeded;
-//! failures are retried with exponential backoff (1 s, 2 s, 4 s … up to 60 s), the messages a
-//! handler reports in `{"failed": [...]}` are retried alone, and after the queue's
-//! `max_receives` a message moves to its dead-letter queue. Unacknowledged messages survive a
-//! crash: after a restart they are delivered again once their visibility timeout has passed.
+//! Delivery is at least once: a message is acknowledged only after the handler succeeded. A
+//! failed message stays hidden until its visibility timeout (counted from its receive) runs
+//! out, then is delivered again, as on SQS; the messages a handler reports in
+//! `{"failed": [...]}` are retried alone. Each failure is logged
+//! (`payments: message m-1 failed (attempt 3/5): ValueError: …`) and counted as a retry; a
+//! failure on the last of the queue's `max_receives` makes the message visible at once, so that
+//! it moves to its dead-letter queue (logged `moved to payments-dlq after 5 receives`, counted
+//! as dead-lettered). Unacknowledged messages survive a crash: after a restart they are
+//! delivered again once their visibility timeout has passed. Schedules retry a failed run twice
+//! with a backoff (1 s, 2 s), as EventBridge would.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::buckets::Snapshot;
 use crate::deployment::{DeployedFunction, DeployedTrigger};
-use crate::invoke::{invoke, request_id};
+use crate::invoke::{Context, invoke, request_id};
 use crate::runtime::{Live, Runtime};
 use crate::{names, now_ms};
 
@@ -168,6 +173,37 @@ fn event_for(trigger: &TriggerSpec, messages: &[Received]) -> Value {
     }
 }
 
+/// Receives of a message of `trigger`'s queue before it is dead-lettered (`None`: retried
+/// forever), and the dead-letter queue's name.
+fn receive_limit(live: &Live, spec: &TriggerSpec, queue: &str) -> Option<(u32, String)> {
+    let limit = match spec {
+        TriggerSpec::Queue { resource, .. } => match &live.deployment.resources.get(resource)?.spec
+        {
+            nimbus_graph::ResourceSpec::Queue { max_receives, .. } => (*max_receives)?,
+            _ => return None,
+        },
+        other => names::subscription_receives(other),
+    };
+    Some((limit, names::dead_letter(queue)))
+}
+
+/// How a queue is named to the user: a subscription's queue as `topic order-events →
+/// reserve-stock`, its dead-letter queue as `the dead-letter queue of topic order-events →
+/// reserve-stock`.
+fn shown(queue: &str) -> String {
+    let subscription = |rest: &str| {
+        let parts: Vec<&str> = rest.splitn(3, ':').collect();
+        (parts.len() == 3).then(|| format!("{} {} → {}", parts[0], parts[1], parts[2]))
+    };
+    if let Some(name) = queue.strip_prefix("sub:").and_then(subscription) {
+        return name;
+    }
+    if let Some(name) = queue.strip_prefix("dlq:").and_then(subscription) {
+        return format!("the dead-letter queue of {name}");
+    }
+    queue.to_string()
+}
+
 async fn deliver(
     rt: &Runtime,
     live: &Live,
@@ -178,18 +214,29 @@ async fn deliver(
     messages: Vec<Received>,
 ) {
     let event = event_for(&trigger.spec, &messages);
-    let result = invoke(rt, live, function, kind, &request_id(), event).await;
-    let failed: BTreeSet<String> = match &result {
-        Ok(inv) => inv
-            .result
-            .get("failed")
-            .and_then(Value::as_array)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|i| i.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+    let result = invoke(
+        rt,
+        live,
+        function,
+        kind,
+        &request_id(),
+        event,
+        Context::default(),
+    )
+    .await;
+    let (failed, why): (BTreeSet<String>, String) = match &result {
+        Ok(inv) => (
+            inv.result
+                .get("failed")
+                .and_then(Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            "reported failed by the handler".to_string(),
+        ),
         Err(InvokeError::Overloaded | InvokeError::Draining) => {
             // Not the handler's fault: put them back soon without waiting out the backoff.
             for m in &messages {
@@ -197,7 +244,15 @@ async fn deliver(
             }
             return;
         }
-        Err(_) => messages.iter().map(|m| m.id.clone()).collect(),
+        Err(e) => (
+            messages.iter().map(|m| m.id.clone()).collect(),
+            match e {
+                InvokeError::Handler { error } | InvokeError::LoadFailed { error } => {
+                    error.to_string()
+                }
+                other => other.to_string(),
+            },
+        ),
     };
     let (retry, done): (Vec<&Received>, Vec<&Received>) =
         messages.iter().partition(|m| failed.contains(&m.id));
@@ -209,14 +264,52 @@ async fn deliver(
             format!("acknowledging on `{queue}`: {e}"),
         );
     }
+    let limit = receive_limit(live, &trigger.spec, queue);
+    let metrics = rt.metrics.function(function);
+    let name = shown(queue);
     for m in retry {
-        let delay = backoff(rt.retry_base_ms, m.receive_count);
-        if let Err(e) = rt.store.retry(queue, &m.receipt, delay, now_ms()) {
+        let attempt = match &limit {
+            Some((max, _)) => format!("attempt {}/{max}", m.receive_count),
+            None => format!("attempt {}", m.receive_count),
+        };
+        rt.log(
+            "warn",
+            Some(function),
+            format!("{name}: message {} failed ({attempt}): {why}", m.id),
+        );
+        let last = limit.as_ref().filter(|(max, _)| m.receive_count >= *max);
+        // A last failure is made visible at once, so that the next receive moves it to the
+        // dead-letter queue; the others wait out their visibility timeout (or the testing aid's
+        // delay).
+        let delay = match (last, rt.redeliver_after_ms) {
+            (Some(_), _) => Some(0),
+            (None, Some(ms)) => Some(ms),
+            (None, None) => None,
+        };
+        if let Some(delay) = delay
+            && let Err(e) = rt.store.retry(queue, &m.receipt, delay, now_ms())
+        {
             rt.log(
                 "error",
                 Some(function),
                 format!("scheduling a retry on `{queue}`: {e}"),
             );
+        }
+        match last {
+            Some((max, dlq)) => {
+                metrics.dead_letter();
+                rt.log(
+                    "error",
+                    Some(function),
+                    format!(
+                        "{name}: message {} moved to {} after {max} receives",
+                        m.id,
+                        shown(dlq)
+                    ),
+                );
+                rt.wakeup(queue).notify_one();
+            }
+            None => metrics.retry(),
         }
     }
 }
@@ -254,25 +347,37 @@ async fn schedule(rt: Arc<Runtime>, live: Arc<Live>, function: String, trigger: 
         after = next;
         let event = json!({ "type": "schedule", "name": name, "time": next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) });
         // Two retries, as EventBridge would, then give up on this run.
-        for attempt in 0..3u32 {
-            if invoke(
+        for attempt in 1..=3u32 {
+            let Err(e) = invoke(
                 &rt,
                 &live,
                 &function,
                 "schedule",
                 &request_id(),
                 event.clone(),
+                Context::default(),
             )
             .await
-            .is_ok()
-            {
+            else {
                 break;
+            };
+            let verdict = if attempt == 3 {
+                "; this run is given up"
+            } else {
+                "; retried"
+            };
+            rt.log(
+                if attempt == 3 { "error" } else { "warn" },
+                Some(&function),
+                format!(
+                    "schedule {name}: the run of {} failed (attempt {attempt}/3): {e}{verdict}",
+                    event["time"].as_str().unwrap_or("")
+                ),
+            );
+            if attempt < 3 {
+                rt.metrics.function(&function).retry();
+                tokio::time::sleep(Duration::from_millis(backoff(rt.retry_base_ms, attempt))).await;
             }
-            tokio::time::sleep(Duration::from_millis(backoff(
-                rt.retry_base_ms,
-                attempt + 1,
-            )))
-            .await;
         }
     }
 }
@@ -355,7 +460,21 @@ async fn scan_buckets(rt: Arc<Runtime>, live: Arc<Live>) {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, shown};
+
+    #[test]
+    fn queues_are_named_as_the_user_declared_them() {
+        assert_eq!(shown("payments"), "payments");
+        assert_eq!(
+            shown("sub:topic:order-events:reserve-stock"),
+            "topic order-events → reserve-stock"
+        );
+        assert_eq!(
+            shown("dlq:table:orders:audit-orders"),
+            "the dead-letter queue of table orders → audit-orders"
+        );
+        assert_eq!(shown("payments-dlq"), "payments-dlq");
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {

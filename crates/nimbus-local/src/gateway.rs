@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use crate::accept;
 use crate::auth::{self, Denied};
 use crate::cors::{self, Preflight};
-use crate::invoke::{invoke, request_id};
+use crate::invoke::{Context, HttpRequest, error_status, invoke, request_id};
 use crate::router::{Matched, Routed, percent_decode};
 use crate::runtime::{Live, Runtime};
 
@@ -62,8 +62,43 @@ fn json_response(status: StatusCode, rid: &str, body: Value) -> Response<Full<By
         .expect("a valid response")
 }
 
+/// Answers one request; those answered without invoking a function get a `request` log
+/// record (the invocation record carries the request line otherwise).
 async fn handle(rt: &Runtime, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
     let rid = request_id();
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let response = answer(rt, req, peer, &rid).await;
+    if response.extensions().get::<Invoked>().is_none() {
+        let function = rt
+            .live()
+            .and_then(|live| match live.router.route(&method, &path) {
+                Routed::Found(m) => Some(m.route.function.clone()),
+                _ => None,
+            });
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        rt.logs.write_record(&RequestRecord {
+            kind: "request",
+            request_id: &rid,
+            method: &method,
+            path: &path,
+            status: response.status().as_u16(),
+            duration_ms: (elapsed * 100.0).round() / 100.0,
+            function: function.as_deref(),
+        });
+        rt.logs.flush();
+    }
+    response
+}
+
+async fn answer(
+    rt: &Runtime,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    rid: &str,
+) -> Response<Full<Bytes>> {
+    let rid = rid.to_string();
     let Some(live) = rt.live() else {
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -206,30 +241,57 @@ async fn routed(
         source_ip: peer.ip(),
     })
     .expect("an http event always serializes");
-    match invoke(rt, live, &function, "http", &rid, event).await {
+    let cx = Context {
+        http: Some(HttpRequest {
+            method: &method,
+            path: &path,
+        }),
+    };
+    let mut response = match invoke(rt, live, &function, "http", &rid, event, cx).await {
         Ok(inv) => http_response(&inv.result, &rid),
         Err(e) => {
-            let (status, message) = match &e {
-                InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
-                InvokeError::Overloaded => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("function `{function}` is at its concurrency limit; retry later"),
-                ),
-                InvokeError::Draining => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the function is being redeployed; retry".to_string(),
-                ),
-                InvokeError::Handler { .. } => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                _ => (StatusCode::BAD_GATEWAY, e.to_string()),
+            let status = error_status(&e);
+            let message = match &e {
+                InvokeError::Overloaded => {
+                    format!("function `{function}` is at its concurrency limit; retry later")
+                }
+                InvokeError::Draining => "the function is being redeployed; retry".to_string(),
+                _ => e.to_string(),
             };
-            let mut r = json_response(status, &rid, json!({ "error": message, "request_id": rid }));
+            let mut body = json!({ "error": message, "request_id": rid });
+            // Local only: the user's stack trace, for the developer reading the response.
+            if let InvokeError::Handler { error } | InvokeError::LoadFailed { error } = &e
+                && let Some(stack) = &error.stack
+            {
+                body["stack"] = json!(stack);
+            }
+            let mut r = json_response(status, &rid, body);
             if status == StatusCode::TOO_MANY_REQUESTS {
                 r.headers_mut()
                     .insert("retry-after", "1".parse().expect("valid"));
             }
             r
         }
-    }
+    };
+    response.extensions_mut().insert(Invoked);
+    response
+}
+
+/// Marks a response that came through [`invoke`], whose log record has the request line.
+#[derive(Clone, Copy)]
+struct Invoked;
+
+/// The log record of a request the gateway answered itself (no route, auth, a bad body …).
+#[derive(Serialize)]
+struct RequestRecord<'a> {
+    kind: &'static str,
+    request_id: &'a str,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function: Option<&'a str>,
 }
 
 /// The neutral `http` event (docs/function-contract.md, "Events"), serialized straight from the

@@ -1,30 +1,78 @@
-//! One invocation through a function's pool, with its structured log record and metrics.
-//! The gateway, the consumers, the scheduler and `nimbus invoke` all come through here.
+//! One invocation through a function's pool, with its structured log record (one line with the
+//! outcome: `ok`, `error`, `timeout`, `out of memory`, `crashed`; the failed items of a batch;
+//! method, path and status of an HTTP request), its metrics and its entry in the recent
+//! invocations ([`crate::console::Recorder`]: the console and the admin API's `GET /invocations`). The gateway, the consumers, the
+//! scheduler and `nimbus invoke` all come through here.
 
 use std::time::Instant;
 
+use hyper::StatusCode;
 use nimbus_local_workers::{Event, Invocation, InvokeError};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::runtime::{Live, Runtime};
 
+/// What an invocation serves beyond its trigger kind. (A trace context joins here.)
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The HTTP request, for a gateway invocation.
+    pub http: Option<HttpRequest<'a>>,
+}
+
+/// The request line of an HTTP invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRequest<'a> {
+    /// `GET`, `POST` …
+    pub method: &'a str,
+    /// The request path, as received.
+    pub path: &'a str,
+}
+
+impl<'a> Context<'a> {
+    /// The context of `event` sent by `trigger` without the gateway (`nimbus invoke`, a console
+    /// replay): an HTTP event's request line is logged as the gateway's would be.
+    pub fn of_event(trigger: &str, event: &'a Value) -> Context<'a> {
+        let text = |name: &str| event.get(name).and_then(Value::as_str);
+        Context {
+            http: match (trigger, text("method"), text("path")) {
+                ("http", Some(method), Some(path)) => Some(HttpRequest { method, path }),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The log record of one invocation (`"kind": "invocation"`; the log adds `ts`).
-#[derive(Serialize)]
-struct Record<'a> {
+#[derive(Serialize, Clone)]
+pub(crate) struct Record<'a> {
     kind: &'static str,
     function: &'a str,
     request_id: &'a str,
     trigger: &'a str,
+    /// `ok`, `error`, `timeout`, `out of memory`, `crashed`, `throttled`, `unavailable`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    /// The HTTP status answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
     duration_ms: f64,
     memory_mb: Option<u32>,
-    status: &'static str,
+    /// Messages in a batch, and those the handler reported failed (or all, when it raised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cold: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     init_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// The stack trace of a handler that raised or failed to load.
+    /// The stack trace of a handler that raised or failed to load (the user's frames).
     #[serde(skip_serializing_if = "Option::is_none")]
     stack: Option<String>,
 }
@@ -37,13 +85,13 @@ pub async fn invoke(
     trigger: &str,
     request_id: &str,
     event: impl Into<Event>,
+    cx: Context<'_>,
 ) -> Result<Invocation, InvokeError> {
     let started = Instant::now();
     let Some(pool) = live.pools.get(function) else {
         return Err(InvokeError::Draining);
     };
     let event = event.into();
-    let recorded = event.clone();
     let mut result = pool.invoke(request_id, event.clone()).await;
     if matches!(result, Err(InvokeError::Draining)) {
         // Redeployed between routing and invoking: the new generation serves it instead.
@@ -51,7 +99,7 @@ pub async fn invoke(
             && let Some(newer) = current.pools.get(function)
             && !std::sync::Arc::ptr_eq(newer, pool)
         {
-            result = newer.invoke(request_id, event).await;
+            result = newer.invoke(request_id, event.clone()).await;
         }
     }
     // What reaches the caller, the HTTP client and the log never holds a secret value.
@@ -62,53 +110,102 @@ pub async fn invoke(
         function,
         request_id,
         trigger,
+        outcome: "ok",
+        method: cx.http.map(|h| h.method),
+        path: cx.http.map(|h| h.path),
+        status: None,
         duration_ms: (elapsed_ms * 100.0).round() / 100.0,
         memory_mb: live.deployment.functions.get(function).map(|f| f.memory_mb),
-        status: "ok",
+        items: None,
+        failed: None,
         cold: None,
         init_ms: None,
         error: None,
         stack: None,
     };
-    let metrics = rt.metrics.function(function);
+    // Only a batch's event is read back (an HTTP body may be megabytes).
+    let batch = matches!(trigger, "queue" | "topic")
+        .then(|| serde_json::from_str::<Value>(event.json()).ok())
+        .flatten()
+        .and_then(|e| e.get("messages").and_then(Value::as_array).map(Vec::len));
+    record.items = batch;
     match &result {
         Ok(inv) => {
             record.cold = Some(inv.cold);
             record.init_ms = inv.init.map(|init| init.as_millis() as u64);
-            metrics.invocation(elapsed_ms, true, inv.cold);
+            if cx.http.is_some() {
+                record.status = Some(
+                    inv.result
+                        .get("status")
+                        .and_then(Value::as_u64)
+                        .map_or(200, |s| s as u16),
+                );
+            }
+            let failed = inv
+                .result
+                .get("failed")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            if let Some(items) = batch {
+                record.failed = Some(failed);
+                if failed > 0 {
+                    record.outcome = "error";
+                    record.error = Some(format!(
+                        "the handler reported {failed} of {items} message{} as failed",
+                        if items == 1 { "" } else { "s" }
+                    ));
+                }
+            }
         }
         Err(e) => {
-            record.status = status_of(e);
+            record.outcome = status_of(e);
             record.error = Some(e.to_string());
+            record.failed = batch;
+            if cx.http.is_some() {
+                record.status = Some(error_status(e).as_u16());
+            }
             if let InvokeError::Handler { error } | InvokeError::LoadFailed { error } = e {
                 record.stack = error.stack.clone();
             }
-            metrics.invocation(elapsed_ms, false, false);
         }
     }
+    rt.metrics
+        .function(function)
+        .invocation(elapsed_ms, record.outcome, record.cold == Some(true));
     rt.logs.write_record(&record);
+    // `nimbus logs` right after an invocation sees all of its lines.
+    rt.logs.flush();
     rt.console.record(
-        function,
-        trigger,
-        request_id,
-        recorded,
+        serde_json::to_value(&record).unwrap_or(Value::Null),
+        event,
         &result,
-        record.status,
-        record.duration_ms,
+        |text| rt.secrets.mask(text),
     );
     result
 }
 
-/// The log status word of an error.
+/// The log word of an error's outcome.
 pub fn status_of(e: &InvokeError) -> &'static str {
     match e {
         InvokeError::Timeout { .. } => "timeout",
-        InvokeError::OutOfMemory { .. } => "out_of_memory",
+        InvokeError::OutOfMemory { .. } => "out of memory",
         InvokeError::Crashed { .. } => "crashed",
-        InvokeError::LoadFailed { .. } => "load_failed",
-        InvokeError::Handler { .. } => "error",
+        InvokeError::LoadFailed { .. } | InvokeError::Handler { .. } => "error",
         InvokeError::Overloaded => "throttled",
         InvokeError::Draining => "unavailable",
+    }
+}
+
+/// The HTTP status the gateway answers an error with.
+pub fn error_status(e: &InvokeError) -> StatusCode {
+    match e {
+        InvokeError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        InvokeError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+        InvokeError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+        InvokeError::Handler { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        InvokeError::OutOfMemory { .. }
+        | InvokeError::Crashed { .. }
+        | InvokeError::LoadFailed { .. } => StatusCode::BAD_GATEWAY,
     }
 }
 

@@ -252,7 +252,12 @@ pub(crate) fn info(rt: &Runtime, info: &RuntimeInfo) -> Value {
         .iter()
         .map(|(name, pool)| {
             let s = pool.stats();
-            (name.clone(), json!({ "instances": s.instances, "busy": s.busy, "invocations": s.invocations, "errors": s.errors, "cold_starts": s.cold_starts }))
+            // Outcomes as the log records them (a batch with failed messages is an error),
+            // counted across redeploys.
+            let mut counts = rt.metrics.function(name).snapshot();
+            counts["instances"] = json!(s.instances);
+            counts["busy"] = json!(s.busy);
+            (name.clone(), counts)
         })
         .collect();
     let now = now_ms();
@@ -265,7 +270,7 @@ pub(crate) fn info(rt: &Runtime, info: &RuntimeInfo) -> Value {
             rt.store().depth(&q, now).ok().map(|d| {
                 (
                     q,
-                    json!({ "visible": d.visible, "in_flight": d.in_flight, "delayed": d.delayed }),
+                    json!({ "visible": d.visible, "in_flight": d.in_flight, "delayed": d.delayed, "dead_lettered": d.dead_lettered }),
                 )
             })
         })

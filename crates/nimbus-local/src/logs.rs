@@ -140,6 +140,54 @@ pub struct Filter {
     pub function: Option<String>,
     /// Only records at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Only records at this level or above (see [`level_of`]).
+    pub level: Option<Level>,
+    /// Only records whose line (as [`render`] gives it) contains this text.
+    pub text: Option<String>,
+}
+
+/// How serious a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Details of the runtime.
+    Debug,
+    /// Anything that went as planned.
+    Info,
+    /// A 4xx response, a message that will be retried.
+    Warn,
+    /// A failed invocation (error, timeout, out of memory, crash), a 5xx response, a runtime
+    /// error.
+    Error,
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Level, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "debug" => Ok(Level::Debug),
+            "info" => Ok(Level::Info),
+            "warn" | "warning" => Ok(Level::Warn),
+            "error" => Ok(Level::Error),
+            other => Err(format!(
+                "unknown level `{other}`; use debug, info, warn or error"
+            )),
+        }
+    }
+}
+
+/// The level of a record: a runtime record's own; an invocation that did not end `ok` is an
+/// error; a request answered 5xx is an error, 4xx a warning; printed output is info.
+pub fn level_of(record: &Value) -> Level {
+    let s = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or("");
+    let http = record.get("status").and_then(Value::as_u64).unwrap_or(0);
+    match s("kind") {
+        "invocation" if !matches!(s("outcome"), "ok" | "") => Level::Error,
+        "invocation" | "request" if http >= 500 => Level::Error,
+        "invocation" | "request" if http >= 400 => Level::Warn,
+        "runtime" => s("level").parse().unwrap_or(Level::Info),
+        _ => Level::Info,
+    }
 }
 
 impl Filter {
@@ -158,6 +206,16 @@ impl Filter {
             if ts.is_none_or(|t| t.with_timezone(&Utc) < since) {
                 return false;
             }
+        }
+        if let Some(level) = self.level
+            && level_of(record) < level
+        {
+            return false;
+        }
+        if let Some(text) = &self.text
+            && !render(record).contains(text.as_str())
+        {
+            return false;
         }
         true
     }
@@ -225,30 +283,56 @@ impl Follower {
     }
 }
 
-/// One record as a human-readable line.
+/// One record as a human-readable line (an invocation's stack trace on the lines after it):
+///
+/// ```text
+/// 2026-01-02T03:04:05.678Z get-order 1a2b3c4d GET /orders/42 404 3ms ok
+/// 2026-01-02T03:04:05.678Z charge-payment 5e6f7a8b queue error 12ms 1/2 failed — ValueError: …
+/// 2026-01-02T03:04:05.678Z warn charge-payment: payments: message … failed (attempt 1/5): …
+/// ```
 pub fn render(record: &Value) -> String {
     let s = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or("");
     let ts = s("ts");
     let function = s("function");
     let rid = s("request_id");
     let short = &rid[..rid.len().min(8)];
+    let ms = record
+        .get("duration_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+        .round();
+    let status = record
+        .get("status")
+        .and_then(Value::as_u64)
+        .map_or_else(|| "-".to_string(), |s| s.to_string());
     match s("kind") {
         "invocation" => {
-            let mut line = format!(
-                "{ts} {function} {short} {} {} {}ms",
-                s("trigger"),
-                record.get("status").and_then(Value::as_str).unwrap_or("?"),
-                record
-                    .get("duration_ms")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0)
-                    .round()
-            );
+            // Records written before outcomes had their own field carry it in `status`.
+            let outcome = match s("outcome") {
+                "" => s("status"),
+                o => o,
+            };
+            let mut line = if record.get("method").is_some() {
+                format!(
+                    "{ts} {function} {short} {} {} {status} {ms}ms {outcome}",
+                    s("method"),
+                    s("path")
+                )
+            } else {
+                format!("{ts} {function} {short} {} {outcome} {ms}ms", s("trigger"))
+            };
             if record.get("cold").and_then(Value::as_bool) == Some(true) {
                 line.push_str(" (cold)");
             }
+            if let (Some(items), Some(failed)) = (
+                record.get("items").and_then(Value::as_u64),
+                record.get("failed").and_then(Value::as_u64),
+            ) && failed > 0
+            {
+                line.push_str(&format!(" {failed}/{items} failed"));
+            }
             if let Some(e) = record.get("error").and_then(Value::as_str) {
-                line.push_str(&format!(" error: {e}"));
+                line.push_str(&format!(" — {e}"));
             }
             if let Some(stack) = record.get("stack").and_then(Value::as_str) {
                 for l in stack.lines().filter(|l| !l.trim().is_empty()) {
@@ -258,6 +342,12 @@ pub fn render(record: &Value) -> String {
             }
             line
         }
+        "request" => format!(
+            "{ts} {} {short} {} {} {status} {ms}ms",
+            if function.is_empty() { "-" } else { function },
+            s("method"),
+            s("path")
+        ),
         "output" => format!("{ts} {function} {short} {}: {}", s("stream"), s("message")),
         _ => format!(
             "{ts} {} {}{}",
@@ -327,7 +417,7 @@ mod tests {
             dir.path(),
             &Filter {
                 function: Some("a".into()),
-                since: None,
+                ..Filter::default()
             },
         )
         .unwrap();
@@ -336,10 +426,47 @@ mod tests {
         let polled = follow.poll().unwrap();
         assert!(!polled.is_empty());
         let future = Filter {
-            function: None,
             since: Some(Utc::now() + chrono::Duration::hours(1)),
+            ..Filter::default()
         };
         assert!(read(dir.path(), &future).unwrap().is_empty());
         assert!(render(&a[0]).contains("a r stdout: line"));
+    }
+
+    #[test]
+    fn outcomes_render_with_request_lines_and_filter_by_level_and_text() {
+        let http = json!({ "kind": "invocation", "function": "get-order", "request_id": "0123456789ab", "trigger": "http", "outcome": "ok", "method": "GET", "path": "/orders/42", "status": 404, "duration_ms": 2.6, "ts": "2026-01-02T03:04:05.678Z" });
+        assert_eq!(
+            render(&http),
+            "2026-01-02T03:04:05.678Z get-order 01234567 GET /orders/42 404 3ms ok"
+        );
+        assert_eq!(level_of(&http), Level::Warn);
+        let batch = json!({ "kind": "invocation", "function": "charge", "request_id": "r", "trigger": "queue", "outcome": "error", "items": 3, "failed": 1, "duration_ms": 5.0, "error": "the handler reported 1 of 3 messages as failed", "stack": "Traceback\n  File \"charge.py\", line 3\n" });
+        let line = render(&batch);
+        assert!(
+            line.contains("charge r queue error 5ms 1/3 failed — the handler"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("\n    Traceback\n      File \"charge.py\", line 3"),
+            "{line}"
+        );
+        assert_eq!(level_of(&batch), Level::Error);
+        let errors = Filter {
+            level: Some("error".parse().unwrap()),
+            ..Filter::default()
+        };
+        assert!(errors.accepts(&batch) && !errors.accepts(&http));
+        let text = Filter {
+            text: Some("/orders/42".into()),
+            ..Filter::default()
+        };
+        assert!(text.accepts(&http) && !text.accepts(&batch));
+        assert!(
+            "loud"
+                .parse::<Level>()
+                .unwrap_err()
+                .contains("debug, info, warn or error")
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Prometheus metrics of the local runtime: invocations, errors, durations (histogram), cold
-//! starts and instances per function; queue depths are read from the store at scrape time.
+//! Prometheus metrics of the local runtime: invocations, errors, timeouts, retries,
+//! dead-lettered messages, durations (histogram), cold starts and instances per function; queue
+//! depths and dead-letter totals per queue are read from the store at scrape time.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +17,9 @@ const BUCKETS_MS: [f64; 12] = [
 pub struct FunctionMetrics {
     invocations: AtomicU64,
     errors: AtomicU64,
+    timeouts: AtomicU64,
+    retries: AtomicU64,
+    dead_lettered: AtomicU64,
     cold_starts: AtomicU64,
     instances: AtomicU64,
     /// Invocations per duration bucket, each counted in the first bucket it fits (made
@@ -25,11 +29,15 @@ pub struct FunctionMetrics {
 }
 
 impl FunctionMetrics {
-    /// Records a finished invocation.
-    pub fn invocation(&self, duration_ms: f64, ok: bool, cold: bool) {
+    /// Records a finished invocation; `outcome` is its log word (`ok`, `error`, `timeout` …):
+    /// anything but `ok` is an error.
+    pub fn invocation(&self, duration_ms: f64, outcome: &str, cold: bool) {
         self.invocations.fetch_add(1, Ordering::Relaxed);
-        if !ok {
+        if outcome != "ok" {
             self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if outcome == "timeout" {
+            self.timeouts.fetch_add(1, Ordering::Relaxed);
         }
         if cold {
             self.cold_starts.fetch_add(1, Ordering::Relaxed);
@@ -39,6 +47,29 @@ impl FunctionMetrics {
         }
         self.duration_sum_us
             .fetch_add((duration_ms * 1000.0) as u64, Ordering::Relaxed);
+    }
+
+    /// A failed message will be delivered again.
+    pub fn retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A failed message used its last receive and moves to the dead-letter queue.
+    pub fn dead_letter(&self) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters, for `nimbus info`.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "invocations": get(&self.invocations),
+            "errors": get(&self.errors),
+            "timeouts": get(&self.timeouts),
+            "retries": get(&self.retries),
+            "dead_lettered": get(&self.dead_lettered),
+            "cold_starts": get(&self.cold_starts),
+        })
     }
 
     /// Sets the number of live worker processes.
@@ -72,8 +103,9 @@ impl Metrics {
             .clone()
     }
 
-    /// The Prometheus text exposition; `queues` are (queue, visible, in flight).
-    pub fn render(&self, queues: &[(String, u64, u64)]) -> String {
+    /// The Prometheus text exposition; `queues` are (queue, visible, in flight, dead-lettered
+    /// since created).
+    pub fn render(&self, queues: &[(String, u64, u64, u64)]) -> String {
         let functions = self.functions.read().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         let counter = |out: &mut String,
@@ -99,6 +131,27 @@ impl Metrics {
             "Invocations that failed.",
             "counter",
             &|m| m.errors.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "nimbus_timeouts_total",
+            "Invocations that ran out of time.",
+            "counter",
+            &|m| m.timeouts.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "nimbus_retries_total",
+            "Failed messages delivered again.",
+            "counter",
+            &|m| m.retries.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "nimbus_dead_lettered_total",
+            "Failed messages moved to a dead-letter queue after their last receive.",
+            "counter",
+            &|m| m.dead_lettered.load(Ordering::Relaxed),
         );
         counter(
             &mut out,
@@ -143,7 +196,7 @@ impl Metrics {
             out,
             "# HELP nimbus_queue_depth Messages waiting (visible) and being processed (in_flight).\n# TYPE nimbus_queue_depth gauge"
         );
-        for (q, visible, in_flight) in queues {
+        for (q, visible, in_flight, _) in queues {
             let _ = writeln!(
                 out,
                 "nimbus_queue_depth{{queue=\"{q}\",state=\"visible\"}} {visible}"
@@ -151,6 +204,16 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "nimbus_queue_depth{{queue=\"{q}\",state=\"in_flight\"}} {in_flight}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP nimbus_queue_dead_lettered_total Messages a queue moved to its dead-letter queue.\n# TYPE nimbus_queue_dead_lettered_total counter"
+        );
+        for (q, _, _, dead) in queues {
+            let _ = writeln!(
+                out,
+                "nimbus_queue_dead_lettered_total{{queue=\"{q}\"}} {dead}"
             );
         }
         out
@@ -165,13 +228,20 @@ mod tests {
     fn renders_counters_and_a_cumulative_histogram() {
         let m = Metrics::default();
         let f = m.function("hello");
-        f.invocation(3.0, true, true);
-        f.invocation(40.0, false, false);
-        f.invocation(20_000.0, true, false);
+        f.invocation(3.0, "ok", true);
+        f.invocation(40.0, "error", false);
+        f.invocation(20_000.0, "timeout", false);
+        f.retry();
+        f.dead_letter();
         f.set_instances(2);
-        let text = m.render(&[("payments".into(), 4, 1)]);
+        let text = m.render(&[("payments".into(), 4, 1, 7)]);
         assert!(text.contains("nimbus_invocations_total{function=\"hello\"} 3"));
-        assert!(text.contains("nimbus_errors_total{function=\"hello\"} 1"));
+        assert!(text.contains("nimbus_errors_total{function=\"hello\"} 2"));
+        assert!(text.contains("nimbus_timeouts_total{function=\"hello\"} 1"));
+        assert!(text.contains("nimbus_retries_total{function=\"hello\"} 1"));
+        assert!(text.contains("nimbus_dead_lettered_total{function=\"hello\"} 1"));
+        assert!(text.contains("nimbus_queue_dead_lettered_total{queue=\"payments\"} 7"));
+        assert_eq!(f.snapshot()["errors"], 2);
         assert!(text.contains("nimbus_cold_starts_total{function=\"hello\"} 1"));
         assert!(text.contains("nimbus_instances{function=\"hello\"} 2"));
         assert!(text.contains("nimbus_duration_ms_bucket{function=\"hello\",le=\"5\"} 1"));

@@ -70,6 +70,7 @@ pub struct Runtime {
     pub(crate) clock: Clock,
     pub(crate) max_body_bytes: usize,
     pub(crate) retry_base_ms: u64,
+    pub(crate) redeliver_after_ms: Option<u64>,
     pub(crate) limits: ConnectionLimits,
     live: RwLock<Option<Arc<Live>>>,
     wakeups: Mutex<BTreeMap<String, Arc<Notify>>>,
@@ -94,8 +95,11 @@ pub struct RuntimeOptions {
     pub keys: AuthKeys,
     /// How fast schedule time runs (1 = real time); a testing aid.
     pub clock_scale: f64,
-    /// The first retry delay of a failed event; later ones double (up to 60 s).
+    /// The first retry delay of a failed schedule run; the next one doubles.
     pub retry_base_ms: u64,
+    /// A testing aid: failed messages are delivered again after this delay instead of when their
+    /// visibility timeout runs out.
+    pub redeliver_after_ms: Option<u64>,
     /// What one client may hold of the gateway and the admin API.
     pub limits: ConnectionLimits,
 }
@@ -108,6 +112,7 @@ impl Default for RuntimeOptions {
             keys: AuthKeys::default(),
             clock_scale: 1.0,
             retry_base_ms: 1000,
+            redeliver_after_ms: None,
             limits: ConnectionLimits::default(),
         }
     }
@@ -134,6 +139,7 @@ impl Runtime {
             clock: Clock::new(options.clock_scale),
             max_body_bytes: options.max_body_bytes,
             retry_base_ms: options.retry_base_ms,
+            redeliver_after_ms: options.redeliver_after_ms,
             limits: options.limits,
             live: RwLock::new(None),
             wakeups: Mutex::new(BTreeMap::new()),
@@ -174,6 +180,10 @@ impl Runtime {
             record["function"] = json!(f);
         }
         self.logs.write(record);
+        if matches!(level, "warn" | "error") {
+            // Failures are read at once (`nimbus logs` right after, `nimbus dev`).
+            self.logs.flush();
+        }
     }
 
     /// Deploys `deployment`, replacing the live generation; returns the functions that changed.

@@ -147,7 +147,7 @@ pub enum Command {
 
     /// Show a function's logs: invocations and what the handler printed
     #[command(
-        after_help = "Examples:\n  nimbus logs place-order\n  nimbus logs --since 10m --follow     # every function\n  nimbus logs charge-payment --output json\n  nimbus logs --service shop           # local: a deployment, without its manifest\n\nThe function is an argument, not `-f` (which is always the manifest file). Needs no\ndeploy-time input: values from unset environment variables are not read."
+        after_help = "Examples:\n  nimbus logs place-order\n  nimbus logs --since 10m --tail       # every function, then new lines as they come\n  nimbus logs -t --level error         # failed invocations with their stack traces\n  nimbus logs --filter /orders/42      # lines containing the text\n  nimbus logs --since 2026-01-02T03:04:05Z\n  nimbus logs charge-payment --output json\n  nimbus logs --service shop           # local: a deployment, without its manifest\n\nEach invocation ends in one line with its outcome (ok, error, timeout, out of memory,\ncrashed; failed messages of a batch); HTTP lines show method, path, status, latency and\nrequest id. The function is an argument, not `-f` (which is always the manifest file). Needs\nno deploy-time input: values from unset environment variables are not read."
     )]
     Logs(LogsArgs),
 
@@ -474,12 +474,20 @@ pub enum EventType {
 pub struct LogsArgs {
     /// Only this function (every function when unset)
     pub function: Option<String>,
-    /// Keep printing new lines as they come
-    #[arg(long, short = 't')]
+    /// Keep printing new lines as they come (`--follow` also works)
+    #[arg(long = "tail", short = 't', visible_alias = "follow")]
     pub follow: bool,
-    /// Only lines newer than this: `30s`, `5m`, `2h`
+    /// Only lines newer than this: an age (`30s`, `10m`, `2h`) or a time (RFC 3339,
+    /// `2026-01-02T03:04:05Z`)
     #[arg(long)]
     pub since: Option<String>,
+    /// Only lines containing this text (as printed; a stack trace is part of its line)
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Only lines at this level or above: debug, info, warn (4xx, retries), error (failed
+    /// invocations, 5xx)
+    #[arg(long, value_name = "LEVEL")]
+    pub level: Option<String>,
     #[command(flatten)]
     pub which: Which,
 }

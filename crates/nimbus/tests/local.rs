@@ -373,6 +373,46 @@ fn the_shop_runs_end_to_end() {
         metrics.contains("nimbus_queue_depth{queue=\"payments-dlq\",state=\"visible\"} 1"),
         "{metrics}"
     );
+    // The failures are visible: each receive of the poison message is logged with its attempt,
+    // then its move, and counted as errors, retries and a dead-lettered message.
+    let charge_logs = text(&app.nimbus(&["logs", "charge-payment"]).stdout);
+    for attempt in 1..=5 {
+        assert!(
+            charge_logs.contains(&format!(
+                "failed (attempt {attempt}/5): reported failed by the handler"
+            )),
+            "attempt {attempt}:\n{charge_logs}"
+        );
+    }
+    assert!(
+        charge_logs.contains("moved to payments-dlq after 5 receives"),
+        "{charge_logs}"
+    );
+    assert!(
+        charge_logs.contains("queue error")
+            && charge_logs.contains(" failed — the handler reported 1 of"),
+        "{charge_logs}"
+    );
+    assert!(
+        metrics.contains("nimbus_dead_lettered_total{function=\"charge-payment\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nimbus_queue_dead_lettered_total{queue=\"payments\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("nimbus_errors_total{function=\"charge-payment\"} 0"),
+        "{metrics}"
+    );
+    let counts = &app.info()["functions"]["charge-payment"];
+    assert!(
+        counts["errors"].as_u64().unwrap() >= 6,
+        "flaky once, poison 5 times: {counts}"
+    );
+    assert!(counts["retries"].as_u64().unwrap() >= 5, "{counts}");
+    assert_eq!(counts["dead_lettered"], 1, "{counts}");
+    assert_eq!(app.info()["queues"]["payments"]["dead_lettered"], 1);
 
     // remove stops the runtime and deletes its data.
     let pid = admin["pid"].as_u64().unwrap();
@@ -549,7 +589,27 @@ fn faulty_handlers_get_their_errors_and_the_runtime_keeps_serving() {
         );
     }
     let logs = app.logs("sleepy");
-    assert!(logs.contains("\"status\":\"timeout\""), "{logs}");
+    assert!(logs.contains("\"outcome\":\"timeout\""), "{logs}");
+    // Each failure ends in one line with its outcome word (and, for HTTP, the request line).
+    for (function, outcome, status) in [
+        ("hog", "out of memory", 502),
+        ("quitter", "crashed", 502),
+        ("spinner", "timeout", 504),
+    ] {
+        let human = text(&app.nimbus(&["logs", function]).stdout);
+        let lines: Vec<&str> = human
+            .lines()
+            .filter(|l| l.contains(&format!(" {status} ")) && l.contains(&format!("ms {outcome}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{function}:\n{human}");
+        assert!(lines.iter().all(|l| l.contains(" GET /")), "{human}");
+    }
+    let counts = &app.info()["functions"]["sleepy"];
+    assert_eq!(
+        (&counts["errors"], &counts["timeouts"]),
+        (&2.into(), &2.into()),
+        "{counts}"
+    );
 }
 
 const QUEUE_APP: &str = r#"version: 1

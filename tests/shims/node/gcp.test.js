@@ -106,6 +106,9 @@ test('GCP http signature', async (t) => {
     assert.deepEqual(headerValues(r.rawHeaders, 'set-cookie'), ['a=1', 'b=2']);
     r = await srv.request('GET', '/x/error');
     assert.equal(r.status, 500);
+    // The stack trace stays in the logs: only the local runtime answers it (the Functions
+    // Framework answers the message alone).
+    assert.doesNotMatch(r.body.toString(), /probe\.js|\sat /);
   });
 
   await t.test('resources', async () => {

@@ -131,6 +131,10 @@ test('handler exceptions keep the worker alive', async () => {
   assert.equal(r.error.type, 'Error');
   assert.equal(r.error.message, 'boom from handler');
   assert.match(r.error.stack, /probe\.js/);
+  // The user's frames only: the first is the handler's file:line, no shim or Node frame.
+  const frames = r.error.stack.split('\n').filter((l) => /^\s+at /.test(l));
+  assert.match(frames[0], /probe\.js:\d+:\d+/);
+  assert.doesNotMatch(r.error.stack, /_nimbus|node:internal/);
   r = await w.invoke(2, { type: 'queue', source: 'payments', messages: [{ id: 'm1', body: 'boom', attributes: {}, receive_count: 1 }] });
   assert.equal(r.ok, false);
   assert.equal(r.error.message, 'batch boom');

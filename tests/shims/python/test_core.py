@@ -231,3 +231,35 @@ def test_match_route_precedence_and_decoding(core):
     assert core.match_template("/a/{p+}", "/a") is None
     assert core.match_template("/a/{p+}", "/a//b/") == {"p": "b"}
     assert core.match_route(trig, "GET", "/f/a%25b") == ("/f/{name}", {"name": "a%b"}), "decoded once"
+
+
+def test_user_traceback_keeps_the_users_frames_and_the_cause(core, tmp_path, monkeypatch):
+    user = tmp_path / "app" / "fns" / "pay.py"
+    user.parent.mkdir(parents=True)
+    user.write_text(
+        "def parse(body):\n"
+        "    return int(body)\n"
+        "\n"
+        "def handler(body):\n"
+        "    try:\n"
+        "        return parse(body)\n"
+        "    except ValueError as e:\n"
+        "        raise RuntimeError('bad amount') from e\n"
+    )
+    monkeypatch.chdir(tmp_path / "app")
+    namespace = {}
+    exec(compile(user.read_text(), str(user), "exec"), namespace)
+    try:
+        namespace["handler"]("x")
+    except RuntimeError as e:
+        info = core.error_info(e)
+    stack = info["stack"]
+    assert info["type"] == "RuntimeError" and info["message"] == "bad amount"
+    cause, effect = stack.split("\nThe above exception was the direct cause of the following exception:\n\n")
+    # Paths relative to the package root (the working directory); the user's frames only.
+    assert cause.startswith('Traceback (most recent call last):\n  File "fns/pay.py", line 6, in handler\n')
+    assert 'File "fns/pay.py", line 2, in parse' in cause and "ValueError: invalid literal" in cause
+    # (Called from this test, not through the shim: the test's frame is the caller.)
+    assert effect.startswith("Traceback (most recent call last):\n") and "test_core.py" in effect
+    assert 'File "fns/pay.py", line 8, in handler' in effect
+    assert effect.rstrip().endswith("RuntimeError: bad amount")

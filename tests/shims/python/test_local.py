@@ -167,6 +167,12 @@ def test_handler_exception_keeps_worker_alive(worker):
     assert r["id"] == 1 and r["ok"] is False
     assert r["error"]["type"] == "RuntimeError" and r["error"]["message"] == "boom from handler"
     assert "boom from handler" in r["error"]["stack"] and "probe.py" in r["error"]["stack"]
+    # The user's frames only: the first is the handler's file:line, no shim frame.
+    lines = r["error"]["stack"].splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[1].startswith("  File ") and "probe.py" in lines[1] and ", line " in lines[1], lines
+    assert "_nimbus" not in r["error"]["stack"]
+    assert lines[-1] == "RuntimeError: boom from handler"
     r = w.invoke(2, {"type": "queue", "source": "payments", "messages": [
         {"id": "m1", "body": "boom", "attributes": {}, "receive_count": 1}]})
     assert r["ok"] is False and r["error"]["message"] == "batch boom"

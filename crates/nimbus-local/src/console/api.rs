@@ -13,7 +13,7 @@ use nimbus_manifest::KeyType;
 use serde_json::{Value, json};
 
 use super::data;
-use crate::invoke::{invoke, request_id, status_of};
+use crate::invoke::{Context, invoke, request_id, status_of};
 use crate::runtime::{Live, Runtime};
 use crate::{names, now_ms};
 
@@ -159,10 +159,10 @@ fn invocations(rt: &Runtime, query: &str) -> Reply {
     let list: Vec<Value> = rt
         .console
         .list(after, |e| {
-            function.as_ref().is_none_or(|f| &e.function == f)
+            function.as_ref().is_none_or(|f| e.function() == f)
                 && status.as_ref().is_none_or(|s| match s.as_str() {
-                    "failed" => e.status != "ok" || e.failed > 0,
-                    s => e.status == s,
+                    "failed" => e.outcome() != "ok",
+                    s => e.outcome() == s,
                 })
         })
         .iter()
@@ -192,7 +192,9 @@ async fn run(rt: &Runtime, live: &Live, function: &str, trigger: &str, event: Va
         return not_found(format!("no function `{function}`")).into();
     }
     let rid = request_id();
-    match invoke(rt, live, function, trigger, &rid, event).await {
+    let context_event = event.clone();
+    let cx = Context::of_event(trigger, &context_event);
+    match invoke(rt, live, function, trigger, &rid, event, cx).await {
         Ok(inv) => ok(json!({ "ok": true, "request_id": rid, "result": inv.result })),
         Err(e) => ok(
             json!({ "ok": false, "request_id": rid, "status": status_of(&e), "error": e.to_string() }),
@@ -213,7 +215,7 @@ async fn replay(rt: &Runtime, live: &Live, input: &Value) -> Result<Reply, ApiEr
         ))
     })?;
     let event: Value = serde_json::from_str(kept.json()).unwrap_or(Value::Null);
-    Ok(run(rt, live, &entry.function, &entry.trigger, event).await)
+    Ok(run(rt, live, entry.function(), entry.trigger(), event).await)
 }
 
 async fn fire_schedule(rt: &Runtime, live: &Live, input: &Value) -> Result<Reply, ApiError> {

@@ -24,41 +24,48 @@ pub struct Entry {
     pub seq: u64,
     /// Epoch ms at the end.
     pub ts_ms: u64,
-    /// The function.
-    pub function: String,
-    /// What fired it (`http`, `queue`, `schedule`, `invoke`, `replay`…).
-    pub trigger: String,
-    /// Its request id.
-    pub request_id: String,
-    /// How long it took.
-    pub duration_ms: f64,
-    /// `ok` or the log status word of the error.
-    pub status: &'static str,
-    /// The error text.
-    pub error: Option<String>,
+    /// Its log record (function, trigger, request id, outcome, HTTP method/path/status,
+    /// duration, failed items, error, stack), secrets masked.
+    pub record: Value,
     /// The event it got; `None` when it was over [`MAX_EVENT`].
     pub event: Option<Event>,
-    /// What it returned, as JSON text (cut).
+    /// What it returned, as JSON text (cut, secrets masked).
     pub response: Option<String>,
-    /// Batch items it reported failed (`{"failed": [ids]}`): they are retried.
-    pub failed: usize,
 }
 
 impl Entry {
-    /// The JSON the console shows.
+    /// A text field of the record.
+    pub fn field(&self, name: &str) -> &str {
+        self.record[name].as_str().unwrap_or("")
+    }
+
+    /// The function it ran.
+    pub fn function(&self) -> &str {
+        self.field("function")
+    }
+
+    /// What fired it (`http`, `queue`, `schedule`, `invoke`, `replay`…).
+    pub fn trigger(&self) -> &str {
+        self.field("trigger")
+    }
+
+    /// `ok`, `error`, `timeout`, `out of memory`, `crashed`, `throttled`, `unavailable`.
+    pub fn outcome(&self) -> &str {
+        self.field("outcome")
+    }
+
+    /// The JSON served: the record with `seq`, `ts_ms` and, `with_bodies`, the event and the
+    /// response.
     pub fn to_json(&self, with_bodies: bool) -> Value {
-        let mut v = json!({
-            "seq": self.seq, "ts_ms": self.ts_ms, "function": self.function,
-            "trigger": self.trigger, "request_id": self.request_id,
-            "duration_ms": self.duration_ms, "status": self.status, "error": self.error,
-            "failed": self.failed,
-        });
+        let mut v = self.record.clone();
+        v["seq"] = json!(self.seq);
+        v["ts_ms"] = json!(self.ts_ms);
         if with_bodies {
             v["event"] = match &self.event {
                 Some(e) => serde_json::from_str(e.json()).unwrap_or(Value::Null),
                 None => json!(format!("(over {MAX_EVENT} bytes: not kept)")),
             };
-            v["response"] = match &self.response {
+            v["result"] = match &self.response {
                 Some(text) => serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
                 None => Value::Null,
             };
@@ -74,54 +81,34 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records a finished invocation.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a finished invocation: its log `record`, the `event` it got and its `result`;
+    /// `mask` takes secret values out of the response text.
     pub fn record(
         &self,
-        function: &str,
-        trigger: &str,
-        request_id: &str,
+        record: Value,
         event: Event,
         result: &Result<Invocation, InvokeError>,
-        status: &'static str,
-        duration_ms: f64,
+        mask: impl Fn(&str) -> String,
     ) {
-        let failed = match result {
-            Ok(inv) => inv
-                .result
-                .get("failed")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len),
-            Err(_) => 0,
-        };
-        let (error, response) = match result {
-            Ok(inv) => {
-                let mut text = inv.result.to_string();
-                if text.len() > MAX_RESPONSE {
-                    let mut cut = MAX_RESPONSE;
-                    while !text.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    text.truncate(cut);
+        let response = result.as_ref().ok().map(|inv| {
+            let mut text = mask(&inv.result.to_string());
+            if text.len() > MAX_RESPONSE {
+                let mut cut = MAX_RESPONSE;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
                 }
-                (None, Some(text))
+                text.truncate(cut);
             }
-            Err(e) => (Some(e.to_string()), None),
-        };
+            text
+        });
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.0 += 1;
         let entry = Entry {
             seq: inner.0,
             ts_ms: crate::now_ms(),
-            function: function.to_owned(),
-            trigger: trigger.to_owned(),
-            request_id: request_id.to_owned(),
-            duration_ms,
-            status,
-            error,
+            record,
             event: (event.json().len() <= MAX_EVENT).then_some(event),
             response,
-            failed,
         };
         if inner.1.len() == KEEP {
             inner.1.pop_front();
@@ -147,7 +134,7 @@ impl Recorder {
             .1
             .iter()
             .rev()
-            .find(|e| e.request_id == request_id)
+            .find(|e| e.field("request_id") == request_id)
             .cloned()
     }
 }
@@ -168,27 +155,21 @@ mod tests {
                 worker_pid: 0,
             });
             r.record(
-                "f",
-                "invoke",
-                &format!("r{i}"),
+                json!({ "function": "f", "trigger": "invoke", "request_id": format!("r{i}"), "outcome": "ok" }),
                 Event::from(json!({ "type": "invoke", "i": i })),
                 &result,
-                "ok",
-                1.0,
+                str::to_owned,
             );
         }
         let all = r.list(0, |_| true);
         assert_eq!(all.len(), KEEP);
-        assert_eq!(all[0].request_id, "r5");
+        assert_eq!(all[0].field("request_id"), "r5");
         assert!(r.find("r0").is_none());
         r.record(
-            "f",
-            "invoke",
-            "big",
+            json!({ "function": "f", "trigger": "invoke", "request_id": "big", "outcome": "throttled" }),
             Event::from(json!({ "type": "invoke", "blob": "y".repeat(MAX_EVENT) })),
             &Err(InvokeError::Overloaded),
-            "throttled",
-            1.0,
+            str::to_owned,
         );
         let big = r.find("big").unwrap();
         assert!(big.event.is_none());

@@ -380,8 +380,20 @@ async fn execute<C: Cloud>(
                 since,
                 follow: args.follow,
             };
+            if args.level.is_some() {
+                return Err(Failure::user(
+                    "--level works on local deployments only: the clouds' log lines carry no level Nimbus can read\n  hint: use --filter TEXT (for example --filter Error)",
+                ));
+            }
             let json = out.json;
+            let text = args.filter.clone();
             let sink = move |line: LogLine| {
+                if text
+                    .as_ref()
+                    .is_some_and(|t| !line.message.contains(t.as_str()))
+                {
+                    return true;
+                }
                 if json {
                     println!("{}", serde_json::to_string(&line).expect("json"));
                 } else {

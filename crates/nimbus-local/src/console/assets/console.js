@@ -91,7 +91,7 @@
   function renderRows() {
     $('invocations').tBodies[0].replaceChildren(...rows.slice().reverse().map((r) => h('tr', { 'data-rid': r.request_id, 'data-function': r.function, class: r.request_id === selected ? 'sel' : '', onclick: () => show(r.request_id) },
       h('td', {}, new Date(r.ts_ms).toLocaleTimeString()), h('td', {}, r.function), h('td', {}, r.trigger),
-      h('td', { class: r.status === 'ok' && !r.failed ? 'ok' : 'bad' }, r.status + (r.failed ? ` · ${r.failed} failed` : '')), h('td', {}, r.duration_ms.toFixed(1)), h('td', { class: 'muted' }, r.request_id))));
+      h('td', { class: r.outcome === 'ok' && !r.failed ? 'ok' : 'bad' }, r.outcome + (r.status ? ` ${r.status}` : '') + (r.failed ? ` · ${r.failed} failed` : '')), h('td', {}, r.duration_ms.toFixed(1)), h('td', { class: 'muted' }, r.request_id))));
   }
   async function show(rid) {
     selected = rid; renderRows();
@@ -99,11 +99,11 @@
       const d = await api('invocation?request_id=' + rid);
       $('detail-body').className = '';
       $('detail-body').replaceChildren(...[
-        h('div', { class: 'row' }, h('b', {}, d.function), h('span', {}, d.trigger), h('span', { class: d.status === 'ok' ? 'ok' : 'bad' }, d.status), h('span', {}, d.duration_ms.toFixed(1) + ' ms'),
+        h('div', { class: 'row' }, h('b', {}, d.function), h('span', {}, d.trigger), h('span', { class: d.outcome === 'ok' ? 'ok' : 'bad' }, d.outcome + (d.status ? ` ${d.status}` : '')), h('span', {}, d.duration_ms.toFixed(1) + ' ms'),
           h('button', { id: 'b-replay', onclick: () => replay(rid) }, 'Replay')),
-        d.error ? h('pre', { class: 'bad' }, d.error) : null,
+        d.error ? h('pre', { class: 'bad' }, d.error + (d.stack ? '\n' + d.stack : '')) : null,
         h('div', { class: 'muted' }, 'request'), h('pre', {}, pretty(d.event)),
-        h('div', { class: 'muted' }, 'response'), h('pre', {}, pretty(d.response)),
+        h('div', { class: 'muted' }, 'response'), h('pre', {}, pretty(d.result)),
         h('div', { class: 'muted' }, 'logs'), h('pre', { id: 'd-logs' }, d.logs.map((l) => `${l.ts || ''} ${l.level || l.status || ''} ${l.message || l.line || l.error || ''}`).join('\n') || '(none)')].filter(Boolean));
     } catch (e) { $('detail-body').textContent = e.message; }
   }

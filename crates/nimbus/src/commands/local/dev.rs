@@ -1,6 +1,9 @@
 //! `nimbus dev`: the local runtime in the foreground. It watches the manifest and every
 //! function's directory and, within a second of a change, rebuilds and replaces just the
-//! changed functions (in-flight requests finish on the old version). Ctrl-C stops it cleanly.
+//! changed functions (in-flight requests finish on the old version). Every function's log lines
+//! and request lines stream to stdout as they are written, each function in its own colour
+//! (when stdout is a terminal and `NO_COLOR` is unset); manifest errors show as `validate`
+//! shows them. Ctrl-C stops it cleanly.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,7 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
             eprintln!("  {:<7} {}{:<36} -> {}", r.method.to_string(), server.info.gateway_url(), r.pattern, r.function);
         }
         eprintln!("console: {}", nimbus_local::console::url(&server.info));
+        let streaming = tokio::spawn(stream_logs(state.logs(), out.json, stdout_color(global)));
         let mut fingerprint = fingerprint(&manifest, &watch_roots);
         let mut stopping = server.stopping();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -62,13 +66,20 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
             }
             fingerprint = now;
             let started = Instant::now();
-            let (global_file, stage, provider, out_json) = (Some(manifest.clone()), global.stage.clone(), global.provider.clone(), out.json);
+            let (global_file, stage, provider, out_json, out_color) = (Some(manifest.clone()), global.stage.clone(), global.provider.clone(), out.json, out.color);
             let rebuilt = tokio::task::spawn_blocking(move || {
-                let global = crate::cli::Global { file: global_file, provider, stage, output: if out_json { crate::cli::OutputFormat::Json } else { crate::cli::OutputFormat::Human }, no_color: true, verbose: false, endpoint_url: None };
-                let out = Out { color: false, json: true, verbose: false };
-                let compiled = compile_local(&global, &out)?;
-                crate::commands::secret::check_local(&compiled.graph)?;
-                build(&compiled, &out)
+                let global = crate::cli::Global { file: global_file, provider, stage, output: if out_json { crate::cli::OutputFormat::Json } else { crate::cli::OutputFormat::Human }, no_color: !out_color, verbose: false, endpoint_url: None };
+                // Errors as `validate` shows them (JSON only with `--output json`).
+                let out = Out { color: out_color, json: out_json, verbose: false };
+                let result = compile_local(&global, &out)
+                    .and_then(|compiled| {
+                        crate::commands::secret::check_local(&compiled.graph)?;
+                        build(&compiled, &out)
+                    });
+                if let Err(Failure::User(e) | Failure::Internal(e)) = &result {
+                    out.error(e);
+                }
+                result
             })
             .await;
             match rebuilt {
@@ -80,14 +91,69 @@ pub fn dev(global: &Global, args: &DevArgs, out: &Out) -> Result<(), Failure> {
                         Err(e) => eprintln!("error: reload failed: {e}"),
                     }
                 }
-                Ok(Err(_)) => eprintln!("the manifest or a package has errors; still serving the previous version (run `nimbus validate` for details)"),
+                Ok(Err(_)) => eprintln!("the manifest or a package has errors (above); still serving the previous version"),
                 Err(e) => eprintln!("error: reload failed: {e}"),
             }
         }
         eprintln!("stopping: letting in-flight requests finish");
         server.stop().await;
+        streaming.abort();
         Ok(())
     })
+}
+
+/// Whether lines on stdout are coloured: a terminal, no `NO_COLOR`, no `--no-color`.
+fn stdout_color(global: &Global) -> bool {
+    use std::io::IsTerminal;
+    !global.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+/// ANSI colours given to functions, in turn by name.
+const PALETTE: [&str; 6] = ["36", "32", "33", "35", "34", "96"];
+
+/// The colour of `function`'s lines: the same in every run.
+fn colour_of(function: &str) -> &'static str {
+    let hash = function
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    PALETTE[hash as usize % PALETTE.len()]
+}
+
+/// Prints every record appended to the log in `dir` from now on (debug records aside): as
+/// `nimbus logs` renders it, coloured per function, failures in bold; JSON lines with `json`.
+async fn stream_logs(dir: PathBuf, json: bool, color: bool) {
+    use nimbus_local::logs::{self, Follower, Level};
+    use std::io::Write as _;
+    let mut follower = Follower::at_end(&dir);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(records) = follower.poll() else {
+            continue;
+        };
+        let mut stdout = std::io::stdout().lock();
+        for record in records {
+            let level = logs::level_of(&record);
+            if level == Level::Debug {
+                continue;
+            }
+            let line = match json {
+                true => record.to_string(),
+                false => logs::render(&record),
+            };
+            let function = record.get("function").and_then(|f| f.as_str());
+            let _ = match (color && !json, function) {
+                (true, Some(f)) => {
+                    let bold = if level == Level::Error { "1;" } else { "" };
+                    writeln!(stdout, "\x1b[{bold}{}m{line}\x1b[0m", colour_of(f))
+                }
+                (true, None) if level == Level::Error => {
+                    writeln!(stdout, "\x1b[1;31m{line}\x1b[0m")
+                }
+                _ => writeln!(stdout, "{line}"),
+            };
+        }
+        let _ = stdout.flush();
+    }
 }
 
 /// Directories to watch: every function's source directory.

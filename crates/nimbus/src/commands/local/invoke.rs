@@ -62,8 +62,16 @@ pub fn invoke(global: &Global, args: &InvokeArgs, out: &Out) -> Result<(), Failu
         target.flags
     );
     if reply["ok"] != true {
+        // The handler's stack trace (its own frames, the user's file:line first), indented.
+        let stack: String = reply["stack"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("    {l}\n"))
+            .collect();
         return Err(Failure::user(format!(
-            "`{name}` failed ({}): {}\n{hint}",
+            "`{name}` failed ({}): {}\n{stack}{hint}",
             reply["status"].as_str().unwrap_or("error"),
             reply["error"].as_str().unwrap_or(""),
         )));

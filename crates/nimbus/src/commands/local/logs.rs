@@ -1,5 +1,6 @@
 //! `nimbus logs`: a function's (or every function's) invocations and output, from the local
-//! runtime's log files; `--follow` keeps printing. The function is checked against what was
+//! runtime's log files; `--tail` keeps printing; `--since`, `--filter` and `--level` choose
+//! lines. The function is checked against what was
 //! deployed (`deployment.json`), not against the manifest.
 
 use std::time::Duration;
@@ -24,16 +25,20 @@ pub fn logs(global: &Global, args: &LogsArgs, out: &Out) -> Result<(), Failure> 
     }
     let since = match &args.since {
         None => None,
-        Some(text) => {
-            let d: nimbus_manifest::Duration = text
-                .parse()
-                .map_err(|e: String| Failure::user(format!("--since: {e}")))?;
-            Some(chrono::Utc::now() - chrono::Duration::milliseconds(d.as_millis() as i64))
-        }
+        Some(text) => Some(since(text)?),
+    };
+    let level = match &args.level {
+        None => None,
+        Some(l) => Some(
+            l.parse::<logs::Level>()
+                .map_err(|e| Failure::user(format!("--level: {e}")))?,
+        ),
     };
     let filter = Filter {
         function: args.function.clone(),
         since,
+        level,
+        text: args.filter.clone(),
     };
     let dir = target.state.logs();
     if !dir.exists() {
@@ -46,9 +51,7 @@ pub fn logs(global: &Global, args: &LogsArgs, out: &Out) -> Result<(), Failure> 
     let print = |record: &serde_json::Value| {
         if out.json {
             println!("{record}");
-        } else if record.get("kind").and_then(|k| k.as_str()) != Some("runtime")
-            || record.get("level").and_then(|l| l.as_str()) != Some("debug")
-        {
+        } else if logs::level_of(record) > logs::Level::Debug || level.is_some() {
             println!("{}", logs::render(record));
         }
     };
@@ -67,4 +70,17 @@ pub fn logs(global: &Global, args: &LogsArgs, out: &Out) -> Result<(), Failure> 
         }
     }
     Ok(())
+}
+
+/// `--since`: an age (`10m`) or a time (RFC 3339).
+fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Failure> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let d: nimbus_manifest::Duration = text.parse().map_err(|e: String| {
+        Failure::user(format!(
+            "--since: {e}\n  hint: an age such as `10m` or `2h`, or a time such as `2026-01-02T03:04:05Z`"
+        ))
+    })?;
+    Ok(chrono::Utc::now() - chrono::Duration::milliseconds(d.as_millis() as i64))
 }

@@ -341,8 +341,14 @@ pub fn info(global: &Global, args: &InfoArgs, out: &Out) -> Result<(), Failure> 
     println!("functions:");
     for (name, f) in v["functions"].as_object().into_iter().flatten() {
         println!(
-            "  {name:<24} instances {:<3} invocations {:<6} errors {:<4} cold starts {}",
-            f["instances"], f["invocations"], f["errors"], f["cold_starts"]
+            "  {name:<24} instances {:<3} invocations {:<6} errors {:<4} timeouts {:<4} retries {:<4} dead-lettered {:<4} cold starts {}",
+            f["instances"],
+            f["invocations"],
+            f["errors"],
+            f["timeouts"],
+            f["retries"],
+            f["dead_lettered"],
+            f["cold_starts"]
         );
     }
     let queues: Vec<_> = v["queues"]
@@ -355,8 +361,8 @@ pub fn info(global: &Global, args: &InfoArgs, out: &Out) -> Result<(), Failure> 
         println!("queues:");
         for (q, d) in queues {
             println!(
-                "  {q:<24} waiting {:<5} in flight {:<5} delayed {}",
-                d["visible"], d["in_flight"], d["delayed"]
+                "  {q:<24} waiting {:<5} in flight {:<5} delayed {:<5} dead-lettered {}",
+                d["visible"], d["in_flight"], d["delayed"], d["dead_lettered"]
             );
         }
     }

@@ -677,9 +677,22 @@ function normalizeResult(event, result) {
   return null;
 }
 
+// The stack as the user wrote it: the shim's frames and Node's internals are dropped, so the
+// first frame is the user's file:line (source-mapped when the worker runs with
+// --enable-source-maps and a .map exists); paths below the working directory (the package root,
+// for the local worker) are made relative to it.
+function userStack(stack) {
+  if (!stack) return '';
+  const cwd = process.cwd().replace(/\/+$/, '') + '/';
+  return String(stack).split('\n')
+    .filter((line) => !/^\s+at /.test(line) || !(/[\/\\]_nimbus[\/\\]/.test(line) || /\(node:|at node:|\(<anonymous>\)$/.test(line)))
+    .map((line) => line.split('file://' + cwd).join('').split(cwd).join(''))
+    .join('\n');
+}
+
 function errorInfo(err) {
   if (err instanceof Error) {
-    return { type: err.name || err.constructor.name || 'Error', message: err.message, stack: err.userStack || err.stack || '' };
+    return { type: err.name || err.constructor.name || 'Error', message: err.message, stack: userStack(err.userStack || err.stack) };
   }
   return { type: typeof err, message: String(err), stack: '' };
 }
@@ -693,5 +706,5 @@ module.exports = {
   makeContext, createFunction, getFunction, nowMs,
   dumps, rfc3339, b64decodeText, textOf, bodyOf, isBytes, toBuffer, joinHeaders, joinQuery, queryFromString,
   firstIp, matchRoute, matchTemplate, resolveResource, resolveSchedule, envVarPart, withEnvNatives,
-  unrouted, NOT_FOUND, normalizeHttp, httpBodyBuffer, headerPairs, normalizeBatch, normalizeResult, errorInfo,
+  unrouted, NOT_FOUND, normalizeHttp, httpBodyBuffer, headerPairs, normalizeBatch, normalizeResult, errorInfo, userStack,
 };

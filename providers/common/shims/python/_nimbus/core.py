@@ -180,9 +180,7 @@ def load_handler(root: str, file: str, export: str):
             "Nimbus shim: importing handler file %r failed: %s: %s" % (rel, type(e).__name__, e)
         )
         err.__cause__ = e
-        import traceback
-
-        err.user_traceback = traceback.format_exc()
+        err.user_traceback = user_traceback(e)
         raise err from e
     fn = getattr(module, export, None)
     if fn is None:
@@ -879,10 +877,41 @@ def normalize_result(event: dict, result):
     return None
 
 
-def error_info(exc: BaseException) -> dict:
+def user_traceback(exc: BaseException, _seen=None) -> str:
+    """The traceback of ``exc`` as the user wrote it: the shim's own frames (and the import
+    machinery's) are dropped, so the first frame is the user's file:line; paths below the working
+    directory (the package root, for the local worker) are made relative to it. A cause or
+    context comes first, as Python prints it."""
     import traceback
 
-    tb = getattr(exc, "user_traceback", None) or "".join(
-        traceback.format_exception(type(exc), exc, exc.__traceback__)
-    )
+    seen = _seen if _seen is not None else set()
+    seen.add(id(exc))
+    before = ""
+    cause, context = exc.__cause__, exc.__context__
+    if cause is not None and id(cause) not in seen:
+        before = (user_traceback(cause, seen)
+                  + "\nThe above exception was the direct cause of the following exception:\n\n")
+    elif context is not None and not exc.__suppress_context__ and id(context) not in seen:
+        before = (user_traceback(context, seen)
+                  + "\nDuring handling of the above exception, another exception occurred:\n\n")
+    shim = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    cwd = os.getcwd() + os.sep
+    frames = []
+    for f in traceback.extract_tb(exc.__traceback__):
+        name = f.filename
+        if name.startswith("<frozen") or os.path.abspath(name).startswith(shim):
+            continue
+        if name.startswith(cwd):
+            f.filename = name[len(cwd):]
+        frames.append(f)
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return before + "".join(lines)
+
+
+def error_info(exc: BaseException) -> dict:
+    """What the local worker reports of a failure: type, message and the user's traceback (the
+    local runtime only; the cloud shims let the provider report errors)."""
+    tb = getattr(exc, "user_traceback", None) or user_traceback(exc)
     return {"type": type(exc).__name__, "message": str(exc), "stack": tb}
