@@ -104,7 +104,7 @@
         d.error ? h('pre', { class: 'bad' }, d.error + (d.stack ? '\n' + d.stack : '')) : null,
         h('div', { class: 'muted' }, 'request'), h('pre', {}, pretty(d.event)),
         h('div', { class: 'muted' }, 'response'), h('pre', {}, pretty(d.result)),
-        h('div', { class: 'muted' }, 'logs'), h('pre', { id: 'd-logs' }, d.logs.map((l) => `${l.ts || ''} ${l.level || l.status || ''} ${l.message || l.line || l.error || ''}`).join('\n') || '(none)')].filter(Boolean));
+        h('div', { class: 'muted' }, 'logs'), h('pre', { id: 'd-logs' }, d.logs.map((l) => `${l.ts || ''} ${l.kind === 'invocation' ? [l.outcome, l.method, l.path, l.status, l.duration_ms + ' ms', l.error].filter((x) => x != null).join(' ') : `${l.level || ''} ${l.message || l.line || l.error || ''}`}`).join('\n') || '(none)')].filter(Boolean));
     } catch (e) { $('detail-body').textContent = e.message; }
   }
   async function replay(rid) {
