@@ -31,6 +31,8 @@ pub(crate) struct DepsPlan {
     pub key: String,
     /// Wheels for aarch64 (Graviton) rather than x86_64.
     arm64: bool,
+    /// Installed for the host (`local`) rather than for the cloud's Linux.
+    host: bool,
 }
 
 /// What `dir` declares for `runtime` (with the provider's shim libraries that resources of the
@@ -81,7 +83,7 @@ pub(crate) fn plan(
     }
     let mut hasher = Sha256::new();
     hasher.update(format!(
-        "deps-v1\0{}\0{}\0",
+        "deps-v2\0{}\0{}\0",
         runtime.id(),
         platform(provider, arm64)
     ));
@@ -99,6 +101,7 @@ pub(crate) fn plan(
         user_file,
         key,
         arm64,
+        host: provider == ProviderId::Local,
     }))
 }
 
@@ -326,24 +329,24 @@ impl DepsPlan {
             std::fs::write(work.join(name), bytes).map_err(PackageError::io("writing", work))?;
         }
         let locked = self.files.iter().any(|(n, _)| *n == "package-lock.json");
-        let args: &[&str] = if locked {
-            &[
-                "ci",
-                "--omit=dev",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-            ]
+        let mut args: Vec<String> = if locked {
+            vec!["ci".into()]
         } else {
-            &[
-                "install",
-                "--omit=dev",
-                "--no-audit",
-                "--no-fund",
-                "--no-package-lock",
-                "--loglevel=error",
-            ]
+            vec!["install".into(), "--no-package-lock".into()]
         };
+        args.extend(
+            ["--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"].map(String::from),
+        );
+        let cpu = crate::native::npm_cpu(self.arm64);
+        if !self.host {
+            // The cloud's Linux and CPU, whatever the host: npm then picks the matching
+            // prebuilt binaries among a package's per-platform optional dependencies.
+            args.extend([
+                "--os=linux".into(),
+                format!("--cpu={cpu}"),
+                "--libc=glibc".into(),
+            ]);
+        }
         if which("npm").is_none() {
             return Err(PackageError::ToolMissing {
                 tool: "npm".into(),
@@ -370,6 +373,20 @@ impl DepsPlan {
         )?;
         let _ = std::fs::remove_dir_all(work.join("node_modules/.bin"));
         let _ = std::fs::remove_file(work.join("node_modules/.package-lock.json"));
+        if !self.host {
+            let foreign = crate::native::foreign_addons(work, cpu);
+            if !foreign.is_empty() {
+                return Err(PackageError::ForeignAddons {
+                    manifest: user,
+                    cpu,
+                    files: foreign
+                        .iter()
+                        .map(|(path, built)| format!("\n  {} (built for {built})", path.display()))
+                        .collect::<String>()
+                        + "\n  hint: use a version of the package that publishes prebuilt binaries for this platform, or build on a matching linux machine (for arm64: an arm64 CI runner)",
+                });
+            }
+        }
         Ok(())
     }
 }

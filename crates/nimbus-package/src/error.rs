@@ -110,6 +110,18 @@ pub enum PackageError {
         /// Where the tool's whole output was kept.
         log: Option<PathBuf>,
     },
+    /// Installed native Node addons were built for another CPU or OS than the function's.
+    #[error(
+        "`{manifest}` installed native addons that will not load on linux-{cpu} (they were built for the machine that ran npm):{files}"
+    )]
+    ForeignAddons {
+        /// The user's dependency file.
+        manifest: String,
+        /// The function's CPU, in npm's spelling.
+        cpu: &'static str,
+        /// One line per addon: its path and what it was built for.
+        files: String,
+    },
     /// The package is larger than the provider accepts.
     #[error("the package is {actual} MB {what}; {provider} accepts at most {limit} MB")]
     TooLarge {

@@ -14,6 +14,7 @@ mod archive;
 mod deps;
 mod error;
 mod hash;
+mod native;
 mod provider_deps;
 mod secrets;
 mod select;

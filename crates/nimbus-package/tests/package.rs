@@ -383,3 +383,70 @@ functions:
         assert!(!has(absent), "`{absent}` is not needed by a queue sender");
     }
 }
+
+#[test]
+fn node_packages_get_the_prebuilt_binaries_of_the_functions_cpu() {
+    // `lightningcss` publishes its native addon per platform as optional dependencies: npm must
+    // pick the cloud's Linux CPU (arm64 for an AWS Graviton function), not the host's, and the
+    // local target keeps the host's.
+    let manifest = "version: 1\nservice: t\nfunctions:\n  arm:\n    handler: arm/index.js:handler\n    aws: { architecture: arm64 }\n  x86:\n    handler: x86/index.js:handler\n";
+    let pkg = "{ \"name\": \"f\", \"version\": \"1.0.0\", \"dependencies\": { \"lightningcss\": \"1.33.0\" } }\n";
+    let code = "exports.handler = async () => ({ status: 200 });\n";
+    let dir = project(
+        manifest,
+        &[
+            ("arm/index.js", code),
+            ("arm/package.json", pkg),
+            ("x86/index.js", code),
+            ("x86/package.json", pkg),
+        ],
+    );
+    build_dir(dir.path(), ProviderId::Aws, None).unwrap();
+    let addons = |function: &str| -> Vec<String> {
+        zip_names(
+            &dir.path()
+                .join(format!(".nimbus/build/aws/dev/{function}.zip")),
+        )
+        .into_iter()
+        .filter(|n| n.ends_with(".node"))
+        .collect()
+    };
+    assert_eq!(
+        addons("arm"),
+        ["arm/node_modules/lightningcss-linux-arm64-gnu/lightningcss.linux-arm64-gnu.node"]
+    );
+    assert_eq!(
+        addons("x86"),
+        ["x86/node_modules/lightningcss-linux-x64-gnu/lightningcss.linux-x64-gnu.node"]
+    );
+}
+
+#[test]
+fn an_addon_compiled_for_another_cpu_is_refused_with_its_path() {
+    // A package whose install script leaves an x86-64 addon (as node-gyp does on this host) in
+    // an arm64 function's package would fail only when Lambda loads it: the build refuses it.
+    let manifest = "version: 1\nservice: t\nfunctions:\n  arm:\n    handler: fn/index.js:handler\n    aws: { architecture: arm64 }\n";
+    // The project's own install script stands in for node-gyp: it leaves an x86-64 ELF addon.
+    let script = "node -e \\\"const fs=require('fs');fs.mkdirSync('node_modules/gyp/build/Release',{recursive:true});const b=Buffer.alloc(64);b[0]=127;b.write('ELF',1);b[4]=2;b[5]=1;b[18]=62;fs.writeFileSync('node_modules/gyp/build/Release/addon.node',b)\\\"";
+    let pkg = format!(
+        "{{ \"name\": \"f\", \"version\": \"1.0.0\", \"dependencies\": {{ \"is-number\": \"7.0.0\" }}, \"scripts\": {{ \"install\": \"{script}\" }} }}\n"
+    );
+    let dir = project(
+        manifest,
+        &[
+            (
+                "fn/index.js",
+                "exports.handler = async () => ({ status: 200 });\n",
+            ),
+            ("fn/package.json", &pkg),
+        ],
+    );
+    let err = build_dir(dir.path(), ProviderId::Aws, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("will not load on linux-arm64"), "{err}");
+    assert!(
+        err.contains("node_modules/gyp/build/Release/addon.node (built for x64)"),
+        "{err}"
+    );
+}
