@@ -51,6 +51,10 @@ pub struct Capabilities {
     pub function_settings: FunctionSettingsCapability,
     /// How `nimbus queue …` and `nimbus topic publish` work on this provider.
     pub queue_tools: QueueToolsCapability,
+    /// The platform's log lines that tell an invocation's outcome (none for `local`, whose
+    /// records carry it).
+    #[serde(default)]
+    pub logs: crate::log_outcomes::LogsCapability,
 }
 
 /// How the queue and topic tools reach the provider's own queues (`[queue_tools]`).

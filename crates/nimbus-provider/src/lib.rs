@@ -13,6 +13,7 @@ mod check;
 mod cors;
 pub mod external;
 mod extras;
+mod log_outcomes;
 mod settings;
 
 use std::fmt;
@@ -24,6 +25,7 @@ pub use capabilities::{
     SettingCapability, ShimDeps, TextLimits, TriggerCapability, is_guid, today,
 };
 pub use check::{check, check_at};
+pub use log_outcomes::{FAILURES, LogOutcome, LogsCapability};
 use nimbus_diagnostic::Diagnostic;
 use nimbus_graph::AppGraph;
 pub use settings::{Env, check_settings, fill_settings};

@@ -147,7 +147,9 @@ pub enum Command {
 
     /// Show a function's logs: invocations and what the handler printed
     #[command(
-        after_help = "Examples:\n  nimbus logs place-order\n  nimbus logs --since 10m --tail       # every function, then new lines as they come\n  nimbus logs -t --level error         # failed invocations with their stack traces\n  nimbus logs --filter /orders/42      # lines containing the text\n  nimbus logs --since 2026-01-02T03:04:05Z\n  nimbus logs charge-payment --output json\n  nimbus logs --service shop           # local: a deployment, without its manifest\n\nEach invocation ends in one line with its outcome (ok, error, timeout, out of memory,\ncrashed; failed messages of a batch); HTTP lines show method, path, status, latency and\nrequest id. The function is an argument, not `-f` (which is always the manifest file). Needs\nno deploy-time input: values from unset environment variables are not read."
+        after_help = "Examples:\n  nimbus logs place-order\n  nimbus logs --since 10m --tail       # every function, then new lines as they come\n  nimbus logs -t --level error         # failed invocations with their stack traces\n  nimbus logs --filter /orders/42      # lines containing the text\n  nimbus logs --since 2026-01-02T03:04:05Z\n  nimbus logs charge-payment --output json\n  nimbus logs --service shop           # local: a deployment, without its manifest\n\nEach invocation ends in one line with its outcome (ok, error, timeout, out of memory,\ncrashed; failed messages of a batch); HTTP lines show method, path, status, latency and\nrequest id. On the clouds, the platform's own lines about an invocation's end (Lambda's
+`Task timed out`, Azure's `Executed … (Failed …)`) are marked with the same words, and
+`--level error` keeps them. The function is an argument, not `-f` (which is always the manifest file). Needs\nno deploy-time input: values from unset environment variables are not read."
     )]
     Logs(LogsArgs),
 

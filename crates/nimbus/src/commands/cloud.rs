@@ -380,11 +380,18 @@ async fn execute<C: Cloud>(
                 since,
                 follow: args.follow,
             };
-            if args.level.is_some() {
-                return Err(Failure::user(
-                    "--level works on local deployments only: the clouds' log lines carry no level Nimbus can read\n  hint: use --filter TEXT (for example --filter Error)",
-                ));
-            }
+            // The platform's own lines about an invocation's end read as the local words
+            // (`[logs]` in capabilities.toml); `--level error` keeps the failures.
+            let outcomes = &super::provider(global)?.capabilities().logs;
+            let failures_only = match args.level.as_deref() {
+                None => false,
+                Some("error") => true,
+                Some(other) => {
+                    return Err(Failure::user(format!(
+                        "--level {other} works on local deployments only: the clouds' log lines carry no level Nimbus can read, only the platform's lines about failed invocations\n  hint: --level error (timeouts, crashes, out of memory, errors) or --filter TEXT"
+                    )));
+                }
+            };
             let json = out.json;
             let text = args.filter.clone();
             let sink = move |line: LogLine| {
@@ -394,13 +401,25 @@ async fn execute<C: Cloud>(
                 {
                     return true;
                 }
+                let outcome = outcomes.outcome_of(&line.message);
+                if failures_only && !outcome.is_some_and(|o| nimbus_provider::FAILURES.contains(&o))
+                {
+                    return true;
+                }
                 if json {
-                    println!("{}", serde_json::to_string(&line).expect("json"));
+                    let mut value = serde_json::to_value(&line).expect("json");
+                    if let Some(o) = outcome {
+                        value["outcome"] = o.into();
+                    }
+                    println!("{value}");
                 } else {
                     let time = chrono::DateTime::from_timestamp_millis(line.time_ms)
                         .map(|t| t.format("%H:%M:%S%.3f").to_string())
                         .unwrap_or_default();
-                    println!("{time} {:<20} {}", line.function, line.message);
+                    match outcome {
+                        Some(o) => println!("{time} {:<20} [{o}] {}", line.function, line.message),
+                        None => println!("{time} {:<20} {}", line.function, line.message),
+                    }
                 }
                 true
             };

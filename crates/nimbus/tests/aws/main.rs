@@ -1026,7 +1026,9 @@ fn logs_come_from_cloudwatch_and_plan_exit_codes_follow_terraform() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    let events = format!(r#"[{{"timestamp": {now}, "message": "order 42 read"}}]"#);
+    let events = format!(
+        r#"[{{"timestamp": {now}, "message": "order 42 read"}}, {{"timestamp": {now}, "message": "2026-12-08T03:14:47.615Z 6f0c Task timed out after 3.00 seconds"}}]"#
+    );
     shop.aws(&[
         "logs",
         "put-log-events",
@@ -1039,9 +1041,25 @@ fn logs_come_from_cloudwatch_and_plan_exit_codes_follow_terraform() {
     ]);
     let out = shop.ok(&["logs", "get-order", "--since", "5m", "--output", "json"]);
     let lines: Vec<Value> = out.lines().map(json).collect();
-    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(lines[0]["function"], "get-order");
     assert_eq!(lines[0]["message"], "order 42 read");
+    assert_eq!(lines[0].get("outcome"), None, "{out}");
+    // Lambda's own timeout line reads as the local runtime's word, and `--level error` keeps it.
+    assert_eq!(lines[1]["outcome"], "timeout", "{out}");
+    let failed = shop.ok(&["logs", "get-order", "--since", "5m", "--level", "error"]);
+    assert_eq!(failed.lines().count(), 1, "{failed}");
+    assert!(
+        failed.contains("[timeout] 2026-12-08T03:14:47.615Z 6f0c Task timed out"),
+        "{failed}"
+    );
+    let refused = shop.run(&["logs", "get-order", "--level", "warn"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("--level error"),
+        "{}",
+        text(&refused.stderr)
+    );
     let none = shop.run(&["logs", "no-such-function"]);
     assert_eq!(none.status.code(), Some(1));
     assert!(text(&none.stderr).contains("no function `no-such-function`"));
