@@ -299,7 +299,11 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
                 Some(parts) => Trigger::Topic {
                     resource: resource.clone(),
                     topic: parts.get("name").cloned().unwrap_or_default(),
-                    subscription: names::subscription(&f.name),
+                    subscription: names::existing_subscription(
+                        &graph.service,
+                        &graph.stage,
+                        &f.name,
+                    ),
                     connection: env::existing_connection(entry::SERVICE_BUS_CONNECTION, resource),
                 },
                 None => Trigger::Topic {

@@ -1035,7 +1035,7 @@ impl<'a> Template<'a> {
         if used.iter().any(|(_, k)| storage(k)) {
             depends.push(expr(Self::account_id(DATA_ACCOUNT)));
         }
-        if tables {
+        if tables || leases {
             depends.push(expr(cosmos::account_id()));
         }
         if reads_secrets {

@@ -14,7 +14,7 @@
 //! On an existing Cosmos DB container the grant is the account's data-plane role assignment
 //! (`sqlRoleAssignments`, the built-in Data Reader or Contributor, scoped to that container) in
 //! the nested deployment at the account's group; a topic trigger on an existing Service Bus
-//! topic gets a subscription Nimbus owns in it (`nimbus-<function>`), created in the nested
+//! topic gets a subscription Nimbus owns in it (`nimbus-<service>-<stage>-<function>`), created in the nested
 //! deployment, and Data Receiver on that subscription only.
 //!
 //! Their names are ARM's deterministic `guid(scope, principalId, roleDefinitionId)`, so `remove`
@@ -145,7 +145,10 @@ pub fn outside_grants(graph: &AppGraph, f: &FunctionNode) -> Vec<OutsideGrant> {
                 (scope, roles::COSMOS_READER, grant)
             }
             ResourceKind::Topic => (
-                format!("{id}/subscriptions/{}", names::subscription(&f.name)),
+                format!(
+                    "{id}/subscriptions/{}",
+                    names::existing_subscription(&graph.service, &graph.stage, &f.name)
+                ),
                 roles::SERVICE_BUS_RECEIVER,
                 GrantKind::Subscription,
             ),
