@@ -534,6 +534,62 @@ async fn deploy_adds_only_grants_and_a_subscription_to_existing_tables_and_topic
         );
     }
     // The SQL role assignment of `reader` reads; its principal is reader's identity.
+    // The app as the Python worker indexes it (Microsoft's azure-functions): the owner's
+    // container and topic, with the leases in the deployment's own account.
+    let apps = nimbus_azure::apps(&graph).unwrap();
+    let audit = apps.iter().find(|a| a.function == "audit").unwrap();
+    let zip = options
+        .out_dir
+        .join(&report.manifest.functions["audit"].file);
+    let bytes = nimbus_azure::package::assemble(&graph, audit, &zip).unwrap();
+    let app_dir = dir.path().join("app-audit");
+    zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .unwrap()
+        .extract(&app_dir)
+        .unwrap();
+    let python = nimbus_test_support::required_venv_tool("python");
+    let out = std::process::Command::new(python)
+        .arg(common::repo().join("crates/nimbus-azure/tests/apps/inspect_app.py"))
+        .arg(&app_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let indexed: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let binding = |kind: &str| -> Value {
+        indexed["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["bindings"].as_array().unwrap().iter())
+            .find(|b| b["type"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind}: {indexed}"))
+    };
+    let feed = binding("cosmosDBTrigger");
+    for (k, v) in [
+        ("connection", "NIMBUS_COSMOS_USERS"),
+        ("databaseName", "app"),
+        ("containerName", "users"),
+        ("leaseConnection", "NIMBUS_COSMOS"),
+        ("leaseDatabaseName", "ledger"),
+        ("leaseContainerName", "nimbus_leases"),
+    ] {
+        assert_eq!(feed[k], v, "{k}: {feed}");
+    }
+    let bus = binding("serviceBusTrigger");
+    for (k, v) in [
+        ("connection", "NIMBUS_SERVICEBUS_EVENTS"),
+        ("topicName", "events"),
+        ("subscriptionName", "nimbus-ledger-dev-audit"),
+    ] {
+        assert_eq!(bus[k], v, "{k}: {bus}");
+    }
+
     let reader_grant = expected.last().unwrap();
     assert!(
         reader_grant.contains("/sqlRoleAssignments/"),
