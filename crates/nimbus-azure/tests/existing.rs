@@ -643,3 +643,85 @@ async fn deploy_adds_only_grants_and_a_subscription_to_existing_tables_and_topic
         .unwrap();
     assert!(position(on_sub) < position(&sub_id));
 }
+
+#[test]
+fn the_node_app_binds_the_owners_container_and_topic_with_its_own_leases() {
+    // The same triggers in a Node.js function, registered through Microsoft's @azure/functions.
+    let manifest = triggers_manifest().replace(
+        "  audit:\n    handler: app.py:handler",
+        "  audit:\n    runtime: nodejs22\n    handler: app.js:handler",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nimbus.yaml"), &manifest).unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def handler(event, context):\n    return None\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.js"),
+        "exports.handler = async () => null;\n",
+    )
+    .unwrap();
+    let graph = common::graph_in(&manifest, Some(dir.path()));
+    let mut options = nimbus_package::BuildOptions::conventional(
+        dir.path(),
+        nimbus_provider::ProviderId::Azure,
+        &graph.stage,
+    );
+    options.cache_dir = common::repo().join("target/nimbus-azure-test-cache");
+    let report = nimbus_package::build(&graph, &options, &|_| {}).unwrap();
+    let apps = nimbus_azure::apps(&graph).unwrap();
+    let audit = apps.iter().find(|a| a.function == "audit").unwrap();
+    let zip = options
+        .out_dir
+        .join(&report.manifest.functions["audit"].file);
+    let bytes = nimbus_azure::package::assemble(&graph, audit, &zip).unwrap();
+    let app_dir = dir.path().join("app-audit");
+    zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .unwrap()
+        .extract(&app_dir)
+        .unwrap();
+    let out = std::process::Command::new("node")
+        .arg(common::repo().join("crates/nimbus-azure/tests/apps/inspect_app.js"))
+        .arg(&app_dir)
+        .env("NODE_PATH", common::azurite::node_modules())
+        .output()
+        .expect("node runs (scripts/lib/tools.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let indexed: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let binding = |kind: &str| -> Value {
+        indexed["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["bindings"].as_array().unwrap().iter())
+            .find(|b| b["type"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind}: {indexed}"))
+    };
+    let feed = binding("cosmosDBTrigger");
+    for (k, v) in [
+        ("connection", "NIMBUS_COSMOS_USERS"),
+        ("databaseName", "app"),
+        ("containerName", "users"),
+        ("leaseConnection", "NIMBUS_COSMOS"),
+        ("leaseDatabaseName", "ledger"),
+        ("leaseContainerName", "nimbus_leases"),
+    ] {
+        assert_eq!(feed[k], v, "{k}: {feed}");
+    }
+    let bus = binding("serviceBusTrigger");
+    for (k, v) in [
+        ("connection", "NIMBUS_SERVICEBUS_EVENTS"),
+        ("topicName", "events"),
+        ("subscriptionName", "nimbus-ledger-dev-audit"),
+    ] {
+        assert_eq!(bus[k], v, "{k}: {bus}");
+    }
+}
