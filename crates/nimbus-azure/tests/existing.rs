@@ -448,6 +448,34 @@ fn existing_tables_get_sql_role_assignments_and_triggers_their_own_leases_and_su
     );
 }
 
+/// The owner's container `users` (database `app`, account `acmedocs`, group `shared`),
+/// partitioned by `paths`, made in the double by a deployment of the owner's own.
+fn seed_owner_container(double: &ArmDouble, paths: &[&str]) {
+    let group = format!("/subscriptions/{SUB}/resourcegroups/shared");
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}?api-version=2024-03-01"),
+        &serde_json::json!({ "location": "westeurope" }),
+    );
+    assert!(status < 300, "{status} {body}");
+    let template = serde_json::json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "resources": [{
+            "type": "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers",
+            "apiVersion": "2024-11-15",
+            "name": "acmedocs/app/users",
+            "properties": { "resource": { "id": "users", "partitionKey": { "paths": paths, "kind": "Hash" } } },
+        }],
+    });
+    let (status, body) = double.arm(
+        "PUT",
+        &format!("{group}/providers/Microsoft.Resources/deployments/owner?api-version=2024-03-01"),
+        &serde_json::json!({ "properties": { "mode": "Incremental", "template": template } }),
+    );
+    assert!(status < 300, "{status} {body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_adds_only_grants_and_a_subscription_to_existing_tables_and_topics_and_remove_takes_them_back()
  {
@@ -478,6 +506,7 @@ async fn deploy_adds_only_grants_and_a_subscription_to_existing_tables_and_topic
     let azure = nimbus_azure::connect_with(&graph, Options::default(), &lookup)
         .await
         .unwrap();
+    seed_owner_container(&double, &["/pk"]);
     // The double validates each nested resource against Microsoft's models
     // (SqlRoleAssignmentCreateUpdateParameters, SBSubscription, RoleAssignmentCreateParameters).
     azure
@@ -493,13 +522,16 @@ async fn deploy_adds_only_grants_and_a_subscription_to_existing_tables_and_topic
             .cloned()
             .collect()
     };
-    // In the owner's Cosmos DB account: the two SQL role assignments, nothing else.
+    // In the owner's Cosmos DB account: its container and the two SQL role assignments.
     let in_account = under(USERS_ACCOUNT);
-    assert_eq!(in_account.len(), 2, "{in_account:#?}");
-    assert!(
+    assert_eq!(in_account.len(), 3, "{in_account:#?}");
+    assert_eq!(
         in_account
             .iter()
-            .all(|r| r.contains("/sqlRoleAssignments/"))
+            .filter(|r| r.contains("/sqlRoleAssignments/"))
+            .count(),
+        2,
+        "{in_account:#?}"
     );
     // In the owner's topic: Nimbus's subscription and the role assignment on it.
     let sub_id = format!("{EVENTS}/subscriptions/nimbus-ledger-dev-audit");
@@ -622,6 +654,17 @@ async fn deploy_adds_only_grants_and_a_subscription_to_existing_tables_and_topic
             "{a} left behind"
         );
     }
+    // The owner's container is still there.
+    let (status, container) = double.arm(
+        "GET",
+        &format!("{USERS}?api-version=2024-11-15"),
+        &Value::Null,
+    );
+    assert_eq!(status, 200, "{container}");
+    assert_eq!(
+        container["properties"]["resource"]["partitionKey"]["paths"],
+        serde_json::json!(["/pk"])
+    );
     // Every call that touched the owners' account or topic was one of those four DELETEs, the
     // role assignment on the subscription before the subscription.
     let touching: Vec<(String, String)> = double
@@ -724,4 +767,68 @@ fn the_node_app_binds_the_owners_container_and_topic_with_its_own_leases() {
     ] {
         assert_eq!(bus[k], v, "{k}: {bus}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_refuses_an_existing_container_not_partitioned_by_pk_before_any_change() {
+    let azurite = Azurite::start();
+    let double = ArmDouble::start(&azurite);
+    let lookup = environment(&azurite, &double);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = triggers_manifest();
+    std::fs::write(dir.path().join("nimbus.yaml"), &manifest).unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def handler(event, context):\n    return None\n",
+    )
+    .unwrap();
+    let graph = common::graph_in(&manifest, Some(dir.path()));
+    let mut options = nimbus_package::BuildOptions::conventional(
+        dir.path(),
+        nimbus_provider::ProviderId::Azure,
+        &graph.stage,
+    );
+    options.cache_dir = common::repo().join("target/nimbus-azure-test-cache");
+    let report = nimbus_package::build(&graph, &options, &|_| {}).unwrap();
+    let target = Target {
+        graph: &graph,
+        build: &report.manifest,
+        build_dir: &options.out_dir,
+    };
+    let azure = nimbus_azure::connect_with(&graph, Options::default(), &lookup)
+        .await
+        .unwrap();
+    // Missing altogether.
+    let e = azure
+        .deploy(&target, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    // Partitioned by another path.
+    seed_owner_container(&double, &["/tenant"]);
+    let before = double.calls().len();
+    let e = azure
+        .deploy(&target, nimbus_cloud::DeployOptions::default())
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("table `users`") && text.contains("[\"/tenant\"]"),
+        "{text}"
+    );
+    assert!(text.contains("partition key path `/pk`"), "{text}");
+    // Nothing was changed: only reads since.
+    let writes: Vec<(String, String)> = double.calls()[before..]
+        .iter()
+        .filter(|(m, _)| m != "GET")
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+    assert!(
+        !double
+            .resources()
+            .iter()
+            .any(|r| r.to_ascii_lowercase().contains("/resourcegroups/ledger/")),
+        "no resource of the app was made"
+    );
 }
