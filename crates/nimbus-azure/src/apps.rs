@@ -26,12 +26,12 @@
 //!   lease container, each under its own prefix).
 
 use nimbus_graph::{AppGraph, FunctionNode, ResourceSpec, TriggerSpec};
-use nimbus_manifest::{Auth, BucketEvent, HttpMethod, Language};
+use nimbus_manifest::{Auth, BucketEvent, HttpMethod, Language, ResourceKind};
 use nimbus_provider::ProviderId;
 use serde_json::Value;
 
 use crate::error::AzureError;
-use crate::names;
+use crate::{entry, env, names};
 
 /// Where the app goes: from `providers.azure` in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +152,9 @@ pub enum Trigger {
         topic: String,
         /// The function's subscription.
         subscription: String,
+        /// The connection's app-setting prefix: the deployment's namespace, or the existing
+        /// topic's own (`NIMBUS_SERVICEBUS_<R>`).
+        connection: String,
     },
     /// `cosmosDBTrigger` on a table's container (its change feed).
     Table {
@@ -165,6 +168,13 @@ pub enum Trigger {
         lease_prefix: String,
         /// Documents per invocation at most (`maxItemsPerInvocation`).
         batch_size: u32,
+        /// The connection's app-setting prefix: the deployment's account, or the existing
+        /// container's own (`NIMBUS_COSMOS_<R>`).
+        connection: String,
+        /// On an existing container: the lease container's connection and database (the
+        /// deployment's own account, `leaseConnection`/`leaseDatabaseName`), so that nothing is
+        /// written to the owner's account.
+        lease: Option<(String, String)>,
     },
     /// `blobTrigger` with the Event Grid source.
     Blob {
@@ -284,10 +294,24 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
                 queue: names::queue(resource),
                 batch_size: (*batch_size).clamp(1, MAX_QUEUE_BATCH),
             },
-            TriggerSpec::Topic { resource } => Trigger::Topic {
-                resource: resource.clone(),
-                topic: names::topic(resource),
-                subscription: names::subscription(&f.name),
+            TriggerSpec::Topic { resource } => match existing(graph, ResourceKind::Topic, resource)
+            {
+                Some(parts) => Trigger::Topic {
+                    resource: resource.clone(),
+                    topic: parts.get("name").cloned().unwrap_or_default(),
+                    subscription: names::existing_subscription(
+                        &graph.service,
+                        &graph.stage,
+                        &f.name,
+                    ),
+                    connection: env::existing_connection(entry::SERVICE_BUS_CONNECTION, resource),
+                },
+                None => Trigger::Topic {
+                    resource: resource.clone(),
+                    topic: names::topic(resource),
+                    subscription: names::subscription(&f.name),
+                    connection: entry::SERVICE_BUS_CONNECTION.to_string(),
+                },
             },
             TriggerSpec::Bucket {
                 resource,
@@ -312,12 +336,28 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
                 resource,
                 batch_size,
                 ..
-            } => Trigger::Table {
-                resource: resource.clone(),
-                database: names::cosmos_database(&graph.service),
-                container: names::table(resource),
-                lease_prefix: names::lease_prefix(&f.name),
-                batch_size: (*batch_size).max(1),
+            } => match existing(graph, ResourceKind::Table, resource) {
+                Some(parts) => Trigger::Table {
+                    resource: resource.clone(),
+                    database: parts.get("database").cloned().unwrap_or_default(),
+                    container: parts.get("name").cloned().unwrap_or_default(),
+                    lease_prefix: names::lease_prefix(&f.name),
+                    batch_size: (*batch_size).max(1),
+                    connection: env::existing_connection(entry::COSMOS_CONNECTION, resource),
+                    lease: Some((
+                        entry::COSMOS_CONNECTION.to_string(),
+                        names::cosmos_database(&graph.service),
+                    )),
+                },
+                None => Trigger::Table {
+                    resource: resource.clone(),
+                    database: names::cosmos_database(&graph.service),
+                    container: names::table(resource),
+                    lease_prefix: names::lease_prefix(&f.name),
+                    batch_size: (*batch_size).max(1),
+                    connection: entry::COSMOS_CONNECTION.to_string(),
+                    lease: None,
+                },
             },
         };
         bindings.push(Binding { name, trigger });
@@ -353,6 +393,16 @@ fn app(graph: &AppGraph, f: &FunctionNode) -> Result<App, AzureError> {
 /// `nimbus_manifest::routes::order_key` order), so `orders/new` is tried before `orders/{id}`,
 /// `orders/{id}` before `orders/{*rest}`, and a `GET` before an `ANY` on the same path. Routes
 /// that never compete keep their plain names.
+/// The parts of the ARM id of `resource` when it is one of `kind` that already exists.
+fn existing(
+    graph: &AppGraph,
+    kind: ResourceKind,
+    resource: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let r = graph.resources.get(resource)?;
+    env::existing_parts(kind, r.existing.as_deref()?)
+}
+
 fn order_http_bindings(f: &FunctionNode, bindings: &mut [Binding]) {
     use nimbus_manifest::{RoutePath, routes};
     let mut http: Vec<(usize, HttpMethod, RoutePath)> = f

@@ -212,6 +212,7 @@ struct Planned {
     hash: String,
 }
 
+mod existing;
 pub mod queues;
 mod secrets;
 mod whatif;
@@ -932,6 +933,8 @@ impl Cloud for Azure {
         let planned = self.planned(&doc);
         // Before anything changes: every secret a function reads has a value.
         self.check_secret_values(target.graph).await?;
+        // ... and every existing Cosmos DB container is there, laid out as the shim needs.
+        self.check_existing_tables(target.graph).await?;
         self.ensure_resource_group().await?;
         self.ensure_deployment_account(&doc).await?;
         let store = self.store().await?;

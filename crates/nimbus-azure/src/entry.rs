@@ -21,6 +21,11 @@
 //! 15 min, 10 times), which the Cosmos DB trigger supports and without which the change feed
 //! moves on past a failed batch.
 //!
+//! A trigger on a resource that already exists (`existing.azure`) connects through settings of
+//! its own, `NIMBUS_SERVICEBUS_<R>__*` and `NIMBUS_COSMOS_<R>__*` (the owner's namespace or
+//! account); a Cosmos DB trigger on one keeps its leases in the deployment's own account
+//! (`leaseConnection` `NIMBUS_COSMOS`, `leaseDatabaseName` the deployment's database).
+//!
 //! `host.json` sets the route prefix to nothing (so paths match the manifest), the timeout, the
 //! queue trigger's `batchSize` and `maxDequeueCount` (the manifest's `max_receives`; the poison
 //! queue is the dead letter) and, when the manifest limits concurrency, one invocation per
@@ -251,13 +256,14 @@ pub fn function_app_py(graph: &AppGraph, app: &App) -> String {
                 resource,
                 topic,
                 subscription,
+                connection,
             } => {
                 writeln!(
                     s,
                     "@app.service_bus_topic_trigger(arg_name=\"msg\", topic_name={}, subscription_name={}, connection={})",
                     py(topic),
                     py(subscription),
-                    py(SERVICE_BUS_CONNECTION)
+                    py(connection)
                 )
                 .unwrap();
                 writeln!(
@@ -273,7 +279,17 @@ pub fn function_app_py(graph: &AppGraph, app: &App) -> String {
                 container,
                 lease_prefix,
                 batch_size,
+                connection,
+                lease,
             } => {
+                let lease_args = match lease {
+                    Some((c, db)) => format!(
+                        ", lease_connection={}, lease_database_name={}",
+                        py(c),
+                        py(db)
+                    ),
+                    None => String::new(),
+                };
                 writeln!(
                     s,
                     "@app.retry(strategy=\"exponential_backoff\", max_retry_count=\"{TABLE_RETRIES}\", minimum_interval=\"00:00:04\", maximum_interval=\"00:15:00\")"
@@ -281,8 +297,8 @@ pub fn function_app_py(graph: &AppGraph, app: &App) -> String {
                 .unwrap();
                 writeln!(
                     s,
-                    "@app.cosmos_db_trigger(arg_name=\"docs\", connection={}, database_name={}, container_name={}, lease_container_name={}, lease_container_prefix={}, create_lease_container_if_not_exists=False, max_items_per_invocation={batch_size})",
-                    py(COSMOS_CONNECTION),
+                    "@app.cosmos_db_trigger(arg_name=\"docs\", connection={}, database_name={}, container_name={}{lease_args}, lease_container_name={}, lease_container_prefix={}, create_lease_container_if_not_exists=False, max_items_per_invocation={batch_size})",
+                    py(connection),
                     py(database),
                     py(container),
                     py(crate::names::LEASES_CONTAINER),
@@ -381,13 +397,14 @@ pub fn index_js(graph: &AppGraph, app: &App) -> String {
                 resource,
                 topic,
                 subscription,
+                connection,
             } => {
                 writeln!(
                     s,
                     "app.serviceBusTopic({name}, {{\n  topicName: {}, subscriptionName: {}, connection: {},\n  handler: (message, context) => nimbus.serviceBus(message, context, null, {{ resource: {} }}),\n}});",
                     js(topic),
                     js(subscription),
-                    js(SERVICE_BUS_CONNECTION),
+                    js(connection),
                     js(resource)
                 )
                 .unwrap();
@@ -398,11 +415,21 @@ pub fn index_js(graph: &AppGraph, app: &App) -> String {
                 container,
                 lease_prefix,
                 batch_size,
+                connection,
+                lease,
             } => {
+                let lease_args = match lease {
+                    Some((c, db)) => format!(
+                        "\n  leaseConnection: {}, leaseDatabaseName: {},",
+                        js(c),
+                        js(db)
+                    ),
+                    None => String::new(),
+                };
                 writeln!(
                     s,
-                    "app.cosmosDB({name}, {{\n  connection: {}, databaseName: {}, containerName: {},\n  leaseContainerName: {}, leaseContainerPrefix: {}, createLeaseContainerIfNotExists: false, maxItemsPerInvocation: {batch_size},\n  retry: {{ strategy: 'exponentialBackoff', maxRetryCount: {TABLE_RETRIES}, minimumInterval: {{ seconds: 4 }}, maximumInterval: {{ minutes: 15 }} }},\n  handler: (documents, context) => nimbus.cosmosDB(documents, context, null, {{ resource: {} }}),\n}});",
-                    js(COSMOS_CONNECTION),
+                    "app.cosmosDB({name}, {{\n  connection: {}, databaseName: {}, containerName: {},{lease_args}\n  leaseContainerName: {}, leaseContainerPrefix: {}, createLeaseContainerIfNotExists: false, maxItemsPerInvocation: {batch_size},\n  retry: {{ strategy: 'exponentialBackoff', maxRetryCount: {TABLE_RETRIES}, minimumInterval: {{ seconds: 4 }}, maximumInterval: {{ minutes: 15 }} }},\n  handler: (documents, context) => nimbus.cosmosDB(documents, context, null, {{ resource: {} }}),\n}});",
+                    js(connection),
                     js(database),
                     js(container),
                     js(crate::names::LEASES_CONTAINER),

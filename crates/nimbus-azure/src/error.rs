@@ -147,6 +147,15 @@ pub enum AzureError {
         /// Key Vault's code and message.
         message: String,
     },
+    /// An existing resource (`existing.azure`) that Nimbus cannot use as it is: nothing was
+    /// changed.
+    #[error("{message}")]
+    ExistingResource {
+        /// The neutral resource.
+        resource: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A function `invoke` was asked for does not exist.
     #[error("function `{function}` is not in the app (functions: {known})")]
     UnknownFunction {

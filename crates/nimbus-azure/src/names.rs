@@ -246,6 +246,16 @@ pub fn subscription(function: &str) -> String {
     fit(function, SUBSCRIPTION_MAX)
 }
 
+/// A function's subscription in a topic that already exists (`existing.azure`), which other
+/// subscriptions (the owner's, other stages') share: `nimbus-<service>-<stage>-<function>`, so
+/// it is recognisably Nimbus's and one per service, stage and function.
+pub fn existing_subscription(service: &str, stage: &str, function: &str) -> String {
+    fit(
+        &format!("nimbus-{service}-{stage}-{function}"),
+        SUBSCRIPTION_MAX,
+    )
+}
+
 /// The prefix of a function app's name (before `-` and the suffix).
 pub fn app_prefix(service: &str, stage: &str, function: &str) -> String {
     fit(

@@ -82,7 +82,7 @@ pub use domain::domain_app;
 pub use keyvault::{SOFT_DELETE_DAYS, vault_properties};
 mod extra;
 
-pub use extra::{OutsideGrant, arm_guid, outside_assignments, outside_grants};
+pub use extra::{GrantKind, OutsideGrant, arm_guid, outside_assignments, outside_grants};
 
 /// Days Log Analytics keeps the apps' logs.
 pub const LOG_RETENTION_DAYS: u32 = 30;
@@ -199,6 +199,24 @@ impl<'a> Template<'a> {
         &self.graph.stage
     }
 
+    /// Whether resource `name` already exists (`existing.azure`).
+    fn is_existing(&self, name: &str) -> bool {
+        self.graph
+            .resources
+            .get(name)
+            .is_some_and(|r| r.existing.is_some())
+    }
+
+    /// The endpoint of the existing resource `name` (its account's or namespace's).
+    fn existing_endpoint(&self, name: &str) -> String {
+        self.graph
+            .resources
+            .get(name)
+            .and_then(|r| env::existing(r.kind, r.existing.as_deref()?))
+            .map(|(_, endpoint)| endpoint)
+            .unwrap_or_default()
+    }
+
     /// Whether the template creates a resource of `kind` (one that already exists is not).
     fn has(&self, kind: ResourceKind) -> bool {
         self.graph
@@ -296,12 +314,13 @@ impl<'a> Template<'a> {
             self.storage_account(DATA_ACCOUNT, versioning);
             self.data_resources();
         }
-        if self.has(ResourceKind::Table) {
-            let leases = apps.iter().any(|a| {
-                a.bindings
-                    .iter()
-                    .any(|b| matches!(b.trigger, Trigger::Table { .. }))
-            });
+        // A trigger on an existing container keeps its leases in an account of the deployment.
+        let leases = apps.iter().any(|a| {
+            a.bindings
+                .iter()
+                .any(|b| matches!(b.trigger, Trigger::Table { .. }))
+        });
+        if self.has(ResourceKind::Table) || leases {
             self.cosmos(leases);
         }
         if self.has(ResourceKind::Topic) {
@@ -544,10 +563,15 @@ impl<'a> Template<'a> {
                     resource,
                     topic,
                     subscription,
+                    ..
                 } = &b.trigger
                 else {
                     continue;
                 };
+                // On an existing topic: a nested deployment at its namespace (`extra`).
+                if self.is_existing(resource) {
+                    continue;
+                }
                 self.resources.push(json!({
                     "type": "Microsoft.ServiceBus/namespaces/topics/subscriptions",
                     "apiVersion": api::SERVICE_BUS,
@@ -702,6 +726,8 @@ impl<'a> Template<'a> {
                         format!("dead letters of {resource}"),
                     ));
                 }
+                // On an existing topic or container: a nested deployment (`extra`).
+                Trigger::Topic { resource, .. } if self.is_existing(resource) => {}
                 Trigger::Topic { resource, .. } => grants.push((
                     roles::SERVICE_BUS_RECEIVER,
                     Self::subscription_id(resource, f),
@@ -712,8 +738,14 @@ impl<'a> Template<'a> {
                     Self::container_id(DATA_ACCOUNT, &names::container(resource)),
                     format!("trigger {resource}"),
                 )),
-                Trigger::Table { container, .. } => {
-                    cosmos_grants.push((roles::COSMOS_READER, container.clone()));
+                Trigger::Table {
+                    container,
+                    resource,
+                    ..
+                } => {
+                    if !self.is_existing(resource) {
+                        cosmos_grants.push((roles::COSMOS_READER, container.clone()));
+                    }
                     cosmos_grants.push((
                         roles::COSMOS_CONTRIBUTOR,
                         names::LEASES_CONTAINER.to_string(),
@@ -839,8 +871,48 @@ impl<'a> Template<'a> {
             };
             if let Some((name, endpoint)) = env::existing(r.kind, id) {
                 set(&env::resource_var(n), json!(name));
-                set(&env::resource_endpoint_var(n), json!(endpoint));
+                set(&env::resource_endpoint_var(n), json!(endpoint.clone()));
+                if let Some(db) =
+                    env::existing_parts(r.kind, id).and_then(|p| p.get("database").cloned())
+                {
+                    set(&env::resource_database_var(n), json!(db));
+                }
             }
+        }
+        // Triggers on existing resources connect to the owner's namespace or account.
+        let mut leases = false;
+        for b in &a.bindings {
+            let (connection, key, value) = match &b.trigger {
+                Trigger::Topic {
+                    resource,
+                    connection,
+                    ..
+                } if self.is_existing(resource) => (
+                    connection,
+                    "fullyQualifiedNamespace",
+                    self.existing_endpoint(resource),
+                ),
+                Trigger::Table {
+                    resource,
+                    connection,
+                    lease,
+                    ..
+                } if self.is_existing(resource) => {
+                    leases |= lease.is_some();
+                    (
+                        connection,
+                        "accountEndpoint",
+                        self.existing_endpoint(resource),
+                    )
+                }
+                _ => continue,
+            };
+            set(&format!("{connection}__{key}"), json!(value));
+            set(
+                &format!("{connection}__credential"),
+                json!("managedidentity"),
+            );
+            set(&format!("{connection}__clientId"), client_id.clone());
         }
         let data_endpoint = |service: &str| {
             expr(format!(
@@ -870,7 +942,7 @@ impl<'a> Template<'a> {
             );
         }
         let tables = used.iter().any(|(_, k)| *k == ResourceKind::Table);
-        if tables {
+        if tables || leases {
             set(env::COSMOS_ENDPOINT, cosmos::endpoint());
             set(env::COSMOS_DATABASE, cosmos::database());
             set(
@@ -963,7 +1035,7 @@ impl<'a> Template<'a> {
         if used.iter().any(|(_, k)| storage(k)) {
             depends.push(expr(Self::account_id(DATA_ACCOUNT)));
         }
-        if tables {
+        if tables || leases {
             depends.push(expr(cosmos::account_id()));
         }
         if reads_secrets {

@@ -805,8 +805,9 @@ class Arm:
         """A nested deployment (`Microsoft.Resources/deployments` with an inline template and
         inner expression evaluation), as ARM runs one at its `subscriptionId`/`resourceGroup`:
         its body checked against the published `Deployment` model, its parameters evaluated in
-        the outer template, its inner template evaluated with them. Only role assignments are
-        accepted inside (what nimbus nests). Returns (body, [(id, type, name, body)])."""
+        the outer template, its inner template evaluated with them. Only role assignments, Cosmos DB
+        SQL role assignments and Service Bus topic subscriptions are accepted inside (what nimbus
+        nests), each against its published model, in `dependsOn` order. Returns (body, [(id, type, name, body)])."""
         props = r.get("properties") or {}
         if (props.get("expressionEvaluationOptions") or {}).get("scope", "").lower() != "inner":
             raise Invalid("a nested deployment must evaluate its expressions in the inner scope", "InvalidTemplate")
@@ -829,19 +830,42 @@ class Arm:
         inner.params = self.parameters_of(t, params)
         scope_id = "/subscriptions/%s" % sub + ("/resourceGroups/%s" % rg if rg else "")
         out = []
+        inner_ids = {}
         for ir in t.get("resources") or []:
-            if ir.get("type") != "Microsoft.Authorization/roleAssignments":
-                raise Invalid("the ARM test double runs nested role assignments only", "InvalidTemplate")
+            rtype = ir.get("type")
+            if rtype not in NESTED_TYPES:
+                raise Invalid("the ARM test double runs nested role assignments, Cosmos DB SQL role assignments and "
+                              "Service Bus subscriptions only, not `%s`" % rtype, "InvalidTemplate")
             iname = inner.eval(ir["name"])
             iscope = inner.eval(ir["scope"]) if "scope" in ir else None
             if iscope is not None and not iscope.lower().startswith(scope_id.lower() + "/"):
                 raise Invalid("the scope `%s` is outside the nested deployment's `%s`" % (iscope, scope_id), "InvalidTemplate")
+            if rtype != "Microsoft.Authorization/roleAssignments" and rg is None:
+                raise Invalid("`%s` is a resource group's resource: its nested deployment needs a `resourceGroup`" % rtype,
+                              "InvalidTemplate")
             ibody = {k: inner.eval(v) for k, v in ir.items() if k not in TEMPLATE_ONLY}
-            validate_model(am.RoleAssignmentCreateParameters, ibody, "role assignment `%s`" % iname)
-            definition = ibody["properties"]["roleDefinitionId"]
-            if not re.fullmatch(r"/subscriptions/[^/]+/providers/Microsoft\.Authorization/roleDefinitions/[0-9a-fA-F-]{36}", definition):
-                raise Invalid("roleDefinitionId `%s` is not a role definition id" % definition)
-            out.append((id_of(scope_id, ir["type"], iname, iscope), ir["type"], iname, ibody))
+            iid = id_of(scope_id, rtype, iname, iscope)
+            # ARM runs a nested template's resources in parallel but for `dependsOn`: an assignment
+            # on a resource created beside it must wait for it.
+            deps = [inner.eval(x).lower() for x in ir.get("dependsOn", [])]
+            for created in inner_ids:
+                if iscope is not None and iscope.lower() == created and created not in deps:
+                    raise Invalid("`%s` is scoped to `%s`, created in the same template, without `dependsOn` on it"
+                                  % (iid, iscope), "InvalidTemplate")
+            for dep in deps:
+                if dep not in inner_ids:
+                    raise Invalid("`%s` depends on `%s`, which is not in the nested template" % (iid, dep), "InvalidTemplate")
+            if rtype == "Microsoft.Authorization/roleAssignments":
+                validate_model(am.RoleAssignmentCreateParameters, ibody, "role assignment `%s`" % iname)
+                definition = ibody["properties"]["roleDefinitionId"]
+                if not re.fullmatch(r"/subscriptions/[^/]+/providers/Microsoft\.Authorization/roleDefinitions/[0-9a-fA-F-]{36}", definition):
+                    raise Invalid("roleDefinitionId `%s` is not a role definition id" % definition)
+            else:
+                validate_model(MODELS[rtype], ibody, "%s `%s`" % (rtype, iname))
+                if rtype == "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments":
+                    check_sql_role_assignment(iid, ibody)
+            inner_ids[iid.lower()] = True
+            out.append((iid, rtype, iname, ibody))
         return body, out
 
     def outputs(self, d):
@@ -849,6 +873,12 @@ class Arm:
         for name, o in (d.template.get("outputs") or {}).items():
             out[name] = {"type": o["type"], "value": d.eval(o["value"])}
         return out
+
+
+# What a nested deployment may hold (what nimbus nests for grants outside its resource group).
+NESTED_TYPES = ("Microsoft.Authorization/roleAssignments",
+                "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments",
+                "Microsoft.ServiceBus/namespaces/topics/subscriptions")
 
 
 def check_sql_role_assignment(rid, body):

@@ -30,7 +30,8 @@ pub struct Existing {
     /// Its Azure resource id:
     /// `/subscriptions/S/resourceGroups/G/providers/Microsoft.Storage/storageAccounts/A/blobServices/default/containers/my-bucket`,
     /// `…/storageAccounts/A/queueServices/default/queues/jobs`,
-    /// `…/Microsoft.ServiceBus/namespaces/N/topics/events`.
+    /// `…/Microsoft.ServiceBus/namespaces/N/topics/events`,
+    /// `…/Microsoft.DocumentDB/databaseAccounts/A/sqlDatabases/D/containers/users` (a table).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub azure: Option<Spanned<String>>,
 }

@@ -205,6 +205,30 @@ test('an existing resource is reached at its own endpoint', async () => {
   await ar.resetClients();
 });
 
+// An existing Cosmos DB container (existing.azure) is in its owner's account and database:
+// NIMBUS_RESOURCE_<R>_ENDPOINT and NIMBUS_RESOURCE_<R>_DATABASE replace the deployment's, for that
+// table only; against the Cosmos DB API server, its items land in the owner's database.
+test('an existing table is reached in its own account and database', async () => {
+  const { ar } = loadShim();
+  const env = {
+    NIMBUS_AZURE_COSMOS_ENDPOINT: 'https://shop-dev-1234.documents.azure.com:443/',
+    NIMBUS_RESOURCE_USERS_ENDPOINT: 'https://acmedocs.documents.azure.com:443/',
+  };
+  assert.equal(ar.withResourceEndpoint('cosmos', 'users', env).NIMBUS_AZURE_COSMOS_ENDPOINT, 'https://acmedocs.documents.azure.com:443/');
+  assert.equal(ar.withResourceEndpoint('cosmos', 'orders', env), env);
+  const w = await world();
+  const ownerDb = `app-${crypto.randomBytes(4).toString('hex')}`;
+  const { database } = await new cosmos.CosmosClient(cosmosConn).databases.create({ id: ownerDb });
+  const { container: users } = await database.containers.create({ id: 'users', partitionKey: { paths: ['/pk'] }, defaultTtl: -1 });
+  const t = ar.makeClient('users', spec('table', ['id']), null, { env: { ...w.env, NIMBUS_RESOURCE_USERS_NAME: 'users', NIMBUS_RESOURCE_USERS_DATABASE: ownerDb } });
+  await t.put({ id: 'u1', name: 'Ada' });
+  assert.deepEqual(await t.get({ id: 'u1' }), { id: 'u1', name: 'Ada' });
+  assert.deepEqual((await users.item('u1', 'u1').read()).resource.item, { id: 'u1', name: 'Ada' });
+  const own = new cosmos.CosmosClient(cosmosConn).database(w.database);
+  const { resources } = await own.containers.readAll().fetchAll();
+  assert.deepEqual(resources.map((c) => c.id), ['orders'], 'nothing in the deployment database');
+});
+
 test('a handler uses its resources through the HTTP adapter', async () => {
   const w = await world();
   const cfg = config('azure', 'handlers/orders.js', {

@@ -343,3 +343,31 @@ def test_an_existing_resource_is_reached_at_its_own_endpoint(clients):
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + KEY
         + ";BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;")
     assert clients.make_client("reports", spec("bucket"), environ=env)._svc("get").account_name == "devstoreaccount1"
+
+
+def test_an_existing_table_is_reached_in_its_own_account_and_database(world, clients, cosmos):
+    """An existing Cosmos DB container (``existing.azure``) is in its owner's account and
+    database: ``NIMBUS_RESOURCE_<R>_ENDPOINT`` replaces the deployment's account endpoint and
+    ``NIMBUS_RESOURCE_<R>_DATABASE`` its database, for that table only."""
+    env = {
+        "NIMBUS_AZURE_COSMOS_ENDPOINT": "https://shop-dev-1234.documents.azure.com:443/",
+        "NIMBUS_RESOURCE_USERS_ENDPOINT": "https://acmedocs.documents.azure.com:443/",
+    }
+    own = clients.with_resource_endpoint("cosmos", "users", env)
+    assert own["NIMBUS_AZURE_COSMOS_ENDPOINT"] == "https://acmedocs.documents.azure.com:443/"
+    assert clients.with_resource_endpoint("cosmos", "orders", env) is env
+    # Against the Cosmos DB API server: the owner's database `app-<tag>`, beside the deployment's.
+    owner_db = "app-" + uuid.uuid4().hex[:8]
+    users = CosmosClient.from_connection_string(cosmos).create_database(owner_db).create_container(
+        "users", PartitionKey(path="/pk"), default_ttl=-1)
+    env = dict(world.env, NIMBUS_RESOURCE_USERS_NAME="users", NIMBUS_RESOURCE_USERS_DATABASE=owner_db)
+    t = clients.make_client("users", spec("table", ["id"]), environ=env)
+    t.put({"id": "u1", "name": "Ada"})
+    assert t.get({"id": "u1"}) == {"id": "u1", "name": "Ada"}
+    assert users.read_item("u1", partition_key="u1")["item"] == {"id": "u1", "name": "Ada"}
+    # Nothing went to the deployment's database.
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    with pytest.raises(CosmosResourceNotFoundError):
+        CosmosClient.from_connection_string(cosmos).get_database_client(world.database) \
+            .get_container_client("users").read_item("u1", partition_key="u1")

@@ -113,7 +113,7 @@ impl Template<'_> {
             .graph
             .resources
             .values()
-            .filter(|r| r.kind == nimbus_manifest::ResourceKind::Table)
+            .filter(|r| r.kind == nimbus_manifest::ResourceKind::Table && r.existing.is_none())
             .map(|r| names::table(&r.name))
             .collect();
         for table in &tables {

@@ -72,7 +72,9 @@ function tableClientClass(Base, ResourceError) {
     }
 
     database(op) {
-      const value = this.env.NIMBUS_AZURE_COSMOS_DATABASE || (this.spec.native || {}).database;
+      // An existing container (existing.azure) is in its owner's database: NIMBUS_RESOURCE_<R>_DATABASE.
+      const own = this.env[`NIMBUS_RESOURCE_${this.name.toUpperCase().replace(/-/g, '_')}_DATABASE`];
+      const value = own || this.env.NIMBUS_AZURE_COSMOS_DATABASE || (this.spec.native || {}).database;
       if (typeof value !== 'string' || !value) {
         throw new ResourceError(`table ${JSON.stringify(this.name)} has no Cosmos DB database: app setting NIMBUS_AZURE_COSMOS_DATABASE is not set (nimbus deploy sets it)`, 'NotConfigured', this.name, op);
       }

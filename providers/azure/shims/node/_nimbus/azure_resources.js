@@ -146,7 +146,7 @@ function endpointVar(kind) {
 // exists, in an account or namespace of its own) in place of the deployment's.
 function withResourceEndpoint(kind, resource, env) {
   const own = env[`NIMBUS_RESOURCE_${resource.toUpperCase().replace(/-/g, '_')}_ENDPOINT`];
-  return own && kind !== 'cosmos' ? { ...env, [endpointVar(kind)]: own } : env;
+  return own ? { ...env, [endpointVar(kind)]: own } : env;
 }
 
 // The process-wide service client of `kind` (blob, queue, cosmos, servicebus).
@@ -344,5 +344,5 @@ register();
 
 module.exports = {
   PROVIDER, ResourceError, errorType, fromAzure, service, resetClients, envVar, keyText, unwrapEnvelope,
-  makeClient, factory, register, TableClient, QueueClient, TopicClient, BucketClient,
+  makeClient, factory, register, TableClient, QueueClient, TopicClient, BucketClient, withResourceEndpoint,
 };

@@ -32,6 +32,8 @@ Where (app settings of the Azure provider, crates/nimbus-azure/src/env.rs):
 ``NIMBUS_AZURE_COSMOS_CONNECTION_STRING`` (``AccountEndpoint=...;AccountKey=...``: a local
 server, development), the database ``NIMBUS_AZURE_COSMOS_DATABASE`` (else function.json
 ``native.database``) and the container ``NIMBUS_RESOURCE_<R>_NAME`` (else ``native.container``).
+A container that already exists (``existing.azure``) is in its owner's account and database:
+``NIMBUS_RESOURCE_<R>_ENDPOINT`` and ``NIMBUS_RESOURCE_<R>_DATABASE`` replace the two above.
 """
 
 from __future__ import annotations
@@ -118,7 +120,9 @@ def table_client_class(base, resource_error, from_azure):
             return fields
 
         def _database(self, op):
-            value = self._environ.get("NIMBUS_AZURE_COSMOS_DATABASE") or (self._spec.get("native") or {}).get("database")
+            own = "NIMBUS_RESOURCE_%s_DATABASE" % self._name.upper().replace("-", "_")
+            value = (self._environ.get(own) or self._environ.get("NIMBUS_AZURE_COSMOS_DATABASE")
+                     or (self._spec.get("native") or {}).get("database"))
             if not isinstance(value, str) or not value:
                 raise resource_error(
                     "table %r has no Cosmos DB database: app setting NIMBUS_AZURE_COSMOS_DATABASE is not set "

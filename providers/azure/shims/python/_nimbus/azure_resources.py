@@ -169,7 +169,7 @@ def with_resource_endpoint(kind, resource, environ):
     """``environ`` with a resource's own endpoint (``NIMBUS_RESOURCE_<R>_ENDPOINT``: a resource that
     already exists, in an account or namespace of its own) in place of the deployment's."""
     own = environ.get("NIMBUS_RESOURCE_%s_ENDPOINT" % resource.upper().replace("-", "_"))
-    if not own or kind == "cosmos":
+    if not own:
         return environ
     env = dict(environ)
     env[_endpoint_var(kind)] = own
