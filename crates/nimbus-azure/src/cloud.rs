@@ -298,6 +298,33 @@ fn arm_id(rg_id: &str, kind: &str, name: &str) -> String {
     format!("{rg_id}/providers/{namespace}/{}", tail.join("/"))
 }
 
+/// A storage account's service that Nimbus reaches with an account SAS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StorageService {
+    /// Blobs: the deployment's packages and state.
+    Blob,
+    /// Queues: `nimbus queue …`.
+    Queue,
+}
+
+impl StorageService {
+    /// Its key in `primaryEndpoints` and its host name part.
+    fn name(self) -> &'static str {
+        match self {
+            StorageService::Blob => "blob",
+            StorageService::Queue => "queue",
+        }
+    }
+
+    /// Its `signedServices` letter and the permissions Nimbus signs for.
+    fn sas(self) -> (&'static str, &'static str) {
+        match self {
+            StorageService::Blob => ("b", "racwdl"),
+            StorageService::Queue => ("q", "rwdlacup"),
+        }
+    }
+}
+
 impl Azure {
     fn rg_path(&self) -> String {
         format!(
@@ -495,63 +522,79 @@ impl Azure {
 
     /// The deployment account's blob service.
     async fn store(&self) -> Result<BlobStore, AzureError> {
-        let expiry = (chrono::Utc::now() + chrono::Duration::hours(4))
+        let account = self.deployment_account();
+        let (endpoint, sas, _) = self
+            .service_access(
+                self.storage_override.as_ref(),
+                &account,
+                StorageService::Blob,
+                4,
+                || format!("the deployment storage account `{account}` does not exist"),
+            )
+            .await?;
+        Ok(BlobStore::new(&endpoint, Access::Sas(sas)))
+    }
+
+    /// Where `service` of the storage `account` is, an account SAS for it valid `hours`, and the
+    /// account's name: with `over` (an emulator's endpoint and key), signed here for the account
+    /// its endpoint names (else `account`); otherwise read from ARM (`primaryEndpoints`,
+    /// `ListAccountSas`), failing with `missing` when the account does not exist.
+    pub(crate) async fn service_access(
+        &self,
+        over: Option<&(String, String)>,
+        account: &str,
+        service: StorageService,
+        hours: i64,
+        missing: impl FnOnce() -> String,
+    ) -> Result<(String, String, String), AzureError> {
+        let expiry = (chrono::Utc::now() + chrono::Duration::hours(hours))
             .format("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        if let Some((endpoint, key)) = &self.storage_override {
-            let account = endpoint
+        let (code, permissions) = service.sas();
+        if let Some((endpoint, key)) = over {
+            let named = endpoint
                 .trim_end_matches('/')
                 .rsplit('/')
                 .next()
                 .filter(|s| !s.contains('.') && !s.contains(':'))
-                .map(String::from)
-                .unwrap_or_else(|| self.deployment_account());
-            let sas = crate::sas::account_sas(&account, key, &expiry)?;
-            return Ok(BlobStore::new(endpoint, Access::Sas(sas)));
+                .unwrap_or(account);
+            let sas = crate::sas::account_sas_for(named, key, &expiry, code, permissions)?;
+            return Ok((endpoint.clone(), sas, named.to_string()));
         }
-        let account = self.deployment_account();
+        let path = self.account_path(account);
         let info = self
             .arm
-            .get(&format!(
-                "{}?api-version={}",
-                self.account_path(&account),
-                api::STORAGE
-            ))
+            .get(&format!("{path}?api-version={}", api::STORAGE))
             .await?
-            .ok_or_else(|| AzureError::Settings {
-                message: format!("the deployment storage account `{account}` does not exist"),
-            })?;
-        let endpoint = info["properties"]["primaryEndpoints"]["blob"]
+            .ok_or_else(|| AzureError::Settings { message: missing() })?;
+        let name = service.name();
+        let endpoint = info["properties"]["primaryEndpoints"][name]
             .as_str()
             .map(String::from)
-            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-        let sas = self
+            .unwrap_or_else(|| format!("https://{account}.{name}.core.windows.net"));
+        let answer = self
             .arm
             .call(
                 Method::Post,
-                &format!(
-                    "{}/ListAccountSas?api-version={}",
-                    self.account_path(&account),
-                    api::STORAGE
-                ),
+                &format!("{path}/ListAccountSas?api-version={}", api::STORAGE),
                 Some(&json!({
-                    "signedServices": "b",
+                    "signedServices": code,
                     "signedResourceTypes": "sco",
-                    "signedPermission": "racwdl",
+                    "signedPermission": permissions,
                     "signedProtocol": "https",
                     "signedExpiry": expiry,
                 })),
             )
             .await?;
-        let token = sas.body["accountSasToken"]
+        let sas = answer.body["accountSasToken"]
             .as_str()
             .ok_or_else(|| AzureError::Api {
                 operation: format!("list an account SAS of `{account}`"),
-                status: Some(sas.status),
+                status: Some(answer.status),
                 code: None,
                 message: "no accountSasToken in the answer".into(),
             })?;
-        Ok(BlobStore::new(&endpoint, Access::Sas(token.to_string())))
+        Ok((endpoint, sas.to_string(), account.to_string()))
     }
 
     async fn read_state(&self, store: &BlobStore) -> Result<Option<State>, AzureError> {

@@ -13,13 +13,11 @@
 //! - `purge`: Clear Messages. `send`: Put Message, base64-encoded as the Functions host reads
 //!   queue messages by default. Queue Storage messages carry no attributes.
 
-use azure_core::http::Method;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use nimbus_cloud::queues::{Peeked, QueueMessage};
-use serde_json::json;
 
-use super::{Azure, api};
+use super::{Azure, StorageService};
 use crate::error::AzureError;
 use crate::names;
 
@@ -37,64 +35,21 @@ pub struct Queues {
 impl Azure {
     /// The queue service of the stage's data storage account.
     pub async fn queues(&self) -> Result<Queues, AzureError> {
-        let expiry = (chrono::Utc::now() + chrono::Duration::hours(1))
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string();
-        let (endpoint, sas, account) = match &self.queue_override {
-            Some((endpoint, key)) => {
-                let account = endpoint
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .filter(|s| !s.contains('.') && !s.contains(':'))
-                    .map(String::from)
-                    .unwrap_or_else(|| self.data_account());
-                let sas = crate::sas::account_sas_for(&account, key, &expiry, "q", "rwdlacup")?;
-                (endpoint.clone(), sas, account)
-            }
-            None => {
-                let account = self.data_account();
-                let path = self.account_path(&account);
-                let info = self
-                    .arm
-                    .get(&format!("{path}?api-version={}", api::STORAGE))
-                    .await?
-                    .ok_or_else(|| AzureError::Settings {
-                        message: format!(
-                            "the data storage account `{account}` does not exist: deploy first (`nimbus deploy -p azure -s {}`)",
-                            self.stage
-                        ),
-                    })?;
-                let endpoint = info["properties"]["primaryEndpoints"]["queue"]
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| format!("https://{account}.queue.core.windows.net"));
-                let answer = self
-                    .arm
-                    .call(
-                        Method::Post,
-                        &format!("{path}/ListAccountSas?api-version={}", api::STORAGE),
-                        Some(&json!({
-                            "signedServices": "q",
-                            "signedResourceTypes": "sco",
-                            "signedPermission": "rwdlacup",
-                            "signedProtocol": "https",
-                            "signedExpiry": expiry,
-                        })),
+        let data = self.data_account();
+        let (endpoint, sas, account) = self
+            .service_access(
+                self.queue_override.as_ref(),
+                &data,
+                StorageService::Queue,
+                1,
+                || {
+                    format!(
+                        "the data storage account `{data}` does not exist: deploy first (`nimbus deploy -p azure -s {}`)",
+                        self.stage
                     )
-                    .await?;
-                let sas = answer.body["accountSasToken"]
-                    .as_str()
-                    .ok_or_else(|| AzureError::Api {
-                        operation: format!("list an account SAS of `{account}`"),
-                        status: Some(answer.status),
-                        code: None,
-                        message: "no accountSasToken in the answer".into(),
-                    })?
-                    .to_string();
-                (endpoint, sas, account)
-            }
-        };
+                },
+            )
+            .await?;
         Ok(Queues {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             sas,
