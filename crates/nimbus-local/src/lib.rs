@@ -35,6 +35,7 @@ pub mod router;
 mod runtime;
 pub mod secrets;
 pub mod state;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,6 +123,14 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Epoch microseconds now.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 

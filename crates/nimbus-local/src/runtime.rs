@@ -80,6 +80,8 @@ pub struct Runtime {
     pub(crate) secrets: Secrets,
     /// Recent invocations for the web console.
     pub(crate) console: crate::console::Recorder,
+    /// Running invocations' trace contexts and the finished spans.
+    pub(crate) tracer: crate::trace::Tracer,
     deploy_lock: tokio::sync::Mutex<()>,
     this: Weak<Runtime>,
 }
@@ -147,6 +149,7 @@ impl Runtime {
             interpreters: Mutex::new(BTreeMap::new()),
             secrets: Secrets::default(),
             console: crate::console::Recorder::default(),
+            tracer: crate::trace::Tracer::default(),
             deploy_lock: tokio::sync::Mutex::new(()),
             this: this.clone(),
         }))
