@@ -208,6 +208,17 @@ impl Tracer {
     }
 }
 
+/// The trace of `id` (a request id or a trace id) as a tree ([`tree`]): from the runtime's
+/// ring, else from its log files; `None` when neither has it.
+pub(crate) fn lookup(rt: &crate::runtime::Runtime, id: &str) -> Option<Value> {
+    let mut spans = select(rt.tracer.trace_of(id), id);
+    if spans.is_empty() {
+        let all = crate::logs::read(&rt.state.logs(), &crate::logs::Filter::default()).ok()?;
+        spans = select(all, id);
+    }
+    (!spans.is_empty()).then(|| tree(&spans))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
