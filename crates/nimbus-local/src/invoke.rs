@@ -196,7 +196,7 @@ pub async fn invoke(
     rt.metrics
         .function(function)
         .invocation(elapsed_ms, record.outcome, record.cold == Some(true));
-    rt.tracer.exit(Span {
+    let span = Span {
         context: span,
         parent_span_id: cx.parent.map(|p| p.span_id),
         function: function.to_string(),
@@ -209,7 +209,9 @@ pub async fn invoke(
             Some(status) => format!("{} {} {status}", h.method, h.path),
             None => format!("{} {}", h.method, h.path),
         }),
-    });
+    };
+    rt.export_span(&span);
+    rt.tracer.exit(span);
     rt.logs.write_record(&record);
     // `nimbus logs` right after an invocation sees all of its lines.
     rt.logs.flush();

@@ -27,6 +27,7 @@ mod invoke;
 pub mod logs;
 mod metrics;
 mod names;
+pub mod otlp;
 pub mod ports;
 mod queues;
 pub mod registry;

@@ -7,7 +7,7 @@
 //! handlers see only the attributes they were sent, and spans are exported over OTLP/HTTP to a
 //! collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -327,5 +327,106 @@ fn one_request_traces_through_topics_queues_tables_and_buckets() {
             && text(&out.stderr).contains("nosuchrequest"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// A tiny OTLP/HTTP collector: records (path, content type, JSON body) of every POST, answers
+/// 200 `{}` as the protocol's success.
+fn collector() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let (mut length, mut content_type) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                let (k, v) = line.split_once(':').unwrap();
+                match k.to_ascii_lowercase().as_str() {
+                    "content-length" => length = v.trim().parse().unwrap(),
+                    "content-type" => content_type = v.trim().to_string(),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let path = request_line.split_whitespace().nth(1).unwrap().to_string();
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            sink.lock().unwrap().push((path, content_type, json));
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn spans_are_exported_over_otlp_http_with_their_parent_links() {
+    let (endpoint, got) = collector();
+    let app = App::deploy(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    let (status, head) = post(&format!("{}/go", app.url), &[]);
+    assert_eq!(status, 202, "{head}");
+    let rid = request_id(&head);
+    let tree = whole_trace(&app, &rid);
+    let trace_id = tree["trace_id"].as_str().unwrap().to_string();
+    // name -> (span id, parent span id, resource service.name)
+    let spans = eventually(30, "six exported spans", || {
+        let got = got.lock().unwrap();
+        let mut spans = std::collections::BTreeMap::new();
+        for (path, content_type, body) in got.iter() {
+            assert_eq!(path, "/v1/traces");
+            assert_eq!(content_type, "application/json");
+            for rs in body["resourceSpans"].as_array().unwrap() {
+                let service = rs["resource"]["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["key"] == "service.name")
+                    .map(|a| a["value"]["stringValue"].clone())
+                    .unwrap();
+                for ss in rs["scopeSpans"].as_array().unwrap() {
+                    for span in ss["spans"].as_array().unwrap() {
+                        if span["traceId"] == trace_id.as_str() {
+                            spans.insert(
+                                span["name"].as_str().unwrap().to_string(),
+                                (span.clone(), service.clone()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        (spans.len() == 6).then_some(spans)
+    });
+    let id = |name: &str| spans[name].0["spanId"].clone();
+    assert!(spans["start"].0.get("parentSpanId").is_none());
+    assert_eq!(spans["start"].0["kind"], 2, "an HTTP span is a server span");
+    assert_eq!(spans["start"].1, "tracedemo");
+    for (child, parent) in DOWNSTREAM {
+        assert_eq!(spans[child].0["parentSpanId"], id(parent), "{child}");
+        assert_eq!(spans[child].0["kind"], 5, "{child} is a consumer span");
+    }
+    let start = &spans["start"].0;
+    let nanos = |k: &str| start[k].as_str().unwrap().parse::<u128>().unwrap();
+    assert!(nanos("endTimeUnixNano") > nanos("startTimeUnixNano"));
+    assert_eq!(start["status"]["code"], 1);
+    assert!(
+        start["attributes"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(
+                { "key": "faas.invocation_id", "value": { "stringValue": rid } }
+            ))
     );
 }
