@@ -332,7 +332,10 @@ fn one_request_traces_through_topics_queues_tables_and_buckets() {
 
 /// A tiny OTLP/HTTP collector: records (path, content type, JSON body) of every POST, answers
 /// 200 `{}` as the protocol's success.
-fn collector() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
+/// What the collector received: (path, content type, JSON body) of each POST.
+type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+fn collector() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
