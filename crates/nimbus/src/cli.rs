@@ -488,7 +488,8 @@ pub struct LogsArgs {
     /// `2026-01-02T03:04:05Z`)
     #[arg(long)]
     pub since: Option<String>,
-    /// Only lines containing this text (as printed; a stack trace is part of its line)
+    /// Only lines containing this text (as printed; a stack trace is part of its line), or the
+    /// invocations of this trace id (local)
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
     /// Only lines at this level or above: debug, info, warn (4xx, retries), error (failed
