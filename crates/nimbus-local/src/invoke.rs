@@ -111,7 +111,7 @@ pub async fn invoke(
     };
     let event = event.into();
     let span = SpanContext::child_of(cx.parent);
-    rt.tracer.enter(request_id, span);
+    let running = rt.tracer.enter(request_id, span);
     let mut result = pool.invoke(request_id, event.clone()).await;
     if matches!(result, Err(InvokeError::Draining)) {
         // Redeployed between routing and invoking: the new generation serves it instead.
@@ -210,6 +210,7 @@ pub async fn invoke(
             None => format!("{} {}", h.method, h.path),
         }),
     };
+    drop(running);
     rt.export_span(&span);
     rt.tracer.exit(span);
     rt.logs.write_record(&record);

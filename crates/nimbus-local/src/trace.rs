@@ -156,14 +156,18 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Marks invocation `request_id` as running in `context`.
-    pub fn enter(&self, request_id: &str, context: SpanContext) {
+    /// Marks invocation `request_id` as running in `context` until the returned guard is
+    /// dropped (also when the invocation's future is dropped half-way).
+    pub fn enter<'a>(&'a self, request_id: &'a str, context: SpanContext) -> Running<'a> {
         lock(&self.running).insert(request_id.to_string(), context);
+        Running {
+            tracer: self,
+            request_id,
+        }
     }
 
     /// The invocation ended: keeps its span.
     pub fn exit(&self, span: Span) {
-        lock(&self.running).remove(&span.request_id);
         let mut spans = lock(&self.spans);
         if spans.len() == KEEP {
             spans.pop_front();
@@ -217,6 +221,18 @@ pub(crate) fn lookup(rt: &crate::runtime::Runtime, id: &str) -> Option<Value> {
         spans = select(all, id);
     }
     (!spans.is_empty()).then(|| tree(&spans))
+}
+
+/// A running invocation's context, forgotten when dropped.
+pub struct Running<'a> {
+    tracer: &'a Tracer,
+    request_id: &'a str,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock(&self.tracer.running).remove(self.request_id);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -404,6 +420,10 @@ mod tests {
         tracer.exit(span(root, None, "place", 1_000));
         tracer.exit(span(a, Some(root), "reserve", 2_000));
         tracer.exit(span(SpanContext::child_of(None), None, "other", 0));
+        let running = tracer.enter("r-live", root);
+        assert_eq!(tracer.current("r-live"), Some(root));
+        drop(running);
+        assert_eq!(tracer.current("r-live"), None);
         let spans = select(tracer.trace_of("r-charge"), "r-charge");
         assert_eq!(spans.len(), 3);
         let t = tree(&spans);
