@@ -70,6 +70,29 @@ async function main() {
     assert.ok(detail.includes(id), 'the response holds the order id');
     await shot(page, '2-invocation');
 
+    // Its trace: the order's chain in one trace, each invocation a link to its detail.
+    await page.waitForFunction(async () => {
+      const sel = document.querySelector('#invocations tr.sel');
+      const fns = [...document.querySelectorAll('#d-trace li[data-function]')].map((li) => li.dataset.function);
+      if (['reserve-stock', 'audit-orders', 'charge-payment'].every((f) => fns.includes(f))) return true;
+      sel.click(); // re-open: the downstream invocations may not have run yet
+      await new Promise((r) => setTimeout(r, 300));
+      return false;
+    }, null, { timeout: 30000, polling: 500 });
+    const tree = await page.$$eval('#d-trace li[data-function]', (lis) => lis.map((li) => [li.dataset.function, Number(li.dataset.depth), getComputedStyle(li).paddingLeft]));
+    assert.deepEqual(tree[0], ['place-order', 0, '0px'], JSON.stringify(tree));
+    for (const f of ['reserve-stock', 'audit-orders', 'charge-payment']) {
+      assert.ok(tree.some(([fn, depth, pad]) => fn === f && depth === 1 && pad === '16px'), `${f} is a child of place-order: ${JSON.stringify(tree)}`);
+    }
+    const traceId = await page.getAttribute('#d-trace', 'data-trace');
+    assert.match(traceId, /^[0-9a-f]{32}$/);
+    await page.click('#d-trace li[data-function="reserve-stock"] a');
+    await page.waitForFunction(() => /reserve-stock/.test(document.querySelector('#detail-body b')?.textContent || ''));
+    await page.waitForFunction((t) => document.getElementById('d-trace').getAttribute('data-trace') === t, traceId);
+    await shot(page, '2b-trace');
+    await row('place-order').last().click();
+    await page.waitForSelector('#b-replay');
+
     // Replay: the same event again, a new place-order invocation that succeeds.
     const before = await row('place-order').count();
     await page.click('#b-replay');

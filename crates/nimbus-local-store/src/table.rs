@@ -8,6 +8,8 @@
 //! key; later calls with a different key are refused (`KeyMismatch`) rather
 //! than silently missing the stored items. `table_clear` forgets both.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -99,6 +101,19 @@ impl Store {
         changes: &[String],
         now_ms: u64,
     ) -> Result<Change, StoreError> {
+        self.table_put_with(table, key, item, changes, &BTreeMap::new(), now_ms)
+    }
+
+    /// [`Store::table_put`] whose change events carry `attributes` (a trace context).
+    pub fn table_put_with(
+        &self,
+        table: &str,
+        key: &TableKey,
+        item: Value,
+        changes: &[String],
+        attributes: &BTreeMap<String, String>,
+        now_ms: u64,
+    ) -> Result<Change, StoreError> {
         const OP: &str = "table_put";
         let encoded = key::encode(table, key, &item, Source::Item)?;
         self.write(OP, |tx| {
@@ -128,7 +143,12 @@ impl Store {
                 old,
                 new: Some(item),
             };
-            send_changes(tx, self.nonce, OP, table, &change, changes, now_ms)?;
+            let message = NewMessage {
+                body: change.event(table).to_string(),
+                attributes: attributes.clone(),
+                delay_ms: 0,
+            };
+            send_changes(tx, self.nonce, OP, &message, changes, now_ms)?;
             Ok(change)
         })
     }
@@ -141,6 +161,19 @@ impl Store {
         key: &TableKey,
         key_values: &Value,
         changes: &[String],
+        now_ms: u64,
+    ) -> Result<Option<Change>, StoreError> {
+        self.table_delete_with(table, key, key_values, changes, &BTreeMap::new(), now_ms)
+    }
+
+    /// [`Store::table_delete`] whose change event carries `attributes` (a trace context).
+    pub fn table_delete_with(
+        &self,
+        table: &str,
+        key: &TableKey,
+        key_values: &Value,
+        changes: &[String],
+        attributes: &BTreeMap<String, String>,
         now_ms: u64,
     ) -> Result<Option<Change>, StoreError> {
         const OP: &str = "table_delete";
@@ -161,7 +194,12 @@ impl Store {
                 old: Some(old),
                 new: None,
             };
-            send_changes(tx, self.nonce, OP, table, &change, changes, now_ms)?;
+            let message = NewMessage {
+                body: change.event(table).to_string(),
+                attributes: attributes.clone(),
+                delay_ms: 0,
+            };
+            send_changes(tx, self.nonce, OP, &message, changes, now_ms)?;
             Ok(Some(change))
         })
     }
@@ -317,17 +355,12 @@ fn send_changes(
     conn: &Connection,
     nonce: u64,
     op: &'static str,
-    table: &str,
-    change: &Change,
+    message: &NewMessage,
     queues: &[String],
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    if queues.is_empty() {
-        return Ok(());
-    }
-    let message = NewMessage::new(change.event(table).to_string());
     for queue in queues {
-        send_in(conn, nonce, op, queue, &message, now_ms)?;
+        send_in(conn, nonce, op, queue, message, now_ms)?;
     }
     Ok(())
 }

@@ -408,3 +408,33 @@ fn clear_forgets_items_and_key() {
     // Sending to the change queue directly still works alongside.
     store.send("changes", &NewMessage::new("x"), T0).unwrap();
 }
+
+#[test]
+fn change_events_carry_the_writers_attributes() {
+    let (_dir, store) = store();
+    let changes = ["changes".to_owned()];
+    let traced: std::collections::BTreeMap<String, String> = [(
+        "traceparent".to_owned(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+    )]
+    .into();
+    store
+        .table_put_with("users", &by_id(), json!({"id": "a"}), &changes, &traced, T0)
+        .unwrap();
+    store
+        .table_put("users", &by_id(), json!({"id": "b"}), &changes, T0)
+        .unwrap();
+    store
+        .table_delete_with(
+            "users",
+            &by_id(),
+            &json!({"id": "a"}),
+            &changes,
+            &traced,
+            T0,
+        )
+        .unwrap();
+    let sent = store.peek_all("changes").unwrap();
+    let attrs: Vec<_> = sent.iter().map(|m| m.attributes.clone()).collect();
+    assert_eq!(attrs, [traced.clone(), Default::default(), traced]);
+}

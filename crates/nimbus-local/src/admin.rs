@@ -1,7 +1,8 @@
 //! The admin API on its own loopback port, used by the CLI (`deploy`, `invoke`, `info`,
 //! `remove`) and by Prometheus: `GET /health`, `GET /metrics`, `GET /info`, `POST /invoke`,
 //! `GET /invocations` (the last 100 invocations: their log record with event and result;
-//! `?function=NAME` for one function's), `POST /deploy`, `POST /restart` (`{"secret": NAME}`:
+//! `?function=NAME` for one function's), `GET /trace?id=REQUEST_OR_TRACE_ID` (the causal tree
+//! of a trace, see [`crate::trace`]), `POST /deploy`, `POST /restart` (`{"secret": NAME}`:
 //! new workers for the functions that read it, the old ones drained), `POST /shutdown`, and the
 //! queue and topic tools of [`crate::queues`] (`POST /queues/{peek,send,purge,redrive}`,
 //! `POST /topics/publish`). Everything but `/health` and `/metrics` needs the token from
@@ -141,6 +142,19 @@ async fn handle(
                 .list(0, |e| function.is_none_or(|f| e.function() == f));
             let invocations: Vec<Value> = kept.iter().map(|e| e.to_json(true)).collect();
             reply(StatusCode::OK, json!({ "invocations": invocations }))
+        }
+        (Method::GET, "/trace") => {
+            let id = req_query
+                .as_deref()
+                .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("id=")))
+                .unwrap_or("");
+            match crate::trace::lookup(rt, id) {
+                Some(tree) => reply(StatusCode::OK, tree),
+                None => reply(
+                    StatusCode::NOT_FOUND,
+                    json!({ "error": format!("no trace of `{id}` is kept") }),
+                ),
+            }
         }
         (Method::POST, "/invoke") => {
             let Some(function) = input.get("function").and_then(Value::as_str) else {

@@ -13,7 +13,8 @@ use crate::{Deployment, LocalError, RuntimeOptions, Server, StateDir};
 pub const EXECUTABLE: &str = "nimbus-runtime";
 
 /// Runtime settings from the environment: credentials for routes, a faster schedule clock,
-/// retry pacing, the body limit and the connection limits. `api_key` wins over `NIMBUS_LOCAL_API_KEY`; without
+/// retry pacing, the body limit, the connection limits and the OTLP endpoint spans are exported
+/// to (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`). `api_key` wins over `NIMBUS_LOCAL_API_KEY`; without
 /// either, a random key is made.
 pub fn options_from_env(api_key: Option<String>) -> RuntimeOptions {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -40,6 +41,7 @@ pub fn options_from_env(api_key: Option<String>) -> RuntimeOptions {
     if let Some(ms) = env("NIMBUS_LOCAL_HEADER_TIMEOUT_MS").and_then(|s| s.parse().ok()) {
         options.limits.header_timeout = std::time::Duration::from_millis(ms);
     }
+    options.otlp = crate::otlp::Endpoint::from_env(env).transpose();
     if let Some(ms) = env("NIMBUS_LOCAL_BODY_TIMEOUT_MS").and_then(|s| s.parse().ok()) {
         options.limits.body_timeout = std::time::Duration::from_millis(ms);
     }

@@ -148,7 +148,10 @@ fn event_for(trigger: &TriggerSpec, messages: &[Received]) -> Value {
         messages
             .iter()
             .map(|m| {
-                let mut v = json!({ "id": m.id, "body": m.body, "attributes": m.attributes });
+                // The trace context is the runtime's, not the sender's attribute.
+                let mut attributes = m.attributes.clone();
+                attributes.remove(crate::trace::TRACEPARENT);
+                let mut v = json!({ "id": m.id, "body": m.body, "attributes": attributes });
                 if with_count {
                     v["receive_count"] = json!(m.receive_count);
                 }
@@ -214,6 +217,13 @@ async fn deliver(
     messages: Vec<Received>,
 ) {
     let event = event_for(&trigger.spec, &messages);
+    // The invocation continues the trace of the (first traced) message it got; the other
+    // messages of a batch are received in their own traces' names too, as a span link would.
+    let parent = messages.iter().find_map(|m| {
+        m.attributes
+            .get(crate::trace::TRACEPARENT)
+            .and_then(|t| crate::trace::SpanContext::parse(t))
+    });
     let result = invoke(
         rt,
         live,
@@ -221,7 +231,7 @@ async fn deliver(
         kind,
         &request_id(),
         event,
-        Context::default(),
+        Context::default().child_of(parent),
     )
     .await;
     let (failed, why): (BTreeSet<String>, String) = match &result {
@@ -404,6 +414,18 @@ async fn scan_buckets(rt: Arc<Runtime>, live: Arc<Live>) {
                 continue;
             }
             changed = true;
+            // Who uploaded each key (a handler's write): its event continues that trace.
+            let traced: Vec<std::collections::BTreeMap<String, String>> = events
+                .iter()
+                .map(|e| {
+                    rt.tracer
+                        .take_upload(name, &e.key)
+                        .map(|cx| {
+                            [(crate::trace::TRACEPARENT.to_string(), cx.traceparent())].into()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect();
             let mut sends = Vec::new();
             for (f, t) in live.deployment.subscribers(name, "bucket") {
                 let TriggerSpec::Bucket {
@@ -417,7 +439,7 @@ async fn scan_buckets(rt: Arc<Runtime>, live: Arc<Live>) {
                 };
                 let queue =
                     names::subscription(&t.spec, &f.name).expect("bucket triggers have a queue");
-                for e in &events {
+                for (e, attributes) in events.iter().zip(&traced) {
                     let action_ok = wanted
                         .iter()
                         .any(|w| format!("{w:?}").eq_ignore_ascii_case(e.action));
@@ -429,7 +451,7 @@ async fn scan_buckets(rt: Arc<Runtime>, live: Arc<Live>) {
                             queue.clone(),
                             NewMessage {
                                 body,
-                                attributes: Default::default(),
+                                attributes: attributes.clone(),
                                 delay_ms: 0,
                             },
                         ));

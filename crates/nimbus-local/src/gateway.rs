@@ -246,6 +246,12 @@ async fn routed(
             method: &method,
             path: &path,
         }),
+        // A caller's W3C `traceparent` is continued; without one the request starts a trace.
+        parent: parts
+            .headers
+            .get(crate::trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::trace::SpanContext::parse),
     };
     let mut response = match invoke(rt, live, &function, "http", &rid, event, cx).await {
         Ok(inv) => http_response(&inv.result, &rid),

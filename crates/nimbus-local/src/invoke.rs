@@ -12,12 +12,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::runtime::{Live, Runtime};
+use crate::trace::{Span, SpanContext};
 
-/// What an invocation serves beyond its trigger kind. (A trace context joins here.)
+/// What an invocation serves beyond its trigger kind.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
     /// The HTTP request, for a gateway invocation.
     pub http: Option<HttpRequest<'a>>,
+    /// The span that caused it (a message's `traceparent`, an HTTP request's header); `None`
+    /// starts a new trace.
+    pub parent: Option<SpanContext>,
 }
 
 /// The request line of an HTTP invocation.
@@ -39,7 +43,13 @@ impl<'a> Context<'a> {
                 ("http", Some(method), Some(path)) => Some(HttpRequest { method, path }),
                 _ => None,
             },
+            parent: None,
         }
+    }
+
+    /// The same context, continuing the trace of `parent`.
+    pub fn child_of(self, parent: Option<SpanContext>) -> Context<'a> {
+        Context { parent, ..self }
     }
 }
 
@@ -75,6 +85,13 @@ pub(crate) struct Record<'a> {
     /// The stack trace of a handler that raised or failed to load (the user's frames).
     #[serde(skip_serializing_if = "Option::is_none")]
     stack: Option<String>,
+    /// W3C trace id (32 hex digits), span id and the parent's span id (16 hex digits).
+    trace_id: String,
+    span_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_span_id: Option<String>,
+    /// Epoch ms (with µs as fraction) at the start.
+    start_ms: f64,
 }
 
 /// Invokes `function` of `live` with `event`; `trigger` names what fired it in the log.
@@ -88,10 +105,13 @@ pub async fn invoke(
     cx: Context<'_>,
 ) -> Result<Invocation, InvokeError> {
     let started = Instant::now();
+    let start_us = crate::now_us();
     let Some(pool) = live.pools.get(function) else {
         return Err(InvokeError::Draining);
     };
     let event = event.into();
+    let span = SpanContext::child_of(cx.parent);
+    let running = rt.tracer.enter(request_id, span);
     let mut result = pool.invoke(request_id, event.clone()).await;
     if matches!(result, Err(InvokeError::Draining)) {
         // Redeployed between routing and invoking: the new generation serves it instead.
@@ -122,6 +142,10 @@ pub async fn invoke(
         init_ms: None,
         error: None,
         stack: None,
+        trace_id: span.trace_hex(),
+        span_id: span.span_hex(),
+        parent_span_id: cx.parent.map(|p| p.span_hex()),
+        start_ms: start_us as f64 / 1000.0,
     };
     // Only a batch's event is read back (an HTTP body may be megabytes).
     let batch = matches!(trigger, "queue" | "topic")
@@ -172,6 +196,23 @@ pub async fn invoke(
     rt.metrics
         .function(function)
         .invocation(elapsed_ms, record.outcome, record.cold == Some(true));
+    let span = Span {
+        context: span,
+        parent_span_id: cx.parent.map(|p| p.span_id),
+        function: function.to_string(),
+        trigger: trigger.to_string(),
+        request_id: request_id.to_string(),
+        outcome: record.outcome.to_string(),
+        start_us,
+        duration_us: (elapsed_ms * 1000.0) as u64,
+        detail: cx.http.map(|h| match record.status {
+            Some(status) => format!("{} {} {status}", h.method, h.path),
+            None => format!("{} {}", h.method, h.path),
+        }),
+    };
+    drop(running);
+    rt.export_span(&span);
+    rt.tracer.exit(span);
     rt.logs.write_record(&record);
     // `nimbus logs` right after an invocation sees all of its lines.
     rt.logs.flush();

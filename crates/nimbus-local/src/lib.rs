@@ -27,6 +27,7 @@ mod invoke;
 pub mod logs;
 mod metrics;
 mod names;
+pub mod otlp;
 pub mod ports;
 mod queues;
 pub mod registry;
@@ -35,6 +36,7 @@ pub mod router;
 mod runtime;
 pub mod secrets;
 pub mod state;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,6 +124,14 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Epoch microseconds now.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 

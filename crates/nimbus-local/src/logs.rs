@@ -142,7 +142,8 @@ pub struct Filter {
     pub since: Option<DateTime<Utc>>,
     /// Only records at this level or above (see [`level_of`]).
     pub level: Option<Level>,
-    /// Only records whose line (as [`render`] gives it) contains this text.
+    /// Only records whose line (as [`render`] gives it) contains this text, or whose
+    /// `trace_id` is this text.
     pub text: Option<String>,
 }
 
@@ -212,8 +213,10 @@ impl Filter {
         {
             return false;
         }
+        // A trace id matches the invocations of that trace (their records carry it).
         if let Some(text) = &self.text
             && !render(record).contains(text.as_str())
+            && record.get("trace_id").and_then(Value::as_str) != Some(text.as_str())
         {
             return false;
         }

@@ -43,9 +43,14 @@ fn required(kind: ResourceKind, op: &str) -> Option<&'static [Access]> {
 pub async fn call(
     rt: &Runtime,
     function: &str,
-    _request_id: &str,
+    request_id: &str,
     frame: Value,
 ) -> Result<Value, ErrorInfo> {
+    // The calling invocation's trace context: what this call sends carries it.
+    let traced = rt.tracer.current(request_id);
+    let trace_attributes: BTreeMap<String, String> = traced
+        .map(|cx| [(crate::trace::TRACEPARENT.to_string(), cx.traceparent())].into())
+        .unwrap_or_default();
     let live = rt
         .live()
         .ok_or_else(|| err("Unavailable", "nothing is deployed"))?;
@@ -117,11 +122,12 @@ pub async fn call(
                     .unwrap_or(Value::Null),
                 "put" => {
                     rt.store
-                        .table_put(
+                        .table_put_with(
                             resource,
                             &table_key,
                             arg(&args, "item")?.clone(),
                             &changes,
+                            &trace_attributes,
                             now_ms(),
                         )
                         .map_err(store_err)?;
@@ -129,7 +135,14 @@ pub async fn call(
                 }
                 "delete" => {
                     rt.store
-                        .table_delete(resource, &table_key, arg(&args, "key")?, &changes, now_ms())
+                        .table_delete_with(
+                            resource,
+                            &table_key,
+                            arg(&args, "key")?,
+                            &changes,
+                            &trace_attributes,
+                            now_ms(),
+                        )
                         .map_err(store_err)?;
                     Value::Null
                 }
@@ -160,7 +173,7 @@ pub async fn call(
             Ok(result)
         }
         (ResourceSpec::Queue { .. }, "send") => {
-            let message = new_message(&args)?;
+            let message = new_message(&args, &trace_attributes)?;
             let id = rt
                 .store
                 .send(resource, &message, now_ms())
@@ -169,7 +182,7 @@ pub async fn call(
             Ok(json!(id))
         }
         (ResourceSpec::Topic {}, "publish") => {
-            let message = new_message(&args)?;
+            let message = new_message(&args, &trace_attributes)?;
             let queues: Vec<(String, NewMessage)> = live
                 .deployment
                 .subscribers(resource, "topic")
@@ -218,11 +231,17 @@ pub async fn call(
                         .decode(data)
                         .map_err(|e| err("BadRequest", format!("`data_b64` is not base64: {e}")))?;
                     bucket.put(key()?, &bytes).map_err(obj_err)?;
+                    if let Some(cx) = traced {
+                        rt.tracer.uploaded(resource, key()?, cx);
+                    }
                     rt.bucket_wake.notify_one();
                     Ok(Value::Null)
                 }
                 "delete" => {
                     bucket.delete(key()?).map_err(obj_err)?;
+                    if let Some(cx) = traced {
+                        rt.tracer.uploaded(resource, key()?, cx);
+                    }
                     rt.bucket_wake.notify_one();
                     Ok(Value::Null)
                 }
@@ -252,7 +271,9 @@ fn limit(args: &Value) -> Option<usize> {
         .map(|l| l as usize)
 }
 
-fn new_message(args: &Value) -> Result<NewMessage, ErrorInfo> {
+/// The message of a `send` or `publish`, with `trace` (the caller's `traceparent`) unless the
+/// handler set its own.
+fn new_message(args: &Value, trace: &BTreeMap<String, String>) -> Result<NewMessage, ErrorInfo> {
     let body = match arg(args, "body")? {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -265,6 +286,9 @@ fn new_message(args: &Value) -> Result<NewMessage, ErrorInfo> {
                 .ok_or_else(|| err("BadRequest", format!("attribute `{k}` must be a string")))?;
             attributes.insert(k.clone(), v.to_string());
         }
+    }
+    for (k, v) in trace {
+        attributes.entry(k.clone()).or_insert_with(|| v.clone());
     }
     let delay_ms = args
         .get("delay_seconds")

@@ -80,6 +80,10 @@ pub struct Runtime {
     pub(crate) secrets: Secrets,
     /// Recent invocations for the web console.
     pub(crate) console: crate::console::Recorder,
+    /// Running invocations' trace contexts and the finished spans.
+    pub(crate) tracer: crate::trace::Tracer,
+    otlp: Option<Result<crate::otlp::Endpoint, String>>,
+    exporter: std::sync::OnceLock<Option<crate::otlp::Exporter>>,
     deploy_lock: tokio::sync::Mutex<()>,
     this: Weak<Runtime>,
 }
@@ -102,6 +106,9 @@ pub struct RuntimeOptions {
     pub redeliver_after_ms: Option<u64>,
     /// What one client may hold of the gateway and the admin API.
     pub limits: ConnectionLimits,
+    /// Where spans are exported over OTLP/HTTP (see [`crate::otlp`]), or why the configured
+    /// endpoint is unusable; `None`: not exported.
+    pub otlp: Option<Result<crate::otlp::Endpoint, String>>,
 }
 
 impl Default for RuntimeOptions {
@@ -114,11 +121,45 @@ impl Default for RuntimeOptions {
             retry_base_ms: 1000,
             redeliver_after_ms: None,
             limits: ConnectionLimits::default(),
+            otlp: None,
         }
     }
 }
 
 impl Runtime {
+    /// Exports a finished span when an OTLP endpoint is configured (the exporter starts with
+    /// the first span, named after the deployed service; a bad endpoint is logged once).
+    pub(crate) fn export_span(&self, span: &crate::trace::Span) {
+        let exporter = self.exporter.get_or_init(|| match &self.otlp {
+            None => None,
+            Some(Err(e)) => {
+                self.log("error", None, format!("spans are not exported: {e}"));
+                None
+            }
+            Some(Ok(endpoint)) => {
+                let (service, stage) = self
+                    .live()
+                    .map(|l| (l.deployment.service.clone(), l.deployment.stage.clone()))
+                    .unwrap_or_default();
+                let logs = self.logs.clone();
+                Some(crate::otlp::Exporter::start(
+                    endpoint.clone(),
+                    service,
+                    stage,
+                    move |message| {
+                        logs.write(serde_json::json!({
+                            "kind": "runtime", "level": "warn", "message": message
+                        }));
+                        logs.flush();
+                    },
+                ))
+            }
+        });
+        if let Some(exporter) = exporter {
+            exporter.export(span);
+        }
+    }
+
     /// Opens the state in `state` (creating it).
     pub fn open(state: StateDir, options: RuntimeOptions) -> Result<Arc<Runtime>, LocalError> {
         state.create()?;
@@ -147,6 +188,9 @@ impl Runtime {
             interpreters: Mutex::new(BTreeMap::new()),
             secrets: Secrets::default(),
             console: crate::console::Recorder::default(),
+            tracer: crate::trace::Tracer::default(),
+            otlp: options.otlp,
+            exporter: std::sync::OnceLock::new(),
             deploy_lock: tokio::sync::Mutex::new(()),
             this: this.clone(),
         }))

@@ -153,6 +153,13 @@ pub enum Command {
     )]
     Logs(LogsArgs),
 
+    /// Show the causal tree of a trace: the invocations one request caused, through queues,
+    /// topics, table and bucket triggers (local)
+    #[command(
+        after_help = "Examples:\n  nimbus trace 3f2a9c0e1b7d4a56c0ffee00      # any request id of the trace (from `nimbus logs`)\n  nimbus trace 4bf92f3577b34da6a3ce929d0e0e4736   # or its trace id\n  nimbus trace 3f2a9c0e1b7d4a56c0ffee00 --output json\n\nEach line is one invocation (a span): function, trigger, outcome, offset from the trace's\nstart and duration, indented under the invocation that caused it. Read from the local\nruntime's logs, so it works after the runtime stopped. How traces reach OTLP collectors and\nthe clouds' tracing is in docs/tracing.md."
+    )]
+    Trace(TraceArgs),
+
     /// Runs the local runtime process (started by `nimbus deploy`)
     #[command(name = "__runtime", hide = true)]
     Runtime(RuntimeArgs),
@@ -483,13 +490,22 @@ pub struct LogsArgs {
     /// `2026-01-02T03:04:05Z`)
     #[arg(long)]
     pub since: Option<String>,
-    /// Only lines containing this text (as printed; a stack trace is part of its line)
+    /// Only lines containing this text (as printed; a stack trace is part of its line), or the
+    /// invocations of this trace id (local)
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
     /// Only lines at this level or above: debug, info, warn (4xx, retries), error (failed
     /// invocations, 5xx)
     #[arg(long, value_name = "LEVEL")]
     pub level: Option<String>,
+    #[command(flatten)]
+    pub which: Which,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// A request id of any invocation of the trace, or the trace id
+    pub id: String,
     #[command(flatten)]
     pub which: Which,
 }

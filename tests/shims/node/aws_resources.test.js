@@ -367,3 +367,54 @@ test('end to end through _nimbus_aws.handler', async () => {
   assert.deepEqual(raw.rate, { N: '0.5' });
   require(path.join(root, '_nimbus', 'aws_resources.js')).resetClients();
 });
+
+// ---------------------------------------------------------------------------- trace context (docs/tracing.md)
+
+const TRACED = `'use strict';
+exports.handler = async (event, context) => {
+  await new Promise((r) => setTimeout(r, 5)); // the context survives awaits
+  const seen = { traceparent: context.traceparent, attributes: event.messages.map((m) => m.attributes) };
+  await context.resources.refunds.send(JSON.stringify(seen), { reason: 'traced' });
+  await context.resources['order-events'].publish('placed');
+};
+`;
+const INCOMING = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+test('trace context flows from an SQS message to what the handler sends', async () => {
+  const w = await world();
+  const c = ownClients();
+  const sink = (await c.sqs.send(new sqsSdk.CreateQueueCommand({ QueueName: `sink-${crypto.randomBytes(4).toString('hex')}` }))).QueueUrl;
+  const sinkArn = (await c.sqs.send(new sqsSdk.GetQueueAttributesCommand({ QueueUrl: sink, AttributeNames: ['QueueArn'] }))).Attributes.QueueArn;
+  await c.sns.send(new snsSdk.SubscribeCommand({ TopicArn: w.topicArn, Protocol: 'sqs', Endpoint: sinkArn }));
+  const cfg = config('aws', 'handlers/traced.js', {
+    function: 'charge', resources: resourcesConfig(), triggers: [{ type: 'queue', resource: 'refunds', batch_size: 10 }],
+  });
+  const root = awsPackage(cfg);
+  fs.writeFileSync(path.join(root, 'handlers', 'traced.js'), TRACED);
+  const mod = require(path.join(root, '_nimbus_aws.js'));
+  const event = fixture('aws/sqs-event.json'); // the native event, with the sender's traceparent
+  event.Records[0].messageAttributes.traceparent = { stringValue: INCOMING, stringListValues: [], binaryListValues: [], dataType: 'String' };
+  const out = await mod.handler(event, { functionName: 'shop-dev-charge', awsRequestId: 'lambda-req-tr', getRemainingTimeInMillis: () => 7000 });
+  assert.deepEqual(out, { batchItemFailures: [] });
+  const sent = await receive(w.queueUrl, 1);
+  assert.equal(sent.length, 1);
+  const seen = JSON.parse(sent[0].Body);
+  const [version, traceId, spanId, flags] = seen.traceparent.split('-');
+  assert.deepEqual([version, traceId, flags], ['00', '4bf92f3577b34da6a3ce929d0e0e4736', '01']);
+  assert.ok(spanId.length === 16 && spanId !== '00f067aa0ba902b7');
+  assert.ok(seen.attributes.every((a) => !('traceparent' in a)), JSON.stringify(seen.attributes));
+  assert.deepEqual(sent[0].MessageAttributes, {
+    reason: { DataType: 'String', StringValue: 'traced' }, traceparent: { DataType: 'String', StringValue: seen.traceparent },
+  });
+  const published = await receive(sink, 1);
+  assert.deepEqual(JSON.parse(published[0].Body).MessageAttributes.traceparent, { Type: 'String', Value: seen.traceparent });
+  // Outside an invocation nothing is added; trace.js validates as the W3C specification says.
+  const trace = require(path.join(root, '_nimbus', 'trace.js'));
+  assert.equal(trace.current(), null);
+  assert.deepEqual(trace.withTrace({ a: '1' }), { a: '1' });
+  assert.deepEqual(trace.parse(INCOMING), ['4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7']);
+  for (const bad of ['', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', null]) {
+    assert.equal(trace.parse(bad), null, String(bad));
+  }
+  require(path.join(root, '_nimbus', 'aws_resources.js')).resetClients();
+});

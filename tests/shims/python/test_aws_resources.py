@@ -369,3 +369,77 @@ def test_end_to_end_through_lambda_entry(world, tmp_path):
     assert body == {"item": item, "query": [item]}
     raw = world.ddb.get_item(TableName=world.table, Key={"customer": {"S": "c7"}, "id": {"S": "o1"}})["Item"]
     assert raw["total"] == {"N": "42"} and raw["rate"] == {"N": "0.5"}
+
+
+# --------------------------------------------------------------------------- trace context (docs/tracing.md)
+
+TRACING_HANDLER = '''
+import json
+
+
+def handler(event, context):
+    seen = {"traceparent": context.traceparent, "attributes": [m["attributes"] for m in event["messages"]]}
+    context.resources["refunds"].send(json.dumps(seen), {"reason": "traced"})
+    context.resources["order-events"].publish("placed")
+'''
+
+INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_trace_context_flows_from_an_sqs_message_to_what_the_handler_sends(world, tmp_path):
+    cfg = config("aws", handler="handlers/traced.py", function="charge", resources=_resources_config(),
+                 triggers=[{"type": "queue", "resource": "refunds", "batch_size": 10}])
+    root = build_package(tmp_path / "traced", "aws", cfg)
+    (root / "handlers" / "traced.py").write_text(TRACING_HANDLER, encoding="utf-8")
+    sink = world.sqs.create_queue(QueueName="sink-" + uuid.uuid4().hex[:8])["QueueUrl"]
+    sink_arn = world.sqs.get_queue_attributes(QueueUrl=sink, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    world.sns.subscribe(TopicArn=world.topic_arn, Protocol="sqs", Endpoint=sink_arn)
+    event = fixture("aws/sqs-event.json")  # the native event, with the sender's traceparent
+    event["Records"][0]["messageAttributes"]["traceparent"] = {
+        "stringValue": INCOMING, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+    with in_process(root):
+        import _nimbus_aws
+        assert _nimbus_aws.handler(event, LambdaContext()) == {"batchItemFailures": []}
+    sent = world.receive(world.queue_url)
+    assert len(sent) == 1
+    seen = json.loads(sent[0]["Body"])
+    # The handler's span continues the sender's trace with a span of its own ...
+    version, trace_id, span_id, flags = seen["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01")
+    assert len(span_id) == 16 and span_id != "00f067aa0ba902b7"
+    # ... sees only the attributes it was sent ...
+    assert seen["attributes"] == [{"Attribute3": "MTEwMA==", "Attribute2": "123", "Attribute1": "AttributeValue1"}]
+    # ... and what it sends and publishes carries its context as a message attribute.
+    assert sent[0]["MessageAttributes"] == {
+        "reason": {"DataType": "String", "StringValue": "traced"},
+        "traceparent": {"DataType": "String", "StringValue": seen["traceparent"]}}
+    published = world.receive(sink)
+    assert len(published) == 1
+    assert json.loads(published[0]["Body"])["MessageAttributes"]["traceparent"] == {
+        "Type": "String", "Value": seen["traceparent"]}
+
+
+def test_without_an_incoming_context_an_invocation_starts_a_trace(world, shim):
+    from _nimbus import trace
+    assert trace.parse(INCOMING) == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    for bad in ("", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", None, 7):
+        assert trace.parse(bad) is None, bad
+    a, b = trace.child(None), trace.child(None)
+    assert trace.parse(a) and trace.parse(a)[0] != trace.parse(b)[0]
+    event = {"type": "queue", "messages": [{"attributes": {"traceparent": "junk", "k": "v"}},
+                                           {"attributes": {"traceparent": INCOMING}}]}
+    assert trace.parent_of(event) == INCOMING
+    assert [m["attributes"] for m in event["messages"]] == [{"k": "v"}, {}]
+    http = {"type": "http", "headers": {"traceparent": INCOMING}}
+    assert trace.parent_of(http) == INCOMING and http["headers"] == {"traceparent": INCOMING}
+    assert trace.with_trace({"a": "1"}) == {"a": "1"}  # outside an invocation: nothing added
+    value, token = trace.enter({"type": "schedule"})
+    try:
+        assert trace.with_trace({"a": "1"}) == {"a": "1", "traceparent": value}
+        assert trace.with_trace({"traceparent": "mine"}) == {"traceparent": "mine"}
+    finally:
+        trace.leave(token)
+    assert trace.current() is None

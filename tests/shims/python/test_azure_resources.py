@@ -371,3 +371,34 @@ def test_an_existing_table_is_reached_in_its_own_account_and_database(world, cli
     with pytest.raises(CosmosResourceNotFoundError):
         CosmosClient.from_connection_string(cosmos).get_database_client(world.database) \
             .get_container_client("users").read_item("u1", partition_key="u1")
+
+
+def test_messages_sent_during_an_invocation_carry_its_trace_context(world, clients):
+    """docs/tracing.md: a Storage queue message carries the running invocation's `traceparent` in
+    its attribute envelope, read back by the queue adapter and continued by the next invocation;
+    a Service Bus message carries it as an application property."""
+    from _nimbus import azure as adapter
+    from _nimbus import trace
+    import azure.functions.queue as az_queue
+
+    q = clients.make_client("payments", spec("queue", access="send"), environ=world.env)
+    bus = RecordingBus()
+    t = clients.make_client("order-events", spec("topic", access="publish"),
+                            environ={"NIMBUS_RESOURCE_ORDER_EVENTS_NAME": "order-events"}, client=bus)
+    value, token = trace.enter({"type": "schedule"})
+    try:
+        mid = q.send("hi")
+        t.publish("placed", attributes={"type": "placed"})
+    finally:
+        trace.leave(token)
+    (_, msg), = bus.sent
+    assert msg.application_properties == {"type": "placed", "traceparent": value}
+    got = world.queues.get_queue_client(world.queue).receive_messages(messages_per_page=10)
+    text = {m.id: base64.b64decode(m.content).decode() for m in got}[mid]
+    assert json.loads(text) == {"nimbus": 1, "body": "hi", "attributes": {"traceparent": value}}
+    event = adapter.queue_event(az_queue.QueueMessage(id=mid, body=text.encode(), dequeue_count=1),
+                                config("azure"), "payments")
+    child, token = trace.enter(event)
+    trace.leave(token)
+    assert event["messages"][0]["attributes"] == {}
+    assert child.split("-")[1] == value.split("-")[1] and child != value

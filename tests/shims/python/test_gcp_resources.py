@@ -290,3 +290,26 @@ def test_clients_created_lazily_once(world, shim):
     assert list(gr._CLIENTS) == [("firestore", "(default)")]
     resources()["orders"].get({"customer": "c", "id": "1"})
     assert gr.gcp_client("firestore", "(default)") is client and client.project == PROJECT
+
+
+def test_messages_sent_during_an_invocation_carry_its_trace_context(world, shim):
+    """docs/tracing.md: the running invocation's `traceparent` becomes a Pub/Sub attribute (Cloud
+    Trace reads W3C `traceparent` natively); a handler's own value wins."""
+    from _nimbus import trace
+    core, gr, resources = shim
+    incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    event = {"type": "topic", "messages": [{"id": "1", "body": "x", "attributes": {"traceparent": incoming}}]}
+    value, token = trace.enter(event)
+    try:
+        assert value.split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert event["messages"][0]["attributes"] == {}
+        resources()["order-events"].publish("placed", {"kind": "placed"})
+        resources()["refunds"].send("own", {"traceparent": incoming})
+    finally:
+        trace.leave(token)
+    resources()["refunds"].send("after")
+    (published,) = world.pull(world.topic)
+    assert published["attributes"] == {"kind": "placed", "traceparent": value}
+    by_body = {base64.b64decode(m["data"]): m for m in world.pull(world.queue_topic, n=2)}
+    assert by_body[b"own"]["attributes"] == {"traceparent": incoming}
+    assert not by_body[b"after"].get("attributes")

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -125,9 +126,13 @@ def test_an_order_through_the_shop_on_the_emulators(shop, gcp_emulators, tmp_pat
             return [m["message"] for m in (body or {}).get("receivedMessages") or []]
 
         (event,) = pull(topics["order-events"])
+        # What place-order publishes and sends carries its invocation's trace context (docs/tracing.md).
+        traceparent = event["attributes"].pop("traceparent")
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", traceparent), traceparent
         assert event["attributes"] == {"event": "order.placed"}
         assert json.loads(base64.b64decode(event["data"]))["order_id"] == order["id"]
         (payment,) = pull(topics["payments"])
+        assert payment["attributes"] == {"traceparent": traceparent}
         assert json.loads(base64.b64decode(payment["data"])) == {"order_id": order["id"], "amount": 24.5}
 
         # GET /orders/{id} reads it back through Firestore.

@@ -132,6 +132,7 @@ pub async fn handle(
         (&Method::GET, "graph") => Ok(ok(data::graph(&live))),
         (&Method::GET, "invocations") => Ok(invocations(rt, query)),
         (&Method::GET, "invocation") => Ok(invocation(rt, query)),
+        (&Method::GET, "trace") => trace(rt, query),
         (&Method::POST, "replay") => replay(rt, &live, &input).await,
         (&Method::POST, "schedule") => fire_schedule(rt, &live, &input).await,
         (&Method::POST, "queue/send") => send(rt, &live, &input),
@@ -185,6 +186,14 @@ fn invocation(rt: &Runtime, query: &str) -> Reply {
     let mut v = entry.to_json(true);
     v["logs"] = json!(data::logs_of(rt, &rid));
     ok(v)
+}
+
+/// The causal tree of the trace of `?request_id=` (any invocation of it).
+fn trace(rt: &Runtime, query: &str) -> Result<Reply, ApiError> {
+    let rid = param(query, "request_id").ok_or_else(|| bad("missing `request_id`"))?;
+    crate::trace::lookup(rt, &rid)
+        .map(ok)
+        .ok_or_else(|| not_found(format!("no trace of invocation {rid} is kept")))
 }
 
 async fn run(rt: &Runtime, live: &Live, function: &str, trigger: &str, event: Value) -> Reply {

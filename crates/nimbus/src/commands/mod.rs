@@ -64,6 +64,10 @@ pub fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Invoke(args) => cloud::run(&cli.global, cloud::Op::Invoke(&args), out),
         Command::Logs(args) if is_local(&cli.global)? => local::logs(&cli.global, &args, out),
         Command::Logs(args) => cloud::run(&cli.global, cloud::Op::Logs(&args), out),
+        Command::Trace(args) if is_local(&cli.global)? => local::trace(&cli.global, &args, out),
+        Command::Trace(_) => Err(Failure::user(
+            "`nimbus trace` reads the local runtime's spans\n  hint: on the clouds, traces are in AWS X-Ray, Google Cloud Trace or Azure Application Insights (docs/tracing.md)",
+        )),
         Command::Runtime(args) => local::runtime(&args),
         Command::Graph(args) => graph::run(&cli.global, &args, out),
         Command::Secret(args) => secret::run(&cli.global, &args, out),

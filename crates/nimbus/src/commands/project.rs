@@ -163,6 +163,7 @@ fn command_name(command: &Command) -> (&'static str, bool) {
         Command::Dev(_) => ("dev", false),
         Command::Remove(_) => ("remove", false),
         Command::Info(_) => ("info", false),
+        Command::Trace(_) => ("trace", false),
         Command::Runtime(_) => ("__runtime", false),
         Command::Graph(_) => ("graph", false),
         Command::Secret(_) => ("secret", false),

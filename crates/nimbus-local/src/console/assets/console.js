@@ -104,8 +104,31 @@
         d.error ? h('pre', { class: 'bad' }, d.error + (d.stack ? '\n' + d.stack : '')) : null,
         h('div', { class: 'muted' }, 'request'), h('pre', {}, pretty(d.event)),
         h('div', { class: 'muted' }, 'response'), h('pre', {}, pretty(d.result)),
+        h('div', { class: 'muted' }, 'trace'), h('ul', { id: 'd-trace', class: 'trace' }, h('li', { class: 'muted' }, '…')),
         h('div', { class: 'muted' }, 'logs'), h('pre', { id: 'd-logs' }, d.logs.map((l) => `${l.ts || ''} ${l.kind === 'invocation' ? [l.outcome, l.method, l.path, l.status, l.duration_ms + ' ms', l.error].filter((x) => x != null).join(' ') : `${l.level || ''} ${l.message || l.line || l.error || ''}`}`).join('\n') || '(none)')].filter(Boolean));
+      showTrace(rid);
     } catch (e) { $('detail-body').textContent = e.message; }
+  }
+  // The trace this invocation is part of: every invocation it caused or was caused by, as an
+  // indented tree; each links to its own detail.
+  async function showTrace(rid) {
+    const t = await api('trace?request_id=' + rid).catch(() => null);
+    const ul = $('d-trace');
+    if (!ul || selected !== rid) return;
+    if (!t) { ul.replaceChildren(h('li', { class: 'muted' }, '(not kept)')); return; }
+    const items = [];
+    const walk = (n, depth) => {
+      const li = h('li', { 'data-rid': n.request_id, 'data-function': n.function, 'data-depth': depth, class: n.request_id === rid ? 'sel' : '' },
+        h('a', { href: '#', onclick: (e) => { e.preventDefault(); show(n.request_id); } }, n.function),
+        ` ${n.trigger} · `, h('span', { class: n.outcome === 'ok' ? 'ok' : 'bad' }, n.outcome),
+        ` · +${n.offset_ms.toFixed(1)} ms · ${n.duration_ms.toFixed(1)} ms`);
+      li.style.paddingLeft = depth * 16 + 'px'; // CSSOM: the page's CSP allows no inline style
+      items.push(li);
+      n.children.forEach((c) => walk(c, depth + 1));
+    };
+    t.roots.forEach((r) => walk(r, 0));
+    ul.setAttribute('data-trace', t.trace_id);
+    ul.replaceChildren(...items);
   }
   async function replay(rid) {
     const r = await api('replay', { request_id: rid }).catch((e) => ({ error: e.message }));

@@ -10,6 +10,7 @@ mod dev;
 mod invoke;
 mod logs;
 mod target;
+mod trace;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use deploy::deploy;
 pub use dev::dev;
 pub use invoke::invoke;
 pub use logs::logs;
+pub use trace::trace;
 
 /// The manifest compiled for `local` (the only target these commands drive today).
 fn compile_local(global: &Global, out: &Out) -> Result<Compiled, Failure> {

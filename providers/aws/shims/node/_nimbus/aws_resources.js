@@ -22,6 +22,7 @@
 const core = require('./core.js');
 // argument checks shared by every provider's clients
 const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
+const { withTrace } = require('./trace.js'); // the running invocation's traceparent goes with each message
 
 const PROVIDER = 'aws';
 
@@ -266,7 +267,7 @@ TableClient.FIELD = 'NAME';
 class QueueClient extends Client {
   async send(body, attributes = null, delaySeconds = 0) {
     const b = checkBody(body);
-    const attrs = checkAttributes(attributes);
+    const attrs = withTrace(checkAttributes(attributes));
     delaySeconds = checkDelaySeconds(delaySeconds);
     const input = { QueueUrl: this.native('send'), MessageBody: b, DelaySeconds: delaySeconds };
     if (Object.keys(attrs).length) input.MessageAttributes = messageAttributes(attrs);
@@ -281,7 +282,7 @@ QueueClient.FIELD = 'URL';
 class TopicClient extends Client {
   async publish(body, attributes = null) {
     const b = checkBody(body);
-    const attrs = checkAttributes(attributes);
+    const attrs = withTrace(checkAttributes(attributes));
     const input = { TopicArn: this.native('publish'), Message: b };
     if (Object.keys(attrs).length) input.MessageAttributes = messageAttributes(attrs);
     const out = await this.awsSend('publish', 'PublishCommand', input);

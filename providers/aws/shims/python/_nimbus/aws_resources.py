@@ -30,6 +30,7 @@ import os
 import threading
 
 from . import core
+from . import trace as _trace  # the running invocation's traceparent goes with each message
 from . import args as _args  # argument checks shared by every provider's clients
 
 PROVIDER = "aws"
@@ -342,7 +343,7 @@ class QueueClient(_Client):
 
     def send(self, body, attributes=None, delay_seconds=0):
         body = _args.body(body)
-        attrs = _args.attributes(attributes)
+        attrs = _trace.with_trace(_args.attributes(attributes))
         delay_seconds = _args.delay_seconds(delay_seconds)
         args = {"QueueUrl": self.native("send"), "MessageBody": body, "DelaySeconds": delay_seconds}
         if attrs:
@@ -357,7 +358,7 @@ class TopicClient(_Client):
 
     def publish(self, body, attributes=None):
         body = _args.body(body)
-        attrs = _args.attributes(attributes)
+        attrs = _trace.with_trace(_args.attributes(attributes))
         args = {"TopicArn": self.native("publish"), "Message": body}
         if attrs:
             args["MessageAttributes"] = _message_attributes(attrs)

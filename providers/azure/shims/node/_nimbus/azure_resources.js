@@ -28,6 +28,7 @@ const { createRequire } = require('module');
 const core = require('./core.js');
 const cosmos = require('./azure_cosmos.js');
 const { checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
+const { withTrace } = require('./trace.js'); // the running invocation's traceparent goes with each message
 
 const PROVIDER = 'azure';
 const ENVELOPE = 'nimbus';
@@ -238,7 +239,7 @@ const TableClient = cosmos.tableClientClass(Client, ResourceError);
 class QueueClient extends Client {
   async send(body, attributes = null, delaySeconds = 0) {
     const b = checkBody(body);
-    const attrs = checkAttributes(attributes);
+    const attrs = withTrace(checkAttributes(attributes));
     delaySeconds = checkDelaySeconds(delaySeconds);
     const text = Object.keys(attrs).length ? JSON.stringify({ [ENVELOPE]: 1, body: b, attributes: attrs }) : b;
     const name = this.native('send');
@@ -255,7 +256,7 @@ QueueClient.NATIVE = 'queue';
 class TopicClient extends Client {
   async publish(body, attributes = null) {
     const b = checkBody(body);
-    const attrs = checkAttributes(attributes);
+    const attrs = withTrace(checkAttributes(attributes));
     const topic = this.native('publish');
     const bus = this.svc('publish');
     const messageId = require('crypto').randomUUID();

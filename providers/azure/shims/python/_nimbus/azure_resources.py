@@ -45,6 +45,7 @@ import uuid
 from . import args as _args
 from . import azure_cosmos
 from . import core
+from . import trace as _trace  # the running invocation's traceparent goes with each message
 
 PROVIDER = "azure"
 ENVELOPE = "nimbus"
@@ -303,7 +304,7 @@ class QueueClient(_Client):
 
     def send(self, body, attributes=None, delay_seconds=0):
         body = _args.body(body)
-        attrs = _args.attributes(attributes)
+        attrs = _trace.with_trace(_args.attributes(attributes))
         delay_seconds = _args.delay_seconds(delay_seconds)
         text = body
         if attrs:
@@ -324,7 +325,7 @@ class TopicClient(_Client):
 
     def publish(self, body, attributes=None):
         body = _args.body(body)
-        attrs = _args.attributes(attributes)
+        attrs = _trace.with_trace(_args.attributes(attributes))
         from azure.servicebus import ServiceBusMessage
 
         message_id = str(uuid.uuid4())

@@ -281,7 +281,8 @@ class NimbusFunction {
   }
 
   async invoke(event, context) {
-    return await this.handler(event, context);
+    // The event's trace context (a message's is taken out of its attributes) is continued.
+    return await require('./trace.js').run(event, context, () => this.handler(event, context));
   }
 
   triggers(...types) {

@@ -317,9 +317,11 @@ def now_ms() -> int:
 class Context:
     """The neutral ``context`` passed to handlers."""
 
-    __slots__ = ("function_name", "request_id", "service", "stage", "provider", "deadline_ms", "resources")
+    __slots__ = ("function_name", "request_id", "service", "stage", "provider", "deadline_ms", "resources",
+                 "traceparent")
 
     def __init__(self, *, function_name, request_id, service, stage, provider, deadline_ms, resources):
+        self.traceparent = None  # the W3C trace context of the running invocation (trace.py)
         self.function_name = function_name
         self.request_id = request_id
         self.service = service
@@ -410,10 +412,17 @@ class Function:
         )
 
     def invoke(self, event: dict, context: Context):
-        result = self.handler(event, context)
-        if _isawaitable(result):
-            result = _run_coroutine(_await(result))
-        return result
+        from . import trace
+
+        # The event's trace context (a message's is taken out of its attributes) is continued.
+        context.traceparent, token = trace.enter(event)
+        try:
+            result = self.handler(event, context)
+            if _isawaitable(result):
+                result = _run_coroutine(_await(result))
+            return result
+        finally:
+            trace.leave(token)
 
     # -- convenience for adapters
 

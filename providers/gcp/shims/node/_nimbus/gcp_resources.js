@@ -32,6 +32,7 @@
 const core = require('./core.js');
 // argument checks shared by every provider's clients
 const { checkKey, checkLimit, checkBody, checkAttributes, checkDelaySeconds, checkBucketKey, checkBucketData, checkContentType, checkPrefix } = require('./args.js');
+const { withTrace } = require('./trace.js'); // the running invocation's traceparent goes with each message
 
 const PROVIDER = 'gcp';
 
@@ -307,7 +308,7 @@ async function publish(client, op, body, attrs) {
 class QueueClient extends Client {
   async send(body, attributes = null, delaySeconds = 0) {
     const b = checkBody(body);
-    const attrs = checkAttributes(attributes);
+    const attrs = withTrace(checkAttributes(attributes));
     delaySeconds = checkDelaySeconds(delaySeconds);
     if (delaySeconds) {
       throw new ResourceError(`Pub/Sub cannot delay a message (delaySeconds=${delaySeconds}): send it without a delay`,
@@ -321,7 +322,7 @@ QueueClient.FIELDS = ['TOPIC'];
 
 class TopicClient extends Client {
   async publish(body, attributes = null) {
-    return publish(this, 'publish', checkBody(body), checkAttributes(attributes));
+    return publish(this, 'publish', checkBody(body), withTrace(checkAttributes(attributes)));
   }
 }
 TopicClient.TYPE = 'topic';

@@ -43,6 +43,7 @@ import os
 import threading
 
 from . import core
+from . import trace as _trace  # the running invocation's traceparent goes with each message
 from . import args as _args  # argument checks shared by every provider's clients
 
 PROVIDER = "gcp"
@@ -328,7 +329,7 @@ class QueueClient(_Client):
 
     def send(self, body, attributes=None, delay_seconds=0):
         body = _args.body(body)
-        attrs = _args.attributes(attributes)
+        attrs = _trace.with_trace(_args.attributes(attributes))
         delay_seconds = _args.delay_seconds(delay_seconds)
         if delay_seconds:
             raise ResourceError("Pub/Sub cannot delay a message (delay_seconds=%d): send it without a delay"
@@ -342,7 +343,7 @@ class TopicClient(_Client):
 
     def publish(self, body, attributes=None):
         body = _args.body(body)
-        attrs = _args.attributes(attributes)
+        attrs = _trace.with_trace(_args.attributes(attributes))
         return _publish(self, "publish", self.native("TOPIC", "publish"), body, attrs)
 
 
