@@ -10,6 +10,8 @@
 #[allow(missing_docs)]
 mod common;
 
+#[path = "support/stdin.rs"]
+mod stdin;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -41,26 +43,13 @@ fn command(args: &[&str], dir: &Path, azurite: &Azurite, double: &ArmDouble) -> 
 /// The shop's `charge-payment` reads the secret `payment-key`: `nimbus secret set -p azure`
 /// stores it (creating the stage's Key Vault) before the first deploy, as a user would.
 fn set_payment_key(dir: &Path, azurite: &Azurite, double: &ArmDouble) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = command(
+    let mut cmd = command(
         &["secret", "set", "payment-key", "-p", "azure"],
         dir,
         azurite,
         double,
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("nimbus runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"pk_test_shop")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    );
+    let out = stdin::output_with_stdin(&mut cmd, Some(b"pk_test_shop"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 

@@ -12,9 +12,10 @@
 #[allow(missing_docs)]
 mod common;
 
-use std::io::Write as _;
+#[path = "support/stdin.rs"]
+mod stdin;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::azurite::{Azurite, KEY};
 use common::double::{ArmDouble, TOKEN};
@@ -37,8 +38,8 @@ struct Env<'a> {
 impl Env<'_> {
     /// `nimbus ARGS -p azure` with `stdin`; asserts the exit code; stdout and stderr.
     fn run(&self, args: &[&str], stdin: Option<&str>, code: i32) -> (String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nimbus"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nimbus"));
+        cmd.args(args)
             .args(["-p", "azure"])
             .current_dir(self.dir)
             .env_remove("NIMBUS_PROVIDER")
@@ -60,18 +61,8 @@ impl Env<'_> {
                 "NIMBUS_AZURE_STORAGE_ENDPOINT",
                 self.azurite.blob_endpoint(),
             )
-            .env("NIMBUS_AZURE_STORAGE_KEY", KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nimbus runs");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(t) = stdin {
-            input.write_all(t.as_bytes()).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
+            .env("NIMBUS_AZURE_STORAGE_KEY", KEY);
+        let out = stdin::output_with_stdin(&mut cmd, stdin.map(str::as_bytes));
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         self.seen
             .borrow_mut()

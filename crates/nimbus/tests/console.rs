@@ -3,9 +3,10 @@
 //! `playwright-core` (both installed by scripts/lib/tools.sh; missing ones fail the test with
 //! the command that installs them). Screenshots are kept in `target/console-screenshots/`.
 
-use std::io::Write;
+#[path = "support/stdin.rs"]
+mod stdin;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 #[path = "support/poll.rs"]
 mod poll;
@@ -128,19 +129,10 @@ fn the_console_shows_and_drives_the_shop_in_a_real_browser() {
         dir,
         _data: tempfile::tempdir().unwrap(),
     };
-    let mut child = shop
-        .command(&["secret", "set", "payment-key"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"sk_test_console_7f3a")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = stdin::output_with_stdin(
+        &mut shop.command(&["secret", "set", "payment-key"]),
+        Some(b"sk_test_console_7f3a"),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     let out = shop.nimbus(&["deploy", "--port", "0"]);

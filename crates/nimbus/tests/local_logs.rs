@@ -5,6 +5,8 @@
 //! visibility timeout and dead-lettering logged and counted (`info`, `/metrics`), `nimbus logs`
 //! options, and `nimbus dev` streaming the lines.
 
+#[path = "support/stdin.rs"]
+mod stdin;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -221,18 +223,10 @@ impl Drop for App {
 }
 
 fn set_secret(dir: &Path, env: &[(String, String)]) {
-    let mut child = App::command(dir, env, &["secret", "set", "api-key"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(SECRET.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = stdin::output_with_stdin(
+        &mut App::command(dir, env, &["secret", "set", "api-key"]),
+        Some(SECRET.as_bytes()),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 

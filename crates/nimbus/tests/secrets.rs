@@ -4,9 +4,11 @@
 //! distinctive value appearing in no output of any command and in no file of the project's
 //! `.nimbus/` folder (builds and state) or the deployment registry. It runs `examples/secrets`.
 
+#[path = "support/stdin.rs"]
+mod stdin;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 #[path = "support/poll.rs"]
 mod poll;
@@ -71,17 +73,8 @@ impl Project {
             .current_dir(self.dir.path())
             .env_remove("NIMBUS_PROVIDER")
             .env_remove("NIMBUS_STAGE")
-            .env("XDG_DATA_HOME", self.data.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("nimbus runs");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
+            .env("XDG_DATA_HOME", self.data.path());
+        let out = stdin::output_with_stdin(&mut cmd, stdin.map(str::as_bytes));
         for b in [&out.stdout, &out.stderr] {
             self.seen.push_str(&String::from_utf8_lossy(b));
             self.seen.push('\n');

@@ -14,6 +14,8 @@ mod proxy;
 mod queues;
 mod secrets;
 
+#[path = "../support/stdin.rs"]
+mod stdin;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -67,19 +69,8 @@ impl Shop {
     /// Manager before the first deploy, as a user would, past the recording proxy (the tests
     /// count the deploy's own calls).
     fn set_payment_key(&self) {
-        use std::io::Write;
         let mut cmd = self.command_to(&self.aws.url, &["secret", "set", "payment-key"]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("nimbus starts");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"pk_test_shop")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = stdin::output_with_stdin(&mut cmd, Some(b"pk_test_shop"));
         assert!(out.status.success(), "secret set: {}", text(&out.stderr));
     }
 

@@ -7,9 +7,6 @@
 //! CloudFormation export included), no object of the deployment bucket (the state, the
 //! packages), and not in the Lambda configuration.
 
-use std::io::Write as _;
-use std::process::Stdio;
-
 use serde_json::Value;
 
 use crate::{Shop, json, text};
@@ -31,19 +28,7 @@ fn run_apart(
     stdin: Option<&str>,
     code: i32,
 ) -> (String, String) {
-    let mut child = app
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nimbus runs");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(t) = stdin {
-        input.write_all(t.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
+    let out = super::stdin::output_with_stdin(&mut app.command(args), stdin.map(str::as_bytes));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     seen.push_str(&format!("{stdout}\n{stderr}\n"));
     assert_eq!(
