@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Response, StatusCode};
 use nimbus_graph::{ResourceSpec, TriggerSpec};
-use nimbus_local_store::{KeyType as StoreKeyType, NewMessage, TableKey};
+use nimbus_local_store::{KeyType as StoreKeyType, TableKey};
 use nimbus_manifest::KeyType;
 use serde_json::{Value, json};
 
@@ -135,8 +135,8 @@ pub async fn handle(
         (&Method::GET, "trace") => trace(rt, query),
         (&Method::POST, "replay") => replay(rt, &live, &input).await,
         (&Method::POST, "schedule") => fire_schedule(rt, &live, &input).await,
-        (&Method::POST, "queue/send") => send(rt, &live, &input),
-        (&Method::POST, "topic/publish") => publish(rt, &live, &input),
+        (&Method::POST, "queue/send") => Ok(through_queue_tools(rt, "/queues/send", &input)),
+        (&Method::POST, "topic/publish") => Ok(through_queue_tools(rt, "/topics/publish", &input)),
         (&Method::POST, "table") => table(rt, &live, &input),
         (&Method::GET, "bucket") => bucket_list(&live, query),
         (&Method::GET, "bucket/object") => bucket_get(&live, query),
@@ -246,15 +246,6 @@ async fn fire_schedule(rt: &Runtime, live: &Live, input: &Value) -> Result<Reply
     Ok(run(rt, live, function, "schedule", event).await)
 }
 
-fn message(input: &Value) -> NewMessage {
-    let body = match input.get("body") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    };
-    NewMessage::new(body)
-}
-
 fn resource_of<'a>(live: &'a Live, name: &str, kind: &str) -> Result<&'a ResourceSpec, ApiError> {
     live.deployment
         .resources
@@ -268,34 +259,20 @@ fn store_err(e: nimbus_local_store::StoreError) -> ApiError {
     bad(e.to_string())
 }
 
-fn send(rt: &Runtime, live: &Live, input: &Value) -> Result<Reply, ApiError> {
-    let queue = field(input, "queue")?;
-    resource_of(live, queue, "queue")?;
-    let id = rt
-        .store
-        .send(queue, &message(input), now_ms())
-        .map_err(store_err)?;
-    rt.wakeup(queue).notify_one();
-    Ok(ok(json!({ "ok": true, "id": id })))
-}
-
-fn publish(rt: &Runtime, live: &Live, input: &Value) -> Result<Reply, ApiError> {
-    let topic = field(input, "topic")?;
-    resource_of(live, topic, "topic")?;
-    let m = message(input);
-    let queues: Vec<(String, NewMessage)> = live
-        .deployment
-        .subscribers(topic, "topic")
-        .filter_map(|(f, t)| names::subscription(&t.spec, &f.name))
-        .map(|q| (q, m.clone()))
-        .collect();
-    let ids = rt.store.send_batch(&queues, now_ms()).map_err(store_err)?;
-    for (q, _) in &queues {
-        rt.wakeup(q).notify_one();
+/// Sends to a queue or publishes to a topic through the admin API's queue tools
+/// ([`crate::queues`]: the declared resource checked, consumers woken, the publish logged), in
+/// the console's answer shape (`ok`, and the number of subscribers a publish reached).
+fn through_queue_tools(rt: &Runtime, path: &str, input: &Value) -> Reply {
+    let Some((status, mut body)) = crate::queues::handle(rt, path, input) else {
+        return not_found(format!("no queue tool `{path}`")).into();
+    };
+    if status.is_success() {
+        body["ok"] = json!(true);
+        if let Some(names) = body["subscribers"].as_array() {
+            body["subscribers"] = json!(names.len());
+        }
     }
-    Ok(ok(
-        json!({ "ok": true, "ids": ids, "subscribers": queues.len() }),
-    ))
+    reply(status, body)
 }
 
 fn store_key(t: KeyType) -> StoreKeyType {
